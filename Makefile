@@ -1,0 +1,54 @@
+# anvil: the two commands a fresh Debian 12 machine needs are `make demo` and `make test`.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test test-fast test-asan fuzz demo bench clean format lint
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Everything: the suite on the optimised build, then unit/golden tests under ASan+UBSan, then fuzzing.
+test:
+	@scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory build
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz
+
+test-fast: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
+
+test-asan:
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DANVIL_SANITIZE=ON -DCMAKE_C_COMPILER=clang >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L unit
+
+fuzz:
+	@scripts/fuzz.sh
+
+demo:
+	@scripts/install-deps.sh build
+	@$(MAKE) --no-print-directory build
+	@scripts/demo.sh
+
+bench:
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@bench/run_all.sh
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	clang-tidy $$(git ls-files 'src/*.c') -- -Iinclude -Isrc
+	cppcheck --quiet --enable=warning,performance --inline-suppr -Iinclude -Isrc src cli

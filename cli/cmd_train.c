@@ -1,0 +1,11 @@
+/* anvil train (placeholder until its module lands; replaced by the real command). */
+#include "cli.h"
+
+#include "anvil/base.h"
+
+int cmd_train(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    anv_error("'train' is not built yet");
+    return cli_fail();
+}

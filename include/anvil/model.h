@@ -1,0 +1,74 @@
+/* GPT-2 family model: configuration, parameters, forward/backward for training, and KV-cached
+ * inference.
+ *
+ * Memory: one contiguous block for parameters, one for gradients, one for activations; named views
+ * into them. Weight layout follows Hugging Face GPT-2 (Conv1D weights stored (in, out)), so the
+ * safetensors checkpoint is a direct dump of the parameter block with HF names. */
+#ifndef ANVIL_MODEL_H
+#define ANVIL_MODEL_H
+
+#include "anvil/base.h"
+#include "anvil/json.h"
+
+typedef struct {
+    int n_layer, n_head, n_embd, vocab_size, block_size;
+} anv_config_t;
+
+/* Presets: "tiny" (~1M params), "small" (~10M), "gpt2-124m", "gpt2-350m". */
+int anv_config_preset(const char *name, anv_config_t *cfg);
+int anv_config_from_json(const anv_json_t *obj, const char *source, anv_config_t *cfg);
+int anv_config_load(const char *path, anv_config_t *cfg);
+int anv_config_save(const anv_config_t *cfg, const char *path); /* atomic; HF-compatible keys too */
+int anv_config_validate(const anv_config_t *cfg, const char *source);
+int anv_config_padded_vocab(const anv_config_t *cfg); /* vocab_size rounded up to a multiple of 64 */
+size_t anv_config_num_params(const anv_config_t *cfg); /* as Hugging Face counts them (tied head once) */
+
+/* One named parameter tensor: a view into the parameter (and gradient) block. */
+typedef struct {
+    char name[64]; /* Hugging Face GPT-2 name, e.g. "transformer.h.0.attn.c_attn.weight" */
+    int ndim;
+    int shape[2];
+    size_t offset; /* in floats, into params/grads */
+    size_t numel;  /* shape product: the stored tensor (wte without padding rows) */
+    int decay;     /* 1 for 2-D weights that get weight decay */
+} anv_param_t;
+
+typedef struct anv_model anv_model_t;
+
+int anv_model_create(const anv_config_t *cfg, anv_model_t **out);
+void anv_model_free(anv_model_t *m);
+const anv_config_t *anv_model_config(const anv_model_t *m);
+
+/* Parameter block and its tensors. n_params counts every float in the block (including padding). */
+float *anv_model_params(anv_model_t *m);
+float *anv_model_grads(anv_model_t *m);
+size_t anv_model_n_params(const anv_model_t *m);
+int anv_model_n_tensors(const anv_model_t *m);
+const anv_param_t *anv_model_tensor(const anv_model_t *m, int i);
+
+/* GPT-2 init: N(0, 0.02) weights, residual projections (attn.c_proj, mlp.c_proj) N(0, 0.02/sqrt(2 L)),
+ * zero biases, LayerNorm weight 1 / bias 0, padding rows 0. Deterministic for a seed. */
+void anv_model_init_gpt2(anv_model_t *m, uint64_t seed);
+
+/* Training forward over tokens (B, T). targets (B, T) may hold -1 (ignored). Stores activations for
+ * backward and returns the mean cross-entropy over non-ignored targets (0 when all are ignored). */
+int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
+/* Adds loss_scale * d(mean loss)/d(params) into the gradient block (call after forward). */
+int anv_model_backward(anv_model_t *m, float loss_scale);
+void anv_model_zero_grad(anv_model_t *m);
+/* Inference forward writing full logits (B, T, vocab_size) (unpadded). For eval, tests, sampling. */
+int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float *logits);
+
+/* Model FLOPs per token for forward + backward: 6 N + 12 L C T (for MFU). */
+double anv_model_flops_per_token(const anv_config_t *cfg, int T);
+
+/* KV-cached generation for one sequence. */
+typedef struct anv_kv_cache anv_kv_cache_t;
+int anv_kv_cache_create(const anv_model_t *m, int max_len, anv_kv_cache_t **out);
+void anv_kv_cache_free(anv_kv_cache_t *c);
+void anv_kv_cache_reset(anv_kv_cache_t *c);
+int anv_kv_cache_len(const anv_kv_cache_t *c);
+/* Appends n tokens at the cache's position and writes the logits (vocab_size) of the last one. */
+int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, int n, float *logits);
+
+#endif
