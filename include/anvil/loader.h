@@ -1,0 +1,55 @@
+/* Batch loader over token shards (DATA/train_*.bin or DATA/val_*.bin, llm.c layout, see shard.h).
+ *
+ * The shards are memory-mapped and cut into sequences: sequence k of a shard starts at token k*T and
+ * spans T+1 tokens (inputs are its first T, targets its last T). Each epoch visits every sequence once,
+ * in file order or (shuffle) in a random permutation drawn from the loader's rng. A global batch is
+ * world*B consecutive sequences of that order; rank r takes sequences [r*B, r*B + B) of it, so ranks
+ * read disjoint parts of every global batch and world processes see what one process with world*B
+ * rows would see. Sequential order with one rank reproduces llm.c's contiguous B*T+1 windows.
+ *
+ * The position is a small plain struct; seeking to a saved position continues the exact same stream. */
+#ifndef ANVIL_LOADER_H
+#define ANVIL_LOADER_H
+
+#include "anvil/base.h"
+
+typedef struct {
+    const char *dir;   /* data directory */
+    const char *split; /* "train" or "val": reads <dir>/<split>_*.bin in sorted name order */
+    int B, T;          /* rows per rank, tokens per row */
+    int rank, world;   /* this process's slice of each global batch (0, 1 for one process) */
+    int shuffle;       /* 0: file order; 1: a new permutation of the sequences every epoch */
+    uint64_t seed;     /* shuffle seed */
+    size_t vocab_size; /* every token must be < vocab_size; checked once when opening */
+} anv_loader_config_t;
+
+typedef struct {
+    int64_t epoch;    /* completed passes over the data */
+    int64_t index;    /* next sequence of this epoch's order (start of the next global batch) */
+    anv_rng_t rng;    /* shuffle: the rng state that draws the current epoch's permutation */
+} anv_loader_pos_t;
+
+typedef struct anv_loader anv_loader_t;
+
+/* Opens and validates every shard (header, size, token ids against vocab_size). Fails when the
+ * directory or the shards are missing, or when the shards hold less than one global batch. */
+int anv_loader_open(const anv_loader_config_t *cfg, anv_loader_t **out);
+void anv_loader_close(anv_loader_t *l);
+
+/* Writes this rank's next batch: inputs (B, T) and targets (B, T). Never fails and never allocates;
+ * at the end of an epoch it wraps to the next one (the tail of the last global batch is dropped). */
+void anv_loader_next(anv_loader_t *l, int32_t *inputs, int32_t *targets);
+
+anv_loader_pos_t anv_loader_position(const anv_loader_t *l);
+/* Continues from a saved position; fails (naming the data directory) when the position cannot belong
+ * to these shards with this configuration. */
+int anv_loader_seek(anv_loader_t *l, const anv_loader_pos_t *pos);
+/* Back to the first batch of epoch 0. */
+void anv_loader_rewind(anv_loader_t *l);
+
+size_t anv_loader_num_tokens(const anv_loader_t *l);          /* tokens in all shards */
+int64_t anv_loader_batches_per_epoch(const anv_loader_t *l);  /* global batches per epoch */
+int anv_loader_num_shards(const anv_loader_t *l);
+const char *anv_loader_shard_path(const anv_loader_t *l, int i);
+
+#endif
