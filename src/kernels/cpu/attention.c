@@ -1,0 +1,91 @@
+/* Causal multi-head self-attention, one (batch, head) pair per task on the OpenMP pool; the small
+ * per-pair products run on the built-in GEMM in the calling thread.
+ * Per pair, with hs = C / NH, Q, K, V (T, hs) are strided views into qkv (row stride 3C):
+ *   S = Q K^T / sqrt(hs) (T, T), masked to s <= t;  P = softmax(S) row-wise;  O = P V.
+ * The backward pass recomputes P from S and the saved log-sum-exp:
+ *   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = dS K / sqrt(hs),
+ *   dK = dS^T Q / sqrt(hs). */
+#include "anvil/kernels.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/vmath.h"
+
+#include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+size_t anv_attention_scratch_floats(int T) {
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    return (size_t)threads * 2 * T * T;
+}
+
+void anv_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        float *S = scratch + (size_t)thread_id() * 2 * T * T;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        anv_gemm_builtin(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, S, T);
+        for (int t = 0; t < T; t++) {
+            float *row = S + (size_t)t * T;
+            float mx = row[0];
+            for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+            double sum = 0;
+            for (int s = 0; s <= t; s++) {
+                row[s] = anv_vexpf(row[s] - mx);
+                sum += row[s];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int s = 0; s <= t; s++) row[s] *= inv;
+            for (int s = t + 1; s < T; s++) row[s] = 0.0f;
+            lse[(size_t)bh * T + t] = mx + (float)log(sum);
+        }
+        anv_gemm_builtin(0, 0, T, hs, T, 1.0f, S, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs, C);
+    }
+}
+
+void anv_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out,
+                            const float *lse, int B, int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        float *P = scratch + (size_t)thread_id() * 2 * T * T, *dP = P + (size_t)T * T;
+        size_t base = (size_t)b * T * C3 + h * hs;
+        const float *q = qkv + base, *k = q + C, *v = q + 2 * C;
+        float *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
+        const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
+        anv_gemm_builtin(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, P, T);
+        for (int t = 0; t < T; t++) {
+            float *row = P + (size_t)t * T, l = lse[(size_t)bh * T + t];
+            for (int s = 0; s <= t; s++) row[s] = anv_vexpf(row[s] - l);
+            for (int s = t + 1; s < T; s++) row[s] = 0.0f;
+        }
+        anv_gemm_builtin(1, 0, T, hs, T, 1.0f, P, T, dO, C, 0.0f, dv, C3);
+        anv_gemm_builtin(0, 1, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dP, T);
+        for (int t = 0; t < T; t++) {
+            const float *ot = o + (size_t)t * C, *dot = dO + (size_t)t * C;
+            double d = 0;
+            for (int j = 0; j < hs; j++) d += (double)ot[j] * dot[j];
+            float *p = P + (size_t)t * T, *dp = dP + (size_t)t * T;
+            for (int s = 0; s <= t; s++) dp[s] = p[s] * (dp[s] - (float)d);
+            for (int s = t + 1; s < T; s++) dp[s] = 0.0f;
+        }
+        anv_gemm_builtin(0, 0, T, hs, T, scale, dP, T, k, C3, 0.0f, dq, C3);
+        anv_gemm_builtin(1, 0, T, hs, T, scale, dP, T, q, C3, 0.0f, dk, C3);
+    }
+}

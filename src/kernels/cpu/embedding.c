@@ -1,0 +1,34 @@
+/* Token + position embeddings. */
+#include "anvil/kernels.h"
+
+/* out (B, T, C) = wte[tokens] + wpe[t] */
+void anv_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T,
+                           int C) {
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *e = wte + (size_t)tokens[bt] * C;
+        const float *p = wpe + (size_t)(bt % T) * C;
+        float *o = out + (size_t)bt * C;
+        for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+    }
+}
+
+/* Scatter-add without atomics: each thread owns a slice of channels and visits every token in order,
+ * so the sums do not depend on the thread count. */
+void anv_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T, int C) {
+    enum { CB = 32 };
+    int nb = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nb; blk++) {
+        int c0 = blk * CB, c1 = c0 + CB < C ? c0 + CB : C;
+        for (int bt = 0; bt < B * T; bt++) {
+            const float *d = dout + (size_t)bt * C;
+            float *e = dwte + (size_t)tokens[bt] * C;
+            float *p = dwpe + (size_t)(bt % T) * C;
+            for (int c = c0; c < c1; c++) {
+                e[c] += d[c];
+                p[c] += d[c];
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+/* General matrix multiply for the CPU kernels (internal to src/kernels/cpu).
+ * C (M, N) = alpha * op(A) (M, K) @ op(B) (K, N) + beta * C, row-major with leading dimensions.
+ * op(A) = A^T when ta (A stored (K, M)); op(B) = B^T when tb (B stored (N, K)). beta 0 ignores C's
+ * old contents. Runs on the OpenMP pool when called outside a parallel region, on the calling thread
+ * inside one. Deterministic: each C element sums over K in a fixed order. */
+#ifndef ANVIL_KERNELS_CPU_GEMM_H
+#define ANVIL_KERNELS_CPU_GEMM_H
+
+void anv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
+
+/* The built-in blocked GEMM (same contract): anv_gemm without OpenBLAS, and the small per-head products
+ * of attention, which run inside the kernel's own parallel loop (whatever OpenMP runtime OpenBLAS was
+ * built with). */
+void anv_gemm_builtin(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc);
+
+#endif

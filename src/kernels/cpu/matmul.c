@@ -1,0 +1,50 @@
+/* Linear layers: Conv1D (weight (in, out)) and the tied LM head (weight (out, in)), on top of GEMM. */
+#include "anvil/kernels.h"
+#include "kernels/cpu/gemm.h"
+
+/* out (N, OC) = inp (N, C) @ w (C, OC) + bias */
+void anv_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias[o];
+        beta = 1.0f;
+    }
+    anv_gemm(0, 0, N, OC, C, 1.0f, inp, C, w, OC, beta, out, OC);
+}
+
+/* dbias (OC) += column sums of dout (N, OC). Each thread owns a slice of columns and sums the rows in
+ * order, so the result does not depend on the thread count. */
+static void bias_backward(float *dbias, const float *dout, int N, int OC) {
+    enum { CB = 64 };
+    int nb = (OC + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nb; blk++) {
+        int o0 = blk * CB, o1 = o0 + CB < OC ? o0 + CB : OC;
+        double acc[CB] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *row = dout + (size_t)n * OC;
+            for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
+        }
+        for (int o = o0; o < o1; o++) dbias[o] += (float)acc[o - o0];
+    }
+}
+
+void anv_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                         int N, int C, int OC) {
+    anv_gemm(0, 1, N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);  /* (N, OC) @ (C, OC)^T */
+    anv_gemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);  /* (N, C)^T @ (N, OC) */
+    if (dbias) bias_backward(dbias, dout, N, OC);
+}
+
+/* out (N, OC) = inp (N, C) @ w (OC, C)^T */
+void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
+    anv_gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+}
+
+void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
+                            int C, int OC) {
+    anv_gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);  /* (N, OC) @ (OC, C) */
+    anv_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);  /* (N, OC)^T @ (N, C) */
+}

@@ -1,0 +1,77 @@
+/* The GPT-2 model's internals, shared by training (gpt.c, gpt_train.c) and KV-cached inference (infer.c).
+ *
+ * Parameter block layout (floats, in this order, Hugging Face GPT-2 names):
+ *   transformer.wte.weight   (Vp, C)   rows >= vocab_size are padding, always zero
+ *   transformer.wpe.weight   (block_size, C)
+ *   per layer i: transformer.h.{i}.ln_1.{weight,bias} (C), attn.c_attn.{weight (C,3C), bias (3C)},
+ *                attn.c_proj.{weight (C,C), bias (C)}, ln_2.{weight,bias} (C),
+ *                mlp.c_fc.{weight (C,4C), bias (4C)}, mlp.c_proj.{weight (4C,C), bias (C)}
+ *   transformer.ln_f.{weight,bias} (C)
+ * Conv1D weights are (in, out): y = x @ W + b. The gradient block has the same layout. */
+#ifndef ANVIL_MODEL_GPT_INTERNAL_H
+#define ANVIL_MODEL_GPT_INTERNAL_H
+
+#include "anvil/model.h"
+
+/* Views of one transformer block's parameters (or of their gradients). */
+typedef struct {
+    float *ln1_w, *ln1_b;     /* (C), (C) */
+    float *attn_w, *attn_b;   /* c_attn: (C, 3C), (3C); output columns are q | k | v */
+    float *proj_w, *proj_b;   /* attn.c_proj: (C, C), (C) */
+    float *ln2_w, *ln2_b;     /* (C), (C) */
+    float *fc_w, *fc_b;       /* mlp.c_fc: (C, 4C), (4C) */
+    float *fcproj_w, *fcproj_b; /* mlp.c_proj: (4C, C), (C) */
+} anv_gpt_layer_t;
+
+/* Views of the whole parameter (or gradient) block. */
+typedef struct {
+    float *wte;         /* (Vp, C), tied LM head */
+    float *wpe;         /* (block_size, C) */
+    anv_gpt_layer_t *h; /* n_layer entries */
+    float *lnf_w, *lnf_b;
+} anv_gpt_weights_t;
+
+/* Activations of the last forward, sized for up to cap_n = B*T token rows (L = n_layer). */
+typedef struct {
+    size_t cap_n;
+    float *encoded;              /* (B, T, C) embeddings, input of layer 0 */
+    float *ln1;                  /* (L, B, T, C) */
+    float *ln1_mean, *ln1_rstd;  /* (L, B, T) */
+    float *qkv;                  /* (L, B, T, 3C) */
+    float *atty;                 /* (L, B, T, C) attention output, input of attn.c_proj */
+    float *att_lse;              /* (L, B, NH, T) log-sum-exp of each attention softmax row */
+    float *res2;                 /* (L, B, T, C) residual stream after attention */
+    float *ln2;                  /* (L, B, T, C) */
+    float *ln2_mean, *ln2_rstd;  /* (L, B, T) */
+    float *fch;                  /* (L, B, T, 4C) c_fc output, GELU input */
+    float *fch_gelu;             /* (L, B, T, 4C) */
+    float *res3;                 /* (L, B, T, C) residual stream after the MLP: each layer's output */
+    float *lnf;                  /* (B, T, C) */
+    float *lnf_mean, *lnf_rstd;  /* (B, T) */
+    float *logits;               /* (B, T, Vp); backward turns it into dlogits in place */
+    float *ce_lse;               /* (B, T) log-sum-exp of each logits row over the real vocabulary */
+    float *tmp;                  /* (B, T, C) branch output (forward), activation gradient (backward) */
+    float *dres;                 /* (B, T, C) gradient of the residual stream */
+    float *dbranch;              /* (B, T, 4C) gradient inside a branch (MLP hidden, qkv) */
+    float *block;                /* the allocation all of the float views above point into */
+    int32_t *inputs, *targets;   /* (B, T) copies of the last forward's tokens (inputs owns both) */
+    float *att_scratch;          /* attention's per-thread (T, T) work areas */
+    size_t att_scratch_n;        /* floats in att_scratch */
+} anv_gpt_acts_t;
+
+struct anv_model {
+    anv_config_t cfg;
+    int Vp;                 /* vocab_size rounded up to a multiple of 64 */
+    size_t n_params;        /* floats in the block, padding included */
+    float *params, *grads;  /* (n_params) each */
+    anv_param_t *tensors;   /* named views, n_tensors entries */
+    int n_tensors;
+    anv_gpt_weights_t w;    /* views into params */
+    anv_gpt_weights_t g;    /* the same views into grads */
+    anv_gpt_acts_t acts;    /* training activations, allocated by the first forward */
+    int B, T;               /* shape of the last forward */
+    int n_targets;          /* non-ignored targets of the last forward */
+    int have_forward;       /* a forward with targets ran and backward may follow */
+};
+
+#endif

@@ -1,0 +1,184 @@
+/* GPT-2 training forward and backward, written as a sequence of kernel calls (kernels.h). */
+#include "anvil/kernels.h"
+#include "model/gpt_internal.h"
+
+#include <string.h>
+
+/* Sizes the attention work area for T at the current thread count. */
+static int ensure_att_scratch(anv_model_t *m, int T) {
+    anv_gpt_acts_t *a = &m->acts;
+    size_t n = anv_attention_scratch_floats(T);
+    if (n <= a->att_scratch_n) return 0;
+    anv_free(a->att_scratch);
+    a->att_scratch_n = 0;
+    a->att_scratch = anv_alloc(n * sizeof(float), "attention work area");
+    if (!a->att_scratch) return -1;
+    a->att_scratch_n = n;
+    return 0;
+}
+
+/* Sizes the activation block for N = B*T token rows; keeps one that is already big enough. */
+static int ensure_acts(anv_model_t *m, int B, int T) {
+    anv_gpt_acts_t *a = &m->acts;
+    size_t N = (size_t)B * T, L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head;
+    if (ensure_att_scratch(m, T)) return -1;
+    if (N <= a->cap_n) return 0;
+    struct {
+        float **p;
+        size_t n;
+    } views[] = {
+        {&a->encoded, N * C},     {&a->ln1, L * N * C},      {&a->ln1_mean, L * N},    {&a->ln1_rstd, L * N},
+        {&a->qkv, L * N * 3 * C}, {&a->atty, L * N * C},     {&a->att_lse, L * N * NH}, {&a->res2, L * N * C},
+        {&a->ln2, L * N * C},     {&a->ln2_mean, L * N},     {&a->ln2_rstd, L * N},    {&a->fch, L * N * 4 * C},
+        {&a->fch_gelu, L * N * 4 * C}, {&a->res3, L * N * C}, {&a->lnf, N * C},        {&a->lnf_mean, N},
+        {&a->lnf_rstd, N},        {&a->logits, N * m->Vp},   {&a->ce_lse, N},          {&a->tmp, N * C},
+        {&a->dres, N * C},        {&a->dbranch, N * 4 * C},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) total += (views[i].n + 15) / 16 * 16;
+    anv_free(a->block);
+    anv_free(a->inputs);
+    a->cap_n = 0;
+    a->inputs = NULL;
+    a->block = anv_alloc(total * sizeof(float), "model activations");
+    if (!a->block) return -1;
+    a->inputs = anv_alloc(2 * N * sizeof(int32_t), "model token copies");
+    if (!a->inputs) return -1;
+    a->targets = a->inputs + N;
+    float *p = a->block;
+    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
+        *views[i].p = p;
+        p += (views[i].n + 15) / 16 * 16; /* keeps every view 64-byte aligned */
+    }
+    a->cap_n = N;
+    return 0;
+}
+
+static int check_tokens(const anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
+    const anv_config_t *c = &m->cfg;
+    if (B < 1 || T < 1 || T > c->block_size)
+        return anv_error("model forward: batch %d x %d tokens does not fit block_size %d", B, T, c->block_size);
+    if ((long long)B * T > (1 << 24)) return anv_error("model forward: batch %d x %d is too many tokens", B, T);
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        if (inputs[i] < 0 || inputs[i] >= c->vocab_size)
+            return anv_error("model forward: input token %d at position %zu is outside the vocabulary (%d)",
+                             (int)inputs[i], i, c->vocab_size);
+        if (targets && (targets[i] < -1 || targets[i] >= c->vocab_size))
+            return anv_error("model forward: target %d at position %zu is outside the vocabulary (%d)",
+                             (int)targets[i], i, c->vocab_size);
+    }
+    return 0;
+}
+
+/* Runs the network up to the logits (B, T, Vp) in acts.logits. */
+static void forward_logits(anv_model_t *m, int B, int T) {
+    const anv_config_t *c = &m->cfg;
+    anv_gpt_acts_t *a = &m->acts;
+    int C = c->n_embd, NH = c->n_head;
+    int N = B * T;
+    size_t NC = (size_t)N * C;
+    anv_embedding_forward(a->encoded, a->inputs, m->w.wte, m->w.wpe, B, T, C);
+    const float *x = a->encoded; /* (N, C) residual stream entering the layer */
+    for (int l = 0; l < c->n_layer; l++) {
+        const anv_gpt_layer_t *w = &m->w.h[l];
+        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
+        float *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC, *res3 = a->res3 + l * NC;
+        float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
+        float *ln1_mean = a->ln1_mean + (size_t)l * N, *ln1_rstd = a->ln1_rstd + (size_t)l * N;
+        float *ln2_mean = a->ln2_mean + (size_t)l * N, *ln2_rstd = a->ln2_rstd + (size_t)l * N;
+        float *lse = a->att_lse + (size_t)l * N * NH;
+
+        anv_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, w->ln1_w, w->ln1_b, N, C);
+        anv_matmul_forward(qkv, ln1, w->attn_w, w->attn_b, N, C, 3 * C);
+        anv_attention_forward(atty, lse, a->att_scratch, qkv, B, T, C, NH);
+        anv_matmul_forward(a->tmp, atty, w->proj_w, w->proj_b, N, C, C);
+        anv_residual_forward(res2, x, a->tmp, NC);
+
+        anv_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, w->ln2_w, w->ln2_b, N, C);
+        anv_matmul_forward(fch, ln2, w->fc_w, w->fc_b, N, C, 4 * C);
+        anv_gelu_forward(fch_gelu, fch, 4 * NC);
+        anv_matmul_forward(a->tmp, fch_gelu, w->fcproj_w, w->fcproj_b, N, 4 * C, C);
+        anv_residual_forward(res3, res2, a->tmp, NC);
+        x = res3;
+    }
+    anv_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.lnf_w, m->w.lnf_b, N, C);
+    anv_matmul_nt_forward(a->logits, a->lnf, m->w.wte, N, C, m->Vp);
+}
+
+/* Validates the tokens, sizes the activations and copies the tokens in (targets may be NULL). */
+static int begin_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
+    m->have_forward = 0;
+    if (check_tokens(m, inputs, targets, B, T) || ensure_acts(m, B, T)) return -1;
+    size_t N = (size_t)B * T;
+    memcpy(m->acts.inputs, inputs, N * sizeof(int32_t));
+    if (targets) memcpy(m->acts.targets, targets, N * sizeof(int32_t));
+    m->B = B;
+    m->T = T;
+    return 0;
+}
+
+int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
+    if (!targets) return anv_error("model forward: training forward needs targets");
+    if (begin_forward(m, inputs, targets, B, T)) return -1;
+    forward_logits(m, B, T);
+    int N = B * T;
+    double total = anv_crossentropy_forward(m->acts.ce_lse, m->acts.logits, m->acts.targets, N,
+                                            m->cfg.vocab_size, m->Vp);
+    m->n_targets = 0;
+    for (int i = 0; i < N; i++) m->n_targets += targets[i] >= 0;
+    *loss = m->n_targets ? (float)(total / m->n_targets) : 0.0f;
+    m->have_forward = 1;
+    return 0;
+}
+
+int anv_model_backward(anv_model_t *m, float loss_scale) {
+    if (!m->have_forward) return anv_error("model backward: no training forward to differentiate");
+    m->have_forward = 0; /* the logits become dlogits */
+    if (m->n_targets == 0) return 0;
+    if (ensure_att_scratch(m, m->T)) return -1;
+    const anv_config_t *c = &m->cfg;
+    anv_gpt_acts_t *a = &m->acts;
+    int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, L = c->n_layer;
+    int N = B * T;
+    size_t NC = (size_t)N * C;
+
+    anv_crossentropy_backward(a->logits, a->ce_lse, a->targets, loss_scale / m->n_targets, N, c->vocab_size, m->Vp);
+    anv_matmul_nt_backward(a->tmp, m->g.wte, a->logits, a->lnf, m->w.wte, N, C, m->Vp);
+    memset(a->dres, 0, NC * sizeof(float));
+    anv_layernorm_backward(a->dres, m->g.lnf_w, m->g.lnf_b, a->tmp, a->res3 + (L - 1) * NC, m->w.lnf_w, a->lnf_mean,
+                           a->lnf_rstd, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        const anv_gpt_layer_t *w = &m->w.h[l];
+        anv_gpt_layer_t *g = &m->g.h[l];
+        const float *x = l ? a->res3 + (l - 1) * NC : a->encoded;
+        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
+        float *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
+        float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
+        float *ln1_mean = a->ln1_mean + (size_t)l * N, *ln1_rstd = a->ln1_rstd + (size_t)l * N;
+        float *ln2_mean = a->ln2_mean + (size_t)l * N, *ln2_rstd = a->ln2_rstd + (size_t)l * N;
+        float *lse = a->att_lse + (size_t)l * N * NH;
+
+        /* MLP branch; dres is the gradient of res3, which flows unchanged into the branch and res2. */
+        anv_matmul_backward(a->dbranch, g->fcproj_w, g->fcproj_b, a->dres, fch_gelu, w->fcproj_w, N, 4 * C, C);
+        anv_gelu_backward(a->dbranch, fch, a->dbranch, 4 * NC);
+        anv_matmul_backward(a->tmp, g->fc_w, g->fc_b, a->dbranch, ln2, w->fc_w, N, C, 4 * C);
+        anv_layernorm_backward(a->dres, g->ln2_w, g->ln2_b, a->tmp, res2, w->ln2_w, ln2_mean, ln2_rstd, N, C);
+
+        /* Attention branch; dres is now the gradient of res2. */
+        anv_matmul_backward(a->tmp, g->proj_w, g->proj_b, a->dres, atty, w->proj_w, N, C, C);
+        anv_attention_backward(a->dbranch, a->att_scratch, a->tmp, qkv, atty, lse, B, T, C, NH);
+        anv_matmul_backward(a->tmp, g->attn_w, g->attn_b, a->dbranch, ln1, w->attn_w, N, C, 3 * C);
+        anv_layernorm_backward(a->dres, g->ln1_w, g->ln1_b, a->tmp, x, w->ln1_w, ln1_mean, ln1_rstd, N, C);
+    }
+    anv_embedding_backward(m->g.wte, m->g.wpe, a->dres, a->inputs, B, T, C);
+    return 0;
+}
+
+int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float *logits) {
+    if (begin_forward(m, inputs, NULL, B, T)) return -1;
+    forward_logits(m, B, T);
+    size_t V = m->cfg.vocab_size;
+    for (size_t i = 0; i < (size_t)B * T; i++)
+        memcpy(logits + i * V, m->acts.logits + i * m->Vp, V * sizeof(float));
+    return 0;
+}

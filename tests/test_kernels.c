@@ -1,0 +1,187 @@
+/* Every CPU kernel's forward and backward against PyTorch (tests/golden/kernels.safetensors, made by
+ * tools/torch_reference.py), the built-in GEMM against a double-precision product for every
+ * transpose combination, and bitwise determinism of the kernels for a fixed thread count. */
+#include "anvil/kernels.h"
+#include "check.h"
+#include "golden_io.h"
+#include "kernels/cpu/gemm.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define TOL_FWD 1e-5
+#define TOL_BWD 1e-4
+
+static float *zeros(size_t n) { return calloc(n + 1, sizeof(float)); }
+
+static void test_embedding(anv_safetensors_t *st) {
+    int B = 2, T = 5, V = 11, C = 6;
+    int32_t *tok = golden_i32(st, "emb.tokens", NULL);
+    float *wte = golden_f32(st, "emb.wte", NULL), *wpe = golden_f32(st, "emb.wpe", NULL);
+    float *dout = golden_f32(st, "emb.dout", NULL);
+    float *out = zeros(B * T * C), *dwte = zeros(V * C), *dwpe = zeros(T * C);
+    anv_embedding_forward(out, tok, wte, wpe, B, T, C);
+    golden_compare(st, "embedding forward", "emb.out", out, B * T * C, TOL_FWD);
+    anv_embedding_backward(dwte, dwpe, dout, tok, B, T, C);
+    golden_compare(st, "embedding backward dwte", "emb.dwte", dwte, V * C, TOL_BWD);
+    golden_compare(st, "embedding backward dwpe", "emb.dwpe", dwpe, T * C, TOL_BWD);
+    free(tok), free(wte), free(wpe), free(dout), free(out), free(dwte), free(dwpe);
+}
+
+static void test_layernorm(anv_safetensors_t *st) {
+    int N = 9, C = 40;
+    float *x = golden_f32(st, "ln.inp", NULL), *w = golden_f32(st, "ln.w", NULL), *b = golden_f32(st, "ln.b", NULL);
+    float *dout = golden_f32(st, "ln.dout", NULL);
+    float *out = zeros(N * C), *mean = zeros(N), *rstd = zeros(N), *dx = zeros(N * C), *dw = zeros(C), *db = zeros(C);
+    anv_layernorm_forward(out, mean, rstd, x, w, b, N, C);
+    golden_compare(st, "layernorm forward", "ln.out", out, N * C, TOL_FWD);
+    golden_compare(st, "layernorm mean", "ln.mean", mean, N, TOL_FWD);
+    golden_compare(st, "layernorm rstd", "ln.rstd", rstd, N, TOL_FWD);
+    anv_layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, C);
+    golden_compare(st, "layernorm backward dinp", "ln.dinp", dx, N * C, TOL_BWD);
+    golden_compare(st, "layernorm backward dw", "ln.dw", dw, C, TOL_BWD);
+    golden_compare(st, "layernorm backward db", "ln.db", db, C, TOL_BWD);
+    /* dw, db and dinp accumulate: a second backward doubles them */
+    float *ref = golden_f32(st, "ln.dw", NULL);
+    anv_layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, C);
+    for (int c = 0; c < C; c++) ref[c] *= 2;
+    double err = check_rel_err(dw, ref, C);
+    printf("  %-44s rel err %.2e\n", "layernorm backward accumulates (2x dw)", err);
+    CHECK(err <= TOL_BWD, "accumulated dw rel err %.3e", err);
+    free(ref), free(x), free(w), free(b), free(dout), free(out), free(mean), free(rstd), free(dx), free(dw), free(db);
+}
+
+static void test_matmul(anv_safetensors_t *st) {
+    int N = 33, C = 260, OC = 72;
+    float *x = golden_f32(st, "mm.inp", NULL), *w = golden_f32(st, "mm.w", NULL);
+    float *bias = golden_f32(st, "mm.bias", NULL);
+    float *dout = golden_f32(st, "mm.dout", NULL);
+    float *out = zeros(N * OC), *dx = zeros(N * C), *dw = zeros(C * OC), *db = zeros(OC);
+    anv_matmul_forward(out, x, w, bias, N, C, OC);
+    golden_compare(st, "matmul forward", "mm.out", out, N * OC, TOL_FWD);
+    anv_matmul_backward(dx, dw, db, dout, x, w, N, C, OC);
+    golden_compare(st, "matmul backward dinp", "mm.dinp", dx, N * C, TOL_BWD);
+    golden_compare(st, "matmul backward dw", "mm.dw", dw, C * OC, TOL_BWD);
+    golden_compare(st, "matmul backward dbias", "mm.dbias", db, OC, TOL_BWD);
+    free(x), free(w), free(bias), free(dout), free(out), free(dx), free(dw), free(db);
+
+    N = 10, C = 24, OC = 64;
+    x = golden_f32(st, "mmnt.inp", NULL), w = golden_f32(st, "mmnt.w", NULL), dout = golden_f32(st, "mmnt.dout", NULL);
+    out = zeros(N * OC), dx = zeros(N * C), dw = zeros(OC * C);
+    anv_matmul_nt_forward(out, x, w, N, C, OC);
+    golden_compare(st, "matmul_nt (LM head) forward", "mmnt.out", out, N * OC, TOL_FWD);
+    anv_matmul_nt_backward(dx, dw, dout, x, w, N, C, OC);
+    golden_compare(st, "matmul_nt backward dinp", "mmnt.dinp", dx, N * C, TOL_BWD);
+    golden_compare(st, "matmul_nt backward dw", "mmnt.dw", dw, OC * C, TOL_BWD);
+    free(x), free(w), free(dout), free(out), free(dx), free(dw);
+}
+
+static void test_attention(anv_safetensors_t *st) {
+    int B = 2, T = 7, C = 12, NH = 3;
+    float *qkv = golden_f32(st, "att.qkv", NULL), *dout = golden_f32(st, "att.dout", NULL);
+    float *out = zeros(B * T * C), *lse = zeros(B * NH * T), *dqkv = zeros(B * T * 3 * C);
+    float *scratch = zeros(anv_attention_scratch_floats(T));
+    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH);
+    golden_compare(st, "attention forward", "att.out", out, B * T * C, TOL_FWD);
+    golden_compare(st, "attention log-sum-exp", "att.lse", lse, B * NH * T, TOL_FWD);
+    anv_attention_backward(dqkv, scratch, dout, qkv, out, lse, B, T, C, NH);
+    golden_compare(st, "attention backward dqkv", "att.dqkv", dqkv, B * T * 3 * C, TOL_BWD);
+    free(qkv), free(dout), free(out), free(lse), free(dqkv), free(scratch);
+}
+
+static void test_pointwise(anv_safetensors_t *st) {
+    size_t n;
+    float *x = golden_f32(st, "gelu.inp", &n), *dout = golden_f32(st, "gelu.dout", NULL);
+    float *out = zeros(n), *dx = zeros(n);
+    anv_gelu_forward(out, x, n);
+    golden_compare(st, "gelu forward", "gelu.out", out, n, TOL_FWD);
+    anv_gelu_backward(dx, x, dout, n);
+    golden_compare(st, "gelu backward", "gelu.dinp", dx, n, TOL_BWD);
+    anv_gelu_backward(dout, x, dout, n); /* in place */
+    golden_compare(st, "gelu backward in place", "gelu.dinp", dout, n, TOL_BWD);
+    free(x), free(dout), free(out), free(dx);
+
+    float *a = golden_f32(st, "res.a", &n), *b = golden_f32(st, "res.b", NULL);
+    dout = golden_f32(st, "res.dout", NULL);
+    float *o = zeros(n), *da = zeros(n), *db = zeros(n);
+    anv_residual_forward(o, a, b, n);
+    golden_compare(st, "residual forward", "res.out", o, n, TOL_FWD);
+    anv_residual_backward(da, db, dout, n);
+    golden_compare(st, "residual backward da", "res.da", da, n, TOL_BWD);
+    golden_compare(st, "residual backward db", "res.db", db, n, TOL_BWD);
+    free(a), free(b), free(dout), free(o), free(da), free(db);
+}
+
+static void test_crossentropy(anv_safetensors_t *st) {
+    int N = 6, V = golden_meta_int(st, "V"), Vp = golden_meta_int(st, "Vp");
+    float *logits = golden_f32(st, "ce.logits", NULL), *lse = zeros(N);
+    int32_t *tgt = golden_i32(st, "ce.targets", NULL);
+    int count = 0;
+    for (int i = 0; i < N; i++) count += tgt[i] >= 0;
+    float loss = (float)(anv_crossentropy_forward(lse, logits, tgt, N, V, Vp) / count);
+    golden_compare(st, "cross-entropy log-sum-exp (padding excluded)", "ce.lse", lse, N, TOL_FWD);
+    golden_compare(st, "cross-entropy mean loss (2 of 6 ignored)", "ce.loss", &loss, 1, TOL_FWD);
+    anv_crossentropy_backward(logits, lse, tgt, 1.0f / count, N, V, Vp);
+    golden_compare(st, "cross-entropy backward dlogits", "ce.dlogits", logits, (size_t)N * Vp, TOL_BWD);
+    free(logits), free(lse), free(tgt);
+}
+
+/* C = alpha op(A) op(B) + beta C against a double-precision loop, sizes crossing every block edge. */
+static void test_gemm_builtin(void) {
+    int M = 131, N = 270, K = 300;
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C0 = malloc(sizeof(float) * M * N), *C = malloc(sizeof(float) * M * N), *ref = malloc(sizeof(float) * M * N);
+    anv_rng_t rng;
+    anv_rng_seed(&rng, 7);
+    for (int i = 0; i < M * K; i++) A[i] = (float)anv_rng_normal(&rng);
+    for (int i = 0; i < K * N; i++) B[i] = (float)anv_rng_normal(&rng);
+    for (int i = 0; i < M * N; i++) C0[i] = (float)anv_rng_normal(&rng);
+    for (int ta = 0; ta < 2; ta++) {
+        for (int tb = 0; tb < 2; tb++) {
+            float alpha = 0.5f, beta = ta ? 1.0f : (tb ? 0.0f : -2.0f);
+            for (int i = 0; i < M; i++) {
+                for (int j = 0; j < N; j++) {
+                    double s = 0;
+                    for (int k = 0; k < K; k++)
+                        s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+                    ref[i * N + j] = (float)(alpha * s + (beta != 0.0f ? beta * C0[i * N + j] : 0.0));
+                }
+            }
+            memcpy(C, C0, sizeof(float) * M * N);
+            anv_gemm_builtin(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+            double err = check_rel_err(C, ref, (size_t)M * N);
+            printf("  built-in gemm ta=%d tb=%d beta=%-4g %dx%dx%d   rel err %.2e\n", ta, tb, beta, M, N, K, err);
+            CHECK(err <= 1e-5, "gemm ta=%d tb=%d rel err %.3e", ta, tb, err);
+        }
+    }
+    free(A), free(B), free(C0), free(C), free(ref);
+}
+
+/* The same inputs give the same bits, run after run, at the current thread count. */
+static void test_determinism(anv_safetensors_t *st) {
+    int B = 2, T = 7, C = 12, NH = 3;
+    float *qkv = golden_f32(st, "att.qkv", NULL), *dout = golden_f32(st, "att.dout", NULL);
+    float *out = zeros(B * T * C), *lse = zeros(B * NH * T), *d1 = zeros(B * T * 3 * C), *d2 = zeros(B * T * 3 * C);
+    float *scratch = zeros(anv_attention_scratch_floats(T));
+    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH);
+    anv_attention_backward(d1, scratch, dout, qkv, out, lse, B, T, C, NH);
+    anv_attention_backward(d2, scratch, dout, qkv, out, lse, B, T, C, NH);
+    CHECK(!memcmp(d1, d2, sizeof(float) * B * T * 3 * C), "attention backward not bitwise repeatable");
+    free(qkv), free(dout), free(out), free(lse), free(d1), free(d2), free(scratch);
+}
+
+int main(void) {
+    anv_safetensors_t *st = golden_open("kernels.safetensors");
+    printf("kernels vs PyTorch (max|diff|/max|ref|), %d threads:\n", anv_threads_count());
+    test_embedding(st);
+    test_layernorm(st);
+    test_matmul(st);
+    test_attention(st);
+    test_pointwise(st);
+    test_crossentropy(st);
+    test_gemm_builtin();
+    test_determinism(st);
+    anv_safetensors_close(st);
+    return check_done("test_kernels");
+}

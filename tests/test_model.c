@@ -1,0 +1,290 @@
+/* GPT-2 model against PyTorch (tests/golden/gpt_*.safetensors, made by tools/torch_reference.py):
+ * logits, loss, every parameter gradient, and 10 AdamW steps with clipping and warmup + cosine; plus
+ * gradient accumulation, determinism, initialisation, presets, config files and bad input. */
+#include "anvil/model.h"
+#include "anvil/optim.h"
+#include "check.h"
+#include "golden_io.h"
+
+#include <unistd.h>
+
+/* Creates the golden file's model and loads tensors "<prefix><HF name>" into its parameter block. */
+static anv_model_t *load_model(anv_safetensors_t *st, const char *prefix) {
+    anv_config_t cfg = {golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"), golden_meta_int(st, "n_embd"),
+                        golden_meta_int(st, "vocab_size"), golden_meta_int(st, "block_size")};
+    anv_model_t *m;
+    if (anv_model_create(&cfg, &m)) {
+        fprintf(stderr, "%s\n", anv_last_error());
+        exit(1);
+    }
+    char name[128];
+    for (int i = 0; i < anv_model_n_tensors(m); i++) {
+        const anv_param_t *t = anv_model_tensor(m, i);
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        int64_t shape[2] = {t->shape[0], t->shape[1]};
+        CHECK(anv_safetensors_read_f32(st, name, t->ndim, shape, anv_model_params(m) + t->offset) == 0, "%s",
+              anv_last_error());
+    }
+    return m;
+}
+
+/* Compares every tensor of block (params or grads layout) with golden "<prefix><name>"; returns the
+ * largest error. */
+static double compare_tensors(anv_safetensors_t *st, anv_model_t *m, const float *block, const char *prefix,
+                              double tol) {
+    double worst = 0;
+    char name[128];
+    for (int i = 0; i < anv_model_n_tensors(m); i++) {
+        const anv_param_t *t = anv_model_tensor(m, i);
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        double e = golden_compare(st, name, name, block + t->offset, t->numel, tol);
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+/* The padding rows of wte (and of its gradient) stay exactly zero. */
+static void check_padding(anv_model_t *m, const char *when) {
+    const anv_config_t *c = anv_model_config(m);
+    size_t a = (size_t)c->vocab_size * c->n_embd, b = anv_model_tensor(m, 1)->offset;
+    int bad = 0;
+    for (size_t i = a; i < b; i++) bad += anv_model_params(m)[i] != 0.0f || anv_model_grads(m)[i] != 0.0f;
+    CHECK(bad == 0, "%s: %d non-zero padding values in wte or its gradient", when, bad);
+}
+
+static void test_golden(const char *file) {
+    anv_safetensors_t *st = golden_open(file);
+    anv_model_t *m = load_model(st, "init.");
+    const anv_config_t *c = anv_model_config(m);
+    int B = golden_meta_int(st, "B"), T = golden_meta_int(st, "T"), V = c->vocab_size;
+    printf("%s: L=%d NH=%d C=%d V=%d (padded %d) block=%d, B=%d T=%d\n", file, c->n_layer, c->n_head, c->n_embd, V,
+           anv_config_padded_vocab(c), c->block_size, B, T);
+    int32_t *inputs = golden_i32(st, "inputs", NULL), *targets = golden_i32(st, "targets", NULL);
+
+    float *logits = malloc(sizeof(float) * B * T * V);
+    CHECK(anv_model_logits(m, inputs, B, T, logits) == 0, "%s", anv_last_error());
+    golden_compare(st, "logits", "logits", logits, (size_t)B * T * V, 1e-5);
+
+    float loss;
+    anv_model_zero_grad(m);
+    CHECK(anv_model_forward(m, inputs, targets, B, T, &loss) == 0, "%s", anv_last_error());
+    golden_compare(st, "loss", "loss", &loss, 1, 1e-5);
+    CHECK(anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
+    compare_tensors(st, m, anv_model_grads(m), "grad.", 1e-4);
+    check_padding(m, "after backward");
+
+    /* Determinism: the same forward and backward again gives the same bits. */
+    size_t n = anv_model_n_params(m);
+    float *g1 = malloc(sizeof(float) * n);
+    memcpy(g1, anv_model_grads(m), sizeof(float) * n);
+    anv_model_zero_grad(m);
+    anv_model_forward(m, inputs, targets, B, T, &loss);
+    anv_model_backward(m, 1.0f);
+    CHECK(!memcmp(g1, anv_model_grads(m), sizeof(float) * n), "gradients differ between identical runs");
+
+    /* Accumulation: two half-scaled backward passes add up to one full one. */
+    anv_model_zero_grad(m);
+    for (int k = 0; k < 2; k++) {
+        anv_model_forward(m, inputs, targets, B, T, &loss);
+        anv_model_backward(m, 0.5f);
+    }
+    double acc_err = check_rel_err(anv_model_grads(m), g1, n);
+    printf("  %-44s rel err %.2e (tol 1e-06)\n", "2 x backward(0.5) vs backward(1)", acc_err);
+    CHECK(acc_err <= 1e-6, "accumulated gradients rel err %.3e", acc_err);
+    free(g1);
+
+    /* Training: 10 steps of AdamW with global-norm clipping and warmup + cosine. */
+    anv_model_free(m);
+    m = load_model(st, "init.");
+    int steps = golden_meta_int(st, "steps");
+    anv_adamw_config_t oc = {(float)golden_meta_double(st, "beta1"), (float)golden_meta_double(st, "beta2"),
+                             (float)golden_meta_double(st, "eps"), (float)golden_meta_double(st, "weight_decay")};
+    anv_schedule_t sched = {ANV_SCHEDULE_COSINE, (float)golden_meta_double(st, "max_lr"),
+                            (float)golden_meta_double(st, "min_lr"), golden_meta_int(st, "warmup"), steps, 0};
+    float clip = (float)golden_meta_double(st, "clip");
+    anv_adamw_t opt;
+    CHECK(anv_adamw_init(&opt, anv_model_n_params(m)) == 0, "%s", anv_last_error());
+    float *losses = malloc(sizeof(float) * steps), *norms = malloc(sizeof(float) * steps);
+    float *lrs = malloc(sizeof(float) * steps);
+    for (int s = 0; s < steps; s++) {
+        anv_model_zero_grad(m);
+        anv_model_forward(m, inputs, targets, B, T, &losses[s]);
+        anv_model_backward(m, 1.0f);
+        norms[s] = anv_clip_grad_norm(anv_model_grads(m), anv_model_n_params(m), clip);
+        lrs[s] = anv_schedule_lr(&sched, s);
+        anv_adamw_step(&opt, m, &oc, lrs[s]);
+    }
+    golden_compare(st, "10 losses", "losses", losses, steps, 1e-5);
+    golden_compare(st, "10 gradient norms (before clipping)", "grad_norms", norms, steps, 1e-5);
+    golden_compare(st, "10 learning rates", "lrs", lrs, steps, 1e-6);
+    compare_tensors(st, m, anv_model_params(m), "final.", 1e-4);
+    check_padding(m, "after 10 AdamW steps");
+    anv_adamw_free(&opt);
+    free(losses), free(norms), free(lrs), free(logits), free(inputs), free(targets);
+    anv_model_free(m);
+    anv_safetensors_close(st);
+}
+
+/* Other thread counts agree to rounding; an ignored-everything batch has loss 0 and no gradient. */
+static void test_threads_and_ignored(void) {
+    anv_config_t cfg = {2, 2, 32, 100, 16};
+    anv_model_t *m;
+    CHECK(anv_model_create(&cfg, &m) == 0, "%s", anv_last_error());
+    anv_model_init_gpt2(m, 3);
+    int32_t in[2 * 16], tg[2 * 16];
+    for (int i = 0; i < 32; i++) in[i] = (i * 37) % 100, tg[i] = (i * 11 + 5) % 100;
+    int threads = anv_threads_count();
+    float l_many, l_one;
+    anv_model_forward(m, in, tg, 2, 16, &l_many);
+    anv_threads_set(1);
+    anv_model_forward(m, in, tg, 2, 16, &l_one);
+    anv_threads_set(threads);
+    double e = fabs((double)l_many - l_one) / fabs((double)l_one);
+    printf("  %-44s rel err %.2e\n", "loss, 1 thread vs default threads", e);
+    CHECK(e < 1e-6, "loss differs across thread counts by %.3e", e);
+
+    for (int i = 0; i < 32; i++) tg[i] = -1;
+    float loss = 1;
+    anv_model_zero_grad(m);
+    CHECK(anv_model_forward(m, in, tg, 2, 16, &loss) == 0 && loss == 0.0f, "all-ignored loss %g", loss);
+    CHECK(anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
+    int nz = 0;
+    for (size_t i = 0; i < anv_model_n_params(m); i++) nz += anv_model_grads(m)[i] != 0.0f;
+    CHECK(nz == 0, "all-ignored batch left %d non-zero gradients", nz);
+    anv_model_free(m);
+}
+
+static void test_init(void) {
+    anv_config_t cfg = {4, 4, 64, 1000, 32};
+    anv_model_t *a = NULL, *b = NULL;
+    if (anv_model_create(&cfg, &a) || anv_model_create(&cfg, &b)) {
+        CHECK(0, "%s", anv_last_error());
+        anv_model_free(a);
+        return;
+    }
+    anv_model_init_gpt2(a, 42);
+    anv_model_init_gpt2(b, 42);
+    size_t n = anv_model_n_params(a);
+    CHECK(!memcmp(anv_model_params(a), anv_model_params(b), n * sizeof(float)), "same seed, different weights");
+    anv_model_init_gpt2(b, 43);
+    CHECK(memcmp(anv_model_params(a), anv_model_params(b), n * sizeof(float)), "different seeds, same weights");
+    CHECK(n == (size_t)1024 * 64 + anv_config_num_params(&cfg) - (size_t)1000 * 64, "block %zu floats", n);
+    for (int i = 0; i < anv_model_n_tensors(a); i++) {
+        const anv_param_t *t = anv_model_tensor(a, i);
+        const float *p = anv_model_params(a) + t->offset;
+        double s = 0, s2 = 0;
+        for (size_t j = 0; j < t->numel; j++) s += p[j], s2 += (double)p[j] * p[j];
+        double mean = s / t->numel, sd = sqrt(s2 / t->numel - mean * mean);
+        double want_sd = t->ndim == 1 ? 0 : strstr(t->name, "c_proj.weight") ? 0.02 / sqrt(8.0) : 0.02;
+        double want_mean = t->ndim == 1 && strstr(t->name, ".weight") ? 1.0 : 0.0;
+        CHECK(fabs(sd - want_sd) <= 0.1 * want_sd + 1e-12 && fabs(mean - want_mean) < 2e-3, "%s: mean %g sd %g",
+              t->name, mean, sd);
+        CHECK(t->decay == (t->ndim == 2), "%s: decay %d", t->name, t->decay);
+    }
+    printf("  init: N(0, 0.02) weights, N(0, 0.02/sqrt(2L)) residual projections, LayerNorm 1/0, biases 0\n");
+    check_padding(a, "after init");
+    const anv_param_t *wte = anv_model_tensor(a, 0);
+    CHECK(!strcmp(wte->name, "transformer.wte.weight") && wte->shape[0] == 1000 && wte->numel == 64000,
+          "wte %s (%d, %d)", wte->name, wte->shape[0], wte->shape[1]);
+    CHECK(!strcmp(anv_model_tensor(a, 4)->name, "transformer.h.0.attn.c_attn.weight") &&
+              anv_model_tensor(a, 4)->shape[1] == 192,
+          "tensor 4 is %s", anv_model_tensor(a, 4)->name);
+    CHECK(anv_model_n_tensors(a) == 2 + 12 * 4 + 2 && anv_model_tensor(a, 100) == NULL, "tensor count");
+    anv_model_free(a);
+    anv_model_free(b);
+}
+
+static void test_config(void) {
+    static const struct {
+        const char *name;
+        size_t params;
+    } presets[] = {{"tiny", 7259008}, {"small", 30142848}, {"gpt2-124m", 124439808}, {"gpt2-350m", 354823168}};
+    for (size_t i = 0; i < 4; i++) {
+        anv_config_t c;
+        CHECK(anv_config_preset(presets[i].name, &c) == 0, "%s", anv_last_error());
+        size_t p = anv_config_num_params(&c), body = p - (size_t)c.vocab_size * c.n_embd;
+        printf("  preset %-10s L=%2d NH=%2d C=%4d V=%d block=%4d: %zu params (%zu without wte)\n", presets[i].name,
+               c.n_layer, c.n_head, c.n_embd, c.vocab_size, c.block_size, p, body);
+        CHECK(p == presets[i].params, "%s: %zu params, expected %zu", presets[i].name, p, presets[i].params);
+    }
+    anv_config_t c;
+    CHECK(anv_config_preset("huge", &c) != 0 && strstr(anv_last_error(), "huge"), "%s", anv_last_error());
+    anv_config_preset("gpt2-124m", &c);
+    CHECK(anv_config_padded_vocab(&c) == 50304, "padded vocab %d", anv_config_padded_vocab(&c));
+    CHECK(anv_model_flops_per_token(&c, 1024) == 6.0 * 124439808 + 12.0 * 12 * 768 * 1024, "flops per token");
+
+    anv_config_t bad = {2, 3, 100, 50, 16};
+    CHECK(anv_config_validate(&bad, "config.json") != 0 &&
+              !strcmp(anv_last_error(), "config.json: n_embd 100 is not divisible by n_head 3"),
+          "%s", anv_last_error());
+    anv_config_t zero = {0, 1, 8, 50, 16};
+    CHECK(anv_config_validate(&zero, "x.json") != 0 && strstr(anv_last_error(), "x.json: n_layer 0"), "%s",
+          anv_last_error());
+    anv_model_t *m;
+    CHECK(anv_model_create(&bad, &m) != 0 && m == NULL, "model from a bad config");
+
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/anvil_test_model_%d.json", (int)getpid());
+    anv_config_t small = {3, 2, 16, 321, 24}, back;
+    CHECK(anv_config_save(&small, path) == 0, "%s", anv_last_error());
+    CHECK(anv_config_load(path, &back) == 0 && !memcmp(&small, &back, sizeof back), "config round trip");
+    static const char *bad_json[] = {
+        "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10}",                     /* no block */
+        "{\"n_layer\": 2.5, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}", /* fraction */
+        "{\"n_layer\": 1e300, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}",
+        "{\"n_layer\": \"2\", \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}",
+        "{\"n_layer\": 2, \"n_head\": 3, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}",
+        "[1, 2]",
+    };
+    for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
+        anv_write_file_atomic(path, bad_json[i], strlen(bad_json[i]));
+        CHECK(anv_config_load(path, &back) != 0 && strstr(anv_last_error(), path), "bad config %zu accepted: %s", i,
+              anv_last_error());
+        if (i == 0) printf("  bad config: %s\n", anv_last_error());
+    }
+    /* Hugging Face GPT-2 config.json: n_positions instead of block_size */
+    const char *hf = "{\"n_layer\": 12, \"n_head\": 12, \"n_embd\": 768, \"vocab_size\": 50257, \"n_positions\": 1024,"
+                     " \"n_ctx\": 1024, \"model_type\": \"gpt2\"}";
+    anv_write_file_atomic(path, hf, strlen(hf));
+    CHECK(anv_config_load(path, &back) == 0 && back.block_size == 1024 && back.n_embd == 768, "HF config: %s",
+          anv_last_error());
+    unlink(path);
+}
+
+static void test_bad_input(void) {
+    anv_config_t cfg = {1, 2, 16, 50, 8};
+    anv_model_t *m;
+    anv_model_create(&cfg, &m);
+    anv_model_init_gpt2(m, 1);
+    int32_t in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, tg[8] = {2, 3, 4, 5, 6, 7, 8, 9};
+    float loss, logits[8 * 50];
+    CHECK(anv_model_backward(m, 1.0f) != 0 && strstr(anv_last_error(), "no training forward"), "%s",
+          anv_last_error());
+    in[3] = 50;
+    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) != 0 && strstr(anv_last_error(), "input token 50 at position 3"),
+          "%s", anv_last_error());
+    CHECK(anv_model_backward(m, 1.0f) != 0, "backward after a failed forward");
+    in[3] = 4;
+    tg[7] = -2;
+    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) != 0 && strstr(anv_last_error(), "target -2"), "%s",
+          anv_last_error());
+    tg[7] = 9;
+    CHECK(anv_model_forward(m, in, tg, 1, 9, &loss) != 0 && strstr(anv_last_error(), "block_size 8"), "%s",
+          anv_last_error());
+    CHECK(anv_model_logits(m, in, 0, 8, logits) != 0, "empty batch accepted");
+    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s",
+          anv_last_error());
+    CHECK(anv_model_backward(m, 1.0f) != 0, "second backward without a forward");
+    anv_model_free(m);
+}
+
+int main(void) {
+    test_golden("gpt_v97.safetensors");
+    test_golden("gpt_t8.safetensors");
+    printf("model checks:\n");
+    test_threads_and_ignored();
+    test_init();
+    test_config();
+    test_bad_input();
+    return check_done("test_model");
+}
