@@ -1,11 +1,120 @@
-/* anvil data (placeholder until its module lands; replaced by the real command). */
+/* anvil data prepare: raw text -> cleaned, deduplicated documents -> tokenizer -> token shards. */
 #include "cli.h"
 
-#include "anvil/base.h"
+#include "anvil/prepare.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
+    string_list_t inputs = {0}, specials = {0};
+    const char *tok_path = NULL, *out = NULL, *field = "text", *pattern_name = "gpt2";
+    long long vocab = 0, min_chars = 0, seed = 1337, shard_tokens = 100000000, min_freq = 2;
+    double val_fraction = 0.005;
+    int dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
+    opt_t opts[] = {
+        {"--input", OPT_STRINGS, &inputs, "text/JSONL files or folders (.gz too); folders: *.txt *.md *.jsonl"},
+        {"--tokenizer", OPT_STRING, &tok_path, "tokenizer.json, tiktoken file or GPT-2 folder to encode with"},
+        {"--vocab-size", OPT_LONG, &vocab, "or train a BPE tokenizer of this size on the input first"},
+        {"--out", OPT_STRING, &out, "output folder (required)"},
+        {"--val-fraction", OPT_DOUBLE, &val_fraction, "share of documents for validation (default 0.005, >= 1 doc)"},
+        {"--dedup", OPT_FLAG, &dedup, "drop exact duplicate documents"},
+        {"--min-chars", OPT_LONG, &min_chars, "drop documents shorter than N characters"},
+        {"--jsonl-field", OPT_STRING, &field, "field holding the text in .jsonl files (default text)"},
+        {"--split-blank-lines", OPT_INT, &split_blank,
+         "split .txt files into documents at runs of >= N blank lines (default: a file is a document)"},
+        {"--seed", OPT_LONG, &seed, "seed of the train/val split (default 1337)"},
+        {"--shard-tokens", OPT_LONG, &shard_tokens, "tokens per shard (default 100M)"},
+        {"--skip-bad", OPT_FLAG, &skip_bad, "skip (and count) malformed JSON lines instead of failing"},
+        {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
+        {"--pattern", OPT_STRING, &pattern_name, "with --vocab-size: pre-tokenizer gpt2 (default) or cl100k"},
+        {"--special", OPT_STRINGS, &specials, "with --vocab-size: extra special tokens after <|endoftext|>"},
+        {"--min-frequency", OPT_LONG, &min_freq, "with --vocab-size: merge only pairs seen this often (default 2)"},
+    };
+    const int n_opts = sizeof opts / sizeof opts[0];
+    const char *usage =
+        "anvil data prepare --input PATH... (--tokenizer FILE | --vocab-size N) --out DIR [options]\n"
+        "Writes DIR/tokenizer.json, DIR/train_NNNNNN.bin, DIR/val_NNNNNN.bin (llm.c shards: <|endoftext|>\n"
+        "before each document) and DIR/meta.json. With --vocab-size, training breaks ties between equally\n"
+        "frequent pairs as `anvil tokenizer train --help` describes (deterministic for any thread count).";
+    int rc = cli_parse(argc, argv, opts, n_opts, usage, NULL);
+    if (rc != 0) {
+        free(inputs.items);
+        free(specials.items);
+        return rc < 0 ? cli_fail() : 0;
+    }
+    int pattern = 0;
+    rc = 1;
+    if (!inputs.count || !out) anv_error("data prepare needs --input and --out (see --help)");
+    else if (!tok_path == !vocab) anv_error("data prepare needs exactly one of --tokenizer FILE and --vocab-size N");
+    else if (vocab < 0 || min_chars < 0 || shard_tokens <= 0 || min_freq < 1)
+        anv_error("--vocab-size, --min-chars, --shard-tokens and --min-frequency must be positive");
+    else if (cli_parse_pattern(pattern_name, &pattern) == 0) {
+        anv_threads_set(threads);
+        cli_progress_t prog;
+        cli_progress_init(&prog);
+        anv_prepare_opts_t o = {
+            .corpus = {.inputs = inputs.items, .n_inputs = (size_t)inputs.count, .jsonl_field = field,
+                       .split_blank_lines = split_blank, .skip_bad = skip_bad},
+            .filter = {.min_chars = (size_t)min_chars, .dedup = dedup},
+            .out_dir = out,
+            .tokenizer_path = tok_path,
+            .vocab_size = (size_t)vocab,
+            .pattern = (anv_pretok_t)pattern,
+            .specials = specials.items,
+            .n_specials = (size_t)specials.count,
+            .min_frequency = (uint64_t)min_freq,
+            .val_fraction = val_fraction,
+            .seed = (uint64_t)seed,
+            .shard_tokens = (uint64_t)shard_tokens,
+            .argv = (const char *const *)full_argv,
+            .argc = full_argc,
+            .progress = cli_progress,
+            .progress_ctx = &prog,
+        };
+        anv_prepare_stats_t st;
+        if (anv_prepare(&o, &st) == 0) {
+            cli_progress_end(&prog);
+            double secs = anv_now() - prog.start;
+            fprintf(stderr,
+                    "prepared %.1f MB from %llu files in %.2f s (%.1f MB/s, %d threads): %llu documents read, "
+                    "%llu empty files, %llu files of other types skipped, %llu too short, %llu duplicates dropped, "
+                    "%llu bad lines skipped\n"
+                    "  train: %llu documents, %llu bytes, %llu tokens, %llu shards\n"
+                    "  val:   %llu documents, %llu bytes, %llu tokens, %llu shards\n-> %s\n",
+                    st.corpus.input_bytes / 1e6, (unsigned long long)st.corpus.files, secs,
+                    st.corpus.input_bytes / 1e6 / (secs > 0 ? secs : 1), anv_threads_count(),
+                    (unsigned long long)st.documents_read, (unsigned long long)st.corpus.empty_files,
+                    (unsigned long long)st.corpus.other_files, (unsigned long long)st.dropped_short, (unsigned long long)st.dropped_duplicates,
+                    (unsigned long long)st.corpus.skipped_bad, (unsigned long long)st.train.documents,
+                    (unsigned long long)st.train.bytes, (unsigned long long)st.train.tokens,
+                    (unsigned long long)st.train.shards, (unsigned long long)st.val.documents,
+                    (unsigned long long)st.val.bytes, (unsigned long long)st.val.tokens,
+                    (unsigned long long)st.val.shards, out);
+            rc = 0;
+        }
+        cli_progress_end(&prog);
+    }
+    free(inputs.items);
+    free(specials.items);
+    return rc ? cli_fail() : 0;
+}
 
 int cmd_data(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    anv_error("'data' is not built yet");
-    return cli_fail();
+    if (argc >= 2 && !strcmp(argv[1], "prepare")) {
+        /* meta.json records the command as typed: "anvil" + argv from "data" on */
+        char **full = malloc(((size_t)argc + 1) * sizeof *full);
+        if (!full) return 1;
+        full[0] = "anvil";
+        memcpy(full + 1, argv, (size_t)argc * sizeof *full);
+        int rc = cmd_prepare(argc - 1, argv + 1, argc + 1, full);
+        free(full);
+        return rc;
+    }
+    fprintf(stderr, "usage: anvil data prepare --input PATH... (--tokenizer FILE | --vocab-size N) --out DIR\n"
+                    "       (anvil data prepare --help for all options)\n");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return argc < 2 ? 2 : 0;
+    fprintf(stderr, "anvil: unknown data subcommand '%s'\n", argv[1]);
+    return 2;
 }

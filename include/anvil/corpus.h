@@ -1,0 +1,68 @@
+/* Raw text corpora: streams documents out of .txt and .jsonl files (optionally gzip-compressed) and
+ * folders, one document at a time, with normalised line endings; plus exact-duplicate detection.
+ *
+ * Inputs: a file is JSON lines when its name ends in .jsonl or .jsonl.gz, text otherwise; gzip is
+ * detected by content (zlib reads plain files transparently). A folder is walked recursively in
+ * sorted (strcmp) order, skipping hidden entries, reading *.txt, *.text, *.md and *.jsonl (each
+ * optionally .gz); its other files are skipped and counted.
+ *
+ * Documents: a text file is one document, or with split_blank_lines = N it is split at runs of N or
+ * more blank (whitespace-only) lines, which are dropped; a JSON line is one document, the string in
+ * its jsonl_field. Line endings \r\n and lone \r become \n; every other byte (NUL, invalid UTF-8) is
+ * kept as is. Empty files are skipped and counted; blank JSON lines are skipped.
+ *
+ * Memory: one document at a time. A text document needs its own size (plus a 1 MiB read buffer); a
+ * JSON line needs the line plus its decoded text (at most 2x the line). */
+#ifndef ANVIL_CORPUS_H
+#define ANVIL_CORPUS_H
+
+#include "anvil/base.h"
+
+typedef struct {
+    const char *const *inputs; /* files and folders */
+    size_t n_inputs;
+    const char *jsonl_field; /* NULL: "text" */
+    int split_blank_lines;   /* 0: one document per text file */
+    int skip_bad;            /* skip (and count) malformed JSON lines instead of failing */
+} anv_corpus_opts_t;
+
+typedef struct {
+    const char *text; /* valid until the next anv_corpus_next */
+    size_t len;
+    const char *path; /* file it came from */
+    uint64_t line;    /* 1-based line where it starts */
+} anv_doc_t;
+
+typedef struct {
+    uint64_t files;        /* files read */
+    uint64_t empty_files;  /* files without a single byte */
+    uint64_t other_files;  /* files in folders skipped for their extension */
+    uint64_t skipped_bad;  /* malformed JSON lines skipped (skip_bad) */
+    uint64_t input_bytes;  /* bytes of input files consumed so far (compressed size for .gz) */
+    uint64_t total_bytes;  /* sum of the input files' sizes */
+} anv_corpus_stats_t;
+
+typedef struct anv_corpus anv_corpus_t;
+
+/* Lists the input files (errors name a missing input); reads nothing yet. */
+int anv_corpus_open(const anv_corpus_opts_t *opts, anv_corpus_t **out);
+/* 1: *doc holds the next document; 0: end of the corpus; -1: error (names file and line). */
+int anv_corpus_next(anv_corpus_t *c, anv_doc_t *doc);
+const anv_corpus_stats_t *anv_corpus_stats(const anv_corpus_t *c);
+void anv_corpus_close(anv_corpus_t *c);
+
+/* \r\n and lone \r -> \n in place; `pending_cr` (in/out, may be NULL) carries a \r that ended the
+ * previous chunk of a stream. Returns the new length. */
+size_t anv_text_normalize_newlines(char *s, size_t n, int *pending_cr);
+/* Unicode characters in UTF-8 text (bytes that do not continue a sequence). */
+size_t anv_utf8_chars(const char *s, size_t n);
+
+/* Exact duplicate documents by a 128-bit hash (two 64-bit hashes with different seeds); memory is
+ * 16 bytes per distinct document. */
+typedef struct anv_dedup anv_dedup_t;
+int anv_dedup_init(anv_dedup_t **out);
+/* 1: seen before; 0: new (now remembered); -1: out of memory. */
+int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len);
+void anv_dedup_free(anv_dedup_t *d);
+
+#endif

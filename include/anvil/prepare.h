@@ -1,0 +1,67 @@
+/* `anvil data prepare`: raw text -> cleaned, deduplicated documents -> (trained) tokenizer -> token
+ * shards a trainer reads.
+ *
+ * Output folder: tokenizer.json, train_000000.bin ... and val_000000.bin ... in llm.c's shard layout
+ * (shard.h), and meta.json. In each split's token stream the end-of-text token PRECEDES every
+ * document (llm.c's convention), so a stream reads EOT doc EOT doc ...; a document may continue into
+ * the next shard. A document goes to val when the hash of (seed, its index among the kept documents)
+ * falls below val_fraction; when that picks none, the last train document moves to val so that val
+ * holds at least one document (a corpus of a single document is an error unless val_fraction is 0).
+ * Documents are encoded as ordinary text: a literal "<|endoftext|>" inside one stays plain text.
+ * Every file is written atomically; shards left from an earlier run with higher numbers are removed.
+ *
+ * Memory: the tokenizer's tables, the word counts when training (distinct words), the dedup set
+ * (16 bytes per document) and one batch of documents: about 32 MiB of text plus its tokens, or one
+ * larger document plus its tokens (4 bytes per token), read and encoded on its own. */
+#ifndef ANVIL_PREPARE_H
+#define ANVIL_PREPARE_H
+
+#include "anvil/bpe_train.h"
+#include "anvil/corpus.h"
+#include "anvil/tokenizer.h"
+
+/* Which documents are kept. */
+typedef struct {
+    size_t min_chars; /* drop documents with fewer Unicode characters (empty ones always go) */
+    int dedup;        /* drop exact duplicates */
+} anv_doc_filter_t;
+
+typedef struct {
+    uint64_t documents, bytes, tokens, shards;
+} anv_split_stats_t;
+
+typedef struct {
+    anv_split_stats_t train, val;
+    uint64_t documents_read, dropped_duplicates, dropped_short;
+    anv_corpus_stats_t corpus;
+} anv_prepare_stats_t;
+
+/* Counts the pre-token words of the kept documents on all threads (one map per thread, combined in
+ * the end: the result does not depend on the thread count). Progress phase "counting". */
+int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_pretok_t pattern,
+                    anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out,
+                    anv_prepare_stats_t *stats);
+
+typedef struct {
+    anv_corpus_opts_t corpus;
+    anv_doc_filter_t filter;
+    const char *out_dir;
+    /* the tokenizer: loaded from tokenizer_path, or trained to vocab_size when that is NULL */
+    const char *tokenizer_path;
+    size_t vocab_size;
+    anv_pretok_t pattern;
+    const char *const *specials;
+    size_t n_specials;
+    uint64_t min_frequency;
+    double val_fraction;
+    uint64_t seed;
+    uint64_t shard_tokens;
+    const char *const *argv; /* recorded in meta.json */
+    int argc;
+    anv_progress_fn progress; /* phases "counting", "merges", "encoding" */
+    void *progress_ctx;
+} anv_prepare_opts_t;
+
+int anv_prepare(const anv_prepare_opts_t *opts, anv_prepare_stats_t *stats);
+
+#endif

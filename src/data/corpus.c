@@ -1,0 +1,376 @@
+/* Corpus readers: file listing, a normalising gzip-transparent byte stream, and the three document
+ * shapes (whole text file, text split at blank lines, JSON lines). See anvil/corpus.h. */
+#include "anvil/corpus.h"
+
+#include "anvil/json.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#define READ_CHUNK (1u << 20)
+#define BAD_LINES_SHOWN 5
+
+struct anv_corpus {
+    anv_corpus_opts_t o;
+    char **files;
+    size_t n_files, cap_files, next_file;
+    /* the open file */
+    gzFile gz;
+    const char *path;
+    int jsonl;
+    uint64_t line_no, file_bytes;
+    char *rbuf; /* normalised bytes rbuf[rpos..rlen) not consumed yet */
+    size_t rpos, rlen, rcap, chunk;
+    int pending_cr, eof;
+    uint64_t done_bytes; /* sizes of the files already finished */
+    anv_buf_t doc, line, blanks;
+    anv_json_doc_t *json;
+    anv_corpus_stats_t stats;
+};
+
+size_t anv_text_normalize_newlines(char *s, size_t n, int *pending_cr) {
+    int cr = pending_cr ? *pending_cr : 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '\n' && cr) { /* second half of \r\n: already emitted */
+            cr = 0;
+            continue;
+        }
+        cr = ch == '\r';
+        s[o++] = cr ? '\n' : ch;
+    }
+    if (pending_cr) *pending_cr = cr;
+    return o;
+}
+
+size_t anv_utf8_chars(const char *s, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* ---- listing ---- */
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int is_jsonl(const char *path) { return ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz"); }
+
+static int wanted_in_folder(const char *name) {
+    static const char *const ext[] = {".txt", ".text", ".md", ".jsonl"};
+    size_t n = strlen(name) - (ends_with(name, ".gz") ? 3 : 0);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t k = strlen(ext[i]);
+        if (n >= k && !strncmp(name + n - k, ext[i], k)) return 1;
+    }
+    return 0;
+}
+
+static int add_file(anv_corpus_t *c, const char *path, uint64_t size) {
+    if (c->n_files == c->cap_files) {
+        size_t cap = c->cap_files ? c->cap_files * 2 : 64;
+        char **f = anv_realloc(c->files, cap * sizeof *f, "file list");
+        if (!f) return -1;
+        c->files = f;
+        c->cap_files = cap;
+    }
+    if (!(c->files[c->n_files] = anv_strdup(path))) return -1;
+    c->n_files++;
+    c->stats.total_bytes += size;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int add_path(anv_corpus_t *c, const char *path, int in_folder, int depth) {
+    struct stat st;
+    if (stat(path, &st) != 0) return anv_error("%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        if (in_folder && !wanted_in_folder(name)) {
+            c->stats.other_files++;
+            return 0;
+        }
+        return add_file(c, path, (uint64_t)st.st_size);
+    }
+    if (depth > 64) return anv_error("%s: folders nested more than 64 deep", path);
+    DIR *d = opendir(path);
+    if (!d) return anv_error("%s: cannot open folder: %s", path, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue; /* hidden, "." and ".." */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = anv_realloc(names, cap * sizeof *nn, "folder listing");
+            if (!nn) {
+                rc = -1;
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = anv_strdup(e->d_name))) rc = -1;
+        else n++;
+    }
+    closedir(d);
+    if (names) qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char child[4096];
+        if (rc == 0 && anv_path_join(child, sizeof child, path, names[i]) == 0) rc = add_path(c, child, 1, depth + 1);
+        else if (rc == 0) rc = -1;
+        anv_free(names[i]);
+    }
+    anv_free(names);
+    return rc;
+}
+
+int anv_corpus_open(const anv_corpus_opts_t *opts, anv_corpus_t **out) {
+    *out = NULL;
+    if (opts->n_inputs == 0) return anv_error("no input files given");
+    if (opts->split_blank_lines < 0) return anv_error("split at %d blank lines: must be >= 0", opts->split_blank_lines);
+    anv_corpus_t *c = anv_calloc(sizeof *c, "corpus reader");
+    if (!c) return -1;
+    c->o = *opts;
+    if (!c->o.jsonl_field) c->o.jsonl_field = "text";
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < opts->n_inputs; i++) rc = add_path(c, opts->inputs[i], 0, 0);
+    if (rc != 0) {
+        anv_corpus_close(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+static void close_file(anv_corpus_t *c) {
+    if (!c->gz) return;
+    struct stat st;
+    c->done_bytes += stat(c->path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    gzclose(c->gz);
+    c->gz = NULL;
+    c->stats.input_bytes = c->done_bytes;
+    if (c->file_bytes == 0) c->stats.empty_files++;
+}
+
+void anv_corpus_close(anv_corpus_t *c) {
+    if (!c) return;
+    if (c->gz) gzclose(c->gz);
+    for (size_t i = 0; i < c->n_files; i++) anv_free(c->files[i]);
+    anv_free(c->files);
+    anv_free(c->rbuf);
+    anv_buf_free(&c->doc);
+    anv_buf_free(&c->line);
+    anv_buf_free(&c->blanks);
+    anv_json_free(c->json);
+    anv_free(c);
+}
+
+const anv_corpus_stats_t *anv_corpus_stats(const anv_corpus_t *c) { return &c->stats; }
+
+/* ---- the byte stream of the open file ---- */
+
+static int open_next(anv_corpus_t *c) {
+    c->path = c->files[c->next_file++];
+    /* reads of up to 1 MiB, smaller for small files (a folder of many small files stays cheap) */
+    struct stat st;
+    size_t size = stat(c->path, &st) == 0 && !ends_with(c->path, ".gz") ? (size_t)st.st_size : READ_CHUNK;
+    c->chunk = size < 4096 ? 4096 : size < READ_CHUNK ? size : READ_CHUNK;
+    if (c->chunk > c->rcap) {
+        char *b = anv_realloc(c->rbuf, c->chunk, "read buffer");
+        if (!b) return -1;
+        c->rbuf = b;
+        c->rcap = c->chunk;
+    }
+    errno = 0;
+    c->gz = gzopen(c->path, "rb");
+    if (!c->gz) return anv_error("%s: cannot open: %s", c->path, errno ? strerror(errno) : "zlib failed");
+    gzbuffer(c->gz, (unsigned)c->chunk);
+    c->jsonl = is_jsonl(c->path);
+    c->line_no = c->file_bytes = 0;
+    c->rpos = c->rlen = 0;
+    c->pending_cr = c->eof = 0;
+    c->stats.files++;
+    return 0;
+}
+
+/* zlib's message, without the "path: " it puts in front. */
+static const char *gz_message(anv_corpus_t *c, int *code) {
+    const char *msg = gzerror(c->gz, code);
+    size_t n = strlen(c->path);
+    if (!strncmp(msg, c->path, n) && !strncmp(msg + n, ": ", 2)) msg += n + 2;
+    return *code == Z_ERRNO ? strerror(errno) : msg;
+}
+
+/* Refills rbuf when consumed; returns the bytes available (0 at the end of the file) or -1. */
+static long fill(anv_corpus_t *c) {
+    while (c->rpos == c->rlen && !c->eof) {
+        int n = gzread(c->gz, c->rbuf, (unsigned)c->chunk);
+        if (n < 0) {
+            int code;
+            const char *msg = gz_message(c, &code);
+            return anv_error("%s: read error after %llu bytes: %s", c->path, (unsigned long long)c->file_bytes, msg);
+        }
+        if (n == 0) {
+            int code;
+            const char *msg = gz_message(c, &code);
+            if (code != Z_OK && code != Z_STREAM_END)
+                return anv_error("%s: %s after %llu bytes (truncated or corrupt .gz?)", c->path, msg,
+                                 (unsigned long long)c->file_bytes);
+            c->eof = 1;
+            break;
+        }
+        c->file_bytes += (uint64_t)n;
+        c->rpos = 0;
+        c->rlen = anv_text_normalize_newlines(c->rbuf, (size_t)n, &c->pending_cr);
+        c->stats.input_bytes = c->done_bytes + (uint64_t)gzoffset(c->gz);
+    }
+    return (long)(c->rlen - c->rpos);
+}
+
+/* Next line into c->line without its \n; *had_nl says whether it ended in one. 1 / 0 at end / -1. */
+static int read_line(anv_corpus_t *c, int *had_nl) {
+    c->line.len = 0;
+    if (c->line.data) c->line.data[0] = 0;
+    for (;;) {
+        long avail = fill(c);
+        if (avail < 0) return -1;
+        if (avail == 0) {
+            *had_nl = 0;
+            if (c->line.len) c->line_no++;
+            return c->line.len > 0;
+        }
+        const char *p = c->rbuf + c->rpos, *nl = memchr(p, '\n', (size_t)avail);
+        size_t take = nl ? (size_t)(nl - p) : (size_t)avail;
+        if (anv_buf_append(&c->line, p, take) != 0) return -1;
+        c->rpos += take + (nl != NULL);
+        if (nl) {
+            *had_nl = 1;
+            c->line_no++;
+            return 1;
+        }
+    }
+}
+
+/* ---- documents ---- */
+
+static int whole_file(anv_corpus_t *c) {
+    c->doc.len = 0;
+    for (;;) {
+        long avail = fill(c);
+        if (avail < 0) return -1;
+        if (avail == 0) return 0;
+        if (anv_buf_append(&c->doc, c->rbuf + c->rpos, (size_t)avail) != 0) return -1;
+        c->rpos += (size_t)avail;
+    }
+}
+
+static int is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\f' && s[i] != '\v') return 0;
+    return 1;
+}
+
+/* Lines up to a run of split_blank_lines blank lines (or the end of the file) into c->doc. */
+static int split_doc(anv_corpus_t *c, uint64_t *start) {
+    c->doc.len = 0;
+    c->blanks.len = 0;
+    int blank_run = 0, had_nl, r;
+    while ((r = read_line(c, &had_nl)) == 1) {
+        if (is_blank(c->line.data, c->line.len)) {
+            if (c->doc.len == 0) continue; /* blank lines before a document */
+            if (++blank_run >= c->o.split_blank_lines) return 0;
+            if (anv_buf_append(&c->blanks, c->line.data, c->line.len) != 0 || anv_buf_append(&c->blanks, "\n", 1) != 0)
+                return -1;
+            continue;
+        }
+        if (c->doc.len == 0) *start = c->line_no;
+        if (anv_buf_append(&c->doc, c->blanks.data, c->blanks.len) != 0 ||
+            anv_buf_append(&c->doc, c->line.data, c->line.len) != 0 || (had_nl && anv_buf_append(&c->doc, "\n", 1) != 0))
+            return -1;
+        c->blanks.len = 0;
+        blank_run = 0;
+    }
+    return r;
+}
+
+static const char *json_type_name(const anv_json_t *v) {
+    static const char *const names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
+    return names[v->type];
+}
+
+/* Parses the JSON line in c->line. 1: doc set; 0: bad line skipped; -1: error. */
+static int json_doc(anv_corpus_t *c, anv_doc_t *doc) {
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%llu", c->path, (unsigned long long)c->line_no);
+    anv_json_free(c->json);
+    c->json = NULL;
+    int bad = 0;
+    if (anv_json_parse(c->line.data, c->line.len, where, &c->json) != 0) {
+        bad = 1;
+    } else {
+        const anv_json_t *root = anv_json_root(c->json);
+        const anv_json_t *v = anv_json_get(root, c->o.jsonl_field);
+        if (root->type != ANV_JSON_OBJECT)
+            bad = anv_error("%s: expected a JSON object per line, got %s", where, json_type_name(root));
+        else if (!v)
+            bad = anv_error("%s: no \"%s\" field (choose the field with --jsonl-field)", where, c->o.jsonl_field);
+        else if (v->type != ANV_JSON_STRING)
+            bad = anv_error("%s: field \"%s\" is %s, not a string", where, c->o.jsonl_field, json_type_name(v));
+        if (!bad) {
+            doc->text = v->str;
+            doc->len = v->len;
+            if (memchr(v->str, '\r', v->len)) { /* escaped \r in the text: normalise a copy */
+                c->doc.len = 0;
+                if (anv_buf_append(&c->doc, v->str, v->len) != 0) return -1;
+                c->doc.len = anv_text_normalize_newlines(c->doc.data, c->doc.len, NULL);
+                doc->text = c->doc.data;
+                doc->len = c->doc.len;
+            }
+            return 1;
+        }
+    }
+    if (!c->o.skip_bad) return -1;
+    if (c->stats.skipped_bad++ < BAD_LINES_SHOWN) anv_log(ANV_LOG_WARN, "skipping %s", anv_last_error());
+    anv_error_clear();
+    return 0;
+}
+
+int anv_corpus_next(anv_corpus_t *c, anv_doc_t *doc) {
+    for (;;) {
+        if (!c->gz) {
+            if (c->next_file == c->n_files) return 0;
+            if (open_next(c) != 0) return -1;
+        }
+        doc->path = c->path;
+        if (c->jsonl) {
+            int had_nl, r = read_line(c, &had_nl);
+            if (r < 0) return -1;
+            if (r == 0) {
+                close_file(c);
+                continue;
+            }
+            if (is_blank(c->line.data, c->line.len)) continue;
+            doc->line = c->line_no;
+            r = json_doc(c, doc);
+            if (r != 0) return r;
+            continue;
+        }
+        uint64_t start = 1;
+        if ((c->o.split_blank_lines > 0 ? split_doc(c, &start) : whole_file(c)) != 0) return -1;
+        if (c->o.split_blank_lines == 0 || c->doc.len == 0) close_file(c);
+        if (c->doc.len == 0) continue;
+        doc->text = c->doc.data;
+        doc->len = c->doc.len;
+        doc->line = start;
+        return 1;
+    }
+}
