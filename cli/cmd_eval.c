@@ -1,11 +1,75 @@
-/* anvil eval (placeholder until its module lands; replaced by the real command). */
+/* anvil eval: validation loss, perplexity and bits per byte of a run on a data directory. */
 #include "cli.h"
 
-#include "anvil/base.h"
+#include "anvil/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "anvil eval --run RUN [--data DIR] [--batches N]\n"
+    "Evaluates RUN on DIR's validation shards (default: the data the run was trained on).";
 
 int cmd_eval(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    anv_error("'eval' is not built yet");
-    return cli_fail();
+    const char *run = NULL, *data = NULL;
+    int batches = 0, batch = 0, seq = 0, threads = 0;
+    opt_t opts[] = {
+        {"--run", OPT_STRING, &run, "run directory"},
+        {"--data", OPT_STRING, &data, "data directory (default: the run's)"},
+        {"--batches", OPT_INT, &batches, "validation batches, 0 = the whole split (default 0)"},
+        {"--batch", OPT_INT, &batch, "rows per batch (default: the run's, else 4)"},
+        {"--seq", OPT_INT, &seq, "tokens per row (default: the run's, else block_size)"},
+        {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
+    };
+    int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
+    if (rc != 0) return rc > 0 ? 0 : cli_fail();
+    if (!run) return anv_error("--run RUN is required"), cli_fail();
+    if (batches < 0 || batch < 0 || seq < 0) return anv_error("--batches, --batch and --seq must be >= 0"), cli_fail();
+    anv_threads_set(threads);
+    anv_model_t *m;
+    anv_tokenizer_t *tok, *data_tok = NULL;
+    if (anv_run_load(run, &m, &tok) != 0) return cli_fail();
+    char path[4200];
+    anv_train_state_t st;
+    int have_state = anv_path_join(path, sizeof path, run, "state.json") == 0 && anv_path_exists(path) &&
+                     anv_state_load(path, &st) == 0;
+    const anv_config_t *cfg = anv_model_config(m);
+    if (!data && have_state) data = st.data_dir;
+    if (!batch) batch = have_state ? st.hp.B : 4;
+    if (!seq) seq = have_state ? st.hp.T : cfg->block_size;
+    anv_loader_t *val = NULL;
+    int32_t *in = NULL, *tg = NULL;
+    double loss, bpt;
+    rc = -1;
+    if (!data) {
+        anv_error("%s: no state.json names the run's data; pass --data DIR", run);
+    } else if (seq > cfg->block_size) {
+        anv_error("--seq %d exceeds the model's block_size %d", seq, cfg->block_size);
+    } else if (anv_path_join(path, sizeof path, data, "tokenizer.json") == 0 &&
+               anv_tokenizer_load(path, &data_tok) == 0) {
+        if (anv_tokenizer_hash(data_tok) != anv_tokenizer_hash(tok)) {
+            anv_error("%s: not the tokenizer of run %s; its token ids mean other text", path, run);
+        } else {
+            anv_loader_config_t vc = {data, "val", batch, seq, 0, 1, 0, 0, (size_t)cfg->vocab_size};
+            size_t n = (size_t)batch * (size_t)seq * sizeof(int32_t);
+            if (anv_loader_open(&vc, &val) == 0 && (in = anv_alloc(n, "batch")) && (tg = anv_alloc(n, "batch")) &&
+                anv_evaluate(m, val, batches, batch, seq, in, tg, &loss) == 0 &&
+                anv_val_bytes_per_token(data, tok, val, &bpt) == 0)
+                rc = 0;
+        }
+    }
+    if (rc == 0) {
+        int64_t used = batches > 0 && batches < anv_loader_batches_per_epoch(val) ? batches
+                                                                                  : anv_loader_batches_per_epoch(val);
+        printf("val loss %.4f | perplexity %.3f | bits per byte %.4f | %lld tokens in %lld batches of %dx%d\n", loss,
+               exp(loss), loss / log(2.0) / bpt, (long long)used * batch * seq, (long long)used, batch, seq);
+    }
+    anv_free(in);
+    anv_free(tg);
+    anv_loader_close(val);
+    anv_tokenizer_free(data_tok);
+    anv_tokenizer_free(tok);
+    anv_model_free(m);
+    return rc == 0 ? 0 : cli_fail();
 }

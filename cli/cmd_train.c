@@ -1,11 +1,187 @@
-/* anvil train (placeholder until its module lands; replaced by the real command). */
+/* anvil train: options, resume policy, signals and the progress display around anv_train(). */
 #include "cli.h"
 
-#include "anvil/base.h"
+#include "anvil/trainer.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "anvil train --data DIR --out RUN [--preset NAME | --config FILE] [options]\n"
+    "       anvil train --out RUN --resume [--steps S | --tokens N]\n"
+    "Trains a GPT-2 family model on the token shards of DIR (from `anvil data prepare`) into RUN.\n"
+    "Bitwise reproducible for the same seed, options and --threads; resume continues bitwise only with\n"
+    "the same --threads.";
+
+static volatile sig_atomic_t stop_flag, stop_signal;
+
+static void on_signal(int sig) {
+    stop_flag = 1;
+    stop_signal = sig;
+}
+
+typedef struct {
+    int tty, open_line; /* open_line: a live line is on the terminal */
+    long long print_every;
+} display_t;
+
+static void format_duration(char *buf, size_t n, double s) {
+    if (!isfinite(s) || s < 0) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)s % 3600 / 60);
+}
+
+static void on_step(const anv_step_report_t *r, void *ctx) {
+    display_t *d = ctx;
+    char eta[32];
+    format_duration(eta, sizeof eta, r->eta_s);
+    if (d->tty) {
+        fprintf(stderr, "\rstep %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %s\033[K",
+                r->step, r->steps, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s,
+                100 * r->mfu, eta);
+        d->open_line = 1;
+    } else if (r->step == 1 || r->step % d->print_every == 0 || r->step == r->steps) {
+        fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e norm %.3f %.0f tok/s MFU %.1f%% ETA %s\n", r->step, r->steps,
+                (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s, 100 * r->mfu, eta);
+    }
+}
+
+static void on_eval(const anv_eval_report_t *r, void *ctx) {
+    display_t *d = ctx;
+    fprintf(stderr, "%sstep %lld: val loss %.4f | val bpb %.4f | %lld tokens\n", d->open_line ? "\r\033[K" : "",
+            r->step, r->val_loss, r->val_bpb, r->tokens);
+    d->open_line = 0;
+}
+
+enum { O_DATA, O_OUT, O_PRESET, O_CONFIG, O_BATCH, O_SEQ, O_TOTAL, O_STEPS, O_TOKENS, O_LR, O_WARMUP, O_MINLR,
+       O_WD, O_CLIP, O_SCHED, O_DECAY, O_EVERY, O_EVALB, O_SAVE, O_RESUME, O_THREADS, O_SEED, O_SEQUENTIAL, O_MINUTES, O_N };
+
+/* On resume the run's hyperparameters replace hp; given options that would change the update stream
+ * are errors, the others (steps, eval, save, threads) apply. Without --threads the run's count is used. */
+static int merge_resume(const char *run, const int *seen, anv_hparams_t *hp) {
+    const anv_hparams_t given_copy = *hp, *given = &given_copy;
+    char path[4200];
+    anv_train_state_t st;
+    if (anv_path_join(path, sizeof path, run, "state.json") != 0) return -1;
+    if (!anv_path_exists(path)) return anv_error("%s: no checkpoint to resume (state.json is missing)", run);
+    if (anv_state_load(path, &st) != 0) return -1;
+    const anv_hparams_t *h = &st.hp;
+    struct {
+        int opt;
+        const char *name;
+        int differs;
+    } fixed[] = {
+        {O_BATCH, "--batch", given->B != h->B},
+        {O_SEQ, "--seq", given->T != h->T},
+        {O_TOTAL, "--total-batch-tokens", given->total_batch_tokens != h->total_batch_tokens},
+        {O_LR, "--lr", given->sched.max_lr != h->sched.max_lr},
+        {O_WARMUP, "--warmup", given->sched.warmup != h->sched.warmup},
+        {O_MINLR, "--min-lr", given->sched.min_lr != h->sched.min_lr},
+        {O_WD, "--weight-decay", given->adamw.weight_decay != h->adamw.weight_decay},
+        {O_CLIP, "--clip", given->clip != h->clip},
+        {O_SCHED, "--schedule", given->sched.kind != h->sched.kind},
+        {O_DECAY, "--decay-steps", given->sched.decay_steps != h->sched.decay_steps},
+        {O_SEED, "--seed", given->seed != h->seed},
+        {O_SEQUENTIAL, "--sequential", given->shuffle != h->shuffle},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (seen[fixed[i].opt] && fixed[i].differs)
+            return anv_error("%s: the run was trained with other %s; resuming with a new value would not continue "
+                             "it (start a new --out instead)",
+                             path, fixed[i].name);
+    *hp = *h;
+    if (seen[O_STEPS]) hp->steps = given->steps;
+    if (seen[O_TOKENS]) hp->steps = 0; /* recomputed from --tokens */
+    if (seen[O_EVERY]) hp->eval_every = given->eval_every;
+    if (seen[O_EVALB]) hp->eval_batches = given->eval_batches;
+    if (seen[O_SAVE]) hp->save_every = given->save_every;
+    if (!seen[O_THREADS]) anv_threads_set(h->threads); /* the run's count keeps the continuation bitwise */
+    hp->threads = anv_threads_count();
+    if (hp->steps != 0 && hp->steps < st.step)
+        return anv_error("--steps %lld is below the run's step %lld (%s)", hp->steps, st.step, path);
+    return 0;
+}
 
 int cmd_train(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    anv_error("'train' is not built yet");
-    return cli_fail();
+    const char *data = NULL, *out = NULL, *preset = NULL, *config = NULL, *schedule = "cosine";
+    int batch = 4, seq = 0, eval_every = 250, eval_batches = 20, save_every = 500, resume = 0, threads = 0;
+    int sequential = 0;
+    long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
+    double lr = 6e-4, min_lr = -1, wd = 0.1, clip = 1.0, minutes = 0;
+    opt_t opts[O_N] = {
+        [O_DATA] = {"--data", OPT_STRING, &data, "data directory from `anvil data prepare`"},
+        [O_OUT] = {"--out", OPT_STRING, &out, "run directory (created)"},
+        [O_PRESET] = {"--preset", OPT_STRING, &preset, "tiny (default), small, gpt2-124m, gpt2-350m"},
+        [O_CONFIG] = {"--config", OPT_STRING, &config, "model config JSON instead of a preset"},
+        [O_BATCH] = {"--batch", OPT_INT, &batch, "rows per micro-batch (default 4)"},
+        [O_SEQ] = {"--seq", OPT_INT, &seq, "tokens per row (default: the model's block_size)"},
+        [O_TOTAL] = {"--total-batch-tokens", OPT_LONG, &total, "tokens per step; a multiple of batch*seq"},
+        [O_STEPS] = {"--steps", OPT_LONG, &steps, "optimizer steps (default: one epoch)"},
+        [O_TOKENS] = {"--tokens", OPT_LONG, &tokens, "train on this many tokens instead of --steps"},
+        [O_LR] = {"--lr", OPT_DOUBLE, &lr, "peak learning rate (default 6e-4)"},
+        [O_WARMUP] = {"--warmup", OPT_LONG, &warmup, "warmup steps (default steps/10, at most 2000)"},
+        [O_MINLR] = {"--min-lr", OPT_DOUBLE, &min_lr, "final learning rate (default lr/10)"},
+        [O_WD] = {"--weight-decay", OPT_DOUBLE, &wd, "AdamW weight decay on 2-D weights (default 0.1)"},
+        [O_CLIP] = {"--clip", OPT_DOUBLE, &clip, "max gradient norm, 0 = off (default 1)"},
+        [O_SCHED] = {"--schedule", OPT_STRING, &schedule, "cosine (default), constant or wsd"},
+        [O_DECAY] = {"--decay-steps", OPT_LONG, &decay, "wsd: final decay steps (default steps/5)"},
+        [O_EVERY] = {"--eval-every", OPT_INT, &eval_every, "validate every N steps and at the end (default 250)"},
+        [O_EVALB] = {"--eval-batches", OPT_INT, &eval_batches, "validation batches (default 20)"},
+        [O_SAVE] = {"--save-every", OPT_INT, &save_every, "checkpoint every N steps and at the end (default 500)"},
+        [O_RESUME] = {"--resume", OPT_FLAG, &resume, "continue RUN from its checkpoint"},
+        [O_THREADS] = {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
+        [O_SEED] = {"--seed", OPT_LONG, &seed, "seed for init and shuffling (default 1337)"},
+        [O_SEQUENTIAL] = {"--sequential", OPT_FLAG, &sequential, "read the data in order instead of shuffled"},
+        [O_MINUTES] = {"--minutes", OPT_DOUBLE, &minutes, "instead of --steps: as many steps as fit (timed at start)"},
+    };
+    int seen[O_N];
+    int rc = cli_parse(argc, argv, opts, O_N, usage, seen);
+    if (rc != 0) return rc > 0 ? 0 : cli_fail();
+    if (!out) return anv_error("--out RUN is required"), cli_fail();
+    if (!resume && !data) return anv_error("--data DIR is required"), cli_fail();
+    if (preset && config) return anv_error("give --preset or --config, not both"), cli_fail();
+    if (seen[O_STEPS] + seen[O_TOKENS] + seen[O_MINUTES] > 1)
+        return anv_error("give one of --steps, --tokens or --minutes"), cli_fail();
+    if (resume && seen[O_MINUTES]) return anv_error("--minutes sets the length of a new run; resume with --steps"), cli_fail();
+    if (batch <= 0 || seq < 0 || total < 0 || steps < 0 || tokens < 0 || eval_every < 0 || eval_batches < 0 ||
+        save_every < 0 || threads < 0 || seed < 0 || minutes < 0)
+        return anv_error("--batch must be positive and sizes, counts and --seed non-negative"), cli_fail();
+    if (!(lr > 0) || !(wd >= 0) || !(clip >= 0) || (seen[O_MINLR] && !(min_lr >= 0)))
+        return anv_error("--lr must be positive; --min-lr, --weight-decay and --clip non-negative"), cli_fail();
+    anv_threads_set(threads);
+    anv_hparams_t hp = {.B = batch, .T = seq, .total_batch_tokens = total, .steps = steps,
+                        .sched = {.max_lr = (float)lr, .min_lr = (float)min_lr, .warmup = warmup, .decay_steps = decay},
+                        .adamw = {0.9f, 0.95f, 1e-8f, (float)wd}, .clip = (float)clip, .eval_every = eval_every,
+                        .eval_batches = eval_batches, .save_every = save_every, .shuffle = !sequential,
+                        .seed = (uint64_t)seed, .threads = anv_threads_count()};
+    if (anv_schedule_parse(schedule, &hp.sched.kind) != 0) return cli_fail();
+    if (resume && merge_resume(out, seen, &hp) != 0) return cli_fail();
+
+    display_t d = {isatty(2), 0, 1};
+    long long planned = resume ? hp.steps : steps;
+    if (planned > 0) d.print_every = planned / 20 > 100 ? 100 : planned / 20 > 0 ? planned / 20 : 1;
+    else d.print_every = 10;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = (int)SA_RESETHAND; /* a second signal stops at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    anv_train_opts_t o = {.run_dir = out, .data_dir = data, .preset = preset, .config_path = config, .hp = hp,
+                          .target_tokens = tokens, .minutes = minutes, .resume = resume, .stop = &stop_flag, .on_step = on_step,
+                          .on_eval = on_eval, .ctx = &d};
+    long long last = 0;
+    rc = anv_train(&o, &last);
+    if (d.open_line) fputs("\n", stderr);
+    if (rc < 0) return cli_fail();
+    if (rc == 1) {
+        fprintf(stderr, "interrupted: checkpoint saved at step %lld\n", last);
+        return 128 + (int)stop_signal;
+    }
+    fprintf(stderr, "done: step %lld, run in %s\n", last, out);
+    return 0;
 }

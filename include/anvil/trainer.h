@@ -1,0 +1,85 @@
+/* The training loop of `anvil train`, evaluation, the run log and the loss plot.
+ *
+ * A run directory is self-contained: config.json, tokenizer.json (a copy of the data's), model and
+ * optimizer safetensors, state.json (checkpoint.h), log.jsonl (one JSON object per step and per
+ * evaluation) and loss.svg.
+ *
+ * Determinism: the same data, config, hyperparameters, seed and THREAD COUNT give bitwise the same
+ * loss curve and weights, and a resumed run continues bitwise as if never interrupted. Another thread
+ * count changes floating-point reduction orders, so it gives a slightly different (equally valid)
+ * curve; resume warns when the thread count differs from the run's. */
+#ifndef ANVIL_TRAINER_H
+#define ANVIL_TRAINER_H
+
+#include "anvil/checkpoint.h"
+#include "anvil/tokenizer.h"
+
+#include <signal.h>
+
+/* Peak fp32 FLOP/s per thread used for MFU: this machine's (AMD EPYC, AVX-512) measured FMA peak of
+ * about 225 GFLOP/s on 2 cores, i.e. 112.5 GFLOP/s per core; MFU = model FLOP/s / (this * threads). */
+#define ANV_PEAK_FLOPS_PER_THREAD 112.5e9
+
+typedef struct {
+    long long step, steps; /* completed step (1-based), total */
+    float loss, lr, grad_norm;
+    long long tokens;      /* training tokens consumed after this step */
+    double step_s, tokens_per_s, mfu, eta_s;
+} anv_step_report_t;
+
+typedef struct {
+    long long step, tokens;
+    double val_loss, val_bpb;
+} anv_eval_report_t;
+
+typedef struct {
+    const char *run_dir;
+    const char *data_dir;    /* NULL on resume: the run's own data directory */
+    const char *preset;      /* model: a preset, or */
+    const char *config_path; /* a config file (its vocab_size must hold the tokenizer's vocabulary) */
+    /* On resume: the run's, as merged by the caller. Fresh runs resolve zero/negative values: T 0 =
+     * block_size, total_batch_tokens 0 = B*T, steps 0 = one epoch (or target_tokens), warmup < 0 =
+     * steps/10 (at most 2000), min_lr < 0 = max_lr/10, decay_steps < 0 = steps/5. */
+    anv_hparams_t hp;
+    long long target_tokens; /* > 0: steps = ceil(target_tokens / total_batch_tokens) */
+    double minutes;          /* > 0 (fresh run, no steps or tokens): steps that fit this wall-clock budget,
+                              * from timing two forward/backward passes before training */
+    int resume;
+    volatile sig_atomic_t *stop; /* set asynchronously: finish the step, save, return 1 */
+    void (*on_step)(const anv_step_report_t *r, void *ctx);
+    void (*on_eval)(const anv_eval_report_t *r, void *ctx);
+    void *ctx;
+} anv_train_opts_t;
+
+/* Trains until hp.steps. Returns 0 when finished, 1 when stopped through *stop (checkpoint saved),
+ * -1 on error (the last good checkpoint is kept). *last_step is the last completed step. */
+int anv_train(const anv_train_opts_t *o, long long *last_step);
+
+/* Mean loss over the first `batches` validation batches (fewer if the split is smaller), with the
+ * model's training forward. inputs/targets: (B, T) scratch of the loader's shape. */
+int anv_evaluate(anv_model_t *m, anv_loader_t *val, int batches, int B, int T, int32_t *inputs, int32_t *targets,
+                 double *loss);
+/* Bytes of text per validation token: from <data_dir>/meta.json ("val": {"bytes", "tokens"}) or, when
+ * absent, by decoding the validation shards. bits per byte = loss / ln 2 / bytes_per_token. */
+int anv_val_bytes_per_token(const char *data_dir, const anv_tokenizer_t *tok, const anv_loader_t *val,
+                            double *bytes_per_token);
+
+/* Loads a run for inference: config.json, model.safetensors and tokenizer.json of run_dir. */
+int anv_run_load(const char *run_dir, anv_model_t **model, anv_tokenizer_t **tok);
+
+/* ---- log.jsonl ---- */
+typedef struct {
+    FILE *f;
+    char path[4200];
+} anv_runlog_t;
+/* Opens RUN/log.jsonl for appending after keeping only the lines of steps <= keep_step (rewritten
+ * atomically), so a resumed run's log matches an uninterrupted one. keep_step 0 starts it empty. */
+int anv_runlog_open(anv_runlog_t *log, const char *run_dir, long long keep_step);
+int anv_runlog_step(anv_runlog_t *log, const anv_step_report_t *r);
+int anv_runlog_eval(anv_runlog_t *log, const anv_eval_report_t *r);
+void anv_runlog_close(anv_runlog_t *log);
+
+/* Plots train loss (line) and validation loss (points) of a log.jsonl against tokens, atomically. */
+int anv_loss_svg_write(const char *log_path, const char *svg_path);
+
+#endif

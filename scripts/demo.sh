@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The demo: Moby Dick (public domain, from the npm registry) -> BPE tokenizer + shards -> the `small`
+# preset trained for about five minutes on all cores -> loss curve -> a sample.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+anvil="$root/build/anvil"
+out="$root/runs"
+minutes=${DEMO_MINUTES:-5}
+text=$("$root/scripts/corpus.sh" moby-dick)
+echo "== corpus: $text ($(du -h "$text" | cut -f1))"
+
+echo "== anvil data prepare (train a BPE tokenizer, write shards)"
+rm -rf "$out/demo-data" "$out/demo"
+"$anvil" data prepare --input "$text" --vocab-size 4096 --split-blank-lines 1 --val-fraction 0.05 \
+  --out "$out/demo-data"
+
+echo "== anvil train (small preset, ~${minutes} minutes)"
+start=$(date +%s)
+"$anvil" train --data "$out/demo-data" --out "$out/demo" --preset small --batch 16 --seq 128 \
+  --minutes "$minutes" --lr 1e-3 --warmup 50 --min-lr 1e-4 --eval-every 100 --save-every 200
+echo "== trained in $(( $(date +%s) - start )) s; loss curve: $out/demo/loss.svg"
+"$anvil" eval --run "$out/demo"
+
+echo "== anvil sample"
+"$anvil" sample --run "$out/demo" --prompt "Call me Ishmael." --max-tokens 200 --temperature 0.8 --top-k 40 --seed 1
+echo
