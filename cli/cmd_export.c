@@ -1,0 +1,75 @@
+/* anvil export: a trained run as a GGUF file for llama.cpp or a Hugging Face GPT-2 directory. */
+#include "cli.h"
+
+#include "anvil/gguf.h"
+#include "anvil/hf_export.h"
+#include "anvil/trainer.h"
+
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] = "anvil export --run RUN --format gguf|hf [--dtype f32|f16|q8_0] --out FILE|DIR";
+
+static int parse_dtype(const char *s, anv_ggml_type_t *t) {
+    if (!strcmp(s, "f32"))
+        *t = ANV_GGML_F32;
+    else if (!strcmp(s, "f16"))
+        *t = ANV_GGML_F16;
+    else if (!strcmp(s, "q8_0"))
+        *t = ANV_GGML_Q8_0;
+    else
+        return anv_error("--dtype: unknown type '%s' (expected f32, f16 or q8_0)", s);
+    return 0;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *run = NULL, *format = NULL, *dtype = "f32", *out = NULL, *name = NULL;
+    const opt_t opts[] = {
+        {"--run", OPT_STRING, &run, "run directory (config.json, model.safetensors, tokenizer.json)"},
+        {"--format", OPT_STRING, &format, "gguf (llama.cpp) or hf (Hugging Face GPT-2 directory)"},
+        {"--dtype", OPT_STRING, &dtype, "gguf: f32 (default), f16 or q8_0 for the 2-D weights"},
+        {"--out", OPT_STRING, &out, "output file (gguf) or directory (hf)"},
+        {"--name", OPT_STRING, &name, "gguf: general.name (default: the run directory's name)"},
+    };
+    int n_opts = sizeof opts / sizeof opts[0], seen[sizeof opts / sizeof opts[0]];
+    int rc = cli_parse(argc, argv, opts, n_opts, usage, seen);
+    if (rc != 0) return rc > 0 ? 0 : cli_fail();
+    if (!run || !format || !out) {
+        anv_error("export needs --run, --format and --out (see --help)");
+        return cli_fail();
+    }
+    int gguf = !strcmp(format, "gguf");
+    anv_ggml_type_t type;
+    if (!gguf && strcmp(format, "hf") != 0) {
+        anv_error("--format: unknown format '%s' (expected gguf or hf)", format);
+        return cli_fail();
+    }
+    if (parse_dtype(dtype, &type) != 0) return cli_fail();
+    if (!gguf && type != ANV_GGML_F32) {
+        anv_error("--dtype %s: the hf format is written in f32", dtype);
+        return cli_fail();
+    }
+    if (!anv_is_dir(run)) {
+        anv_error("%s: run directory not found", run);
+        return cli_fail();
+    }
+    anv_model_t *m = NULL;
+    anv_tokenizer_t *tok = NULL;
+    char base[4200];
+    double t0 = anv_now();
+    if (anv_run_load(run, &m, &tok) != 0) {
+        rc = -1;
+    } else if (gguf) {
+        snprintf(base, sizeof base, "%s", run);
+        rc = anv_gguf_export_gpt2(m, tok, name ? name : basename(base), type, out);
+    } else {
+        rc = anv_hf_export(m, tok, out);
+    }
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+    if (rc != 0) return cli_fail();
+    fprintf(stderr, "exported %s as %s%s%s to %s in %.2f s\n", run, format, gguf ? " " : "", gguf ? dtype : "", out,
+            anv_now() - t0);
+    return 0;
+}

@@ -1,0 +1,191 @@
+/* Hugging Face GPT-2 directories: export from and import into anvil runs. */
+#include "anvil/hf_export.h"
+
+#include "anvil/json.h"
+#include "anvil/safetensors.h"
+
+#include <math.h>
+#include <string.h>
+
+int anv_hf_write_weights(anv_model_t *m, const char *path) {
+    int n = anv_model_n_tensors(m);
+    anv_st_write_t *t = anv_calloc((size_t)n * sizeof *t, "safetensors tensor list");
+    if (!t) return -1;
+    const float *params = anv_model_params(m);
+    for (int i = 0; i < n; i++) {
+        const anv_param_t *p = anv_model_tensor(m, i);
+        t[i].name = p->name;
+        t[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) t[i].shape[d] = p->shape[d];
+        t[i].data = params + p->offset;
+    }
+    static const char *const meta[2] = {"format", "pt"};
+    int rc = anv_safetensors_write_f32(path, t, n, meta, 1);
+    anv_free(t);
+    return rc;
+}
+
+static int write_text(const char *dir, const char *name, const anv_buf_t *b) {
+    char path[4200];
+    if (anv_path_join(path, sizeof path, dir, name) != 0) return -1;
+    return anv_write_file_atomic(path, b->data, b->len);
+}
+
+int anv_hf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *dir) {
+    const anv_config_t *c = anv_model_config(m);
+    if ((size_t)c->vocab_size < anv_tokenizer_vocab_size(tok))
+        return anv_error("%s: the tokenizer has %zu tokens but the model only %d", dir, anv_tokenizer_vocab_size(tok),
+                         c->vocab_size);
+    if (anv_mkdir_p(dir) != 0) return -1;
+    int64_t eot = anv_tokenizer_eot(tok);
+    char ids[96] = "";
+    if (eot >= 0)
+        snprintf(ids, sizeof ids, "  \"bos_token_id\": %lld,\n  \"eos_token_id\": %lld,\n", (long long)eot,
+                 (long long)eot);
+    anv_buf_t cfg = {0}, gen = {0};
+    int rc = anv_buf_printf(&cfg,
+                            "{\n"
+                            "  \"architectures\": [\"GPT2LMHeadModel\"],\n"
+                            "  \"model_type\": \"gpt2\",\n"
+                            "  \"n_layer\": %d,\n  \"n_head\": %d,\n  \"n_embd\": %d,\n"
+                            "  \"n_positions\": %d,\n  \"n_ctx\": %d,\n  \"n_inner\": null,\n"
+                            "  \"vocab_size\": %d,\n"
+                            "  \"layer_norm_epsilon\": 1e-05,\n"
+                            "  \"activation_function\": \"gelu_new\",\n"
+                            "  \"tie_word_embeddings\": true,\n"
+                            "%s"
+                            "  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0,\n"
+                            "  \"torch_dtype\": \"float32\"\n"
+                            "}\n",
+                            c->n_layer, c->n_head, c->n_embd, c->block_size, c->block_size, c->vocab_size, ids);
+    rc |= anv_buf_printf(&gen, "{\n%s  \"_from_model_config\": true\n}\n", ids);
+    char path[4200];
+    if (rc == 0) rc = write_text(dir, "config.json", &cfg);
+    if (rc == 0) rc = write_text(dir, "generation_config.json", &gen);
+    if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "model.safetensors");
+    if (rc == 0) rc = anv_hf_write_weights(m, path);
+    if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "tokenizer.json");
+    if (rc == 0) rc = anv_tokenizer_save(tok, path);
+    anv_buf_free(&cfg);
+    anv_buf_free(&gen);
+    return rc;
+}
+
+/* ---- import ---- */
+
+/* The parts of a Hugging Face GPT-2 config that anvil's model does not vary must match it. */
+static int check_hf_config(const anv_json_t *root, const char *source, const anv_config_t *c) {
+    const anv_json_t *v;
+    if ((v = anv_json_get(root, "model_type")) && (v->type != ANV_JSON_STRING || strcmp(v->str, "gpt2") != 0))
+        return anv_error("%s: model_type must be \"gpt2\"", source);
+    if ((v = anv_json_get(root, "activation_function")) &&
+        (v->type != ANV_JSON_STRING || (strcmp(v->str, "gelu_new") != 0 && strcmp(v->str, "gelu_pytorch_tanh") != 0)))
+        return anv_error("%s: activation_function \"%s\" is not supported (anvil's GPT-2 uses gelu_new)", source,
+                         v->type == ANV_JSON_STRING ? v->str : "?");
+    if ((v = anv_json_get(root, "n_inner")) && v->type != ANV_JSON_NULL &&
+        (v->type != ANV_JSON_NUMBER || v->number != 4.0 * c->n_embd))
+        return anv_error("%s: n_inner must be null or 4 * n_embd", source);
+    if ((v = anv_json_get(root, "layer_norm_epsilon")) && (v->type != ANV_JSON_NUMBER || fabs(v->number - 1e-5) > 1e-9))
+        return anv_error("%s: layer_norm_epsilon must be 1e-05", source);
+    if ((v = anv_json_get(root, "tie_word_embeddings")) && v->type == ANV_JSON_BOOL && !v->boolean)
+        return anv_error("%s: untied word embeddings are not supported", source);
+    return 0;
+}
+
+/* Tensors of Hugging Face checkpoints that carry no parameters (attention masks of older versions). */
+static int is_buffer(const char *name) {
+    size_t n = strlen(name);
+    return (n > 10 && !strcmp(name + n - 10, ".attn.bias")) || (n > 17 && !strcmp(name + n - 17, ".attn.masked_bias"));
+}
+
+/* Reads every parameter of m from st, under its own name or without "transformer."; checks that
+ * nothing else but buffers and a tied lm_head.weight is in the file. */
+static int read_weights(anv_safetensors_t *st, anv_model_t *m) {
+    float *params = anv_model_params(m);
+    const char *src = anv_safetensors_source(st);
+    for (int i = 0; i < anv_model_n_tensors(m); i++) {
+        const anv_param_t *p = anv_model_tensor(m, i);
+        const char *name = p->name;
+        if (!anv_safetensors_find(st, name)) name += strlen("transformer.");
+        if (!anv_safetensors_find(st, name)) return anv_error("%s: missing tensor '%s'", src, p->name);
+        int64_t shape[2] = {p->shape[0], p->shape[1]};
+        if (anv_safetensors_read_f32(st, name, p->ndim, shape, params + p->offset) != 0) return -1;
+    }
+    for (int i = 0; i < anv_safetensors_count(st); i++) {
+        const char *name = anv_safetensors_tensor(st, i)->name;
+        int known = is_buffer(name) || !strcmp(name, "lm_head.weight");
+        for (int k = 0; k < anv_model_n_tensors(m) && !known; k++) {
+            const char *own = anv_model_tensor(m, k)->name;
+            known = !strcmp(name, own) || !strcmp(name, own + strlen("transformer."));
+        }
+        if (!known) return anv_error("%s: unexpected tensor '%s' (not part of a GPT-2 model)", src, name);
+    }
+    if (!anv_safetensors_find(st, "lm_head.weight")) return 0;
+    const anv_param_t *wte = NULL;
+    for (int i = 0; i < anv_model_n_tensors(m) && !wte; i++)
+        if (!strcmp(anv_model_tensor(m, i)->name, "transformer.wte.weight")) wte = anv_model_tensor(m, i);
+    if (!wte) return anv_error("%s: the model has no transformer.wte.weight", src);
+    float *head = anv_alloc(wte->numel * sizeof *head, "lm_head.weight");
+    if (!head) return -1;
+    int64_t shape[2] = {wte->shape[0], wte->shape[1]};
+    int rc = anv_safetensors_read_f32(st, "lm_head.weight", 2, shape, head);
+    if (rc == 0 && memcmp(head, params + wte->offset, wte->numel * sizeof *head) != 0)
+        rc = anv_error("%s: lm_head.weight differs from wte (untied heads are not supported)", src);
+    anv_free(head);
+    return rc;
+}
+
+static int load_tokenizer(const char *hf_dir, anv_tokenizer_t **tok) {
+    char a[4200], b[4200];
+    if (anv_path_join(a, sizeof a, hf_dir, "tokenizer.json") != 0) return -1;
+    if (anv_path_exists(a)) return anv_tokenizer_load(a, tok);
+    if (anv_path_join(a, sizeof a, hf_dir, "vocab.json") != 0 || anv_path_join(b, sizeof b, hf_dir, "merges.txt") != 0)
+        return -1;
+    if (anv_path_exists(a) && anv_path_exists(b)) return anv_tokenizer_load_gpt2(a, b, tok);
+    return anv_error("%s: no tokenizer.json (nor vocab.json + merges.txt)", hf_dir);
+}
+
+int anv_hf_import(const char *hf_dir, const char *run_dir) {
+    char path[4200];
+    anv_json_doc_t *doc = NULL;
+    anv_config_t cfg;
+    anv_model_t *m = NULL;
+    anv_safetensors_t *st = NULL;
+    anv_tokenizer_t *tok = NULL;
+    int rc = -1;
+    if (!anv_is_dir(hf_dir)) return anv_error("%s: not a directory", hf_dir);
+    /* Never overwrite a run: its optimizer state and log would no longer match its weights. */
+    static const char *const run_files[3] = {"config.json", "model.safetensors", "state.json"};
+    for (int i = 0; i < 3; i++) {
+        if (anv_path_join(path, sizeof path, run_dir, run_files[i]) != 0) return -1;
+        if (anv_path_exists(path))
+            return anv_error("%s: already holds a run (%s); import into a new directory", run_dir, run_files[i]);
+    }
+    if (anv_path_join(path, sizeof path, hf_dir, "config.json") != 0 || anv_json_parse_file(path, &doc) != 0) goto done;
+    if (anv_config_from_json(anv_json_root(doc), path, &cfg) != 0 ||
+        check_hf_config(anv_json_root(doc), path, &cfg) != 0)
+        goto done;
+    if (anv_path_join(path, sizeof path, hf_dir, "model.safetensors") != 0 || anv_safetensors_open(path, &st) != 0)
+        goto done;
+    if (load_tokenizer(hf_dir, &tok) != 0) goto done;
+    if (anv_tokenizer_vocab_size(tok) > (size_t)cfg.vocab_size) {
+        anv_error("%s: the tokenizer has %zu tokens but vocab_size is %d", hf_dir, anv_tokenizer_vocab_size(tok),
+                  cfg.vocab_size);
+        goto done;
+    }
+    if (anv_model_create(&cfg, &m) != 0 || read_weights(st, m) != 0) goto done;
+    if (anv_mkdir_p(run_dir) != 0 || anv_path_join(path, sizeof path, run_dir, "model.safetensors") != 0 ||
+        anv_hf_write_weights(m, path) != 0)
+        goto done;
+    if (anv_path_join(path, sizeof path, run_dir, "tokenizer.json") != 0 || anv_tokenizer_save(tok, path) != 0)
+        goto done;
+    /* config.json last: a run directory is complete once it exists. */
+    if (anv_path_join(path, sizeof path, run_dir, "config.json") != 0 || anv_config_save(&cfg, path) != 0) goto done;
+    rc = 0;
+done:
+    anv_json_free(doc);
+    anv_safetensors_close(st);
+    anv_tokenizer_free(tok);
+    anv_model_free(m);
+    return rc;
+}
