@@ -1,0 +1,120 @@
+/* anvil serve: options, signals and the startup line around anv_serve(). */
+#include "cli.h"
+
+#include "anvil/serve.h"
+#include "anvil/trainer.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "anvil serve --run RUN [options]\n"
+    "Serves the run over an OpenAI-compatible HTTP API: POST /v1/completions, POST /v1/chat/completions\n"
+    "(\"stream\": true for server-sent events), GET /v1/models, GET /health. Listens on 127.0.0.1 unless\n"
+    "--host says otherwise; with --api-key (or $ANVIL_API_KEY) every request needs 'Authorization: Bearer KEY'.\n"
+    "Chat requests use the template \"System: ...\\nUser: ...\\nAssistant:\" and stop at \"\\nUser:\".\n"
+    "SIGINT/SIGTERM stop accepting, let requests in flight finish (up to --drain seconds) and exit 0;\n"
+    "a second signal stops at once.";
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+typedef struct {
+    const char *host, *name;
+    int slots, threads;
+} ready_t;
+
+static void on_ready(int port, void *ctx) {
+    const ready_t *r = ctx;
+    const char *open = strchr(r->host, ':') ? "[" : "", *close = strchr(r->host, ':') ? "]" : "";
+    fprintf(stderr, "anvil serve: listening on http://%s%s%s:%d/v1 (model %s, %d slots x %d threads)\n", open,
+            r->host, close, port, r->name, r->slots, r->threads);
+    fflush(stderr);
+}
+
+/* The run directory's last path component: "runs/tiny/" -> "tiny". */
+static void run_name(const char *run, char *out, size_t size) {
+    size_t n = strlen(run);
+    while (n > 1 && run[n - 1] == '/') n--;
+    size_t start = n;
+    while (start > 0 && run[start - 1] != '/') start--;
+    snprintf(out, size, "%.*s", (int)(n - start), run + start);
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *run = NULL, *host = "127.0.0.1", *api_key = NULL, *name = NULL;
+    int port = 8080, slots = 0, max_tokens_limit = 2048, threads = 0, timeout = 30, max_connections = 64;
+    long long max_body = 1 << 20;
+    double drain = 30;
+    opt_t opts[] = {
+        {"--run", OPT_STRING, &run, "run directory (from anvil train or import)"},
+        {"--host", OPT_STRING, &host, "address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)"},
+        {"--port", OPT_INT, &port, "TCP port (default 8080; 0 = any free port, printed at startup)"},
+        {"--api-key", OPT_STRING, &api_key, "require 'Authorization: Bearer KEY' (default: $ANVIL_API_KEY if set)"},
+        {"--max-concurrency", OPT_INT, &slots, "requests generated at once, each with its own KV cache (default: cores)"},
+        {"--max-tokens-limit", OPT_INT, &max_tokens_limit, "largest max_tokens a request may ask for (default 2048)"},
+        {"--threads", OPT_INT, &threads, "compute threads in all, shared out among the slots (default: all cores)"},
+        {"--timeout", OPT_INT, &timeout, "seconds an idle or slow connection is kept (default 30)"},
+        {"--max-connections", OPT_INT, &max_connections, "open connections at most (default 64)"},
+        {"--max-body", OPT_LONG, &max_body, "largest request body in bytes (default 1048576; larger: 413)"},
+        {"--drain", OPT_DOUBLE, &drain, "seconds to finish requests in flight on SIGTERM (default 30)"},
+        {"--model-name", OPT_STRING, &name, "model id in responses (default: the run directory's name)"},
+    };
+    int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
+    if (rc != 0) return rc > 0 ? 0 : cli_fail();
+    if (!run) return anv_error("--run RUN is required"), cli_fail();
+    if (!api_key) api_key = getenv("ANVIL_API_KEY");
+    if (api_key && !*api_key) return anv_error("--api-key must not be empty"), cli_fail();
+    if (port < 0 || port > 65535) return anv_error("--port must be in 0..65535, got %d", port), cli_fail();
+    if (slots < 0 || threads < 0) return anv_error("--max-concurrency and --threads must be >= 0"), cli_fail();
+    if (max_tokens_limit < 1) return anv_error("--max-tokens-limit must be >= 1, got %d", max_tokens_limit), cli_fail();
+    if (timeout < 1 || max_connections < 1 || max_body < 1 || !(drain >= 0))
+        return anv_error("--timeout, --max-connections and --max-body must be >= 1, --drain >= 0"), cli_fail();
+    if (!anv_serve_available()) return anv_serve(NULL), cli_fail();
+
+    anv_threads_set(threads);
+    int total = anv_threads_count();
+    if (slots == 0) slots = total;
+    int per_slot = total / slots > 0 ? total / slots : 1;
+    anv_model_t *m;
+    anv_tokenizer_t *tok;
+    if (anv_run_load(run, &m, &tok) != 0) return cli_fail();
+    char default_name[256];
+    run_name(run, default_name, sizeof default_name);
+    ready_t ready = {host, name ? name : default_name, slots, per_slot};
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = (int)SA_RESETHAND; /* a second signal stops at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    anv_serve_opts_t o = {.model = m,
+                          .tok = tok,
+                          .model_name = ready.name,
+                          .host = host,
+                          .port = port,
+                          .api_key = api_key,
+                          .slots = slots,
+                          .threads_per_slot = per_slot,
+                          .max_tokens_limit = max_tokens_limit,
+                          .max_connections = max_connections,
+                          .timeout_s = timeout,
+                          .max_body = (size_t)max_body,
+                          .drain_s = drain,
+                          .stop = &stop_flag,
+                          .on_ready = on_ready,
+                          .ctx = &ready};
+    rc = anv_serve(&o);
+    if (rc == 0) fprintf(stderr, "anvil serve: stopped\n");
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+    return rc == 0 ? 0 : cli_fail();
+}

@@ -1,0 +1,51 @@
+/* `anvil serve`: an OpenAI-compatible HTTP API over a trained model (HTTP by libmicrohttpd).
+ *
+ * Endpoints: POST /v1/completions, POST /v1/chat/completions (both with `stream` as server-sent
+ * events ending in `data: [DONE]`), GET /v1/models, GET /health. Errors are OpenAI-style JSON
+ * {"error": {"message", "type", "param", "code"}} with a 4xx/5xx status; unknown request fields are
+ * ignored.
+ *
+ * Concurrency: `slots` worker threads, each with its own generator (KV cache and scratch) and
+ * `threads_per_slot` compute threads, take requests from one FIFO queue; the model's weights are
+ * shared read-only. Each connection has its own thread (at most max_connections); a connection idle
+ * for `timeout_s` (a slow or stalled client) is closed. A request whose client disconnects is
+ * cancelled at its next token.
+ *
+ * Chat template (base models have no chat format of their own): each message becomes a line
+ * "System: <content>\n", "User: <content>\n" or "Assistant: <content>\n" ("developer" counts as
+ * system), then "Assistant:" is appended; generation stops at "\nUser:" and "\nSystem:" besides the
+ * request's own stop strings, and the reply's leading whitespace is removed. */
+#ifndef ANVIL_SERVE_H
+#define ANVIL_SERVE_H
+
+#include "anvil/model.h"
+#include "anvil/tokenizer.h"
+
+#include <signal.h>
+
+typedef struct {
+    anv_model_t *model;        /* shared, read-only while serving */
+    const anv_tokenizer_t *tok;
+    const char *model_name;    /* reported by /v1/models and in responses */
+    const char *host;          /* listen address (IPv4 or IPv6 literal) */
+    int port;                  /* 0: any free port (see bound_port) */
+    const char *api_key;       /* NULL: no authentication */
+    int slots;                 /* requests generated at once */
+    int threads_per_slot;
+    int max_tokens_limit;      /* larger max_tokens is refused (400) */
+    int max_connections;
+    int timeout_s;             /* idle connection timeout */
+    size_t max_body;           /* larger request bodies get 413 */
+    double drain_s;            /* on stop: seconds to let in-flight requests finish before cancelling */
+    volatile sig_atomic_t *stop; /* set asynchronously (signal): drain and return */
+    void (*on_ready)(int port, void *ctx); /* called once listening */
+    void *ctx;
+} anv_serve_opts_t;
+
+/* 1 when built with an HTTP library. */
+int anv_serve_available(void);
+/* Serves until *o->stop is set, then stops accepting, finishes (or after drain_s cancels) the requests
+ * in flight and returns 0. Fails (-1) when the address cannot be bound or without an HTTP library. */
+int anv_serve(const anv_serve_opts_t *o);
+
+#endif
