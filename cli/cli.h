@@ -3,6 +3,7 @@
 #define ANVIL_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Each subcommand gets argv after its name (argv[0] is the subcommand) and returns the exit code. */
 int cmd_train(int argc, char **argv);
@@ -10,6 +11,11 @@ int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_tokenizer_train(int argc, char **argv); /* `anvil tokenizer train`, dispatched by cmd_tokenizer */
 
 typedef enum { OPT_STRING, OPT_INT, OPT_LONG, OPT_DOUBLE, OPT_FLAG, OPT_STRINGS } opt_type_t;
 
@@ -32,5 +38,18 @@ int cli_parse(int argc, char **argv, const opt_t *opts, int n_opts, const char *
 void cli_usage(const char *usage, const opt_t *opts, int n_opts);
 /* Prints "anvil: <last error>" to stderr and returns 1. */
 int cli_fail(void);
+
+/* Progress of a long phase on stderr: one rewritten line on a terminal, a plain line every few
+ * seconds otherwise. Matches anv_progress_fn; byte phases show MB and MB/s. */
+typedef struct {
+    double start, phase_start, last, last_event;
+    char phase[32];
+    int tty, open_line;
+} cli_progress_t;
+void cli_progress_init(cli_progress_t *p);
+void cli_progress(void *ctx, const char *phase, uint64_t done, uint64_t total);
+void cli_progress_end(cli_progress_t *p); /* ends the line of a terminal */
+/* "gpt2" / "cl100k" -> ANV_PRETOK_* (as int, so this header needs no tokenizer.h); -1 with an error. */
+int cli_parse_pattern(const char *name, int *pattern);
 
 #endif

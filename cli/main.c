@@ -16,6 +16,10 @@ static const struct {
     {"train", cmd_train, "train a GPT-2 family model on token shards"},
     {"eval", cmd_eval, "validation loss, perplexity and bits per byte of a run"},
     {"sample", cmd_sample, "generate text from a trained run"},
+    {"export", cmd_export, "export a run to GGUF (llama.cpp) or a Hugging Face GPT-2 directory"},
+    {"import", cmd_import, "import a Hugging Face GPT-2 directory as a run"},
+    {"logits", cmd_logits, "next-token logits of a prompt as JSON (for checking other runtimes)"},
+    {"serve", cmd_serve, "serve a run over an OpenAI-compatible HTTP API"},
 };
 
 static void usage(void) {

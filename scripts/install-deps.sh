@@ -3,12 +3,12 @@
 # Usage: scripts/install-deps.sh [build|test|demo|bench|reference]
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake libutf8proc-dev zlib1g-dev libopenblas-dev libopenblas0-openmp)
+pkgs=(build-essential cmake libutf8proc-dev zlib1g-dev libopenblas-dev libopenblas0-openmp libmicrohttpd-dev)
 # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's): only add it if absent.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 case "$what" in
-  test) pkgs+=(clang libclang-rt-14-dev) ;;
-  bench) pkgs+=(python3-torch python3-numpy sentencepiece) ;;
+  test) pkgs+=(clang libclang-rt-14-dev time) ;;
+  bench) pkgs+=(python3-torch python3-numpy sentencepiece time) ;;
   reference) pkgs+=(python3-torch python3-numpy) ;;
 esac
 missing=()
