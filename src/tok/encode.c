@@ -1,7 +1,7 @@
 /* Encoding and decoding. Each thread keeps a cache of recent pre-tokens -> ids (direct-mapped,
  * one 64-byte line per entry), so the frequent words of a text skip BPE entirely. The tokenizer
  * itself is never written to, which makes it safe to share between threads. */
-#define _GNU_SOURCE /* memmem */
+#define _GNU_SOURCE /* memmem, qsort_r */
 #include "tok_internal.h"
 
 #include <pthread.h>
@@ -161,10 +161,8 @@ int anv_tokenizer_encode_special(const anv_tokenizer_t *t, const char *text, siz
     return rc;
 }
 
-static const size_t *sort_lens;
-
-static int longer_first(const void *a, const void *b) {
-    size_t x = sort_lens[*(const size_t *)a], y = sort_lens[*(const size_t *)b];
+static int longer_first(const void *a, const void *b, void *lens) {
+    size_t x = ((const size_t *)lens)[*(const size_t *)a], y = ((const size_t *)lens)[*(const size_t *)b];
     return (x < y) - (x > y);
 }
 
@@ -175,11 +173,7 @@ int anv_tokenizer_encode_batch(const anv_tokenizer_t *t, const char *const *text
     size_t *order = anv_alloc((n_docs + 1) * sizeof *order, "batch order");
     if (!order) return -1;
     for (size_t i = 0; i < n_docs; i++) order[i] = i;
-#pragma omp critical(anv_tok_batch_sort)
-    {
-        sort_lens = lens;
-        qsort(order, n_docs, sizeof *order, longer_first);
-    }
+    qsort_r(order, n_docs, sizeof *order, longer_first, (void *)lens);
     char first_error[1024] = "";
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
