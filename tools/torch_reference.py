@@ -252,7 +252,11 @@ def model_golden(cfg, B, T, n_ignored, gen):
     out["loss"] = loss.detach().reshape(1)
     out.update({"grad." + k: v.grad.clone() for k, v in P.items()})
 
-    opt_cfg = dict(steps=10, warmup=3, max_lr=3e-3, min_lr=3e-4, clip=0.5, beta1=0.9, beta2=0.95, eps=1e-8,
+    # eps 1e-6 rather than 1e-8: the key part of c_attn.bias has an exactly zero gradient (softmax ignores
+    # a shift shared by a row), so float32 gives it pure rounding noise (~1e-12), which AdamW divides by
+    # sqrt(v) + eps; with 1e-8 that noise alone moves those biases by up to ~7e-5 of the tensor's scale
+    # in 10 steps, too close to the 1e-4 tolerance to say anything about the implementation.
+    opt_cfg = dict(steps=10, warmup=3, max_lr=3e-3, min_lr=3e-4, clip=0.5, beta1=0.9, beta2=0.95, eps=1e-6,
                    weight_decay=0.1)
     decay = [p for p in P.values() if p.dim() == 2]
     no_decay = [p for p in P.values() if p.dim() == 1]

@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""PyTorch fp32 counterpart of bench/bench_model.c: times whole training steps (zero_grad, forward,
+backward, clip, AdamW) of the same GPT-2 (tools/torch_reference.py's definition) on 2 threads.
+
+Usage: /usr/bin/python3 bench/torch_model.py [--preset gpt2-124m] [--batch 4] [--seq 64] [--threads 2]
+                                             [--steps 5] [--warmup 2]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from torch_reference import gpt_init, gpt_logits, gpt_loss  # noqa: E402
+
+PRESETS = {
+    "tiny": dict(n_layer=4, n_head=4, n_embd=128, vocab_size=50257, block_size=256),
+    "small": dict(n_layer=6, n_head=6, n_embd=384, vocab_size=50257, block_size=512),
+    "gpt2-124m": dict(n_layer=12, n_head=12, n_embd=768, vocab_size=50257, block_size=1024),
+    "gpt2-350m": dict(n_layer=24, n_head=16, n_embd=1024, vocab_size=50257, block_size=1024),
+}
+
+
+def num_params(cfg):
+    C = cfg["n_embd"]
+    return cfg["vocab_size"] * C + cfg["block_size"] * C + cfg["n_layer"] * (12 * C * C + 13 * C) + 2 * C
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="gpt2-124m", choices=sorted(PRESETS))
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    cfg = PRESETS[a.preset]
+    gen = torch.Generator().manual_seed(1)
+    P = {k: v.requires_grad_() for k, v in gpt_init(cfg, gen, torch.float32).items()}
+    tokens = torch.randint(0, cfg["vocab_size"], (a.batch * a.seq + 1,), generator=gen)
+    idx, tgt = tokens[:-1].view(a.batch, a.seq), tokens[1:].view(a.batch, a.seq)
+    opt = torch.optim.AdamW([{"params": [p for p in P.values() if p.dim() == 2], "weight_decay": 0.1},
+                             {"params": [p for p in P.values() if p.dim() == 1], "weight_decay": 0.0}],
+                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+    times = []
+    for s in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = gpt_loss(gpt_logits(P, cfg, idx), tgt)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(P.values()), 1.0)
+        opt.step()
+        dt = time.perf_counter() - t0
+        if s >= a.warmup:
+            times.append(dt)
+        print(f"  step {s}: {dt:.3f} s, loss {loss.item():.4f}", file=sys.stderr)
+    med = statistics.median(times)
+    tok = a.batch * a.seq / med
+    flops = 6.0 * num_params(cfg) + 12.0 * cfg["n_layer"] * cfg["n_embd"] * a.seq
+    print(f"pytorch {a.preset} B={a.batch} T={a.seq} threads={torch.get_num_threads()}: {med:.3f} s/step "
+          f"(median of {a.steps}), {tok:.1f} tokens/s, {tok * flops / 1e9:.1f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
