@@ -14,7 +14,9 @@ static const char usage[] =
     "       anvil train --out RUN --resume [--steps S | --tokens N]\n"
     "Trains a GPT-2 family model on the token shards of DIR (from `anvil data prepare`) into RUN.\n"
     "Bitwise reproducible for the same seed, options and --threads; resume continues bitwise only with\n"
-    "the same --threads.";
+    "the same --threads.\n"
+    "Distributed: mpirun -np N anvil train ... (--batch is rows per rank; see docs/distributed.md).\n"
+    "SIGINT, SIGTERM or SIGUSR1 (to mpirun too) save a checkpoint at the end of the step and stop.";
 
 static volatile sig_atomic_t stop_flag, stop_signal;
 
@@ -26,6 +28,7 @@ static void on_signal(int sig) {
 typedef struct {
     int tty, open_line; /* open_line: a live line is on the terminal */
     long long print_every;
+    int distributed;    /* show the time in collectives */
 } display_t;
 
 static void format_duration(char *buf, size_t n, double s) {
@@ -37,16 +40,18 @@ static void format_duration(char *buf, size_t n, double s) {
 
 static void on_step(const anv_step_report_t *r, void *ctx) {
     display_t *d = ctx;
-    char eta[32];
+    char eta[32], comm[48] = "";
     format_duration(eta, sizeof eta, r->eta_s);
+    if (d->distributed) snprintf(comm, sizeof comm, " comm %.1f ms", 1e3 * r->comm_s);
     if (d->tty) {
-        fprintf(stderr, "\rstep %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %s\033[K",
+        fprintf(stderr, "\rstep %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s%s%s | MFU %.1f%% | ETA %s\033[K",
                 r->step, r->steps, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s,
-                100 * r->mfu, eta);
+                *comm ? " |" : "", comm, 100 * r->mfu, eta);
         d->open_line = 1;
     } else if (r->step == 1 || r->step % d->print_every == 0 || r->step == r->steps) {
-        fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e norm %.3f %.0f tok/s MFU %.1f%% ETA %s\n", r->step, r->steps,
-                (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s, 100 * r->mfu, eta);
+        fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e norm %.3f %.0f tok/s%s MFU %.1f%% ETA %s\n", r->step,
+                r->steps, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s, comm,
+                100 * r->mfu, eta);
     }
 }
 
@@ -58,7 +63,7 @@ static void on_eval(const anv_eval_report_t *r, void *ctx) {
 }
 
 enum { O_DATA, O_OUT, O_PRESET, O_CONFIG, O_BATCH, O_SEQ, O_TOTAL, O_STEPS, O_TOKENS, O_LR, O_WARMUP, O_MINLR,
-       O_WD, O_CLIP, O_SCHED, O_DECAY, O_EVERY, O_EVALB, O_SAVE, O_RESUME, O_THREADS, O_SEED, O_SEQUENTIAL, O_MINUTES, O_N };
+       O_WD, O_CLIP, O_SCHED, O_DECAY, O_EVERY, O_EVALB, O_SAVE, O_RESUME, O_THREADS, O_SEED, O_SEQUENTIAL, O_MINUTES, O_ZERO, O_N };
 
 /* On resume the run's hyperparameters replace hp; given options that would change the update stream
  * are errors, the others (steps, eval, save, threads) apply. Without --threads the run's count is used. */
@@ -106,10 +111,22 @@ static int merge_resume(const char *run, const int *seen, anv_hparams_t *hp) {
     return 0;
 }
 
+/* An error on this rank: with several ranks, names the rank and ends the whole job (the others would
+ * wait for it at their next collective). */
+static int fail_ranks(anv_comm_t *comm) {
+    if (anv_comm_size(comm) > 1) {
+        fprintf(stderr, "anvil: rank %d of %d: %s\n", anv_comm_rank(comm), anv_comm_size(comm), anv_last_error());
+        fflush(stderr);
+        anv_comm_abort(comm, 1);
+    }
+    anv_comm_free(comm);
+    return cli_fail();
+}
+
 int cmd_train(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *preset = NULL, *config = NULL, *schedule = "cosine";
     int batch = 4, seq = 0, eval_every = 250, eval_batches = 20, save_every = 500, resume = 0, threads = 0;
-    int sequential = 0;
+    int sequential = 0, zero = 0;
     long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
     double lr = 6e-4, min_lr = -1, wd = 0.1, clip = 1.0, minutes = 0;
     opt_t opts[O_N] = {
@@ -137,6 +154,7 @@ int cmd_train(int argc, char **argv) {
         [O_SEED] = {"--seed", OPT_LONG, &seed, "seed for init and shuffling (default 1337)"},
         [O_SEQUENTIAL] = {"--sequential", OPT_FLAG, &sequential, "read the data in order instead of shuffled"},
         [O_MINUTES] = {"--minutes", OPT_DOUBLE, &minutes, "instead of --steps: as many steps as fit (timed at start)"},
+        [O_ZERO] = {"--zero", OPT_INT, &zero, "under mpirun: 1 shards the AdamW state over the ranks (ZeRO-1); 0 (default)"},
     };
     int seen[O_N];
     int rc = cli_parse(argc, argv, opts, O_N, usage, seen);
@@ -152,16 +170,22 @@ int cmd_train(int argc, char **argv) {
         return anv_error("--batch must be positive and sizes, counts and --seed non-negative"), cli_fail();
     if (!(lr > 0) || !(wd >= 0) || !(clip >= 0) || (seen[O_MINLR] && !(min_lr >= 0)))
         return anv_error("--lr must be positive; --min-lr, --weight-decay and --clip non-negative"), cli_fail();
+    if (zero != 0 && zero != 1) return anv_error("--zero %d: expected 0 or 1 (ZeRO stage 1)", zero), cli_fail();
+    anv_comm_t *comm;
+    if (anv_comm_init(&comm) != 0) return cli_fail();
+    int rank = anv_comm_rank(comm), world = anv_comm_size(comm);
     anv_threads_set(threads);
     anv_hparams_t hp = {.B = batch, .T = seq, .total_batch_tokens = total, .steps = steps,
                         .sched = {.max_lr = (float)lr, .min_lr = (float)min_lr, .warmup = warmup, .decay_steps = decay},
                         .adamw = {0.9f, 0.95f, 1e-8f, (float)wd}, .clip = (float)clip, .eval_every = eval_every,
                         .eval_batches = eval_batches, .save_every = save_every, .shuffle = !sequential,
                         .seed = (uint64_t)seed, .threads = anv_threads_count()};
-    if (anv_schedule_parse(schedule, &hp.sched.kind) != 0) return cli_fail();
-    if (resume && merge_resume(out, seen, &hp) != 0) return cli_fail();
+    if (anv_schedule_parse(schedule, &hp.sched.kind) != 0) return fail_ranks(comm);
+    /* rank 0 owns the run directory; the trainer gives the other ranks its merged hyperparameters */
+    if (resume && rank == 0 && merge_resume(out, seen, &hp) != 0) return fail_ranks(comm);
+    if (zero && world == 1) anv_log(ANV_LOG_INFO, "--zero 1 in a single process: nothing to shard");
 
-    display_t d = {isatty(2), 0, 1};
+    display_t d = {isatty(2), 0, 1, world > 1};
     long long planned = resume ? hp.steps : steps;
     if (planned > 0) d.print_every = planned / 20 > 100 ? 100 : planned / 20 > 0 ? planned / 20 : 1;
     else d.print_every = 10;
@@ -171,17 +195,19 @@ int cmd_train(int argc, char **argv) {
     sa.sa_flags = (int)SA_RESETHAND; /* a second signal stops at once */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* mpirun forwards SIGUSR1 to every rank */
     anv_train_opts_t o = {.run_dir = out, .data_dir = data, .preset = preset, .config_path = config, .hp = hp,
-                          .target_tokens = tokens, .minutes = minutes, .resume = resume, .stop = &stop_flag, .on_step = on_step,
-                          .on_eval = on_eval, .ctx = &d};
+                          .target_tokens = tokens, .minutes = minutes, .resume = resume, .comm = comm, .zero = zero,
+                          .stop = &stop_flag, .on_step = on_step, .on_eval = on_eval, .ctx = &d};
     long long last = 0;
     rc = anv_train(&o, &last);
     if (d.open_line) fputs("\n", stderr);
-    if (rc < 0) return cli_fail();
+    if (rc < 0) return fail_ranks(comm);
+    anv_comm_free(comm);
     if (rc == 1) {
-        fprintf(stderr, "interrupted: checkpoint saved at step %lld\n", last);
+        if (rank == 0) fprintf(stderr, "interrupted: checkpoint saved at step %lld\n", last);
         return 128 + (int)stop_signal;
     }
-    fprintf(stderr, "done: step %lld, run in %s\n", last, out);
+    if (rank == 0) fprintf(stderr, "done: step %lld, run in %s\n", last, out);
     return 0;
 }

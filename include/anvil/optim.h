@@ -10,20 +10,31 @@ typedef struct {
 } anv_adamw_config_t;
 
 typedef struct {
-    float *m, *v;  /* first and second moments, one per parameter float */
-    size_t n;
+    float *m, *v;  /* first and second moments, one per parameter float of [lo, lo + n) */
+    size_t lo, n;  /* the floats of the parameter block this state covers: all of it, or a ZeRO-1 shard */
     long long t;   /* steps taken (bias correction uses t after increment) */
 } anv_adamw_t;
 
 int anv_adamw_init(anv_adamw_t *opt, size_t n_params);
+/* ZeRO-1: state for the parameter floats [lo, hi) only (one rank's shard). */
+int anv_adamw_init_shard(anv_adamw_t *opt, size_t lo, size_t hi);
 void anv_adamw_free(anv_adamw_t *opt);
 /* One update of every parameter of m from its gradient block, at learning rate lr. Weight decay
  * applies to tensors with decay=1 only: p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p). */
 void anv_adamw_step(anv_adamw_t *opt, anv_model_t *m, const anv_adamw_config_t *cfg, float lr);
+/* The same update of the parameters [opt->lo, opt->lo + opt->n) only, from grad (opt->n floats of
+ * that range); each float gets bitwise the update anv_adamw_step would give it. */
+void anv_adamw_step_shard(anv_adamw_t *opt, anv_model_t *m, const float *grad, const anv_adamw_config_t *cfg,
+                          float lr);
 
 /* Global L2 norm of the gradient block; when max_norm > 0 and the norm exceeds it, scales the
  * gradients by max_norm / norm. Returns the norm before clipping. */
 float anv_clip_grad_norm(float *grads, size_t n, float max_norm);
+/* Sum of squares of n gradients, in double, the same bits for any thread count. */
+double anv_grad_sumsq(const float *grads, size_t n);
+/* Clipping when the gradients are spread over ranks: sumsq is the sum of every rank's anv_grad_sumsq;
+ * scales these n gradients like anv_clip_grad_norm and returns the global norm. */
+float anv_clip_grads_by(float *grads, size_t n, double sumsq, float max_norm);
 
 typedef enum {
     ANV_SCHEDULE_COSINE,   /* linear warmup, then cosine from max_lr to min_lr at total steps */

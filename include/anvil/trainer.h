@@ -12,6 +12,7 @@
 #define ANVIL_TRAINER_H
 
 #include "anvil/checkpoint.h"
+#include "anvil/comm.h"
 #include "anvil/tokenizer.h"
 
 #include <signal.h>
@@ -25,6 +26,7 @@ typedef struct {
     float loss, lr, grad_norm;
     long long tokens;      /* training tokens consumed after this step */
     double step_s, tokens_per_s, mfu, eta_s;
+    double comm_s;         /* of step_s: seconds this rank spent in collectives (0 for one process) */
 } anv_step_report_t;
 
 typedef struct {
@@ -45,7 +47,14 @@ typedef struct {
     double minutes;          /* > 0 (fresh run, no steps or tokens): steps that fit this wall-clock budget,
                               * from timing two forward/backward passes before training */
     int resume;
-    volatile sig_atomic_t *stop; /* set asynchronously: finish the step, save, return 1 */
+    /* Data parallelism (NULL or one rank: a single process). hp.B is rows per rank; total_batch_tokens
+     * is global (default B*T*ranks). Rank 0 alone owns the run directory (reads, logs, checkpoints,
+     * callbacks); the other ranks get config, state and weights from it and need only the data
+     * directory, at the same path. Checkpoints do not depend on the number of ranks. */
+    anv_comm_t *comm;
+    int zero;                    /* 1: ZeRO-1, the AdamW state is sharded over the ranks */
+    volatile sig_atomic_t *stop; /* set asynchronously: finish the step, save, return 1 (any rank's
+                                  * flag stops every rank at the same step) */
     void (*on_step)(const anv_step_report_t *r, void *ctx);
     void (*on_eval)(const anv_eval_report_t *r, void *ctx);
     void *ctx;

@@ -4,7 +4,13 @@
  * so tests can check that a diverged run stops, names the step and keeps its last good checkpoint.
  *
  * Nothing is allocated per step: batches, gradients and optimizer state are sized before the loop and
- * the model's activations by its first forward; only checkpoints (every --save-every) allocate. */
+ * the model's activations by its first forward; only checkpoints (every --save-every) allocate.
+ *
+ * With several ranks (trainer.h) each rank runs forward/backward on its rows of every global batch,
+ * then the gradients are averaged: all-reduced in buckets (data parallel), or reduce-scattered so that
+ * each rank updates only the parameters of its AdamW shard and the parameters are all-gathered
+ * (ZeRO-1). The loss, the gradient norm and the stop flag are global, so every rank takes the same
+ * decisions at the same step. */
 #include "anvil/trainer.h"
 
 #include <math.h>
@@ -26,6 +32,10 @@ typedef struct {
     double bytes_per_token;
     long long saved_step; /* last step with a checkpoint on disk (-1: none) */
     long long nan_at;     /* test hook, 0 = off */
+    anv_comm_t *comm;     /* NULL for one process */
+    int rank, world, zero;
+    float *gshard;        /* ZeRO-1: this rank's shard of the averaged gradients (opt.n floats) */
+    int stop;             /* a stop was requested on some rank during the last step */
 } trainer_t;
 
 static int run_path(const trainer_t *t, const char *name, char *buf, size_t size) {
@@ -149,11 +159,86 @@ static int setup_resume(trainer_t *t) {
     return 0;
 }
 
+/* Several ranks: rank 0 has set up the run (rc0 its result); the others get its model config, state
+ * and hyperparameters, open the tokenizer of the same data directory and create the model. */
+static int share_setup(trainer_t *t, int rc0) {
+    struct {
+        int rc;
+        anv_config_t cfg;
+        anv_hparams_t hp;
+        anv_train_state_t st;
+    } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.rc = rc0;
+    if (t->rank == 0) {
+        msg.cfg = t->cfg;
+        msg.hp = t->hp;
+        msg.st = t->st;
+    }
+    if (anv_comm_broadcast(t->comm, &msg, sizeof msg, 0) != 0) return -1;
+    if (msg.rc != 0) return t->rank == 0 ? -1 : anv_error("rank 0 could not set up the run (its error says why)");
+    if (t->rank == 0) return 0;
+    t->cfg = msg.cfg;
+    t->hp = msg.hp;
+    t->st = msg.st;
+    t->saved_step = t->o->resume ? t->st.step : -1;
+    anv_threads_set(t->hp.threads);
+    char dir[sizeof t->st.data_dir];
+    strcpy(dir, t->st.data_dir);
+    return load_data_tokenizer(t, dir) == 0 && anv_model_create(&t->cfg, &t->m) == 0 ? 0 : -1;
+}
+
+/* Every rank gets rank 0's weights; the AdamW state goes whole to every rank (data parallel) or one
+ * shard to each (ZeRO-1; rank 0 holds the whole state from setup and then keeps its shard only). */
+static int distribute_state(trainer_t *t) {
+    size_t n = anv_model_n_params(t->m), bytes = n * sizeof(float);
+    if (anv_comm_broadcast(t->comm, anv_model_params(t->m), bytes, 0) != 0) return -1;
+    if (!t->zero) {
+        if (t->rank != 0 && anv_adamw_init(&t->opt, n) != 0) return -1;
+        if (t->o->resume && (anv_comm_broadcast(t->comm, t->opt.m, bytes, 0) != 0 ||
+                             anv_comm_broadcast(t->comm, t->opt.v, bytes, 0) != 0))
+            return -1;
+    } else {
+        size_t lo, hi;
+        anv_adamw_t shard;
+        anv_comm_shard(t->comm, n, t->rank, &lo, &hi);
+        if (anv_adamw_init_shard(&shard, lo, hi) != 0) return -1;
+        int rc = anv_comm_scatter(t->comm, t->opt.m, shard.m, n, 0) == 0 &&
+                         anv_comm_scatter(t->comm, t->opt.v, shard.v, n, 0) == 0
+                     ? 0
+                     : -1;
+        anv_adamw_free(&t->opt);
+        t->opt = shard;
+        t->gshard = rc == 0 ? anv_alloc((hi - lo ? hi - lo : 1) * sizeof(float), "gradient shard") : NULL;
+        if (!t->gshard) return -1;
+    }
+    t->opt.t = t->st.step;
+    double mb = 2.0 * (double)t->opt.n * sizeof(float) / 1e6;
+    if (t->rank == 0)
+        anv_log(ANV_LOG_INFO, "data parallel over %d ranks (%s): AdamW state %.2f MB per rank%s (%.2f MB unsharded)",
+                t->world, t->zero ? "ZeRO-1" : "all-reduce", mb, t->zero ? ", sharded" : "",
+                2.0 * (double)n * sizeof(float) / 1e6);
+    return 0;
+}
+
+/* Sets up the run on rank 0, then shares it with the other ranks. */
+static int setup(trainer_t *t) {
+    int rc = 0;
+    if (t->rank == 0) rc = t->o->resume ? setup_resume(t) : setup_fresh(t);
+    if (t->world == 1) return rc;
+    return share_setup(t, rc) == 0 && distribute_state(t) == 0 ? 0 : -1;
+}
+
+/* Micro-batches per optimizer step on each rank. */
+static long long accum_steps(const trainer_t *t) {
+    return t->hp.total_batch_tokens / ((long long)t->hp.B * t->hp.T * t->world);
+}
+
 /* Times the forward/backward passes of one step (the second of two runs, the first warms up) and
  * leaves the model's gradients and the loader as they were. Optimizer time is small beside them. */
 static int time_one_step(trainer_t *t, double *seconds) {
     const anv_hparams_t *h = &t->hp;
-    long long accum = h->total_batch_tokens / ((long long)h->B * h->T);
+    long long accum = accum_steps(t);
     anv_loader_pos_t pos = anv_loader_position(t->train);
     for (int run = 0; run < 2; run++) {
         double t0 = anv_now();
@@ -181,7 +266,7 @@ static int resolve_steps(trainer_t *t) {
         anv_log(ANV_LOG_INFO, "--minutes %g: %lld steps at %.3f s per step", t->o->minutes, h->steps, secs);
     }
     if (h->steps <= 0) {
-        long long epoch = anv_loader_batches_per_epoch(t->train) * h->B * h->T / h->total_batch_tokens;
+        long long epoch = anv_loader_batches_per_epoch(t->train) * h->B * h->T * t->world / h->total_batch_tokens;
         h->steps = epoch > 0 ? epoch : 1;
     }
     if (h->sched.warmup < 0) h->sched.warmup = h->steps / 10 < 2000 ? h->steps / 10 : 2000;
@@ -194,15 +279,16 @@ static int resolve_steps(trainer_t *t) {
 static int open_loaders(trainer_t *t) {
     anv_hparams_t *h = &t->hp;
     if (h->T == 0) h->T = t->cfg.block_size;
-    if (h->total_batch_tokens == 0) h->total_batch_tokens = (long long)h->B * h->T;
+    long long rows = (long long)h->B * h->T * t->world; /* tokens of one micro-batch over all ranks */
+    if (h->total_batch_tokens == 0) h->total_batch_tokens = rows;
     if (h->T > t->cfg.block_size)
         return anv_error("--seq %d exceeds the model's block_size %d", h->T, t->cfg.block_size);
-    if (h->total_batch_tokens % ((long long)h->B * h->T) != 0)
-        return anv_error("--total-batch-tokens %lld is not a multiple of --batch %d x --seq %d = %lld",
-                         h->total_batch_tokens, h->B, h->T, (long long)h->B * h->T);
-    anv_loader_config_t tc = {t->data_dir, "train", h->B, h->T, 0, 1, h->shuffle, h->seed ^ 0x5DEECE66Dull,
-                              (size_t)t->cfg.vocab_size};
-    anv_loader_config_t vc = {t->data_dir, "val", h->B, h->T, 0, 1, 0, 0, (size_t)t->cfg.vocab_size};
+    if (h->total_batch_tokens % rows != 0)
+        return anv_error("--total-batch-tokens %lld is not a multiple of --batch %d x --seq %d x %d ranks = %lld",
+                         h->total_batch_tokens, h->B, h->T, t->world, rows);
+    anv_loader_config_t tc = {t->data_dir, "train", h->B, h->T, t->rank, t->world, h->shuffle,
+                              h->seed ^ 0x5DEECE66Dull, (size_t)t->cfg.vocab_size};
+    anv_loader_config_t vc = {t->data_dir, "val", h->B, h->T, t->rank, t->world, 0, 0, (size_t)t->cfg.vocab_size};
     if (anv_loader_open(&tc, &t->train) != 0 || anv_loader_open(&vc, &t->val) != 0) return -1;
     if (t->o->resume && anv_loader_seek(t->train, &t->st.loader) != 0) return -1;
     if (anv_val_bytes_per_token(t->data_dir, t->tok, t->val, &t->bytes_per_token) != 0) return -1;
@@ -213,21 +299,53 @@ static int open_loaders(trainer_t *t) {
     return resolve_steps(t);
 }
 
+/* ZeRO-1: rank 0 gathers the AdamW shards into a whole state (full), so checkpoints do not depend
+ * on the number of ranks. Collective. */
+static int gather_optim(trainer_t *t, anv_adamw_t *full) {
+    size_t n = anv_model_n_params(t->m);
+    memset(full, 0, sizeof *full);
+    if (t->rank == 0 && anv_adamw_init(full, n) != 0) return -1;
+    full->t = t->opt.t;
+    return anv_comm_gather(t->comm, t->opt.m, full->m, n, 0) == 0 &&
+                   anv_comm_gather(t->comm, t->opt.v, full->v, n, 0) == 0
+               ? 0
+               : -1;
+}
+
+/* Collective: every rank calls it, rank 0 writes. */
 static int save(trainer_t *t) {
-    t->st.hp = t->hp;
-    t->st.loader = anv_loader_position(t->train);
-    t->st.tokenizer_hash = anv_tokenizer_hash(t->tok);
-    if (anv_checkpoint_save(t->o->run_dir, t->m, &t->opt, &t->st) != 0) return -1;
-    t->saved_step = t->st.step;
-    char svg[4200];
-    if (run_path(t, "loss.svg", svg, sizeof svg) == 0 && anv_loss_svg_write(t->log.path, svg) != 0)
-        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
-    return 0;
+    anv_adamw_t gathered = {0};
+    const anv_adamw_t *opt = &t->opt;
+    if (t->zero) {
+        if (gather_optim(t, &gathered) != 0) {
+            anv_adamw_free(&gathered);
+            return -1;
+        }
+        opt = &gathered;
+    }
+    int rc = 0;
+    if (t->rank == 0) {
+        t->st.hp = t->hp;
+        t->st.loader = anv_loader_position(t->train);
+        t->st.tokenizer_hash = anv_tokenizer_hash(t->tok);
+        rc = anv_checkpoint_save(t->o->run_dir, t->m, opt, &t->st);
+        char svg[4200];
+        if (rc == 0 && run_path(t, "loss.svg", svg, sizeof svg) == 0 && anv_loss_svg_write(t->log.path, svg) != 0)
+            anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+    }
+    anv_adamw_free(&gathered);
+    if (rc == 0) t->saved_step = t->st.step;
+    return rc;
 }
 
 static int evaluate(trainer_t *t) {
     anv_eval_report_t r = {t->st.step, t->st.tokens, 0, 0};
-    if (anv_evaluate(t->m, t->val, t->hp.eval_batches, t->hp.B, t->hp.T, t->in, t->tg, &r.val_loss) != 0) return -1;
+    /* eval_batches batches of B rows in all: with several ranks, each evaluates its share of them (the
+     * same sequences one process with B rows reads when the ranks divide eval_batches) */
+    int batches = (t->hp.eval_batches + t->world - 1) / t->world;
+    if (anv_evaluate(t->m, t->val, batches, t->hp.B, t->hp.T, t->in, t->tg, &r.val_loss) != 0) return -1;
+    if (t->comm && anv_comm_allreduce_f64(t->comm, &r.val_loss, 1, ANV_REDUCE_AVG) != 0) return -1;
+    if (t->rank != 0) return 0;
     r.val_bpb = r.val_loss / log(2.0) / t->bytes_per_token;
     if (anv_runlog_eval(&t->log, &r) != 0) return -1;
     if (t->o->on_eval) t->o->on_eval(&r, t->o->ctx);
@@ -241,12 +359,33 @@ static int diverged(const trainer_t *t, long long step, const char *what, double
     return anv_error("step %lld: %s is %g; stopping (no checkpoint was saved yet)", step, what, v);
 }
 
-/* One optimizer step over `accum` micro-batches. */
+/* Averages the gradients over the ranks and applies the update; *norm: the global gradient norm. */
+static int update(trainer_t *t, float lr, float *norm) {
+    const anv_hparams_t *h = &t->hp;
+    float *grads = anv_model_grads(t->m);
+    size_t n = anv_model_n_params(t->m);
+    if (!t->zero) {
+        if (t->comm && anv_comm_allreduce(t->comm, grads, n, ANV_REDUCE_AVG) != 0) return -1;
+        *norm = anv_clip_grad_norm(grads, n, h->clip);
+        if (isfinite(*norm)) anv_adamw_step(&t->opt, t->m, &h->adamw, lr);
+        return 0;
+    }
+    double sumsq;
+    if (anv_comm_reduce_scatter(t->comm, grads, t->gshard, n, ANV_REDUCE_AVG) != 0) return -1;
+    sumsq = anv_grad_sumsq(t->gshard, t->opt.n);
+    if (anv_comm_allreduce_f64(t->comm, &sumsq, 1, ANV_REDUCE_SUM) != 0) return -1;
+    *norm = anv_clip_grads_by(t->gshard, t->opt.n, sumsq, h->clip);
+    if (!isfinite(*norm)) return 0;
+    anv_adamw_step_shard(&t->opt, t->m, t->gshard, &h->adamw, lr);
+    return anv_comm_allgather(t->comm, anv_model_params(t->m), n);
+}
+
+/* One optimizer step over `accum` micro-batches on every rank. */
 static int train_step(trainer_t *t, anv_step_report_t *r) {
     const anv_hparams_t *h = &t->hp;
-    long long accum = h->total_batch_tokens / ((long long)h->B * h->T);
+    long long accum = accum_steps(t);
     long long step = t->st.step + 1;
-    double t0 = anv_now(), sum = 0;
+    double t0 = anv_now(), sum = 0, comm0 = t->comm ? anv_comm_seconds(t->comm) : 0;
     anv_model_zero_grad(t->m);
     for (long long k = 0; k < accum; k++) {
         float l;
@@ -256,13 +395,16 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
             return -1;
         sum += l;
     }
-    float loss = (float)(sum / (double)accum);
+    /* the loss sum and the stop flag of every rank, in one message */
+    double global[2] = {sum, t->o->stop && *t->o->stop};
+    if (t->comm && anv_comm_allreduce_f64(t->comm, global, 2, ANV_REDUCE_SUM) != 0) return -1;
+    t->stop = global[1] > 0;
+    float loss = (float)(global[0] / (double)(accum * t->world));
     if (step == t->nan_at) loss = NAN;
     if (!isfinite(loss)) return diverged(t, step, "the loss", loss);
-    float norm = anv_clip_grad_norm(anv_model_grads(t->m), anv_model_n_params(t->m), h->clip);
+    float norm, lr = anv_schedule_lr(&h->sched, t->st.step);
+    if (update(t, lr, &norm) != 0) return -1;
     if (!isfinite(norm)) return diverged(t, step, "the gradient norm", norm);
-    float lr = anv_schedule_lr(&h->sched, t->st.step);
-    anv_adamw_step(&t->opt, t->m, &h->adamw, lr);
     t->st.step = step;
     t->st.tokens += h->total_batch_tokens;
     r->step = step;
@@ -274,7 +416,8 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
     r->step_s = anv_now() - t0;
     r->tokens_per_s = (double)h->total_batch_tokens / r->step_s;
     r->mfu = anv_model_flops_per_token(&t->cfg, h->T) * r->tokens_per_s /
-             (ANV_PEAK_FLOPS_PER_THREAD * anv_threads_count());
+             (ANV_PEAK_FLOPS_PER_THREAD * anv_threads_count() * t->world);
+    r->comm_s = t->comm ? anv_comm_seconds(t->comm) - comm0 : 0;
     return 0;
 }
 
@@ -286,9 +429,9 @@ static int loop(trainer_t *t) {
         anv_step_report_t r;
         if (train_step(t, &r) != 0) return -1;
         r.eta_s = (anv_now() - start) / (double)(r.step - first) * (double)(h->steps - r.step);
-        if (anv_runlog_step(&t->log, &r) != 0) return -1;
-        if (t->o->on_step) t->o->on_step(&r, t->o->ctx);
-        int last = r.step == h->steps, stop = t->o->stop && *t->o->stop;
+        if (t->rank == 0 && anv_runlog_step(&t->log, &r) != 0) return -1;
+        if (t->rank == 0 && t->o->on_step) t->o->on_step(&r, t->o->ctx);
+        int last = r.step == h->steps, stop = t->stop;
         if ((h->eval_every > 0 && r.step % h->eval_every == 0) || last)
             if (evaluate(t) != 0) return -1;
         if ((h->save_every > 0 && r.step % h->save_every == 0) || last || stop)
@@ -307,6 +450,7 @@ static void teardown(trainer_t *t) {
     anv_tokenizer_free(t->tok);
     anv_free(t->in);
     anv_free(t->tg);
+    anv_free(t->gshard);
 }
 
 int anv_train(const anv_train_opts_t *o, long long *last_step) {
@@ -314,15 +458,21 @@ int anv_train(const anv_train_opts_t *o, long long *last_step) {
     memset(&t, 0, sizeof t);
     t.o = o;
     t.hp = o->hp;
+    t.world = o->comm ? anv_comm_size(o->comm) : 1;
+    t.comm = t.world > 1 ? o->comm : NULL;
+    t.rank = t.comm ? anv_comm_rank(t.comm) : 0;
+    t.zero = o->zero && t.comm;
     const char *nan_at = getenv("ANVIL_TEST_NAN_AT_STEP");
     t.nan_at = nan_at ? atoll(nan_at) : 0;
-    int rc = o->resume ? setup_resume(&t) : setup_fresh(&t);
+    int rc = setup(&t);
     if (rc == 0) rc = open_loaders(&t);
-    if (rc == 0) rc = anv_runlog_open(&t.log, o->run_dir, o->resume ? t.st.step : 0);
-    if (rc == 0 && o->resume && t.hp.steps != t.st.hp.steps && t.st.step < t.hp.steps)
+    /* --minutes: every rank timed itself; rank 0's plan holds for all */
+    if (rc == 0 && t.comm) rc = anv_comm_broadcast(t.comm, &t.hp, sizeof t.hp, 0);
+    if (rc == 0 && t.rank == 0) rc = anv_runlog_open(&t.log, o->run_dir, o->resume ? t.st.step : 0);
+    if (rc == 0 && t.rank == 0 && o->resume && t.hp.steps != t.st.hp.steps && t.st.step < t.hp.steps)
         anv_log(ANV_LOG_INFO, "the run now ends at step %lld (was %lld): the learning-rate schedule stretches to it",
                 t.hp.steps, t.st.hp.steps);
-    if (rc == 0 && o->resume && t.st.step >= t.hp.steps)
+    if (rc == 0 && t.rank == 0 && o->resume && t.st.step >= t.hp.steps)
         anv_log(ANV_LOG_INFO, "%s: the run already finished its %lld steps (raise --steps to continue)", o->run_dir,
                 t.hp.steps);
     if (rc == 0) rc = loop(&t);

@@ -1,0 +1,103 @@
+/* The communicator in one process (shards, collectives as copies) and the ZeRO-1 pieces of the
+ * optimizer: AdamW over shards and clipping from a summed norm give bitwise the full-block results.
+ * The MPI backend is tested end to end by tests/e2e_mpi.sh. */
+#include "anvil/comm.h"
+#include "anvil/optim.h"
+
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void test_single(void) {
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    unsetenv("PMI_SIZE");
+    unsetenv("PMIX_SIZE");
+    unsetenv("MV2_COMM_WORLD_SIZE");
+    anv_comm_t *c;
+    CHECK(anv_comm_init(&c) == 0, "%s", anv_last_error());
+    if (!c) return;
+    CHECK(anv_comm_rank(c) == 0 && anv_comm_size(c) == 1, "rank %d size %d", anv_comm_rank(c), anv_comm_size(c));
+    CHECK(strcmp(anv_comm_backend(c), "single") == 0, "backend %s", anv_comm_backend(c));
+    float a[5] = {1, -2, 3.5f, 4, 5}, want[5], b[5] = {0}, full[5] = {0};
+    memcpy(want, a, sizeof a);
+    double d[2] = {0.25, 7};
+    int ok = anv_comm_allreduce(c, a, 5, ANV_REDUCE_AVG) == 0 && anv_comm_allreduce_f64(c, d, 2, ANV_REDUCE_SUM) == 0 &&
+             anv_comm_reduce_scatter(c, a, b, 5, ANV_REDUCE_SUM) == 0 && anv_comm_allgather(c, b, 5) == 0 &&
+             anv_comm_gather(c, b, full, 5, 0) == 0 && anv_comm_broadcast(c, d, sizeof d, 0) == 0 &&
+             anv_comm_barrier(c) == 0;
+    CHECK(ok, "%s", anv_last_error());
+    CHECK(memcmp(a, want, sizeof a) == 0 && memcmp(b, want, sizeof a) == 0 && memcmp(full, want, sizeof a) == 0 &&
+              d[0] == 0.25 && d[1] == 7,
+          "one process: collectives must leave the values as they are");
+    CHECK(anv_comm_reduce_scatter(c, a, b, 5, ANV_REDUCE_MAX) != 0, "reduce-scatter with max must be refused");
+    size_t lo, hi;
+    anv_comm_shard(c, 10, 0, &lo, &hi);
+    CHECK(lo == 0 && hi == 10, "one rank owns all: [%zu, %zu)", lo, hi);
+    printf("  single process: all-reduce, reduce-scatter, all-gather, gather, broadcast keep the values\n");
+    anv_comm_free(c);
+
+    setenv("ANVIL_COMM_TIMEOUT", "soon", 1);
+    CHECK(anv_comm_init(&c) != 0 && strstr(anv_last_error(), "ANVIL_COMM_TIMEOUT"), "a bad timeout must be refused");
+    printf("  ANVIL_COMM_TIMEOUT=soon: %s\n", anv_last_error());
+    unsetenv("ANVIL_COMM_TIMEOUT");
+}
+
+/* ZeRO-1 on one machine, by hand: 3 shards of the parameter block, each updated by its own AdamW
+ * state from its slice of the gradients and clipped with the norm summed over the shards, must give
+ * bitwise the parameters, moments and norm of the full-block update. */
+static void test_adamw_shards(void) {
+    anv_config_t cfg = {2, 2, 16, 70, 8};
+    anv_model_t *full = NULL, *sharded = NULL;
+    CHECK(anv_model_create(&cfg, &full) == 0 && anv_model_create(&cfg, &sharded) == 0, "%s", anv_last_error());
+    size_t n = anv_model_n_params(full);
+    anv_model_init_gpt2(full, 5);
+    anv_model_init_gpt2(sharded, 5);
+    anv_rng_t rng;
+    anv_rng_seed(&rng, 3);
+    float *g = anv_model_grads(full);
+    for (size_t i = 0; i < n; i++) g[i] = (float)(anv_rng_uniform(&rng) - 0.5) * 0.3f;
+    float *gs = malloc(n * sizeof(float));
+    memcpy(gs, g, n * sizeof(float));
+    anv_adamw_config_t oc = {0.9f, 0.95f, 1e-8f, 0.1f};
+    anv_adamw_t opt, part[3];
+    CHECK(anv_adamw_init(&opt, n) == 0, "%s", anv_last_error());
+    size_t cut[4] = {0, n / 3 + 7, 2 * n / 3 - 5, n}; /* boundaries inside tensors */
+    for (int r = 0; r < 3; r++) CHECK(anv_adamw_init_shard(&part[r], cut[r], cut[r + 1]) == 0, "%s", anv_last_error());
+    float norm_full = 0, norm_sharded = 0;
+    for (int step = 0; step < 3; step++) {
+        float lr = 0.01f * (float)(step + 1), max_norm = 0.5f;
+        norm_full = anv_clip_grad_norm(g, n, max_norm);
+        anv_adamw_step(&opt, full, &oc, lr);
+        double sumsq = 0;
+        for (int r = 0; r < 3; r++) sumsq += anv_grad_sumsq(gs + cut[r], cut[r + 1] - cut[r]);
+        for (int r = 0; r < 3; r++) {
+            norm_sharded = anv_clip_grads_by(gs + cut[r], cut[r + 1] - cut[r], sumsq, max_norm);
+            anv_adamw_step_shard(&part[r], sharded, gs + cut[r], &oc, lr);
+        }
+        for (size_t i = 0; i < n; i++) g[i] = gs[i] = (float)(anv_rng_uniform(&rng) - 0.5) * 0.3f;
+    }
+    int params = memcmp(anv_model_params(full), anv_model_params(sharded), n * sizeof(float)) != 0, moments = 0;
+    for (int r = 0; r < 3; r++)
+        moments += memcmp(opt.m + cut[r], part[r].m, part[r].n * sizeof(float)) != 0 ||
+                   memcmp(opt.v + cut[r], part[r].v, part[r].n * sizeof(float)) != 0;
+    printf("  AdamW over 3 shards vs the whole block, 3 clipped steps: parameters %s, moments %s, norm %.9g vs %.9g "
+           "(relative error %.2e)\n",
+           params ? "differ" : "bitwise equal", moments ? "differ" : "bitwise equal", (double)norm_sharded,
+           (double)norm_full, fabs((double)norm_sharded - norm_full) / norm_full);
+    CHECK(!params && !moments, "sharded AdamW differs from the full update");
+    /* the sums of squares of the shards add in another order: equal to a few ulps of a double */
+    CHECK(fabsf(norm_sharded - norm_full) <= 1e-6f * norm_full, "norm %g vs %g", (double)norm_sharded,
+          (double)norm_full);
+    for (int r = 0; r < 3; r++) anv_adamw_free(&part[r]);
+    anv_adamw_free(&opt);
+    free(gs);
+    anv_model_free(full);
+    anv_model_free(sharded);
+}
+
+int main(void) {
+    test_single();
+    test_adamw_shards();
+    return check_done("test_comm");
+}
