@@ -16,8 +16,8 @@ rm -rf "$out/demo-data" "$out/demo"
 
 echo "== anvil train (small preset, ~${minutes} minutes)"
 start=$(date +%s)
-"$anvil" train --data "$out/demo-data" --out "$out/demo" --preset small --batch 16 --seq 128 \
-  --minutes "$minutes" --lr 1e-3 --warmup 50 --min-lr 1e-4 --eval-every 100 --save-every 200
+"$anvil" train --data "$out/demo-data" --out "$out/demo" --preset small --batch 8 --seq 128 \
+  --minutes "$minutes" --lr 1.5e-3 --warmup 40 --min-lr 1e-4 --eval-every 100 --save-every 200
 echo "== trained in $(( $(date +%s) - start )) s; loss curve: $out/demo/loss.svg"
 "$anvil" eval --run "$out/demo"
 
