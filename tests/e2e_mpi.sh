@@ -9,6 +9,7 @@
 #   - a rank that hangs (SIGSTOP): the others give up after ANVIL_COMM_TIMEOUT with a clear error.
 # Skips (77) when anvil is built without MPI, after checking that it then refuses to run as a rank.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
 work=$(mktemp -d)
 bg=
@@ -29,18 +30,8 @@ command -v mpirun >/dev/null || { echo "SKIP: anvil links MPI but mpirun is miss
 mpi=(mpirun -np 2 --oversubscribe --mca btl self,vader)
 [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
 
-# ---- data: deterministic sentences from a small grammar (as tests/e2e_train.sh) ----
-awk -v n=3000 'function rnd() { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
-function pick(list,   k, a) { k = split(list, a, " "); return a[int(rnd() * k) + 1] }
-BEGIN { seed = 7
-  for (i = 0; i < n; i++) {
-    s = pick("the a one every that this") " " pick("small quiet red old bright heavy green tired") " " \
-        pick("cat dog river stone bird garden house child letter machine") " " \
-        pick("sees finds carries follows builds watches keeps opens") " " pick("the a one every") " " \
-        pick("cat dog river stone bird garden house child letter machine")
-    line = line (line == "" ? "" : " ") toupper(substr(s, 1, 1)) substr(s, 2) "."
-    if (rnd() < 0.2) { print line; print ""; line = "" }
-  } }' > corpus.txt
+# ---- data: deterministic sentences from a small grammar ----
+grammar_corpus 3000 7 > corpus.txt
 "$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
   --threads 2 >/dev/null 2>&1 || fail "data prepare"
 echo '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 300, "block_size": 64}' > model.json

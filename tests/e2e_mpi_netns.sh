@@ -7,6 +7,7 @@
 # Skips (77) without MPI, without root or where namespaces cannot be made; bounded (timeout) and cleans
 # up the namespaces on any exit.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
 anvil=$(realpath "$anvil")
 skip() { echo "SKIP: $*"; exit 77; }
@@ -48,15 +49,7 @@ exec ip netns exec "\$ns" sh -c "\$*"
 AGENT
 chmod +x agent.sh
 
-awk -v n=2000 'function rnd() { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
-function pick(list,   k, a) { k = split(list, a, " "); return a[int(rnd() * k) + 1] }
-BEGIN { seed = 11
-  for (i = 0; i < n; i++) {
-    s = pick("the a one every") " " pick("small red old green") " " pick("cat dog river stone bird house") " " \
-        pick("sees finds carries keeps") " " pick("the a one") " " pick("cat dog river stone bird house")
-    line = line (line == "" ? "" : " ") toupper(substr(s, 1, 1)) substr(s, 2) "."
-    if (rnd() < 0.2) { print line; print ""; line = "" }
-  } }' > corpus.txt
+grammar_corpus 2000 11 > corpus.txt
 "$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
   --threads 2 >/dev/null 2>&1 || fail "data prepare"
 echo '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 300, "block_size": 64}' > model.json

@@ -7,6 +7,7 @@
 # Bitwise equality needs the same --threads in every run (here 1: fast on a loaded 2-core machine;
 # multi-thread determinism of the kernels is tested with the kernels).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
 work=$(mktemp -d)
 bg=
@@ -16,18 +17,7 @@ cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
 
 # ---- data: deterministic sentences from a small grammar (no corpus text is committed) ----
-awk -v n=6000 'function rnd() { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
-function pick(list,   k, a) { k = split(list, a, " "); return a[int(rnd() * k) + 1] }
-BEGIN { seed = 42
-  for (i = 0; i < n; i++) {
-    s = pick("the a one every that this") " " pick("small quiet red old bright heavy green tired clever young") " " \
-        pick("cat dog river stone bird garden house child letter machine window forest") " " \
-        pick("sees finds carries follows builds watches keeps opens") " " pick("the a one every that this") " " \
-        pick("cat dog river stone bird garden house child letter machine window forest")
-    if (rnd() < 0.5) s = s " " pick("slowly quickly often never gently")
-    line = line (line == "" ? "" : " ") toupper(substr(s, 1, 1)) substr(s, 2) "."
-    if (rnd() < 0.2) { print line; print ""; line = "" }
-  } }' > corpus.txt
+grammar_corpus 6000 42 > corpus.txt
 "$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
   --threads 2 >/dev/null 2>&1 || fail "data prepare"
 echo '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 300, "block_size": 64}' > model.json

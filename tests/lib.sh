@@ -1,0 +1,18 @@
+# Shared helpers for the end-to-end tests (source it).
+
+# grammar_corpus N SEED: N deterministic pseudo-English sentences from a small grammar, in documents
+# separated by blank lines; no corpus text is committed.
+grammar_corpus() {
+  awk -v n="$1" -v seed="$2" 'function rnd() { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  function pick(list,   k, a) { k = split(list, a, " "); return a[int(rnd() * k) + 1] }
+  BEGIN {
+    for (i = 0; i < n; i++) {
+      s = pick("the a one every that this") " " pick("small quiet red old bright heavy green tired clever young") " " \
+          pick("cat dog river stone bird garden house child letter machine window forest") " " \
+          pick("sees finds carries follows builds watches keeps opens") " " pick("the a one every that this") " " \
+          pick("cat dog river stone bird garden house child letter machine window forest")
+      if (rnd() < 0.5) s = s " " pick("slowly quickly often never gently")
+      line = line (line == "" ? "" : " ") toupper(substr(s, 1, 1)) substr(s, 2) "."
+      if (rnd() < 0.2) { print line; print ""; line = "" }
+    } }'
+}
