@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""PyTorch fp32 counterpart of bench/bench_model.c: times whole training steps (zero_grad, forward,
-backward, clip, AdamW) of the same GPT-2 (tools/torch_reference.py's definition) on 2 threads.
+"""PyTorch counterpart of `anvil bench train`: times whole training steps (zero_grad, forward,
+backward, clip, AdamW) of the same GPT-2 (tools/torch_reference.py's definition) on 2 threads, in fp32
+or with bf16 autocast (torch.autocast("cpu", dtype=torch.bfloat16): bf16 matmuls, fp32 weights and
+optimizer state).
 
 Usage: /usr/bin/python3 bench/torch_model.py [--preset gpt2-124m] [--batch 4] [--seq 64] [--threads 2]
-                                             [--steps 5] [--warmup 2]
+                                             [--steps 5] [--warmup 2] [--precision fp32|bf16]
 """
 import argparse
 import os
@@ -37,6 +39,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = PRESETS[a.preset]
@@ -51,7 +54,8 @@ def main():
     for s in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = gpt_loss(gpt_logits(P, cfg, idx), tgt)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = gpt_loss(gpt_logits(P, cfg, idx), tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(P.values()), 1.0)
         opt.step()
@@ -62,7 +66,7 @@ def main():
     med = statistics.median(times)
     tok = a.batch * a.seq / med
     flops = 6.0 * num_params(cfg) + 12.0 * cfg["n_layer"] * cfg["n_embd"] * a.seq
-    print(f"pytorch {a.preset} B={a.batch} T={a.seq} threads={torch.get_num_threads()}: {med:.3f} s/step "
+    print(f"pytorch {a.preset} {a.precision} B={a.batch} T={a.seq} threads={torch.get_num_threads()}: {med:.3f} s/step "
           f"(median of {a.steps}), {tok:.1f} tokens/s, {tok * flops / 1e9:.1f} GFLOP/s")
 
 

@@ -1,34 +1,52 @@
 #!/usr/bin/env bash
-# anvil vs PyTorch fp32: whole gpt2-124m training steps (zero_grad, forward, backward, clip, AdamW) on
-# 2 threads at B=4,T=64 and B=8,T=256, run back to back, then a table with the ratio anvil/PyTorch.
-# Usage: bench/vs_pytorch.sh            (BUILD=build-bench, STEPS=5, WARMUP=2, THREADS=2 to override)
+# anvil vs PyTorch: whole training steps (zero_grad, forward, backward, clip, AdamW) on 2 threads, each
+# shape run back to back (anvil `bench train`, then bench/torch_model.py), then one table with the
+# ratio anvil/PyTorch in tokens/s. Rows:
+#   gpt2-124m B=8 T=256 and small B=4 T=512 (its `anvil train` default), fp32 against fp32 and against
+#   PyTorch's bf16 autocast;
+#   the sequence-length sweep: gpt2-124m at T = 64 ... 1024 with B*T = 2048 tokens per step, fp32.
+# Usage: bench/vs_pytorch.sh   (BUILD=build-bench, STEPS=5, WARMUP=2, THREADS=2, SWEEP=0 to skip the sweep)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build-bench}
 steps=${STEPS:-5}
 warmup=${WARMUP:-2}
 threads=${THREADS:-2}
+sweep=${SWEEP:-1}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DANVIL_WERROR=OFF >/dev/null
-cmake --build "$build" -j 2 --target bench_model >/dev/null
+cmake --build "$build" -j 2 --target anvil_cli >/dev/null
+
+# "... 85.7 tokens/s, 64.6 GFLOP/s ..." -> "85.7 64.6"
+rate() { sed -nE 's/.* ([0-9.]+) tokens\/s, ([0-9.]+) GFLOP\/s.*/\1 \2/p' <<<"$1"; }
+
 declare -a rows
-for shape in "4 64" "8 256"; do
-  read -r B T <<<"$shape"
-  a=$("$build/bench_model" --preset gpt2-124m --batch "$B" --seq "$T" --threads "$threads" --steps "$steps" \
+run() { # preset B T torch-precision
+  local a p
+  a=$("$build/anvil" bench train --preset "$1" --batch "$2" --seq "$3" --threads "$threads" --steps "$steps" \
       --warmup "$warmup" 2>/dev/null)
-  p=$(/usr/bin/python3 "$root/bench/torch_model.py" --preset gpt2-124m --batch "$B" --seq "$T" \
-      --threads "$threads" --steps "$steps" --warmup "$warmup" 2>/dev/null)
+  p=$(/usr/bin/python3 "$root/bench/torch_model.py" --preset "$1" --batch "$2" --seq "$3" --threads "$threads" \
+      --steps "$steps" --warmup "$warmup" --precision "$4" 2>/dev/null)
   echo "$a"
   echo "$p"
-  # "..., 85.7 tokens/s, 64.6 GFLOP/s" -> tokens/s and GFLOP/s
-  at=$(sed -E 's/.* ([0-9.]+) tokens\/s, ([0-9.]+) GFLOP\/s/\1 \2/' <<<"$a")
-  pt=$(sed -E 's/.* ([0-9.]+) tokens\/s, ([0-9.]+) GFLOP\/s/\1 \2/' <<<"$p")
-  rows+=("$B $T $at $pt")
-done
+  rows+=("$1 $2 $3 $4 $(rate "$(grep 'train step' <<<"$a")") $(rate "$p")")
+}
+
+run gpt2-124m 8 256 fp32
+run gpt2-124m 8 256 bf16
+run small 4 512 fp32
+run small 4 512 bf16
+if [ "$sweep" = 1 ]; then
+  for T in 64 128 512 1024; do run gpt2-124m $((2048 / T)) "$T" fp32; done
+fi
+
 echo
-printf '%-16s %14s %14s %14s %14s %10s\n' "gpt2-124m" "anvil tok/s" "anvil GFLOP/s" "torch tok/s" "torch GFLOP/s" "ratio"
+printf '%-24s %-10s %12s %14s %12s %14s %8s\n' "shape" "vs torch" "anvil tok/s" "anvil GFLOP/s" "torch tok/s" \
+  "torch GFLOP/s" "ratio"
 for r in "${rows[@]}"; do
-  read -r B T atok agf ptok pgf <<<"$r"
-  printf '%-16s %14s %14s %14s %14s %9.2fx\n' "B=$B T=$T" "$atok" "$agf" "$ptok" "$pgf" \
+  read -r preset B T prec atok agf ptok pgf <<<"$r"
+  printf '%-24s %-10s %12s %14s %12s %14s %7.2fx\n' "$preset B=$B T=$T" "$prec" "$atok" "$agf" "$ptok" "$pgf" \
     "$(awk -v a="$atok" -v p="$ptok" 'BEGIN { print a / p }')"
 done
-echo "(ratio = anvil tokens/s / PyTorch tokens/s; $threads threads each; median of $steps steps after $warmup warm-up)"
+echo "(anvil fp32 throughout; 'vs torch' is PyTorch's precision: fp32, or bf16 autocast. ratio = anvil tokens/s"
+echo " / PyTorch tokens/s; $threads threads each; median of $steps steps after $warmup warm-up; a shared machine"
+echo " skews single runs: rerun before trusting a ratio)"

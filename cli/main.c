@@ -20,6 +20,7 @@ static const struct {
     {"import", cmd_import, "import a Hugging Face GPT-2 directory as a run"},
     {"logits", cmd_logits, "next-token logits of a prompt as JSON (for checking other runtimes)"},
     {"serve", cmd_serve, "serve a run over an OpenAI-compatible HTTP API"},
+    {"bench", cmd_bench, "time training steps: tokens/s, % of the measured peak, memory vs budget"},
 };
 
 static void usage(void) {

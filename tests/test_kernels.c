@@ -2,6 +2,8 @@
  * tools/torch_reference.py), the built-in GEMM against a double-precision product for every
  * transpose combination, and bitwise determinism of the kernels for a fixed thread count. */
 #include "anvil/kernels.h"
+
+#include <math.h>
 #include "check.h"
 #include "golden_io.h"
 #include "kernels/cpu/gemm.h"
@@ -113,18 +115,36 @@ static void test_pointwise(anv_safetensors_t *st) {
     free(a), free(b), free(dout), free(o), free(da), free(db);
 }
 
-static void test_crossentropy(anv_safetensors_t *st) {
+/* The golden logits (N, Vp) through the chunked kernels, in chunks of `chunk` columns; the padding
+ * columns [V, Vp) are outside every chunk, so they are zeroed here to match the golden dlogits. */
+static void crossentropy_chunked(anv_safetensors_t *st, int chunk) {
     int N = 6, V = golden_meta_int(st, "V"), Vp = golden_meta_int(st, "Vp");
-    float *logits = golden_f32(st, "ce.logits", NULL), *lse = zeros(N);
+    float *logits = golden_f32(st, "ce.logits", NULL), *lse = zeros(N), *tlogit = zeros(N);
     int32_t *tgt = golden_i32(st, "ce.targets", NULL);
     int count = 0;
-    for (int i = 0; i < N; i++) count += tgt[i] >= 0;
-    float loss = (float)(anv_crossentropy_forward(lse, logits, tgt, N, V, Vp) / count);
-    golden_compare(st, "cross-entropy log-sum-exp (padding excluded)", "ce.lse", lse, N, TOL_FWD);
-    golden_compare(st, "cross-entropy mean loss (2 of 6 ignored)", "ce.loss", &loss, 1, TOL_FWD);
-    anv_crossentropy_backward(logits, lse, tgt, 1.0f / count, N, V, Vp);
-    golden_compare(st, "cross-entropy backward dlogits", "ce.dlogits", logits, (size_t)N * Vp, TOL_BWD);
-    free(logits), free(lse), free(tgt);
+    for (int i = 0; i < N; i++) count += tgt[i] >= 0, lse[i] = -INFINITY;
+    for (int v0 = 0; v0 < V; v0 += chunk)
+        anv_crossentropy_chunk_forward(lse, tlogit, logits + v0, Vp, tgt, N, v0, V - v0 < chunk ? V - v0 : chunk);
+    float loss = (float)(anv_crossentropy_loss_sum(lse, tlogit, tgt, N) / count);
+    char what[96];
+    snprintf(what, sizeof what, "cross-entropy lse, chunks of %d of %d", chunk, V);
+    golden_compare(st, what, "ce.lse", lse, N, TOL_FWD);
+    snprintf(what, sizeof what, "cross-entropy mean loss (2 of 6 ignored), chunks of %d", chunk);
+    golden_compare(st, what, "ce.loss", &loss, 1, TOL_FWD);
+    for (int v0 = 0; v0 < V; v0 += chunk)
+        anv_crossentropy_chunk_backward(logits + v0, Vp, lse, tgt, 1.0f / count, N, v0, V - v0 < chunk ? V - v0 : chunk);
+    for (int n = 0; n < N; n++)
+        for (int v = V; v < Vp; v++) logits[(size_t)n * Vp + v] = 0.0f;
+    snprintf(what, sizeof what, "cross-entropy dlogits, chunks of %d", chunk);
+    golden_compare(st, what, "ce.dlogits", logits, (size_t)N * Vp, TOL_BWD);
+    free(logits), free(lse), free(tlogit), free(tgt);
+}
+
+static void test_crossentropy(anv_safetensors_t *st) {
+    int V = golden_meta_int(st, "V");
+    crossentropy_chunked(st, V); /* one chunk: the whole vocabulary */
+    crossentropy_chunked(st, 16);
+    crossentropy_chunked(st, 7);
 }
 
 /* C = alpha op(A) op(B) + beta C against a double-precision loop, sizes crossing every block edge. */
@@ -171,17 +191,33 @@ static void test_determinism(anv_safetensors_t *st) {
     free(qkv), free(dout), free(out), free(lse), free(d1), free(d2), free(scratch);
 }
 
+/* Every test above, once per instruction-set copy of the kernels this CPU runs. */
 int main(void) {
     anv_safetensors_t *st = golden_open("kernels.safetensors");
-    printf("kernels vs PyTorch (max|diff|/max|ref|), %d threads:\n", anv_threads_count());
-    test_embedding(st);
-    test_layernorm(st);
-    test_matmul(st);
-    test_attention(st);
-    test_pointwise(st);
-    test_crossentropy(st);
-    test_gemm_builtin();
-    test_determinism(st);
+    const char *first = anv_cpu_isa();
+    printf("kernels in use at start: %s (ANVIL_CPU=%s)\n", first, getenv("ANVIL_CPU") ? getenv("ANVIL_CPU") : "");
+    static const char *isas[] = {"avx512", "avx2", "portable"};
+    int ran = 0;
+    for (int i = 0; i < 3; i++) {
+        if (anv_cpu_isa_set(isas[i]) != 0) {
+            printf("%s kernels: skipped (%s)\n", isas[i], anv_last_error());
+            continue;
+        }
+        ran++;
+        printf("%s kernels vs PyTorch (max|diff|/max|ref|), %d threads:\n", anv_cpu_isa(), anv_threads_count());
+        test_embedding(st);
+        test_layernorm(st);
+        test_matmul(st);
+        test_attention(st);
+        test_pointwise(st);
+        test_crossentropy(st);
+        test_gemm_builtin();
+        test_determinism(st);
+    }
+    CHECK(ran >= 1 && anv_cpu_isa_set("portable") == 0, "the portable kernels must always run");
+    CHECK(anv_cpu_isa_set("sse9") != 0 && strstr(anv_last_error(), "unknown instruction set"), "%s",
+          anv_last_error());
+    CHECK(anv_cpu_isa_set(first) == 0, "%s", anv_last_error());
     anv_safetensors_close(st);
     return check_done("test_kernels");
 }

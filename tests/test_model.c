@@ -5,7 +5,10 @@
 #include "anvil/optim.h"
 #include "check.h"
 #include "golden_io.h"
+#include "model/gpt_internal.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Creates the golden file's model and loads tensors "<prefix><HF name>" into its parameter block. */
@@ -154,6 +157,75 @@ static void test_threads_and_ignored(void) {
     anv_model_free(m);
 }
 
+/* Enough token rows x vocabulary for the LM head and cross-entropy to run in two row blocks (the
+ * goldens fit in one): the loss against one computed in double from the full logits, and the head's
+ * share of the gradients (wte rows no input uses; ln_f.bias, the row sum of d lnf) against the same
+ * formulas in double: d logits = (softmax - onehot) / count, dwte = dlogits^T lnf, dlnf = dlogits wte. */
+static void test_vocab_chunks(void) {
+    enum { B = 8, T = 256, N = B * T, V = 9000, C = 16 };
+    anv_config_t cfg = {1, 2, C, V, T};
+    anv_model_t *m;
+    CHECK(anv_model_create(&cfg, &m) == 0, "%s", anv_last_error());
+    anv_model_init_gpt2(m, 5);
+    int32_t *in = malloc(sizeof(int32_t) * N), *tg = malloc(sizeof(int32_t) * N);
+    for (int i = 0; i < N; i++) in[i] = (i * 7) % 500, tg[i] = i % 13 == 0 ? -1 : (i * 7919) % V;
+    float loss;
+    anv_model_zero_grad(m);
+    CHECK(anv_model_forward(m, in, tg, B, T, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s",
+          anv_last_error());
+    float *lnf = malloc(sizeof(float) * N * C), *logits = malloc(sizeof(float) * (size_t)N * V);
+    memcpy(lnf, m->acts.lnf, sizeof(float) * N * C);
+    CHECK(anv_model_logits(m, in, B, T, logits) == 0, "%s", anv_last_error());
+    double *dwte = calloc((size_t)V * C, sizeof(double)), dlnf_sum[C] = {0}, total = 0;
+    int count = 0;
+    for (int n = 0; n < N; n++) count += tg[n] >= 0;
+    for (int n = 0; n < N; n++) {
+        if (tg[n] < 0) continue;
+        const float *row = logits + (size_t)n * V;
+        double mx = row[0], sum = 0;
+        for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+        for (int v = 0; v < V; v++) sum += exp(row[v] - mx);
+        double lse = mx + log(sum);
+        total += lse - row[tg[n]];
+        for (int v = 0; v < V; v++) {
+            double d = (exp(row[v] - lse) - (v == tg[n])) / count;
+            for (int c = 0; c < C; c++) {
+                dwte[(size_t)v * C + c] += d * lnf[(size_t)n * C + c];
+                dlnf_sum[c] += d * m->w.wte[(size_t)v * C + c];
+            }
+        }
+    }
+    double ref_loss = total / count;
+    double e = fabs(loss - ref_loss) / ref_loss;
+    printf("  %-44s rel err %.2e\n", "loss, 2 row blocks of the head vs full logits", e);
+    CHECK(e < 1e-5, "chunked loss %g vs %g", loss, ref_loss);
+    float eval_loss = -1;
+    CHECK(anv_model_loss(m, in, tg, B, T, &eval_loss) == 0 && eval_loss == loss, "anv_model_loss %g vs forward %g",
+          eval_loss, loss);
+    CHECK(anv_model_backward(m, 1.0f) != 0 && strstr(anv_last_error(), "no training forward"),
+          "backward after anv_model_loss: %s", anv_last_error());
+    printf("  %-44s %s\n", "anv_model_loss == forward's loss, no backward", eval_loss == loss ? "equal" : "DIFFERENT");
+    double num = 0, den = 0;
+    for (int v = 500; v < V; v++) /* rows no input token uses: the head's gradient only */
+        for (int c = 0; c < C; c++) {
+            double r = dwte[(size_t)v * C + c], d = m->g.wte[(size_t)v * C + c] - r;
+            num += d * d, den += r * r;
+        }
+    e = sqrt(num / den);
+    printf("  %-44s rel err %.2e\n", "dwte (head), 2 row blocks", e);
+    CHECK(e < 1e-4, "chunked dwte rel err %.3e", e);
+    num = den = 0;
+    for (int c = 0; c < C; c++) {
+        double d = m->g.lnf_b[c] - dlnf_sum[c];
+        num += d * d, den += dlnf_sum[c] * dlnf_sum[c];
+    }
+    e = sqrt(num / den);
+    printf("  %-44s rel err %.2e\n", "ln_f.bias grad (row sum of dlnf), 2 row blocks", e);
+    CHECK(e < 1e-4, "chunked ln_f.bias grad rel err %.3e", e);
+    free(in), free(tg), free(lnf), free(logits), free(dwte);
+    anv_model_free(m);
+}
+
 static void test_init(void) {
     anv_config_t cfg = {4, 4, 64, 1000, 32};
     anv_model_t *a = NULL, *b = NULL;
@@ -283,6 +355,7 @@ int main(void) {
     test_golden("gpt_t8.safetensors");
     printf("model checks:\n");
     test_threads_and_ignored();
+    test_vocab_chunks();
     test_init();
     test_config();
     test_bad_input();

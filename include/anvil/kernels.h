@@ -23,7 +23,8 @@ void anv_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
 
 /* The tied LM head, weight stored as embedding rows: out (N, OC) = inp (N, C) @ w (OC, C)^T. */
 void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, int C, int OC);
-/* dinp (N, C) = dout (N, OC) @ w (overwritten);  dw (OC, C) += dout^T @ inp. */
+/* dinp (N, C) += dout (N, OC) @ w;  dw (OC, C) += dout^T @ inp. Both accumulate, so the head can be
+ * differentiated one chunk of vocabulary rows of w at a time. */
 void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                             int C, int OC);
 
@@ -71,16 +72,37 @@ void anv_attention_forward(float *out, float *lse, float *scratch, const float *
 void anv_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out,
                             const float *lse, int B, int T, int C, int NH);
 
-/* ---- softmax + cross-entropy over the vocabulary ----
- * logits (N, Vp): the first V columns are the real vocabulary, the rest padding that never enters
- * the softmax. targets (N) in [0, V) or -1 (ignored). */
+/* ---- softmax + cross-entropy over the vocabulary, one chunk of vocabulary columns at a time ----
+ * The caller computes the logits of the columns [v0, v0 + Vc) of the real vocabulary into an (N, Vc)
+ * array with row stride ld, calls the forward once per chunk (so the (N, V) logits never need to
+ * exist in full), and after the last chunk has each row's log-sum-exp. targets (N) in [0, V) or -1
+ * (ignored). Columns outside the chunk (such as padding) are never read or written. */
 
-/* lse (N) = log-sum-exp of each row over its first V columns (every row, ignored or not); returns the
- * SUM of -log p(target) over rows with a target (double: the caller divides by the count). */
-double anv_crossentropy_forward(float *lse, const float *logits, const int32_t *targets, int N, int V, int Vp);
-/* In place: logits (N, Vp) becomes dlogits = dloss * (softmax(logits) - onehot(target)) on rows with
- * a target, zero on ignored rows and in the padding columns. dloss is d(loss)/d(each row's loss). */
-void anv_crossentropy_backward(float *logits, const float *lse, const int32_t *targets, float dloss, int N, int V,
-                               int Vp);
+/* lse (N): combined in place with the chunk's log-sum-exp of every row (start from -INFINITY);
+ * tlogit (N): receives the logit of each row whose target falls in the chunk. */
+void anv_crossentropy_chunk_forward(float *lse, float *tlogit, const float *logits, int ld, const int32_t *targets,
+                                    int N, int v0, int Vc);
+/* The SUM of -log p(target) = lse - tlogit over rows with a target (double: the caller divides by
+ * the count), once every chunk has been through the forward. */
+double anv_crossentropy_loss_sum(const float *lse, const float *tlogit, const int32_t *targets, int N);
+/* In place: the chunk's logits become dlogits = dloss * (softmax(logits) - onehot(target)) on rows
+ * with a target, zero on ignored rows; lse is the complete log-sum-exp from the forward. dloss is
+ * d(loss)/d(each row's loss). */
+void anv_crossentropy_chunk_backward(float *logits, int ld, const float *lse, const int32_t *targets, float dloss,
+                                     int N, int v0, int Vc);
+
+/* ---- instruction set ----
+ * Every kernel above exists in copies for several instruction sets (x86-64: "avx512", "avx2", and
+ * "portable" for the build's baseline); the first kernel call picks the widest the CPU supports, or
+ * the one the environment variable ANVIL_CPU names. */
+const char *anv_cpu_isa(void); /* the copy in use */
+/* Switches to the named copy; -1 with an error if unknown or not supported by this CPU. Not while
+ * kernels run on other threads. */
+int anv_cpu_isa_set(const char *name);
+
+/* ---- machine ceiling ----
+ * The measured fp32 FMA peak in GFLOP/s of all anv_threads_count() threads: the best of 8 slices
+ * over about `seconds` in all; *vector_bits (may be NULL) gets the vector width used (512, 256). */
+double anv_cpu_fma_peak(double seconds, int *vector_bits);
 
 #endif

@@ -51,13 +51,26 @@ const anv_param_t *anv_model_tensor(const anv_model_t *m, int i);
 void anv_model_init_gpt2(anv_model_t *m, uint64_t seed);
 
 /* Training forward over tokens (B, T). targets (B, T) may hold -1 (ignored). Stores activations for
- * backward and returns the mean cross-entropy over non-ignored targets (0 when all are ignored). */
+ * backward and returns the mean cross-entropy over non-ignored targets (0 when all are ignored). The
+ * LM head runs in blocks of token rows and its gradients are formed here, block by block, so the
+ * (B, T, vocab) logits are never stored; backward only scales them in. */
 int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
+/* The same loss without preparing a backward (evaluation): skips the LM head's gradients. */
+int anv_model_loss(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
 /* Adds loss_scale * d(mean loss)/d(params) into the gradient block (call after forward). */
 int anv_model_backward(anv_model_t *m, float loss_scale);
 void anv_model_zero_grad(anv_model_t *m);
 /* Inference forward writing full logits (B, T, vocab_size) (unpadded). For eval, tests, sampling. */
 int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float *logits);
+
+/* Memory a training step needs, in bytes: parameters, gradients, AdamW state (m, v) and the
+ * activations of a (B, T) forward/backward (those the model allocates; the LM head's logits exist one
+ * vocabulary chunk at a time). */
+typedef struct {
+    size_t params, grads, optimizer, activations, total;
+    double activations_per_token; /* activations / (B T) */
+} anv_memory_budget_t;
+void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_budget_t *out);
 
 /* Model FLOPs per token for forward + backward: 6 N + 12 L C T (for MFU). */
 double anv_model_flops_per_token(const anv_config_t *cfg, int T);

@@ -48,8 +48,11 @@ typedef struct {
     float *res3;                 /* (L, B, T, C) residual stream after the MLP: each layer's output */
     float *lnf;                  /* (B, T, C) */
     float *lnf_mean, *lnf_rstd;  /* (B, T) */
-    float *logits;               /* (B, T, Vp); backward turns it into dlogits in place */
     float *ce_lse;               /* (B, T) log-sum-exp of each logits row over the real vocabulary */
+    float *ce_tlogit;            /* (B, T) logit of each row's target */
+    float *ce_logits;            /* (R, V) logits of one block of R token rows, then their dlogits */
+    float *ce_dlnf;              /* (B, T, C) gradient of lnf from the head, for a loss scale of 1 */
+    float *ce_dwte;              /* (V, C) gradient of the head's wte rows, for a loss scale of 1 */
     float *tmp;                  /* (B, T, C) branch output (forward), activation gradient (backward) */
     float *dres;                 /* (B, T, C) gradient of the residual stream */
     float *dbranch;              /* (B, T, 4C) gradient inside a branch (MLP hidden, qkv) */

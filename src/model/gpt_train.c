@@ -2,6 +2,7 @@
 #include "anvil/kernels.h"
 #include "model/gpt_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Sizes the attention work area for T at the current thread count. */
@@ -17,41 +18,85 @@ static int ensure_att_scratch(anv_model_t *m, int T) {
     return 0;
 }
 
-/* Sizes the activation block for N = B*T token rows; keeps one that is already big enough. */
-static int ensure_acts(anv_model_t *m, int B, int T) {
-    anv_gpt_acts_t *a = &m->acts;
-    size_t N = (size_t)B * T, L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head;
-    if (ensure_att_scratch(m, T)) return -1;
-    if (N <= a->cap_n) return 0;
-    struct {
-        float **p;
-        size_t n;
-    } views[] = {
+/* Rows of logits per LM-head block for N token rows: the (R, V) block holds about CE_BLOCK_FLOATS. */
+enum { CE_BLOCK_FLOATS = 1 << 24 };
+static int ce_block_rows(size_t N, int V) {
+    size_t r = CE_BLOCK_FLOATS / (size_t)V;
+    r = r < 1 ? 1 : r;
+    return r < N ? (int)r : (int)N;
+}
+
+typedef struct {
+    float **p;
+    size_t n;
+} act_view_t;
+
+/* The float views of the activation block for N token rows, in allocation order; returns the count. */
+static int act_views(anv_gpt_acts_t *a, const anv_config_t *c, size_t N, act_view_t *v) {
+    size_t L = c->n_layer, C = c->n_embd, NH = c->n_head;
+    act_view_t t[] = {
         {&a->encoded, N * C},     {&a->ln1, L * N * C},      {&a->ln1_mean, L * N},    {&a->ln1_rstd, L * N},
         {&a->qkv, L * N * 3 * C}, {&a->atty, L * N * C},     {&a->att_lse, L * N * NH}, {&a->res2, L * N * C},
         {&a->ln2, L * N * C},     {&a->ln2_mean, L * N},     {&a->ln2_rstd, L * N},    {&a->fch, L * N * 4 * C},
         {&a->fch_gelu, L * N * 4 * C}, {&a->res3, L * N * C}, {&a->lnf, N * C},        {&a->lnf_mean, N},
-        {&a->lnf_rstd, N},        {&a->logits, N * m->Vp},   {&a->ce_lse, N},          {&a->tmp, N * C},
+        {&a->lnf_rstd, N},        {&a->ce_lse, N},           {&a->ce_tlogit, N},       {&a->ce_dlnf, N * C},
+        {&a->ce_logits, (size_t)ce_block_rows(N, c->vocab_size) * c->vocab_size},
+        {&a->ce_dwte, (size_t)c->vocab_size * C},                                       {&a->tmp, N * C},
         {&a->dres, N * C},        {&a->dbranch, N * 4 * C},
     };
+    int n = (int)(sizeof t / sizeof t[0]);
+    for (int i = 0; i < n; i++) v[i] = t[i];
+    return n;
+}
+enum { MAX_ACT_VIEWS = 32 };
+
+/* Floats of the activation block: every view rounded up to 16 floats (64-byte alignment). */
+static size_t act_floats(const act_view_t *v, int n) {
     size_t total = 0;
-    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) total += (views[i].n + 15) / 16 * 16;
+    for (int i = 0; i < n; i++) total += (v[i].n + 15) / 16 * 16;
+    return total;
+}
+
+/* Sizes the activation block for N = B*T token rows; keeps one that is already big enough. */
+static int ensure_acts(anv_model_t *m, int B, int T) {
+    anv_gpt_acts_t *a = &m->acts;
+    size_t N = (size_t)B * T;
+    if (ensure_att_scratch(m, T)) return -1;
+    if (N <= a->cap_n) return 0;
+    act_view_t views[MAX_ACT_VIEWS];
+    int nv = act_views(a, &m->cfg, N, views);
     anv_free(a->block);
     anv_free(a->inputs);
     a->cap_n = 0;
     a->inputs = NULL;
-    a->block = anv_alloc(total * sizeof(float), "model activations");
+    a->block = anv_alloc(act_floats(views, nv) * sizeof(float), "model activations");
     if (!a->block) return -1;
     a->inputs = anv_alloc(2 * N * sizeof(int32_t), "model token copies");
     if (!a->inputs) return -1;
     a->targets = a->inputs + N;
     float *p = a->block;
-    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
+    for (int i = 0; i < nv; i++) {
         *views[i].p = p;
         p += (views[i].n + 15) / 16 * 16; /* keeps every view 64-byte aligned */
     }
     a->cap_n = N;
     return 0;
+}
+
+void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_budget_t *out) {
+    size_t N = (size_t)B * T, C = cfg->n_embd;
+    size_t n_params = (size_t)anv_config_padded_vocab(cfg) * C + (size_t)cfg->block_size * C +
+                      (size_t)cfg->n_layer * (12 * C * C + 13 * C) + 2 * C; /* as layout() in gpt.c */
+    anv_gpt_acts_t dummy;
+    act_view_t views[MAX_ACT_VIEWS];
+    int nv = act_views(&dummy, cfg, N, views);
+    out->params = n_params * sizeof(float);
+    out->grads = n_params * sizeof(float);
+    out->optimizer = 2 * n_params * sizeof(float); /* AdamW m and v */
+    out->activations = act_floats(views, nv) * sizeof(float) + 2 * N * sizeof(int32_t) +
+                       anv_attention_scratch_floats(T) * sizeof(float);
+    out->activations_per_token = (double)out->activations / (double)N;
+    out->total = out->params + out->grads + out->optimizer + out->activations;
 }
 
 static int check_tokens(const anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
@@ -70,8 +115,8 @@ static int check_tokens(const anv_model_t *m, const int32_t *inputs, const int32
     return 0;
 }
 
-/* Runs the network up to the logits (B, T, Vp) in acts.logits. */
-static void forward_logits(anv_model_t *m, int B, int T) {
+/* Runs the network up to the final LayerNorm's output (B, T, C) in acts.lnf. */
+static void forward_hidden(anv_model_t *m, int B, int T) {
     const anv_config_t *c = &m->cfg;
     anv_gpt_acts_t *a = &m->acts;
     int C = c->n_embd, NH = c->n_head;
@@ -102,7 +147,45 @@ static void forward_logits(anv_model_t *m, int B, int T) {
         x = res3;
     }
     anv_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.lnf_w, m->w.lnf_b, N, C);
-    anv_matmul_nt_forward(a->logits, a->lnf, m->w.wte, N, C, m->Vp);
+}
+
+/* The LM head and the cross-entropy, forward and backward together, one block of R token rows at a
+ * time so the (N, V) logits never exist: logits (R, V) = lnf @ wte^T over the real vocabulary rows,
+ * each row's log-sum-exp and target logit, then dlogits = (softmax - onehot) / n_targets in place,
+ * ce_dlnf (N, C) = dlogits @ wte and ce_dwte (V, C) += dlogits^T @ lnf. Backward scales these into the
+ * gradients; a row block of the full vocabulary needs no recomputation of the logits. Without
+ * `grads`, only the loss terms (ce_lse, ce_tlogit). */
+static void head_loss(anv_model_t *m, int N, int grads) {
+    anv_gpt_acts_t *a = &m->acts;
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, R = ce_block_rows((size_t)N, V);
+    if (grads) {
+        memset(a->ce_dlnf, 0, (size_t)N * C * sizeof(float));
+        memset(a->ce_dwte, 0, (size_t)V * C * sizeof(float));
+    }
+    float dloss = m->n_targets ? 1.0f / m->n_targets : 0.0f;
+    for (int r0 = 0; r0 < N; r0 += R) {
+        int n = N - r0 < R ? N - r0 : R;
+        const int32_t *tg = a->targets + r0;
+        float *lse = a->ce_lse + r0, *lnf = a->lnf + (size_t)r0 * C;
+        for (int i = 0; i < n; i++) lse[i] = -INFINITY;
+        anv_matmul_nt_forward(a->ce_logits, lnf, m->w.wte, n, C, V);
+        anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, V, tg, n, 0, V);
+        if (!grads) continue;
+        anv_crossentropy_chunk_backward(a->ce_logits, V, lse, tg, dloss, n, 0, V);
+        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, lnf, m->w.wte, n, C, V);
+    }
+}
+
+/* dst (n) = scale * src (n) */
+static void scale_into(float *dst, const float *src, float scale, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] = scale * src[i];
+}
+
+/* dst (n) += scale * src (n) */
+static void add_scaled(float *dst, const float *src, float scale, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] += scale * src[i];
 }
 
 /* Validates the tokens, sizes the activations and copies the tokens in (targets may be NULL). */
@@ -117,23 +200,33 @@ static int begin_forward(anv_model_t *m, const int32_t *inputs, const int32_t *t
     return 0;
 }
 
-int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
+/* The network and the loss for inputs/targets; the head's gradients too when `grads`. */
+static int loss_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, int grads,
+                        float *loss) {
     if (!targets) return anv_error("model forward: training forward needs targets");
     if (begin_forward(m, inputs, targets, B, T)) return -1;
-    forward_logits(m, B, T);
+    forward_hidden(m, B, T);
     int N = B * T;
-    double total = anv_crossentropy_forward(m->acts.ce_lse, m->acts.logits, m->acts.targets, N,
-                                            m->cfg.vocab_size, m->Vp);
     m->n_targets = 0;
     for (int i = 0; i < N; i++) m->n_targets += targets[i] >= 0;
+    head_loss(m, N, grads);
+    double total = anv_crossentropy_loss_sum(m->acts.ce_lse, m->acts.ce_tlogit, m->acts.targets, N);
     *loss = m->n_targets ? (float)(total / m->n_targets) : 0.0f;
-    m->have_forward = 1;
+    m->have_forward = grads;
     return 0;
+}
+
+int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
+    return loss_forward(m, inputs, targets, B, T, 1, loss);
+}
+
+int anv_model_loss(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
+    return loss_forward(m, inputs, targets, B, T, 0, loss);
 }
 
 int anv_model_backward(anv_model_t *m, float loss_scale) {
     if (!m->have_forward) return anv_error("model backward: no training forward to differentiate");
-    m->have_forward = 0; /* the logits become dlogits */
+    m->have_forward = 0;
     if (m->n_targets == 0) return 0;
     if (ensure_att_scratch(m, m->T)) return -1;
     const anv_config_t *c = &m->cfg;
@@ -142,8 +235,9 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
     int N = B * T;
     size_t NC = (size_t)N * C;
 
-    anv_crossentropy_backward(a->logits, a->ce_lse, a->targets, loss_scale / m->n_targets, N, c->vocab_size, m->Vp);
-    anv_matmul_nt_backward(a->tmp, m->g.wte, a->logits, a->lnf, m->w.wte, N, C, m->Vp);
+    /* The head's gradients, computed by the forward for a loss scale of 1. */
+    scale_into(a->tmp, a->ce_dlnf, loss_scale, NC);
+    add_scaled(m->g.wte, a->ce_dwte, loss_scale, (size_t)c->vocab_size * C);
     memset(a->dres, 0, NC * sizeof(float));
     anv_layernorm_backward(a->dres, m->g.lnf_w, m->g.lnf_b, a->tmp, a->res3 + (L - 1) * NC, m->w.lnf_w, a->lnf_mean,
                            a->lnf_rstd, N, C);
@@ -176,9 +270,7 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
 
 int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float *logits) {
     if (begin_forward(m, inputs, NULL, B, T)) return -1;
-    forward_logits(m, B, T);
-    size_t V = m->cfg.vocab_size;
-    for (size_t i = 0; i < (size_t)B * T; i++)
-        memcpy(logits + i * V, m->acts.logits + i * m->Vp, V * sizeof(float));
+    forward_hidden(m, B, T);
+    anv_matmul_nt_forward(logits, m->acts.lnf, m->w.wte, B * T, m->cfg.n_embd, m->cfg.vocab_size);
     return 0;
 }

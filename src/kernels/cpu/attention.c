@@ -5,6 +5,7 @@
  * The backward pass recomputes P from S and the saved log-sum-exp:
  *   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = dS K / sqrt(hs),
  *   dK = dS^T Q / sqrt(hs). */
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vmath.h"

@@ -1,4 +1,6 @@
-/* Softmax fused with cross-entropy over the real vocabulary columns of the logits. */
+/* Softmax fused with cross-entropy, over one chunk of vocabulary columns at a time, so a caller never
+ * needs the (N, V) logits in full: the log-sum-exp of each row is combined chunk by chunk. */
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
 #include "kernels/cpu/vmath.h"
 
@@ -26,28 +28,43 @@ static float row_lse(const float *x, int V) {
     return mx + (float)log(sum);
 }
 
-double anv_crossentropy_forward(float *lse, const float *logits, const int32_t *targets, int N, int V, int Vp) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) lse[n] = row_lse(logits + (size_t)n * Vp, V);
-    double total = 0;
-    for (int n = 0; n < N; n++)
-        if (targets[n] >= 0) total += (double)lse[n] - logits[(size_t)n * Vp + targets[n]];
-    return total;
+/* log(e^a + e^b), with a = -inf meaning "nothing yet". */
+static float log_add_exp(float a, float b) {
+    if (a == -INFINITY) return b;
+    float hi = a > b ? a : b, lo = a > b ? b : a;
+    return hi + (float)log1p(exp((double)lo - hi));
 }
 
-void anv_crossentropy_backward(float *logits, const float *lse, const int32_t *targets, float dloss, int N, int V,
-                               int Vp) {
+void anv_crossentropy_chunk_forward(float *lse, float *tlogit, const float *logits, int ld, const int32_t *targets,
+                                    int N, int v0, int Vc) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        float *row = logits + (size_t)n * Vp;
-        int y = targets[n];
-        if (y < 0) {
-            for (int v = 0; v < Vp; v++) row[v] = 0.0f;
+        const float *row = logits + (size_t)n * ld;
+        lse[n] = log_add_exp(lse[n], row_lse(row, Vc));
+        int y = targets[n] - v0;
+        if (y >= 0 && y < Vc) tlogit[n] = row[y];
+    }
+}
+
+void anv_crossentropy_chunk_backward(float *logits, int ld, const float *lse, const int32_t *targets, float dloss,
+                                     int N, int v0, int Vc) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (size_t)n * ld;
+        if (targets[n] < 0) {
+            for (int v = 0; v < Vc; v++) row[v] = 0.0f;
             continue;
         }
         float l = lse[n];
-        for (int v = 0; v < V; v++) row[v] = dloss * anv_vexpf(row[v] - l);
-        for (int v = V; v < Vp; v++) row[v] = 0.0f;
-        row[y] -= dloss;
+        for (int v = 0; v < Vc; v++) row[v] = dloss * anv_vexpf(row[v] - l);
+        int y = targets[n] - v0;
+        if (y >= 0 && y < Vc) row[y] -= dloss;
     }
+}
+
+double anv_crossentropy_loss_sum(const float *lse, const float *tlogit, const int32_t *targets, int N) {
+    double total = 0;
+    for (int n = 0; n < N; n++)
+        if (targets[n] >= 0) total += (double)lse[n] - tlogit[n];
+    return total;
 }

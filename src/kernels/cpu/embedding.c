@@ -1,4 +1,5 @@
 /* Token + position embeddings. */
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
 
 /* out (B, T, C) = wte[tokens] + wpe[t] */

@@ -1,4 +1,5 @@
 /* GELU, tanh approximation (GPT-2's "gelu_new"). */
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
 #include "kernels/cpu/vmath.h"
 

@@ -4,6 +4,7 @@
  * walks K in KC slices, packs op(A) (MC, KC) and op(B) (KC, NC) into zero-padded contiguous buffers,
  * and accumulates MR x NR register tiles. Each C element receives its KC-slice partial sums in
  * increasing K order, whatever the thread count. */
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "kernels/cpu/gemm.h"
 
 #include <string.h>

@@ -1,4 +1,5 @@
 /* LayerNorm over the last axis, eps 1e-5 (GPT-2). */
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
 
 #include <math.h>

@@ -1,4 +1,5 @@
 /* Linear layers: Conv1D (weight (in, out)) and the tied LM head (weight (out, in)), on top of GEMM. */
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
 
@@ -45,6 +46,6 @@ void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, 
 
 void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                             int C, int OC) {
-    anv_gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);  /* (N, OC) @ (OC, C) */
+    anv_gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);  /* (N, OC) @ (OC, C) */
     anv_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);  /* (N, OC)^T @ (N, C) */
 }

@@ -1,4 +1,5 @@
 /* Residual connections. */
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
 
 void anv_residual_forward(float *out, const float *a, const float *b, size_t n) {

@@ -1,0 +1,131 @@
+/* anvil bench train: how fast and how lean a training step is on this machine. Measures the fp32 FMA
+ * peak first (about 0.2 s on every thread), then times whole training steps (zero_grad, forward,
+ * backward, gradient clipping, AdamW) of a preset on random tokens, and reports the median step as
+ * tokens/s, GFLOP/s (anv_model_flops_per_token) and % of the measured peak, with the peak resident
+ * memory against the computed budget (parameters + gradients + AdamW state + activations). */
+#include "cli.h"
+
+#include "anvil/kernels.h"
+#include "anvil/model.h"
+#include "anvil/optim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char usage[] =
+    "anvil bench train --preset NAME [--batch B] [--seq T] [--threads N] [--steps S] [--warmup W]";
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
+
+/* Times warmup + steps training steps; fills times[steps] with the timed ones. */
+static int time_steps(anv_model_t *m, anv_adamw_t *opt, const int32_t *tokens, int B, int T, int warmup, int steps,
+                      double *times) {
+    anv_adamw_config_t oc = {0.9f, 0.95f, 1e-8f, 0.1f};
+    for (int s = 0; s < warmup + steps; s++) {
+        float loss;
+        double t0 = anv_now();
+        anv_model_zero_grad(m);
+        if (anv_model_forward(m, tokens, tokens + 1, B, T, &loss) != 0 || anv_model_backward(m, 1.0f) != 0) return -1;
+        anv_clip_grad_norm(anv_model_grads(m), anv_model_n_params(m), 1.0f);
+        anv_adamw_step(opt, m, &oc, 1e-4f);
+        double dt = anv_now() - t0;
+        if (s >= warmup) times[s - warmup] = dt;
+        fprintf(stderr, "  step %d%s: %.3f s, loss %.4f\n", s, s < warmup ? " (warm-up)" : "", dt, loss);
+    }
+    return 0;
+}
+
+static int bench_train(int argc, char **argv) {
+    const char *preset = NULL;
+    int B = 8, T = 256, threads = 0, steps = 5, warmup = 2;
+    const opt_t opts[] = {
+        {"--preset", OPT_STRING, &preset, "model preset: tiny, small, gpt2-124m, gpt2-350m"},
+        {"--batch", OPT_INT, &B, "sequences per step (default 8)"},
+        {"--seq", OPT_INT, &T, "tokens per sequence (default 256)"},
+        {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
+        {"--steps", OPT_INT, &steps, "timed steps, the median is reported (default 5)"},
+        {"--warmup", OPT_INT, &warmup, "untimed steps first (default 2)"},
+    };
+    int rc = cli_parse(argc, argv, opts, 6, usage, NULL);
+    if (rc != 0) return rc > 0 ? 0 : cli_fail();
+    if (!preset) {
+        anv_error("bench train needs --preset (see --help)");
+        return cli_fail();
+    }
+    anv_config_t cfg;
+    if (anv_config_preset(preset, &cfg) != 0) return cli_fail();
+    if (B < 1 || T < 1 || T > cfg.block_size || steps < 1 || warmup < 0 || threads < 0) {
+        anv_error("bench train: need --batch >= 1, 1 <= --seq <= %d, --steps >= 1, --warmup >= 0, --threads >= 0",
+                  cfg.block_size);
+        return cli_fail();
+    }
+    anv_threads_set(threads);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_start = (double)ru.ru_maxrss * 1024.0; /* the program and its libraries, before the model */
+    int bits = 0;
+    double peak = anv_cpu_fma_peak(0.2, &bits);
+    anv_memory_budget_t mb;
+    anv_model_memory_budget(&cfg, B, T, &mb);
+    printf("machine: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%d-bit vectors)\n", anv_threads_count(), peak,
+           bits);
+    printf("model: %s, %zu parameters; activation memory per token %.1f KiB\n", preset, anv_config_num_params(&cfg),
+           mb.activations_per_token / 1024.0);
+    fflush(stdout);
+
+    anv_model_t *m = NULL;
+    anv_adamw_t opt = {0};
+    int32_t *tokens = NULL;
+    double *times = NULL;
+    rc = -1;
+    size_t n_tok = (size_t)B * T + 1;
+    if (anv_model_create(&cfg, &m) != 0 || anv_adamw_init(&opt, anv_model_n_params(m)) != 0) goto done;
+    if (!(tokens = anv_alloc(n_tok * sizeof *tokens, "bench tokens")) ||
+        !(times = anv_alloc((size_t)steps * sizeof *times, "bench times")))
+        goto done;
+    anv_model_init_gpt2(m, 1);
+    anv_rng_t rng;
+    anv_rng_seed(&rng, 2);
+    for (size_t i = 0; i < n_tok; i++) tokens[i] = (int32_t)(anv_rng_u64(&rng) % (uint64_t)cfg.vocab_size);
+    if (time_steps(m, &opt, tokens, B, T, warmup, steps, times) != 0) goto done;
+
+    qsort(times, steps, sizeof *times, cmp_double);
+    double med = times[steps / 2], tok_s = (double)B * T / med;
+    double gflops = tok_s * anv_model_flops_per_token(&cfg, T) / 1e9;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss = (double)ru.ru_maxrss * 1024.0;
+    printf("train step B=%d T=%d fp32: %.3f s (median of %d after %d warm-up), %.1f tokens/s, %.1f GFLOP/s, "
+           "%.1f%% of peak\n",
+           B, T, med, steps, warmup, tok_s, gflops, 100.0 * gflops / peak);
+    printf("memory budget: %.1f MiB = parameters %.1f + gradients %.1f + AdamW state %.1f + activations %.1f "
+           "(%.1f KiB/token)\n",
+           mib((double)mb.total), mib((double)mb.params), mib((double)mb.grads), mib((double)mb.optimizer),
+           mib((double)mb.activations), mb.activations_per_token / 1024.0);
+    printf("peak RSS: %.1f MiB = %.3f x budget%s (%.1f MiB of it before the model: program, libraries)\n",
+           mib(rss), rss / (double)mb.total, rss <= 1.1 * (double)mb.total ? "" : ", over budget + 10%",
+           mib(rss_start));
+    rc = 0;
+done:
+    anv_free(times);
+    anv_free(tokens);
+    anv_adamw_free(&opt);
+    anv_model_free(m);
+    return rc == 0 ? 0 : cli_fail();
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
+    fprintf(stderr, "usage: anvil bench train [options]   (--help for its options)\n"
+                    "  train    time whole training steps: tokens/s, GFLOP/s, %% of peak, memory vs budget\n");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return argc < 2 ? 2 : 0;
+    fprintf(stderr, "anvil: unknown bench subcommand '%s'\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# anvil bench train: a tiny run prints the measured peak, the step rate with % of peak, the memory
+# budget and the peak RSS against it; bad options exit non-zero with one line naming the problem.
+set -euo pipefail
+anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 2 --warmup 1 >out.txt 2>err.txt ||
+  fail "bench train exited $?: $(cat err.txt)"
+cat out.txt
+grep -Eq '^machine: .* measured fp32 FMA peak [0-9.]+ GFLOP/s' out.txt || fail "no measured peak"
+grep -Eq 'activation memory per token [0-9.]+ KiB' out.txt || fail "no activation memory per token"
+grep -Eq '^train step B=2 T=32 fp32: .* [0-9.]+ tokens/s, [0-9.]+ GFLOP/s, [0-9.]+% of peak' out.txt ||
+  fail "no step rate"
+grep -Eq '^memory budget: [0-9.]+ MiB = parameters' out.txt || fail "no memory budget"
+grep -Eq '^peak RSS: [0-9.]+ MiB = [0-9.]+ x budget' out.txt || fail "no peak RSS"
+[ "$(grep -c 'step [0-9]' err.txt)" = 3 ] || fail "expected 3 step lines on stderr: $(cat err.txt)"
+
+expect() { # NAME SUBSTRING -- command...
+  local name=$1 want=$2 rc=0; shift 3
+  "$@" >/dev/null 2>err.txt || rc=$?
+  [ "$rc" != 0 ] && [ "$rc" -lt 128 ] || fail "$name: exit $rc"
+  [ "$(wc -l <err.txt)" = 1 ] || fail "$name: expected one line, got: $(cat err.txt)"
+  grep -q "^anvil: .*$want" err.txt || fail "$name: '$(cat err.txt)' does not name '$want'"
+  echo "ok  $name: $(cat err.txt)"
+}
+expect "no preset" "needs --preset" -- "$anvil" bench train --batch 2
+expect "unknown preset" "huge" -- "$anvil" bench train --preset huge
+expect "seq over block_size" "--seq <= 256" -- "$anvil" bench train --preset tiny --seq 257
+expect "zero steps" "--steps >= 1" -- "$anvil" bench train --preset tiny --steps 0
+rc=0
+"$anvil" bench nothing 2>err.txt || rc=$?
+[ "$rc" = 2 ] && grep -q "unknown bench subcommand 'nothing'" err.txt || fail "unknown subcommand: $(cat err.txt)"
+echo "e2e_bench: all passed"
