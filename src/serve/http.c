@@ -374,7 +374,9 @@ static struct MHD_Daemon *start_daemon(server_t *s) {
         flags, (uint16_t)o->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)1 << 20, MHD_OPTION_END);
+        /* 4 MiB of (virtual) stack: glibc places each thread's thread-local storage, which includes the
+         * kernels' GEMM packing buffer, inside that mapping. */
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)4 << 20, MHD_OPTION_END);
     if (!d) anv_error("serve: cannot listen on %s port %d (address in use or not available here)", o->host, o->port);
     return d;
 }

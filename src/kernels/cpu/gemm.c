@@ -15,14 +15,11 @@
 #include <cblas.h>
 #endif
 
-enum { MC = 96, NC = 256, KC = 256, MR = 8, NR = 16 };
+enum { MC = ANV_GEMM_MC, NC = ANV_GEMM_NC, KC = ANV_GEMM_KC, MR = 8, NR = 16 };
 
 /* NR floats as one value: GCC/clang vector extension, lowered to whatever SIMD the target has. */
 typedef float vnr_t __attribute__((vector_size(NR * sizeof(float))));
 
-/* Per-thread packing buffers (the pool's threads persist, so these are allocated once). */
-static _Thread_local float pack_a[MC * KC] __attribute__((aligned(64)));
-static _Thread_local float pack_b[KC * NC] __attribute__((aligned(64)));
 
 /* ap (MC, KC) <- op(A)[i0 : i0+mc, k0 : k0+kc], rows past mc zero. */
 static void pack_a_block(float *ap, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
@@ -78,6 +75,7 @@ static void gemm_block(int ta, int tb, int i0, int mc, int j0, int nc, int K, fl
         }
     }
     int npad = (nc + NR - 1) / NR * NR;
+    float *pack_a = anv_gemm_pack_buffer(), *pack_b = pack_a + MC * KC;
     for (int k0 = 0; k0 < K; k0 += KC) {
         int kc = K - k0 < KC ? K - k0 : KC;
         pack_a_block(pack_a, ta, A, lda, i0, mc, k0, kc);

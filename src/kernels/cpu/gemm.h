@@ -15,4 +15,11 @@ void anv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
 void anv_gemm_builtin(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc);
 
+/* Blocking of the built-in GEMM: C in (MC, NC) tiles, K in KC slices. */
+enum { ANV_GEMM_MC = 96, ANV_GEMM_NC = 256, ANV_GEMM_KC = 256 };
+
+/* This thread's packing buffer, MC*KC + KC*NC floats, 64-byte aligned. Defined once (gemm_pack.c),
+ * not per ISA copy, so every thread carries one set of thread-local buffers instead of three. */
+float *anv_gemm_pack_buffer(void);
+
 #endif
