@@ -1,5 +1,7 @@
 /* KV-cached decoding: logits of anv_model_decode must equal the full forward's (anv_model_logits)
- * at every position, for a chunked prefill followed by one-token steps. */
+ * at every position, for a chunked prefill followed by one-token steps; a prompt decoded as one batch
+ * must give the logits of the same prompt fed one token at a time, and a batch appended to a cache
+ * that already holds tokens (at a position that is not a chunk boundary) must match too. */
 #include "anvil/model.h"
 #include "check.h"
 
@@ -38,6 +40,23 @@ int main(void) {
     CHECK(anv_kv_cache_len(kv) == T, "cache holds %d tokens", anv_kv_cache_len(kv));
     CHECK(anv_model_decode(m, kv, tokens, 1, got) != 0 && strstr(anv_last_error(), "exceed"),
           "overflowing the cache is an error: %s", anv_last_error());
+    /* The prompt token by token (the one-row path) vs the batched prefill (the matrix-product path). */
+    float *batched = malloc((size_t)V * sizeof *batched);
+    anv_kv_cache_reset(kv);
+    CHECK(anv_model_decode(m, kv, tokens, prefill, batched) == 0, "batched prefill");
+    anv_kv_cache_reset(kv);
+    for (int t = 0; t < prefill; t++) CHECK(anv_model_decode(m, kv, tokens + t, 1, got) == 0, "single step %d", t);
+    double e_seq = check_rel_err(got, batched, (size_t)V);
+    printf("infer: %d-token prompt token by token vs as one batch, last logits max rel err %.3g\n", prefill, e_seq);
+    CHECK(e_seq < 1e-5, "token-by-token prompt matches the batch: %g", e_seq);
+    /* 10 single steps, then a batch of 70 at position 10 (chunks at 10 and 74). */
+    anv_kv_cache_reset(kv);
+    for (int t = 0; t < 10; t++) CHECK(anv_model_decode(m, kv, tokens + t, 1, got) == 0, "single step %d", t);
+    CHECK(anv_model_decode(m, kv, tokens + 10, 70, got) == 0, "batch after singles: %s", anv_last_error());
+    double e_mid = check_rel_err(got, full + (size_t)79 * V, (size_t)V);
+    printf("infer: 10 single steps + a 70-token batch vs full forward at position 79, max rel err %.3g\n", e_mid);
+    CHECK(e_mid < 1e-5, "batch appended mid-sequence matches the full forward: %g", e_mid);
+    free(batched);
     /* After a reset the cache reproduces the first position exactly. */
     anv_kv_cache_reset(kv);
     CHECK(anv_model_decode(m, kv, tokens, 1, got) == 0, "decode after reset");

@@ -1,6 +1,8 @@
 /* KV-cached inference for one sequence: each layer's keys and values are kept for the positions
  * seen so far, so a new token costs one row through the network instead of the whole prefix. New
- * tokens are processed in chunks of up to CHUNK rows (a prompt is prefilled with matrix products). */
+ * tokens are processed in chunks of up to CHUNK rows (a prompt is prefilled with matrix products).
+ * One new row is a matrix-vector product, bound by reading the weights once: with OpenBLAS it goes
+ * to sgemv, which streams them, where a GEMM call would first pack (copy) the whole weight matrix. */
 #include "anvil/kernels.h"
 #include "model/gpt_internal.h"
 
@@ -8,6 +10,9 @@
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#ifdef ANVIL_HAVE_OPENBLAS
+#include <cblas.h>
 #endif
 
 #define CHUNK 64
@@ -101,6 +106,29 @@ static void cached_attention(anv_kv_cache_t *kv, const float *qkv, const float *
         }
 }
 
+/* out (n, OC) = inp (n, C) @ w (C, OC) + bias (OC). */
+static void linear(float *out, const float *inp, const float *w, const float *bias, int n, int C, int OC) {
+#ifdef ANVIL_HAVE_OPENBLAS
+    if (n == 1) { /* out (OC) = w^T (OC, C) inp (C) + bias */
+        if (bias) memcpy(out, bias, (size_t)OC * sizeof *out);
+        cblas_sgemv(CblasRowMajor, CblasTrans, C, OC, 1.0f, w, OC, inp, 1, bias ? 1.0f : 0.0f, out, 1);
+        return;
+    }
+#endif
+    anv_matmul_forward(out, inp, w, bias, n, C, OC);
+}
+
+/* logits (V) = wte (V, C) x (C): the tied head for one row, over the real vocabulary only. */
+static void head(float *logits, const float *x, const float *wte, int V, int C, float *scratch, int Vp) {
+#ifdef ANVIL_HAVE_OPENBLAS
+    (void)scratch, (void)Vp;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, wte, C, x, 1, 0.0f, logits, 1);
+#else
+    anv_matmul_nt_forward(scratch, x, wte, 1, C, Vp);
+    memcpy(logits, scratch, (size_t)V * sizeof *logits);
+#endif
+}
+
 /* Runs n <= CHUNK tokens at the cache position through the layers; leaves the final residual rows in x. */
 static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *tokens, int n) {
     const anv_config_t *c = &m->cfg;
@@ -111,18 +139,18 @@ static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *toke
         const anv_gpt_layer_t *w = &m->w.h[l];
         float *K = kv->k + l * LC, *V = kv->v + l * LC;
         anv_layernorm_forward(kv->ln, NULL, NULL, kv->x, w->ln1_w, w->ln1_b, n, C);
-        anv_matmul_forward(kv->qkv, kv->ln, w->attn_w, w->attn_b, n, C, 3 * C);
+        linear(kv->qkv, kv->ln, w->attn_w, w->attn_b, n, C, 3 * C);
         for (int i = 0; i < n; i++) {
             memcpy(K + (size_t)(pos + i) * C, kv->qkv + (size_t)i * 3 * C + C, (size_t)C * sizeof(float));
             memcpy(V + (size_t)(pos + i) * C, kv->qkv + (size_t)i * 3 * C + 2 * C, (size_t)C * sizeof(float));
         }
         cached_attention(kv, kv->qkv, K, V, pos, n, C, c->n_head);
-        anv_matmul_forward(kv->tmp, kv->atty, w->proj_w, w->proj_b, n, C, C);
+        linear(kv->tmp, kv->atty, w->proj_w, w->proj_b, n, C, C);
         anv_residual_forward(kv->x, kv->x, kv->tmp, nC);
         anv_layernorm_forward(kv->ln, NULL, NULL, kv->x, w->ln2_w, w->ln2_b, n, C);
-        anv_matmul_forward(kv->fch, kv->ln, w->fc_w, w->fc_b, n, C, 4 * C);
+        linear(kv->fch, kv->ln, w->fc_w, w->fc_b, n, C, 4 * C);
         anv_gelu_forward(kv->fch_gelu, kv->fch, 4 * nC);
-        anv_matmul_forward(kv->tmp, kv->fch_gelu, w->fcproj_w, w->fcproj_b, n, 4 * C, C);
+        linear(kv->tmp, kv->fch_gelu, w->fcproj_w, w->fcproj_b, n, 4 * C, C);
         anv_residual_forward(kv->x, kv->x, kv->tmp, nC);
     }
     kv->len += n;
@@ -137,10 +165,9 @@ int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, i
         if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
             return anv_error("decode: token %d is outside the vocabulary (%d)", (int)tokens[i], cfg->vocab_size);
     for (int at = 0; at < n; at += CHUNK) decode_chunk(m, c, tokens + at, n - at < CHUNK ? n - at : CHUNK);
-    /* The logits of the last token only: ln_f of its row, then the tied head (1, C) x (Vp, C)^T. */
+    /* The logits of the last token only: ln_f of its row, then the tied head. */
     int C = cfg->n_embd, last = (n - 1) % CHUNK;
     anv_layernorm_forward(c->ln, NULL, NULL, c->x + (size_t)last * C, m->w.lnf_w, m->w.lnf_b, 1, C);
-    anv_matmul_nt_forward(c->logits, c->ln, m->w.wte, 1, C, m->Vp);
-    memcpy(logits, c->logits, (size_t)cfg->vocab_size * sizeof(float));
+    head(logits, c->ln, m->w.wte, cfg->vocab_size, C, c->logits, m->Vp);
     return 0;
 }
