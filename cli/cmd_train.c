@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "anvil train --data DIR --out RUN [--preset NAME | --config FILE] [options]\n"
+    "anvil train --data DIR --out RUN [--preset NAME | --config FILE | --init-from RUN0] [options]\n"
     "       anvil train --out RUN --resume [--steps S | --tokens N]\n"
     "Trains a GPT-2 family model on the token shards of DIR (from `anvil data prepare`) into RUN.\n"
     "Bitwise reproducible for the same seed, options and --threads; resume continues bitwise only with\n"
@@ -62,7 +62,7 @@ static void on_eval(const anv_eval_report_t *r, void *ctx) {
     d->open_line = 0;
 }
 
-enum { O_DATA, O_OUT, O_PRESET, O_CONFIG, O_BATCH, O_SEQ, O_TOTAL, O_STEPS, O_TOKENS, O_LR, O_WARMUP, O_MINLR,
+enum { O_DATA, O_OUT, O_PRESET, O_CONFIG, O_INIT, O_BATCH, O_SEQ, O_TOTAL, O_STEPS, O_TOKENS, O_LR, O_WARMUP, O_MINLR,
        O_WD, O_CLIP, O_SCHED, O_DECAY, O_EVERY, O_EVALB, O_SAVE, O_RESUME, O_THREADS, O_SEED, O_SEQUENTIAL, O_MINUTES, O_ZERO, O_N };
 
 /* On resume the run's hyperparameters replace hp; given options that would change the update stream
@@ -124,7 +124,7 @@ static int fail_ranks(anv_comm_t *comm) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *data = NULL, *out = NULL, *preset = NULL, *config = NULL, *schedule = "cosine";
+    const char *data = NULL, *out = NULL, *preset = NULL, *config = NULL, *init_from = NULL, *schedule = "cosine";
     int batch = 4, seq = 0, eval_every = 250, eval_batches = 20, save_every = 500, resume = 0, threads = 0;
     int sequential = 0, zero = 0;
     long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
@@ -134,6 +134,7 @@ int cmd_train(int argc, char **argv) {
         [O_OUT] = {"--out", OPT_STRING, &out, "run directory (created)"},
         [O_PRESET] = {"--preset", OPT_STRING, &preset, "tiny (default), small, gpt2-124m, gpt2-350m"},
         [O_CONFIG] = {"--config", OPT_STRING, &config, "model config JSON instead of a preset"},
+        [O_INIT] = {"--init-from", OPT_STRING, &init_from, "fine-tune: start from the model of run RUN0 (trained or imported)"},
         [O_BATCH] = {"--batch", OPT_INT, &batch, "rows per micro-batch (default 4)"},
         [O_SEQ] = {"--seq", OPT_INT, &seq, "tokens per row (default: the model's block_size)"},
         [O_TOTAL] = {"--total-batch-tokens", OPT_LONG, &total, "tokens per step; a multiple of batch*seq"},
@@ -161,7 +162,9 @@ int cmd_train(int argc, char **argv) {
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!out) return anv_error("--out RUN is required"), cli_fail();
     if (!resume && !data) return anv_error("--data DIR is required"), cli_fail();
-    if (preset && config) return anv_error("give --preset or --config, not both"), cli_fail();
+    if (!!preset + !!config + !!init_from > 1)
+        return anv_error("give one of --preset, --config or --init-from"), cli_fail();
+    if (resume && init_from) return anv_error("--init-from starts a new run; --resume continues one"), cli_fail();
     if (seen[O_STEPS] + seen[O_TOKENS] + seen[O_MINUTES] > 1)
         return anv_error("give one of --steps, --tokens or --minutes"), cli_fail();
     if (resume && seen[O_MINUTES]) return anv_error("--minutes sets the length of a new run; resume with --steps"), cli_fail();
@@ -196,7 +199,8 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL); /* mpirun forwards SIGUSR1 to every rank */
-    anv_train_opts_t o = {.run_dir = out, .data_dir = data, .preset = preset, .config_path = config, .hp = hp,
+    anv_train_opts_t o = {.run_dir = out, .data_dir = data, .preset = preset, .config_path = config,
+                          .init_from = init_from, .hp = hp,
                           .target_tokens = tokens, .minutes = minutes, .resume = resume, .comm = comm, .zero = zero,
                           .stop = &stop_flag, .on_step = on_step, .on_eval = on_eval, .ctx = &d};
     long long last = 0;

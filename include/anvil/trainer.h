@@ -39,6 +39,10 @@ typedef struct {
     const char *data_dir;    /* NULL on resume: the run's own data directory */
     const char *preset;      /* model: a preset, or */
     const char *config_path; /* a config file (its vocab_size must hold the tokenizer's vocabulary) */
+    /* or (fresh runs) the model of another run directory, trained or imported: its config.json and
+     * model.safetensors as the starting weights, a fresh optimizer state. Its tokenizer.json must be
+     * the data's (same hash); without one, its vocab_size must hold the data's vocabulary. */
+    const char *init_from;
     /* On resume: the run's, as merged by the caller. Fresh runs resolve zero/negative values: T 0 =
      * block_size, total_batch_tokens 0 = B*T, steps 0 = one epoch (or target_tokens), warmup < 0 =
      * steps/10 (at most 2000), min_lr < 0 = max_lr/10, decay_steps < 0 = steps/5. */

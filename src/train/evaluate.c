@@ -12,7 +12,7 @@ int anv_evaluate(anv_model_t *m, anv_loader_t *val, int batches, int B, int T, i
     for (int i = 0; i < batches; i++) {
         float l;
         anv_loader_next(val, inputs, targets);
-        if (anv_model_forward(m, inputs, targets, B, T, &l) != 0) return -1;
+        if (anv_model_loss(m, inputs, targets, B, T, &l) != 0) return -1;
         sum += l;
     }
     *loss = sum / batches;

@@ -83,6 +83,32 @@ static int copy_file(const char *from, const char *to) {
     return rc;
 }
 
+/* --init-from: the config of another run, whose tokenizer must be the one the data is encoded with. */
+static int init_from_config(trainer_t *t, anv_config_t *cfg) {
+    char path[4200];
+    const char *from = t->o->init_from;
+    if (!anv_is_dir(from)) return anv_error("%s: run directory to initialise from does not exist", from);
+    if (anv_path_join(path, sizeof path, from, "config.json") != 0 || anv_config_load(path, cfg) != 0 ||
+        anv_config_validate(cfg, path) != 0 || anv_path_join(path, sizeof path, from, "tokenizer.json") != 0)
+        return -1;
+    size_t vocab = anv_tokenizer_vocab_size(t->tok);
+    if (!anv_path_exists(path)) {
+        if ((size_t)cfg->vocab_size < vocab)
+            return anv_error("%s/config.json: vocab_size %d cannot hold the data's %zu tokens (%s/tokenizer.json)",
+                             from, cfg->vocab_size, vocab, t->data_dir);
+        return 0;
+    }
+    anv_tokenizer_t *tok;
+    if (anv_tokenizer_load(path, &tok) != 0) return -1;
+    int same = anv_tokenizer_hash(tok) == anv_tokenizer_hash(t->tok);
+    anv_tokenizer_free(tok);
+    if (!same)
+        return anv_error("%s: not the tokenizer of the data in %s (prepare the data with `anvil data prepare "
+                         "--tokenizer %s`)",
+                         path, t->data_dir, path);
+    return 0;
+}
+
 static int setup_fresh(trainer_t *t) {
     char path[4200], src[4200];
     if (run_path(t, "state.json", path, sizeof path) != 0) return -1;
@@ -90,7 +116,9 @@ static int setup_fresh(trainer_t *t) {
         return anv_error("%s: already holds a run; pass --resume to continue it or choose another --out",
                          t->o->run_dir);
     memset(&t->st, 0, sizeof t->st);
-    if (load_data_tokenizer(t, t->o->data_dir) != 0 || requested_config(t, &t->cfg) != 0) return -1;
+    if (load_data_tokenizer(t, t->o->data_dir) != 0 ||
+        (t->o->init_from ? init_from_config(t, &t->cfg) : requested_config(t, &t->cfg)) != 0)
+        return -1;
     if (anv_mkdir_p(t->o->run_dir) != 0 || run_path(t, "config.json", path, sizeof path) != 0 ||
         anv_config_save(&t->cfg, path) != 0)
         return -1;
@@ -99,7 +127,14 @@ static int setup_fresh(trainer_t *t) {
         return -1;
     if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0)
         return -1;
-    anv_model_init_gpt2(t->m, t->hp.seed);
+    if (t->o->init_from) {
+        if (anv_path_join(src, sizeof src, t->o->init_from, "model.safetensors") != 0 ||
+            anv_checkpoint_load_model(src, t->m, NULL) != 0)
+            return -1;
+        anv_log(ANV_LOG_INFO, "initialised from %s", src);
+    } else {
+        anv_model_init_gpt2(t->m, t->hp.seed);
+    }
     t->saved_step = -1;
     return 0;
 }
@@ -296,6 +331,12 @@ static int open_loaders(trainer_t *t) {
     t->in = anv_alloc(n, "batch inputs");
     t->tg = anv_alloc(n, "batch targets");
     if (!t->in || !t->tg) return -1;
+    if (t->rank == 0) {
+        anv_memory_budget_t mb;
+        anv_model_memory_budget(&t->cfg, h->B, h->T, &mb);
+        anv_log(ANV_LOG_INFO, "memory: %.0f MiB (parameters, gradients, AdamW state, activations); "
+                "activations %.1f KiB per token", mb.total / 1048576.0, mb.activations_per_token / 1024.0);
+    }
     return resolve_steps(t);
 }
 
