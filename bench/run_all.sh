@@ -6,6 +6,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 echo "== training step speed: anvil vs PyTorch (fp32)"
 "$here/vs_pytorch.sh"
+echo; echo "== generation speed: anvil vs llama.cpp (node-llama-cpp) on GPT-2 124M"
+"$here/vs_llamacpp.sh"
+echo; echo "== anvil serve under load: 1, 4, 16 concurrent clients"
+"$here/serve_load.sh"
 echo; echo "== GPT-2 encoding speed: anvil vs tiktoken and gpt-tokenizer"
 "$here/encode_vs_peers.sh"
 echo; echo "== BPE training: anvil vs sentencepiece spm_train"
