@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo: Moby Dick (public domain, from the npm registry) -> BPE tokenizer + shards -> the `small`
+# The demo: Moby Dick (a document per chapter) (public domain, from the npm registry) -> BPE tokenizer + shards -> the `small`
 # preset trained for about five minutes on all cores -> loss curve -> a sample.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,13 +11,13 @@ echo "== corpus: $text ($(du -h "$text" | cut -f1))"
 
 echo "== anvil data prepare (train a BPE tokenizer, write shards)"
 rm -rf "$out/demo-data" "$out/demo"
-"$anvil" data prepare --input "$text" --vocab-size 4096 --split-blank-lines 1 --val-fraction 0.05 \
+"$anvil" data prepare --input "$text" --vocab-size 4096 --split-blank-lines 5 --val-fraction 0.05 \
   --out "$out/demo-data"
 
 echo "== anvil train (small preset, ~${minutes} minutes)"
 start=$(date +%s)
-"$anvil" train --data "$out/demo-data" --out "$out/demo" --preset small --batch 8 --seq 128 \
-  --minutes "$minutes" --lr 1.5e-3 --warmup 40 --min-lr 1e-4 --eval-every 100 --save-every 200
+"$anvil" train --data "$out/demo-data" --out "$out/demo" --preset small --batch 8 --seq 256 \
+  --minutes "$minutes" --lr 2e-3 --warmup 30 --min-lr 1e-4 --eval-every 50 --save-every 100
 echo "== trained in $(( $(date +%s) - start )) s; loss curve: $out/demo/loss.svg"
 "$anvil" eval --run "$out/demo"
 
