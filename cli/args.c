@@ -4,6 +4,7 @@
 #include "anvil/base.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,16 @@
 void cli_usage(const char *usage, const opt_t *opts, int n_opts) {
     fprintf(stderr, "usage: %s\n", usage);
     for (int i = 0; i < n_opts; i++) fprintf(stderr, "  %-24s %s\n", opts[i].name, opts[i].help);
+}
+
+void cli_catch_stop_signals(void (*handler)(int), int usr1) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = (int)SA_RESETHAND; /* a second signal stops at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (usr1) sigaction(SIGUSR1, &sa, NULL);
 }
 
 int cli_fail(void) {

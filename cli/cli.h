@@ -37,6 +37,9 @@ typedef struct {
  * input (returns -1). `seen` (optional, length n_opts) is set to 1 for each option given. */
 int cli_parse(int argc, char **argv, const opt_t *opts, int n_opts, const char *usage, int *seen);
 void cli_usage(const char *usage, const opt_t *opts, int n_opts);
+/* Installs handler for SIGINT and SIGTERM (and SIGUSR1 when usr1), reset after the first delivery so
+ * that a second signal stops at once. */
+void cli_catch_stop_signals(void (*handler)(int), int usr1);
 /* Prints "anvil: <last error>" to stderr and returns 1. */
 int cli_fail(void);
 

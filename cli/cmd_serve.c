@@ -89,12 +89,7 @@ int cmd_serve(int argc, char **argv) {
     run_name(run, default_name, sizeof default_name);
     ready_t ready = {host, name ? name : default_name, slots, per_slot};
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = (int)SA_RESETHAND; /* a second signal stops at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop_signals(on_signal, 0);
     signal(SIGPIPE, SIG_IGN);
     anv_serve_opts_t o = {.model = m,
                           .tok = tok,

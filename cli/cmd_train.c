@@ -192,13 +192,7 @@ int cmd_train(int argc, char **argv) {
     long long planned = resume ? hp.steps : steps;
     if (planned > 0) d.print_every = planned / 20 > 100 ? 100 : planned / 20 > 0 ? planned / 20 : 1;
     else d.print_every = 10;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = (int)SA_RESETHAND; /* a second signal stops at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL); /* mpirun forwards SIGUSR1 to every rank */
+    cli_catch_stop_signals(on_signal, 1); /* mpirun forwards SIGUSR1 to every rank */
     anv_train_opts_t o = {.run_dir = out, .data_dir = data, .preset = preset, .config_path = config,
                           .init_from = init_from, .hp = hp,
                           .target_tokens = tokens, .minutes = minutes, .resume = resume, .comm = comm, .zero = zero,

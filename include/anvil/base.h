@@ -102,5 +102,6 @@ void anv_log_set_level(anv_log_level_t level);
 double anv_now(void); /* monotonic seconds */
 void anv_threads_set(int n); /* <= 0: all cores */
 int anv_threads_count(void);
+int anv_thread_id(void); /* this thread's number inside an OpenMP parallel region, 0 outside */
 
 #endif

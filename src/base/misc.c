@@ -93,3 +93,11 @@ int anv_threads_count(void) {
     return 1;
 #endif
 }
+
+int anv_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}

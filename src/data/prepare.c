@@ -6,9 +6,6 @@
 
 #include <string.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define BATCH_BYTES ((size_t)32 << 20) /* small documents are copied into a batch of about this size */
 #define PIECE_BYTES ((size_t)1 << 20)  /* long documents are cut into pieces of about this size */
@@ -141,13 +138,6 @@ static int batch_pieces(batch_t *b) {
     return 0;
 }
 
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* Reads all kept documents, calling flush on each full batch (and on each large document alone). */
 typedef int (*flush_fn)(void *ctx, batch_t *b);
@@ -204,7 +194,7 @@ static int count_flush(void *vctx, batch_t *b) {
 #pragma omp atomic read
 #endif
         stop = failed;
-        if (stop || anv_bpe_words_add_text(c->maps[thread_id()], c->pattern, b->pp[i], b->pn[i]) == 0) continue;
+        if (stop || anv_bpe_words_add_text(c->maps[anv_thread_id()], c->pattern, b->pp[i], b->pn[i]) == 0) continue;
 #ifdef _OPENMP
 #pragma omp critical(anv_count_error)
 #endif

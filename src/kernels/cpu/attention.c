@@ -7,6 +7,7 @@
  *   dK = dS^T Q / sqrt(hs). */
 #include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
+#include "anvil/base.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vmath.h"
 
@@ -15,13 +16,6 @@
 #include <omp.h>
 #endif
 
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 size_t anv_attention_scratch_floats(int T) {
     int threads = 1;
@@ -37,7 +31,7 @@ void anv_attention_forward(float *out, float *lse, float *scratch, const float *
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        float *S = scratch + (size_t)thread_id() * 2 * T * T;
+        float *S = scratch + (size_t)anv_thread_id() * 2 * T * T;
         const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
         anv_gemm_builtin(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, S, T);
         for (int t = 0; t < T; t++) {
@@ -65,7 +59,7 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        float *P = scratch + (size_t)thread_id() * 2 * T * T, *dP = P + (size_t)T * T;
+        float *P = scratch + (size_t)anv_thread_id() * 2 * T * T, *dP = P + (size_t)T * T;
         size_t base = (size_t)b * T * C3 + h * hs;
         const float *q = qkv + base, *k = q + C, *v = q + 2 * C;
         float *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
