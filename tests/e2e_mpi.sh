@@ -10,13 +10,7 @@
 # Skips (77) when anvil is built without MPI, after checking that it then refuses to run as a rank.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
-work=$(mktemp -d)
-bg=
-cleanup() { [ -n "$bg" ] && kill -9 "$bg" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-cd "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_workdir
 
 if [[ "$(ldd "$anvil")" != *libmpi* ]]; then
   rc=0; OMPI_COMM_WORLD_SIZE=2 "$anvil" train --data nowhere --out run 2>err || rc=$?

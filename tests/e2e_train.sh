@@ -8,13 +8,7 @@
 # multi-thread determinism of the kernels is tested with the kernels).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
-work=$(mktemp -d)
-bg=
-cleanup() { [ -n "$bg" ] && kill -9 "$bg" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-cd "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_workdir
 
 # ---- data: deterministic sentences from a small grammar (no corpus text is committed) ----
 grammar_corpus 6000 42 > corpus.txt

@@ -16,3 +16,15 @@ grammar_corpus() {
       if (rnd() < 0.2) { print line; print ""; line = "" }
     } }'
 }
+
+# e2e_workdir: sets $anvil (the binary under test), makes a scratch folder $work and enters it; on exit
+# the folder and the background job whose pid is in $bg (if any) are removed.
+e2e_workdir() {
+  anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
+  work=$(mktemp -d)
+  bg=
+  trap '[ -n "$bg" ] && kill -9 "$bg" 2>/dev/null; rm -rf "$work"' EXIT
+  cd "$work"
+}
+
+fail() { echo "FAIL: $*"; exit 1; }
