@@ -36,6 +36,9 @@ void anv_json_free(anv_json_doc_t *doc);
 
 /* Member lookup; NULL when obj is not an object or has no such key. */
 const anv_json_t *anv_json_get(const anv_json_t *obj, const char *key);
+/* 1 when v is a number with an integral value in [lo, hi]; checks the range before any conversion,
+ * so hostile values (1e300, NaN) never reach an out-of-range cast. */
+int anv_json_is_integer(const anv_json_t *v, double lo, double hi);
 /* Typed getters: return -1 with an error naming `source` and `key` when missing or mistyped. */
 int anv_json_get_int(const anv_json_t *obj, const char *key, const char *source, long long *out);
 int anv_json_get_double(const anv_json_t *obj, const char *key, const char *source, double *out);

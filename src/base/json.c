@@ -5,6 +5,7 @@
 #include "anvil/base.h"
 
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #define MAX_DEPTH 256
@@ -330,10 +331,14 @@ int anv_json_get_double(const anv_json_t *obj, const char *key, const char *sour
     return 0;
 }
 
+int anv_json_is_integer(const anv_json_t *v, double lo, double hi) {
+    return v && v->type == ANV_JSON_NUMBER && v->number >= lo && v->number <= hi && v->number == floor(v->number);
+}
+
 int anv_json_get_int(const anv_json_t *obj, const char *key, const char *source, long long *out) {
     double d = 0;
     if (anv_json_get_double(obj, key, source, &d) != 0) return -1;
-    if (d != (double)(long long)d || d > 9007199254740992.0 || d < -9007199254740992.0)
+    if (!anv_json_is_integer(anv_json_get(obj, key), -9007199254740992.0, 9007199254740992.0))
         return anv_error("%s: \"%s\" must be an integer, got %g", source, key, d);
     *out = (long long)d;
     return 0;

@@ -26,8 +26,7 @@ static const struct {
 
 /* A JSON number that is an exact non-negative integer below 2^53. */
 static int get_index(const anv_json_t *v, uint64_t *out) {
-    if (!v || v->type != ANV_JSON_NUMBER || !(v->number >= 0) || v->number > 9007199254740992.0 ||
-        v->number != floor(v->number))
+    if (!anv_json_is_integer(v, 0, 9007199254740992.0))
         return -1;
     *out = (uint64_t)v->number;
     return 0;

@@ -57,10 +57,9 @@ static int get_int(const anv_json_t *obj, const char *key, const char *source, i
     const anv_json_t *v = anv_json_get(obj, key);
     if (!v) return optional ? 0 : anv_error("%s: missing \"%s\"", source, key);
     if (v->type != ANV_JSON_NUMBER) return anv_error("%s: \"%s\" must be a number", source, key);
-    double d = v->number;
-    if (!(d >= -2147483648.0 && d <= 2147483647.0) || d != (double)(int)d)
-        return anv_error("%s: \"%s\" must be an integer in range, got %g", source, key, d);
-    *out = (int)d;
+    if (!anv_json_is_integer(v, -2147483648.0, 2147483647.0))
+        return anv_error("%s: \"%s\" must be an integer in range, got %g", source, key, v->number);
+    *out = (int)v->number;
     return 0;
 }
 

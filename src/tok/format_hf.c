@@ -15,7 +15,7 @@ int tok_vocab_max_id(const anv_json_t *vocab, const char *source, long long *max
     if (!vocab || vocab->type != ANV_JSON_OBJECT) return anv_error("%s: the vocabulary must be a JSON object", source);
     for (size_t i = 0; i < vocab->len; i++) {
         const anv_json_t *v = &vocab->items[i];
-        if (v->type != ANV_JSON_NUMBER || v->number < 0 || v->number != (double)(long long)v->number)
+        if (!anv_json_is_integer(v, 0, 9007199254740992.0))
             return anv_error("%s: vocabulary entry %zu ('%.40s') has no valid id", source, i, vocab->keys[i]);
         /* Ids are dense in real files; a far larger id is a corrupt or hostile file. */
         if (v->number > 2.0 * (double)vocab->len + 1024)
