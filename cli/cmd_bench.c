@@ -15,7 +15,8 @@
 #include <sys/resource.h>
 
 static const char usage[] =
-    "anvil bench train --preset NAME [--batch B] [--seq T] [--threads N] [--steps S] [--warmup W]";
+    "anvil bench train --preset NAME [--batch B] [--seq T] [--precision fp32|bf16] [--device cpu|cuda]\n"
+    "                  [--threads N] [--steps S] [--warmup W]";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -35,6 +36,7 @@ static int time_steps(anv_model_t *m, anv_adamw_t *opt, const int32_t *tokens, i
         if (anv_model_forward(m, tokens, tokens + 1, B, T, &loss) != 0 || anv_model_backward(m, 1.0f) != 0) return -1;
         anv_clip_grad_norm(anv_model_grads(m), anv_model_n_params(m), 1.0f);
         anv_adamw_step(opt, m, &oc, 1e-4f);
+        anv_device_sync(); /* a GPU runs the step asynchronously */
         double dt = anv_now() - t0;
         if (s >= warmup) times[s - warmup] = dt;
         fprintf(stderr, "  step %d%s: %.3f s, loss %.4f\n", s, s < warmup ? " (warm-up)" : "", dt, loss);
@@ -42,9 +44,20 @@ static int time_steps(anv_model_t *m, anv_adamw_t *opt, const int32_t *tokens, i
     return 0;
 }
 
+/* One matrix product on every thread, so that the thread pool and the BLAS library's work buffers exist
+ * before the resident memory the model adds is measured. */
+static void warm_up_libraries(void) {
+    enum { S = 256 };
+    float *a = anv_calloc(3 * S * S * sizeof(float), "warm-up");
+    if (!a) return;
+    anv_matmul_forward(a + 2 * S * S, a, a + S * S, NULL, S, S, S);
+    anv_free(a);
+}
+
 static int bench_train(int argc, char **argv) {
-    const char *preset = NULL;
+    const char *preset = NULL, *precision = "fp32", *device = NULL;
     int B = 8, T = 256, threads = 0, steps = 5, warmup = 2;
+    double peak = 0;
     const opt_t opts[] = {
         {"--preset", OPT_STRING, &preset, "model preset: tiny, small, gpt2-124m, gpt2-350m"},
         {"--batch", OPT_INT, &B, "sequences per step (default 8)"},
@@ -52,8 +65,11 @@ static int bench_train(int argc, char **argv) {
         {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
         {"--steps", OPT_INT, &steps, "timed steps, the median is reported (default 5)"},
         {"--warmup", OPT_INT, &warmup, "untimed steps first (default 2)"},
+        {"--precision", OPT_STRING, &precision, "matrix products in fp32 (default) or bf16 (mixed precision)"},
+        {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
+        {"--peak", OPT_DOUBLE, &peak, "the device's peak GFLOP/s for the MFU (default on the CPU: measured fp32 FMA peak)"},
     };
-    int rc = cli_parse(argc, argv, opts, 6, usage, NULL);
+    int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!preset) {
         anv_error("bench train needs --preset (see --help)");
@@ -66,17 +82,27 @@ static int bench_train(int argc, char **argv) {
                   cfg.block_size);
         return cli_fail();
     }
+    anv_precision_t prec;
+    if (anv_precision_parse(precision, &prec) != 0 || (device && anv_device_set(device) != 0)) return cli_fail();
+    anv_matmul_precision_set(prec);
     anv_threads_set(threads);
 
+    int on_cpu = !strcmp(anv_device(), "cpu");
+    if (on_cpu) {
+        int bits = 0;
+        double measured = anv_cpu_fma_peak(0.2, &bits);
+        printf("machine: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%d-bit vectors)\n", anv_threads_count(),
+               measured, bits);
+        if (!(peak > 0)) peak = measured;
+    } else {
+        printf("device: %s; peak for the MFU %s\n", anv_device(), peak > 0 ? "from --peak" : "not given (--peak)");
+    }
     struct rusage ru;
+    if (on_cpu) warm_up_libraries();
     getrusage(RUSAGE_SELF, &ru);
     double rss_start = (double)ru.ru_maxrss * 1024.0; /* the program and its libraries, before the model */
-    int bits = 0;
-    double peak = anv_cpu_fma_peak(0.2, &bits);
     anv_memory_budget_t mb;
     anv_model_memory_budget(&cfg, B, T, &mb);
-    printf("machine: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%d-bit vectors)\n", anv_threads_count(), peak,
-           bits);
     printf("model: %s, %zu parameters; activation memory per token %.1f KiB\n", preset, anv_config_num_params(&cfg),
            mb.activations_per_token / 1024.0);
     fflush(stdout);
@@ -102,16 +128,21 @@ static int bench_train(int argc, char **argv) {
     double gflops = tok_s * anv_model_flops_per_token(&cfg, T) / 1e9;
     getrusage(RUSAGE_SELF, &ru);
     double rss = (double)ru.ru_maxrss * 1024.0;
-    printf("train step B=%d T=%d fp32: %.3f s (median of %d after %d warm-up), %.1f tokens/s, %.1f GFLOP/s, "
-           "%.1f%% of peak\n",
-           B, T, med, steps, warmup, tok_s, gflops, 100.0 * gflops / peak);
+    printf("train step B=%d T=%d %s: %.3f s (median of %d after %d warm-up), %.1f tokens/s, %.1f GFLOP/s, "
+           "%.1f%% of peak (%.1f)\n",
+           B, T, anv_precision_name(prec), med, steps, warmup, tok_s, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0,
+           peak);
     printf("memory budget: %.1f MiB = parameters %.1f + gradients %.1f + AdamW state %.1f + activations %.1f "
            "(%.1f KiB/token)\n",
            mib((double)mb.total), mib((double)mb.params), mib((double)mb.grads), mib((double)mb.optimizer),
            mib((double)mb.activations), mb.activations_per_token / 1024.0);
-    printf("peak RSS: %.1f MiB = %.3f x budget%s (%.1f MiB of it before the model: program, libraries)\n",
-           mib(rss), rss / (double)mb.total, rss <= 1.1 * (double)mb.total ? "" : ", over budget + 10%",
-           mib(rss_start));
+    /* What training adds to the process: the program, its libraries and their buffers were resident
+     * before the model existed and do not grow with it. */
+    double train_rss = rss - rss_start;
+    printf("peak RSS: %.1f MiB = %.1f MiB before the model (program, libraries) + %.1f MiB for training = %.3f x "
+           "budget%s\n",
+           mib(rss), mib(rss_start), mib(train_rss), train_rss / (double)mb.total,
+           train_rss <= 1.1 * (double)mb.total ? "" : ", over budget + 10%");
     rc = 0;
 done:
     anv_free(times);

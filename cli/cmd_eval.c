@@ -1,6 +1,7 @@
 /* anvil eval: validation loss, perplexity and bits per byte of a run on a data directory. */
 #include "cli.h"
 
+#include "anvil/kernels.h"
 #include "anvil/trainer.h"
 
 #include <math.h>
@@ -8,11 +9,11 @@
 #include <string.h>
 
 static const char usage[] =
-    "anvil eval --run RUN [--data DIR] [--batches N]\n"
+    "anvil eval --run RUN [--data DIR] [--batches N] [--precision fp32|bf16] [--device cpu|cuda]\n"
     "Evaluates RUN on DIR's validation shards (default: the data the run was trained on).";
 
 int cmd_eval(int argc, char **argv) {
-    const char *run = NULL, *data = NULL;
+    const char *run = NULL, *data = NULL, *precision = NULL, *device = NULL;
     int batches = 0, batch = 0, seq = 0, threads = 0;
     opt_t opts[] = {
         {"--run", OPT_STRING, &run, "run directory"},
@@ -21,11 +22,16 @@ int cmd_eval(int argc, char **argv) {
         {"--batch", OPT_INT, &batch, "rows per batch (default: the run's, else 4)"},
         {"--seq", OPT_INT, &seq, "tokens per row (default: the run's, else block_size)"},
         {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
+        {"--precision", OPT_STRING, &precision, "matrix products in fp32 or bf16 (default: the run's)"},
+        {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
     };
     int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!run) return anv_error("--run RUN is required"), cli_fail();
     if (batches < 0 || batch < 0 || seq < 0) return anv_error("--batches, --batch and --seq must be >= 0"), cli_fail();
+    anv_precision_t prec = ANV_PRECISION_FP32;
+    if ((precision && anv_precision_parse(precision, &prec) != 0) || (device && anv_device_set(device) != 0))
+        return cli_fail();
     anv_threads_set(threads);
     anv_model_t *m;
     anv_tokenizer_t *tok, *data_tok = NULL;
@@ -38,6 +44,8 @@ int cmd_eval(int argc, char **argv) {
     if (!data && have_state) data = st.data_dir;
     if (!batch) batch = have_state ? st.hp.B : 4;
     if (!seq) seq = have_state ? st.hp.T : cfg->block_size;
+    if (!precision && have_state) prec = (anv_precision_t)st.hp.precision;
+    anv_matmul_precision_set(prec);
     anv_loader_t *val = NULL;
     int32_t *in = NULL, *tg = NULL;
     double loss, bpt;

@@ -1,6 +1,7 @@
 /* anvil train: options, resume policy, signals and the progress display around anv_train(). */
 #include "cli.h"
 
+#include "anvil/kernels.h"
 #include "anvil/trainer.h"
 
 #include <math.h>
@@ -63,7 +64,7 @@ static void on_eval(const anv_eval_report_t *r, void *ctx) {
 }
 
 enum { O_DATA, O_OUT, O_PRESET, O_CONFIG, O_INIT, O_BATCH, O_SEQ, O_TOTAL, O_STEPS, O_TOKENS, O_LR, O_WARMUP, O_MINLR,
-       O_WD, O_CLIP, O_SCHED, O_DECAY, O_EVERY, O_EVALB, O_SAVE, O_RESUME, O_THREADS, O_SEED, O_SEQUENTIAL, O_MINUTES, O_ZERO, O_N };
+       O_WD, O_CLIP, O_SCHED, O_DECAY, O_EVERY, O_EVALB, O_SAVE, O_RESUME, O_THREADS, O_SEED, O_SEQUENTIAL, O_MINUTES, O_ZERO, O_PRECISION, O_DEVICE, O_N };
 
 /* On resume the run's hyperparameters replace hp; given options that would change the update stream
  * are errors, the others (steps, eval, save, threads) apply. Without --threads the run's count is used. */
@@ -104,6 +105,7 @@ static int merge_resume(const char *run, const int *seen, anv_hparams_t *hp) {
     if (seen[O_EVERY]) hp->eval_every = given->eval_every;
     if (seen[O_EVALB]) hp->eval_batches = given->eval_batches;
     if (seen[O_SAVE]) hp->save_every = given->save_every;
+    if (seen[O_PRECISION]) hp->precision = given->precision;
     if (!seen[O_THREADS]) anv_threads_set(h->threads); /* the run's count keeps the continuation bitwise */
     hp->threads = anv_threads_count();
     if (hp->steps != 0 && hp->steps < st.step)
@@ -129,6 +131,7 @@ int cmd_train(int argc, char **argv) {
     int sequential = 0, zero = 0;
     long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
     double lr = 6e-4, min_lr = -1, wd = 0.1, clip = 1.0, minutes = 0;
+    const char *precision = "fp32", *device = NULL;
     opt_t opts[O_N] = {
         [O_DATA] = {"--data", OPT_STRING, &data, "data directory from `anvil data prepare`"},
         [O_OUT] = {"--out", OPT_STRING, &out, "run directory (created)"},
@@ -156,6 +159,8 @@ int cmd_train(int argc, char **argv) {
         [O_SEQUENTIAL] = {"--sequential", OPT_FLAG, &sequential, "read the data in order instead of shuffled"},
         [O_MINUTES] = {"--minutes", OPT_DOUBLE, &minutes, "instead of --steps: as many steps as fit (timed at start)"},
         [O_ZERO] = {"--zero", OPT_INT, &zero, "under mpirun: 1 shards the AdamW state over the ranks (ZeRO-1); 0 (default)"},
+        [O_PRECISION] = {"--precision", OPT_STRING, &precision, "matrix products in fp32 (default) or bf16 (mixed precision)"},
+        [O_DEVICE] = {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
     };
     int seen[O_N];
     int rc = cli_parse(argc, argv, opts, O_N, usage, seen);
@@ -174,15 +179,20 @@ int cmd_train(int argc, char **argv) {
     if (!(lr > 0) || !(wd >= 0) || !(clip >= 0) || (seen[O_MINLR] && !(min_lr >= 0)))
         return anv_error("--lr must be positive; --min-lr, --weight-decay and --clip non-negative"), cli_fail();
     if (zero != 0 && zero != 1) return anv_error("--zero %d: expected 0 or 1 (ZeRO stage 1)", zero), cli_fail();
+    anv_precision_t prec;
+    if (anv_precision_parse(precision, &prec) != 0) return cli_fail();
     anv_comm_t *comm;
-    if (anv_comm_init(&comm) != 0) return cli_fail();
+    /* The communicator first: with several ranks on GPUs it picks this rank's GPU, which the device
+     * then initialises. */
+    if (anv_comm_init_device(&comm, device) != 0) return cli_fail();
+    if (device && anv_device_set(device) != 0) return fail_ranks(comm);
     int rank = anv_comm_rank(comm), world = anv_comm_size(comm);
     anv_threads_set(threads);
     anv_hparams_t hp = {.B = batch, .T = seq, .total_batch_tokens = total, .steps = steps,
                         .sched = {.max_lr = (float)lr, .min_lr = (float)min_lr, .warmup = warmup, .decay_steps = decay},
                         .adamw = {0.9f, 0.95f, 1e-8f, (float)wd}, .clip = (float)clip, .eval_every = eval_every,
                         .eval_batches = eval_batches, .save_every = save_every, .shuffle = !sequential,
-                        .seed = (uint64_t)seed, .threads = anv_threads_count()};
+                        .seed = (uint64_t)seed, .threads = anv_threads_count(), .precision = (int)prec};
     if (anv_schedule_parse(schedule, &hp.sched.kind) != 0) return fail_ranks(comm);
     /* rank 0 owns the run directory; the trainer gives the other ranks its merged hyperparameters */
     if (resume && rank == 0 && merge_resume(out, seen, &hp) != 0) return fail_ranks(comm);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # anvil bench train: a tiny run prints the measured peak, the step rate with % of peak, the memory
-# budget and the peak RSS against it; bad options exit non-zero with one line naming the problem.
+# budget and the peak RSS against it, in fp32 and in bf16; bad options exit non-zero with one line
+# naming the problem.
 set -euo pipefail
 anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
 work=$(mktemp -d)
@@ -16,8 +17,12 @@ grep -Eq 'activation memory per token [0-9.]+ KiB' out.txt || fail "no activatio
 grep -Eq '^train step B=2 T=32 fp32: .* [0-9.]+ tokens/s, [0-9.]+ GFLOP/s, [0-9.]+% of peak' out.txt ||
   fail "no step rate"
 grep -Eq '^memory budget: [0-9.]+ MiB = parameters' out.txt || fail "no memory budget"
-grep -Eq '^peak RSS: [0-9.]+ MiB = [0-9.]+ x budget' out.txt || fail "no peak RSS"
+grep -Eq '^peak RSS: [0-9.]+ MiB = [0-9.]+ MiB before the model .* \+ [0-9.]+ MiB for training = [0-9.]+ x budget' \
+  out.txt || fail "no peak RSS"
 [ "$(grep -c 'step [0-9]' err.txt)" = 3 ] || fail "expected 3 step lines on stderr: $(cat err.txt)"
+"$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 2 --warmup 1 --precision bf16 >out.txt \
+  2>err.txt || fail "bench train bf16 exited $?: $(cat err.txt)"
+grep -Eq '^train step B=2 T=32 bf16: .* [0-9.]+ tokens/s' out.txt || fail "no bf16 step rate: $(cat out.txt)"
 
 expect() { # NAME SUBSTRING -- command...
   local name=$1 want=$2 rc=0; shift 3
@@ -31,6 +36,8 @@ expect "no preset" "needs --preset" -- "$anvil" bench train --batch 2
 expect "unknown preset" "huge" -- "$anvil" bench train --preset huge
 expect "seq over block_size" "--seq <= 256" -- "$anvil" bench train --preset tiny --seq 257
 expect "zero steps" "--steps >= 1" -- "$anvil" bench train --preset tiny --steps 0
+expect "bad precision" "precision 'fp8'" -- "$anvil" bench train --preset tiny --precision fp8
+expect "bad device" "device 'tpu'" -- "$anvil" bench train --preset tiny --device tpu
 rc=0
 "$anvil" bench nothing 2>err.txt || rc=$?
 [ "$rc" = 2 ] && grep -q "unknown bench subcommand 'nothing'" err.txt || fail "unknown subcommand: $(cat err.txt)"

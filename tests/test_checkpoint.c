@@ -2,6 +2,7 @@
  * and after a crash; wrong-config and truncated files; the run log's truncation; the loss plot; the
  * bytes-per-token denominator of bits per byte. */
 #include "anvil/checkpoint.h"
+#include "anvil/kernels.h"
 #include "anvil/safetensors.h"
 #include "anvil/shard.h"
 #include "anvil/trainer.h"
@@ -31,7 +32,7 @@ static int file_equals(const char *name, const char *data, size_t len) {
 static void fill_state(anv_train_state_t *s, long long step) {
     memset(s, 0, sizeof *s);
     s->hp = (anv_hparams_t){8, 64, 1024, 100, {ANV_SCHEDULE_WSD, 6e-4f, 6e-5f, 10, 100, 20}, {0.9f, 0.95f, 1e-8f, 0.1f},
-                            1.0f, 25, 4, 50, 1, 9223372036854775813ull, 2};
+                            1.0f, 25, 4, 50, 1, 9223372036854775813ull, 2, ANV_PRECISION_BF16};
     s->step = step;
     s->tokens = step * 1024;
     s->loader.epoch = 3;
@@ -50,7 +51,7 @@ static int same_hparams(const anv_hparams_t *a, const anv_hparams_t *b) {
            a->adamw.beta2 == b->adamw.beta2 && a->adamw.eps == b->adamw.eps &&
            a->adamw.weight_decay == b->adamw.weight_decay && a->clip == b->clip && a->eval_every == b->eval_every &&
            a->eval_batches == b->eval_batches && a->save_every == b->save_every && a->shuffle == b->shuffle &&
-           a->seed == b->seed && a->threads == b->threads;
+           a->seed == b->seed && a->threads == b->threads && a->precision == b->precision;
 }
 
 int main(void) {

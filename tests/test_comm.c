@@ -1,8 +1,11 @@
-/* The communicator in one process (shards, collectives as copies) and the ZeRO-1 pieces of the
- * optimizer: AdamW over shards and clipping from a summed norm give bitwise the full-block results.
- * The MPI backend is tested end to end by tests/e2e_mpi.sh. */
+/* The communicator in one process (shards, collectives as copies), the choice of backend for every
+ * world size, device and build, and the ZeRO-1 pieces of the optimizer: AdamW over shards and clipping
+ * from a summed norm give bitwise the full-block results. The MPI backend is tested end to end by
+ * tests/e2e_mpi.sh; the NCCL backend needs GPUs (see scripts/gpu-check). */
 #include "anvil/comm.h"
+#include "anvil/kernels.h"
 #include "anvil/optim.h"
+#include "dist/comm_internal.h"
 
 #include "check.h"
 
@@ -43,6 +46,53 @@ static void test_single(void) {
     unsetenv("ANVIL_COMM_TIMEOUT");
 }
 
+/* Which backend a job of `world` ranks on `device` gets in a build with or without MPI and NCCL. */
+static void test_choose(void) {
+    static const char *const names[] = {"single", "mpi", "nccl"};
+    const struct {
+        long world;
+        const char *device;
+        int mpi;
+        const char *no_nccl; /* NULL: the NCCL backend is there */
+        int want;            /* the backend, or -1: refused */
+        const char *error;   /* then the error names this */
+    } cases[] = {
+        {1, "cuda", 0, "no module", ANV_COMM_SINGLE, NULL}, /* one process needs neither MPI nor NCCL */
+        {1, NULL, 1, NULL, ANV_COMM_SINGLE, NULL},
+        {2, NULL, 1, NULL, ANV_COMM_MPI, NULL}, /* no device given: the CPU */
+        {2, "cpu", 1, NULL, ANV_COMM_MPI, NULL},
+        {4, "cuda", 1, NULL, ANV_COMM_NCCL, NULL},
+        /* GPUs without NCCL: refused with the reason, not MPI with every rank on one GPU */
+        {2, "cuda", 1, "libanvil_cuda.so lacks the symbol anv_nccl_backend", -1, "need NCCL: libanvil_cuda.so lacks"},
+        {2, "cpu", 0, NULL, -1, "without MPI"},
+        {2, "cuda", 0, NULL, -1, "without MPI"}, /* NCCL is bootstrapped by MPI */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        anv_comm_kind_t kind = ANV_COMM_MPI;
+        anv_error("none");
+        int rc = anv_comm_choose(cases[i].world, "OMPI_COMM_WORLD_SIZE", cases[i].device, cases[i].mpi,
+                                 cases[i].no_nccl, &kind);
+        const char *device = cases[i].device ? cases[i].device : "(unset)";
+        if (cases[i].want < 0) {
+            CHECK(rc != 0 && strstr(anv_last_error(), cases[i].error), "%ld ranks on %s, mpi %d nccl %d: %s",
+                  cases[i].world, device, cases[i].mpi, !cases[i].no_nccl, rc ? anv_last_error() : "accepted");
+            printf("  %ld ranks on %-7s mpi %d nccl %d: refused: %s\n", cases[i].world, device, cases[i].mpi,
+                   !cases[i].no_nccl, anv_last_error());
+        } else {
+            CHECK(rc == 0 && (int)kind == cases[i].want, "%ld ranks on %s, mpi %d nccl %d: got %s, want %s",
+                  cases[i].world, device, cases[i].mpi, !cases[i].no_nccl, rc ? anv_last_error() : names[kind],
+                  names[cases[i].want]);
+            printf("  %ld ranks on %-7s mpi %d nccl %d: %s\n", cases[i].world, device, cases[i].mpi, !cases[i].no_nccl,
+                   rc ? "refused" : names[kind]);
+        }
+    }
+    /* one process on the cuda device starts without a GPU: nothing to communicate */
+    anv_comm_t *c;
+    CHECK(anv_comm_init_device(&c, "cuda") == 0 && strcmp(anv_comm_backend(c), "single") == 0, "%s",
+          c ? anv_comm_backend(c) : anv_last_error());
+    anv_comm_free(c);
+}
+
 /* ZeRO-1 on one machine, by hand: 3 shards of the parameter block, each updated by its own AdamW
  * state from its slice of the gradients and clipped with the norm summed over the shards, must give
  * bitwise the parameters, moments and norm of the full-block update. */
@@ -70,7 +120,7 @@ static void test_adamw_shards(void) {
         norm_full = anv_clip_grad_norm(g, n, max_norm);
         anv_adamw_step(&opt, full, &oc, lr);
         double sumsq = 0;
-        for (int r = 0; r < 3; r++) sumsq += anv_grad_sumsq(gs + cut[r], cut[r + 1] - cut[r]);
+        for (int r = 0; r < 3; r++) sumsq += anv_sumsq(gs + cut[r], cut[r + 1] - cut[r]);
         for (int r = 0; r < 3; r++) {
             norm_sharded = anv_clip_grads_by(gs + cut[r], cut[r + 1] - cut[r], sumsq, max_norm);
             anv_adamw_step_shard(&part[r], sharded, gs + cut[r], &oc, lr);
@@ -98,6 +148,7 @@ static void test_adamw_shards(void) {
 
 int main(void) {
     test_single();
+    test_choose();
     test_adamw_shards();
     return check_done("test_comm");
 }

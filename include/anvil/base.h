@@ -11,6 +11,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(__GNUC__)
 #define ANV_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
@@ -103,5 +107,9 @@ double anv_now(void); /* monotonic seconds */
 void anv_threads_set(int n); /* <= 0: all cores */
 int anv_threads_count(void);
 int anv_thread_id(void); /* this thread's number inside an OpenMP parallel region, 0 outside */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -26,6 +26,7 @@ typedef struct {
     int shuffle;
     uint64_t seed;                /* model init and shuffling */
     int threads;                  /* bitwise reproducibility needs the same thread count */
+    int precision;                /* anv_precision_t of the matrix products (kernels.h): fp32 or bf16 */
 } anv_hparams_t;
 
 typedef struct {

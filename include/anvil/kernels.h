@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- linear layers (Conv1D layout: weight (in, out)) ---- */
 
 /* out (N, OC) = inp (N, C) @ w (C, OC) + bias (OC); bias may be NULL. */
@@ -91,6 +95,50 @@ double anv_crossentropy_loss_sum(const float *lse, const float *tlogit, const in
 void anv_crossentropy_chunk_backward(float *logits, int ld, const float *lse, const int32_t *targets, float dloss,
                                      int N, int v0, int Vc);
 
+/* ---- precision of matrix products ----
+ * ANV_PRECISION_BF16 is mixed precision: each matrix product of the matmul kernels (linear layers, LM
+ * head) rounds its two inputs to bfloat16 (round to nearest even) and accumulates in fp32; outputs, all
+ * other kernels, master weights and optimizer state stay fp32. Default FP32. Not while kernels run. */
+typedef enum { ANV_PRECISION_FP32, ANV_PRECISION_BF16 } anv_precision_t;
+void anv_matmul_precision_set(anv_precision_t p);
+anv_precision_t anv_matmul_precision(void);
+/* "fp32" or "bf16"; -1 with an error otherwise. */
+int anv_precision_parse(const char *name, anv_precision_t *out);
+const char *anv_precision_name(anv_precision_t p);
+
+/* ---- vectors ---- */
+
+/* x (n) = value */
+void anv_fill(float *x, float value, size_t n);
+/* dst (n) = scale * src (n); dst may be src. */
+void anv_scale_into(float *dst, const float *src, float scale, size_t n);
+/* dst (n) += scale * src (n) */
+void anv_add_scaled(float *dst, const float *src, float scale, size_t n);
+/* Sum of squares of x (n) in double; the same bits for any thread count on a given backend. */
+double anv_sumsq(const float *x, size_t n);
+
+/* ---- optimizer ----
+ * One AdamW update of n parameters, element-wise (bc1 = 1 - beta1^t, bc2_sqrt = sqrt(1 - beta2^t)):
+ *   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+ *   p -= lr * ((m / bc1) / (sqrt(v) / bc2_sqrt + eps) + wd * p) */
+void anv_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                      float eps, float wd, float bc1, float bc2_sqrt);
+
+/* ---- device ----
+ * The backend that runs every kernel above: "cpu" (default) or "cuda" (the module libanvil_cuda.so,
+ * built where nvcc is installed, on a machine with a GPU). Chosen by anv_device_set() or, at the first
+ * kernel call, by the environment variable ANVIL_DEVICE (a device named there that is not available
+ * ends the program with a message). Buffers that kernels touch come from anv_device_alloc: host memory
+ * on the CPU, CUDA managed memory on the GPU, so the host can still read and write them (checkpoints,
+ * tests) after anv_device_sync(). Kernels may run asynchronously; functions that return a value
+ * (sumsq, loss_sum) wait for the device. Switch devices only before allocating. */
+int anv_device_set(const char *name);      /* -1 with an error when unknown or unavailable */
+const char *anv_device(void);              /* "cpu" or "cuda" */
+/* Zero-filled, 64-byte aligned; NULL with an error naming `what` on failure. */
+void *anv_device_alloc(size_t bytes, const char *what);
+void anv_device_free(void *p);             /* NULL is fine */
+void anv_device_sync(void);                /* waits until every kernel issued so far has finished */
+
 /* ---- instruction set ----
  * Every kernel above exists in copies for several instruction sets (x86-64: "avx512", "avx2", and
  * "portable" for the build's baseline); the first kernel call picks the widest the CPU supports, or
@@ -104,5 +152,9 @@ int anv_cpu_isa_set(const char *name);
  * The measured fp32 FMA peak in GFLOP/s of all anv_threads_count() threads: the best of 8 slices
  * over about `seconds` in all; *vector_bits (may be NULL) gets the vector width used (512, 256). */
 double anv_cpu_fma_peak(double seconds, int *vector_bits);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

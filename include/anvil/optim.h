@@ -30,9 +30,8 @@ void anv_adamw_step_shard(anv_adamw_t *opt, anv_model_t *m, const float *grad, c
 /* Global L2 norm of the gradient block; when max_norm > 0 and the norm exceeds it, scales the
  * gradients by max_norm / norm. Returns the norm before clipping. */
 float anv_clip_grad_norm(float *grads, size_t n, float max_norm);
-/* Sum of squares of n gradients, in double, the same bits for any thread count. */
-double anv_grad_sumsq(const float *grads, size_t n);
-/* Clipping when the gradients are spread over ranks: sumsq is the sum of every rank's anv_grad_sumsq;
+/* Clipping when the gradients are spread over ranks: sumsq is the sum of every rank's anv_sumsq
+ * (kernels.h) of its shard;
  * scales these n gradients like anv_clip_grad_norm and returns the global norm. */
 float anv_clip_grads_by(float *grads, size_t n, double sumsq, float max_norm);
 

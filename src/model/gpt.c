@@ -1,4 +1,5 @@
 /* GPT-2 model: parameter layout with Hugging Face names, creation, initialisation, accessors. */
+#include "anvil/kernels.h"
 #include "model/gpt_internal.h"
 
 #include <math.h>
@@ -80,8 +81,8 @@ int anv_model_create(const anv_config_t *cfg, anv_model_t **out) {
     m->g.h = anv_calloc(sizeof *m->g.h * cfg->n_layer, "model layer views");
     if (!m->tensors || !m->w.h || !m->g.h) goto fail;
     m->n_params = layout(m);
-    m->params = anv_calloc(m->n_params * sizeof(float), "model parameters");
-    m->grads = m->params ? anv_calloc(m->n_params * sizeof(float), "model gradients") : NULL;
+    m->params = anv_device_alloc(m->n_params * sizeof(float), "model parameters");
+    m->grads = m->params ? anv_device_alloc(m->n_params * sizeof(float), "model gradients") : NULL;
     if (!m->grads) goto fail;
     make_views(m, m->params, &m->w);
     make_views(m, m->grads, &m->g);
@@ -94,11 +95,11 @@ fail:
 
 void anv_model_free(anv_model_t *m) {
     if (!m) return;
-    anv_free(m->acts.block);
-    anv_free(m->acts.inputs);
-    anv_free(m->acts.att_scratch);
-    anv_free(m->params);
-    anv_free(m->grads);
+    anv_device_free(m->acts.block);
+    anv_device_free(m->acts.inputs);
+    anv_device_free(m->acts.att_scratch);
+    anv_device_free(m->params);
+    anv_device_free(m->grads);
     anv_free(m->tensors);
     anv_free(m->w.h);
     anv_free(m->g.h);
@@ -106,8 +107,14 @@ void anv_model_free(anv_model_t *m) {
 }
 
 const anv_config_t *anv_model_config(const anv_model_t *m) { return &m->cfg; }
-float *anv_model_params(anv_model_t *m) { return m->params; }
-float *anv_model_grads(anv_model_t *m) { return m->grads; }
+float *anv_model_params(anv_model_t *m) {
+    anv_device_sync();
+    return m->params;
+}
+float *anv_model_grads(anv_model_t *m) {
+    anv_device_sync();
+    return m->grads;
+}
 size_t anv_model_n_params(const anv_model_t *m) { return m->n_params; }
 int anv_model_n_tensors(const anv_model_t *m) { return m->n_tensors; }
 const anv_param_t *anv_model_tensor(const anv_model_t *m, int i) {
@@ -135,15 +142,7 @@ void anv_model_init_gpt2(anv_model_t *m, uint64_t seed) {
     }
 }
 
-void anv_model_zero_grad(anv_model_t *m) {
-    size_t n = m->n_params, chunk = 1 << 16;
-    long long nchunks = (long long)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static)
-    for (long long i = 0; i < nchunks; i++) {
-        size_t a = (size_t)i * chunk, len = a + chunk < n ? chunk : n - a;
-        memset(m->grads + a, 0, len * sizeof(float));
-    }
-}
+void anv_model_zero_grad(anv_model_t *m) { anv_fill(m->grads, 0.0f, m->n_params); }
 
 double anv_model_flops_per_token(const anv_config_t *cfg, int T) {
     return 6.0 * (double)anv_config_num_params(cfg) + 12.0 * cfg->n_layer * cfg->n_embd * (double)T;

@@ -10,9 +10,9 @@ static int ensure_att_scratch(anv_model_t *m, int T) {
     anv_gpt_acts_t *a = &m->acts;
     size_t n = anv_attention_scratch_floats(T);
     if (n <= a->att_scratch_n) return 0;
-    anv_free(a->att_scratch);
+    anv_device_free(a->att_scratch);
     a->att_scratch_n = 0;
-    a->att_scratch = anv_alloc(n * sizeof(float), "attention work area");
+    a->att_scratch = anv_device_alloc(n * sizeof(float), "attention work area");
     if (!a->att_scratch) return -1;
     a->att_scratch_n = n;
     return 0;
@@ -65,13 +65,13 @@ static int ensure_acts(anv_model_t *m, int B, int T) {
     if (N <= a->cap_n) return 0;
     act_view_t views[MAX_ACT_VIEWS];
     int nv = act_views(a, &m->cfg, N, views);
-    anv_free(a->block);
-    anv_free(a->inputs);
+    anv_device_free(a->block);
+    anv_device_free(a->inputs);
     a->cap_n = 0;
     a->inputs = NULL;
-    a->block = anv_alloc(act_floats(views, nv) * sizeof(float), "model activations");
+    a->block = anv_device_alloc(act_floats(views, nv) * sizeof(float), "model activations");
     if (!a->block) return -1;
-    a->inputs = anv_alloc(2 * N * sizeof(int32_t), "model token copies");
+    a->inputs = anv_device_alloc(2 * N * sizeof(int32_t), "model token copies");
     if (!a->inputs) return -1;
     a->targets = a->inputs + N;
     float *p = a->block;
@@ -159,33 +159,21 @@ static void head_loss(anv_model_t *m, int N, int grads) {
     anv_gpt_acts_t *a = &m->acts;
     int C = m->cfg.n_embd, V = m->cfg.vocab_size, R = ce_block_rows((size_t)N, V);
     if (grads) {
-        memset(a->ce_dlnf, 0, (size_t)N * C * sizeof(float));
-        memset(a->ce_dwte, 0, (size_t)V * C * sizeof(float));
+        anv_fill(a->ce_dlnf, 0.0f, (size_t)N * C);
+        anv_fill(a->ce_dwte, 0.0f, (size_t)V * C);
     }
     float dloss = m->n_targets ? 1.0f / m->n_targets : 0.0f;
     for (int r0 = 0; r0 < N; r0 += R) {
         int n = N - r0 < R ? N - r0 : R;
         const int32_t *tg = a->targets + r0;
         float *lse = a->ce_lse + r0, *lnf = a->lnf + (size_t)r0 * C;
-        for (int i = 0; i < n; i++) lse[i] = -INFINITY;
+        anv_fill(lse, -INFINITY, (size_t)n);
         anv_matmul_nt_forward(a->ce_logits, lnf, m->w.wte, n, C, V);
         anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, V, tg, n, 0, V);
         if (!grads) continue;
         anv_crossentropy_chunk_backward(a->ce_logits, V, lse, tg, dloss, n, 0, V);
         anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, lnf, m->w.wte, n, C, V);
     }
-}
-
-/* dst (n) = scale * src (n) */
-static void scale_into(float *dst, const float *src, float scale, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] = scale * src[i];
-}
-
-/* dst (n) += scale * src (n) */
-static void add_scaled(float *dst, const float *src, float scale, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] += scale * src[i];
 }
 
 /* Validates the tokens, sizes the activations and copies the tokens in (targets may be NULL). */
@@ -236,9 +224,9 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
     size_t NC = (size_t)N * C;
 
     /* The head's gradients, computed by the forward for a loss scale of 1. */
-    scale_into(a->tmp, a->ce_dlnf, loss_scale, NC);
-    add_scaled(m->g.wte, a->ce_dwte, loss_scale, (size_t)c->vocab_size * C);
-    memset(a->dres, 0, NC * sizeof(float));
+    anv_scale_into(a->tmp, a->ce_dlnf, loss_scale, NC);
+    anv_add_scaled(m->g.wte, a->ce_dwte, loss_scale, (size_t)c->vocab_size * C);
+    anv_fill(a->dres, 0.0f, NC);
     anv_layernorm_backward(a->dres, m->g.lnf_w, m->g.lnf_b, a->tmp, a->res3 + (L - 1) * NC, m->w.lnf_w, a->lnf_mean,
                            a->lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
@@ -268,9 +256,17 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
     return 0;
 }
 
+/* The logits are computed a block of rows at a time into the head's device buffer and copied out, so
+ * `logits` may be ordinary host memory whatever the device. */
 int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float *logits) {
     if (begin_forward(m, inputs, NULL, B, T)) return -1;
     forward_hidden(m, B, T);
-    anv_matmul_nt_forward(logits, m->acts.lnf, m->w.wte, B * T, m->cfg.n_embd, m->cfg.vocab_size);
+    int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, R = ce_block_rows((size_t)N, V);
+    for (int r0 = 0; r0 < N; r0 += R) {
+        int n = N - r0 < R ? N - r0 : R;
+        anv_matmul_nt_forward(m->acts.ce_logits, m->acts.lnf + (size_t)r0 * C, m->w.wte, n, C, V);
+        anv_device_sync();
+        memcpy(logits + (size_t)r0 * V, m->acts.ce_logits, (size_t)n * V * sizeof(float));
+    }
     return 0;
 }

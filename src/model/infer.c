@@ -33,6 +33,9 @@ int anv_kv_cache_create(const anv_model_t *m, int max_len, anv_kv_cache_t **out)
     const anv_config_t *c = &m->cfg;
     if (max_len < 1 || max_len > c->block_size)
         return anv_error("kv cache: length %d is outside 1..block_size %d", max_len, c->block_size);
+    if (strcmp(anv_device(), "cpu") != 0)
+        return anv_error("generation runs on the CPU only for now; the device is %s (unset ANVIL_DEVICE)",
+                         anv_device());
     anv_kv_cache_t *kv = anv_calloc(sizeof *kv, "kv cache");
     if (!kv) return -1;
     kv->max_len = max_len;

@@ -13,6 +13,8 @@
  * decisions at the same step. */
 #include "anvil/trainer.h"
 
+#include "anvil/kernels.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,7 +246,7 @@ static int distribute_state(trainer_t *t) {
                      : -1;
         anv_adamw_free(&t->opt);
         t->opt = shard;
-        t->gshard = rc == 0 ? anv_alloc((hi - lo ? hi - lo : 1) * sizeof(float), "gradient shard") : NULL;
+        t->gshard = rc == 0 ? anv_device_alloc((hi - lo ? hi - lo : 1) * sizeof(float), "gradient shard") : NULL;
         if (!t->gshard) return -1;
     }
     t->opt.t = t->st.step;
@@ -259,9 +261,12 @@ static int distribute_state(trainer_t *t) {
 /* Sets up the run on rank 0, then shares it with the other ranks. */
 static int setup(trainer_t *t) {
     int rc = 0;
+    anv_matmul_precision_set((anv_precision_t)t->hp.precision);
     if (t->rank == 0) rc = t->o->resume ? setup_resume(t) : setup_fresh(t);
     if (t->world == 1) return rc;
-    return share_setup(t, rc) == 0 && distribute_state(t) == 0 ? 0 : -1;
+    if (share_setup(t, rc) != 0) return -1;
+    anv_matmul_precision_set((anv_precision_t)t->hp.precision);
+    return distribute_state(t);
 }
 
 /* Micro-batches per optimizer step on each rank. */
@@ -413,7 +418,7 @@ static int update(trainer_t *t, float lr, float *norm) {
     }
     double sumsq;
     if (anv_comm_reduce_scatter(t->comm, grads, t->gshard, n, ANV_REDUCE_AVG) != 0) return -1;
-    sumsq = anv_grad_sumsq(t->gshard, t->opt.n);
+    sumsq = anv_sumsq(t->gshard, t->opt.n);
     if (anv_comm_allreduce_f64(t->comm, &sumsq, 1, ANV_REDUCE_SUM) != 0) return -1;
     *norm = anv_clip_grads_by(t->gshard, t->opt.n, sumsq, h->clip);
     if (!isfinite(*norm)) return 0;
@@ -491,7 +496,7 @@ static void teardown(trainer_t *t) {
     anv_tokenizer_free(t->tok);
     anv_free(t->in);
     anv_free(t->tg);
-    anv_free(t->gshard);
+    anv_device_free(t->gshard);
 }
 
 int anv_train(const anv_train_opts_t *o, long long *last_step) {

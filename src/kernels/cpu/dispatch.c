@@ -1,11 +1,15 @@
-/* The public CPU kernels: each calls the copy for the instruction set chosen once at the first call
- * (see isa.h): the widest the CPU and OS support, or the one named by the environment variable
- * ANVIL_CPU (avx512, avx2, portable), or by anv_cpu_isa_set(). */
+/* The public kernels: each calls the table in use. On the CPU that is the copy for the instruction set
+ * chosen once at the first call (see isa.h): the widest the CPU and OS support, or the one named by
+ * the environment variable ANVIL_CPU (avx512, avx2, portable), or by anv_cpu_isa_set(). With the
+ * device "cuda" (ANVIL_DEVICE or anv_device_set) it is the CUDA backend's table. Device memory and the
+ * precision of matrix products are chosen here too. */
 #include "kernels/cpu/dispatch.h"
 
 #include "anvil/base.h"
+#include "kernels/cuda_module.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +22,7 @@ static const anv_cpu_kernels_t *const tables[] = {
 };
 enum { N_TABLES = sizeof tables / sizeof tables[0] };
 
-static const anv_cpu_kernels_t *active;
+static const anv_kernel_table_t *active;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static int supported(const anv_cpu_kernels_t *t) {
@@ -47,6 +51,23 @@ static int select_isa(const char *name) {
     return anv_error("kernels for '%s': unknown instruction set (avx512, avx2, portable)", name);
 }
 
+static const anv_kernel_table_t *cpu_table; /* the CPU copy chosen, kept while the device is cuda */
+static int on_cuda;
+
+static int select_device(const char *name) {
+    if (strcmp(name, "cpu") == 0) {
+        on_cuda = 0;
+        __atomic_store_n(&active, cpu_table, __ATOMIC_RELEASE);
+        return 0;
+    }
+    if (strcmp(name, "cuda") != 0) return anv_error("device '%s': unknown (cpu, cuda)", name);
+    const anv_cuda_module_t *cuda = anv_cuda_module();
+    if (!cuda || cuda->init() != 0) return -1;
+    on_cuda = 1;
+    __atomic_store_n(&active, cuda->kernels, __ATOMIC_RELEASE);
+    return 0;
+}
+
 static void choose(void) {
     int i = 0;
     while (i < N_TABLES - 1 && !supported(tables[i])) i++; /* the last, portable, always runs */
@@ -54,10 +75,18 @@ static void choose(void) {
     const char *forced = getenv("ANVIL_CPU");
     if (forced && *forced && select_isa(forced) != 0)
         anv_log(ANV_LOG_WARN, "ANVIL_CPU: %s; using %s", anv_last_error(), active->name);
+    cpu_table = active;
+    /* A device asked for by the environment and not available ends the program: running on another
+     * device instead would be silently wrong (timings, tests that must run on the GPU). */
+    const char *device = getenv("ANVIL_DEVICE");
+    if (device && *device && select_device(device) != 0) {
+        fprintf(stderr, "anvil: ANVIL_DEVICE=%s: %s\n", device, anv_last_error());
+        exit(2);
+    }
 }
 
-static inline const anv_cpu_kernels_t *K(void) {
-    const anv_cpu_kernels_t *t = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
+static inline const anv_kernel_table_t *K(void) {
+    const anv_kernel_table_t *t = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
     if (t) return t;
     pthread_once(&once, choose);
     return active;
@@ -65,10 +94,59 @@ static inline const anv_cpu_kernels_t *K(void) {
 
 int anv_cpu_isa_set(const char *name) {
     pthread_once(&once, choose);
-    return select_isa(name);
+    if (select_isa(name) != 0) return -1;
+    cpu_table = active;
+    on_cuda = 0;
+    return 0;
 }
 
-const char *anv_cpu_isa(void) { return K()->name; }
+const char *anv_cpu_isa(void) {
+    pthread_once(&once, choose);
+    return cpu_table->name;
+}
+
+int anv_device_set(const char *name) {
+    pthread_once(&once, choose);
+    return select_device(name);
+}
+
+const char *anv_device(void) {
+    pthread_once(&once, choose);
+    return on_cuda ? "cuda" : "cpu";
+}
+
+void *anv_device_alloc(size_t bytes, const char *what) {
+    pthread_once(&once, choose);
+    if (on_cuda) return anv_cuda_module()->alloc(bytes, what);
+    return anv_calloc(bytes ? bytes : 1, what);
+}
+
+void anv_device_free(void *p) {
+    if (!p) return;
+    if (on_cuda) {
+        anv_cuda_module()->free(p);
+        return;
+    }
+    anv_free(p);
+}
+
+void anv_device_sync(void) {
+    if (on_cuda) anv_cuda_module()->sync();
+}
+
+static anv_precision_t precision = ANV_PRECISION_FP32;
+
+void anv_matmul_precision_set(anv_precision_t p) { precision = p; }
+anv_precision_t anv_matmul_precision(void) { return precision; }
+
+const char *anv_precision_name(anv_precision_t p) { return p == ANV_PRECISION_BF16 ? "bf16" : "fp32"; }
+
+int anv_precision_parse(const char *name, anv_precision_t *out) {
+    if (strcmp(name, "fp32") == 0) *out = ANV_PRECISION_FP32;
+    else if (strcmp(name, "bf16") == 0) *out = ANV_PRECISION_BF16;
+    else return anv_error("precision '%s': unknown (fp32, bf16)", name);
+    return 0;
+}
 
 void anv_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
     K()->matmul_forward(out, inp, w, bias, N, C, OC);
@@ -124,6 +202,14 @@ void anv_crossentropy_chunk_backward(float *logits, int ld, const float *lse, co
                                      int N, int v0, int Vc) {
     K()->crossentropy_chunk_backward(logits, ld, lse, targets, dloss, N, v0, Vc);
 }
+void anv_fill(float *x, float value, size_t n) { K()->fill(x, value, n); }
+void anv_scale_into(float *dst, const float *src, float scale, size_t n) { K()->scale_into(dst, src, scale, n); }
+void anv_add_scaled(float *dst, const float *src, float scale, size_t n) { K()->add_scaled(dst, src, scale, n); }
+double anv_sumsq(const float *x, size_t n) { return K()->sumsq(x, n); }
+void anv_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                      float eps, float wd, float bc1, float bc2_sqrt) {
+    K()->adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt);
+}
 void anv_gemm(int ta, int tb, int M, int N, int K_, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {
     K()->gemm(ta, tb, M, N, K_, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -131,4 +217,8 @@ void anv_gemm(int ta, int tb, int M, int N, int K_, float alpha, const float *A,
 void anv_gemm_builtin(int ta, int tb, int M, int N, int K_, float alpha, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc) {
     K()->gemm_builtin(ta, tb, M, N, K_, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void anv_gemm_bf16(int ta, int tb, int M, int N, int K_, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc) {
+    K()->gemm_bf16(ta, tb, M, N, K_, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -15,6 +15,12 @@ void anv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
 void anv_gemm_builtin(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc);
 
+/* The same product in mixed precision (anv_matmul_precision() BF16): op(A) and op(B) rounded to bfloat16
+ * (round to nearest even; subnormals to zero, NaN kept), products accumulated in fp32, C fp32. The same
+ * contract as anv_gemm; vdpbf16ps on CPUs with AVX512_BF16, software rounding elsewhere. */
+void anv_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                   int ldb, float beta, float *C, int ldc);
+
 /* Blocking of the built-in GEMM: C in (MC, NC) tiles, K in KC slices. */
 enum { ANV_GEMM_MC = 96, ANV_GEMM_NC = 256, ANV_GEMM_KC = 256 };
 

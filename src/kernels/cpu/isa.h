@@ -40,8 +40,14 @@
 #define anv_crossentropy_chunk_forward ANV_ISA_NAME(anv_crossentropy_chunk_forward)
 #define anv_crossentropy_loss_sum ANV_ISA_NAME(anv_crossentropy_loss_sum)
 #define anv_crossentropy_chunk_backward ANV_ISA_NAME(anv_crossentropy_chunk_backward)
+#define anv_fill ANV_ISA_NAME(anv_fill)
+#define anv_scale_into ANV_ISA_NAME(anv_scale_into)
+#define anv_add_scaled ANV_ISA_NAME(anv_add_scaled)
+#define anv_sumsq ANV_ISA_NAME(anv_sumsq)
+#define anv_adamw_update ANV_ISA_NAME(anv_adamw_update)
 #define anv_gemm ANV_ISA_NAME(anv_gemm)
 #define anv_gemm_builtin ANV_ISA_NAME(anv_gemm_builtin)
+#define anv_gemm_bf16 ANV_ISA_NAME(anv_gemm_bf16)
 #define anv_cpu_kernels ANV_ISA_NAME(anv_cpu_kernels)
 
 #endif

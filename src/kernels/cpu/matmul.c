@@ -3,6 +3,15 @@
 #include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
 
+/* anv_gemm, or its bf16 form when the matmul precision is BF16 (see anv_matmul_precision). */
+static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc) {
+    if (anv_matmul_precision() == ANV_PRECISION_BF16)
+        anv_gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    else
+        anv_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* out (N, OC) = inp (N, C) @ w (C, OC) + bias */
 void anv_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
     float beta = 0.0f;
@@ -12,7 +21,7 @@ void anv_matmul_forward(float *out, const float *inp, const float *w, const floa
             for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias[o];
         beta = 1.0f;
     }
-    anv_gemm(0, 0, N, OC, C, 1.0f, inp, C, w, OC, beta, out, OC);
+    gemm(0, 0, N, OC, C, inp, C, w, OC, beta, out, OC);
 }
 
 /* dbias (OC) += column sums of dout (N, OC). Each thread owns a slice of columns and sums the rows in
@@ -34,18 +43,18 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 
 void anv_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                          int N, int C, int OC) {
-    anv_gemm(0, 1, N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);  /* (N, OC) @ (C, OC)^T */
-    anv_gemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);  /* (N, C)^T @ (N, OC) */
+    gemm(0, 1, N, C, OC, dout, OC, w, OC, 0.0f, dinp, C);  /* (N, OC) @ (C, OC)^T */
+    gemm(1, 0, C, OC, N, inp, C, dout, OC, 1.0f, dw, OC);  /* (N, C)^T @ (N, OC) */
     if (dbias) bias_backward(dbias, dout, N, OC);
 }
 
 /* out (N, OC) = inp (N, C) @ w (OC, C)^T */
 void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
-    anv_gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+    gemm(0, 1, N, OC, C, inp, C, w, C, 0.0f, out, OC);
 }
 
 void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                             int C, int OC) {
-    anv_gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);  /* (N, OC) @ (OC, C) */
-    anv_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);  /* (N, OC)^T @ (N, C) */
+    gemm(0, 0, N, C, OC, dout, OC, w, C, 1.0f, dinp, C);  /* (N, OC) @ (OC, C) */
+    gemm(1, 0, OC, C, N, dout, OC, inp, C, 1.0f, dw, C);  /* (N, OC)^T @ (N, C) */
 }

@@ -22,6 +22,12 @@ const anv_cpu_kernels_t anv_cpu_kernels = {
     anv_crossentropy_chunk_forward,
     anv_crossentropy_loss_sum,
     anv_crossentropy_chunk_backward,
+    anv_fill,
+    anv_scale_into,
+    anv_add_scaled,
+    anv_sumsq,
+    anv_adamw_update,
     anv_gemm,
     anv_gemm_builtin,
+    anv_gemm_bf16,
 };

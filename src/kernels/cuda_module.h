@@ -1,0 +1,20 @@
+/* The CUDA backend as a module loaded at run time (internal; see cuda_module.c). */
+#ifndef ANVIL_KERNELS_CUDA_MODULE_H
+#define ANVIL_KERNELS_CUDA_MODULE_H
+
+#include "kernels/table.h"
+
+typedef struct {
+    const anv_kernel_table_t *kernels;
+    int (*init)(void);                           /* 0 when a usable GPU is present, else -1 with an error */
+    void *(*alloc)(size_t bytes, const char *what); /* managed memory, zero-filled */
+    void (*free)(void *p);
+    void (*sync)(void);
+} anv_cuda_module_t;
+
+/* The loaded module (loaded once); NULL with an error saying why it is not available. */
+const anv_cuda_module_t *anv_cuda_module(void);
+/* Another symbol of the module (the NCCL collectives); NULL with an error. */
+void *anv_cuda_module_symbol(const char *name);
+
+#endif
