@@ -1,0 +1,111 @@
+/* The CUDA device: initialisation (the calling thread's current GPU, which is 0 unless something such
+ * as the NCCL communicator chose another first; one non-blocking stream; a cuBLASLt handle and its
+ * workspace), managed memory for anv_device_alloc, scratch memory for kernels, and error reporting. */
+#include "kernels/cuda/cuda_common.h"
+
+enum { LT_WORKSPACE_BYTES = 32 << 20 };
+
+static int ready; /* 1 once anv_cuda_init succeeded */
+static int device_id;
+static cudaStream_t stream;
+static cublasLtHandle_t lt;
+static void *lt_workspace;
+static void *scratch;
+static size_t scratch_bytes;
+
+int anv_cuda_check(cudaError_t err, const char *what) {
+    if (err == cudaSuccess) return 0;
+    return anv_error("CUDA %s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
+}
+
+int anv_cublas_check(cublasStatus_t st, const char *what) {
+    if (st == CUBLAS_STATUS_SUCCESS) return 0;
+    return anv_error("cuBLASLt %s: %s (%s)", what, cublasLtGetStatusString(st), cublasLtGetStatusName(st));
+}
+
+void anv_cuda_report(cudaError_t err, const char *what) {
+    if (anv_cuda_check(err, what) != 0) anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+}
+
+cudaStream_t anv_cuda_stream(void) { return stream; }
+cublasLtHandle_t anv_cuda_lt(void) { return lt; }
+
+void *anv_cuda_lt_workspace(size_t *bytes) {
+    *bytes = LT_WORKSPACE_BYTES;
+    return lt_workspace;
+}
+
+int anv_cuda_init(void) {
+    if (ready) return 0;
+    int n = 0;
+    cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess)
+        return anv_error("device cuda: no usable GPU (cudaGetDeviceCount: %s)", cudaGetErrorString(err));
+    if (n < 1) return anv_error("device cuda: no CUDA device");
+    int major = 0;
+    if (anv_cuda_check(cudaGetDevice(&device_id), "reading the current GPU") != 0 ||
+        anv_cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_id),
+                       "reading the compute capability") != 0)
+        return -1;
+    if (major < 8)
+        return anv_error("device cuda: GPU %d has compute capability %d.x; anvil needs 8.0 or newer", device_id, major);
+    if (anv_cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "creating a stream") != 0) return -1;
+    if (anv_cublas_check(cublasLtCreate(&lt), "creating a handle") != 0) return -1;
+    if (anv_cuda_check(cudaMalloc(&lt_workspace, LT_WORKSPACE_BYTES), "allocating the GEMM workspace") != 0) return -1;
+    ready = 1;
+    return 0;
+}
+
+void *anv_cuda_alloc(size_t bytes, const char *what) {
+    if (anv_cuda_init() != 0) return NULL;
+    size_t n = bytes ? bytes : 1;
+    void *p = NULL;
+    cudaError_t err = cudaMallocManaged(&p, n, cudaMemAttachGlobal);
+    if (err != cudaSuccess) {
+        cudaGetLastError(); /* an allocation failure is not sticky: clear it for the next launch check */
+        anv_error("out of GPU memory: %s needs %zu bytes (%.1f MiB): %s", what, n, n / 1048576.0,
+                  cudaGetErrorString(err));
+        return NULL;
+    }
+    cudaMemLocation loc = {};
+    loc.type = cudaMemLocationTypeDevice;
+    loc.id = device_id;
+    /* Zero-filled on the device, then waited for, so that the host may write the buffer at once. */
+    if (anv_cuda_check(cudaMemAdvise(p, n, cudaMemAdviseSetPreferredLocation, loc), "cudaMemAdvise") != 0 ||
+        anv_cuda_check(cudaMemsetAsync(p, 0, n, stream), "zero-filling a buffer") != 0 ||
+        anv_cuda_check(cudaStreamSynchronize(stream), "zero-filling a buffer") != 0) {
+        anv_error_prefix("%s", what);
+        cudaFree(p);
+        return NULL;
+    }
+    return p;
+}
+
+void anv_cuda_free(void *p) {
+    if (!p) return;
+    anv_cuda_report(cudaStreamSynchronize(stream), "waiting before a free");
+    anv_cuda_report(cudaFree(p), "cudaFree");
+}
+
+void anv_cuda_sync(void) { anv_cuda_report(cudaStreamSynchronize(stream), "waiting for the kernels"); }
+
+void *anv_cuda_scratch(size_t bytes, const char *what) {
+    if (bytes <= scratch_bytes) return scratch;
+    size_t want = scratch_bytes + scratch_bytes / 2;
+    want = want > bytes ? want : bytes;
+    /* The old block may still be in use by kernels in flight. */
+    anv_cuda_report(cudaStreamSynchronize(stream), "waiting before growing the scratch memory");
+    cudaFree(scratch);
+    scratch = NULL;
+    scratch_bytes = 0;
+    cudaError_t err = cudaMalloc(&scratch, want);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        scratch = NULL;
+        anv_error("out of GPU memory: scratch for %s needs %zu bytes: %s", what, bytes, cudaGetErrorString(err));
+        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+        return NULL;
+    }
+    scratch_bytes = want;
+    return scratch;
+}
