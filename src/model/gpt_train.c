@@ -181,6 +181,7 @@ static int begin_forward(anv_model_t *m, const int32_t *inputs, const int32_t *t
     m->have_forward = 0;
     if (check_tokens(m, inputs, targets, B, T) || ensure_acts(m, B, T)) return -1;
     size_t N = (size_t)B * T;
+    anv_device_sync(); /* a backward still running on a GPU may read the previous tokens */
     memcpy(m->acts.inputs, inputs, N * sizeof(int32_t));
     if (targets) memcpy(m->acts.targets, targets, N * sizeof(int32_t));
     m->B = B;
