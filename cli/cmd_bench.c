@@ -90,10 +90,12 @@ static int bench_train(int argc, char **argv) {
     int on_cpu = !strcmp(anv_device(), "cpu");
     if (on_cpu) {
         int bits = 0;
-        double measured = anv_cpu_fma_peak(0.2, &bits);
-        printf("machine: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%d-bit vectors)\n", anv_threads_count(),
+        double measured = anv_cpu_fma_peak(0.2, &bits), bf16 = anv_cpu_bf16_peak(0.2);
+        printf("machine: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%d-bit vectors)", anv_threads_count(),
                measured, bits);
-        if (!(peak > 0)) peak = measured;
+        if (bf16 > 0) printf(", bf16 dot-product peak %.1f GFLOP/s", bf16);
+        printf("\n");
+        if (!(peak > 0)) peak = prec == ANV_PRECISION_BF16 && bf16 > 0 ? bf16 : measured;
     } else {
         printf("device: %s; peak for the MFU %s\n", anv_device(), peak > 0 ? "from --peak" : "not given (--peak)");
     }

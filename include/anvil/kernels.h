@@ -152,6 +152,9 @@ int anv_cpu_isa_set(const char *name);
  * The measured fp32 FMA peak in GFLOP/s of all anv_threads_count() threads: the best of 8 slices
  * over about `seconds` in all; *vector_bits (may be NULL) gets the vector width used (512, 256). */
 double anv_cpu_fma_peak(double seconds, int *vector_bits);
+/* The same for bf16 dot products (vdpbf16ps, the bf16 matmuls' instruction); 0 on CPUs without
+ * AVX512_BF16, where bf16 products run at the fp32 peak. */
+double anv_cpu_bf16_peak(double seconds);
 
 #ifdef __cplusplus
 }

@@ -17,15 +17,12 @@
 
 #include <signal.h>
 
-/* Peak fp32 FLOP/s per thread used for MFU: this machine's (AMD EPYC, AVX-512) measured FMA peak of
- * about 225 GFLOP/s on 2 cores, i.e. 112.5 GFLOP/s per core; MFU = model FLOP/s / (this * threads). */
-#define ANV_PEAK_FLOPS_PER_THREAD 112.5e9
-
 typedef struct {
     long long step, steps; /* completed step (1-based), total */
     float loss, lr, grad_norm;
     long long tokens;      /* training tokens consumed after this step */
-    double step_s, tokens_per_s, mfu, eta_s;
+    double step_s, tokens_per_s, eta_s;
+    double mfu;            /* model FLOP/s over the measured peak of the run's threads and precision (0: unknown, GPU) */
     double comm_s;         /* of step_s: seconds this rank spent in collectives (0 for one process) */
 } anv_step_report_t;
 

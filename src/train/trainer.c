@@ -38,7 +38,16 @@ typedef struct {
     int rank, world, zero;
     float *gshard;        /* ZeRO-1: this rank's shard of the averaged gradients (opt.n floats) */
     int stop;             /* a stop was requested on some rank during the last step */
+    double peak_flops;    /* this rank's measured peak FLOP/s for the run's precision (0: unknown) */
 } trainer_t;
+
+/* The peak that MFU divides by: on the CPU the measured FMA peak of this rank's threads, or the bf16
+ * dot-product peak for bf16 runs on CPUs that have one; unknown (0) on a GPU. */
+static double measured_peak(anv_precision_t prec) {
+    if (strcmp(anv_device(), "cpu") != 0) return 0;
+    double bf16 = prec == ANV_PRECISION_BF16 ? anv_cpu_bf16_peak(0.05) : 0;
+    return 1e9 * (bf16 > 0 ? bf16 : anv_cpu_fma_peak(0.05, NULL));
+}
 
 static int run_path(const trainer_t *t, const char *name, char *buf, size_t size) {
     return anv_path_join(buf, size, t->o->run_dir, name);
@@ -269,6 +278,7 @@ static int setup(trainer_t *t) {
     return distribute_state(t);
 }
 
+
 /* Micro-batches per optimizer step on each rank. */
 static long long accum_steps(const trainer_t *t) {
     return t->hp.total_batch_tokens / ((long long)t->hp.B * t->hp.T * t->world);
@@ -461,8 +471,9 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
     r->tokens = t->st.tokens;
     r->step_s = anv_now() - t0;
     r->tokens_per_s = (double)h->total_batch_tokens / r->step_s;
-    r->mfu = anv_model_flops_per_token(&t->cfg, h->T) * r->tokens_per_s /
-             (ANV_PEAK_FLOPS_PER_THREAD * anv_threads_count() * t->world);
+    r->mfu = t->peak_flops > 0
+                 ? anv_model_flops_per_token(&t->cfg, h->T) * r->tokens_per_s / (t->peak_flops * t->world)
+                 : 0;
     r->comm_s = t->comm ? anv_comm_seconds(t->comm) - comm0 : 0;
     return 0;
 }
@@ -511,6 +522,7 @@ int anv_train(const anv_train_opts_t *o, long long *last_step) {
     const char *nan_at = getenv("ANVIL_TEST_NAN_AT_STEP");
     t.nan_at = nan_at ? atoll(nan_at) : 0;
     int rc = setup(&t);
+    if (rc == 0) t.peak_flops = measured_peak((anv_precision_t)t.hp.precision);
     if (rc == 0) rc = open_loaders(&t);
     /* --minutes: every rank timed itself; rank 0's plan holds for all */
     if (rc == 0 && t.comm) rc = anv_comm_broadcast(t.comm, &t.hp, sizeof t.hp, 0);

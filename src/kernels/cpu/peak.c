@@ -1,6 +1,7 @@
-/* The machine's fp32 FMA peak, measured: every thread runs independent chains of fused multiply-adds
- * on the widest vectors the CPU has (AVX-512, else AVX2+FMA, else whatever the compiler makes of a
- * plain loop), enough chains to cover the FMA latency, for a fixed wall time. */
+/* The machine's peaks, measured: every thread runs independent chains of fused multiply-adds on the
+ * widest vectors the CPU has (AVX-512, else AVX2+FMA, else whatever the compiler makes of a plain
+ * loop), or of bf16 dot products (vdpbf16ps), enough chains to cover the latency, for a fixed wall
+ * time. */
 #include "anvil/base.h"
 #include "anvil/kernels.h"
 
@@ -15,6 +16,19 @@ __attribute__((target("avx512f"))) static double fma_avx512(long reps) {
     for (long r = 0; r < reps; r++)
         for (int i = 0; i < ITERS; i++)
             for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+    float sink = 0;
+    for (int c = 0; c < CHAINS; c++) sink += _mm512_reduce_add_ps(acc[c]);
+    return sink;
+}
+
+/* vdpbf16ps: per fp32 lane, two bf16 products added to the accumulator (4 floating-point operations). */
+__attribute__((target("avx512f,avx512bf16"))) static double dot_bf16(long reps) {
+    __m512 acc[CHAINS];
+    __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380); /* 1, 6e-8 */
+    for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_set1_ps((float)c);
+    for (long r = 0; r < reps; r++)
+        for (int i = 0; i < ITERS; i++)
+            for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
     float sink = 0;
     for (int c = 0; c < CHAINS; c++) sink += _mm512_reduce_add_ps(acc[c]);
     return sink;
@@ -49,14 +63,18 @@ static double fma_plain(long reps) {
     return sink;
 }
 
-/* Runs `reps` blocks on every thread; returns the floating-point operations done (2 per FMA lane). */
+enum { BF16_DOT = -16 }; /* `width` of the bf16 dot-product loop: 16 lanes of 4 operations each */
+
+/* Runs `reps` blocks on every thread; returns the floating-point operations done (2 per FMA lane, 4 per
+ * bf16 dot-product lane). */
 static double run_all(int width, long reps, volatile double *sink) {
     int threads = anv_threads_count();
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int t = 0; t < threads; t++) {
         double s;
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (width == 16) s = fma_avx512(reps);
+        if (width == BF16_DOT) s = dot_bf16(reps);
+        else if (width == 16) s = fma_avx512(reps);
         else if (width == 8 && __builtin_cpu_supports("fma")) s = fma_avx2(reps);
         else s = fma_plain(reps);
 #else
@@ -64,16 +82,12 @@ static double run_all(int width, long reps, volatile double *sink) {
 #endif
         if (s == 12345.0) *sink = s; /* keeps the chains live */
     }
-    return 2.0 * width * CHAINS * (double)ITERS * (double)reps * threads;
+    double per_lane = width == BF16_DOT ? 4.0 : 2.0;
+    return per_lane * (width < 0 ? -width : width) * CHAINS * (double)ITERS * (double)reps * threads;
 }
 
-double anv_cpu_fma_peak(double seconds, int *vector_bits) {
-    int width = 8;
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) width = 16;
-#endif
-    if (vector_bits) *vector_bits = 32 * width;
+/* GFLOP/s of the loop of this `width`: the best of 8 slices of about seconds / 8. */
+static double measure(int width, double seconds) {
     volatile double sink = 0;
     run_all(width, 1, &sink); /* wakes the threads and the wide units */
     long reps = 1;
@@ -92,4 +106,23 @@ double anv_cpu_fma_peak(double seconds, int *vector_bits) {
         best = flops / dt > best ? flops / dt : best;
     }
     return best / 1e9;
+}
+
+double anv_cpu_fma_peak(double seconds, int *vector_bits) {
+    int width = 8;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) width = 16;
+#endif
+    if (vector_bits) *vector_bits = 32 * width;
+    return measure(width, seconds);
+}
+
+double anv_cpu_bf16_peak(double seconds) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return measure(BF16_DOT, seconds);
+#endif
+    (void)seconds;
+    return 0;
 }
