@@ -1,5 +1,7 @@
 /* GEMM speed on the products of a GPT-2 124M training step (B * T = 2048 token rows, C = 768): fp32
- * anv_gemm (OpenBLAS where built with it), the built-in fp32 GEMM, and the bf16 mixed-precision GEMM.
+ * anv_gemm of the AVX2 copy (OpenBLAS where built with it; "-" where the CPU lacks AVX2), the built-in
+ * fp32 GEMM and anv_gemm of the copy in use (on AVX-512 both are the packed fp32 kernel; elsewhere
+ * anv_gemm is OpenBLAS where built with it), and the bf16 mixed-precision GEMM.
  *
  *   bench_gemm [--threads 2] [--runs 5] [--only NAME]
  * Prints one line per product: GFLOP/s (2 M N K / seconds, the median of `runs` timed calls after one
@@ -40,7 +42,17 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-enum { N_IMPL = 3 };
+enum { N_IMPL = 4 };
+
+static char isa[32]; /* the copy in use */
+
+/* anv_gemm of the AVX2 copy, for comparison with the copy in use. */
+static void gemm_avx2(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc) {
+    anv_cpu_isa_set("avx2");
+    anv_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    anv_cpu_isa_set(isa);
+}
 
 /* gflops[i] = median GFLOP/s of `runs` calls of impl[i]; the implementations take turns, one call each
  * per round, so that a change in the machine's load affects them alike. */
@@ -50,12 +62,15 @@ static void measure(gemm_fn *const impl[N_IMPL], const shape_t *s, const float *
     double secs[N_IMPL][64];
     for (int r = -1; r < runs; r++) {
         for (int i = 0; i < N_IMPL; i++) {
+            if (!impl[i]) continue;
             double t0 = anv_now();
             impl[i](s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
             if (r >= 0) secs[i][r] = anv_now() - t0;
         }
     }
     for (int i = 0; i < N_IMPL; i++) {
+        gflops[i] = 0.0;
+        if (!impl[i]) continue;
         qsort(secs[i], runs, sizeof secs[i][0], cmp_double);
         gflops[i] = 2.0 * s->M * s->N * s->K / secs[i][runs / 2] * 1e-9;
     }
@@ -91,20 +106,24 @@ int main(int argc, char **argv) {
         x = x * 6364136223846793005u + 1442695040888963407u;
         buf[i] = (float)((x >> 40) * (2.0 / (1 << 24)) - 1.0);
     }
-    printf("bench_gemm: %d threads, kernels %s, median of %d runs, GFLOP/s\n", anv_threads_count(), anv_cpu_isa(),
-           runs);
-    printf("%-14s %2s %2s %6s %6s %6s %9s %9s %9s %7s\n", "product", "ta", "tb", "M", "N", "K", "anv_gemm", "builtin",
-           "bf16", "bf16/f32");
+    snprintf(isa, sizeof isa, "%s", anv_cpu_isa());
+    int have_avx2 = anv_cpu_isa_set("avx2") == 0;
+    anv_cpu_isa_set(isa);
+    printf("bench_gemm: %d threads, kernels %s, median of %d runs, GFLOP/s\n", anv_threads_count(), isa, runs);
+    printf("%-14s %2s %2s %6s %6s %6s %9s %9s %9s %9s %7s\n", "product", "ta", "tb", "M", "N", "K", "avx2 gemm",
+           "anv_gemm", "builtin", "bf16", "bf16/f32");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape_t *s = &shapes[i];
         if (only && strcmp(only, s->name) != 0) continue;
         const float *A = buf, *B = A + (size_t)s->M * s->K;
         float *C = (float *)B + (size_t)s->K * s->N;
-        gemm_fn *const impl[N_IMPL] = {anv_gemm, anv_gemm_builtin, anv_gemm_bf16};
+        gemm_fn *const impl[N_IMPL] = {have_avx2 ? gemm_avx2 : NULL, anv_gemm, anv_gemm_builtin, anv_gemm_bf16};
         double g[N_IMPL];
         measure(impl, s, A, B, C, runs, g);
-        printf("%-14s %2d %2d %6d %6d %6d %9.1f %9.1f %9.1f %7.2f\n", s->name, s->ta, s->tb, s->M, s->N, s->K, g[0],
-               g[1], g[2], g[2] / g[0]);
+        char blas[16] = "-";
+        if (have_avx2) snprintf(blas, sizeof blas, "%.1f", g[0]);
+        printf("%-14s %2d %2d %6d %6d %6d %9s %9.1f %9.1f %9.1f %7.2f\n", s->name, s->ta, s->tb, s->M, s->N, s->K, blas,
+               g[1], g[2], g[3], g[3] / g[1]);
         fflush(stdout);
     }
     int bits = 0;

@@ -9,8 +9,8 @@
 void anv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
 
-/* The built-in blocked GEMM (same contract): anv_gemm without OpenBLAS, and the small per-head products
- * of attention, which run inside the kernel's own parallel loop (whatever OpenMP runtime OpenBLAS was
+/* The built-in blocked GEMM (same contract): anv_gemm without OpenBLAS or on AVX-512 (gemm.c), and the
+ * small per-head products of attention, which run inside the kernel's own parallel loop (whatever OpenMP runtime OpenBLAS was
  * built with). */
 void anv_gemm_builtin(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc);
