@@ -1,6 +1,7 @@
 /* Optimisation: learning-rate schedules, global-norm clipping, AdamW arithmetic and weight decay on
  * 2-D tensors only. (AdamW against PyTorch over 10 steps is in test_model.) */
 #include "anvil/model.h"
+#include "anvil/kernels.h"
 #include "anvil/optim.h"
 #include "check.h"
 
@@ -48,25 +49,34 @@ static void test_schedules(void) {
     CHECK(anv_schedule_parse("linear", &k) != 0 && strstr(anv_last_error(), "'linear'"), "%s", anv_last_error());
 }
 
+/* Gradients live where the kernels run (anv_device_alloc), so this also runs with ANVIL_DEVICE=cuda;
+ * the host reads them after anv_device_sync. */
 static void test_clip(void) {
-    float g[2] = {3, 4};
+    float *g = anv_device_alloc(2 * sizeof(float), "test gradients");
+    g[0] = 3, g[1] = 4;
     near("clip: norm of (3, 4)", anv_clip_grad_norm(g, 2, 1.0f), 5.0, 1e-7);
+    anv_device_sync();
     near("clip: scaled to max_norm 1, x", g[0], 0.6, 1e-6);
     near("clip: scaled to max_norm 1, y", g[1], 0.8, 1e-6);
     g[0] = 3, g[1] = 4;
     anv_clip_grad_norm(g, 2, 10.0f);
+    anv_device_sync();
     CHECK(g[0] == 3 && g[1] == 4, "clipped below the threshold");
     anv_clip_grad_norm(g, 2, 0.0f);
+    anv_device_sync();
     CHECK(g[0] == 3 && g[1] == 4, "max_norm 0 clipped");
+    anv_device_free(g);
 
     size_t n = 1000003;
-    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    float *a = anv_device_alloc(n * sizeof(float), "test gradients");
+    float *b = anv_device_alloc(n * sizeof(float), "test gradients");
     anv_rng_t r;
     anv_rng_seed(&r, 5);
     double s2 = 0;
     for (size_t i = 0; i < n; i++) a[i] = (float)anv_rng_normal(&r), s2 += (double)a[i] * a[i];
     memcpy(b, a, n * sizeof(float));
     float n1 = anv_clip_grad_norm(a, n, 0.5f);
+    anv_device_sync();
     near("clip: norm of 1M normals", n1, sqrt(s2), 1e-7);
     double after = 0;
     for (size_t i = 0; i < n; i++) after += (double)a[i] * a[i];
@@ -74,9 +84,10 @@ static void test_clip(void) {
     int threads = anv_threads_count();
     anv_threads_set(1);
     float n2 = anv_clip_grad_norm(b, n, 0.5f);
+    anv_device_sync();
     anv_threads_set(threads);
     CHECK(n1 == n2 && !memcmp(a, b, n * sizeof(float)), "clipping differs between 1 and %d threads", threads);
-    free(a), free(b);
+    anv_device_free(a), anv_device_free(b);
 }
 
 /* With zero gradients AdamW only decays: 2-D weights shrink by (1 - lr wd), 1-D ones stay. Then one
