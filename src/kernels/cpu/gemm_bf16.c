@@ -10,6 +10,7 @@
 #include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_packed.h"
 
 #include "anvil/base.h"
 
@@ -35,17 +36,9 @@ static float round_bf16(float x) {
     return x;
 }
 
-static int in_parallel(void) {
-#ifdef _OPENMP
-    return omp_in_parallel();
-#else
-    return 1;
-#endif
-}
-
 /* dst (rows, cols), contiguous, = src (rows, cols; leading dimension ld) rounded to bf16. */
 static void round_copy(float *dst, const float *src, int ld, int rows, int cols) {
-#pragma omp parallel for schedule(static) if (!in_parallel() && (size_t)rows * cols > (1u << 16))
+#pragma omp parallel for schedule(static) if (!anv_gemm_in_parallel() && (size_t)rows * cols > (1u << 16))
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = round_bf16(src[(size_t)r * ld + c]);
 }

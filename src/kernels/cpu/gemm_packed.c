@@ -19,7 +19,7 @@ typedef uint32_t word_t;
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
-static int in_parallel(void) {
+int anv_gemm_in_parallel(void) {
 #ifdef _OPENMP
     return omp_in_parallel();
 #else
@@ -55,7 +55,7 @@ int anv_gemm_packed(const anv_gemm_packing_t *op, int ta, int tb, int M, int N, 
     word_t *bp = ap + span * a_slice;
     int mt = (M + MC - 1) / MC, agrp = (mpan + AG - 1) / AG;
     int a_major = a_slice > b_slice; /* consecutive tiles share the larger operand's block */
-    int serial = in_parallel() || (double)M * N * K < 1e6;
+    int serial = anv_gemm_in_parallel() || (double)M * N * K < 1e6;
     /* Per NC columns and per span of K slices: pack, then every tile runs through the span's slices in
      * order. Dynamic scheduling: a thread that the OS pauses does not hold the others at the barrier. */
 #pragma omp parallel if (!serial)

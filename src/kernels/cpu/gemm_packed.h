@@ -11,6 +11,9 @@
 #ifndef ANVIL_KERNELS_CPU_GEMM_PACKED_H
 #define ANVIL_KERNELS_CPU_GEMM_PACKED_H
 
+/* 1 inside an OpenMP parallel region (or without OpenMP): GEMMs then run on the calling thread. */
+int anv_gemm_in_parallel(void);
+
 /* The register tile: MR rows of C by NR columns (two vectors of 16 fp32). */
 enum { ANV_GEMM_MR = 12, ANV_GEMM_NR = 32 };
 
