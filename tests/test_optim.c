@@ -107,6 +107,7 @@ static void test_adamw(void) {
     float lr = 0.01f;
     anv_model_zero_grad(m);
     anv_adamw_step(&opt, m, &oc, lr);
+    p = anv_model_params(m); /* the host view: waits for the update on a GPU */
     int bad = 0;
     for (int i = 0; i < anv_model_n_tensors(m); i++) {
         const anv_param_t *t = anv_model_tensor(m, i);
@@ -142,6 +143,7 @@ static void test_adamw(void) {
             pm[k] -= lr * (mh / (sqrt(vh) + 1e-8) + wd[k] * pm[k]);
         }
     }
+    p = anv_model_params(m);
     near("adamw 3 steps, 1-D element", p[idx[0]], pm[0], 1e-6);
     near("adamw 3 steps, 2-D element", p[idx[1]], pm[1], 1e-6);
     CHECK(opt.t == 3, "step count %lld", opt.t);
