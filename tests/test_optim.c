@@ -1,7 +1,7 @@
 /* Optimisation: learning-rate schedules, global-norm clipping, AdamW arithmetic and weight decay on
  * 2-D tensors only. (AdamW against PyTorch over 10 steps is in test_model.) */
-#include "anvil/model.h"
 #include "anvil/kernels.h"
+#include "anvil/model.h"
 #include "anvil/optim.h"
 #include "check.h"
 
