@@ -14,8 +14,9 @@ rm -rf "$out/demo-data" "$out/demo"
 "$anvil" data prepare --input "$text" --vocab-size 4096 --split-blank-lines 5 --val-fraction 0.05 \
   --out "$out/demo-data"
 
-# bf16 mixed precision where the CPU multiplies bf16 natively (AVX512_BF16): about 2.5x the tokens in
-# the same minutes, with a loss curve within 1% of fp32's (bench/bf16_curve.sh). Elsewhere fp32.
+# bf16 mixed precision where the CPU multiplies bf16 natively (AVX512_BF16): 1.4-1.6x the tokens of fp32
+# in the same minutes (bench/vs_pytorch.sh), with a loss curve within 1% of fp32's on a 20-step average
+# (bench/bf16_curve.sh). Elsewhere fp32.
 precision=fp32
 grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && precision=bf16
 echo "== anvil train (small preset, ~${minutes} minutes, $precision)"
