@@ -211,11 +211,15 @@ int cmd_train(int argc, char **argv) {
     rc = anv_train(&o, &last);
     if (d.open_line) fputs("\n", stderr);
     if (rc < 0) return fail_ranks(comm);
-    anv_comm_free(comm);
     if (rc == 1) {
         if (rank == 0) fprintf(stderr, "interrupted: checkpoint saved at step %lld\n", last);
+        /* mpirun kills the whole job as soon as one rank exits non-zero: no rank leaves before rank 0
+         * has saved and said so */
+        anv_comm_barrier(comm);
+        anv_comm_free(comm);
         return 128 + (int)stop_signal;
     }
+    anv_comm_free(comm);
     if (rank == 0) fprintf(stderr, "done: step %lld, run in %s\n", last, out);
     return 0;
 }
