@@ -19,6 +19,11 @@
  *                  accumulate in fp32, so the same bound holds.
  *   TOL_ATT  1e-4  attention: the online softmax rescales its running sums, both passes chain two or
  *                  three products of fp32 sums in orders unlike the CPU's.
+ *   TOL_ATT_BF16 2e-2  the bf16 precision's tensor-core attention against the CPU's fp32 attention (the
+ *                  CPU has no bf16 attention): q, k, v, dout, P and dS rounded to bf16 (2^-9 relative
+ *                  each) before their products. tests/gpu/test_attention_emu.cc measures these errors
+ *                  with the same kernels emulated on the CPU: up to 8e-3 against fp32 inputs, and
+ *                  below 1e-2 against a reference that starts from the same bf16 inputs.
  *   sums: sum of squares 1e-12 (both square exactly in double, only the order of additions differs);
  *   the loss 1e-6 (each row's log-sum-exp is an fp32 value within a few ulp). */
 #include "anvil/base.h"
@@ -33,6 +38,7 @@
 #define TOL_EW 1e-5
 #define TOL_MM 1e-4
 #define TOL_ATT 1e-4
+#define TOL_ATT_BF16 2e-2
 #define TOL_SUMSQ 1e-12
 #define TOL_LOSS 1e-6
 
@@ -436,8 +442,11 @@ static double op_attention_bwd(void **b, const shape_t *s) {
     return 0;
 }
 
-static void test_attention(const char *label, int B, int T, int C, int NH) {
+/* In the precision prec (the CPU's attention is fp32 in both). */
+static void test_attention(const char *label, int B, int T, int C, int NH, anv_precision_t prec) {
     char what[64];
+    double tol = prec == ANV_PRECISION_BF16 ? TOL_ATT_BF16 : TOL_ATT;
+    anv_matmul_precision_set(prec);
     shape_t s = {.B = B, .T = T, .C = C, .NH = NH};
     size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, nlse = (size_t)B * NH * T;
     bufs_t bs = {0};
@@ -446,8 +455,8 @@ static void test_attention(const char *label, int B, int T, int C, int NH) {
     float *qkv = add_floats(&bs, "qkv", nqkv, 1, 0, 0);
     float *qkv_copy = malloc(sizeof(float) * nqkv);
     memcpy(qkv_copy, qkv, sizeof(float) * nqkv);
-    snprintf(what, sizeof what, "attention fwd %s", label);
-    run_case(what, op_attention_fwd, &s, &bs, TOL_ATT, 0);
+    snprintf(what, sizeof what, "attention fwd %s %s", anv_precision_name(prec), label);
+    run_case(what, op_attention_fwd, &s, &bs, tol, 0);
 
     /* the backward's out and lse from the CPU forward, on host memory */
     add_floats(&bs, "dqkv", nqkv, 1, 1, 0);
@@ -460,9 +469,10 @@ static void test_attention(const char *label, int B, int T, int C, int NH) {
     anv_attention_forward(out, lse, scratch, q, B, T, C, NH);
     anv_device_free(scratch);
     CHECK(anv_device_set("cuda") == 0, "%s", anv_last_error());
-    snprintf(what, sizeof what, "attention bwd %s", label);
-    run_case(what, op_attention_bwd, &s, &bs, TOL_ATT, 0);
+    snprintf(what, sizeof what, "attention bwd %s %s", anv_precision_name(prec), label);
+    run_case(what, op_attention_bwd, &s, &bs, tol, 0);
     free(qkv_copy);
+    anv_matmul_precision_set(ANV_PRECISION_FP32);
 }
 
 /* ---- cross-entropy: the vocabulary in two chunks, forward, loss, backward ---- */
@@ -515,11 +525,17 @@ int main(void) {
     test_layernorm("gpt2", 1024, 768);
     test_elementwise("odd", 1001);
     test_elementwise("gpt2", (size_t)1024 * 3072 + 7);
-    test_attention("hs 8", 2, 37, 24, 3);
-    test_attention("hs 20", 1, 70, 60, 3);
-    test_attention("hs 96", 2, 33, 192, 2);
-    test_attention("hs 128", 1, 5, 128, 1);
-    test_attention("gpt2", 4, 256, 768, 12);
+    test_attention("hs 8", 2, 37, 24, 3, ANV_PRECISION_FP32);
+    test_attention("hs 20", 1, 70, 60, 3, ANV_PRECISION_FP32);
+    test_attention("hs 96", 2, 33, 192, 2, ANV_PRECISION_FP32);
+    test_attention("hs 128", 1, 5, 128, 1, ANV_PRECISION_FP32);
+    test_attention("gpt2", 4, 256, 768, 12, ANV_PRECISION_FP32);
+    /* the tensor-core kernels: head sizes 32, 64 and 128, ragged last tiles; hs 20 stays fp32 */
+    test_attention("hs 32", 2, 100, 64, 2, ANV_PRECISION_BF16);
+    test_attention("hs 128", 1, 129, 256, 2, ANV_PRECISION_BF16);
+    test_attention("hs 20", 1, 70, 60, 3, ANV_PRECISION_BF16);
+    test_attention("gpt2", 4, 256, 768, 12, ANV_PRECISION_BF16);
+    test_attention("gpt2 T 1024", 1, 1024, 768, 12, ANV_PRECISION_BF16);
     test_crossentropy("odd", 37, 101, 104, 60);
     test_crossentropy("gpt2", 1024, 50257, 50304, 32768);
     return check_done("test_cuda_kernels");

@@ -13,7 +13,8 @@
  * softmax (running max m and sum l, rescaled as the max grows). Each output element has one owner and a
  * fixed order of additions, and dQ and dK/dV are separate passes that write disjoint parts of dqkv:
  * deterministic, no atomics. HS, the head size rounded up to 32, 64 or 128, sizes the registers and
- * the shared tiles. */
+ * the shared tiles. In the bf16 precision, head sizes of 32, 64 and 128 go to the tensor-core kernels of
+ * attention_tc.cuh instead. */
 #include "kernels/cuda/cuda_common.h"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -230,9 +231,18 @@ size_t anv_cuda_attention_scratch_floats(int T) {
     return 0; /* the kernels keep their tiles in shared memory */
 }
 
+/* The bf16 precision takes the tensor-core kernels where the head size allows. */
+static int use_tensor_cores(int C, int NH) {
+    return anv_matmul_precision() == ANV_PRECISION_BF16 && anv_cuda_attention_tc_head(C, NH) > 0;
+}
+
 void anv_cuda_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH) {
     (void)scratch;
     if (B <= 0 || T <= 0) return;
+    if (use_tensor_cores(C, NH)) {
+        anv_cuda_attention_tc_forward(out, lse, qkv, B, T, C, NH);
+        return;
+    }
     int HS = head_tile(C, NH, "attention forward");
     dim3 grid((T + ATT_WARPS - 1) / ATT_WARPS, B * NH);
     cudaStream_t st = anv_cuda_stream();
@@ -268,7 +278,9 @@ void anv_cuda_attention_backward(float *dqkv, float *scratch, const float *dout,
     if (!delta) return;
     attention_delta<<<(unsigned)((rows + ATT_WARPS - 1) / ATT_WARPS), ATT_WARPS * 32, 0, anv_cuda_stream()>>>(
         delta, out, dout, B, T, C, NH);
-    if (HS == 32)
+    if (use_tensor_cores(C, NH))
+        anv_cuda_attention_tc_backward(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+    else if (HS == 32)
         backward_passes<32>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
     else if (HS == 64)
         backward_passes<64>(dqkv, dout, qkv, lse, delta, B, T, C, NH);

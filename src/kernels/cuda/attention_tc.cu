@@ -1,0 +1,71 @@
+/* Launches the tensor-core attention kernels of attention_tc.cuh (the bf16 precision's attention). */
+#include "kernels/cuda/attention_tc.cuh"
+#include "kernels/cuda/cuda_common.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+int anv_cuda_attention_tc_head(int C, int NH) {
+    int hs = NH > 0 ? C / NH : 0;
+    return hs * NH == C && (hs == 32 || hs == 64 || hs == 128) ? hs : 0;
+}
+
+/* Launches kernel over grid (ceil(T / 64), B * NH) with `smem` bytes of dynamic shared memory, after
+ * raising the kernel's limit to that (a host-side call of a microsecond or so, made on every launch so
+ * that it holds on whatever device is current). */
+template <class Kernel, class... Args>
+static void launch(Kernel kernel, int smem, int B, int T, int NH, const char *what, Args... args) {
+    if (anv_cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), what) != 0) {
+        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+        return;
+    }
+    dim3 grid((T + att_tc::ROWS - 1) / att_tc::ROWS, B * NH);
+    kernel<<<grid, att_tc::THREADS, smem, anv_cuda_stream()>>>(args...);
+    ANV_CUDA_LAUNCHED(what);
+}
+
+template <int HS> static void forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH) {
+    launch(att_tc::forward<HS>, att_tc::bytes<HS>::forward, B, T, NH, "attention forward (tensor cores)", out, lse, qkv,
+           T, C, NH);
+}
+
+template <int HS>
+static void backward(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int B,
+                     int T, int C, int NH) {
+    const int smem = att_tc::bytes<HS>::backward;
+    launch(att_tc::backward_dq<HS>, smem, B, T, NH, "attention backward dq (tensor cores)", dqkv, dout, qkv, lse, delta,
+           T, C, NH);
+    launch(att_tc::backward_dkv<HS>, smem, B, T, NH, "attention backward dk dv (tensor cores)", dqkv, dout, qkv, lse,
+           delta, T, C, NH);
+}
+
+void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH) {
+    switch (anv_cuda_attention_tc_head(C, NH)) {
+    case 32:
+        forward<32>(out, lse, qkv, B, T, C, NH);
+        break;
+    case 64:
+        forward<64>(out, lse, qkv, B, T, C, NH);
+        break;
+    case 128:
+        forward<128>(out, lse, qkv, B, T, C, NH);
+        break;
+    default:
+        break;
+    }
+}
+
+void anv_cuda_attention_tc_backward(float *dqkv, const float *dout, const float *qkv, const float *lse,
+                                    const float *delta, int B, int T, int C, int NH) {
+    switch (anv_cuda_attention_tc_head(C, NH)) {
+    case 32:
+        backward<32>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        break;
+    case 64:
+        backward<64>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        break;
+    case 128:
+        backward<128>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        break;
+    default:
+        break;
+    }
+}
