@@ -50,7 +50,7 @@ typedef struct {
     float *lnf_mean, *lnf_rstd;  /* (B, T) */
     float *ce_lse;               /* (B, T) log-sum-exp of each logits row over the real vocabulary */
     float *ce_tlogit;            /* (B, T) logit of each row's target */
-    float *ce_logits;            /* (R, V) logits of one block of R token rows, then their dlogits */
+    float *ce_logits;            /* (R, Vp) logits of one block of R token rows (row stride Vp), then their dlogits */
     float *ce_dlnf;              /* (B, T, C) gradient of lnf from the head, for a loss scale of 1 */
     float *ce_dwte;              /* (V, C) gradient of the head's wte rows, for a loss scale of 1 */
     float *tmp;                  /* (B, T, C) branch output (forward), activation gradient (backward) */

@@ -18,10 +18,13 @@ static int ensure_att_scratch(anv_model_t *m, int T) {
     return 0;
 }
 
-/* Rows of logits per LM-head block for N token rows: the (R, V) block holds about CE_BLOCK_FLOATS. */
-enum { CE_BLOCK_FLOATS = 1 << 24 };
-static int ce_block_rows(size_t N, int V) {
-    size_t r = CE_BLOCK_FLOATS / (size_t)V;
+/* Rows of logits per LM-head block for N token rows: the (R, Vp) block (Vp = the padded vocabulary, the
+ * row stride) holds about CE_BLOCK_FLOATS (64 MiB) on the CPU, and CE_BLOCK_FLOATS_GPU (512 MiB) on a
+ * GPU, where fewer and larger blocks keep the head's GEMMs large and add into dwte fewer times. */
+enum { CE_BLOCK_FLOATS = 1 << 24, CE_BLOCK_FLOATS_GPU = 1 << 27 };
+static int ce_block_rows(size_t N, int Vp) {
+    size_t floats = strcmp(anv_device(), "cpu") == 0 ? CE_BLOCK_FLOATS : CE_BLOCK_FLOATS_GPU;
+    size_t r = floats / (size_t)Vp;
     r = r < 1 ? 1 : r;
     return r < N ? (int)r : (int)N;
 }
@@ -40,7 +43,7 @@ static int act_views(anv_gpt_acts_t *a, const anv_config_t *c, size_t N, act_vie
         {&a->ln2, L * N * C},     {&a->ln2_mean, L * N},     {&a->ln2_rstd, L * N},    {&a->fch, L * N * 4 * C},
         {&a->fch_gelu, L * N * 4 * C}, {&a->res3, L * N * C}, {&a->lnf, N * C},        {&a->lnf_mean, N},
         {&a->lnf_rstd, N},        {&a->ce_lse, N},           {&a->ce_tlogit, N},       {&a->ce_dlnf, N * C},
-        {&a->ce_logits, (size_t)ce_block_rows(N, c->vocab_size) * c->vocab_size},
+        {&a->ce_logits, (size_t)ce_block_rows(N, anv_config_padded_vocab(c)) * anv_config_padded_vocab(c)},
         {&a->ce_dwte, (size_t)c->vocab_size * C},                                       {&a->tmp, N * C},
         {&a->dres, N * C},        {&a->dbranch, N * 4 * C},
     };
@@ -157,7 +160,7 @@ static void forward_hidden(anv_model_t *m, int B, int T) {
  * `grads`, only the loss terms (ce_lse, ce_tlogit). */
 static void head_loss(anv_model_t *m, int N, int grads) {
     anv_gpt_acts_t *a = &m->acts;
-    int C = m->cfg.n_embd, V = m->cfg.vocab_size, R = ce_block_rows((size_t)N, V);
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     if (grads) {
         anv_fill(a->ce_dlnf, 0.0f, (size_t)N * C);
         anv_fill(a->ce_dwte, 0.0f, (size_t)V * C);
@@ -168,11 +171,11 @@ static void head_loss(anv_model_t *m, int N, int grads) {
         const int32_t *tg = a->targets + r0;
         float *lse = a->ce_lse + r0, *lnf = a->lnf + (size_t)r0 * C;
         anv_fill(lse, -INFINITY, (size_t)n);
-        anv_matmul_nt_forward(a->ce_logits, lnf, m->w.wte, n, C, V);
-        anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, V, tg, n, 0, V);
+        anv_matmul_nt_forward(a->ce_logits, Vp, lnf, m->w.wte, n, C, V);
+        anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, Vp, tg, n, 0, V);
         if (!grads) continue;
-        anv_crossentropy_chunk_backward(a->ce_logits, V, lse, tg, dloss, n, 0, V);
-        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, lnf, m->w.wte, n, C, V);
+        anv_crossentropy_chunk_backward(a->ce_logits, Vp, lse, tg, dloss, n, 0, V);
+        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, Vp, lnf, m->w.wte, n, C, V);
     }
 }
 
@@ -262,12 +265,13 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
 int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float *logits) {
     if (begin_forward(m, inputs, NULL, B, T)) return -1;
     forward_hidden(m, B, T);
-    int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, R = ce_block_rows((size_t)N, V);
+    int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     for (int r0 = 0; r0 < N; r0 += R) {
         int n = N - r0 < R ? N - r0 : R;
-        anv_matmul_nt_forward(m->acts.ce_logits, m->acts.lnf + (size_t)r0 * C, m->w.wte, n, C, V);
+        anv_matmul_nt_forward(m->acts.ce_logits, Vp, m->acts.lnf + (size_t)r0 * C, m->w.wte, n, C, V);
         anv_device_sync();
-        memcpy(logits + (size_t)r0 * V, m->acts.ce_logits, (size_t)n * V * sizeof(float));
+        for (int i = 0; i < n; i++)
+            memcpy(logits + (size_t)(r0 + i) * V, m->acts.ce_logits + (size_t)i * Vp, (size_t)V * sizeof(float));
     }
     return 0;
 }
