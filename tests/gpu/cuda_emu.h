@@ -7,9 +7,8 @@
  *   behave as on the GPU, and a kernel that leaves a thread out of a barrier hangs here too.
  * - Shared memory is one static buffer (att_tc::att_tc_smem): with one block at a time, it is the block's.
  *   It is filled with NaN before each block, so reading what was never written shows in the results.
- * - WMMA fragments hold the whole 16 x 16 matrix on every lane; each lane does the whole operation on
- *   its copy, so the lanes agree as they do on the GPU. Loads check the rules of the real API: pointers
- *   256-bit aligned, ldm a multiple of 16 bytes. mma accumulates in fp32, k in increasing order.
+ * - mma.sync m16n8k16 (bf16 in, fp32 out) exchanges the lanes' fragment registers as the tensor cores
+ *   do (see emu_mma_m16n8k16_bf16) and accumulates in fp32, k in increasing order.
  * - bf16 rounds to nearest even, as __float2bfloat16 does. */
 #ifndef ANVIL_TESTS_CUDA_EMU_H
 #define ANVIL_TESTS_CUDA_EMU_H
@@ -24,7 +23,6 @@
 #include <cstring>
 #include <memory>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #define __global__
@@ -95,68 +93,45 @@ inline float __bfloat162float(__nv_bfloat16 b) {
     memcpy(&f, &u, 4);
     return f;
 }
-inline float emu_to_float(float f) { return f; }
-inline float emu_to_float(__nv_bfloat16 b) { return __bfloat162float(b); }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.bits; }
 
-/* ---- WMMA, 16 x 16 x 16 ---- */
-namespace nvcuda {
-namespace wmma {
-struct matrix_a {};
-struct matrix_b {};
-struct accumulator {};
-struct row_major {};
-struct col_major {};
-enum layout_t { mem_row_major, mem_col_major };
+/* ---- mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, through the warp's registers ----
+ * Every lane publishes its fragment registers; each lane then rebuilds A (16 x 16) and B (16 x 8) by
+ * scattering all lanes' registers to the positions the PTX ISA gives them, and computes its own four
+ * elements of C. The scatter is written independently of the kernels' gathers, so a kernel that
+ * misplaces an element gets wrong numbers here as on the GPU. Lane = 4 g + q:
+ *   a[j] (j = 0..3) holds A[g + 8 (j % 2)][2q + 8 (j / 2) + e], e = 0 in the low half, 1 in the high
+ *   b[j] (j = 0..1) holds B[2q + 8 j + e][g]
+ *   c[i] (i = 0..3) is C[g + 8 (i / 2)][2q + i % 2] */
+namespace emu {
+inline uint32_t mma_a[EMU_MAX_THREADS][4], mma_b[EMU_MAX_THREADS][2];
+inline float half_to_float(uint32_t reg, int e) { return __bfloat162float(__nv_bfloat16{(uint16_t)(reg >> (16 * e))}); }
+} /* namespace emu */
 
-template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment {
-    float v[16][16]; /* the logical matrix, element (i, j) */
-};
-
-template <class T> inline void check_operand(const void *p, unsigned ldm) {
-    if ((uintptr_t)p % 32) emu::fail("WMMA pointer not 256-bit aligned");
-    if (ldm * sizeof(T) % 16) emu::fail("WMMA ldm not a multiple of 16 bytes");
-}
-
-template <class Use, class T, class Layout>
-inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout> &f, const T *p, unsigned ldm) {
-    check_operand<T>(p, ldm);
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 16; j++)
-            f.v[i][j] =
-                emu_to_float(std::is_same<Layout, col_major>::value ? p[i + (size_t)j * ldm] : p[(size_t)i * ldm + j]);
-}
-template <class Use, class T, class Layout>
-inline void fill_fragment(fragment<Use, 16, 16, 16, T, Layout> &f, float x) {
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 16; j++) f.v[i][j] = x;
-}
-template <class LA, class LB>
-inline void mma_sync(fragment<accumulator, 16, 16, 16, float> &d,
-                     const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LA> &a,
-                     const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LB> &b,
-                     const fragment<accumulator, 16, 16, 16, float> &c) {
-    float out[16][16];
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 16; j++) {
-            float s = c.v[i][j];
-            for (int k = 0; k < 16; k++) s += a.v[i][k] * b.v[k][j];
-            out[i][j] = s;
+inline void emu_mma_m16n8k16_bf16(float c[4], const uint32_t a[4], const uint32_t b[2]) {
+    int me = emu::thread_linear(), warp0 = me & ~31;
+    __syncwarp();
+    memcpy(emu::mma_a[me], a, sizeof emu::mma_a[me]);
+    memcpy(emu::mma_b[me], b, sizeof emu::mma_b[me]);
+    __syncwarp();
+    float A[16][16], B[16][8];
+    for (int lane = 0; lane < 32; lane++) {
+        int g = lane / 4, q = lane % 4;
+        for (int e = 0; e < 2; e++) {
+            for (int j = 0; j < 4; j++)
+                A[g + 8 * (j % 2)][2 * q + 8 * (j / 2) + e] = emu::half_to_float(emu::mma_a[warp0 + lane][j], e);
+            for (int j = 0; j < 2; j++) B[2 * q + 8 * j + e][g] = emu::half_to_float(emu::mma_b[warp0 + lane][j], e);
         }
-    memcpy(d.v, out, sizeof out);
+    }
+    int g = (me & 31) / 4, q = (me & 31) % 4;
+    for (int i = 0; i < 4; i++) {
+        int r = g + 8 * (i / 2), n = 2 * q + i % 2;
+        float sum = c[i];
+        for (int k = 0; k < 16; k++) sum += A[r][k] * B[k][n];
+        c[i] = sum;
+    }
+    __syncwarp();
 }
-inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ldm,
-                              layout_t layout) {
-    check_operand<float>(p, ldm);
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 16; j++) {
-            if (layout == mem_row_major)
-                p[(size_t)i * ldm + j] = f.v[i][j];
-            else
-                p[i + (size_t)j * ldm] = f.v[i][j];
-        }
-}
-} /* namespace wmma */
-} /* namespace nvcuda */
 
 /* kernel<<<grid, block, smem>>>(args...) as emu_launch(kernel, grid, block, smem, args...). */
 template <class Kernel, class... Args>

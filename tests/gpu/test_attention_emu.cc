@@ -107,8 +107,8 @@ template <int HS> static void test_case(int B, int T, int NH, unsigned seed) {
     /* the forward, then the backward from the kernel's own out and lse, as in training */
     std::vector<float> out((size_t)B * T * C, NAN), lse((size_t)B * NH * T, NAN), dqkv(qkv.size(), NAN);
     dim3 grid((T + att_tc::ROWS - 1) / att_tc::ROWS, B * NH);
-    emu_launch(att_tc::forward<HS>, grid, dim3(att_tc::THREADS), att_tc::bytes<HS>::forward, out.data(), lse.data(),
-               (const float *)qkv.data(), T, C, NH);
+    emu_launch(att_tc::forward<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::forward_bytes, out.data(),
+               lse.data(), (const float *)qkv.data(), T, C, NH);
     std::vector<float> delta((size_t)B * NH * T);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
@@ -120,10 +120,10 @@ template <int HS> static void test_case(int B, int T, int NH, unsigned seed) {
                 }
                 delta[((size_t)b * NH + h) * T + t] = (float)d;
             }
-    emu_launch(att_tc::backward_dq<HS>, grid, dim3(att_tc::THREADS), att_tc::bytes<HS>::backward, dqkv.data(),
+    emu_launch(att_tc::backward_dq<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::dq_bytes, dqkv.data(),
                (const float *)dout.data(), (const float *)qkv.data(), (const float *)lse.data(),
                (const float *)delta.data(), T, C, NH);
-    emu_launch(att_tc::backward_dkv<HS>, grid, dim3(att_tc::THREADS), att_tc::bytes<HS>::backward, dqkv.data(),
+    emu_launch(att_tc::backward_dkv<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::dkv_bytes, dqkv.data(),
                (const float *)dout.data(), (const float *)qkv.data(), (const float *)lse.data(),
                (const float *)delta.data(), T, C, NH);
 

@@ -23,18 +23,17 @@ static void launch(Kernel kernel, int smem, int B, int T, int NH, const char *wh
 }
 
 template <int HS> static void forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH) {
-    launch(att_tc::forward<HS>, att_tc::bytes<HS>::forward, B, T, NH, "attention forward (tensor cores)", out, lse, qkv,
-           T, C, NH);
+    launch(att_tc::forward<HS>, att_tc::dims<HS>::forward_bytes, B, T, NH, "attention forward (tensor cores)", out, lse,
+           qkv, T, C, NH);
 }
 
 template <int HS>
 static void backward(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int B,
                      int T, int C, int NH) {
-    const int smem = att_tc::bytes<HS>::backward;
-    launch(att_tc::backward_dq<HS>, smem, B, T, NH, "attention backward dq (tensor cores)", dqkv, dout, qkv, lse, delta,
-           T, C, NH);
-    launch(att_tc::backward_dkv<HS>, smem, B, T, NH, "attention backward dk dv (tensor cores)", dqkv, dout, qkv, lse,
-           delta, T, C, NH);
+    launch(att_tc::backward_dq<HS>, att_tc::dims<HS>::dq_bytes, B, T, NH, "attention backward dq (tensor cores)", dqkv,
+           dout, qkv, lse, delta, T, C, NH);
+    launch(att_tc::backward_dkv<HS>, att_tc::dims<HS>::dkv_bytes, B, T, NH, "attention backward dk dv (tensor cores)",
+           dqkv, dout, qkv, lse, delta, T, C, NH);
 }
 
 void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH) {
