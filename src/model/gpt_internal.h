@@ -52,7 +52,7 @@ typedef struct {
     float *ce_tlogit;            /* (B, T) logit of each row's target */
     float *ce_logits;            /* (R, Vp) logits of one block of R token rows (row stride Vp), then their dlogits */
     float *ce_dlnf;              /* (B, T, C) gradient of lnf from the head, for a loss scale of 1 */
-    float *ce_dwte;              /* (V, C) gradient of the head's wte rows, for a loss scale of 1 */
+    float *ce_dwte;              /* (Vp, C) gradient of the head's wte rows, for a loss scale of 1 */
     float *tmp;                  /* (B, T, C) branch output (forward), activation gradient (backward) */
     float *dres;                 /* (B, T, C) gradient of the residual stream */
     float *dbranch;              /* (B, T, 4C) gradient inside a branch (MLP hidden, qkv) */

@@ -44,7 +44,7 @@ static int act_views(anv_gpt_acts_t *a, const anv_config_t *c, size_t N, act_vie
         {&a->fch_gelu, L * N * 4 * C}, {&a->res3, L * N * C}, {&a->lnf, N * C},        {&a->lnf_mean, N},
         {&a->lnf_rstd, N},        {&a->ce_lse, N},           {&a->ce_tlogit, N},       {&a->ce_dlnf, N * C},
         {&a->ce_logits, (size_t)ce_block_rows(N, anv_config_padded_vocab(c)) * anv_config_padded_vocab(c)},
-        {&a->ce_dwte, (size_t)c->vocab_size * C},                                       {&a->tmp, N * C},
+        {&a->ce_dwte, (size_t)anv_config_padded_vocab(c) * C},                                       {&a->tmp, N * C},
         {&a->dres, N * C},        {&a->dbranch, N * 4 * C},
     };
     int n = (int)(sizeof t / sizeof t[0]);
@@ -153,17 +153,23 @@ static void forward_hidden(anv_model_t *m, int B, int T) {
 }
 
 /* The LM head and the cross-entropy, forward and backward together, one block of R token rows at a
- * time so the (N, V) logits never exist: logits (R, V) = lnf @ wte^T over the real vocabulary rows,
- * each row's log-sum-exp and target logit, then dlogits = (softmax - onehot) / n_targets in place,
- * ce_dlnf (N, C) = dlogits @ wte and ce_dwte (V, C) += dlogits^T @ lnf. Backward scales these into the
+ * time so the (N, V) logits never exist: logits (R, Vp) = lnf @ wte^T, each row's log-sum-exp and
+ * target logit over the real vocabulary [0, V), then dlogits = (softmax - onehot) / n_targets in place,
+ * ce_dlnf (N, C) = dlogits @ wte and ce_dwte (Vp, C) += dlogits^T @ lnf. Backward scales these into the
  * gradients; a row block of the full vocabulary needs no recomputation of the logits. Without
- * `grads`, only the loss terms (ce_lse, ce_tlogit). */
+ * `grads`, only the loss terms (ce_lse, ce_tlogit).
+ *
+ * The products run over all Vp (a multiple of 64) rows of wte, the padding rows included: those are
+ * zero and stay zero (their gradient is never added), so their logits and dlogits are exactly 0 and
+ * add nothing. What it buys: every extent of the head's GEMMs is a multiple of 64, which the GPU's
+ * vectorised GEMM kernels need: with V = 50257, cuBLASLt could only pick kernels without vector loads
+ * (align1 CUTLASS kernels of an older architecture, seen in a profile on an H200). */
 static void head_loss(anv_model_t *m, int N, int grads) {
     anv_gpt_acts_t *a = &m->acts;
     int C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     if (grads) {
         anv_fill(a->ce_dlnf, 0.0f, (size_t)N * C);
-        anv_fill(a->ce_dwte, 0.0f, (size_t)V * C);
+        anv_fill(a->ce_dwte, 0.0f, (size_t)Vp * C);
     }
     float dloss = m->n_targets ? 1.0f / m->n_targets : 0.0f;
     for (int r0 = 0; r0 < N; r0 += R) {
@@ -171,11 +177,11 @@ static void head_loss(anv_model_t *m, int N, int grads) {
         const int32_t *tg = a->targets + r0;
         float *lse = a->ce_lse + r0, *lnf = a->lnf + (size_t)r0 * C;
         anv_fill(lse, -INFINITY, (size_t)n);
-        anv_matmul_nt_forward(a->ce_logits, Vp, lnf, m->w.wte, n, C, V);
+        anv_matmul_nt_forward(a->ce_logits, Vp, lnf, m->w.wte, n, C, Vp);
         anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, Vp, tg, n, 0, V);
         if (!grads) continue;
         anv_crossentropy_chunk_backward(a->ce_logits, Vp, lse, tg, dloss, n, 0, V);
-        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, Vp, lnf, m->w.wte, n, C, V);
+        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, Vp, lnf, m->w.wte, n, C, Vp);
     }
 }
 
@@ -268,7 +274,7 @@ int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float 
     int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     for (int r0 = 0; r0 < N; r0 += R) {
         int n = N - r0 < R ? N - r0 : R;
-        anv_matmul_nt_forward(m->acts.ce_logits, Vp, m->acts.lnf + (size_t)r0 * C, m->w.wte, n, C, V);
+        anv_matmul_nt_forward(m->acts.ce_logits, Vp, m->acts.lnf + (size_t)r0 * C, m->w.wte, n, C, Vp);
         anv_device_sync();
         for (int i = 0; i < n; i++)
             memcpy(logits + (size_t)(r0 + i) * V, m->acts.ce_logits + (size_t)i * Vp, (size_t)V * sizeof(float));
