@@ -13,25 +13,14 @@
  *    (2u + u^2) |a b|; the sum's error is at most |alpha| (2^-7 + 2^-16) S_exact plus the summation
  *    bound above (taken on S of the rounded inputs). Measured errors reach about 2/3 of this bound on
  *    short sums (K = 5, 7), where one product's rounding dominates. */
-#include "anvil/base.h"
 #include "anvil/kernels.h"
 
 #include "check.h"
+#include "gemm_problem.h"
 #include "kernels/cpu/gemm.h"
 #include <float.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-static uint64_t rng = 0x9e3779b97f4a7c15u;
-static float uniform(void) { /* in [-1, 1) */
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (2.0 / (1 << 24)) - 1.0);
-}
 
 /* bf16 rounding by value, independent of the code under test: nearest of the two neighbouring
  * bf16 values (x truncated to 8 significant bits, and that plus one bf16 ulp), ties to the even one. */
@@ -46,102 +35,22 @@ static float bf16_ref(float x) {
     return fmod(lo / ulp, 2.0) == 0.0 ? (float)lo : (float)hi;
 }
 
-static void set_threads(int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
-
-/* op(X)[r][c] for X stored (rows, cols) with leading dimension ld, transposed when t. */
-static float op_at(const float *X, int ld, int t, int r, int c) {
-    return t ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
-}
-
-typedef struct {
-    int ta, tb, M, N, K, lda, ldb, ldc;
-    float *A, *B, *C0;     /* inputs; C0 the old C (ldc stride, padding holds a sentinel) */
-    double *ref_r, *ref_x; /* sum_k op(A) op(B): of the bf16-rounded inputs, of the exact inputs */
-    double *abs_r, *abs_x; /* sum_k |op(A) op(B)|, the same two ways */
-} problem_t;
-
-static void problem_make(problem_t *p, int ta, int tb, int M, int N, int K) {
-    p->ta = ta, p->tb = tb, p->M = M, p->N = N, p->K = K;
-    p->lda = (ta ? M : K) + 3, p->ldb = (tb ? K : N) + 5, p->ldc = N + 2;
-    size_t na = (size_t)(ta ? K : M) * p->lda, nb = (size_t)(tb ? N : K) * p->ldb, nc = (size_t)M * p->ldc;
-    p->A = malloc(sizeof(float) * na), p->B = malloc(sizeof(float) * nb), p->C0 = malloc(sizeof(float) * nc);
-    for (size_t i = 0; i < na; i++) p->A[i] = uniform();
-    for (size_t i = 0; i < nb; i++) p->B[i] = uniform();
-    for (size_t i = 0; i < nc; i++) p->C0[i] = (int)(i % p->ldc) >= N ? 12345.0f : uniform();
-    size_t n = (size_t)M * N;
-    p->ref_r = malloc(sizeof(double) * n), p->ref_x = malloc(sizeof(double) * n);
-    p->abs_r = malloc(sizeof(double) * n), p->abs_x = malloc(sizeof(double) * n);
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            double sr = 0, sx = 0, ar = 0, ax = 0;
-            for (int k = 0; k < K; k++) {
-                float a = op_at(p->A, p->lda, ta, i, k), b = op_at(p->B, p->ldb, tb, k, j);
-                double r = (double)bf16_ref(a) * bf16_ref(b), x = (double)a * b;
-                sr += r, sx += x, ar += fabs(r), ax += fabs(x);
-            }
-            size_t o = (size_t)i * N + j;
-            p->ref_r[o] = sr, p->ref_x[o] = sx, p->abs_r[o] = ar, p->abs_x[o] = ax;
-        }
-}
-
-static void problem_free(problem_t *p) {
-    free(p->A), free(p->B), free(p->C0), free(p->ref_r), free(p->ref_x), free(p->abs_r), free(p->abs_x);
-}
-
-/* C = anv_gemm_bf16(alpha, beta) on a copy of C0 */
-static float *run(const problem_t *p, float alpha, float beta) {
-    float *C = malloc(sizeof(float) * (size_t)p->M * p->ldc);
-    memcpy(C, p->C0, sizeof(float) * (size_t)p->M * p->ldc);
-    anv_gemm_bf16(p->ta, p->tb, p->M, p->N, p->K, alpha, p->A, p->lda, p->B, p->ldb, beta, C, p->ldc);
-    return C;
-}
-
 static double worst_rounded, worst_exact; /* the largest error / bound seen, per instruction set */
 
 /* (a) and (b) for one alpha, beta; the padding of C stays untouched. */
-static void check_values(const char *isa, const problem_t *p, float alpha, float beta) {
-    float *C = run(p, alpha, beta);
-    double worst_r = 0, worst_x = 0; /* error / bound, the largest over C */
-    int pad_ok = 1;
-    const double u = ldexp(1.0, -24), rel = ldexp(1.0, -7) + ldexp(1.0, -16);
-    for (int i = 0; i < p->M; i++) {
-        for (int j = 0; j < p->N; j++) {
-            size_t o = (size_t)i * p->N + j;
-            double c0 = beta == 0.0f ? 0.0 : (double)beta * p->C0[(size_t)i * p->ldc + j],
-                   c = C[(size_t)i * p->ldc + j];
-            double sum_bound = (p->K + 2) * u * (fabs(alpha) * p->abs_r[o] + fabs(c0)) + 1e-30;
-            double er = fabs(c - (alpha * p->ref_r[o] + c0)) / sum_bound;
-            double ex = fabs(c - (alpha * p->ref_x[o] + c0)) / (fabs(alpha) * rel * p->abs_x[o] + sum_bound);
-            if (!(er <= worst_r)) worst_r = er; /* NaN counts as worst */
-            if (!(ex <= worst_x)) worst_x = ex;
-        }
-        for (int j = p->N; j < p->ldc; j++) pad_ok &= C[(size_t)i * p->ldc + j] == 12345.0f;
-    }
+static void check_values(const char *isa, const gemm_problem_t *p, float alpha, float beta) {
+    float *C = gemm_problem_run(anv_gemm_bf16, p, alpha, beta, 0);
+    const double rel = ldexp(1.0, -7) + ldexp(1.0, -16);
+    double worst_r = gemm_problem_error(p, C, alpha, beta, p->ref_r, p->sabs_r, p->K + 2, 0.0, NULL);
+    double worst_x = gemm_problem_error(p, C, alpha, beta, p->ref, p->sabs_r, p->K + 2, rel, p->sabs);
     if (!(worst_r <= worst_rounded)) worst_rounded = worst_r;
     if (!(worst_x <= worst_exact)) worst_exact = worst_x;
     CHECK(worst_r <= 1.0, "%s ta=%d tb=%d %dx%dx%d alpha %g beta %g: error vs rounded-input product %.3g x bound", isa,
           p->ta, p->tb, p->M, p->N, p->K, alpha, beta, worst_r);
     CHECK(worst_x <= 1.0, "%s ta=%d tb=%d %dx%dx%d alpha %g beta %g: error vs exact product %.3g x bound", isa, p->ta,
           p->tb, p->M, p->N, p->K, alpha, beta, worst_x);
-    CHECK(pad_ok, "%s ta=%d tb=%d %dx%dx%d: C written past N", isa, p->ta, p->tb, p->M, p->N, p->K);
+    CHECK(gemm_problem_pad_ok(p, C), "%s ta=%d tb=%d %dx%dx%d: C written past N", isa, p->ta, p->tb, p->M, p->N, p->K);
     free(C);
-}
-
-/* (c): the same bits with 1 and 2 threads */
-static void check_threads(const char *isa, const problem_t *p) {
-    set_threads(1);
-    float *c1 = run(p, 0.75f, 1.0f);
-    set_threads(2);
-    float *c2 = run(p, 0.75f, 1.0f);
-    CHECK(memcmp(c1, c2, sizeof(float) * (size_t)p->M * p->ldc) == 0, "%s ta=%d tb=%d %dx%dx%d: 1 vs 2 threads differ",
-          isa, p->ta, p->tb, p->M, p->N, p->K);
-    free(c1), free(c2);
 }
 
 /* Rounding through the GEMM: a 1x1x1 product with B = 1 gives bf16(a). */
@@ -176,10 +85,10 @@ static void test_matmul(const char *isa) {
     float *dinp = malloc(sizeof(float) * N * C), *dinp_ref = malloc(sizeof(float) * N * C);
     float *dw = malloc(sizeof(float) * C * OC), *dw_ref = malloc(sizeof(float) * C * OC);
     float *dbias = calloc(OC, sizeof(float));
-    for (int i = 0; i < N * C; i++) inp[i] = uniform();
-    for (int i = 0; i < C * OC; i++) w[i] = uniform(), dw[i] = dw_ref[i] = uniform();
-    for (int i = 0; i < OC; i++) bias[i] = uniform();
-    for (int i = 0; i < N * OC; i++) dout[i] = uniform();
+    for (int i = 0; i < N * C; i++) inp[i] = gemm_uniform();
+    for (int i = 0; i < C * OC; i++) w[i] = gemm_uniform(), dw[i] = dw_ref[i] = gemm_uniform();
+    for (int i = 0; i < OC; i++) bias[i] = gemm_uniform();
+    for (int i = 0; i < N * OC; i++) dout[i] = gemm_uniform();
 
     anv_matmul_precision_set(ANV_PRECISION_FP32);
     anv_matmul_forward(f32, inp, w, bias, N, C, OC);
@@ -212,6 +121,18 @@ static void test_matmul(const char *isa) {
         free(dw_ref), free(dbias);
 }
 
+/* Everything above on one instruction set. */
+static void test_isa(const char *isa, const gemm_problem_t *probs, int n_probs, char *summary, size_t size) {
+    worst_rounded = worst_exact = 0;
+    test_rounding(isa);
+    for (int p = 0; p < n_probs; p++) {
+        for (int c = 0; c < 3; c++) check_values(isa, &probs[p], gemm_alpha_beta[c][0], gemm_alpha_beta[c][1]);
+        if (gemm_problem_big(&probs[p])) free(gemm_check_threads(isa, anv_gemm_bf16, &probs[p])); /* (c) */
+    }
+    test_matmul(isa);
+    snprintf(summary, size, "%.3f (vs rounded inputs), %.3f (vs exact)", worst_rounded, worst_exact);
+}
+
 int main(void) {
     /* (M, N, K): ones, primes, a side below and above the register tile (12 x 32) and the blocking
      * (MC 192, NB 256, K slices of at most 256, NC 16384 columns and 32 MiB packed at a time on
@@ -221,30 +142,6 @@ int main(void) {
         {31, 33, 7},  {1, 257, 100},   {257, 1, 33},   {13, 40, 600},  {50, 70, 513},
         {3, 4100, 5}, {200, 300, 520}, {5, 1500, 800}, {20, 50, 1153}, {3, 16400, 1100},
     };
-    static const char *isas[] = {"avx512", "avx2", "portable"};
-    int n_shapes = (int)(sizeof shapes / sizeof shapes[0]);
-    problem_t probs[4 * sizeof shapes / sizeof shapes[0]];
-    for (int s = 0; s < n_shapes; s++)
-        for (int t = 0; t < 4; t++)
-            problem_make(&probs[s * 4 + t], t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2]);
-    for (int i = 0; i < 3; i++) {
-        if (anv_cpu_isa_set(isas[i]) != 0) {
-            printf("  %-10s skipped: %s\n", isas[i], anv_last_error());
-            continue;
-        }
-        int before = check_failed;
-        worst_rounded = worst_exact = 0;
-        test_rounding(isas[i]);
-        for (int p = 0; p < 4 * n_shapes; p++) {
-            check_values(isas[i], &probs[p], 1.0f, 0.0f);
-            check_values(isas[i], &probs[p], -1.5f, 1.0f);
-            check_values(isas[i], &probs[p], 0.5f, -0.25f);
-            if ((double)probs[p].M * probs[p].N * probs[p].K > 1e6) check_threads(isas[i], &probs[p]);
-        }
-        test_matmul(isas[i]);
-        printf("  %-10s %s; largest error / bound: %.3f (vs rounded inputs), %.3f (vs exact)\n", isas[i],
-               check_failed == before ? "ok" : "FAILED", worst_rounded, worst_exact);
-    }
-    for (int p = 0; p < 4 * n_shapes; p++) problem_free(&probs[p]);
-    return check_done("test_gemm_bf16");
+    gemm_rng = 0x9e3779b97f4a7c15u;
+    return gemm_run_isas("test_gemm_bf16", shapes, (int)(sizeof shapes / sizeof shapes[0]), bf16_ref, test_isa);
 }
