@@ -95,7 +95,7 @@ static int bench_train(int argc, char **argv) {
                measured, bits);
         if (bf16 > 0) printf(", bf16 dot-product peak %.1f GFLOP/s", bf16);
         printf("\n");
-        if (!(peak > 0)) peak = prec == ANV_PRECISION_BF16 && bf16 > 0 ? bf16 : measured;
+        if (!(peak > 0)) peak = anv_cpu_precision_peak(prec, measured, bf16);
     } else {
         printf("device: %s; peak for the MFU %s\n", anv_device(), peak > 0 ? "from --peak" : "not given (--peak)");
     }

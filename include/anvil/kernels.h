@@ -157,6 +157,9 @@ double anv_cpu_fma_peak(double seconds, int *vector_bits);
 /* The same for bf16 dot products (vdpbf16ps, the bf16 matmuls' instruction); 0 on CPUs without
  * AVX512_BF16, where bf16 products run at the fp32 peak. */
 double anv_cpu_bf16_peak(double seconds);
+/* The ceiling of the matmuls in precision p, from the two peaks above (GFLOP/s, either may be 0 if not
+ * measured): the bf16 peak for BF16 where the CPU has one, else the fp32 FMA peak. */
+double anv_cpu_precision_peak(anv_precision_t p, double fma_peak, double bf16_peak);
 
 #ifdef __cplusplus
 }

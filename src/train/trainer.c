@@ -46,7 +46,7 @@ typedef struct {
 static double measured_peak(anv_precision_t prec) {
     if (strcmp(anv_device(), "cpu") != 0) return 0;
     double bf16 = prec == ANV_PRECISION_BF16 ? anv_cpu_bf16_peak(0.05) : 0;
-    return 1e9 * (bf16 > 0 ? bf16 : anv_cpu_fma_peak(0.05, NULL));
+    return 1e9 * anv_cpu_precision_peak(prec, anv_cpu_fma_peak(0.05, NULL), bf16);
 }
 
 static int run_path(const trainer_t *t, const char *name, char *buf, size_t size) {

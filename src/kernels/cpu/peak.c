@@ -126,3 +126,7 @@ double anv_cpu_bf16_peak(double seconds) {
     (void)seconds;
     return 0;
 }
+
+double anv_cpu_precision_peak(anv_precision_t p, double fma_peak, double bf16_peak) {
+    return p == ANV_PRECISION_BF16 && bf16_peak > 0 ? bf16_peak : fma_peak;
+}
