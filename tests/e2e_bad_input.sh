@@ -3,12 +3,9 @@
 # names the file (or the option) and the problem, never crash; checkpoints must survive disk-full
 # saves and NaN losses byte for byte.
 set -euo pipefail
-anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$(dirname "$0")/lib.sh"
+e2e_workdir
 passed=0
-fail() { echo "FAIL: $*"; exit 1; }
 
 # expect NAME SUBSTRING [--after-steps] -- command...: non-zero exit (not a crash), and the error line
 # (the only stderr line, or with --after-steps the last one after progress lines) names SUBSTRING.

@@ -3,11 +3,8 @@
 # budget and the peak RSS against it, in fp32 and in bf16; bad options exit non-zero with one line
 # naming the problem.
 set -euo pipefail
-anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
+e2e_workdir
 
 "$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 2 --warmup 1 >out.txt 2>err.txt ||
   fail "bench train exited $?: $(cat err.txt)"

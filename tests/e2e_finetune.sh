@@ -8,11 +8,7 @@
 # Bad input: data with another tokenizer, --init-from with --preset or --resume, a missing run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_workdir
 start=$(date +%s)
 
 grammar_corpus 4000 7 > corpus.txt
