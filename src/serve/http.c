@@ -382,6 +382,7 @@ static struct MHD_Daemon *start_daemon(server_t *s) {
 }
 
 int anv_serve(const anv_serve_opts_t *o) {
+    if (!o) return anv_error("serve: no options");
     if (o->slots < 1 || o->threads_per_slot < 1 || o->max_connections < 1 || o->timeout_s < 1 || o->max_body < 1 ||
         o->max_tokens_limit < 0 || o->port < 0 || o->port > 65535)
         return anv_error("serve: invalid options (slots, threads, connections, timeout, body limit, port)");
