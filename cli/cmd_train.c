@@ -213,11 +213,12 @@ int cmd_train(int argc, char **argv) {
     if (rc < 0) return fail_ranks(comm);
     if (rc == 1) {
         if (rank == 0) fprintf(stderr, "interrupted: checkpoint saved at step %lld\n", last);
-        /* mpirun kills the whole job as soon as one rank exits non-zero: no rank leaves before rank 0
-         * has saved and said so */
+        /* mpirun ends the whole job as soon as one rank exits with an error status, and may drop
+         * output still on its way: no rank leaves before rank 0 has saved and said so, and only rank 0
+         * reports the interruption in its exit status (128 + the signal, as a shell does) */
         anv_comm_barrier(comm);
         anv_comm_free(comm);
-        return 128 + (int)stop_signal;
+        return rank == 0 ? 128 + (int)stop_signal : 0;
     }
     anv_comm_free(comm);
     if (rank == 0) fprintf(stderr, "done: step %lld, run in %s\n", last, out);
