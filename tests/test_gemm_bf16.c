@@ -106,12 +106,12 @@ static void test_matmul(const char *isa) {
     CHECK(memcmp(dw, dw_ref, sizeof(float) * C * OC) == 0, "%s: matmul_backward dw under bf16", isa);
 
     /* the tied-head form: w read as (OC, C) */
-    anv_matmul_nt_forward(out, OC, inp, w, N, C, OC);
+    anv_matmul_nt_forward(out, inp, w, N, C, OC);
     anv_gemm_bf16(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, ref, OC);
     CHECK(memcmp(out, ref, sizeof(float) * N * OC) == 0, "%s: matmul_nt_forward under bf16", isa);
     memcpy(dinp_ref, dinp, sizeof(float) * N * C);
     memcpy(dw_ref, dw, sizeof(float) * C * OC);
-    anv_matmul_nt_backward(dinp, dw, dout, OC, inp, w, N, C, OC);
+    anv_matmul_nt_backward(dinp, dw, dout, inp, w, N, C, OC);
     anv_gemm_bf16(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp_ref, C);
     anv_gemm_bf16(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw_ref, C);
     CHECK(memcmp(dinp, dinp_ref, sizeof(float) * N * C) == 0, "%s: matmul_nt_backward dinp under bf16", isa);

@@ -25,13 +25,11 @@ void anv_matmul_forward(float *out, const float *inp, const float *w, const floa
 void anv_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                          int N, int C, int OC);
 
-/* The tied LM head, weight stored as embedding rows: out (N, OC) = inp (N, C) @ w (OC, C)^T, out with
- * row stride ld >= OC (columns [OC, ld) untouched). A multiple of 16 keeps every row 64-byte aligned,
- * which the GPU's GEMM kernels need at full speed (GPT-2's 50257 columns do not give it). */
-void anv_matmul_nt_forward(float *out, int ld, const float *inp, const float *w, int N, int C, int OC);
-/* dinp (N, C) += dout (N, OC, row stride ld) @ w;  dw (OC, C) += dout^T @ inp. Both accumulate, so the
- * head can be differentiated one chunk of vocabulary rows of w at a time. */
-void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, int ld, const float *inp, const float *w, int N,
+/* The tied LM head, weight stored as embedding rows: out (N, OC) = inp (N, C) @ w (OC, C)^T. */
+void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, int C, int OC);
+/* dinp (N, C) += dout (N, OC) @ w;  dw (OC, C) += dout^T @ inp. Both accumulate, so the head can be
+ * differentiated one chunk of vocabulary rows of w at a time. */
+void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                             int C, int OC);
 
 /* ---- embeddings ---- */

@@ -177,11 +177,11 @@ static void head_loss(anv_model_t *m, int N, int grads) {
         const int32_t *tg = a->targets + r0;
         float *lse = a->ce_lse + r0, *lnf = a->lnf + (size_t)r0 * C;
         anv_fill(lse, -INFINITY, (size_t)n);
-        anv_matmul_nt_forward(a->ce_logits, Vp, lnf, m->w.wte, n, C, Vp);
+        anv_matmul_nt_forward(a->ce_logits, lnf, m->w.wte, n, C, Vp);
         anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, Vp, tg, n, 0, V);
         if (!grads) continue;
         anv_crossentropy_chunk_backward(a->ce_logits, Vp, lse, tg, dloss, n, 0, V);
-        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, Vp, lnf, m->w.wte, n, C, Vp);
+        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, lnf, m->w.wte, n, C, Vp);
     }
 }
 
@@ -274,7 +274,7 @@ int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float 
     int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     for (int r0 = 0; r0 < N; r0 += R) {
         int n = N - r0 < R ? N - r0 : R;
-        anv_matmul_nt_forward(m->acts.ce_logits, Vp, m->acts.lnf + (size_t)r0 * C, m->w.wte, n, C, Vp);
+        anv_matmul_nt_forward(m->acts.ce_logits, m->acts.lnf + (size_t)r0 * C, m->w.wte, n, C, Vp);
         anv_device_sync();
         for (int i = 0; i < n; i++)
             memcpy(logits + (size_t)(r0 + i) * V, m->acts.ce_logits + (size_t)i * Vp, (size_t)V * sizeof(float));

@@ -127,7 +127,7 @@ static void head(float *logits, const float *x, const float *wte, int V, int C, 
     (void)scratch, (void)Vp;
     cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, wte, C, x, 1, 0.0f, logits, 1);
 #else
-    anv_matmul_nt_forward(scratch, Vp, x, wte, 1, C, Vp);
+    anv_matmul_nt_forward(scratch, x, wte, 1, C, Vp);
     memcpy(logits, scratch, (size_t)V * sizeof *logits);
 #endif
 }

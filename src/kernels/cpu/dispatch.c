@@ -155,12 +155,12 @@ void anv_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
                          int N, int C, int OC) {
     K()->matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
 }
-void anv_matmul_nt_forward(float *out, int ld, const float *inp, const float *w, int N, int C, int OC) {
-    K()->matmul_nt_forward(out, ld, inp, w, N, C, OC);
+void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
+    K()->matmul_nt_forward(out, inp, w, N, C, OC);
 }
-void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, int ld, const float *inp, const float *w, int N,
+void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                             int C, int OC) {
-    K()->matmul_nt_backward(dinp, dw, dout, ld, inp, w, N, C, OC);
+    K()->matmul_nt_backward(dinp, dw, dout, inp, w, N, C, OC);
 }
 void anv_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T,
                            int C) {

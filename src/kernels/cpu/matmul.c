@@ -48,13 +48,13 @@ void anv_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
     if (dbias) bias_backward(dbias, dout, N, OC);
 }
 
-/* out (N, OC; row stride ld) = inp (N, C) @ w (OC, C)^T */
-void anv_matmul_nt_forward(float *out, int ld, const float *inp, const float *w, int N, int C, int OC) {
-    gemm(0, 1, N, OC, C, inp, C, w, C, 0.0f, out, ld);
+/* out (N, OC) = inp (N, C) @ w (OC, C)^T */
+void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
+    gemm(0, 1, N, OC, C, inp, C, w, C, 0.0f, out, OC);
 }
 
-void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, int ld, const float *inp, const float *w, int N,
+void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                             int C, int OC) {
-    gemm(0, 0, N, C, OC, dout, ld, w, C, 1.0f, dinp, C);  /* (N, OC) @ (OC, C) */
-    gemm(1, 0, OC, C, N, dout, ld, inp, C, 1.0f, dw, C);  /* (N, OC)^T @ (N, C) */
+    gemm(0, 0, N, C, OC, dout, OC, w, C, 1.0f, dinp, C);  /* (N, OC) @ (OC, C) */
+    gemm(1, 0, OC, C, N, dout, OC, inp, C, 1.0f, dw, C);  /* (N, OC)^T @ (N, C) */
 }
