@@ -1,6 +1,7 @@
 /* anvil sample: KV-cached generation from a run, streamed to stdout as it is produced. */
 #include "cli.h"
 
+#include "anvil/kernels.h"
 #include "anvil/sampler.h"
 #include "anvil/trainer.h"
 
@@ -93,7 +94,7 @@ done:
 }
 
 int cmd_sample(int argc, char **argv) {
-    const char *run = NULL, *prompt = "";
+    const char *run = NULL, *prompt = "", *device = NULL;
     int max_tokens = 200, top_k = 0, threads = 0;
     double temperature = 0.8, top_p = 1.0;
     long long seed = 1337;
@@ -106,11 +107,13 @@ int cmd_sample(int argc, char **argv) {
         {"--top-p", OPT_DOUBLE, &top_p, "nucleus sampling mass, 1 = all (default 1)"},
         {"--seed", OPT_LONG, &seed, "sampling seed (default 1337)"},
         {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
+        {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
     };
     int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!run) return anv_error("--run RUN is required"), cli_fail();
     if (max_tokens < 0) return anv_error("--max-tokens must be >= 0, got %d", max_tokens), cli_fail();
+    if (device && anv_device_set(device) != 0) return cli_fail();
     anv_threads_set(threads);
     anv_model_t *m;
     anv_tokenizer_t *tok;

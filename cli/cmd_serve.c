@@ -1,6 +1,7 @@
 /* anvil serve: options, signals and the startup line around anv_serve(). */
 #include "cli.h"
 
+#include "anvil/kernels.h"
 #include "anvil/serve.h"
 #include "anvil/trainer.h"
 
@@ -33,8 +34,8 @@ typedef struct {
 static void on_ready(int port, void *ctx) {
     const ready_t *r = ctx;
     const char *open = strchr(r->host, ':') ? "[" : "", *close = strchr(r->host, ':') ? "]" : "";
-    fprintf(stderr, "anvil serve: listening on http://%s%s%s:%d/v1 (model %s, %d slots x %d threads)\n", open,
-            r->host, close, port, r->name, r->slots, r->threads);
+    fprintf(stderr, "anvil serve: listening on http://%s%s%s:%d/v1 (model %s on %s, %d slots x %d threads)\n", open,
+            r->host, close, port, r->name, anv_device(), r->slots, r->threads);
     fflush(stderr);
 }
 
@@ -48,7 +49,7 @@ static void run_name(const char *run, char *out, size_t size) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *run = NULL, *host = "127.0.0.1", *api_key = NULL, *name = NULL;
+    const char *run = NULL, *host = "127.0.0.1", *api_key = NULL, *name = NULL, *device = NULL;
     int port = 8080, slots = 0, max_tokens_limit = 2048, threads = 0, timeout = 30, max_connections = 64;
     long long max_body = 1 << 20;
     double drain = 30;
@@ -65,6 +66,7 @@ int cmd_serve(int argc, char **argv) {
         {"--max-body", OPT_LONG, &max_body, "largest request body in bytes (default 1048576; larger: 413)"},
         {"--drain", OPT_DOUBLE, &drain, "seconds to finish requests in flight on SIGTERM (default 30)"},
         {"--model-name", OPT_STRING, &name, "model id in responses (default: the run directory's name)"},
+        {"--device", OPT_STRING, &device, "cpu (default) or cuda (the slots then take turns on the GPU)"},
     };
     int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
@@ -77,6 +79,7 @@ int cmd_serve(int argc, char **argv) {
     if (timeout < 1 || max_connections < 1 || max_body < 1 || !(drain >= 0))
         return anv_error("--timeout, --max-connections and --max-body must be >= 1, --drain >= 0"), cli_fail();
     if (!anv_serve_available()) return anv_serve(NULL), cli_fail();
+    if (device && anv_device_set(device) != 0) return cli_fail();
 
     anv_threads_set(threads);
     int total = anv_threads_count();

@@ -92,6 +92,52 @@ static void test_attention(anv_safetensors_t *st) {
     free(qkv), free(dout), free(out), free(lse), free(dqkv), free(scratch);
 }
 
+/* Decoding one sequence (b) of qkv (B, T, 3C) into out (T, C): a prefill of `prefill` rows, then one
+ * row per call; checks that the caches received the keys and values. */
+static void decode_sequence(float *out, const float *qkv, int b, int T, int C, int NH, int prefill) {
+    float *kc = zeros((size_t)T * C), *vc = zeros((size_t)T * C);
+    const float *seq = qkv + (size_t)b * T * 3 * C;
+    anv_attention_decode(out, kc, vc, seq, 0, prefill, C, NH);
+    for (int t = prefill; t < T; t++)
+        anv_attention_decode(out + (size_t)t * C, kc, vc, seq + (size_t)t * 3 * C, t, 1, C, NH);
+    int cached = 1;
+    for (int t = 0; t < T; t++)
+        cached &= !memcmp(kc + (size_t)t * C, seq + (size_t)t * 3 * C + C, sizeof(float) * C) &&
+                  !memcmp(vc + (size_t)t * C, seq + (size_t)t * 3 * C + 2 * C, sizeof(float) * C);
+    CHECK(cached, "attention decode: the caches hold the sequence's keys and values");
+    free(kc), free(vc);
+}
+
+/* anv_attention_decode against PyTorch's attention (the golden), and on a sequence of 200 rows (several
+ * of the CPU kernel's 64-key blocks) against anv_attention_forward. */
+static void test_attention_decode(anv_safetensors_t *st) {
+    int B = 2, T = 7, C = 12, NH = 3;
+    float *qkv = golden_f32(st, "att.qkv", NULL), *out = zeros(B * T * C);
+    for (int b = 0; b < B; b++) decode_sequence(out + (size_t)b * T * C, qkv, b, T, C, NH, 3);
+    golden_compare(st, "attention decode (prefill 3, then rows)", "att.out", out, B * T * C, TOL_FWD);
+    free(qkv), free(out);
+
+    T = 200, C = 64, NH = 4;
+    float *big = zeros((size_t)T * 3 * C), *ref = zeros((size_t)T * C), *lse = zeros((size_t)NH * T);
+    float *got = zeros((size_t)T * C), *scratch = zeros(anv_attention_scratch_floats(T));
+    uint64_t state = 7;
+    for (int i = 0; i < T * 3 * C; i++) { /* uniform in [-1, 1) from a 64-bit LCG's top 24 bits */
+        state = state * 6364136223846793005u + 1442695040888963407u;
+        big[i] = (float)(state >> 40) / 8388608.0f - 1.0f;
+    }
+    anv_attention_forward(ref, lse, scratch, big, 1, T, C, NH);
+    decode_sequence(got, big, 0, T, C, NH, 130);
+    double num = 0, den = 0;
+    for (int i = 0; i < T * C; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        num = d > num || isnan(d) ? d : num;
+        den = fabs(ref[i]) > den ? fabs(ref[i]) : den;
+    }
+    printf("  %-34s max|diff|/max|ref| = %.2e\n", "attention decode T=200 vs forward", num / den);
+    CHECK(num / den <= TOL_FWD, "attention decode T=200 against the forward: %g", num / den);
+    free(big), free(ref), free(lse), free(got), free(scratch);
+}
+
 static void test_pointwise(anv_safetensors_t *st) {
     size_t n;
     float *x = golden_f32(st, "gelu.inp", &n), *dout = golden_f32(st, "gelu.dout", NULL);
@@ -209,6 +255,7 @@ int main(void) {
         test_layernorm(st);
         test_matmul(st);
         test_attention(st);
+        test_attention_decode(st);
         test_pointwise(st);
         test_crossentropy(st);
         test_gemm_builtin();

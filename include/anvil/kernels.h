@@ -75,6 +75,10 @@ void anv_attention_forward(float *out, float *lse, float *scratch, const float *
 /* dqkv (B, T, 3C) = gradient of qkv (overwritten) from dout (B, T, C); out and lse from the forward. */
 void anv_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out,
                             const float *lse, int B, int T, int C, int NH);
+/* Inference with a KV cache: n new rows of one sequence at positions pos..pos+n-1. Their keys and
+ * values are first copied from qkv (n, 3C) into the caches kc, vc (rows of C, at least pos + n of them)
+ * at rows pos..pos+n-1; then out (n, C) = new row i's attention over the cached rows 0..pos+i. */
+void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH);
 
 /* ---- softmax + cross-entropy over the vocabulary, one chunk of vocabulary columns at a time ----
  * The caller computes the logits of the columns [v0, v0 + Vc) of the real vocabulary into an (N, Vc)

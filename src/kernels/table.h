@@ -31,6 +31,7 @@ typedef struct {
     __typeof__(anv_attention_scratch_floats) *attention_scratch_floats;
     __typeof__(anv_attention_forward) *attention_forward;
     __typeof__(anv_attention_backward) *attention_backward;
+    __typeof__(anv_attention_decode) *attention_decode;
     __typeof__(anv_crossentropy_chunk_forward) *crossentropy_chunk_forward;
     __typeof__(anv_crossentropy_loss_sum) *crossentropy_loss_sum;
     __typeof__(anv_crossentropy_chunk_backward) *crossentropy_chunk_backward;

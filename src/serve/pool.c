@@ -88,8 +88,6 @@ int anv_srv_pool_start(anv_srv_pool_t *p, anv_model_t *m, const anv_tokenizer_t 
     p->threads = anv_calloc((size_t)n_slots * sizeof *p->threads, "serve worker threads");
     p->slots = anv_calloc((size_t)n_slots * sizeof *p->slots, "serve worker slots");
     if (!p->threads || !p->slots) goto fail;
-    /* The caches size their attention scratch from the creating thread's OpenMP thread count. */
-    anv_threads_set(threads_per_slot);
     p->n_slots = n_slots;
     for (int i = 0; i < n_slots; i++) {
         p->slots[i] = (struct anv_srv_slot){p, NULL, threads_per_slot, NULL};

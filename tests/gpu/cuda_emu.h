@@ -1,12 +1,13 @@
-/* A CPU emulation of the CUDA features that src/kernels/cuda/attention_tc.cuh uses, so that its kernels'
- * logic (indexing, masking, synchronisation, WMMA tile shapes and alignment) is tested on machines
- * without a GPU. Not a simulator: the aim is the kernels' results, not their speed.
+/* A CPU emulation of the CUDA features that the kernels in src/kernels/cuda/attention_tc.cuh and
+ * attention_decode.cuh use, so that their logic (indexing, masking, synchronisation, fragment layouts
+ * and alignment) is tested on machines without a GPU. Not a simulator: the aim is the kernels' results, not their speed.
  *
  * - A launch runs the blocks one after another; each block's threads are real threads, so
  *   __syncthreads (a barrier of the block) and __syncwarp / __shfl_xor_sync (barriers of the warp)
  *   behave as on the GPU, and a kernel that leaves a thread out of a barrier hangs here too.
- * - Shared memory is one static buffer (att_tc::att_tc_smem): with one block at a time, it is the block's.
- *   It is filled with NaN before each block, so reading what was never written shows in the results.
+ * - Dynamic shared memory is a static buffer per kernel family (att_tc::att_tc_smem,
+ *   att_dec::att_dec_smem): with one block at a time, it is the block's. It is filled with NaN before
+ *   each block, so reading what was never written shows in the results.
  * - mma.sync m16n8k16 (bf16 in, fp32 out) exchanges the lanes' fragment registers as the tensor cores
  *   do (see emu_mma_m16n8k16_bf16) and accumulates in fp32, k in increasing order.
  * - bf16 rounds to nearest even, as __float2bfloat16 does. */
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -44,9 +46,12 @@ inline thread_local dim3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 
 enum { EMU_SMEM_BYTES = 256 * 1024, EMU_MAX_THREADS = 1024 };
-/* the dynamic shared memory, under the name (and in the namespace) where the kernels declare it */
+/* the dynamic shared memory, under the names (and in the namespaces) where the kernels declare it */
 namespace att_tc {
 alignas(128) inline unsigned char att_tc_smem[EMU_SMEM_BYTES];
+}
+namespace att_dec {
+alignas(128) inline unsigned char att_dec_smem[EMU_SMEM_BYTES];
 }
 
 namespace emu {
@@ -143,7 +148,8 @@ inline void emu_launch(Kernel kernel, dim3 grid, dim3 block, size_t smem, Args..
     for (unsigned by = 0; by < grid.y; by++)
         for (unsigned bx = 0; bx < grid.x; bx++) {
             float nan = NAN;
-            for (size_t i = 0; i + 4 <= smem; i += 4) memcpy(att_tc::att_tc_smem + i, &nan, 4);
+            for (unsigned char *buf : {att_tc::att_tc_smem, att_dec::att_dec_smem})
+                for (size_t i = 0; i + 4 <= smem; i += 4) memcpy(buf + i, &nan, 4);
             emu::block_barrier = std::make_unique<std::barrier<>>(block.x);
             emu::warp_barriers.clear();
             for (unsigned w = 0; w < block.x / 32; w++)

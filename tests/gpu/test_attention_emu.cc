@@ -11,6 +11,7 @@
  * unrounded fp32 inputs, which is what a comparison with the CPU's fp32 attention sees. */
 #include "cuda_emu.h"
 
+#include "kernels/cuda/attention_decode.cuh"
 #include "kernels/cuda/attention_tc.cuh"
 
 #include <algorithm>
@@ -153,12 +154,48 @@ template <int HS> static void test_case(int B, int T, int NH, unsigned seed) {
     }
 }
 
+/* The decoding kernels (attention_decode.cuh) on one sequence of T rows, heads of hs: a prefill of
+ * `prefill` rows, then one row per launch, against the double reference from the same fp32 inputs
+ * (tolerance 1e-5: fp32 sums of a few hundred terms), and the caches against the keys and values. */
+template <int J> static void decode_case(int T, int NH, int hs, int prefill, unsigned seed) {
+    int C = NH * hs;
+    size_t C3 = 3 * (size_t)C;
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> qkv((size_t)T * C3), none((size_t)T * C, 0.0f);
+    for (auto &x : qkv) x = 1.5f * normal(rng);
+    reference exact(qkv, none, 1, T, C, NH);
+    std::vector<float> out((size_t)T * C, NAN), kc((size_t)T * C, NAN), vc((size_t)T * C, NAN);
+    for (int pos = 0; pos < T;) {
+        int n = pos == 0 ? prefill : 1;
+        const float *rows = qkv.data() + (size_t)pos * C3;
+        emu_launch(att_dec::append_kv, dim3(3), dim3(64), 0, kc.data(), vc.data(), rows, pos, n, C);
+        emu_launch(att_dec::attend<J>, dim3(n, NH), dim3(att_dec::THREADS), att_dec::smem_bytes(J),
+                   out.data() + (size_t)pos * C, (const float *)kc.data(), (const float *)vc.data(), rows, pos, C, NH);
+        pos += n;
+    }
+    bool cached = true;
+    for (int t = 0; t < T; t++)
+        cached = cached && !memcmp(&kc[(size_t)t * C], &qkv[t * C3 + C], sizeof(float) * C) &&
+                 !memcmp(&vc[(size_t)t * C], &qkv[t * C3 + 2 * C], sizeof(float) * C);
+    char what[96];
+    printf("decode T %d heads %d of %d, prefill %d:\n", T, NH, hs, prefill);
+    snprintf(what, sizeof what, "caches hold the keys and values");
+    check(what, cached ? 0.0 : 1.0, 0.0);
+    check("out vs reference (fp32 inputs)", rel_err(out, exact.out), 1e-5);
+}
+
 int main() {
     test_case<64>(1, 3, 1, 1);   /* fewer rows than a warp's 16 */
     test_case<64>(2, 64, 2, 2);  /* exactly one tile */
     test_case<64>(1, 130, 3, 3); /* a ragged third tile */
     test_case<32>(2, 100, 2, 4);
     test_case<128>(1, 129, 2, 5);
+    decode_case<1>(5, 3, 16, 5, 6);    /* a prompt alone; head dimensions past 16 idle; fewer keys than warps */
+    decode_case<1>(70, 2, 32, 3, 7);   /* single rows after a short prefill */
+    decode_case<2>(129, 2, 64, 64, 8); /* a full prefill chunk */
+    decode_case<4>(40, 1, 100, 1, 9);  /* a ragged last dimension group */
+    decode_case<4>(33, 2, 128, 17, 10);
     printf("test_attention_emu: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
 }

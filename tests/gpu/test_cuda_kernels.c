@@ -485,6 +485,29 @@ static void test_attention(const char *label, int B, int T, int C, int NH, anv_p
     anv_matmul_precision_set(ANV_PRECISION_FP32);
 }
 
+/* Inference: one sequence of T rows decoded as a prefill of N rows, then one row per call. */
+static double op_attention_decode(void **b, const shape_t *s) {
+    float *out = b[0], *kc = b[1], *vc = b[2];
+    const float *qkv = b[3];
+    anv_attention_decode(out, kc, vc, qkv, 0, s->N, s->C, s->NH);
+    for (int t = s->N; t < s->T; t++)
+        anv_attention_decode(out + (size_t)t * s->C, kc, vc, qkv + (size_t)t * 3 * s->C, t, 1, s->C, s->NH);
+    anv_device_sync();
+    return 0;
+}
+
+static void test_attention_decode(const char *label, int T, int C, int NH, int prefill) {
+    char what[64];
+    shape_t s = {.T = T, .C = C, .NH = NH, .N = prefill};
+    bufs_t bs = {0};
+    add_floats(&bs, "out", (size_t)T * C, 1, 1, 0);
+    add_floats(&bs, "kcache", (size_t)T * C, 1, 1, 0);
+    add_floats(&bs, "vcache", (size_t)T * C, 1, 1, 0);
+    add_floats(&bs, "qkv", (size_t)T * 3 * C, 1, 0, 0);
+    snprintf(what, sizeof what, "attention decode %s", label);
+    run_case(what, op_attention_decode, &s, &bs, TOL_ATT, 0);
+}
+
 /* ---- cross-entropy: the vocabulary in two chunks, forward, loss, backward ---- */
 
 static double op_crossentropy(void **b, const shape_t *s) {
@@ -551,6 +574,9 @@ int main(void) {
     test_attention("hs 20", 1, 70, 60, 3, ANV_PRECISION_BF16);
     test_attention("gpt2", 4, 256, 768, 12, ANV_PRECISION_BF16);
     test_attention("gpt2 T 1024", 1, 1024, 768, 12, ANV_PRECISION_BF16);
+    test_attention_decode("hs 20", 70, 60, 3, 5);
+    test_attention_decode("hs 128", 40, 256, 2, 1);
+    test_attention_decode("gpt2", 300, 768, 12, 64);
     test_crossentropy("odd", 37, 101, 104, 60);
     test_crossentropy("gpt2", 1024, 50257, 50304, 32768);
     return check_done("test_cuda_kernels");

@@ -12,6 +12,7 @@
 #include "kernels/cpu/vmath.h"
 
 #include <math.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -83,4 +84,48 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
         anv_gemm_builtin(0, 0, T, hs, T, scale, dP, T, k, C3, 0.0f, dq, C3);
         anv_gemm_builtin(1, 0, T, hs, T, scale, dP, T, q, C3, 0.0f, dk, C3);
     }
+}
+
+/* Decoding: each new row attends to its cached keys in blocks of DECODE_BLOCK with an online softmax
+ * (running max m and sum l; the output so far is rescaled by e^(m_old - m_new) when a block raises the
+ * max), so no (pos + n) scores are stored. One (row, head) pair per task. */
+enum { DECODE_BLOCK = 64 };
+
+void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH) {
+    int hs = C / NH;
+    size_t C3 = 3 * (size_t)C;
+    for (int i = 0; i < n; i++) {
+        memcpy(kc + (size_t)(pos + i) * C, qkv + i * C3 + C, (size_t)C * sizeof *kc);
+        memcpy(vc + (size_t)(pos + i) * C, qkv + i * C3 + 2 * C, (size_t)C * sizeof *vc);
+    }
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + i * C3 + h * hs;
+            float *o = out + (size_t)i * C + h * hs, s[DECODE_BLOCK], m = -INFINITY, l = 0.0f;
+            for (int d = 0; d < hs; d++) o[d] = 0.0f;
+            for (int t0 = 0; t0 <= pos + i; t0 += DECODE_BLOCK) {
+                int nt = pos + i + 1 - t0 < DECODE_BLOCK ? pos + i + 1 - t0 : DECODE_BLOCK;
+                float m_new = m;
+                for (int j = 0; j < nt; j++) {
+                    const float *k = kc + (size_t)(t0 + j) * C + h * hs;
+                    float dot = 0.0f;
+                    for (int d = 0; d < hs; d++) dot += q[d] * k[d];
+                    s[j] = dot * scale;
+                    m_new = s[j] > m_new ? s[j] : m_new;
+                }
+                float corr = anv_vexpf(m - m_new); /* 0 (to float precision) on the first block */
+                l *= corr;
+                for (int d = 0; d < hs; d++) o[d] *= corr;
+                for (int j = 0; j < nt; j++) {
+                    const float *v = vc + (size_t)(t0 + j) * C + h * hs;
+                    float p = anv_vexpf(s[j] - m_new);
+                    l += p;
+                    for (int d = 0; d < hs; d++) o[d] += p * v[d];
+                }
+                m = m_new;
+            }
+            for (int d = 0; d < hs; d++) o[d] /= l;
+        }
 }

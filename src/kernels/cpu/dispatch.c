@@ -191,6 +191,9 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
                             const float *lse, int B, int T, int C, int NH) {
     K()->attention_backward(dqkv, scratch, dout, qkv, out, lse, B, T, C, NH);
 }
+void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH) {
+    K()->attention_decode(out, kc, vc, qkv, pos, n, C, NH);
+}
 void anv_crossentropy_chunk_forward(float *lse, float *tlogit, const float *logits, int ld, const int32_t *targets,
                                     int N, int v0, int Vc) {
     K()->crossentropy_chunk_forward(lse, tlogit, logits, ld, targets, N, v0, Vc);

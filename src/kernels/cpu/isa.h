@@ -37,6 +37,7 @@
 #define anv_attention_scratch_floats ANV_ISA_NAME(anv_attention_scratch_floats)
 #define anv_attention_forward ANV_ISA_NAME(anv_attention_forward)
 #define anv_attention_backward ANV_ISA_NAME(anv_attention_backward)
+#define anv_attention_decode ANV_ISA_NAME(anv_attention_decode)
 #define anv_crossentropy_chunk_forward ANV_ISA_NAME(anv_crossentropy_chunk_forward)
 #define anv_crossentropy_loss_sum ANV_ISA_NAME(anv_crossentropy_loss_sum)
 #define anv_crossentropy_chunk_backward ANV_ISA_NAME(anv_crossentropy_chunk_backward)

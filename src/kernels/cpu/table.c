@@ -19,6 +19,7 @@ const anv_cpu_kernels_t anv_cpu_kernels = {
     anv_attention_scratch_floats,
     anv_attention_forward,
     anv_attention_backward,
+    anv_attention_decode,
     anv_crossentropy_chunk_forward,
     anv_crossentropy_loss_sum,
     anv_crossentropy_chunk_backward,

@@ -15,6 +15,7 @@
  * deterministic, no atomics. HS, the head size rounded up to 32, 64 or 128, sizes the registers and
  * the shared tiles. In the bf16 precision, head sizes of 32, 64 and 128 go to the tensor-core kernels of
  * attention_tc.cuh instead. */
+#include "kernels/cuda/attention_decode.cuh"
 #include "kernels/cuda/cuda_common.h"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -287,4 +288,20 @@ void anv_cuda_attention_backward(float *dqkv, float *scratch, const float *dout,
     else
         backward_passes<128>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
     ANV_CUDA_LAUNCHED("attention backward");
+}
+
+void anv_cuda_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH) {
+    if (n <= 0) return;
+    int HS = head_tile(C, NH, "attention decode");
+    if (!HS) return;
+    cudaStream_t st = anv_cuda_stream();
+    att_dec::append_kv<<<anv_cuda_blocks((size_t)n * C), ANV_CUDA_THREADS, 0, st>>>(kc, vc, qkv, pos, n, C);
+    dim3 grid(n, NH);
+    if (HS == 32)
+        att_dec::attend<1><<<grid, att_dec::THREADS, att_dec::smem_bytes(1), st>>>(out, kc, vc, qkv, pos, C, NH);
+    else if (HS == 64)
+        att_dec::attend<2><<<grid, att_dec::THREADS, att_dec::smem_bytes(2), st>>>(out, kc, vc, qkv, pos, C, NH);
+    else
+        att_dec::attend<4><<<grid, att_dec::THREADS, att_dec::smem_bytes(4), st>>>(out, kc, vc, qkv, pos, C, NH);
+    ANV_CUDA_LAUNCHED("attention decode");
 }

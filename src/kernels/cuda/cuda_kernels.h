@@ -20,6 +20,7 @@ decltype(anv_residual_backward) anv_cuda_residual_backward;
 decltype(anv_attention_scratch_floats) anv_cuda_attention_scratch_floats;
 decltype(anv_attention_forward) anv_cuda_attention_forward;
 decltype(anv_attention_backward) anv_cuda_attention_backward;
+decltype(anv_attention_decode) anv_cuda_attention_decode;
 decltype(anv_crossentropy_chunk_forward) anv_cuda_crossentropy_chunk_forward;
 decltype(anv_crossentropy_loss_sum) anv_cuda_crossentropy_loss_sum;
 decltype(anv_crossentropy_chunk_backward) anv_cuda_crossentropy_chunk_backward;

@@ -18,6 +18,7 @@ const anv_kernel_table_t anv_cuda_kernels = {
     anv_cuda_attention_scratch_floats,
     anv_cuda_attention_forward,
     anv_cuda_attention_backward,
+    anv_cuda_attention_decode,
     anv_cuda_crossentropy_chunk_forward,
     anv_cuda_crossentropy_loss_sum,
     anv_cuda_crossentropy_chunk_backward,
