@@ -538,6 +538,18 @@ static void test_crossentropy(const char *label, int N, int V, int ld, int vspli
     run_case(what, op_crossentropy, &s, &bs, TOL_EW, TOL_LOSS);
 }
 
+/* More managed memory than the GPU has free is refused with an error (not paged out to the host). */
+static void test_alloc_limit(void) {
+    void *p = anv_device_alloc((size_t)1 << 50, "a 1 PiB test buffer");
+    CHECK(p == NULL && strstr(anv_last_error(), "out of GPU memory") && strstr(anv_last_error(), "1 PiB test buffer"),
+          "a buffer larger than the GPU: %s", p ? "allocated" : anv_last_error());
+    anv_device_free(p);
+    printf("  1 PiB allocation refused: %s\n", anv_last_error());
+    p = anv_device_alloc((size_t)64 << 20, "a 64 MiB test buffer");
+    CHECK(p != NULL, "64 MiB after a refused allocation: %s", anv_last_error());
+    anv_device_free(p);
+}
+
 int main(void) {
     if (anv_device_set("cuda") != 0) {
         printf("skipped: no GPU (%s)\n", anv_last_error());
@@ -546,6 +558,7 @@ int main(void) {
     anv_rng_seed(&rng, 1234);
     CHECK(strcmp(anv_device(), "cuda") == 0, "device is %s", anv_device());
 
+    test_alloc_limit();
     test_gemm();
     test_matmul("odd", 37, 13, 9, ANV_PRECISION_FP32);
     test_matmul("gpt2", 1024, 768, 3072, ANV_PRECISION_FP32);

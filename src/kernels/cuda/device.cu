@@ -56,9 +56,27 @@ int anv_cuda_init(void) {
     return 0;
 }
 
+/* GPU memory left free beside the managed buffers, for what is allocated later with cudaMalloc (kernel
+ * scratch, cuBLASLt's and NCCL's buffers) and the CUDA context's own needs. */
+enum { HEADROOM_BYTES = 512 << 20 };
+
 void *anv_cuda_alloc(size_t bytes, const char *what) {
     if (anv_cuda_init() != 0) return NULL;
     size_t n = bytes ? bytes : 1;
+    /* Managed memory beyond what the GPU has free would be paged to and from the host behind the
+     * kernels' backs, and a GPU oversubscribed that way can hang; so a buffer must fit in the free
+     * memory (the buffers before it are resident: they were zero-filled on the device). */
+    size_t free_bytes = 0, total_bytes = 0;
+    if (anv_cuda_check(cudaMemGetInfo(&free_bytes, &total_bytes), "reading the free GPU memory") != 0) {
+        anv_error_prefix("%s", what);
+        return NULL;
+    }
+    if (free_bytes < HEADROOM_BYTES || n > free_bytes - HEADROOM_BYTES) {
+        anv_error("out of GPU memory: %s needs %.1f MiB, and the GPU has %.1f MiB free of %.1f MiB (%d MiB of "
+                  "it kept for scratch)",
+                  what, n / 1048576.0, free_bytes / 1048576.0, total_bytes / 1048576.0, HEADROOM_BYTES >> 20);
+        return NULL;
+    }
     void *p = NULL;
     cudaError_t err = cudaMallocManaged(&p, n, cudaMemAttachGlobal);
     if (err != cudaSuccess) {
