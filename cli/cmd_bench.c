@@ -16,7 +16,7 @@
 
 static const char usage[] =
     "anvil bench train --preset NAME [--batch B] [--seq T] [--precision fp32|bf16] [--device cpu|cuda]\n"
-    "                  [--threads N] [--steps S] [--warmup W]";
+    "                  [--threads N] [--steps S] [--warmup W] [--profile P]";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -44,6 +44,32 @@ static int time_steps(anv_model_t *m, anv_adamw_t *opt, const int32_t *tokens, i
     return 0;
 }
 
+/* P more steps with the kernel profiler on: each kernel's time per step, against the steps' wall time. */
+static int profile_steps(anv_model_t *m, anv_adamw_t *opt, const int32_t *tokens, int B, int T, int P) {
+    double *times = anv_alloc((size_t)P * sizeof *times, "profile times");
+    if (!times) return -1;
+    anv_profile_entry_t e[64];
+    anv_profile_start();
+    int rc = time_steps(m, opt, tokens, B, T, 0, P, times);
+    int n = anv_profile_stop(e, 64);
+    if (rc == 0) {
+        double wall = 0, kernels = 0;
+        for (int i = 0; i < P; i++) wall += times[i];
+        printf("profile of %d more step%s on %s (%.3f s per step; a kernel's time includes what it waits for):\n",
+               P, P == 1 ? "" : "s", anv_device(), wall / P);
+        printf("  %-24s %10s %10s %8s\n", "kernel", "calls/step", "ms/step", "share");
+        for (int i = 0; i < n; i++) {
+            kernels += e[i].seconds;
+            printf("  %-24s %10.1f %10.3f %7.1f%%\n", e[i].name, (double)e[i].calls / P, 1e3 * e[i].seconds / P,
+                   100.0 * e[i].seconds / wall);
+        }
+        printf("  %-24s %10s %10.3f %7.1f%%\n", "outside the kernels", "", 1e3 * (wall - kernels) / P,
+               100.0 * (wall - kernels) / wall);
+    }
+    anv_free(times);
+    return rc;
+}
+
 /* One matrix product on every thread, so that the thread pool and the BLAS library's work buffers exist
  * before the resident memory the model adds is measured. */
 static void warm_up_libraries(void) {
@@ -56,7 +82,7 @@ static void warm_up_libraries(void) {
 
 static int bench_train(int argc, char **argv) {
     const char *preset = NULL, *precision = "fp32", *device = NULL;
-    int B = 8, T = 256, threads = 0, steps = 5, warmup = 2;
+    int B = 8, T = 256, threads = 0, steps = 5, warmup = 2, profile = 0;
     double peak = 0;
     const opt_t opts[] = {
         {"--preset", OPT_STRING, &preset, "model preset: tiny, small, gpt2-124m, gpt2-350m"},
@@ -68,6 +94,7 @@ static int bench_train(int argc, char **argv) {
         {"--precision", OPT_STRING, &precision, "matrix products in fp32 (default) or bf16 (mixed precision)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
         {"--peak", OPT_DOUBLE, &peak, "the device's peak GFLOP/s for the MFU (default on the CPU: measured fp32 FMA peak)"},
+        {"--profile", OPT_INT, &profile, "then P more steps with each kernel's time per step (default 0)"},
     };
     int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
@@ -77,8 +104,8 @@ static int bench_train(int argc, char **argv) {
     }
     anv_config_t cfg;
     if (anv_config_preset(preset, &cfg) != 0) return cli_fail();
-    if (B < 1 || T < 1 || T > cfg.block_size || steps < 1 || warmup < 0 || threads < 0) {
-        anv_error("bench train: need --batch >= 1, 1 <= --seq <= %d, --steps >= 1, --warmup >= 0, --threads >= 0",
+    if (B < 1 || T < 1 || T > cfg.block_size || steps < 1 || warmup < 0 || threads < 0 || profile < 0) {
+        anv_error("bench train: need --batch >= 1, 1 <= --seq <= %d, --steps >= 1, --warmup, --threads, --profile >= 0",
                   cfg.block_size);
         return cli_fail();
     }
@@ -145,6 +172,7 @@ static int bench_train(int argc, char **argv) {
            "budget%s\n",
            mib(rss), mib(rss_start), mib(train_rss), train_rss / (double)mb.total,
            train_rss <= 1.1 * (double)mb.total ? "" : ", over budget + 10%");
+    if (profile > 0 && profile_steps(m, &opt, tokens, B, T, profile) != 0) goto done;
     rc = 0;
 done:
     anv_free(times);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # anvil bench train: a tiny run prints the measured peak, the step rate with % of peak, the memory
-# budget and the peak RSS against it, in fp32 and in bf16; bad options exit non-zero with one line
-# naming the problem.
+# budget and the peak RSS against it, in fp32 and in bf16, and with --profile each kernel's time; bad
+# options exit non-zero with one line naming the problem.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 e2e_workdir
@@ -20,6 +20,18 @@ grep -Eq '^peak RSS: [0-9.]+ MiB = [0-9.]+ MiB before the model .* \+ [0-9.]+ Mi
 "$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 2 --warmup 1 --precision bf16 >out.txt \
   2>err.txt || fail "bench train bf16 exited $?: $(cat err.txt)"
 grep -Eq '^train step B=2 T=32 bf16: .* [0-9.]+ tokens/s' out.txt || fail "no bf16 step rate: $(cat out.txt)"
+
+# --profile: each kernel's calls and time per step; the shares and the time outside the kernels add up to
+# the step. tiny has 4 layers: 4 attention calls and 16 linear layers per step.
+"$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 1 --warmup 1 --profile 2 >out.txt \
+  2>err.txt || fail "bench train --profile exited $?: $(cat err.txt)"
+sed -n '/^profile of 2 more steps on cpu/,$p' out.txt | tee profile.txt
+calls() { awk -v k="$1" '$1 == k { print $2 }' profile.txt; }
+[ "$(calls attention_forward)" = 4.0 ] && [ "$(calls attention_backward)" = 4.0 ] || fail "attention calls per step"
+[ "$(calls matmul_forward)" = 16.0 ] && [ "$(calls matmul_backward)" = 16.0 ] || fail "matmul calls per step"
+awk '/^  [a-z_]+ +[0-9.]+ +[0-9.]+ +[0-9.]+%$/ { k += $4 } /^  outside the kernels/ { o = $5 }
+     END { exit !(k + o > 99 && k + o < 101 && k > 50) }' profile.txt ||
+  fail "kernel shares and the time outside them do not add up to the step, or the kernels are under half of it"
 
 expect() { # NAME SUBSTRING -- command...
   local name=$1 want=$2 rc=0; shift 3

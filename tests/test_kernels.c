@@ -4,6 +4,7 @@
 #include "anvil/kernels.h"
 
 #include <math.h>
+#include <pthread.h>
 #include "check.h"
 #include "golden_io.h"
 #include "kernels/cpu/gemm.h"
@@ -238,6 +239,40 @@ static void test_determinism(anv_safetensors_t *st) {
 }
 
 /* Every test above, once per instruction-set copy of the kernels this CPU runs. */
+/* The profiler counts the calls of the thread that started it (not another thread's, nor calls after
+ * stop), and reports the kernels called, the most time first, at most max of them. */
+static void *fill_elsewhere(void *x) {
+    anv_fill(x, 1.0f, 1000);
+    return NULL;
+}
+
+static void test_profile(void) {
+    float *x = zeros(1000);
+    anv_profile_entry_t e[8];
+    anv_profile_start();
+    anv_fill(x, 2.0f, 1000);
+    anv_fill(x, 3.0f, 1000);
+    pthread_t other;
+    CHECK(pthread_create(&other, NULL, fill_elsewhere, x) == 0 && pthread_join(other, NULL) == 0, "thread");
+    anv_residual_forward(x, x, x, 1000);
+    int n = anv_profile_stop(e, 8);
+    anv_fill(x, 0.0f, 1000);
+    long fills = 0, residuals = 0;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(e[i].name, "fill")) fills = e[i].calls;
+        if (!strcmp(e[i].name, "residual_forward")) residuals = e[i].calls;
+        CHECK(e[i].seconds >= 0 && (i == 0 || e[i - 1].seconds >= e[i].seconds), "profile entry %d out of order", i);
+    }
+    printf("profile: %d kernels, fill %ld calls, residual_forward %ld\n", n, fills, residuals);
+    CHECK(n == 2 && fills == 2 && residuals == 1, "profile: %d kernels, fill %ld calls, residual %ld", n, fills,
+          residuals);
+    anv_profile_start();
+    anv_fill(x, 2.0f, 1000);
+    anv_residual_forward(x, x, x, 1000);
+    CHECK(anv_profile_stop(e, 1) == 1, "profile: at most max entries");
+    free(x);
+}
+
 int main(void) {
     anv_safetensors_t *st = golden_open("kernels.safetensors");
     const char *first = anv_cpu_isa();
@@ -265,6 +300,7 @@ int main(void) {
     CHECK(anv_cpu_isa_set("sse9") != 0 && strstr(anv_last_error(), "unknown instruction set"), "%s",
           anv_last_error());
     CHECK(anv_cpu_isa_set(first) == 0, "%s", anv_last_error());
+    test_profile();
     anv_safetensors_close(st);
     return check_done("test_kernels");
 }

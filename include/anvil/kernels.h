@@ -143,6 +143,20 @@ void *anv_device_alloc(size_t bytes, const char *what);
 void anv_device_free(void *p);             /* NULL is fine */
 void anv_device_sync(void);                /* waits until every kernel issued so far has finished */
 
+/* ---- profile ----
+ * Where the time of a step goes, per kernel above (anvil bench train --profile). Between start and stop,
+ * every kernel call made by the thread that called start is timed: wall time on the CPU; on the GPU the
+ * time between CUDA events recorded before and after the call on the kernels' stream, which leaves the
+ * kernels asynchronous. stop waits for the device, fills out (at most max entries) with the kernels called, the
+ * most time first, and returns how many it wrote. */
+typedef struct {
+    const char *name;
+    long calls;
+    double seconds;
+} anv_profile_entry_t;
+void anv_profile_start(void);
+int anv_profile_stop(anv_profile_entry_t *out, int max);
+
 /* ---- instruction set ----
  * Every kernel above exists in copies for several instruction sets (x86-64: "avx512", "avx2", and
  * "portable" for the build's baseline); the first kernel call picks the widest the CPU supports, or

@@ -64,6 +64,9 @@ static void load(void) {
     *(void **)&module.alloc = symbol("anv_cuda_alloc");
     *(void **)&module.free = symbol("anv_cuda_free");
     *(void **)&module.sync = symbol("anv_cuda_sync");
+    *(void **)&module.timer_mark = symbol("anv_cuda_timer_mark");
+    *(void **)&module.timer_seconds = symbol("anv_cuda_timer_seconds");
+    *(void **)&module.timer_reset = symbol("anv_cuda_timer_reset");
 }
 
 const anv_cuda_module_t *anv_cuda_module(void) {

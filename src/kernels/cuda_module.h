@@ -10,6 +10,12 @@ typedef struct {
     void *(*alloc)(size_t bytes, const char *what); /* managed memory, zero-filled */
     void (*free)(void *p);
     void (*sync)(void);
+    /* The profiler's timers: mark records an event on the kernels' stream and returns its number (-1
+     * when the pool of events is used up); seconds waits for event `end` and returns the time from
+     * `begin`; reset makes every event free again. */
+    int (*timer_mark)(void);
+    double (*timer_seconds)(int begin, int end);
+    void (*timer_reset)(void);
 } anv_cuda_module_t;
 
 /* The loaded module (loaded once); NULL with an error saying why it is not available. */

@@ -54,6 +54,10 @@ int anv_cuda_init(void);
 void *anv_cuda_alloc(size_t bytes, const char *what); /* managed memory, zero-filled */
 void anv_cuda_free(void *p);
 void anv_cuda_sync(void);
+/* Events for the kernel profiler (see cuda_module.h). */
+int anv_cuda_timer_mark(void);
+double anv_cuda_timer_seconds(int begin, int end);
+void anv_cuda_timer_reset(void);
 #endif
 
 #ifdef __cplusplus

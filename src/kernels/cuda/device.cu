@@ -127,3 +127,37 @@ void *anv_cuda_scratch(size_t bytes, const char *what) {
     scratch_bytes = want;
     return scratch;
 }
+
+/* ---- the profiler's events: a pool, created as needed and reused after each reset ---- */
+enum { TIMER_EVENTS = 16384 };
+static cudaEvent_t timer_events[TIMER_EVENTS];
+static int timer_created, timer_used;
+
+int anv_cuda_timer_mark(void) {
+    if (timer_used == TIMER_EVENTS) return -1;
+    if (timer_used == timer_created) {
+        if (anv_cuda_check(cudaEventCreate(&timer_events[timer_created]), "creating a profiler event") != 0) {
+            anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+            return -1;
+        }
+        timer_created++;
+    }
+    if (anv_cuda_check(cudaEventRecord(timer_events[timer_used], stream), "recording a profiler event") != 0) {
+        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+        return -1;
+    }
+    return timer_used++;
+}
+
+double anv_cuda_timer_seconds(int begin, int end) {
+    float ms = 0.0f;
+    if (anv_cuda_check(cudaEventSynchronize(timer_events[end]), "waiting for a profiler event") != 0 ||
+        anv_cuda_check(cudaEventElapsedTime(&ms, timer_events[begin], timer_events[end]), "reading a profiler event") !=
+            0) {
+        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+        return 0.0;
+    }
+    return ms * 1e-3;
+}
+
+void anv_cuda_timer_reset(void) { timer_used = 0; }

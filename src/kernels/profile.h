@@ -1,0 +1,55 @@
+/* The kernel profiler's hooks for dispatch.c (internal; the public side is in anvil/kernels.h). */
+#ifndef ANVIL_KERNELS_PROFILE_H
+#define ANVIL_KERNELS_PROFILE_H
+
+/* The kernels that are timed, in the order of the report's ties. */
+typedef enum {
+    PROF_MATMUL_FORWARD,
+    PROF_MATMUL_BACKWARD,
+    PROF_MATMUL_NT_FORWARD,
+    PROF_MATMUL_NT_BACKWARD,
+    PROF_EMBEDDING_FORWARD,
+    PROF_EMBEDDING_BACKWARD,
+    PROF_LAYERNORM_FORWARD,
+    PROF_LAYERNORM_BACKWARD,
+    PROF_GELU_FORWARD,
+    PROF_GELU_BACKWARD,
+    PROF_RESIDUAL_FORWARD,
+    PROF_RESIDUAL_BACKWARD,
+    PROF_ATTENTION_FORWARD,
+    PROF_ATTENTION_BACKWARD,
+    PROF_ATTENTION_DECODE,
+    PROF_CROSSENTROPY_FORWARD,
+    PROF_CROSSENTROPY_LOSS_SUM,
+    PROF_CROSSENTROPY_BACKWARD,
+    PROF_FILL,
+    PROF_SCALE_INTO,
+    PROF_ADD_SCALED,
+    PROF_SUMSQ,
+    PROF_ADAMW_UPDATE,
+    PROF_GEMM,
+    PROF_GEMM_BUILTIN,
+    PROF_GEMM_BF16,
+    PROF_KERNELS
+} anv_prof_kernel_t;
+
+extern int anv_profiling; /* nonzero between anv_profile_start and anv_profile_stop */
+
+/* A timed call: begin returns a mark (negative: this call is not timed, being on another thread than the
+ * one that started profiling), end adds the time since the mark to the kernel's total. */
+long anv_profile_begin(void);
+void anv_profile_end(anv_prof_kernel_t kernel, long mark);
+
+/* Runs `call` (a statement), timed as `kernel` while profiling. */
+#define ANV_PROFILED(kernel, call)                                                                                     \
+    do {                                                                                                               \
+        if (__builtin_expect(anv_profiling, 0)) {                                                                      \
+            long mark_ = anv_profile_begin();                                                                          \
+            call;                                                                                                      \
+            anv_profile_end(kernel, mark_);                                                                            \
+        } else {                                                                                                       \
+            call;                                                                                                      \
+        }                                                                                                              \
+    } while (0)
+
+#endif
