@@ -122,11 +122,22 @@ void anv_add_scaled(float *dst, const float *src, float scale, size_t n);
 double anv_sumsq(const float *x, size_t n);
 
 /* ---- optimizer ----
- * One AdamW update of n parameters, element-wise (bc1 = 1 - beta1^t, bc2_sqrt = sqrt(1 - beta2^t)):
+ * One AdamW update, element-wise (bc1 = 1 - beta1^t, bc2_sqrt = sqrt(1 - beta2^t)):
  *   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
- *   p -= lr * ((m / bc1) / (sqrt(v) / bc2_sqrt + eps) + wd * p) */
-void anv_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                      float eps, float wd, float bc1, float bc2_sqrt);
+ *   p -= lr * ((m / bc1) / (sqrt(v) / bc2_sqrt + eps) + wd_s * p)
+ * of every tensor of a parameter block at once (one GPU launch): the floats [lo, lo + n) of the block,
+ * with p, g, m, v pointing at float lo. The tensors are the segments of segs, in floats of the whole
+ * block: segment s is [start[s], end[s]) (increasing, not overlapping) and has wd_s = wd when decay[s]
+ * is nonzero, else 0. Floats outside every segment are left alone. The segment arrays are device
+ * memory (anv_device_alloc). */
+typedef struct {
+    int count;
+    const size_t *start, *end;
+    const unsigned char *decay;
+} anv_adamw_segments_t;
+void anv_adamw_update(float *p, const float *g, float *m, float *v, size_t lo, size_t n,
+                      const anv_adamw_segments_t *segs, float lr, float beta1, float beta2, float eps, float wd,
+                      float bc1, float bc2_sqrt);
 
 /* ---- device ----
  * The backend that runs every kernel above: "cpu" (default) or "cuda" (the module libanvil_cuda.so,

@@ -9,6 +9,7 @@
 
 #include "anvil/base.h"
 #include "anvil/json.h"
+#include "anvil/kernels.h"
 
 typedef struct {
     int n_layer, n_head, n_embd, vocab_size, block_size;
@@ -45,6 +46,9 @@ float *anv_model_grads(anv_model_t *m);
 size_t anv_model_n_params(const anv_model_t *m);
 int anv_model_n_tensors(const anv_model_t *m);
 const anv_param_t *anv_model_tensor(const anv_model_t *m, int i);
+/* The tensors as AdamW's segments (anv_adamw_update): adjacent tensors with the same decay merged,
+ * padding between tensors left out; device memory made with the model. */
+const anv_adamw_segments_t *anv_model_segments(const anv_model_t *m);
 
 /* GPT-2 init: N(0, 0.02) weights, residual projections (attn.c_proj, mlp.c_proj) N(0, 0.02/sqrt(2 L)),
  * zero biases, LayerNorm weight 1 / bias 0, padding rows 0. Deterministic for a seed. */

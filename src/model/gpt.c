@@ -68,6 +68,33 @@ static void make_views(anv_model_t *m, float *block, anv_gpt_weights_t *w) {
     w->lnf_b = block + t[m->n_tensors - 1].offset;
 }
 
+/* The tensors (in increasing offset) as AdamW segments in device memory: start and end offsets, then
+ * the decay flags, in one block. */
+static int make_segments(anv_model_t *m) {
+    int count = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const anv_param_t *t = &m->tensors[i], *prev = i ? &m->tensors[i - 1] : NULL;
+        count += !prev || prev->offset + prev->numel != t->offset || prev->decay != t->decay;
+    }
+    size_t *start = anv_device_alloc(count * (2 * sizeof(size_t) + 1), "AdamW segments");
+    if (!start) return -1;
+    size_t *end = start + count;
+    unsigned char *decay = (unsigned char *)(end + count);
+    int s = -1;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const anv_param_t *t = &m->tensors[i];
+        if (s < 0 || end[s] != t->offset || decay[s] != t->decay) {
+            s++;
+            start[s] = t->offset;
+            decay[s] = (unsigned char)t->decay;
+        }
+        end[s] = t->offset + t->numel;
+    }
+    m->segment_block = start;
+    m->segments = (anv_adamw_segments_t){count, start, end, decay};
+    return 0;
+}
+
 int anv_model_create(const anv_config_t *cfg, anv_model_t **out) {
     *out = NULL;
     if (anv_config_validate(cfg, "model config")) return -1;
@@ -84,6 +111,7 @@ int anv_model_create(const anv_config_t *cfg, anv_model_t **out) {
     m->params = anv_device_alloc(m->n_params * sizeof(float), "model parameters");
     m->grads = m->params ? anv_device_alloc(m->n_params * sizeof(float), "model gradients") : NULL;
     if (!m->grads) goto fail;
+    if (make_segments(m) != 0) goto fail;
     make_views(m, m->params, &m->w);
     make_views(m, m->grads, &m->g);
     *out = m;
@@ -100,6 +128,7 @@ void anv_model_free(anv_model_t *m) {
     anv_device_free(m->acts.att_scratch);
     anv_device_free(m->params);
     anv_device_free(m->grads);
+    anv_device_free(m->segment_block);
     anv_free(m->tensors);
     anv_free(m->w.h);
     anv_free(m->g.h);
@@ -116,6 +145,7 @@ float *anv_model_grads(anv_model_t *m) {
     return m->grads;
 }
 size_t anv_model_n_params(const anv_model_t *m) { return m->n_params; }
+const anv_adamw_segments_t *anv_model_segments(const anv_model_t *m) { return &m->segments; }
 int anv_model_n_tensors(const anv_model_t *m) { return m->n_tensors; }
 const anv_param_t *anv_model_tensor(const anv_model_t *m, int i) {
     return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL;

@@ -11,6 +11,7 @@
 #ifndef ANVIL_MODEL_GPT_INTERNAL_H
 #define ANVIL_MODEL_GPT_INTERNAL_H
 
+#include "anvil/kernels.h"
 #include "anvil/model.h"
 
 /* Views of one transformer block's parameters (or of their gradients). */
@@ -69,6 +70,8 @@ struct anv_model {
     float *params, *grads;  /* (n_params) each */
     anv_param_t *tensors;   /* named views, n_tensors entries */
     int n_tensors;
+    anv_adamw_segments_t segments; /* the tensors for AdamW: adjacent ones with the same decay merged */
+    void *segment_block;           /* device memory of the segments' arrays */
     anv_gpt_weights_t w;    /* views into params */
     anv_gpt_weights_t g;    /* the same views into grads */
     anv_gpt_acts_t acts;    /* training activations, allocated by the first forward */

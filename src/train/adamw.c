@@ -37,15 +37,8 @@ void anv_adamw_step_shard(anv_adamw_t *opt, anv_model_t *model, const float *gra
     opt->t++;
     float bc1 = (float)(1.0 - pow(cfg->beta1, (double)opt->t));
     float bc2_sqrt = (float)sqrt(1.0 - pow(cfg->beta2, (double)opt->t));
-    float *params = anv_model_params(model);
-    size_t lo = opt->lo, hi = opt->lo + opt->n;
-    for (int i = 0; i < anv_model_n_tensors(model); i++) {
-        const anv_param_t *t = anv_model_tensor(model, i);
-        size_t a = t->offset > lo ? t->offset : lo, b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
-        if (a >= b) continue; /* the tensor lies outside this shard */
-        anv_adamw_update(params + a, grad + (a - lo), opt->m + (a - lo), opt->v + (a - lo), b - a, lr, cfg->beta1,
-                         cfg->beta2, cfg->eps, t->decay ? cfg->weight_decay : 0.0f, bc1, bc2_sqrt);
-    }
+    anv_adamw_update(anv_model_params(model) + opt->lo, grad, opt->m, opt->v, opt->lo, opt->n,
+                     anv_model_segments(model), lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay, bc1, bc2_sqrt);
 }
 
 float anv_clip_grads_by(float *grads, size_t n, double sumsq, float max_norm) {

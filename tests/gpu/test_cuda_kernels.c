@@ -21,7 +21,7 @@
  *                  three products of fp32 sums in orders unlike the CPU's.
  *   TOL_ATT_BF16 2e-2  the bf16 precision's tensor-core attention against the CPU's fp32 attention (the
  *                  CPU has no bf16 attention): q, k, v, dout, P and dS rounded to bf16 (2^-9 relative
- *                  each) before their products. tests/gpu/test_attention_emu.cc measures these errors
+ *                  each) before their products. tests/gpu/test_cuda_emu.cc measures these errors
  *                  with the same kernels emulated on the CPU: up to 8e-3 against fp32 inputs, and
  *                  below 1e-2 against a reference that starts from the same bf16 inputs.
  *   sums: sum of squares 1e-12 (both square exactly in double, only the order of additions differs);
@@ -387,10 +387,20 @@ static double op_add_scaled(void **b, const shape_t *s) {
     return 0;
 }
 static double op_sumsq(void **b, const shape_t *s) { return anv_sumsq(b[0], s->n); }
+/* Step 3 of lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 over the window [7, 7 + n) of a block
+ * in four segments of n / 4 floats (decay 1, 0, 1, 1), the first starting before the window, the last
+ * ending past it, 5 floats of padding after the second. The segment arrays are the current device's. */
 static double op_adamw(void **b, const shape_t *s) {
-    /* step 3 of lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 */
-    anv_adamw_update(b[0], b[1], b[2], b[3], s->n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f - 0.729f,
+    size_t q = s->n / 4, lo = 7;
+    size_t *start = anv_device_alloc(8 * sizeof(size_t) + 4, "adamw segments"), *end = start + 4;
+    unsigned char *decay = (unsigned char *)(end + 4);
+    const size_t bounds[4][2] = {{0, lo + q}, {lo + q, lo + 2 * q - 5}, {lo + 2 * q, lo + 3 * q}, {lo + 3 * q, lo + s->n + 3}};
+    for (int i = 0; i < 4; i++) start[i] = bounds[i][0], end[i] = bounds[i][1], decay[i] = i != 1;
+    anv_adamw_segments_t segs = {4, start, end, decay};
+    anv_adamw_update(b[0], b[1], b[2], b[3], lo, s->n, &segs, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f - 0.729f,
                      sqrtf(1.0f - 0.857375f));
+    anv_device_sync();
+    anv_device_free(start);
     return 0;
 }
 

@@ -230,9 +230,11 @@ double anv_sumsq(const float *x, size_t n) {
     ANV_PROFILED(PROF_SUMSQ, result = K()->sumsq(x, n));
     return result;
 }
-void anv_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                      float eps, float wd, float bc1, float bc2_sqrt) {
-    ANV_PROFILED(PROF_ADAMW_UPDATE, K()->adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt));
+void anv_adamw_update(float *p, const float *g, float *m, float *v, size_t lo, size_t n,
+                      const anv_adamw_segments_t *segs, float lr, float beta1, float beta2, float eps, float wd,
+                      float bc1, float bc2_sqrt) {
+    ANV_PROFILED(PROF_ADAMW_UPDATE,
+                 K()->adamw_update(p, g, m, v, lo, n, segs, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt));
 }
 void anv_gemm(int ta, int tb, int M, int N, int K_, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {

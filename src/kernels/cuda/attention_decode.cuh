@@ -1,5 +1,5 @@
 /* Causal attention for inference with a KV cache (anv_attention_decode): the kernels, in a header so
- * that tests/gpu/test_attention_emu.cc runs the same source on the CPU; attention.cu launches them.
+ * that tests/gpu/test_cuda_emu.cc runs the same source on the CPU; attention.cu launches them.
  *
  * attend: a block per (new row i, head h) of WARPS warps. Warp w takes the cached keys t = w, w + WARPS,
  * ... <= pos + i; for each, the warp's lanes hold the head dimensions lane, lane + 32, ... of q, k and v,

@@ -1,5 +1,5 @@
 /* Causal attention on tensor cores, for the bf16 precision: the kernels of attention_tc.cu, in a header
- * of their own so that tests/gpu/test_attention_emu.cc can also run them on the CPU (through
+ * of their own so that tests/gpu/test_cuda_emu.cc can also run them on the CPU (through
  * tests/gpu/cuda_emu.h, which emulates the few CUDA features used here).
  *
  * The maths is attention.cu's (S = Q K^T / sqrt(hs), P = softmax(S) causal, O = P V, lse per row;

@@ -1,16 +1,18 @@
-/* The tensor-core attention kernels (src/kernels/cuda/attention_tc.cuh) run on the CPU through
- * cuda_emu.h, against attention computed in double precision from the same bf16-rounded q, k, v.
- * This tests the kernels' indexing, causal mask, ragged last tile, online softmax and the split of the
- * backward into its dQ and dK/dV passes on machines without a GPU; tests/gpu/test_cuda_kernels.c
- * tests the compiled kernels on a GPU.
+/* The CUDA kernels that live in headers run on the CPU through cuda_emu.h, so that their logic is tested
+ * on machines without a GPU (tests/gpu/test_cuda_kernels.c tests the compiled kernels on a GPU):
+ * - the tensor-core attention (src/kernels/cuda/attention_tc.cuh) against attention computed in double
+ *   precision from the same bf16-rounded q, k, v: indexing, causal mask, ragged last tile, online
+ *   softmax and the split of the backward into its dQ and dK/dV passes;
+ * - the decoding attention (attention_decode.cuh) and the multi-tensor AdamW (adamw.cuh), below.
  *
- * Tolerance: max |kernel - reference| / max |reference| <= 1e-2 for every output. What remains after
+ * Tensor-core attention tolerance: max |kernel - reference| / max |reference| <= 1e-2 for every output. What remains after
  * both sides start from the same bf16 inputs is the kernels' rounding of P and dS to bf16 (2^-9
  * relative each) before their products, and fp32 sums: errors of a few 1e-3. A wrong index, mask or
  * rescaling gives errors of order 1. For information the test also prints the error against the
  * unrounded fp32 inputs, which is what a comparison with the CPU's fp32 attention sees. */
 #include "cuda_emu.h"
 
+#include "kernels/cuda/adamw.cuh"
 #include "kernels/cuda/attention_decode.cuh"
 #include "kernels/cuda/attention_tc.cuh"
 
@@ -185,6 +187,50 @@ template <int J> static void decode_case(int T, int NH, int hs, int prefill, uns
     check("out vs reference (fp32 inputs)", rel_err(out, exact.out), 1e-5);
 }
 
+/* The AdamW kernel over a window [lo, lo + n) of a block of segments (decay, no decay, padding, decay),
+ * one float per thread or several (grid-stride), against the update in double: max |diff| / max |value|
+ * of each of p, m, v within 1e-6 (fp32 arithmetic of a few operations); the padding and the floats of
+ * the window outside every segment keep their bits. */
+static void adamw_case(int blocks, unsigned seed) {
+    const size_t lo = 5, n = 300;
+    std::vector<size_t> start = {0, 100, 205}, end = {100, 200, 290}; /* gap 200..205; 290.. past the end */
+    std::vector<unsigned char> decay = {1, 0, 1};
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> p(n), g(n), m(n), v(n);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = 0.1f * normal(rng), g[i] = 0.01f * normal(rng), m[i] = 0.005f * normal(rng);
+        v[i] = 1e-4f * std::fabs(normal(rng));
+    }
+    std::vector<float> p0 = p, m0 = m, v0 = v;
+    const float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, bc1 = 1.0f - 0.729f,
+                bc2 = std::sqrt(1.0f - 0.857375f);
+    emu_launch(adamw::update, dim3(blocks), dim3(64), 0, p.data(), (const float *)g.data(), m.data(), v.data(), lo, n,
+               (int)start.size(), (const size_t *)start.data(), (const size_t *)end.data(),
+               (const unsigned char *)decay.data(), lr, b1, b2, eps, wd, bc1, bc2);
+    double diff[3] = {0, 0, 0}, size[3] = {0, 0, 0}; /* p, m, v: max |got - want|, max |want| */
+    bool untouched = true;
+    for (size_t i = 0; i < n; i++) {
+        size_t gi = lo + i;
+        int s = gi < 100 ? 0 : gi < 200 ? 1 : gi >= 205 && gi < 290 ? 2 : -1;
+        if (s < 0) {
+            untouched = untouched && !memcmp(&p[i], &p0[i], 4) && !memcmp(&m[i], &m0[i], 4) && !memcmp(&v[i], &v0[i], 4);
+            continue;
+        }
+        double mi = b1 * (double)m0[i] + (1 - b1) * (double)g[i], vi = b2 * (double)v0[i] + (1 - b2) * (double)g[i] * g[i];
+        double pi = p0[i] - lr * ((mi / bc1) / (std::sqrt(vi) / bc2 + eps) + (decay[s] ? wd : 0.0) * p0[i]);
+        const double got[3] = {p[i], m[i], v[i]}, want[3] = {pi, mi, vi};
+        for (int k = 0; k < 3; k++) {
+            diff[k] = std::max(diff[k], std::fabs(got[k] - want[k]));
+            size[k] = std::max(size[k], std::fabs(want[k]));
+        }
+    }
+    double worst = std::max({diff[0] / size[0], diff[1] / size[1], diff[2] / size[2]});
+    printf("adamw, %d blocks of 64 threads:\n", blocks);
+    check("floats outside the segments keep their bits", untouched ? 0.0 : 1.0, 0.0);
+    check("p, m, v vs the update in double", worst, 1e-6);
+}
+
 int main() {
     test_case<64>(1, 3, 1, 1);   /* fewer rows than a warp's 16 */
     test_case<64>(2, 64, 2, 2);  /* exactly one tile */
@@ -196,6 +242,8 @@ int main() {
     decode_case<2>(129, 2, 64, 64, 8); /* a full prefill chunk */
     decode_case<4>(40, 1, 100, 1, 9);  /* a ragged last dimension group */
     decode_case<4>(33, 2, 128, 17, 10);
-    printf("test_attention_emu: %d passed, %d failed\n", passes, failures);
+    adamw_case(5, 11); /* one float per thread */
+    adamw_case(1, 12); /* several per thread */
+    printf("test_cuda_emu: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
 }
