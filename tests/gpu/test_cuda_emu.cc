@@ -5,11 +5,11 @@
  *   softmax and the split of the backward into its dQ and dK/dV passes;
  * - the decoding attention (attention_decode.cuh) and the multi-tensor AdamW (adamw.cuh), below.
  *
- * Tensor-core attention tolerance: max |kernel - reference| / max |reference| <= 1e-2 for every output. What remains after
- * both sides start from the same bf16 inputs is the kernels' rounding of P and dS to bf16 (2^-9
- * relative each) before their products, and fp32 sums: errors of a few 1e-3. A wrong index, mask or
- * rescaling gives errors of order 1. For information the test also prints the error against the
- * unrounded fp32 inputs, which is what a comparison with the CPU's fp32 attention sees. */
+ * Tensor-core attention tolerance: max |kernel - reference| / max |reference| <= 1e-2 for every output.
+ * What remains after both sides start from the same bf16 inputs is the kernels' rounding of P and dS to
+ * bf16 (2^-9 relative each) before their products, and fp32 sums: errors of a few 1e-3. A wrong index,
+ * mask or rescaling gives errors of order 1. For information the test also prints the error against
+ * the unrounded fp32 inputs, which is what a comparison with the CPU's fp32 attention sees. */
 #include "cuda_emu.h"
 
 #include "kernels/cuda/adamw.cuh"
@@ -214,10 +214,12 @@ static void adamw_case(int blocks, unsigned seed) {
         size_t gi = lo + i;
         int s = gi < 100 ? 0 : gi < 200 ? 1 : gi >= 205 && gi < 290 ? 2 : -1;
         if (s < 0) {
-            untouched = untouched && !memcmp(&p[i], &p0[i], 4) && !memcmp(&m[i], &m0[i], 4) && !memcmp(&v[i], &v0[i], 4);
+            untouched =
+                untouched && !memcmp(&p[i], &p0[i], 4) && !memcmp(&m[i], &m0[i], 4) && !memcmp(&v[i], &v0[i], 4);
             continue;
         }
-        double mi = b1 * (double)m0[i] + (1 - b1) * (double)g[i], vi = b2 * (double)v0[i] + (1 - b2) * (double)g[i] * g[i];
+        double mi = b1 * (double)m0[i] + (1 - b1) * (double)g[i],
+               vi = b2 * (double)v0[i] + (1 - b2) * (double)g[i] * g[i];
         double pi = p0[i] - lr * ((mi / bc1) / (std::sqrt(vi) / bc2 + eps) + (decay[s] ? wd : 0.0) * p0[i]);
         const double got[3] = {p[i], m[i], v[i]}, want[3] = {pi, mi, vi};
         for (int k = 0; k < 3; k++) {

@@ -394,7 +394,8 @@ static double op_adamw(void **b, const shape_t *s) {
     size_t q = s->n / 4, lo = 7;
     size_t *start = anv_device_alloc(8 * sizeof(size_t) + 4, "adamw segments"), *end = start + 4;
     unsigned char *decay = (unsigned char *)(end + 4);
-    const size_t bounds[4][2] = {{0, lo + q}, {lo + q, lo + 2 * q - 5}, {lo + 2 * q, lo + 3 * q}, {lo + 3 * q, lo + s->n + 3}};
+    const size_t bounds[4][2] = {
+        {0, lo + q}, {lo + q, lo + 2 * q - 5}, {lo + 2 * q, lo + 3 * q}, {lo + 3 * q, lo + s->n + 3}};
     for (int i = 0; i < 4; i++) start[i] = bounds[i][0], end[i] = bounds[i][1], decay[i] = i != 1;
     anv_adamw_segments_t segs = {4, start, end, decay};
     anv_adamw_update(b[0], b[1], b[2], b[3], lo, s->n, &segs, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f - 0.729f,

@@ -12,8 +12,10 @@ __device__ inline int segment_after(const size_t *end, int count, size_t gi) {
     int lo = 0, hi = count;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (end[mid] > gi) hi = mid;
-        else lo = mid + 1;
+        if (end[mid] > gi)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return lo;
 }
@@ -27,7 +29,7 @@ __global__ void update(float *p, const float *g, float *m, float *v, size_t lo, 
     int s = i < n ? segment_after(end, count, lo + i) : count;
     for (; i < n; i += stride) {
         while (s < count && end[s] <= lo + i) s++;
-        if (s == count) return; /* past the last segment: so are this thread's later floats */
+        if (s == count) return;          /* past the last segment: so are this thread's later floats */
         if (lo + i < start[s]) continue; /* between two tensors */
         float wds = decay[s] ? wd : 0.0f;
         float gi = g[i];
