@@ -72,7 +72,7 @@ void anv_profile_start(void) {
         gpu->timer_reset();
     }
     owner = pthread_self();
-    anv_profiling = 1;
+    __atomic_store_n(&anv_profiling, 1, __ATOMIC_RELEASE);
 }
 
 long anv_profile_begin(void) {
@@ -108,7 +108,7 @@ static int by_time(const void *a, const void *b) {
 }
 
 int anv_profile_stop(anv_profile_entry_t *out, int max) {
-    anv_profiling = 0;
+    __atomic_store_n(&anv_profiling, 0, __ATOMIC_RELEASE);
     if (gpu) {
         for (int i = 0; i < n_pending; i++)
             totals[pending[i].kernel].seconds += gpu->timer_seconds(pending[i].begin, pending[i].end);

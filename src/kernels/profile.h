@@ -33,7 +33,9 @@ typedef enum {
     PROF_KERNELS
 } anv_prof_kernel_t;
 
-extern int anv_profiling; /* nonzero between anv_profile_start and anv_profile_stop */
+/* Nonzero between anv_profile_start and anv_profile_stop; set with release order after the profiler's
+ * state, read with acquire order, so that a kernel call on any thread sees that state complete. */
+extern int anv_profiling;
 
 /* A timed call: begin returns a mark (negative: this call is not timed, being on another thread than the
  * one that started profiling), end adds the time since the mark to the kernel's total. */
@@ -43,7 +45,7 @@ void anv_profile_end(anv_prof_kernel_t kernel, long mark);
 /* Runs `call` (a statement), timed as `kernel` while profiling. */
 #define ANV_PROFILED(kernel, call)                                                                                     \
     do {                                                                                                               \
-        if (__builtin_expect(anv_profiling, 0)) {                                                                      \
+        if (__builtin_expect(__atomic_load_n(&anv_profiling, __ATOMIC_ACQUIRE), 0)) {                                  \
             long mark_ = anv_profile_begin();                                                                          \
             call;                                                                                                      \
             anv_profile_end(kernel, mark_);                                                                            \
