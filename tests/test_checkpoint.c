@@ -3,11 +3,13 @@
  * bytes-per-token denominator of bits per byte. */
 #include "anvil/checkpoint.h"
 #include "anvil/kernels.h"
+#include "anvil/run_dir.h"
 #include "anvil/safetensors.h"
 #include "anvil/shard.h"
 #include "anvil/trainer.h"
 #include "check.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,8 +33,20 @@ static int file_equals(const char *name, const char *data, size_t len) {
 
 static void fill_state(anv_train_state_t *s, long long step) {
     memset(s, 0, sizeof *s);
-    s->hp = (anv_hparams_t){8, 64, 1024, 100, {ANV_SCHEDULE_WSD, 6e-4f, 6e-5f, 10, 100, 20}, {0.9f, 0.95f, 1e-8f, 0.1f},
-                            1.0f, 25, 4, 50, 1, 9223372036854775813ull, 2, ANV_PRECISION_BF16};
+    s->hp = (anv_hparams_t){8,
+                            64,
+                            1024,
+                            100,
+                            {ANV_SCHEDULE_WSD, 6e-4f, 6e-5f, 10, 100, 20},
+                            {0.9f, 0.95f, 1e-8f, 0.1f},
+                            1.0f,
+                            25,
+                            4,
+                            50,
+                            1,
+                            9223372036854775813ull,
+                            2,
+                            ANV_PRECISION_BF16};
     s->step = step;
     s->tokens = step * 1024;
     s->loader.epoch = 3;
@@ -87,11 +101,10 @@ int main(void) {
     CHECK(anv_state_load(path, &got) == 0, "state: %s", anv_last_error());
     CHECK(same_hparams(&got.hp, &st.hp) && got.step == 7 && got.tokens == st.tokens &&
               got.loader.epoch == st.loader.epoch && got.loader.index == st.loader.index &&
-              !memcmp(got.loader.rng.s, st.loader.rng.s, sizeof st.loader.rng.s) && !strcmp(got.data_dir, st.data_dir) &&
-              got.tokenizer_hash == st.tokenizer_hash,
+              !memcmp(got.loader.rng.s, st.loader.rng.s, sizeof st.loader.rng.s) &&
+              !strcmp(got.data_dir, st.data_dir) && got.tokenizer_hash == st.tokenizer_hash,
           "state.json round trip is exact (floats, 64-bit seed, rng words)");
-    printf("checkpoint: weights, AdamW moments and state round trip bitwise (%zu floats)\n",
-           anv_model_n_params(m));
+    printf("checkpoint: weights, AdamW moments and state round trip bitwise (%zu floats)\n", anv_model_n_params(m));
 
     /* Hugging Face names and shapes. */
     anv_safetensors_t *sf;
@@ -109,8 +122,8 @@ int main(void) {
     anv_model_params(m)[0] += 1;
     fill_state(&st, 8);
     setenv("ANVIL_WRITE_LIMIT", "20000", 1); /* smaller than the optimizer file */
-    CHECK(anv_checkpoint_save(dir, m, &opt, &st) != 0 && strstr(anv_last_error(), "intact"),
-          "disk-full save fails: %s", anv_last_error());
+    CHECK(anv_checkpoint_save(dir, m, &opt, &st) != 0 && strstr(anv_last_error(), "intact"), "disk-full save fails: %s",
+          anv_last_error());
     unsetenv("ANVIL_WRITE_LIMIT");
     CHECK(file_equals("model.safetensors", old_model, lm) && file_equals("optim.safetensors", old_optim, lo) &&
               file_equals("state.json", old_state, ls),
@@ -127,6 +140,45 @@ int main(void) {
     CHECK(rename(path, p2) == 0 && anv_write_file_atomic(path, old_model, lm) == 0, "simulate crash");
     CHECK(anv_checkpoint_recover(dir) == 0 && file_equals("model.safetensors", model8, l8) && !anv_path_exists(p2),
           "recover completes the committed save");
+    /* A reader never changes the run and finds the committed step wherever the save is: in
+     * model.safetensors.next after the commit (not yet renamed), in model.safetensors before it. */
+    anv_model_t *reader;
+    anv_model_create(&cfg, &reader);
+    long long committed_step = -1;
+    CHECK(rename(path, p2) == 0 && anv_write_file_atomic(path, old_model, lm) == 0, "simulate crash again");
+    CHECK(anv_checkpoint_load_committed(dir, reader, &committed_step) == 0 && committed_step == 8,
+          "reader after the commit: %s", anv_last_error());
+    CHECK(!memcmp(anv_model_params(reader), anv_model_params(m), anv_model_n_params(m) * sizeof(float)),
+          "the reader got the committed weights");
+    CHECK(anv_path_exists(p2) && file_equals("model.safetensors", old_model, lm), "the reader changed nothing");
+    CHECK(anv_checkpoint_recover(dir) == 0, "recover");
+    anv_write_file_atomic(p2, old_model, lm); /* an uncommitted save in progress (step 7 != 8) */
+    memset(anv_model_params(reader), 0, anv_model_n_params(m) * sizeof(float));
+    CHECK(anv_checkpoint_load_committed(dir, reader, &committed_step) == 0 && committed_step == 8 &&
+              !memcmp(anv_model_params(reader), anv_model_params(m), anv_model_n_params(m) * sizeof(float)),
+          "reader before the commit: %s", anv_last_error());
+    CHECK(anv_path_exists(p2), "the reader left the save in progress alone");
+    /* Non-finite weights are refused by tensor name. */
+    float saved = anv_model_params(m)[3];
+    anv_model_params(m)[3] = INFINITY;
+    fill_state(&st, 9);
+    CHECK(anv_checkpoint_save(dir, m, &opt, &st) == 0, "save 9");
+    CHECK(anv_checkpoint_load_committed(dir, reader, NULL) != 0 && strstr(anv_last_error(), "holds Inf at element 3"),
+          "Inf weight: %s", anv_last_error());
+    anv_model_params(m)[3] = saved;
+    fill_state(&st, 8);
+    CHECK(anv_checkpoint_save(dir, m, &opt, &st) == 0, "save 8 again");
+    anv_model_free(reader);
+
+    /* The run lock: one holder; a second is refused; the lock marks the directory as a run. */
+    anv_run_lock_t lock, second;
+    CHECK(anv_run_lock(dir, 0, &lock) == 0, "lock: %s", anv_last_error());
+    CHECK(anv_run_lock(dir, 0, &second) != 0 && strstr(anv_last_error(), "another trainer (pid"),
+          "second lock refused: %s", anv_last_error());
+    anv_run_unlock(&lock);
+    CHECK(anv_run_lock(dir, 0, &second) == 0, "lock after unlock: %s", anv_last_error());
+    anv_run_unlock(&second);
+
     /* An uncommitted .next (step 7 != state 8) is discarded. */
     anv_write_file_atomic(p2, old_model, lm);
     CHECK(anv_checkpoint_recover(dir) == 0 && !anv_path_exists(p2) && file_equals("model.safetensors", model8, l8),
@@ -173,8 +225,8 @@ int main(void) {
     CHECK(anv_loss_svg_write(log_path, svg_path) == 0, "svg: %s", anv_last_error());
     size_t sl;
     char *svg = slurp("loss.svg", &sl);
-    CHECK(svg && strstr(svg, "<svg") && strstr(svg, "<polyline") && strstr(svg, "<circle") &&
-              strstr(svg, ">tokens<") && strstr(svg, "loss (nats per token)") && strstr(svg, "</svg>"),
+    CHECK(svg && strstr(svg, "<svg") && strstr(svg, "<polyline") && strstr(svg, "<circle") && strstr(svg, ">tokens<") &&
+              strstr(svg, "loss (nats per token)") && strstr(svg, "</svg>"),
           "svg has a line, val points, axis titles");
     anv_free(svg);
 
@@ -191,8 +243,8 @@ int main(void) {
     anv_loader_config_t vc = {dir, "val", 1, 4, 0, 1, 0, 0, 257};
     anv_loader_t *val;
     double bpt = 0;
-    CHECK(anv_loader_open(&vc, &val) == 0 && anv_val_bytes_per_token(dir, tok, val, &bpt) == 0,
-          "bytes per token: %s", anv_last_error());
+    CHECK(anv_loader_open(&vc, &val) == 0 && anv_val_bytes_per_token(dir, tok, val, &bpt) == 0, "bytes per token: %s",
+          anv_last_error());
     printf("checkpoint: decoded bytes per validation token %.6f (expected 18/21 = %.6f)\n", bpt, 18.0 / 21);
     CHECK(fabs(bpt - 18.0 / 21) < 1e-12, "bytes per token %g", bpt);
     /* meta.json, when present, is the source. */

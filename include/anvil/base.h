@@ -44,6 +44,8 @@ int anv_read_file(const char *path, char **data, size_t *len); /* data NUL-termi
 int anv_mkdir_p(const char *path);
 int anv_path_exists(const char *path);
 int anv_is_dir(const char *path);
+/* 1 when dir exists and holds an entry besides . and .. (0: empty or absent; -1 with an error). */
+int anv_dir_has_entries(const char *dir);
 /* snprintf into buf, erroring when the result does not fit. */
 int anv_path_join(char *buf, size_t size, const char *dir, const char *name);
 
@@ -103,7 +105,7 @@ void anv_log(anv_log_level_t level, const char *fmt, ...) ANV_PRINTF(2, 3);
 void anv_log_set_level(anv_log_level_t level);
 
 /* ---- time and threads ---- */
-double anv_now(void); /* monotonic seconds */
+double anv_now(void);        /* monotonic seconds */
 void anv_threads_set(int n); /* <= 0: all cores */
 int anv_threads_count(void);
 int anv_thread_id(void); /* this thread's number inside an OpenMP parallel region, 0 outside */

@@ -6,7 +6,9 @@
  * is replaced atomically: that is the commit point; then the *.next files are renamed over the old
  * ones. Each safetensors file records its step in __metadata__. A failure before the commit (disk
  * full) leaves the previous checkpoint byte-for-byte intact; a crash after it is completed by
- * anv_checkpoint_recover(), which every reader of a run calls first. */
+ * anv_checkpoint_recover(), which only the trainer calls (it holds the run's lock, run_dir.h). Readers
+ * never change a run: anv_checkpoint_load_committed() reads the last committed model while a trainer
+ * may be saving the next one. */
 #ifndef ANVIL_CHECKPOINT_H
 #define ANVIL_CHECKPOINT_H
 
@@ -21,12 +23,12 @@ typedef struct {
     long long steps;              /* optimizer steps of the whole run */
     anv_schedule_t sched;         /* lr schedule (its total equals steps) */
     anv_adamw_config_t adamw;
-    float clip;                   /* max global grad norm; 0 = no clipping */
+    float clip; /* max global grad norm; 0 = no clipping */
     int eval_every, eval_batches, save_every;
     int shuffle;
-    uint64_t seed;                /* model init and shuffling */
-    int threads;                  /* bitwise reproducibility needs the same thread count */
-    int precision;                /* anv_precision_t of the matrix products (kernels.h): fp32 or bf16 */
+    uint64_t seed; /* model init and shuffling */
+    int threads;   /* bitwise reproducibility needs the same thread count */
+    int precision; /* anv_precision_t of the matrix products (kernels.h): fp32 or bf16 */
 } anv_hparams_t;
 
 typedef struct {
@@ -49,6 +51,9 @@ int anv_checkpoint_recover(const char *run_dir);
 /* Reads parameters from a model.safetensors written for this model's config (names and shapes
  * checked; errors name the file); *step is the step recorded in the file (-1 if none). */
 int anv_checkpoint_load_model(const char *path, anv_model_t *m, long long *step);
+/* Reads the parameters of the last committed checkpoint of run_dir (see above) without changing
+ * anything there; a run without state.json (imported) is read from model.safetensors as it is. */
+int anv_checkpoint_load_committed(const char *run_dir, anv_model_t *m, long long *step);
 /* Reads AdamW moments from optim.safetensors into opt (sized for m). */
 int anv_checkpoint_load_optim(const char *path, anv_model_t *m, anv_adamw_t *opt, long long *step);
 

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "anvil/base.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -66,6 +67,16 @@ int anv_mkdir_p(const char *path) {
     }
     if (!anv_is_dir(path)) return anv_error("%s: exists and is not a directory", path);
     return 0;
+}
+
+int anv_dir_has_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : anv_error("%s: cannot read the directory: %s", dir, strerror(errno));
+    const struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d))) found = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return found;
 }
 
 int anv_path_join(char *buf, size_t size, const char *dir, const char *name) {
@@ -147,8 +158,7 @@ int anv_atomic_commit(anv_atomic_file_t *af) {
         rc = anv_error("%s: write failed: %s", af->path, strerror(errno));
     if (fclose(af->f) != 0 && rc == 0) rc = anv_error("%s: close failed: %s", af->path, strerror(errno));
     af->f = NULL;
-    if (rc == 0 && rename(af->tmp, af->path) != 0)
-        rc = anv_error("%s: rename failed: %s", af->path, strerror(errno));
+    if (rc == 0 && rename(af->tmp, af->path) != 0) rc = anv_error("%s: rename failed: %s", af->path, strerror(errno));
     if (rc != 0) {
         unlink(af->tmp);
         atomic_release(af);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,19 +28,18 @@ int anv_state_save(const char *path, const anv_train_state_t *s) {
     rc |= anv_buf_puts(&b, "]},\n  \"data_dir\": ");
     rc |= anv_buf_json_string(&b, s->data_dir, strlen(s->data_dir));
     rc |= anv_buf_printf(&b, ",\n  \"tokenizer_hash\": \"%016" PRIx64 "\",\n", s->tokenizer_hash);
-    rc |= anv_buf_printf(&b,
-                         "  \"hparams\": {\"batch\": %d, \"seq\": %d, \"total_batch_tokens\": %lld, \"steps\": %lld,\n"
-                         "    \"schedule\": \"%s\", \"lr\": %.9g, \"min_lr\": %.9g, \"warmup\": %lld, "
-                         "\"decay_steps\": %lld,\n"
-                         "    \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"weight_decay\": %.9g, \"clip\": %.9g,\n"
-                         "    \"eval_every\": %d, \"eval_batches\": %d, \"save_every\": %d, \"shuffle\": %d, "
-                         "\"seed\": \"%" PRIu64 "\", \"threads\": %d, \"precision\": \"%s\"}\n}\n",
-                         h->B, h->T, h->total_batch_tokens, h->steps, schedule_name(h->sched.kind),
-                         (double)h->sched.max_lr, (double)h->sched.min_lr, h->sched.warmup, h->sched.decay_steps,
-                         (double)h->adamw.beta1, (double)h->adamw.beta2, (double)h->adamw.eps,
-                         (double)h->adamw.weight_decay, (double)h->clip, h->eval_every, h->eval_batches,
-                         h->save_every, h->shuffle, h->seed, h->threads,
-                         anv_precision_name((anv_precision_t)h->precision));
+    rc |= anv_buf_printf(
+        &b,
+        "  \"hparams\": {\"batch\": %d, \"seq\": %d, \"total_batch_tokens\": %lld, \"steps\": %lld,\n"
+        "    \"schedule\": \"%s\", \"lr\": %.9g, \"min_lr\": %.9g, \"warmup\": %lld, "
+        "\"decay_steps\": %lld,\n"
+        "    \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"weight_decay\": %.9g, \"clip\": %.9g,\n"
+        "    \"eval_every\": %d, \"eval_batches\": %d, \"save_every\": %d, \"shuffle\": %d, "
+        "\"seed\": \"%" PRIu64 "\", \"threads\": %d, \"precision\": \"%s\"}\n}\n",
+        h->B, h->T, h->total_batch_tokens, h->steps, schedule_name(h->sched.kind), (double)h->sched.max_lr,
+        (double)h->sched.min_lr, h->sched.warmup, h->sched.decay_steps, (double)h->adamw.beta1, (double)h->adamw.beta2,
+        (double)h->adamw.eps, (double)h->adamw.weight_decay, (double)h->clip, h->eval_every, h->eval_batches,
+        h->save_every, h->shuffle, h->seed, h->threads, anv_precision_name((anv_precision_t)h->precision));
     if (rc == 0) rc = anv_write_file_atomic(path, b.data, b.len);
     anv_buf_free(&b);
     return rc;
@@ -163,14 +163,14 @@ static long long file_step(const anv_safetensors_t *st) {
     return s && *s && !*end ? v : -1;
 }
 
-static int read_tensors(const char *path, anv_model_t *m, float *const *blocks, const char *const *prefix,
-                        int n_blocks, long long *step) {
-    anv_safetensors_t *st;
-    if (anv_safetensors_open(path, &st) != 0) return -1;
+/* Fills blocks from an open file; each tensor must be finite, so a diverged or damaged checkpoint is
+ * refused by name instead of producing NaN losses and garbage text. */
+static int read_tensors_from(anv_safetensors_t *st, const char *path, anv_model_t *m, float *const *blocks,
+                             const char *const *prefix, int n_blocks) {
     int n = anv_model_n_tensors(m), rc = 0;
     if (anv_safetensors_count(st) != n * n_blocks)
-        rc = anv_error("%s: holds %d tensors, this model has %d (another model configuration?)", path,
-                       anv_safetensors_count(st), n * n_blocks);
+        return anv_error("%s: holds %d tensors, this model has %d (another model configuration?)", path,
+                         anv_safetensors_count(st), n * n_blocks);
     for (int b = 0; rc == 0 && b < n_blocks; b++) {
         memset(blocks[b], 0, anv_model_n_params(m) * sizeof(float)); /* padding rows stay zero */
         for (int i = 0; rc == 0 && i < n; i++) {
@@ -179,8 +179,21 @@ static int read_tensors(const char *path, anv_model_t *m, float *const *blocks, 
             int64_t shape[2] = {p->shape[0], p->shape[1]};
             snprintf(name, sizeof name, "%s%s", prefix[b], p->name);
             rc = anv_safetensors_read_f32(st, name, p->ndim, shape, blocks[b] + p->offset);
+            const float *x = blocks[b] + p->offset;
+            for (size_t k = 0; rc == 0 && k < p->numel; k++)
+                if (!isfinite(x[k]))
+                    rc = anv_error("%s: tensor %s holds %s at element %zu (a diverged or damaged checkpoint)", path,
+                                   name, isnan(x[k]) ? "NaN" : "Inf", k);
         }
     }
+    return rc;
+}
+
+static int read_tensors(const char *path, anv_model_t *m, float *const *blocks, const char *const *prefix, int n_blocks,
+                        long long *step) {
+    anv_safetensors_t *st;
+    if (anv_safetensors_open(path, &st) != 0) return -1;
+    int rc = read_tensors_from(st, path, m, blocks, prefix, n_blocks);
     if (step) *step = file_step(st);
     anv_safetensors_close(st);
     return rc;
@@ -222,17 +235,18 @@ int anv_checkpoint_save(const char *run_dir, anv_model_t *m, const anv_adamw_t *
     if (anv_path_join(state, sizeof state, run_dir, "state.json") != 0) return -1;
     const float *params[1] = {anv_model_params(m)}, *moments[2] = {opt->m, opt->v};
     const char *no_prefix[1] = {""}, *opt_prefix[2] = {"exp_avg.", "exp_avg_sq."};
+    int had_checkpoint = anv_path_exists(state);
     int rc = write_tensors(next[0], m, params, no_prefix, 1, s->step);
     if (rc == 0) rc = write_tensors(next[1], m, moments, opt_prefix, 2, s->step);
     if (rc == 0) rc = anv_state_save(state, s); /* commit point */
     if (rc != 0) {
         unlink(next[0]);
         unlink(next[1]);
-        return anv_error_prefix("checkpoint at step %lld not saved (the previous one is intact)", s->step);
+        return anv_error_prefix("checkpoint at step %lld not saved (%s)", s->step,
+                                had_checkpoint ? "the previous one is intact" : "the run has no earlier checkpoint");
     }
     for (int i = 0; i < 2; i++)
-        if (rename(next[i], path[i]) != 0)
-            return anv_error("%s: rename failed: %s", path[i], strerror(errno));
+        if (rename(next[i], path[i]) != 0) return anv_error("%s: rename failed: %s", path[i], strerror(errno));
     fsync_dir(run_dir);
     return 0;
 }
@@ -262,4 +276,52 @@ int anv_checkpoint_recover(const char *run_dir) {
     }
     fsync_dir(run_dir);
     return 0;
+}
+
+/* A file opened here stays readable when the trainer renames over it (it is mapped), so a file whose
+ * step matches state.json is a consistent checkpoint however the save goes on. Which file holds the
+ * committed step depends on where the save is: before the commit model.safetensors, after it the
+ * .next file until it is renamed. A few retries cover a save that moved on between the reads. */
+int anv_checkpoint_load_committed(const char *run_dir, anv_model_t *m, long long *step) {
+    char state_path[4200], path[2][4200];
+    if (anv_path_join(state_path, sizeof state_path, run_dir, "state.json") != 0 ||
+        anv_path_join(path[0], sizeof path[0], run_dir, ckpt_next[0]) != 0 ||
+        anv_path_join(path[1], sizeof path[1], run_dir, ckpt_files[0]) != 0)
+        return -1;
+    float *blocks[1] = {anv_model_params(m)};
+    const char *prefix[1] = {""};
+    long long committed = -1;
+    int unreadable = 0; /* a file there could not be opened: its error is the one to report */
+    for (int attempt = 0; attempt < 100; attempt++) {
+        if (attempt) usleep(20000);
+        anv_train_state_t s;
+        if (!anv_path_exists(state_path)) { /* an imported model: no training state, one file */
+            long long file = -1;
+            if (read_tensors(path[1], m, blocks, prefix, 1, &file) != 0) return -1;
+            if (step) *step = file;
+            return 0;
+        }
+        if (anv_state_load(state_path, &s) != 0) return -1;
+        committed = s.step;
+        unreadable = 0;
+        for (int i = 0; i < 2; i++) {
+            anv_safetensors_t *st;
+            if (!anv_path_exists(path[i])) continue;
+            if (anv_safetensors_open(path[i], &st) != 0) {
+                unreadable = 1;
+                continue;
+            }
+            int rc = 1;
+            if (file_step(st) == committed) rc = read_tensors_from(st, path[i], m, blocks, prefix, 1);
+            anv_safetensors_close(st);
+            if (rc <= 0) {
+                if (rc == 0 && step) *step = committed;
+                return rc;
+            }
+        }
+    }
+    if (unreadable) return -1;
+    return anv_error("%s: no model file holds step %lld of state.json (a damaged run; `anvil train --resume` "
+                     "repairs an interrupted save)",
+                     run_dir, committed);
 }

@@ -77,7 +77,6 @@ int anv_run_load(const char *run_dir, anv_model_t **model, anv_tokenizer_t **tok
     char path[4200];
     anv_config_t cfg;
     if (!anv_is_dir(run_dir)) return anv_error("%s: run directory does not exist", run_dir);
-    if (anv_checkpoint_recover(run_dir) != 0) return -1;
     if (anv_path_join(path, sizeof path, run_dir, "config.json") != 0 || anv_config_load(path, &cfg) != 0 ||
         anv_config_validate(&cfg, path) != 0)
         return -1;
@@ -87,9 +86,7 @@ int anv_run_load(const char *run_dir, anv_model_t **model, anv_tokenizer_t **tok
         anv_error("%s: the tokenizer has %zu tokens but the model's vocab_size is %d", path,
                   anv_tokenizer_vocab_size(*tok), cfg.vocab_size);
     } else if (anv_model_create(&cfg, model) == 0) {
-        if (anv_path_join(path, sizeof path, run_dir, "model.safetensors") == 0 &&
-            anv_checkpoint_load_model(path, *model, NULL) == 0)
-            return 0;
+        if (anv_checkpoint_load_committed(run_dir, *model, NULL) == 0) return 0;
         anv_model_free(*model);
         *model = NULL;
     }

@@ -14,6 +14,7 @@
 #include "anvil/trainer.h"
 
 #include "anvil/kernels.h"
+#include "anvil/run_dir.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -36,9 +37,10 @@ typedef struct {
     long long nan_at;     /* test hook, 0 = off */
     anv_comm_t *comm;     /* NULL for one process */
     int rank, world, zero;
-    float *gshard;        /* ZeRO-1: this rank's shard of the averaged gradients (opt.n floats) */
-    int stop;             /* a stop was requested on some rank during the last step */
-    double peak_flops;    /* this rank's measured peak FLOP/s for the run's precision (0: unknown) */
+    float *gshard;       /* ZeRO-1: this rank's shard of the averaged gradients (opt.n floats) */
+    int stop;            /* a stop was requested on some rank during the last step */
+    double peak_flops;   /* this rank's measured peak FLOP/s for the run's precision (0: unknown) */
+    anv_run_lock_t lock; /* rank 0: this process is the run directory's one writer */
 } trainer_t;
 
 /* The peak that MFU divides by: on the CPU the measured FMA peak of this rank's threads, or the bf16
@@ -130,19 +132,16 @@ static int setup_fresh(trainer_t *t) {
     if (load_data_tokenizer(t, t->o->data_dir) != 0 ||
         (t->o->init_from ? init_from_config(t, &t->cfg) : requested_config(t, &t->cfg)) != 0)
         return -1;
-    if (anv_mkdir_p(t->o->run_dir) != 0 || run_path(t, "config.json", path, sizeof path) != 0 ||
-        anv_config_save(&t->cfg, path) != 0)
-        return -1;
+    /* the inputs are good: only now is the run directory made and claimed */
+    if (anv_run_lock(t->o->run_dir, 1, &t->lock) != 0) return -1;
+    if (run_path(t, "config.json", path, sizeof path) != 0 || anv_config_save(&t->cfg, path) != 0) return -1;
     if (anv_path_join(src, sizeof src, t->data_dir, "tokenizer.json") != 0 ||
         run_path(t, "tokenizer.json", path, sizeof path) != 0 || copy_file(src, path) != 0)
         return -1;
-    if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0)
-        return -1;
+    if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0) return -1;
     if (t->o->init_from) {
-        if (anv_path_join(src, sizeof src, t->o->init_from, "model.safetensors") != 0 ||
-            anv_checkpoint_load_model(src, t->m, NULL) != 0)
-            return -1;
-        anv_log(ANV_LOG_INFO, "initialised from %s", src);
+        if (anv_checkpoint_load_committed(t->o->init_from, t->m, NULL) != 0) return -1;
+        anv_log(ANV_LOG_INFO, "initialised from %s", t->o->init_from);
     } else {
         anv_model_init_gpt2(t->m, t->hp.seed);
     }
@@ -159,15 +158,16 @@ static int setup_resume(trainer_t *t) {
     char path[4200];
     const char *run = t->o->run_dir;
     if (!anv_is_dir(run)) return anv_error("%s: run directory does not exist (nothing to resume)", run);
-    if (anv_checkpoint_recover(run) != 0 || run_path(t, "state.json", path, sizeof path) != 0) return -1;
+    if (anv_run_lock(run, 0, &t->lock) != 0 || anv_checkpoint_recover(run) != 0 ||
+        run_path(t, "state.json", path, sizeof path) != 0)
+        return -1;
     if (!anv_path_exists(path)) return anv_error("%s: no checkpoint to resume (state.json is missing)", run);
     if (anv_state_load(path, &t->st) != 0) return -1;
     char dir[sizeof t->st.data_dir];
     strcpy(dir, t->o->data_dir ? t->o->data_dir : t->st.data_dir);
     if (load_data_tokenizer(t, dir) != 0) return -1;
     if (anv_tokenizer_hash(t->tok) != t->st.tokenizer_hash)
-        return anv_error("%s/tokenizer.json: not the tokenizer this run was trained with (see %s)", t->data_dir,
-                         path);
+        return anv_error("%s/tokenizer.json: not the tokenizer this run was trained with (see %s)", t->data_dir, path);
     if (run_path(t, "config.json", path, sizeof path) != 0 || anv_config_load(path, &t->cfg) != 0 ||
         anv_config_validate(&t->cfg, path) != 0)
         return -1;
@@ -177,24 +177,19 @@ static int setup_resume(trainer_t *t) {
         if (!same_config(&want, &t->cfg))
             return anv_error("%s: the run was trained with n_layer %d, n_head %d, n_embd %d, vocab_size %d, "
                              "block_size %d, but %s %s asks for %d, %d, %d, %d, %d",
-                             path, t->cfg.n_layer, t->cfg.n_head, t->cfg.n_embd, t->cfg.vocab_size,
-                             t->cfg.block_size, t->o->preset ? "--preset" : "--config",
-                             t->o->preset ? t->o->preset : t->o->config_path, want.n_layer, want.n_head, want.n_embd,
-                             want.vocab_size, want.block_size);
+                             path, t->cfg.n_layer, t->cfg.n_head, t->cfg.n_embd, t->cfg.vocab_size, t->cfg.block_size,
+                             t->o->preset ? "--preset" : "--config", t->o->preset ? t->o->preset : t->o->config_path,
+                             want.n_layer, want.n_head, want.n_embd, want.vocab_size, want.block_size);
     }
-    if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0)
-        return -1;
+    if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0) return -1;
     long long ms, os;
-    if (run_path(t, "model.safetensors", path, sizeof path) != 0 ||
-        anv_checkpoint_load_model(path, t->m, &ms) != 0)
+    if (run_path(t, "model.safetensors", path, sizeof path) != 0 || anv_checkpoint_load_model(path, t->m, &ms) != 0)
         return -1;
-    if (ms != t->st.step)
-        return anv_error("%s: holds step %lld but state.json is at step %lld", path, ms, t->st.step);
+    if (ms != t->st.step) return anv_error("%s: holds step %lld but state.json is at step %lld", path, ms, t->st.step);
     if (run_path(t, "optim.safetensors", path, sizeof path) != 0 ||
         anv_checkpoint_load_optim(path, t->m, &t->opt, &os) != 0)
         return -1;
-    if (os != t->st.step)
-        return anv_error("%s: holds step %lld but state.json is at step %lld", path, os, t->st.step);
+    if (os != t->st.step) return anv_error("%s: holds step %lld but state.json is at step %lld", path, os, t->st.step);
     t->opt.t = t->st.step;
     t->saved_step = t->st.step;
     if (t->hp.threads != t->st.hp.threads)
@@ -278,7 +273,6 @@ static int setup(trainer_t *t) {
     return distribute_state(t);
 }
 
-
 /* Micro-batches per optimizer step on each rank. */
 static long long accum_steps(const trainer_t *t) {
     return t->hp.total_batch_tokens / ((long long)t->hp.B * t->hp.T * t->world);
@@ -331,13 +325,24 @@ static int open_loaders(trainer_t *t) {
     if (h->T == 0) h->T = t->cfg.block_size;
     long long rows = (long long)h->B * h->T * t->world; /* tokens of one micro-batch over all ranks */
     if (h->total_batch_tokens == 0) h->total_batch_tokens = rows;
-    if (h->T > t->cfg.block_size)
+    if (h->T > t->cfg.block_size) {
+        if (t->o->resume) /* the run's own seq, not an option the user gave */
+            return anv_error("%s/state.json: seq %d exceeds the model's block_size %d (a damaged run?)", t->o->run_dir,
+                             h->T, t->cfg.block_size);
         return anv_error("--seq %d exceeds the model's block_size %d", h->T, t->cfg.block_size);
+    }
     if (h->total_batch_tokens % rows != 0)
         return anv_error("--total-batch-tokens %lld is not a multiple of --batch %d x --seq %d x %d ranks = %lld",
                          h->total_batch_tokens, h->B, h->T, t->world, rows);
-    anv_loader_config_t tc = {t->data_dir, "train", h->B, h->T, t->rank, t->world, h->shuffle,
-                              h->seed ^ 0x5DEECE66Dull, (size_t)t->cfg.vocab_size};
+    anv_loader_config_t tc = {t->data_dir,
+                              "train",
+                              h->B,
+                              h->T,
+                              t->rank,
+                              t->world,
+                              h->shuffle,
+                              h->seed ^ 0x5DEECE66Dull,
+                              (size_t)t->cfg.vocab_size};
     anv_loader_config_t vc = {t->data_dir, "val", h->B, h->T, t->rank, t->world, 0, 0, (size_t)t->cfg.vocab_size};
     if (anv_loader_open(&tc, &t->train) != 0 || anv_loader_open(&vc, &t->val) != 0) return -1;
     if (t->o->resume && anv_loader_seek(t->train, &t->st.loader) != 0) return -1;
@@ -349,8 +354,10 @@ static int open_loaders(trainer_t *t) {
     if (t->rank == 0) {
         anv_memory_budget_t mb;
         anv_model_memory_budget(&t->cfg, h->B, h->T, &mb);
-        anv_log(ANV_LOG_INFO, "memory: %.0f MiB (parameters, gradients, AdamW state, activations); "
-                "activations %.1f KiB per token", mb.total / 1048576.0, mb.activations_per_token / 1024.0);
+        anv_log(ANV_LOG_INFO,
+                "memory: %.0f MiB (parameters, gradients, AdamW state, activations); "
+                "activations %.1f KiB per token",
+                mb.total / 1048576.0, mb.activations_per_token / 1024.0);
     }
     return resolve_steps(t);
 }
@@ -471,9 +478,8 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
     r->tokens = t->st.tokens;
     r->step_s = anv_now() - t0;
     r->tokens_per_s = (double)h->total_batch_tokens / r->step_s;
-    r->mfu = t->peak_flops > 0
-                 ? anv_model_flops_per_token(&t->cfg, h->T) * r->tokens_per_s / (t->peak_flops * t->world)
-                 : 0;
+    r->mfu =
+        t->peak_flops > 0 ? anv_model_flops_per_token(&t->cfg, h->T) * r->tokens_per_s / (t->peak_flops * t->world) : 0;
     r->comm_s = t->comm ? anv_comm_seconds(t->comm) - comm0 : 0;
     return 0;
 }
@@ -508,12 +514,14 @@ static void teardown(trainer_t *t) {
     anv_free(t->in);
     anv_free(t->tg);
     anv_device_free(t->gshard);
+    anv_run_unlock(&t->lock);
 }
 
 int anv_train(const anv_train_opts_t *o, long long *last_step) {
     trainer_t t;
     memset(&t, 0, sizeof t);
     t.o = o;
+    t.lock.fd = -1;
     t.hp = o->hp;
     t.world = o->comm ? anv_comm_size(o->comm) : 1;
     t.comm = t.world > 1 ? o->comm : NULL;
