@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_usage(const char *usage, const opt_t *opts, int n_opts) {
     fprintf(stderr, "usage: %s\n", usage);
@@ -29,18 +30,27 @@ int cli_fail(void) {
     return 1;
 }
 
-static int parse_number(const char *name, const char *s, opt_type_t type, void *dst) {
+int cli_max_threads(void) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return 4 * (int)(cores > 0 ? cores : 1);
+}
+
+static int parse_number(const opt_t *o, const opt_range_t *range, const char *s) {
+    const char *name = o->name;
     char *end;
     errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno) return anv_error("%s: expected a number, got '%s'", name, s);
+    if (range && !(v >= range->min && v <= range->max))
+        return anv_error("%s %s: out of range (from %.17g to %.17g)", name, s, range->min, range->max);
+    void *dst = o->dst;
+    opt_type_t type = o->type;
     if (type == OPT_DOUBLE) {
-        double v = strtod(s, &end);
-        if (end == s || *end || errno) return anv_error("%s: expected a number, got '%s'", name, s);
         *(double *)dst = v;
         return 0;
     }
     /* Integers accept plain digits and an optional exponent form like 1e6 (exact values only). */
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || v != (double)(long long)v)
+    if (!(v >= -9.2e18 && v <= 9.2e18) || v != (double)(long long)v)
         return anv_error("%s: expected an integer, got '%s'", name, s);
     if (type == OPT_INT) {
         if (v < -2147483648.0 || v > 2147483647.0) return anv_error("%s: %s is out of range", name, s);
@@ -52,6 +62,17 @@ static int parse_number(const char *name, const char *s, opt_type_t type, void *
 }
 
 int cli_parse(int argc, char **argv, const opt_t *opts, int n_opts, const char *usage, int *seen) {
+    return cli_parse_bounded(argc, argv, opts, n_opts, NULL, 0, usage, seen);
+}
+
+static const opt_range_t *range_of(const char *name, const opt_range_t *ranges, int n_ranges) {
+    for (int i = 0; i < n_ranges; i++)
+        if (!strcmp(ranges[i].name, name)) return &ranges[i];
+    return NULL;
+}
+
+int cli_parse_bounded(int argc, char **argv, const opt_t *opts, int n_opts, const opt_range_t *ranges, int n_ranges,
+                      const char *usage, int *seen) {
     if (seen) memset(seen, 0, (size_t)n_opts * sizeof *seen);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -86,8 +107,10 @@ int cli_parse(int argc, char **argv, const opt_t *opts, int n_opts, const char *
         }
         if (i + 1 >= argc) return anv_error("%s needs a value", o->name);
         const char *val = argv[++i];
-        if (o->type == OPT_STRING) *(const char **)o->dst = val;
-        else if (parse_number(o->name, val, o->type, o->dst) != 0) return -1;
+        if (o->type == OPT_STRING)
+            *(const char **)o->dst = val;
+        else if (parse_number(o, range_of(o->name, ranges, n_ranges), val) != 0)
+            return -1;
     }
     return 0;
 }

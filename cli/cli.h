@@ -27,6 +27,14 @@ typedef struct {
     const char *help; /* one line for --help */
 } opt_t;
 
+/* The bounds of a numeric option: a given value outside min..max is refused, naming the option. */
+typedef struct {
+    const char *name;
+    double min, max;
+} opt_range_t;
+/* --threads takes 0 (all cores) up to 4 threads per core: more only costs memory and contention. */
+int cli_max_threads(void);
+
 /* OPT_STRINGS collects every following argument up to the next one starting with "--". */
 typedef struct {
     const char **items;
@@ -36,6 +44,9 @@ typedef struct {
 /* Parses argv[1..] against opts; prints usage on --help (returns 1) and a one-line error on bad
  * input (returns -1). `seen` (optional, length n_opts) is set to 1 for each option given. */
 int cli_parse(int argc, char **argv, const opt_t *opts, int n_opts, const char *usage, int *seen);
+/* cli_parse with bounds: each option named in ranges (n_ranges of them) must lie within its range. */
+int cli_parse_bounded(int argc, char **argv, const opt_t *opts, int n_opts, const opt_range_t *ranges, int n_ranges,
+                      const char *usage, int *seen);
 void cli_usage(const char *usage, const opt_t *opts, int n_opts);
 /* Installs handler for SIGINT and SIGTERM (and SIGUSR1 when usr1), reset after the first delivery so
  * that a second signal stops at once. */

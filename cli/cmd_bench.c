@@ -55,8 +55,8 @@ static int profile_steps(anv_model_t *m, anv_adamw_t *opt, const int32_t *tokens
     if (rc == 0) {
         double wall = 0, kernels = 0;
         for (int i = 0; i < P; i++) wall += times[i];
-        printf("profile of %d more step%s on %s (%.3f s per step; a kernel's time includes what it waits for):\n",
-               P, P == 1 ? "" : "s", anv_device(), wall / P);
+        printf("profile of %d more step%s on %s (%.3f s per step; a kernel's time includes what it waits for):\n", P,
+               P == 1 ? "" : "s", anv_device(), wall / P);
         printf("  %-24s %10s %10s %8s\n", "kernel", "calls/step", "ms/step", "share");
         for (int i = 0; i < n; i++) {
             kernels += e[i].seconds;
@@ -93,10 +93,17 @@ static int bench_train(int argc, char **argv) {
         {"--warmup", OPT_INT, &warmup, "untimed steps first (default 2)"},
         {"--precision", OPT_STRING, &precision, "matrix products in fp32 (default) or bf16 (mixed precision)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
-        {"--peak", OPT_DOUBLE, &peak, "the device's peak GFLOP/s for the MFU (default on the CPU: measured fp32 FMA peak)"},
+        {"--peak", OPT_DOUBLE, &peak,
+         "the device's peak GFLOP/s for the MFU (default on the CPU: measured fp32 FMA peak)"},
         {"--profile", OPT_INT, &profile, "then P more steps with each kernel's time per step (default 0)"},
     };
-    int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
+    const opt_range_t ranges[] = {
+        {"--batch", 1, 1 << 20}, {"--seq", 1, 1 << 24}, {"--threads", 0, cli_max_threads()},
+        {"--steps", 1, 1e6},     {"--warmup", 0, 1e6},  {"--peak", 0, 1e12},
+        {"--profile", 0, 1e6},
+    };
+    int rc = cli_parse_bounded(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), ranges,
+                               (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!preset) {
         anv_error("bench train needs --preset (see --help)");

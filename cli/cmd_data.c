@@ -38,7 +38,12 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         "Writes DIR/tokenizer.json, DIR/train_NNNNNN.bin, DIR/val_NNNNNN.bin (llm.c shards: <|endoftext|>\n"
         "before each document) and DIR/meta.json. With --vocab-size, training breaks ties between equally\n"
         "frequent pairs as `anvil tokenizer train --help` describes (deterministic for any thread count).";
-    int rc = cli_parse(argc, argv, opts, n_opts, usage, NULL);
+    const opt_range_t ranges[] = {
+        {"--val-fraction", 0, 0.9},        {"--min-chars", 0, 1e15},    {"--split-blank-lines", 0, 1 << 20},
+        {"--seed", 0, 9007199254740992.0}, {"--shard-tokens", 1, 1e15}, {"--threads", 0, cli_max_threads()},
+        {"--min-frequency", 1, 1e15},
+    };
+    int rc = cli_parse_bounded(argc, argv, opts, n_opts, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) {
         free(inputs.items);
         free(specials.items);
@@ -46,8 +51,10 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     }
     int pattern = 0;
     rc = 1;
-    if (!inputs.count || !out) anv_error("data prepare needs --input and --out (see --help)");
-    else if (!tok_path == !vocab) anv_error("data prepare needs exactly one of --tokenizer FILE and --vocab-size N");
+    if (!inputs.count || !out)
+        anv_error("data prepare needs --input and --out (see --help)");
+    else if (!tok_path == !vocab)
+        anv_error("data prepare needs exactly one of --tokenizer FILE and --vocab-size N");
     else if (vocab < 0 || min_chars < 0 || shard_tokens <= 0 || min_freq < 1)
         anv_error("--vocab-size, --min-chars, --shard-tokens and --min-frequency must be positive");
     else if (cli_parse_pattern(pattern_name, &pattern) == 0) {
@@ -55,8 +62,11 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         cli_progress_t prog;
         cli_progress_init(&prog);
         anv_prepare_opts_t o = {
-            .corpus = {.inputs = inputs.items, .n_inputs = (size_t)inputs.count, .jsonl_field = field,
-                       .split_blank_lines = split_blank, .skip_bad = skip_bad},
+            .corpus = {.inputs = inputs.items,
+                       .n_inputs = (size_t)inputs.count,
+                       .jsonl_field = field,
+                       .split_blank_lines = split_blank,
+                       .skip_bad = skip_bad},
             .filter = {.min_chars = (size_t)min_chars, .dedup = dedup},
             .out_dir = out,
             .tokenizer_path = tok_path,
@@ -86,12 +96,12 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                     st.corpus.input_bytes / 1e6, (unsigned long long)st.corpus.files, secs,
                     st.corpus.input_bytes / 1e6 / (secs > 0 ? secs : 1), anv_threads_count(),
                     (unsigned long long)st.documents_read, (unsigned long long)st.corpus.empty_files,
-                    (unsigned long long)st.corpus.other_files, (unsigned long long)st.dropped_short, (unsigned long long)st.dropped_duplicates,
-                    (unsigned long long)st.corpus.skipped_bad, (unsigned long long)st.train.documents,
-                    (unsigned long long)st.train.bytes, (unsigned long long)st.train.tokens,
-                    (unsigned long long)st.train.shards, (unsigned long long)st.val.documents,
-                    (unsigned long long)st.val.bytes, (unsigned long long)st.val.tokens,
-                    (unsigned long long)st.val.shards, out);
+                    (unsigned long long)st.corpus.other_files, (unsigned long long)st.dropped_short,
+                    (unsigned long long)st.dropped_duplicates, (unsigned long long)st.corpus.skipped_bad,
+                    (unsigned long long)st.train.documents, (unsigned long long)st.train.bytes,
+                    (unsigned long long)st.train.tokens, (unsigned long long)st.train.shards,
+                    (unsigned long long)st.val.documents, (unsigned long long)st.val.bytes,
+                    (unsigned long long)st.val.tokens, (unsigned long long)st.val.shards, out);
             rc = 0;
         }
         cli_progress_end(&prog);

@@ -25,7 +25,14 @@ int cmd_eval(int argc, char **argv) {
         {"--precision", OPT_STRING, &precision, "matrix products in fp32 or bf16 (default: the run's)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
     };
-    int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
+    const opt_range_t ranges[] = {
+        {"--batches", 0, 2147483647},
+        {"--batch", 0, 1 << 20},
+        {"--seq", 0, 1 << 24},
+        {"--threads", 0, cli_max_threads()},
+    };
+    int rc = cli_parse_bounded(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), ranges,
+                               (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!run) return anv_error("--run RUN is required"), cli_fail();
     if (batches < 0 || batch < 0 || seq < 0) return anv_error("--batches, --batch and --seq must be >= 0"), cli_fail();
@@ -68,8 +75,8 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (rc == 0) {
-        int64_t used = batches > 0 && batches < anv_loader_batches_per_epoch(val) ? batches
-                                                                                  : anv_loader_batches_per_epoch(val);
+        int64_t used =
+            batches > 0 && batches < anv_loader_batches_per_epoch(val) ? batches : anv_loader_batches_per_epoch(val);
         printf("val loss %.4f | perplexity %.3f | bits per byte %.4f | %lld tokens in %lld batches of %dx%d\n", loss,
                exp(loss), loss / log(2.0) / bpt, (long long)used * batch * seq, (long long)used, batch, seq);
     }

@@ -6,10 +6,15 @@
 #include "anvil/trainer.h"
 
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "anvil export --run RUN --format gguf|hf [--dtype f32|f16|q8_0] --out FILE|DIR";
+static const char usage[] =
+    "anvil export --run RUN --format gguf|hf [--dtype f32|f16|q8_0] --out FILE|DIR [--force]\n"
+    "Refuses an --out that exists (a file) or is not empty (a directory) unless --force; never writes into\n"
+    "the run itself.";
 
 static int parse_dtype(const char *s, anv_ggml_type_t *t) {
     if (!strcmp(s, "f32"))
@@ -23,14 +28,39 @@ static int parse_dtype(const char *s, anv_ggml_type_t *t) {
     return 0;
 }
 
+/* The directory that holds path (path itself for a directory), resolved; "" when it does not exist. */
+static void resolved_dir(const char *path, int is_dir, char *out) {
+    char copy[4200];
+    snprintf(copy, sizeof copy, "%s", path);
+    if (!realpath(is_dir ? copy : dirname(copy), out)) out[0] = 0;
+}
+
+/* An export only creates: it never replaces what it did not write (unless --force) and never writes
+ * into the run, whose files a trainer may be replacing. */
+static int check_out(const char *run, const char *out, int gguf, int force) {
+    char run_real[PATH_MAX], out_real[PATH_MAX];
+    resolved_dir(run, 1, run_real);
+    resolved_dir(out, !gguf, out_real);
+    if (*run_real && !strcmp(run_real, out_real))
+        return anv_error("--out %s: %s the run directory %s; export elsewhere", out, gguf ? "is in" : "is", run);
+    if (force) return 0;
+    if (gguf && anv_path_exists(out)) return anv_error("--out %s: exists (pass --force to replace it)", out);
+    int occupied = gguf ? 0 : anv_dir_has_entries(out);
+    if (occupied < 0) return -1;
+    if (occupied) return anv_error("--out %s: is not empty (pass --force to write into it)", out);
+    return 0;
+}
+
 int cmd_export(int argc, char **argv) {
     const char *run = NULL, *format = NULL, *dtype = "f32", *out = NULL, *name = NULL;
+    int force = 0;
     const opt_t opts[] = {
         {"--run", OPT_STRING, &run, "run directory (config.json, model.safetensors, tokenizer.json)"},
         {"--format", OPT_STRING, &format, "gguf (llama.cpp) or hf (Hugging Face GPT-2 directory)"},
         {"--dtype", OPT_STRING, &dtype, "gguf: f32 (default), f16 or q8_0 for the 2-D weights"},
         {"--out", OPT_STRING, &out, "output file (gguf) or directory (hf)"},
         {"--name", OPT_STRING, &name, "gguf: general.name (default: the run directory's name)"},
+        {"--force", OPT_FLAG, &force, "replace what --out holds"},
     };
     int n_opts = sizeof opts / sizeof opts[0], seen[sizeof opts / sizeof opts[0]];
     int rc = cli_parse(argc, argv, opts, n_opts, usage, seen);
@@ -54,6 +84,7 @@ int cmd_export(int argc, char **argv) {
         anv_error("%s: run directory not found", run);
         return cli_fail();
     }
+    if (check_out(run, out, gguf, force) != 0) return cli_fail();
     anv_model_t *m = NULL;
     anv_tokenizer_t *tok = NULL;
     char base[4200];

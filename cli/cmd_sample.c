@@ -109,7 +109,13 @@ int cmd_sample(int argc, char **argv) {
         {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
     };
-    int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
+    const opt_range_t ranges[] = {
+        {"--max-tokens", 0, 1 << 24},      {"--temperature", 0, 100},
+        {"--top-k", 0, 1 << 24},           {"--top-p", 0, 1},
+        {"--seed", 0, 9007199254740992.0}, {"--threads", 0, cli_max_threads()},
+    };
+    int rc = cli_parse_bounded(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), ranges,
+                               (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!run) return anv_error("--run RUN is required"), cli_fail();
     if (max_tokens < 0) return anv_error("--max-tokens must be >= 0, got %d", max_tokens), cli_fail();

@@ -9,9 +9,12 @@
 #include <string.h>
 
 int cli_parse_pattern(const char *name, int *pattern) {
-    if (!strcmp(name, "gpt2")) *pattern = ANV_PRETOK_GPT2;
-    else if (!strcmp(name, "cl100k")) *pattern = ANV_PRETOK_CL100K;
-    else return anv_error("--pattern must be gpt2 or cl100k, got '%s'", name);
+    if (!strcmp(name, "gpt2"))
+        *pattern = ANV_PRETOK_GPT2;
+    else if (!strcmp(name, "cl100k"))
+        *pattern = ANV_PRETOK_CL100K;
+    else
+        return anv_error("--pattern must be gpt2 or cl100k, got '%s'", name);
     return 0;
 }
 
@@ -38,7 +41,12 @@ int cmd_tokenizer_train(int argc, char **argv) {
         "       [--special TOKEN]... [--threads N] [--min-frequency N]\n"
         "Each step merges the most frequent pair; ties go to the pair whose left token's bytes are\n"
         "lexicographically smallest, then the right token's, so the result is the same for any thread count.";
-    int rc = cli_parse(argc, argv, opts, n_opts, usage, NULL);
+    const opt_range_t ranges[] = {
+        {"--threads", 0, cli_max_threads()},
+        {"--min-frequency", 1, 1e15},
+        {"--split-blank-lines", 0, 1 << 20},
+    };
+    int rc = cli_parse_bounded(argc, argv, opts, n_opts, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) {
         free(inputs.items);
         free(specials.items);
@@ -48,18 +56,24 @@ int cmd_tokenizer_train(int argc, char **argv) {
     anv_bpe_words_t *words = NULL;
     anv_tokenizer_t *tok = NULL;
     rc = 1;
-    if (!inputs.count || !vocab || !out) anv_error("tokenizer train needs --input, --vocab-size and --out (see --help)");
-    else if (vocab < 0 || min_freq < 1) anv_error("--vocab-size and --min-frequency must be positive");
+    if (!inputs.count || !vocab || !out)
+        anv_error("tokenizer train needs --input, --vocab-size and --out (see --help)");
+    else if (vocab < 0 || min_freq < 1)
+        anv_error("--vocab-size and --min-frequency must be positive");
     else if (cli_parse_pattern(pattern_name, &pattern) == 0 &&
              anv_bpe_check_vocab_size((size_t)vocab, specials.items, (size_t)specials.count) == 0) {
         anv_threads_set(threads);
         cli_progress_t prog;
         cli_progress_init(&prog);
-        anv_corpus_opts_t co = {.inputs = inputs.items, .n_inputs = (size_t)inputs.count, .jsonl_field = field,
-                                .split_blank_lines = split_blank, .skip_bad = skip_bad};
+        anv_corpus_opts_t co = {.inputs = inputs.items,
+                                .n_inputs = (size_t)inputs.count,
+                                .jsonl_field = field,
+                                .split_blank_lines = split_blank,
+                                .skip_bad = skip_bad};
         anv_doc_filter_t filter = {0};
         anv_prepare_stats_t st;
-        anv_bpe_train_opts_t to = {.min_frequency = (uint64_t)min_freq, .progress = cli_progress, .progress_ctx = &prog};
+        anv_bpe_train_opts_t to = {
+            .min_frequency = (uint64_t)min_freq, .progress = cli_progress, .progress_ctx = &prog};
         if (anv_count_words(&co, &filter, (anv_pretok_t)pattern, cli_progress, &prog, &words, &st) == 0) {
             double t_count = anv_now() - prog.start;
             if (anv_bpe_train_tokenizer(words, (anv_pretok_t)pattern, (size_t)vocab, specials.items,
@@ -69,9 +83,9 @@ int cmd_tokenizer_train(int argc, char **argv) {
                 fprintf(stderr,
                         "trained %zu merges on %.1f MB (%llu documents, %llu words, %zu distinct) with %d threads "
                         "in %.2f s (counting %.2f s) -> %s\n",
-                        anv_tokenizer_n_merges(tok), st.corpus.input_bytes / 1e6,
-                        (unsigned long long)st.documents_read, (unsigned long long)anv_bpe_words_total(words),
-                        anv_bpe_words_distinct(words), anv_threads_count(), anv_now() - prog.start, t_count, out);
+                        anv_tokenizer_n_merges(tok), st.corpus.input_bytes / 1e6, (unsigned long long)st.documents_read,
+                        (unsigned long long)anv_bpe_words_total(words), anv_bpe_words_distinct(words),
+                        anv_threads_count(), anv_now() - prog.start, t_count, out);
                 rc = 0;
             }
         }

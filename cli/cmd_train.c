@@ -29,14 +29,18 @@ static void on_signal(int sig) {
 typedef struct {
     int tty, open_line; /* open_line: a live line is on the terminal */
     long long print_every;
-    int distributed;    /* show the time in collectives */
+    int distributed; /* show the time in collectives */
 } display_t;
 
 static void format_duration(char *buf, size_t n, double s) {
-    if (!isfinite(s) || s < 0) snprintf(buf, n, "?");
-    else if (s < 60) snprintf(buf, n, "%.0fs", s);
-    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)s % 3600 / 60);
+    if (!isfinite(s) || s < 0)
+        snprintf(buf, n, "?");
+    else if (s < 60)
+        snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)s % 3600 / 60);
 }
 
 static void on_step(const anv_step_report_t *r, void *ctx) {
@@ -45,14 +49,15 @@ static void on_step(const anv_step_report_t *r, void *ctx) {
     format_duration(eta, sizeof eta, r->eta_s);
     if (d->distributed) snprintf(comm, sizeof comm, " comm %.1f ms", 1e3 * r->comm_s);
     if (d->tty) {
-        fprintf(stderr, "\rstep %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s%s%s | MFU %.1f%% | ETA %s\033[K",
+        fprintf(stderr,
+                "\rstep %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s%s%s | MFU %.1f%% | ETA %s\033[K",
                 r->step, r->steps, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s,
                 *comm ? " |" : "", comm, 100 * r->mfu, eta);
         d->open_line = 1;
     } else if (r->step == 1 || r->step % d->print_every == 0 || r->step == r->steps) {
         fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e norm %.3f %.0f tok/s%s MFU %.1f%% ETA %s\n", r->step,
-                r->steps, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s, comm,
-                100 * r->mfu, eta);
+                r->steps, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s, comm, 100 * r->mfu,
+                eta);
     }
 }
 
@@ -63,8 +68,37 @@ static void on_eval(const anv_eval_report_t *r, void *ctx) {
     d->open_line = 0;
 }
 
-enum { O_DATA, O_OUT, O_PRESET, O_CONFIG, O_INIT, O_BATCH, O_SEQ, O_TOTAL, O_STEPS, O_TOKENS, O_LR, O_WARMUP, O_MINLR,
-       O_WD, O_CLIP, O_SCHED, O_DECAY, O_EVERY, O_EVALB, O_SAVE, O_RESUME, O_THREADS, O_SEED, O_SEQUENTIAL, O_MINUTES, O_ZERO, O_PRECISION, O_DEVICE, O_N };
+enum {
+    O_DATA,
+    O_OUT,
+    O_PRESET,
+    O_CONFIG,
+    O_INIT,
+    O_BATCH,
+    O_SEQ,
+    O_TOTAL,
+    O_STEPS,
+    O_TOKENS,
+    O_LR,
+    O_WARMUP,
+    O_MINLR,
+    O_WD,
+    O_CLIP,
+    O_SCHED,
+    O_DECAY,
+    O_EVERY,
+    O_EVALB,
+    O_SAVE,
+    O_RESUME,
+    O_THREADS,
+    O_SEED,
+    O_SEQUENTIAL,
+    O_MINUTES,
+    O_ZERO,
+    O_PRECISION,
+    O_DEVICE,
+    O_N
+};
 
 /* On resume the run's hyperparameters replace hp; given options that would change the update stream
  * are errors, the others (steps, eval, save, threads) apply. Without --threads the run's count is used. */
@@ -137,7 +171,8 @@ int cmd_train(int argc, char **argv) {
         [O_OUT] = {"--out", OPT_STRING, &out, "run directory (created)"},
         [O_PRESET] = {"--preset", OPT_STRING, &preset, "tiny (default), small, gpt2-124m, gpt2-350m"},
         [O_CONFIG] = {"--config", OPT_STRING, &config, "model config JSON instead of a preset"},
-        [O_INIT] = {"--init-from", OPT_STRING, &init_from, "fine-tune: start from the model of run RUN0 (trained or imported)"},
+        [O_INIT] = {"--init-from", OPT_STRING, &init_from,
+                    "fine-tune: start from the model of run RUN0 (trained or imported)"},
         [O_BATCH] = {"--batch", OPT_INT, &batch, "rows per micro-batch (default 4)"},
         [O_SEQ] = {"--seq", OPT_INT, &seq, "tokens per row (default: the model's block_size)"},
         [O_TOTAL] = {"--total-batch-tokens", OPT_LONG, &total, "tokens per step; a multiple of batch*seq"},
@@ -158,12 +193,34 @@ int cmd_train(int argc, char **argv) {
         [O_SEED] = {"--seed", OPT_LONG, &seed, "seed for init and shuffling (default 1337)"},
         [O_SEQUENTIAL] = {"--sequential", OPT_FLAG, &sequential, "read the data in order instead of shuffled"},
         [O_MINUTES] = {"--minutes", OPT_DOUBLE, &minutes, "instead of --steps: as many steps as fit (timed at start)"},
-        [O_ZERO] = {"--zero", OPT_INT, &zero, "under mpirun: 1 shards the AdamW state over the ranks (ZeRO-1); 0 (default)"},
-        [O_PRECISION] = {"--precision", OPT_STRING, &precision, "matrix products in fp32 (default) or bf16 (mixed precision)"},
+        [O_ZERO] = {"--zero", OPT_INT, &zero,
+                    "under mpirun: 1 shards the AdamW state over the ranks (ZeRO-1); 0 (default)"},
+        [O_PRECISION] = {"--precision", OPT_STRING, &precision,
+                         "matrix products in fp32 (default) or bf16 (mixed precision)"},
         [O_DEVICE] = {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
     };
+    const opt_range_t ranges[] = {
+        {"--batch", 1, 1 << 20},
+        {"--seq", 1, 1 << 24},
+        {"--total-batch-tokens", 1, 1e15},
+        {"--steps", 1, 1e15},
+        {"--tokens", 1, 1e18},
+        {"--lr", 1e-30, 100},
+        {"--warmup", 0, 1e15},
+        {"--min-lr", 0, 100},
+        {"--weight-decay", 0, 100},
+        {"--clip", 0, 1e30},
+        {"--decay-steps", 0, 1e15},
+        {"--eval-every", 0, 2147483647},
+        {"--eval-batches", 0, 2147483647},
+        {"--save-every", 0, 2147483647},
+        {"--threads", 0, cli_max_threads()},
+        {"--seed", 0, 9007199254740992.0},
+        {"--minutes", 1e-3, 1e9},
+        {"--zero", 0, 1},
+    };
     int seen[O_N];
-    int rc = cli_parse(argc, argv, opts, O_N, usage, seen);
+    int rc = cli_parse_bounded(argc, argv, opts, O_N, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, seen);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!out) return anv_error("--out RUN is required"), cli_fail();
     if (!resume && !data) return anv_error("--data DIR is required"), cli_fail();
@@ -172,13 +229,9 @@ int cmd_train(int argc, char **argv) {
     if (resume && init_from) return anv_error("--init-from starts a new run; --resume continues one"), cli_fail();
     if (seen[O_STEPS] + seen[O_TOKENS] + seen[O_MINUTES] > 1)
         return anv_error("give one of --steps, --tokens or --minutes"), cli_fail();
-    if (resume && seen[O_MINUTES]) return anv_error("--minutes sets the length of a new run; resume with --steps"), cli_fail();
-    if (batch <= 0 || seq < 0 || total < 0 || steps < 0 || tokens < 0 || eval_every < 0 || eval_batches < 0 ||
-        save_every < 0 || threads < 0 || seed < 0 || minutes < 0)
-        return anv_error("--batch must be positive and sizes, counts and --seed non-negative"), cli_fail();
-    if (!(lr > 0) || !(wd >= 0) || !(clip >= 0) || (seen[O_MINLR] && !(min_lr >= 0)))
-        return anv_error("--lr must be positive; --min-lr, --weight-decay and --clip non-negative"), cli_fail();
-    if (zero != 0 && zero != 1) return anv_error("--zero %d: expected 0 or 1 (ZeRO stage 1)", zero), cli_fail();
+    if (resume && seen[O_MINUTES])
+        return anv_error("--minutes sets the length of a new run; resume with --steps"), cli_fail();
+    if (seen[O_MINLR] && min_lr > lr) return anv_error("--min-lr %g is above the peak --lr %g", min_lr, lr), cli_fail();
     anv_precision_t prec;
     if (anv_precision_parse(precision, &prec) != 0) return cli_fail();
     anv_comm_t *comm;
@@ -188,11 +241,20 @@ int cmd_train(int argc, char **argv) {
     if (device && anv_device_set(device) != 0) return fail_ranks(comm);
     int rank = anv_comm_rank(comm), world = anv_comm_size(comm);
     anv_threads_set(threads);
-    anv_hparams_t hp = {.B = batch, .T = seq, .total_batch_tokens = total, .steps = steps,
+    anv_hparams_t hp = {.B = batch,
+                        .T = seq,
+                        .total_batch_tokens = total,
+                        .steps = steps,
                         .sched = {.max_lr = (float)lr, .min_lr = (float)min_lr, .warmup = warmup, .decay_steps = decay},
-                        .adamw = {0.9f, 0.95f, 1e-8f, (float)wd}, .clip = (float)clip, .eval_every = eval_every,
-                        .eval_batches = eval_batches, .save_every = save_every, .shuffle = !sequential,
-                        .seed = (uint64_t)seed, .threads = anv_threads_count(), .precision = (int)prec};
+                        .adamw = {0.9f, 0.95f, 1e-8f, (float)wd},
+                        .clip = (float)clip,
+                        .eval_every = eval_every,
+                        .eval_batches = eval_batches,
+                        .save_every = save_every,
+                        .shuffle = !sequential,
+                        .seed = (uint64_t)seed,
+                        .threads = anv_threads_count(),
+                        .precision = (int)prec};
     if (anv_schedule_parse(schedule, &hp.sched.kind) != 0) return fail_ranks(comm);
     /* rank 0 owns the run directory; the trainer gives the other ranks its merged hyperparameters */
     if (resume && rank == 0 && merge_resume(out, seen, &hp) != 0) return fail_ranks(comm);
@@ -200,13 +262,26 @@ int cmd_train(int argc, char **argv) {
 
     display_t d = {isatty(2), 0, 1, world > 1};
     long long planned = resume ? hp.steps : steps;
-    if (planned > 0) d.print_every = planned / 20 > 100 ? 100 : planned / 20 > 0 ? planned / 20 : 1;
-    else d.print_every = 10;
+    if (planned > 0)
+        d.print_every = planned / 20 > 100 ? 100 : planned / 20 > 0 ? planned / 20 : 1;
+    else
+        d.print_every = 10;
     cli_catch_stop_signals(on_signal, 1); /* mpirun forwards SIGUSR1 to every rank */
-    anv_train_opts_t o = {.run_dir = out, .data_dir = data, .preset = preset, .config_path = config,
-                          .init_from = init_from, .hp = hp,
-                          .target_tokens = tokens, .minutes = minutes, .resume = resume, .comm = comm, .zero = zero,
-                          .stop = &stop_flag, .on_step = on_step, .on_eval = on_eval, .ctx = &d};
+    anv_train_opts_t o = {.run_dir = out,
+                          .data_dir = data,
+                          .preset = preset,
+                          .config_path = config,
+                          .init_from = init_from,
+                          .hp = hp,
+                          .target_tokens = tokens,
+                          .minutes = minutes,
+                          .resume = resume,
+                          .comm = comm,
+                          .zero = zero,
+                          .stop = &stop_flag,
+                          .on_step = on_step,
+                          .on_eval = on_eval,
+                          .ctx = &d};
     long long last = 0;
     rc = anv_train(&o, &last);
     if (d.open_line) fputs("\n", stderr);

@@ -44,7 +44,7 @@ expect() { # NAME SUBSTRING -- command...
 expect "no preset" "needs --preset" -- "$anvil" bench train --batch 2
 expect "unknown preset" "huge" -- "$anvil" bench train --preset huge
 expect "seq over block_size" "--seq <= 256" -- "$anvil" bench train --preset tiny --seq 257
-expect "zero steps" "--steps >= 1" -- "$anvil" bench train --preset tiny --steps 0
+expect "zero steps" "--steps 0: out of range" -- "$anvil" bench train --preset tiny --steps 0
 expect "bad precision" "precision 'fp8'" -- "$anvil" bench train --preset tiny --precision fp8
 expect "bad device" "device 'tpu'" -- "$anvil" bench train --preset tiny --device tpu
 rc=0

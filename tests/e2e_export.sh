@@ -147,6 +147,6 @@ expect_fail "needs --run, --format and --out" "$anvil" export --run "$run" --for
 expect_fail "$work/missing: not a directory" "$anvil" import --from hf "$work/missing" --out "$work/y"
 expect_fail "unknown source format" "$anvil" import --from onnx "$work/hf" --out "$work/y"
 expect_fail "model.safetensors" "$anvil" import --from hf "$work/truncated" --out "$work/y"
-expect_fail "already holds a run" "$anvil" import --from hf "$work/hf" --out "$run"
+expect_fail "is not empty" "$anvil" import --from hf "$work/hf" --out "$run"
 [ "$fails" = 0 ]
 echo "e2e_export: ok in $(elapsed) s"

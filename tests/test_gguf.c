@@ -634,7 +634,7 @@ static void test_hf(void) {
         tok2 = NULL;
     }
 
-    CHECK(anv_hf_import(hf, run) != 0 && strstr(anv_last_error(), "already holds a run"), "existing run: %s",
+    CHECK(anv_hf_import(hf, run) != 0 && strstr(anv_last_error(), "is not empty"), "existing run: %s",
           anv_last_error());
     snprintf(run, sizeof run, "%s", tmp_path("run_bad"));
 

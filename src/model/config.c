@@ -1,6 +1,9 @@
 /* Model configuration: presets, validation, JSON (anvil and Hugging Face GPT-2 keys), sizes. */
 #include "anvil/model.h"
 
+#include "anvil/json.h"
+
+#include <math.h>
 #include <string.h>
 
 typedef struct {
@@ -63,6 +66,26 @@ static int get_int(const anv_json_t *obj, const char *key, const char *source, i
     return 0;
 }
 
+/* Keys of a GPT-2 config.json that anvil's model does not read must hold the values it implements:
+ * anything else would be silently trained or evaluated as a different model. */
+static int check_honoured(const anv_json_t *root, const char *source, const anv_config_t *c) {
+    const anv_json_t *v;
+    if ((v = anv_json_get(root, "model_type")) && (v->type != ANV_JSON_STRING || strcmp(v->str, "gpt2") != 0))
+        return anv_error("%s: model_type must be \"gpt2\"", source);
+    if ((v = anv_json_get(root, "activation_function")) &&
+        (v->type != ANV_JSON_STRING || (strcmp(v->str, "gelu_new") != 0 && strcmp(v->str, "gelu_pytorch_tanh") != 0)))
+        return anv_error("%s: activation_function \"%s\" is not supported (anvil's GPT-2 uses gelu_new)", source,
+                         v->type == ANV_JSON_STRING ? v->str : "?");
+    if ((v = anv_json_get(root, "n_inner")) && v->type != ANV_JSON_NULL &&
+        (v->type != ANV_JSON_NUMBER || v->number != 4.0 * c->n_embd))
+        return anv_error("%s: n_inner must be null or 4 * n_embd", source);
+    if ((v = anv_json_get(root, "layer_norm_epsilon")) && (v->type != ANV_JSON_NUMBER || fabs(v->number - 1e-5) > 1e-9))
+        return anv_error("%s: layer_norm_epsilon must be 1e-05", source);
+    if ((v = anv_json_get(root, "tie_word_embeddings")) && (v->type != ANV_JSON_BOOL || !v->boolean))
+        return anv_error("%s: tie_word_embeddings must be true (GPT-2's head is its token embedding)", source);
+    return 0;
+}
+
 int anv_config_from_json(const anv_json_t *obj, const char *source, anv_config_t *cfg) {
     if (!obj || obj->type != ANV_JSON_OBJECT) return anv_error("%s: expected a JSON object", source);
     anv_config_t c = {0};
@@ -72,7 +95,7 @@ int anv_config_from_json(const anv_json_t *obj, const char *source, anv_config_t
         get_int(obj, "n_embd", source, 0, &c.n_embd) || get_int(obj, "vocab_size", source, 0, &c.vocab_size) ||
         get_int(obj, has_block ? "block_size" : "n_positions", source, 0, &c.block_size))
         return -1;
-    if (anv_config_validate(&c, source)) return -1;
+    if (anv_config_validate(&c, source) || check_honoured(obj, source, &c)) return -1;
     *cfg = c;
     return 0;
 }
