@@ -1,6 +1,7 @@
 /* anvil serve: options, signals and the startup line around anv_serve(). */
 #include "cli.h"
 
+#include "anvil/generate.h"
 #include "anvil/kernels.h"
 #include "anvil/serve.h"
 #include "anvil/trainer.h"
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
     "anvil serve --run RUN [options]\n"
@@ -48,36 +50,67 @@ static void run_name(const char *run, char *out, size_t size) {
     snprintf(out, size, "%.*s", (int)(n - start), run + start);
 }
 
+/* Each slot owns a generator (a KV cache for the whole context) and its threads' stacks and GEMM
+ * buffers (about 4 MiB each): together they must fit in half of this machine's memory. */
+static int check_memory(const anv_model_t *m, int slots) {
+    double per_slot = (double)anv_generator_bytes(m) + (double)(4 << 20);
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (ram > 0 && per_slot * slots > ram / 2)
+        return anv_error("--max-concurrency %d: %d slots of %.0f MiB need %.1f GiB, more than half of this machine's "
+                         "%.1f GiB (at most %d)",
+                         slots, slots, per_slot / 1048576, per_slot * slots / 1073741824, ram / 1073741824,
+                         (int)(ram / 2 / per_slot));
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *run = NULL, *host = "127.0.0.1", *api_key = NULL, *name = NULL, *device = NULL;
     int port = 8080, slots = 0, max_tokens_limit = 2048, threads = 0, timeout = 30, max_connections = 64;
+    int max_per_address = 32;
     long long max_body = 1 << 20;
-    double drain = 30;
+    double drain = 30, request_timeout = 10;
     opt_t opts[] = {
         {"--run", OPT_STRING, &run, "run directory (from anvil train or import)"},
         {"--host", OPT_STRING, &host, "address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)"},
         {"--port", OPT_INT, &port, "TCP port (default 8080; 0 = any free port, printed at startup)"},
         {"--api-key", OPT_STRING, &api_key, "require 'Authorization: Bearer KEY' (default: $ANVIL_API_KEY if set)"},
-        {"--max-concurrency", OPT_INT, &slots, "requests generated at once, each with its own KV cache (default: cores)"},
+        {"--max-concurrency", OPT_INT, &slots,
+         "requests generated at once, each with its own KV cache (default: cores)"},
         {"--max-tokens-limit", OPT_INT, &max_tokens_limit, "largest max_tokens a request may ask for (default 2048)"},
         {"--threads", OPT_INT, &threads, "compute threads in all, shared out among the slots (default: all cores)"},
         {"--timeout", OPT_INT, &timeout, "seconds an idle or slow connection is kept (default 30)"},
-        {"--max-connections", OPT_INT, &max_connections, "open connections at most (default 64)"},
+        {"--request-timeout", OPT_DOUBLE, &request_timeout,
+         "seconds a request (headers and body) may take to arrive (default 10)"},
+        {"--max-connections", OPT_INT, &max_connections, "open connections at most, then 503 (default 64)"},
+        {"--max-per-address", OPT_INT, &max_per_address, "open connections from one client address (default 32)"},
         {"--max-body", OPT_LONG, &max_body, "largest request body in bytes (default 1048576; larger: 413)"},
         {"--drain", OPT_DOUBLE, &drain, "seconds to finish requests in flight on SIGTERM (default 30)"},
         {"--model-name", OPT_STRING, &name, "model id in responses (default: the run directory's name)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda (the slots then take turns on the GPU)"},
     };
-    int rc = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), usage, NULL);
+    const opt_range_t ranges[] = {
+        {"--port", 0, 65535},
+        {"--max-concurrency", 0, 4096},
+        {"--max-tokens-limit", 1, 1 << 24},
+        {"--threads", 0, cli_max_threads()},
+        {"--timeout", 1, 86400},
+        {"--request-timeout", 1, 86400},
+        {"--max-connections", 1, 65536},
+        {"--max-per-address", 1, 65536},
+        {"--max-body", 1, 1 << 30},
+        {"--drain", 0, 86400},
+    };
+    int rc = cli_parse_bounded(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), ranges,
+                               (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!run) return anv_error("--run RUN is required"), cli_fail();
     if (!api_key) api_key = getenv("ANVIL_API_KEY");
     if (api_key && !*api_key) return anv_error("--api-key must not be empty"), cli_fail();
     if (port < 0 || port > 65535) return anv_error("--port must be in 0..65535, got %d", port), cli_fail();
-    if (slots < 0 || threads < 0) return anv_error("--max-concurrency and --threads must be >= 0"), cli_fail();
-    if (max_tokens_limit < 1) return anv_error("--max-tokens-limit must be >= 1, got %d", max_tokens_limit), cli_fail();
-    if (timeout < 1 || max_connections < 1 || max_body < 1 || !(drain >= 0))
-        return anv_error("--timeout, --max-connections and --max-body must be >= 1, --drain >= 0"), cli_fail();
+    if (slots > max_connections)
+        return anv_error("--max-concurrency %d: more than --max-connections %d could use", slots, max_connections),
+               cli_fail();
+    if (max_per_address > max_connections) max_per_address = max_connections;
     if (!anv_serve_available()) return anv_serve(NULL), cli_fail();
     if (device && anv_device_set(device) != 0) return cli_fail();
 
@@ -88,6 +121,11 @@ int cmd_serve(int argc, char **argv) {
     anv_model_t *m;
     anv_tokenizer_t *tok;
     if (anv_run_load(run, &m, &tok) != 0) return cli_fail();
+    if (check_memory(m, slots) != 0) {
+        anv_model_free(m);
+        anv_tokenizer_free(tok);
+        return cli_fail();
+    }
     char default_name[256];
     run_name(run, default_name, sizeof default_name);
     ready_t ready = {host, name ? name : default_name, slots, per_slot};
@@ -104,7 +142,9 @@ int cmd_serve(int argc, char **argv) {
                           .threads_per_slot = per_slot,
                           .max_tokens_limit = max_tokens_limit,
                           .max_connections = max_connections,
+                          .max_per_address = max_per_address,
                           .timeout_s = timeout,
+                          .request_timeout_s = request_timeout,
                           .max_body = (size_t)max_body,
                           .drain_s = drain,
                           .stop = &stop_flag,

@@ -92,8 +92,59 @@ expect "truncated model.safetensors on resume" "trunc_run/model.safetensors" -- 
   "$anvil" train --out trunc_run --resume --steps 30 --threads 1
 expect "eval of a truncated model" "trunc_run/model.safetensors" -- "$anvil" eval --run trunc_run
 expect "sample from a missing run" "nope: run directory does not exist" -- "$anvil" sample --run nope --prompt hi
-expect "sample with a negative temperature" "--temperature must be >= 0" -- \
+expect "sample with a negative temperature" "--temperature -1: out of range" -- \
   "$anvil" sample --run run --prompt hi --temperature -1
+
+# ---- numeric options: each bound names its option ----
+for opt in "--steps -5" "--steps 0" "--eval-every -1" "--save-every -1" "--threads -2" "--threads 100000" \
+           "--seed -1" "--tokens -1" "--warmup -1" "--batch 0" "--lr 0" "--zero 2"; do
+  set -- $opt
+  expect "train $opt" "$1 $2: out of range" -- "${train[@]}" --data data --out ropt $opt
+done
+expect "train --min-lr above --lr" "--min-lr 0.01 is above the peak --lr 0.001" -- \
+  "${train[@]}" --data data --out ropt --lr 1e-3 --min-lr 1e-2
+expect "sample --threads 100000" "--threads 100000: out of range" -- "$anvil" sample --run run --threads 100000
+expect "eval --threads 100000" "--threads 100000: out of range" -- "$anvil" eval --run run --threads 100000
+expect "serve --threads 100000" "--threads 100000: out of range" -- "$anvil" serve --run run --threads 100000
+expect "serve --max-concurrency 1000" "--max-concurrency 1000: more than --max-connections 64" -- \
+  "$anvil" serve --run run --max-concurrency 1000
+expect "serve --max-concurrency 5000" "--max-concurrency 5000: out of range" -- \
+  "$anvil" serve --run run --max-concurrency 5000
+expect "data prepare --threads 100000" "--threads 100000: out of range" -- \
+  "$anvil" data prepare --input corpus.txt --vocab-size 280 --out d2 --threads 100000
+[ -e ropt ] && fail "a refused train left files: $(ls ropt)"
+
+# ---- a run's config.json: keys anvil does not implement are refused, not ignored ----
+for edit in '"layer_norm_epsilon": -1' '"activation_function": "relu"' '"tie_word_embeddings": false'; do
+  rm -rf cfg && cp -r run cfg
+  sed -i "s/^{/{ $edit,/" cfg/config.json
+  key=${edit%%\"*:*}; key=${edit#\"}; key=${key%%\"*}
+  expect "config.json with $edit" "cfg/config.json: $key" -- "$anvil" eval --run cfg
+  expect "--config with $edit" "cfg/config.json: $key" -- "${train[@]}" --data data --out r2 --config cfg/config.json
+done
+
+# ---- weights that are not finite: refused by tensor name, nothing printed ----
+rm -rf nanw && cp -r run nanw
+/usr/bin/python3 - nanw/model.safetensors <<'PY'
+import json, struct, sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+start = 8 + n + header["transformer.h.0.attn.c_attn.weight"]["data_offsets"][0]
+data[start + 40:start + 44] = struct.pack("<f", float("nan"))
+open(path, "wb").write(data)
+PY
+expect "NaN weight (sample)" "nanw/model.safetensors: tensor transformer.h.0.attn.c_attn.weight holds NaN at element 10" -- \
+  "$anvil" sample --run nanw --prompt hi
+[ -s out.txt ] && fail "sample printed output for a NaN model: $(od -c out.txt | head -2)"
+expect "NaN weight (eval)" "holds NaN at element 10" -- "$anvil" eval --run nanw
+expect "NaN weight (resume)" "holds NaN at element 10" -- "$anvil" train --out nanw --resume --steps 30 --threads 1
+
+# ---- state.json's own values are named as the run's, not as options ----
+rm -rf seqrun && cp -r run seqrun && sed -i 's/"seq": 32/"seq": 99/' seqrun/state.json
+expect "bad seq in state.json" "seqrun/state.json: seq 99 exceeds the model's block_size 32" -- \
+  "$anvil" train --out seqrun --resume --steps 30 --threads 1
 
 # ---- allocation failure ----
 expect "allocation failure" "out of memory: model parameters" -- \
@@ -109,6 +160,8 @@ for f in model.safetensors optim.safetensors state.json; do
 done
 ls full | grep -q next && fail "disk full: leftover .next files"
 echo "    (model.safetensors, optim.safetensors, state.json byte-equal to the checkpoint of step 20)"
+expect "disk full at the first save" "not saved (the run has no earlier checkpoint)" --after-steps -- \
+  env ANVIL_WRITE_LIMIT=20000 "${train[@]}" --data data --out firstfull --steps 5
 
 # ---- NaN loss: stop at that step, keep the last good checkpoint ----
 expect "NaN loss" "step 15: the loss is nan" --after-steps -- \

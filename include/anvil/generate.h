@@ -27,9 +27,9 @@
 
 typedef struct {
     anv_sampler_config_t sampler;
-    int max_tokens;           /* >= 0 */
-    float min_p;              /* 0 = off, else (0, 1] */
-    float repetition_penalty; /* 1 = off, else > 0 */
+    int max_tokens;                            /* >= 0 */
+    float min_p;                               /* 0 = off, else (0, 1] */
+    float repetition_penalty;                  /* 1 = off, else > 0 */
     float frequency_penalty, presence_penalty; /* 0 = off */
     const char *stop[ANV_GEN_MAX_STOP];        /* non-empty strings, n_stop of them */
     int n_stop;
@@ -76,6 +76,8 @@ typedef struct anv_generator anv_generator_t;
 
 int anv_generator_create(anv_model_t *m, const anv_tokenizer_t *tok, anv_generator_t **out);
 void anv_generator_free(anv_generator_t *g);
+/* Bytes one generator allocates (its KV cache for the whole block_size and its scratch). */
+size_t anv_generator_bytes(const anv_model_t *m);
 
 /* Prompt ids as `anvil sample` feeds them: the end-of-text token (when the tokenizer has one, as
  * every training document starts after one), then the encoded text. Appends to out. */

@@ -21,7 +21,7 @@ int anv_config_from_json(const anv_json_t *obj, const char *source, anv_config_t
 int anv_config_load(const char *path, anv_config_t *cfg);
 int anv_config_save(const anv_config_t *cfg, const char *path); /* atomic; HF-compatible keys too */
 int anv_config_validate(const anv_config_t *cfg, const char *source);
-int anv_config_padded_vocab(const anv_config_t *cfg); /* vocab_size rounded up to a multiple of 64 */
+int anv_config_padded_vocab(const anv_config_t *cfg);  /* vocab_size rounded up to a multiple of 64 */
 size_t anv_config_num_params(const anv_config_t *cfg); /* as Hugging Face counts them (tied head once) */
 
 /* One named parameter tensor: a view into the parameter (and gradient) block. */
@@ -83,6 +83,7 @@ double anv_model_flops_per_token(const anv_config_t *cfg, int T);
 typedef struct anv_kv_cache anv_kv_cache_t;
 int anv_kv_cache_create(const anv_model_t *m, int max_len, anv_kv_cache_t **out);
 void anv_kv_cache_free(anv_kv_cache_t *c);
+size_t anv_kv_cache_bytes(const anv_model_t *m, int max_len); /* what create allocates */
 void anv_kv_cache_reset(anv_kv_cache_t *c);
 int anv_kv_cache_len(const anv_kv_cache_t *c);
 /* Appends n tokens at the cache's position and writes the logits (vocab_size) of the last one. */

@@ -7,9 +7,11 @@
  *
  * Concurrency: `slots` worker threads, each with its own generator (KV cache and scratch) and
  * `threads_per_slot` compute threads, take requests from one FIFO queue; the model's weights are
- * shared read-only. Each connection has its own thread (at most max_connections); a connection idle
- * for `timeout_s` (a slow or stalled client) is closed. A request whose client disconnects is
- * cancelled at its next token.
+ * shared read-only. Each connection has its own thread: at most max_connections in all and
+ * max_per_address from one client address; a client over either limit gets 503 with Retry-After. A
+ * request must arrive whole (headers and body) within request_timeout_s however slowly it trickles,
+ * and a connection idle for `timeout_s` is closed. A request whose client disconnects is cancelled at
+ * its next token.
  *
  * Chat template (base models have no chat format of their own): each message becomes a line
  * "System: <content>\n", "User: <content>\n" or "Assistant: <content>\n" ("developer" counts as
@@ -24,20 +26,22 @@
 #include <signal.h>
 
 typedef struct {
-    anv_model_t *model;        /* shared, read-only while serving */
+    anv_model_t *model; /* shared, read-only while serving */
     const anv_tokenizer_t *tok;
-    const char *model_name;    /* reported by /v1/models and in responses */
-    const char *host;          /* listen address (IPv4 or IPv6 literal) */
-    int port;                  /* 0: any free port (see bound_port) */
-    const char *api_key;       /* NULL: no authentication */
-    int slots;                 /* requests generated at once */
+    const char *model_name; /* reported by /v1/models and in responses */
+    const char *host;       /* listen address (IPv4 or IPv6 literal) */
+    int port;               /* 0: any free port (see bound_port) */
+    const char *api_key;    /* NULL: no authentication */
+    int slots;              /* requests generated at once */
     int threads_per_slot;
-    int max_tokens_limit;      /* larger max_tokens is refused (400) */
+    int max_tokens_limit; /* larger max_tokens is refused (400) */
     int max_connections;
-    int timeout_s;             /* idle connection timeout */
-    size_t max_body;           /* larger request bodies get 413 */
-    double drain_s;            /* on stop: seconds to let in-flight requests finish before cancelling */
-    volatile sig_atomic_t *stop; /* set asynchronously (signal): drain and return */
+    int max_per_address;                   /* connections from one client address */
+    int timeout_s;                         /* idle connection timeout */
+    double request_timeout_s;              /* a request's headers and body must arrive within it */
+    size_t max_body;                       /* larger request bodies get 413 */
+    double drain_s;                        /* on stop: seconds to let in-flight requests finish before cancelling */
+    volatile sig_atomic_t *stop;           /* set asynchronously (signal): drain and return */
     void (*on_ready)(int port, void *ctx); /* called once listening */
     void *ctx;
 } anv_serve_opts_t;

@@ -92,6 +92,13 @@ int anv_stopper_flush(anv_stopper_t *s, anv_gen_text_fn fn, void *ctx) {
 
 /* ---- generator ---- */
 
+size_t anv_generator_bytes(const anv_model_t *m) {
+    const anv_config_t *cfg = anv_model_config(m);
+    size_t vocab = (size_t)cfg->vocab_size;
+    return anv_kv_cache_bytes(m, cfg->block_size) + (size_t)cfg->block_size * sizeof(int32_t) +
+           vocab * (sizeof(float) + 1 + sizeof(int32_t));
+}
+
 int anv_generator_create(anv_model_t *m, const anv_tokenizer_t *tok, anv_generator_t **out) {
     *out = NULL;
     const anv_config_t *cfg = anv_model_config(m);

@@ -27,6 +27,32 @@ struct anv_kv_cache {
     float *block;
 };
 
+/* Lays out the cache's buffers in one block: returns its size in floats and, when kv->block is set,
+ * points the views into it. */
+static size_t kv_layout(const anv_model_t *m, int max_len, anv_kv_cache_t *kv) {
+    const anv_config_t *c = &m->cfg;
+    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, T = (size_t)max_len;
+    struct {
+        float **p;
+        size_t n;
+    } views[] = {{&kv->k, L * T * C},         {&kv->v, L * T * C},       {&kv->x, CHUNK * C},
+                 {&kv->ln, CHUNK * C},        {&kv->qkv, CHUNK * 3 * C}, {&kv->atty, CHUNK * C},
+                 {&kv->tmp, CHUNK * C},       {&kv->fch, CHUNK * 4 * C}, {&kv->fch_gelu, CHUNK * 4 * C},
+                 {&kv->logits, (size_t)m->Vp}};
+    size_t total = CHUNK; /* the tokens first: int32 and float have the same size */
+    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
+        if (kv->block) *views[i].p = kv->block + total;
+        total += (views[i].n + 15) / 16 * 16;
+    }
+    if (kv->block) kv->tokens = (int32_t *)kv->block;
+    return total;
+}
+
+size_t anv_kv_cache_bytes(const anv_model_t *m, int max_len) {
+    anv_kv_cache_t probe = {0};
+    return kv_layout(m, max_len, &probe) * sizeof(float);
+}
+
 int anv_kv_cache_create(const anv_model_t *m, int max_len, anv_kv_cache_t **out) {
     *out = NULL;
     const anv_config_t *c = &m->cfg;
@@ -36,27 +62,12 @@ int anv_kv_cache_create(const anv_model_t *m, int max_len, anv_kv_cache_t **out)
     if (!kv) return -1;
     kv->max_len = max_len;
     kv->on_cpu = strcmp(anv_device(), "cpu") == 0;
-    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, T = (size_t)max_len;
-    struct {
-        float **p;
-        size_t n;
-    } views[] = {{&kv->k, L * T * C},   {&kv->v, L * T * C},       {&kv->x, CHUNK * C},
-                 {&kv->ln, CHUNK * C},  {&kv->qkv, CHUNK * 3 * C}, {&kv->atty, CHUNK * C},
-                 {&kv->tmp, CHUNK * C}, {&kv->fch, CHUNK * 4 * C}, {&kv->fch_gelu, CHUNK * 4 * C},
-                 {&kv->logits, (size_t)m->Vp}};
-    size_t total = CHUNK; /* the tokens first: int32 and float have the same size */
-    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) total += (views[i].n + 15) / 16 * 16;
-    kv->block = anv_device_alloc(total * sizeof(float), "kv cache");
+    kv->block = anv_device_alloc(anv_kv_cache_bytes(m, max_len), "kv cache");
     if (!kv->block) {
         anv_free(kv);
         return -1;
     }
-    kv->tokens = (int32_t *)kv->block;
-    float *p = kv->block + CHUNK;
-    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
-        *views[i].p = p;
-        p += (views[i].n + 15) / 16 * 16;
-    }
+    kv_layout(m, max_len, kv);
     *out = kv;
     return 0;
 }

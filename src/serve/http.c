@@ -1,19 +1,45 @@
 /* The HTTP side of `anvil serve` on libmicrohttpd, one thread per connection: routing, authentication,
- * body limits, JSON responses and server-sent event streams fed by the worker slots (pool.c). */
+ * body limits, JSON responses and server-sent event streams fed by the worker slots (pool.c).
+ *
+ * Connections are accepted here, not by MHD, so that the server decides who gets in: over the total
+ * or per-address limit a client gets a 503 with Retry-After (sent, then the socket lingers briefly
+ * so that the client reads it instead of a reset). Every request must arrive whole (headers and body)
+ * within request_timeout_s of its start, however slowly its bytes trickle; a watchdog shuts the
+ * sockets of those that do not. */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "serve/serve_internal.h"
 
 #ifdef ANVIL_HAVE_MICROHTTPD
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* An accepted connection, from its acceptance until MHD closes it. */
+typedef struct {
+    int used, fd;
+    struct sockaddr_storage addr;
+    double since;  /* start of the request being received: acceptance or the end of the previous one */
+    int answering; /* the request arrived whole and is being answered: no deadline */
+    int expired;   /* shut down by the watchdog */
+} tracked_conn_t;
+
+/* A refused connection whose 503 is on its way: kept open (reading and dropping) until the client
+ * closes it or `until`. */
+typedef struct {
+    int fd;
+    double until;
+} lingering_t;
+
+enum { MAX_LINGERING = 256 };
 
 typedef struct {
     const anv_serve_opts_t *o;
@@ -22,6 +48,14 @@ typedef struct {
     long long created;
     atomic_int in_flight; /* requests between their first byte and their completion */
     atomic_int draining;
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    pthread_t acceptor;
+    atomic_int stop_accepting;
+    pthread_mutex_t conn_mu; /* guards conns */
+    tracked_conn_t *conns;   /* o->max_connections of them */
+    lingering_t lingering[MAX_LINGERING];
+    int n_lingering; /* the acceptor's own */
 } server_t;
 
 enum { PHASE_START, PHASE_BODY, PHASE_END };
@@ -30,6 +64,7 @@ enum { PHASE_START, PHASE_BODY, PHASE_END };
 typedef struct {
     server_t *srv;
     struct MHD_Connection *conn;
+    tracked_conn_t *tracked; /* NULL if MHD did not report the connection */
     int chat;
     anv_buf_t body;
     size_t received;
@@ -51,8 +86,8 @@ int anv_serve_available(void) { return 1; }
 /* ---- responses ---- */
 
 static enum MHD_Result send_body(struct MHD_Connection *c, int status, const char *type, anv_buf_t *body) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(body->len, body->data ? body->data : "",
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(body->len, body->data ? body->data : "", MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
@@ -189,8 +224,7 @@ static enum MHD_Result generate(request_t *x) {
     x->have_req = 1;
     if (anv_srv_parse(x->body.data ? x->body.data : "", x->body.len, x->chat, &s->lim, &x->req, &err) != 0)
         return send_error(x, &err);
-    if (anv_srv_job_init(&x->job, &x->req) != 0)
-        return fail(x, 500, "server_error", NULL, "%s", anv_last_error());
+    if (anv_srv_job_init(&x->job, &x->req) != 0) return fail(x, 500, "server_error", NULL, "%s", anv_last_error());
     anv_srv_meta_init(&x->meta, x->chat, s->o->model_name);
     anv_srv_pool_submit(&s->pool, &x->job);
     x->have_job = 1;
@@ -266,6 +300,19 @@ static enum MHD_Result route(request_t *x, const char *url, const char *method) 
     return MHD_YES;
 }
 
+/* The request has arrived whole: the deadline for receiving it no longer applies. */
+static void request_received(request_t *x) {
+    if (!x->tracked) return;
+    pthread_mutex_lock(&x->srv->conn_mu);
+    x->tracked->answering = 1;
+    pthread_mutex_unlock(&x->srv->conn_mu);
+}
+
+static tracked_conn_t *tracked_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
@@ -275,9 +322,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!(x = anv_calloc(sizeof *x, "request"))) return MHD_NO;
         x->srv = s;
         x->conn = c;
+        x->tracked = tracked_of(c);
         x->t0 = anv_now();
         *con_cls = x;
         atomic_fetch_add(&s->in_flight, 1);
+        if (strcmp(method, "POST") != 0) request_received(x); /* no body to wait for */
         enum MHD_Result rc = route(x, url, method);
         if (rc != MHD_YES || !x->too_big) return rc;
         return fail(x, 413, "invalid_request_error", "request_too_large",
@@ -296,6 +345,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return x->received / 8 > s->o->max_body ? MHD_NO : MHD_YES;
     }
+    request_received(x);
     if (x->too_big)
         return fail(x, 413, "invalid_request_error", "request_too_large",
                     "the request body is larger than this server's limit of %zu bytes", s->o->max_body);
@@ -326,9 +376,32 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     anv_buf_free(&x->body);
     anv_buf_free(&x->out);
     anv_buf_free(&x->text);
+    if (x->tracked) { /* a next request on this connection starts its own deadline */
+        pthread_mutex_lock(&s->conn_mu);
+        x->tracked->answering = 0;
+        x->tracked->since = anv_now();
+        pthread_mutex_unlock(&s->conn_mu);
+    }
     anv_free(x);
     *con_cls = NULL;
     atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* Links MHD's connection to the record the acceptor made for its socket, and frees the record when
+ * MHD is done with the socket (MHD reports the close before it closes the descriptor). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    server_t *s = cls;
+    pthread_mutex_lock(&s->conn_mu);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        for (int i = 0; ci && i < s->o->max_connections; i++)
+            if (s->conns[i].used && s->conns[i].fd == ci->connect_fd) *socket_context = &s->conns[i];
+    } else if (*socket_context) {
+        ((tracked_conn_t *)*socket_context)->used = 0;
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&s->conn_mu);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -340,6 +413,131 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     anv_log(ANV_LOG_DEBUG, "serve: http: %s", line);
 }
 
+/* ---- accepting connections ---- */
+
+static int same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+    if (a->ss_family != b->ss_family) return 0;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+                   sizeof(struct in6_addr));
+}
+
+/* Records the new connection, or says why there is no room for it (NULL: there is). */
+static const char *admit(server_t *s, int fd, const struct sockaddr_storage *addr) {
+    int free_slot = -1, same = 0;
+    pthread_mutex_lock(&s->conn_mu);
+    for (int i = 0; i < s->o->max_connections; i++) {
+        if (!s->conns[i].used) {
+            if (free_slot < 0) free_slot = i;
+        } else if (same_address(&s->conns[i].addr, addr)) {
+            same++;
+        }
+    }
+    const char *why = free_slot < 0                   ? "the server has no free connection"
+                      : same >= s->o->max_per_address ? "too many connections from your address"
+                                                      : NULL;
+    if (!why) s->conns[free_slot] = (tracked_conn_t){1, fd, *addr, anv_now(), 0, 0};
+    pthread_mutex_unlock(&s->conn_mu);
+    return why;
+}
+
+static void forget(server_t *s, int fd) {
+    pthread_mutex_lock(&s->conn_mu);
+    for (int i = 0; i < s->o->max_connections; i++)
+        if (s->conns[i].used && s->conns[i].fd == fd) s->conns[i].used = 0;
+    pthread_mutex_unlock(&s->conn_mu);
+}
+
+/* Answers 503 on a connection MHD never sees, then lets it linger so the answer is read. */
+static void refuse(server_t *s, int fd, const char *why) {
+    anv_srv_error_t err;
+    anv_buf_t body = {0}, msg = {0};
+    anv_srv_fail(&err, 503, "server_error", NULL, NULL, "%s; retry in a moment", why);
+    int rc = anv_srv_error_json(&body, &err);
+    rc |= anv_buf_printf(&msg,
+                         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                         body.len);
+    rc |= anv_buf_append(&msg, body.data, body.len);
+    if (rc == 0 && send(fd, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) shutdown(fd, SHUT_WR);
+    anv_buf_free(&body);
+    anv_buf_free(&msg);
+    anv_log(ANV_LOG_DEBUG, "serve: 503 %s", why);
+    if (s->n_lingering == MAX_LINGERING) {
+        close(fd);
+        return;
+    }
+    s->lingering[s->n_lingering++] = (lingering_t){fd, anv_now() + 1.0};
+}
+
+/* Reads and drops what refused clients still send; closes them when they close or their time is up. */
+static void drain_lingering(server_t *s) {
+    double now = anv_now();
+    for (int i = 0; i < s->n_lingering;) {
+        char scratch[4096];
+        ssize_t n;
+        while ((n = recv(s->lingering[i].fd, scratch, sizeof scratch, MSG_DONTWAIT)) > 0) {
+        }
+        int done = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || now > s->lingering[i].until;
+        if (done) {
+            close(s->lingering[i].fd);
+            s->lingering[i] = s->lingering[--s->n_lingering];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Shuts the sockets of requests that have not arrived whole in time; MHD's connection thread then
+ * sees the end of the stream and closes the connection. */
+static void enforce_deadlines(server_t *s) {
+    double now = anv_now(), limit = s->o->request_timeout_s;
+    pthread_mutex_lock(&s->conn_mu);
+    for (int i = 0; i < s->o->max_connections; i++) {
+        tracked_conn_t *t = &s->conns[i];
+        if (t->used && !t->answering && !t->expired && now - t->since > limit) {
+            t->expired = 1;
+            shutdown(t->fd, SHUT_RDWR);
+            anv_log(ANV_LOG_DEBUG, "serve: closed a connection whose request took over %g s to arrive", limit);
+        }
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+}
+
+static void accept_ready(server_t *s) {
+    for (;;) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC);
+        if (fd < 0) { /* EAGAIN: no more for now; out of descriptors: retried after a pause */
+            if (errno == EMFILE || errno == ENFILE) nanosleep(&(struct timespec){0, 50000000}, NULL);
+            return;
+        }
+        const char *why = admit(s, fd, &addr);
+        if (why) {
+            refuse(s, fd, why);
+        } else if (MHD_add_connection(s->daemon, fd, (struct sockaddr *)&addr, len) != MHD_YES) {
+            forget(s, fd); /* MHD closed the socket */
+        }
+    }
+}
+
+static void *acceptor_main(void *arg) {
+    server_t *s = arg;
+    while (!atomic_load(&s->stop_accepting)) {
+        struct pollfd p[1 + MAX_LINGERING];
+        p[0] = (struct pollfd){s->listen_fd, POLLIN, 0};
+        for (int i = 0; i < s->n_lingering; i++) p[1 + i] = (struct pollfd){s->lingering[i].fd, POLLIN, 0};
+        if (poll(p, (nfds_t)(1 + s->n_lingering), 100) > 0 && (p[0].revents & POLLIN)) accept_ready(s);
+        drain_lingering(s);
+        enforce_deadlines(s);
+    }
+    for (int i = 0; i < s->n_lingering; i++) close(s->lingering[i].fd);
+    s->n_lingering = 0;
+    return NULL;
+}
+
 /* ---- the server ---- */
 
 static void sleep_ms(int ms) {
@@ -347,78 +545,119 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-static struct MHD_Daemon *start_daemon(server_t *s) {
+static int open_listener(server_t *s, int *ipv6) {
     const anv_serve_opts_t *o = s->o;
-    struct sockaddr_in v4;
-    struct sockaddr_in6 v6;
-    struct sockaddr *addr;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    struct sockaddr_storage addr;
+    socklen_t len;
     const char *host = !strcmp(o->host, "localhost") ? "127.0.0.1" : o->host;
-    memset(&v4, 0, sizeof v4);
-    memset(&v6, 0, sizeof v6);
-    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
-        v4.sin_family = AF_INET;
-        v4.sin_port = htons((uint16_t)o->port);
-        addr = (struct sockaddr *)&v4;
-    } else if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
-        v6.sin6_family = AF_INET6;
-        v6.sin6_port = htons((uint16_t)o->port);
-        addr = (struct sockaddr *)&v6;
-        flags |= MHD_USE_IPv6;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
+    memset(&addr, 0, sizeof addr);
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)o->port);
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)o->port);
+        len = sizeof *v6;
     } else {
-        anv_error("serve: --host '%s' is not an IPv4 or IPv6 address", o->host);
-        return NULL;
+        return anv_error("serve: --host '%s' is not an IPv4 or IPv6 address", o->host);
     }
-    struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        /* 4 MiB of (virtual) stack: glibc places each thread's thread-local storage, which includes the
-         * kernels' GEMM packing buffer, inside that mapping. */
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)4 << 20, MHD_OPTION_END);
-    if (!d) anv_error("serve: cannot listen on %s port %d (address in use or not available here)", o->host, o->port);
-    return d;
+    *ipv6 = addr.ss_family == AF_INET6;
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), on = 1;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 256) != 0) {
+        if (fd >= 0) close(fd);
+        return anv_error("serve: cannot listen on %s port %d (address in use or not available here)", o->host, o->port);
+    }
+    s->listen_fd = fd;
+    return 0;
+}
+
+static int bound_port(int fd) {
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) != 0) return -1;
+    return ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                            : ((struct sockaddr_in *)&addr)->sin_port);
+}
+
+static int start_daemon(server_t *s) {
+    const anv_serve_opts_t *o = s->o;
+    int ipv6 = 0;
+    if (open_listener(s, &ipv6) != 0) return -1;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | (ipv6 ? MHD_USE_IPv6 : 0);
+    /* MHD's own limit has room above ours: a record is freed a moment before MHD forgets the socket. */
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)o->max_connections + 16, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                                 /* 4 MiB of (virtual) stack: glibc places each thread's thread-local storage, which
+                                  * includes the kernels' GEMM packing buffer, inside that mapping. */
+                                 MHD_OPTION_THREAD_STACK_SIZE, (size_t)4 << 20, MHD_OPTION_END);
+    if (!s->daemon) {
+        close(s->listen_fd);
+        return anv_error("serve: cannot start the HTTP server");
+    }
+    if (pthread_create(&s->acceptor, NULL, acceptor_main, s) != 0) {
+        MHD_stop_daemon(s->daemon);
+        close(s->listen_fd);
+        return anv_error("serve: cannot start the thread that accepts connections");
+    }
+    return 0;
+}
+
+static void stop_accepting(server_t *s) {
+    atomic_store(&s->stop_accepting, 1);
+    pthread_join(s->acceptor, NULL);
+    close(s->listen_fd);
 }
 
 int anv_serve(const anv_serve_opts_t *o) {
     if (!o) return anv_error("serve: no options");
-    if (o->slots < 1 || o->threads_per_slot < 1 || o->max_connections < 1 || o->timeout_s < 1 || o->max_body < 1 ||
-        o->max_tokens_limit < 0 || o->port < 0 || o->port > 65535)
-        return anv_error("serve: invalid options (slots, threads, connections, timeout, body limit, port)");
+    if (o->slots < 1 || o->threads_per_slot < 1 || o->max_connections < 1 || o->max_per_address < 1 ||
+        o->timeout_s < 1 || !(o->request_timeout_s > 0) || o->max_body < 1 || o->max_tokens_limit < 0 || o->port < 0 ||
+        o->port > 65535)
+        return anv_error("serve: invalid options (slots, threads, connections, timeouts, body limit, port)");
     server_t *s = anv_calloc(sizeof *s, "server");
     if (!s) return -1;
+    s->conns = anv_calloc((size_t)o->max_connections * sizeof *s->conns, "connection table");
+    if (!s->conns) {
+        anv_free(s);
+        return -1;
+    }
+    pthread_mutex_init(&s->conn_mu, NULL);
     s->o = o;
     s->created = (long long)time(NULL);
     s->lim = (anv_srv_limits_t){o->tok, anv_model_config(o->model)->block_size, o->max_tokens_limit};
-    if (anv_srv_pool_start(&s->pool, o->model, o->tok, o->slots, o->threads_per_slot) != 0) {
+    int rc = anv_srv_pool_start(&s->pool, o->model, o->tok, o->slots, o->threads_per_slot);
+    if (rc == 0 && (rc = start_daemon(s)) != 0) anv_srv_pool_stop(&s->pool);
+    if (rc != 0) {
+        pthread_mutex_destroy(&s->conn_mu);
+        anv_free(s->conns);
         anv_free(s);
         return -1;
     }
-    struct MHD_Daemon *d = start_daemon(s);
-    if (!d) {
-        anv_srv_pool_stop(&s->pool);
-        anv_free(s);
-        return -1;
-    }
-    const union MHD_DaemonInfo *bound = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    if (o->on_ready) o->on_ready(bound ? bound->port : o->port, o->ctx);
+    if (o->on_ready) o->on_ready(bound_port(s->listen_fd), o->ctx);
     while (!*o->stop) sleep_ms(50);
 
     /* Shutdown: stop accepting, let the requests in flight finish, then cancel what remains. */
     atomic_store(&s->draining, 1);
     anv_log(ANV_LOG_INFO, "serve: stopping: %d requests in flight, waiting up to %g s for them",
             anv_srv_pool_busy(&s->pool), o->drain_s);
-    MHD_socket listen_fd = MHD_quiesce_daemon(d);
-    if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
+    stop_accepting(s);
     double deadline = anv_now() + o->drain_s;
     while (anv_srv_pool_busy(&s->pool) && anv_now() < deadline) sleep_ms(20);
     anv_srv_error_t err;
     anv_srv_fail(&err, 503, "server_error", NULL, NULL, "the server is shutting down");
     anv_srv_pool_cancel_all(&s->pool, &err);
     for (deadline = anv_now() + 2; atomic_load(&s->in_flight) && anv_now() < deadline;) sleep_ms(20);
-    MHD_stop_daemon(d);
+    MHD_stop_daemon(s->daemon);
     anv_srv_pool_stop(&s->pool);
+    pthread_mutex_destroy(&s->conn_mu);
+    anv_free(s->conns);
     anv_free(s);
     return 0;
 }
