@@ -57,13 +57,13 @@ static int profile_steps(anv_model_t *m, anv_adamw_t *opt, const int32_t *tokens
         for (int i = 0; i < P; i++) wall += times[i];
         printf("profile of %d more step%s on %s (%.3f s per step; a kernel's time includes what it waits for):\n", P,
                P == 1 ? "" : "s", anv_device(), wall / P);
-        printf("  %-24s %10s %10s %8s\n", "kernel", "calls/step", "ms/step", "share");
+        printf("  %-28s %10s %10s %8s\n", "kernel", "calls/step", "ms/step", "share");
         for (int i = 0; i < n; i++) {
             kernels += e[i].seconds;
-            printf("  %-24s %10.1f %10.3f %7.1f%%\n", e[i].name, (double)e[i].calls / P, 1e3 * e[i].seconds / P,
+            printf("  %-28s %10.1f %10.3f %7.1f%%\n", e[i].name, (double)e[i].calls / P, 1e3 * e[i].seconds / P,
                    100.0 * e[i].seconds / wall);
         }
-        printf("  %-24s %10s %10.3f %7.1f%%\n", "outside the kernels", "", 1e3 * (wall - kernels) / P,
+        printf("  %-28s %10s %10.3f %7.1f%%\n", "outside the kernels", "", 1e3 * (wall - kernels) / P,
                100.0 * (wall - kernels) / wall);
     }
     anv_free(times);

@@ -18,32 +18,8 @@
 int anv_profiling;
 
 static const char *const names[PROF_KERNELS] = {
-    "matmul_forward",
-    "matmul_backward",
-    "matmul_nt_forward",
-    "matmul_nt_backward",
-    "embedding_forward",
-    "embedding_backward",
-    "layernorm_forward",
-    "layernorm_backward",
-    "gelu_forward",
-    "gelu_backward",
-    "residual_forward",
-    "residual_backward",
-    "attention_forward",
-    "attention_backward",
-    "attention_decode",
-    "crossentropy_forward",
-    "crossentropy_loss_sum",
-    "crossentropy_backward",
-    "fill",
-    "scale_into",
-    "add_scaled",
-    "sumsq",
-    "adamw_update",
-    "gemm",
-    "gemm_builtin",
-    "gemm_bf16",
+#define ANV_KERNEL(ret, name, params, args) #name,
+#include "anvil/kernel_list.h"
 };
 
 static struct {

@@ -1,6 +1,6 @@
-/* One backend's kernels as a table of function pointers (internal). Each CPU instruction-set copy and
- * the CUDA backend provide one; src/kernels/cpu/dispatch.c routes the public names of kernels.h to the
- * table in use. */
+/* One backend's kernels as a table of function pointers, a member per line of kernel_list.h (internal).
+ * Each CPU instruction-set copy and the CUDA backend provide one; src/kernels/cpu/dispatch.c routes the
+ * public names of kernels.h to the table in use. */
 #ifndef ANVIL_KERNELS_TABLE_H
 #define ANVIL_KERNELS_TABLE_H
 
@@ -16,33 +16,8 @@ typedef void anv_gemm_fn(int ta, int tb, int M, int N, int K, float alpha, const
 
 typedef struct {
     const char *name; /* "avx512", "avx2", "portable", "cuda" */
-    __typeof__(anv_matmul_forward) *matmul_forward;
-    __typeof__(anv_matmul_backward) *matmul_backward;
-    __typeof__(anv_matmul_nt_forward) *matmul_nt_forward;
-    __typeof__(anv_matmul_nt_backward) *matmul_nt_backward;
-    __typeof__(anv_embedding_forward) *embedding_forward;
-    __typeof__(anv_embedding_backward) *embedding_backward;
-    __typeof__(anv_layernorm_forward) *layernorm_forward;
-    __typeof__(anv_layernorm_backward) *layernorm_backward;
-    __typeof__(anv_gelu_forward) *gelu_forward;
-    __typeof__(anv_gelu_backward) *gelu_backward;
-    __typeof__(anv_residual_forward) *residual_forward;
-    __typeof__(anv_residual_backward) *residual_backward;
-    __typeof__(anv_attention_scratch_floats) *attention_scratch_floats;
-    __typeof__(anv_attention_forward) *attention_forward;
-    __typeof__(anv_attention_backward) *attention_backward;
-    __typeof__(anv_attention_decode) *attention_decode;
-    __typeof__(anv_crossentropy_chunk_forward) *crossentropy_chunk_forward;
-    __typeof__(anv_crossentropy_loss_sum) *crossentropy_loss_sum;
-    __typeof__(anv_crossentropy_chunk_backward) *crossentropy_chunk_backward;
-    __typeof__(anv_fill) *fill;
-    __typeof__(anv_scale_into) *scale_into;
-    __typeof__(anv_add_scaled) *add_scaled;
-    __typeof__(anv_sumsq) *sumsq;
-    __typeof__(anv_adamw_update) *adamw_update;
-    anv_gemm_fn *gemm;         /* the GEMM the matmuls use (OpenBLAS on the CPU where built with it) */
-    anv_gemm_fn *gemm_builtin; /* anvil's own GEMM (the same as gemm where there is no other) */
-    anv_gemm_fn *gemm_bf16;    /* the product with inputs rounded to bf16 (matmul precision BF16) */
+#define ANV_KERNEL(ret, name, params, args) ret(*name) params;
+#include "anvil/kernel_list.h"
 } anv_kernel_table_t;
 
 #ifdef ANVIL_HAVE_CUDA

@@ -86,7 +86,7 @@ static void choose(void) {
     }
 }
 
-static inline const anv_kernel_table_t *K(void) {
+static inline const anv_kernel_table_t *table_in_use(void) {
     const anv_kernel_table_t *t = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
     if (t) return t;
     pthread_once(&once, choose);
@@ -152,99 +152,13 @@ int anv_precision_parse(const char *name, anv_precision_t *out) {
     return 0;
 }
 
-void anv_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
-    ANV_PROFILED(PROF_MATMUL_FORWARD, K()->matmul_forward(out, inp, w, bias, N, C, OC));
-}
-void anv_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
-                         int N, int C, int OC) {
-    ANV_PROFILED(PROF_MATMUL_BACKWARD, K()->matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC));
-}
-void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
-    ANV_PROFILED(PROF_MATMUL_NT_FORWARD, K()->matmul_nt_forward(out, inp, w, N, C, OC));
-}
-void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int C,
-                            int OC) {
-    ANV_PROFILED(PROF_MATMUL_NT_BACKWARD, K()->matmul_nt_backward(dinp, dw, dout, inp, w, N, C, OC));
-}
-void anv_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C) {
-    ANV_PROFILED(PROF_EMBEDDING_FORWARD, K()->embedding_forward(out, tokens, wte, wpe, B, T, C));
-}
-void anv_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T, int C) {
-    ANV_PROFILED(PROF_EMBEDDING_BACKWARD, K()->embedding_backward(dwte, dwpe, dout, tokens, B, T, C));
-}
-void anv_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
-                           int N, int C) {
-    ANV_PROFILED(PROF_LAYERNORM_FORWARD, K()->layernorm_forward(out, mean, rstd, inp, w, b, N, C));
-}
-void anv_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                            const float *mean, const float *rstd, int N, int C) {
-    ANV_PROFILED(PROF_LAYERNORM_BACKWARD, K()->layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C));
-}
-void anv_gelu_forward(float *out, const float *inp, size_t n) {
-    ANV_PROFILED(PROF_GELU_FORWARD, K()->gelu_forward(out, inp, n));
-}
-void anv_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    ANV_PROFILED(PROF_GELU_BACKWARD, K()->gelu_backward(dinp, inp, dout, n));
-}
-void anv_residual_forward(float *out, const float *a, const float *b, size_t n) {
-    ANV_PROFILED(PROF_RESIDUAL_FORWARD, K()->residual_forward(out, a, b, n));
-}
-void anv_residual_backward(float *da, float *db, const float *dout, size_t n) {
-    ANV_PROFILED(PROF_RESIDUAL_BACKWARD, K()->residual_backward(da, db, dout, n));
-}
-size_t anv_attention_scratch_floats(int T) { return K()->attention_scratch_floats(T); }
-void anv_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH) {
-    ANV_PROFILED(PROF_ATTENTION_FORWARD, K()->attention_forward(out, lse, scratch, qkv, B, T, C, NH));
-}
-void anv_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out,
-                            const float *lse, int B, int T, int C, int NH) {
-    ANV_PROFILED(PROF_ATTENTION_BACKWARD, K()->attention_backward(dqkv, scratch, dout, qkv, out, lse, B, T, C, NH));
-}
-void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH) {
-    ANV_PROFILED(PROF_ATTENTION_DECODE, K()->attention_decode(out, kc, vc, qkv, pos, n, C, NH));
-}
-void anv_crossentropy_chunk_forward(float *lse, float *tlogit, const float *logits, int ld, const int32_t *targets,
-                                    int N, int v0, int Vc) {
-    ANV_PROFILED(PROF_CROSSENTROPY_FORWARD,
-                 K()->crossentropy_chunk_forward(lse, tlogit, logits, ld, targets, N, v0, Vc));
-}
-double anv_crossentropy_loss_sum(const float *lse, const float *tlogit, const int32_t *targets, int N) {
-    double result;
-    ANV_PROFILED(PROF_CROSSENTROPY_LOSS_SUM, result = K()->crossentropy_loss_sum(lse, tlogit, targets, N));
-    return result;
-}
-void anv_crossentropy_chunk_backward(float *logits, int ld, const float *lse, const int32_t *targets, float dloss,
-                                     int N, int v0, int Vc) {
-    ANV_PROFILED(PROF_CROSSENTROPY_BACKWARD,
-                 K()->crossentropy_chunk_backward(logits, ld, lse, targets, dloss, N, v0, Vc));
-}
-void anv_fill(float *x, float value, size_t n) { ANV_PROFILED(PROF_FILL, K()->fill(x, value, n)); }
-void anv_scale_into(float *dst, const float *src, float scale, size_t n) {
-    ANV_PROFILED(PROF_SCALE_INTO, K()->scale_into(dst, src, scale, n));
-}
-void anv_add_scaled(float *dst, const float *src, float scale, size_t n) {
-    ANV_PROFILED(PROF_ADD_SCALED, K()->add_scaled(dst, src, scale, n));
-}
-double anv_sumsq(const float *x, size_t n) {
-    double result;
-    ANV_PROFILED(PROF_SUMSQ, result = K()->sumsq(x, n));
-    return result;
-}
-void anv_adamw_update(float *p, const float *g, float *m, float *v, size_t lo, size_t n,
-                      const anv_adamw_segments_t *segs, float lr, float beta1, float beta2, float eps, float wd,
-                      float bc1, float bc2_sqrt) {
-    ANV_PROFILED(PROF_ADAMW_UPDATE,
-                 K()->adamw_update(p, g, m, v, lo, n, segs, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt));
-}
-void anv_gemm(int ta, int tb, int M, int N, int K_, float alpha, const float *A, int lda, const float *B, int ldb,
-              float beta, float *C, int ldc) {
-    ANV_PROFILED(PROF_GEMM, K()->gemm(ta, tb, M, N, K_, alpha, A, lda, B, ldb, beta, C, ldc));
-}
-void anv_gemm_builtin(int ta, int tb, int M, int N, int K_, float alpha, const float *A, int lda, const float *B,
-                      int ldb, float beta, float *C, int ldc) {
-    ANV_PROFILED(PROF_GEMM_BUILTIN, K()->gemm_builtin(ta, tb, M, N, K_, alpha, A, lda, B, ldb, beta, C, ldc));
-}
-void anv_gemm_bf16(int ta, int tb, int M, int N, int K_, float alpha, const float *A, int lda, const float *B, int ldb,
-                   float beta, float *C, int ldc) {
-    ANV_PROFILED(PROF_GEMM_BF16, K()->gemm_bf16(ta, tb, M, N, K_, alpha, A, lda, B, ldb, beta, C, ldc));
-}
+/* The public kernels: each passes its call to the table in use, timed while profiling. */
+#define ANV_KERNEL(ret, name, params, args)                                                                            \
+    ret anv_##name params { ANV_PROFILED(PROF_##name, table_in_use()->name args); }
+#define ANV_KERNEL_VALUE(ret, name, params, args)                                                                      \
+    ret anv_##name params {                                                                                            \
+        ret result;                                                                                                    \
+        ANV_PROFILED(PROF_##name, result = table_in_use()->name args);                                                 \
+        return result;                                                                                                 \
+    }
+#include "anvil/kernel_list.h"

@@ -5,32 +5,10 @@
 
 #include "kernels/table.h"
 
-decltype(anv_matmul_forward) anv_cuda_matmul_forward;
-decltype(anv_matmul_backward) anv_cuda_matmul_backward;
-decltype(anv_matmul_nt_forward) anv_cuda_matmul_nt_forward;
-decltype(anv_matmul_nt_backward) anv_cuda_matmul_nt_backward;
-decltype(anv_embedding_forward) anv_cuda_embedding_forward;
-decltype(anv_embedding_backward) anv_cuda_embedding_backward;
-decltype(anv_layernorm_forward) anv_cuda_layernorm_forward;
-decltype(anv_layernorm_backward) anv_cuda_layernorm_backward;
-decltype(anv_gelu_forward) anv_cuda_gelu_forward;
-decltype(anv_gelu_backward) anv_cuda_gelu_backward;
-decltype(anv_residual_forward) anv_cuda_residual_forward;
-decltype(anv_residual_backward) anv_cuda_residual_backward;
-decltype(anv_attention_scratch_floats) anv_cuda_attention_scratch_floats;
-decltype(anv_attention_forward) anv_cuda_attention_forward;
-decltype(anv_attention_backward) anv_cuda_attention_backward;
-decltype(anv_attention_decode) anv_cuda_attention_decode;
-decltype(anv_crossentropy_chunk_forward) anv_cuda_crossentropy_chunk_forward;
-decltype(anv_crossentropy_loss_sum) anv_cuda_crossentropy_loss_sum;
-decltype(anv_crossentropy_chunk_backward) anv_cuda_crossentropy_chunk_backward;
-decltype(anv_fill) anv_cuda_fill;
-decltype(anv_scale_into) anv_cuda_scale_into;
-decltype(anv_add_scaled) anv_cuda_add_scaled;
-decltype(anv_sumsq) anv_cuda_sumsq;
-decltype(anv_adamw_update) anv_cuda_adamw_update;
-anv_gemm_fn anv_cuda_gemm;      /* fp32, as the CPU's anv_gemm */
-anv_gemm_fn anv_cuda_gemm_bf16; /* bf16 inputs, fp32 accumulation, as the CPU's anv_gemm_bf16 */
+/* anv_cuda_<name> for every line of kernel_list.h. The GPU has one fp32 GEMM: gemm_builtin is gemm. */
+#define anv_cuda_gemm_builtin anv_cuda_gemm
+#define ANV_KERNEL(ret, name, params, args) ret anv_cuda_##name params;
+#include "anvil/kernel_list.h"
 
 /* The bf16 precision's attention on tensor cores (attention_tc.cu): the head size it takes (32, 64 or
  * 128), or 0 when the fp32 kernels of attention.cu must do; and the forward and the backward's dQ
