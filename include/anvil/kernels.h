@@ -56,6 +56,9 @@ const char *anv_device(void);         /* "cpu" or "cuda" */
 void *anv_device_alloc(size_t bytes, const char *what);
 void anv_device_free(void *p); /* NULL is fine */
 void anv_device_sync(void);    /* waits until every kernel issued so far has finished */
+/* Floats of the working blocks this device's products run best in: the LM head computes its logits in
+ * blocks of about this many. */
+size_t anv_device_block_floats(void);
 
 /* ---- profile ----
  * Where the time of a step goes, per kernel above (anvil bench train --profile). Between start and stop,

@@ -15,7 +15,8 @@ typedef void anv_gemm_fn(int ta, int tb, int M, int N, int K, float alpha, const
                          int ldb, float beta, float *C, int ldc);
 
 typedef struct {
-    const char *name; /* "avx512", "avx2", "portable", "cuda" */
+    const char *name;    /* "avx512", "avx2", "portable", "cuda" */
+    size_t block_floats; /* anv_device_block_floats() */
 #define ANV_KERNEL(ret, name, params, args) ret(*name) params;
 #include "anvil/kernel_list.h"
 } anv_kernel_table_t;

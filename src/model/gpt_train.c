@@ -19,11 +19,9 @@ static int ensure_att_scratch(anv_model_t *m, int T) {
 }
 
 /* Rows of logits per LM-head block for N token rows: the (R, Vp) block (Vp = the padded vocabulary, the
- * row stride) holds about CE_BLOCK_FLOATS (64 MiB) on the CPU, and CE_BLOCK_FLOATS_GPU (512 MiB) on a
- * GPU, where fewer and larger blocks keep the head's GEMMs large and add into dwte fewer times. */
-enum { CE_BLOCK_FLOATS = 1 << 24, CE_BLOCK_FLOATS_GPU = 1 << 27 };
+ * row stride) holds about the device's block size. */
 static int ce_block_rows(size_t N, int Vp) {
-    size_t floats = strcmp(anv_device(), "cpu") == 0 ? CE_BLOCK_FLOATS : CE_BLOCK_FLOATS_GPU;
+    size_t floats = anv_device_block_floats();
     size_t r = floats / (size_t)Vp;
     r = r < 1 ? 1 : r;
     return r < N ? (int)r : (int)N;
@@ -38,14 +36,31 @@ typedef struct {
 static int act_views(anv_gpt_acts_t *a, const anv_config_t *c, size_t N, act_view_t *v) {
     size_t L = c->n_layer, C = c->n_embd, NH = c->n_head;
     act_view_t t[] = {
-        {&a->encoded, N * C},     {&a->ln1, L * N * C},      {&a->ln1_mean, L * N},    {&a->ln1_rstd, L * N},
-        {&a->qkv, L * N * 3 * C}, {&a->atty, L * N * C},     {&a->att_lse, L * N * NH}, {&a->res2, L * N * C},
-        {&a->ln2, L * N * C},     {&a->ln2_mean, L * N},     {&a->ln2_rstd, L * N},    {&a->fch, L * N * 4 * C},
-        {&a->fch_gelu, L * N * 4 * C}, {&a->res3, L * N * C}, {&a->lnf, N * C},        {&a->lnf_mean, N},
-        {&a->lnf_rstd, N},        {&a->ce_lse, N},           {&a->ce_tlogit, N},       {&a->ce_dlnf, N * C},
+        {&a->encoded, N * C},
+        {&a->ln1, L * N * C},
+        {&a->ln1_mean, L * N},
+        {&a->ln1_rstd, L * N},
+        {&a->qkv, L * N * 3 * C},
+        {&a->atty, L * N * C},
+        {&a->att_lse, L * N * NH},
+        {&a->res2, L * N * C},
+        {&a->ln2, L * N * C},
+        {&a->ln2_mean, L * N},
+        {&a->ln2_rstd, L * N},
+        {&a->fch, L * N * 4 * C},
+        {&a->fch_gelu, L * N * 4 * C},
+        {&a->res3, L * N * C},
+        {&a->lnf, N * C},
+        {&a->lnf_mean, N},
+        {&a->lnf_rstd, N},
+        {&a->ce_lse, N},
+        {&a->ce_tlogit, N},
+        {&a->ce_dlnf, N * C},
         {&a->ce_logits, (size_t)ce_block_rows(N, anv_config_padded_vocab(c)) * anv_config_padded_vocab(c)},
-        {&a->ce_dwte, (size_t)anv_config_padded_vocab(c) * C},                                       {&a->tmp, N * C},
-        {&a->dres, N * C},        {&a->dbranch, N * 4 * C},
+        {&a->ce_dwte, (size_t)anv_config_padded_vocab(c) * C},
+        {&a->tmp, N * C},
+        {&a->dres, N * C},
+        {&a->dbranch, N * 4 * C},
     };
     int n = (int)(sizeof t / sizeof t[0]);
     for (int i = 0; i < n; i++) v[i] = t[i];
@@ -112,8 +127,8 @@ static int check_tokens(const anv_model_t *m, const int32_t *inputs, const int32
             return anv_error("model forward: input token %d at position %zu is outside the vocabulary (%d)",
                              (int)inputs[i], i, c->vocab_size);
         if (targets && (targets[i] < -1 || targets[i] >= c->vocab_size))
-            return anv_error("model forward: target %d at position %zu is outside the vocabulary (%d)",
-                             (int)targets[i], i, c->vocab_size);
+            return anv_error("model forward: target %d at position %zu is outside the vocabulary (%d)", (int)targets[i],
+                             i, c->vocab_size);
     }
     return 0;
 }

@@ -1,23 +1,16 @@
 /* KV-cached inference for one sequence: each layer's keys and values are kept for the positions
  * seen so far, so a new token costs one row through the network instead of the whole prefix. New
  * tokens are processed in chunks of up to CHUNK rows (a prompt is prefilled with matrix products).
- * Everything runs through the kernels of the current device; on the CPU one new row is a matrix-vector
- * product, bound by reading the weights once: with OpenBLAS it goes to sgemv, which streams them,
- * where a GEMM call would first pack (copy) the whole weight matrix. */
+ * Everything runs through the kernels of the current device. */
 #include "anvil/kernels.h"
 #include "model/gpt_internal.h"
 
-#include <pthread.h>
 #include <string.h>
-#ifdef ANVIL_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
 
 #define CHUNK 64
 
 struct anv_kv_cache {
     int max_len, len;
-    int on_cpu;            /* the device is the CPU: host code may read the buffers without a sync */
     float *k, *v;          /* (L, max_len, C) each */
     float *x, *ln, *qkv;   /* (CHUNK, C), (CHUNK, C), (CHUNK, 3C) */
     float *atty, *tmp;     /* (CHUNK, C) each */
@@ -61,7 +54,6 @@ int anv_kv_cache_create(const anv_model_t *m, int max_len, anv_kv_cache_t **out)
     anv_kv_cache_t *kv = anv_calloc(sizeof *kv, "kv cache");
     if (!kv) return -1;
     kv->max_len = max_len;
-    kv->on_cpu = strcmp(anv_device(), "cpu") == 0;
     kv->block = anv_device_alloc(anv_kv_cache_bytes(m, max_len), "kv cache");
     if (!kv->block) {
         anv_free(kv);
@@ -81,35 +73,6 @@ void anv_kv_cache_free(anv_kv_cache_t *c) {
 void anv_kv_cache_reset(anv_kv_cache_t *c) { c->len = 0; }
 int anv_kv_cache_len(const anv_kv_cache_t *c) { return c->len; }
 
-/* out (n, OC) = inp (n, C) @ w (C, OC) + bias (OC). */
-static void linear(const anv_kv_cache_t *kv, float *out, const float *inp, const float *w, const float *bias, int n,
-                   int C, int OC) {
-#ifdef ANVIL_HAVE_OPENBLAS
-    if (n == 1 && kv->on_cpu) { /* out (OC) = w^T (OC, C) inp (C) + bias */
-        if (bias) memcpy(out, bias, (size_t)OC * sizeof *out);
-        cblas_sgemv(CblasRowMajor, CblasTrans, C, OC, 1.0f, w, OC, inp, 1, bias ? 1.0f : 0.0f, out, 1);
-        return;
-    }
-#else
-    (void)kv;
-#endif
-    anv_matmul_forward(out, inp, w, bias, n, C, OC);
-}
-
-/* logits (V) = wte (V, C) x (C): the tied head for one row, over the real vocabulary only, into the
- * caller's host memory. */
-static void head(const anv_kv_cache_t *kv, float *logits, const float *x, const float *wte, int V, int C, int Vp) {
-#ifdef ANVIL_HAVE_OPENBLAS
-    if (kv->on_cpu) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, wte, C, x, 1, 0.0f, logits, 1);
-        return;
-    }
-#endif
-    anv_matmul_nt_forward(kv->logits, x, wte, 1, C, Vp);
-    anv_device_sync();
-    memcpy(logits, kv->logits, (size_t)V * sizeof *logits);
-}
-
 /* Runs n <= CHUNK tokens at the cache position through the layers; leaves the final residual rows in x. */
 static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *tokens, int n) {
     const anv_config_t *c = &m->cfg;
@@ -121,23 +84,18 @@ static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *toke
     for (int l = 0; l < c->n_layer; l++) {
         const anv_gpt_layer_t *w = &m->w.h[l];
         anv_layernorm_forward(kv->ln, NULL, NULL, kv->x, w->ln1_w, w->ln1_b, n, C);
-        linear(kv, kv->qkv, kv->ln, w->attn_w, w->attn_b, n, C, 3 * C);
+        anv_matmul_forward(kv->qkv, kv->ln, w->attn_w, w->attn_b, n, C, 3 * C);
         anv_attention_decode(kv->atty, kv->k + l * LC, kv->v + l * LC, kv->qkv, pos, n, C, c->n_head);
-        linear(kv, kv->tmp, kv->atty, w->proj_w, w->proj_b, n, C, C);
+        anv_matmul_forward(kv->tmp, kv->atty, w->proj_w, w->proj_b, n, C, C);
         anv_residual_forward(kv->x, kv->x, kv->tmp, nC);
         anv_layernorm_forward(kv->ln, NULL, NULL, kv->x, w->ln2_w, w->ln2_b, n, C);
-        linear(kv, kv->fch, kv->ln, w->fc_w, w->fc_b, n, C, 4 * C);
+        anv_matmul_forward(kv->fch, kv->ln, w->fc_w, w->fc_b, n, C, 4 * C);
         anv_gelu_forward(kv->fch_gelu, kv->fch, 4 * nC);
-        linear(kv, kv->tmp, kv->fch_gelu, w->fcproj_w, w->fcproj_b, n, 4 * C, C);
+        anv_matmul_forward(kv->tmp, kv->fch_gelu, w->fcproj_w, w->fcproj_b, n, 4 * C, C);
         anv_residual_forward(kv->x, kv->x, kv->tmp, nC);
     }
     kv->len += n;
 }
-
-/* The CUDA backend's host state (its scratch block, cuBLASLt workspace) is not meant for several host
- * threads at once, and its kernels run on one stream anyway: on a GPU, decodes (serve's slots) take
- * turns, a call at a time. */
-static pthread_mutex_t device_turn = PTHREAD_MUTEX_INITIALIZER;
 
 int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, int n, float *logits) {
     const anv_config_t *cfg = &m->cfg;
@@ -147,12 +105,12 @@ int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, i
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
             return anv_error("decode: token %d is outside the vocabulary (%d)", (int)tokens[i], cfg->vocab_size);
-    if (!c->on_cpu) pthread_mutex_lock(&device_turn);
     for (int at = 0; at < n; at += CHUNK) decode_chunk(m, c, tokens + at, n - at < CHUNK ? n - at : CHUNK);
     /* The logits of the last token only: ln_f of its row, then the tied head. */
     int C = cfg->n_embd, last = (n - 1) % CHUNK;
     anv_layernorm_forward(c->ln, NULL, NULL, c->x + (size_t)last * C, m->w.lnf_w, m->w.lnf_b, 1, C);
-    head(c, logits, c->ln, m->w.wte, cfg->vocab_size, C, m->Vp);
-    if (!c->on_cpu) pthread_mutex_unlock(&device_turn);
+    anv_matmul_nt_forward(c->logits, c->ln, m->w.wte, 1, C, m->Vp); /* (1, Vp): the tied head */
+    anv_device_sync();
+    memcpy(logits, c->logits, (size_t)cfg->vocab_size * sizeof *logits);
     return 0;
 }

@@ -152,13 +152,31 @@ int anv_precision_parse(const char *name, anv_precision_t *out) {
     return 0;
 }
 
+size_t anv_device_block_floats(void) { return table_in_use()->block_floats; }
+
+/* The CUDA backend's host state (its scratch block, cuBLASLt workspace) is not meant for several host
+ * threads at once (serve's slots decode in parallel), so on the GPU kernel calls take turns; the
+ * kernels run in order on one stream either way. */
+static pthread_mutex_t cuda_turn = PTHREAD_MUTEX_INITIALIZER;
+
+#define BACKEND_CALL(kernel, call)                                                                                     \
+    do {                                                                                                               \
+        if (on_cuda) {                                                                                                 \
+            pthread_mutex_lock(&cuda_turn);                                                                            \
+            ANV_PROFILED(kernel, call);                                                                                \
+            pthread_mutex_unlock(&cuda_turn);                                                                          \
+        } else {                                                                                                       \
+            ANV_PROFILED(kernel, call);                                                                                \
+        }                                                                                                              \
+    } while (0)
+
 /* The public kernels: each passes its call to the table in use, timed while profiling. */
 #define ANV_KERNEL(ret, name, params, args)                                                                            \
-    ret anv_##name params { ANV_PROFILED(PROF_##name, table_in_use()->name args); }
+    ret anv_##name params { BACKEND_CALL(PROF_##name, table_in_use()->name args); }
 #define ANV_KERNEL_VALUE(ret, name, params, args)                                                                      \
     ret anv_##name params {                                                                                            \
         ret result;                                                                                                    \
-        ANV_PROFILED(PROF_##name, result = table_in_use()->name args);                                                 \
+        BACKEND_CALL(PROF_##name, result = table_in_use()->name args);                                                 \
         return result;                                                                                                 \
     }
 #include "anvil/kernel_list.h"

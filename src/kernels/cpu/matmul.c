@@ -1,15 +1,29 @@
 /* Linear layers: Conv1D (weight (in, out)) and the tied LM head (weight (out, in)), on top of GEMM. */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 
-/* anv_gemm, or its bf16 form when the matmul precision is BF16 (see anv_matmul_precision). */
+#ifdef ANVIL_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+/* anv_gemm, or its bf16 form when the matmul precision is BF16 (see anv_matmul_precision). One row of
+ * fp32 (a decoded token) is a matrix-vector product, bound by reading the weights once: with OpenBLAS
+ * it goes to sgemv, which streams them, where a GEMM call would first pack the whole matrix. */
 static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc) {
-    if (anv_matmul_precision() == ANV_PRECISION_BF16)
+    if (anv_matmul_precision() == ANV_PRECISION_BF16) {
         anv_gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-    else
-        anv_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#ifdef ANVIL_HAVE_OPENBLAS
+    if (M == 1 && !ta) { /* C (N) = op(B)^T A (K): B is (K, N), or (N, K) when tb */
+        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, 1.0f, B, ldb, A, 1, beta, C,
+                    1);
+        return;
+    }
+#endif
+    anv_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* out (N, OC) = inp (N, C) @ w (C, OC) + bias */
@@ -43,8 +57,8 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 
 void anv_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                          int N, int C, int OC) {
-    gemm(0, 1, N, C, OC, dout, OC, w, OC, 0.0f, dinp, C);  /* (N, OC) @ (C, OC)^T */
-    gemm(1, 0, C, OC, N, inp, C, dout, OC, 1.0f, dw, OC);  /* (N, C)^T @ (N, OC) */
+    gemm(0, 1, N, C, OC, dout, OC, w, OC, 0.0f, dinp, C); /* (N, OC) @ (C, OC)^T */
+    gemm(1, 0, C, OC, N, inp, C, dout, OC, 1.0f, dw, OC); /* (N, C)^T @ (N, OC) */
     if (dbias) bias_backward(dbias, dout, N, OC);
 }
 
@@ -53,8 +67,8 @@ void anv_matmul_nt_forward(float *out, const float *inp, const float *w, int N, 
     gemm(0, 1, N, OC, C, inp, C, w, C, 0.0f, out, OC);
 }
 
-void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
-                            int C, int OC) {
-    gemm(0, 0, N, C, OC, dout, OC, w, C, 1.0f, dinp, C);  /* (N, OC) @ (OC, C) */
-    gemm(1, 0, OC, C, N, dout, OC, inp, C, 1.0f, dw, C);  /* (N, OC)^T @ (N, C) */
+void anv_matmul_nt_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int C,
+                            int OC) {
+    gemm(0, 0, N, C, OC, dout, OC, w, C, 1.0f, dinp, C); /* (N, OC) @ (OC, C) */
+    gemm(1, 0, OC, C, N, dout, OC, inp, C, 1.0f, dw, C); /* (N, OC)^T @ (N, C) */
 }
