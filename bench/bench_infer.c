@@ -57,7 +57,8 @@ static int time_run(int argc, char **argv) {
     int threads = atoi(arg(argc, argv, "--threads", "2")), n_prompt = atoi(arg(argc, argv, "--prompt", "512"));
     int n_gen = atoi(arg(argc, argv, "--gen", "128")), n_gen_prompt = atoi(arg(argc, argv, "--gen-prompt", "16"));
     if (!run || n_prompt < 1 || n_gen < 1 || n_gen_prompt < 1) {
-        fprintf(stderr, "usage: bench_infer time --run DIR [--threads 2] [--prompt 512] [--gen 128] [--gen-prompt 16]\n");
+        fprintf(stderr,
+                "usage: bench_infer time --run DIR [--threads 2] [--prompt 512] [--gen 128] [--gen-prompt 16]\n");
         return 2;
     }
     anv_threads_set(threads);

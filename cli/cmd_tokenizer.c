@@ -55,8 +55,10 @@ static int cmd_encode(int argc, char **argv) {
     anv_tokens_t ids = {0};
     int json = !strcmp(format, "json");
     rc = 1;
-    if (!tok_path) anv_error("encode needs --tokenizer FILE");
-    else if (!json && strcmp(format, "ids") != 0) anv_error("--format must be ids or json, got '%s'", format);
+    if (!tok_path)
+        anv_error("encode needs --tokenizer FILE");
+    else if (!json && strcmp(format, "ids") != 0)
+        anv_error("--format must be ids or json, got '%s'", format);
     else if (anv_tokenizer_load(tok_path, &t) == 0) {
         int n = inputs.count ? inputs.count : 1;
         rc = 0;
@@ -122,7 +124,8 @@ static int cmd_decode(int argc, char **argv) {
         anv_tokenizer_decode(t, ids.ids, ids.len, &bytes) == 0) {
         if (fwrite(bytes.data, 1, bytes.len, stdout) != bytes.len || fflush(stdout) != 0)
             anv_error("stdout: write failed: %s", strerror(errno));
-        else rc = 0;
+        else
+            rc = 0;
     }
     anv_tokenizer_free(t);
     anv_buf_free(&text);

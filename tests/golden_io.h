@@ -67,7 +67,7 @@ static inline double golden_meta_double(anv_safetensors_t *st, const char *key) 
 
 /* Compares n floats against golden tensor `name`, prints the relative error and checks it. */
 static inline double golden_compare(anv_safetensors_t *st, const char *what, const char *name, const float *got,
-                             size_t n, double tol) {
+                                    size_t n, double tol) {
     size_t gn;
     float *ref = golden_f32(st, name, &gn);
     double err = gn == n ? check_rel_err(got, ref, n) : INFINITY;

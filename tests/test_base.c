@@ -88,8 +88,7 @@ static void test_atomic_and_shards(void) {
     CHECK(same, "shard round trip (version %d, %zu tokens)", s.version, s.count);
     anv_shard_close(&s);
     CHECK(truncate(path, 1024 + 100) == 0, "truncate");
-    CHECK(anv_shard_open(path, &s) != 0 && strstr(anv_last_error(), "truncated"), "truncated: %s",
-          anv_last_error());
+    CHECK(anv_shard_open(path, &s) != 0 && strstr(anv_last_error(), "truncated"), "truncated: %s", anv_last_error());
     CHECK(anv_write_file_atomic(path, "hello world, this is not a shard", 32) == 0, "write");
     CHECK(anv_shard_open(path, &s) != 0 && strstr(anv_last_error(), "s.bin"), "foreign: %s", anv_last_error());
     char cmd[300];

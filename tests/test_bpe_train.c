@@ -190,8 +190,8 @@ static void test_against_reference(void) {
     CHECK(anv_bpe_train(ws, &o, &m, &got) == 0, "%s", anv_last_error());
     size_t same = 0;
     while (same < got && same < n_ref && m[same][0] == ref[same][0] && m[same][1] == ref[same][1]) same++;
-    printf("reference: %zu distinct words over {a,b,c,d,e}: %zu merges, naive recount gives %zu, first %zu agree\n",
-           nw, got, n_ref, same);
+    printf("reference: %zu distinct words over {a,b,c,d,e}: %zu merges, naive recount gives %zu, first %zu agree\n", nw,
+           got, n_ref, same);
     CHECK(got == n_ref && same == got, "incremental training differs from the naive recount at merge %zu", same);
     anv_free(m);
     anv_bpe_words_free(ws);
@@ -205,8 +205,8 @@ static void test_pretokenized(void) {
     anv_bpe_words_t *ws;
     CHECK(anv_bpe_words_init(&ws) == 0, "init");
     CHECK(anv_bpe_words_add_text(ws, ANV_PRETOK_GPT2, text, strlen(text)) == 0, "%s", anv_last_error());
-    printf("pre-tokenized '%s': %zu distinct words, %llu in all (expected 5, 6)\n", text,
-           anv_bpe_words_distinct(ws), (unsigned long long)anv_bpe_words_total(ws));
+    printf("pre-tokenized '%s': %zu distinct words, %llu in all (expected 5, 6)\n", text, anv_bpe_words_distinct(ws),
+           (unsigned long long)anv_bpe_words_total(ws));
     CHECK(anv_bpe_words_distinct(ws) == 5 && anv_bpe_words_total(ws) == 6, "word counts");
     anv_bpe_train_opts_t o = {.n_merges = 3, .min_frequency = 1};
     uint32_t(*m)[2];
@@ -227,8 +227,8 @@ static void make_corpus(void) {
     FILE *f = fopen(corpus_path, "wb");
     anv_rng_t rng;
     anv_rng_seed(&rng, 3);
-    static const char *const vocab[] = {"the", "whale", "ship", "sea", "Ahab", "captain", "white", "harpoon",
-                                        "boat", "crew", "1851", "don't", "naïve", "Ishmael", "whaling", "—"};
+    static const char *const vocab[] = {"the",  "whale", "ship", "sea",   "Ahab",  "captain", "white",   "harpoon",
+                                        "boat", "crew",  "1851", "don't", "naïve", "Ishmael", "whaling", "—"};
     for (int line = 0; line < 3000; line++) {
         int n = 3 + (int)(anv_rng_u64(&rng) % 10);
         for (int k = 0; k < n; k++)

@@ -116,9 +116,8 @@ static void test_folder(void) {
     anv_buf_t b = {0};
     anv_corpus_stats_t st;
     int r = read_docs(in, 1, 0, 0, &b, &st);
-    printf("folder: docs '%s', %llu files, %llu empty, %llu other (expected 'A|B|C1|C2|Z', 5, 1, 1)\n",
-           b.data, (unsigned long long)st.files, (unsigned long long)st.empty_files,
-           (unsigned long long)st.other_files);
+    printf("folder: docs '%s', %llu files, %llu empty, %llu other (expected 'A|B|C1|C2|Z', 5, 1, 1)\n", b.data,
+           (unsigned long long)st.files, (unsigned long long)st.empty_files, (unsigned long long)st.other_files);
     CHECK(r == 0 && !strcmp(b.data, "A|B|C1|C2|Z"), "sorted, recursive, hidden and .json skipped");
     CHECK(st.files == 5 && st.empty_files == 1 && st.other_files == 1, "file counts");
     anv_buf_free(&b);
@@ -132,8 +131,7 @@ static void expect_error(const char *what, const char *name, const char *data, s
     anv_buf_t b = {0};
     int r = read_docs(in, 1, 0, 0, &b, NULL);
     printf("%s: rc %d: %s\n", what, r, r ? anv_last_error() : "(accepted)");
-    CHECK(r < 0 && strstr(anv_last_error(), needle) && strstr(anv_last_error(), name), "%s: want '%s'", what,
-          needle);
+    CHECK(r < 0 && strstr(anv_last_error(), needle) && strstr(anv_last_error(), name), "%s: want '%s'", what, needle);
     anv_buf_free(&b);
 }
 
@@ -146,10 +144,12 @@ static void test_jsonl(void) {
     static const char want[] = "a\nb\0c|\xc3\xa9";
     expect_docs("jsonl with escapes and blank lines", in, 1, 0, want, sizeof want - 1);
 
-    static const char bad[] = "{\"text\": \"ok\"}\n{\"text\": \"x\",}\n[1]\n{\"body\": \"y\"}\n{\"text\": 5}\n{\"text\": \"ok2\"}\n";
+    static const char bad[] =
+        "{\"text\": \"ok\"}\n{\"text\": \"x\",}\n[1]\n{\"body\": \"y\"}\n{\"text\": 5}\n{\"text\": \"ok2\"}\n";
     expect_error("malformed JSON line", "bad1.jsonl", bad, sizeof bad - 1, "bad1.jsonl:2: invalid JSON");
     expect_error("not an object", "bad2.jsonl", "[1]\n", 4, "bad2.jsonl:1: expected a JSON object");
-    expect_error("missing field", "bad3.jsonl", "{\"text\":\"x\"}\n{\"body\": \"y\"}\n", 28, "bad3.jsonl:2: no \"text\" field");
+    expect_error("missing field", "bad3.jsonl", "{\"text\":\"x\"}\n{\"body\": \"y\"}\n", 28,
+                 "bad3.jsonl:2: no \"text\" field");
     expect_error("field not a string", "bad4.jsonl", "{\"text\": 5}", 11, "bad4.jsonl:1: field \"text\" is a number");
     expect_error("missing input", "nope.txt", NULL, 0, "No such file");
     /* a truncated gzip stream */
@@ -201,8 +201,9 @@ static void test_prepare(void) {
     for (int i = 0; i < 40; i++) {
         anv_buf_printf(&text, "Document %d: the whale %s swims.\nSecond line %d.\n\n", i % 35,
                        i % 35 % 3 ? "slowly" : "fast", i % 35);
-        if (i < 35) anv_buf_printf(&all, "%sDocument %d: the whale %s swims.\nSecond line %d.\n", i ? "|" : "", i,
-                                   i % 3 ? "slowly" : "fast", i);
+        if (i < 35)
+            anv_buf_printf(&all, "%sDocument %d: the whale %s swims.\nSecond line %d.\n", i ? "|" : "", i,
+                           i % 3 ? "slowly" : "fast", i);
     }
     anv_buf_puts(&text, "tiny\n\nsmall\n\nwee\n");
     put("prep.txt", text.data, text.len);
@@ -297,10 +298,11 @@ static void test_prepare(void) {
 /* A long document is encoded in ~1 MiB pieces cut at byte-level pre-token boundaries: the shard
  * must hold exactly the tokens of encoding it whole, for both patterns. */
 static void test_pieces(anv_pretok_t pattern, const char *name) {
-    static const char *const frag[] = {"word", " word", "  two spaces", "\t tab", "   ", "\n", "\n\n", " \n",
-                                       "\n ", "12345", " 678", "...", "!?", " don't", "'s", " 'quoted'", "'ll",
-                                       " naïve", " café", " 東京", "—", " \xff\xfe", "\x00", " A", "B", " x1",
-                                       "\n\tX", " \n\nY", ".\n", ",\r\n", "\r", "  Z", "(a)", " 's"};
+    static const char *const frag[] = {"word",      " word",     "  two spaces", "\t tab", "   ",   "\n",    "\n\n",
+                                       " \n",       "\n ",       "12345",        " 678",   "...",   "!?",    " don't",
+                                       "'s",        " 'quoted'", "'ll",          " naïve", " café", " 東京", "—",
+                                       " \xff\xfe", "\x00",      " A",           "B",      " x1",   "\n\tX", " \n\nY",
+                                       ".\n",       ",\r\n",     "\r",           "  Z",    "(a)",   " 's"};
     anv_rng_t rng;
     anv_rng_seed(&rng, 11);
     anv_buf_t doc = {0};

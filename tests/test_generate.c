@@ -57,8 +57,14 @@ static void test_stopper(void) {
     anv_stopper_init(&st, two, 2);
     anv_stopper_push(&st, "\xc3", 1, collect, &s);
     CHECK(s.text.len == 0, "half of 'é' is held back");
-    anv_stopper_push(&st, "\xa9" "abcd", 5, collect, &s);
-    CHECK(!strcmp(text_of(&s), "\xc3\xa9" "a") && st.stopped, "earliest of two stop strings: '%s'", text_of(&s));
+    anv_stopper_push(&st,
+                     "\xa9"
+                     "abcd",
+                     5, collect, &s);
+    CHECK(!strcmp(text_of(&s), "\xc3\xa9"
+                               "a") &&
+              st.stopped,
+          "earliest of two stop strings: '%s'", text_of(&s));
     anv_stopper_free(&st);
     anv_buf_free(&s.text);
 }
@@ -174,8 +180,10 @@ static void test_stop_in_generation(anv_generator_t *g) {
     generate_text(g, "xy", &c, &cut, &r);
     printf("stop string of 3 tokens at byte %zu: %zu bytes out, %d tokens, finish %d\n", at, cut.text.len,
            r.completion_tokens, (int)r.finish);
-    CHECK(cut.text.len == at && !memcmp(cut.text.data ? cut.text.data : "", full.text.data, at), "text cut at the stop string");
-    CHECK(r.finish == ANV_GEN_STOP && r.completion_tokens == (int)at + 3, "finish stop after the stop string's last token");
+    CHECK(cut.text.len == at && !memcmp(cut.text.data ? cut.text.data : "", full.text.data, at),
+          "text cut at the stop string");
+    CHECK(r.finish == ANV_GEN_STOP && r.completion_tokens == (int)at + 3,
+          "finish stop after the stop string's last token");
     anv_buf_free(&full.text);
     anv_buf_free(&cut.text);
 
@@ -184,7 +192,8 @@ static void test_stop_in_generation(anv_generator_t *g) {
     s.cancel_after = 5;
     c.n_stop = 0;
     generate_text(g, "xy", &c, &s, &r);
-    CHECK(r.finish == ANV_GEN_CANCELLED && r.completion_tokens == 5, "cancelled after 5 tokens (%d)", r.completion_tokens);
+    CHECK(r.finish == ANV_GEN_CANCELLED && r.completion_tokens == 5, "cancelled after 5 tokens (%d)",
+          r.completion_tokens);
     anv_buf_free(&s.text);
 }
 

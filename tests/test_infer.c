@@ -34,8 +34,8 @@ int main(void) {
         double e = check_rel_err(got, full + (size_t)t * V, (size_t)V);
         worst = e > worst ? e : worst;
     }
-    printf("infer: cached decode (prefill %d + %d single steps) vs full forward logits, max rel err %.3g\n",
-           prefill, T - prefill, worst);
+    printf("infer: cached decode (prefill %d + %d single steps) vs full forward logits, max rel err %.3g\n", prefill,
+           T - prefill, worst);
     CHECK(worst < 1e-5, "decode logits match the full forward: %g", worst);
     CHECK(anv_kv_cache_len(kv) == T, "cache holds %d tokens", anv_kv_cache_len(kv));
     CHECK(anv_model_decode(m, kv, tokens, 1, got) != 0 && strstr(anv_last_error(), "exceed"),

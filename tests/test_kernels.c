@@ -3,11 +3,11 @@
  * transpose combination, and bitwise determinism of the kernels for a fixed thread count. */
 #include "anvil/kernels.h"
 
-#include <math.h>
-#include <pthread.h>
 #include "check.h"
 #include "golden_io.h"
 #include "kernels/cpu/gemm.h"
+#include <math.h>
+#include <pthread.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -179,7 +179,8 @@ static void crossentropy_chunked(anv_safetensors_t *st, int chunk) {
     snprintf(what, sizeof what, "cross-entropy mean loss (2 of 6 ignored), chunks of %d", chunk);
     golden_compare(st, what, "ce.loss", &loss, 1, TOL_FWD);
     for (int v0 = 0; v0 < V; v0 += chunk)
-        anv_crossentropy_chunk_backward(logits + v0, Vp, lse, tgt, 1.0f / count, N, v0, V - v0 < chunk ? V - v0 : chunk);
+        anv_crossentropy_chunk_backward(logits + v0, Vp, lse, tgt, 1.0f / count, N, v0,
+                                        V - v0 < chunk ? V - v0 : chunk);
     for (int n = 0; n < N; n++)
         for (int v = V; v < Vp; v++) logits[(size_t)n * Vp + v] = 0.0f;
     snprintf(what, sizeof what, "cross-entropy dlogits, chunks of %d", chunk);
@@ -297,8 +298,7 @@ int main(void) {
         test_determinism(st);
     }
     CHECK(ran >= 1 && anv_cpu_isa_set("portable") == 0, "the portable kernels must always run");
-    CHECK(anv_cpu_isa_set("sse9") != 0 && strstr(anv_last_error(), "unknown instruction set"), "%s",
-          anv_last_error());
+    CHECK(anv_cpu_isa_set("sse9") != 0 && strstr(anv_last_error(), "unknown instruction set"), "%s", anv_last_error());
     CHECK(anv_cpu_isa_set(first) == 0, "%s", anv_last_error());
     test_profile();
     anv_safetensors_close(st);

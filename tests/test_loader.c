@@ -121,7 +121,8 @@ static void test_resume(void) {
 
 static void test_errors(void) {
     anv_loader_t *l = open_loader("train", 2, 8, 0, 1, 0, 520);
-    CHECK(!l && strstr(anv_last_error(), "train_001.bin") && strstr(anv_last_error(), "549") && strstr(anv_last_error(), "vocabulary"),
+    CHECK(!l && strstr(anv_last_error(), "train_001.bin") && strstr(anv_last_error(), "549") &&
+              strstr(anv_last_error(), "vocabulary"),
           "token >= vocab names the shard: %s", anv_last_error());
     l = open_loader("val", 8, 8, 0, 1, 0, 1000);
     CHECK(!l && strstr(anv_last_error(), "fewer than one batch"), "too little data: %s", anv_last_error());
@@ -137,8 +138,8 @@ static void test_errors(void) {
     for (int i = 0; i < 2000; i++) fputc(i, f);
     fclose(f);
     l = open_loader("train", 1, 8, 0, 1, 0, 1000);
-    CHECK(!l && strstr(anv_last_error(), "train_002.bin") && strstr(anv_last_error(), "magic"),
-          "foreign shard: %s", anv_last_error());
+    CHECK(!l && strstr(anv_last_error(), "train_002.bin") && strstr(anv_last_error(), "magic"), "foreign shard: %s",
+          anv_last_error());
     unlink(path);
 }
 

@@ -102,8 +102,12 @@ static void test_golden(const char *file) {
     int steps = golden_meta_int(st, "steps");
     anv_adamw_config_t oc = {(float)golden_meta_double(st, "beta1"), (float)golden_meta_double(st, "beta2"),
                              (float)golden_meta_double(st, "eps"), (float)golden_meta_double(st, "weight_decay")};
-    anv_schedule_t sched = {ANV_SCHEDULE_COSINE, (float)golden_meta_double(st, "max_lr"),
-                            (float)golden_meta_double(st, "min_lr"), golden_meta_int(st, "warmup"), steps, 0};
+    anv_schedule_t sched = {ANV_SCHEDULE_COSINE,
+                            (float)golden_meta_double(st, "max_lr"),
+                            (float)golden_meta_double(st, "min_lr"),
+                            golden_meta_int(st, "warmup"),
+                            steps,
+                            0};
     float clip = (float)golden_meta_double(st, "clip");
     anv_adamw_t opt;
     CHECK(anv_adamw_init(&opt, anv_model_n_params(m)) == 0, "%s", anv_last_error());
@@ -171,8 +175,7 @@ static void test_vocab_chunks(void) {
     for (int i = 0; i < N; i++) in[i] = (i * 7) % 500, tg[i] = i % 13 == 0 ? -1 : (i * 7919) % V;
     float loss;
     anv_model_zero_grad(m);
-    CHECK(anv_model_forward(m, in, tg, B, T, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s",
-          anv_last_error());
+    CHECK(anv_model_forward(m, in, tg, B, T, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
     float *lnf = malloc(sizeof(float) * N * C), *logits = malloc(sizeof(float) * (size_t)N * V);
     memcpy(lnf, m->acts.lnf, sizeof(float) * N * C);
     CHECK(anv_model_logits(m, in, B, T, logits) == 0, "%s", anv_last_error());
@@ -301,7 +304,7 @@ static void test_config(void) {
     CHECK(anv_config_save(&small, path) == 0, "%s", anv_last_error());
     CHECK(anv_config_load(path, &back) == 0 && !memcmp(&small, &back, sizeof back), "config round trip");
     static const char *bad_json[] = {
-        "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10}",                     /* no block */
+        "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10}",                      /* no block */
         "{\"n_layer\": 2.5, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}", /* fraction */
         "{\"n_layer\": 1e300, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}",
         "{\"n_layer\": \"2\", \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}",
@@ -330,8 +333,7 @@ static void test_bad_input(void) {
     anv_model_init_gpt2(m, 1);
     int32_t in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, tg[8] = {2, 3, 4, 5, 6, 7, 8, 9};
     float loss, logits[8 * 50];
-    CHECK(anv_model_backward(m, 1.0f) != 0 && strstr(anv_last_error(), "no training forward"), "%s",
-          anv_last_error());
+    CHECK(anv_model_backward(m, 1.0f) != 0 && strstr(anv_last_error(), "no training forward"), "%s", anv_last_error());
     in[3] = 50;
     CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) != 0 && strstr(anv_last_error(), "input token 50 at position 3"),
           "%s", anv_last_error());
@@ -344,8 +346,7 @@ static void test_bad_input(void) {
     CHECK(anv_model_forward(m, in, tg, 1, 9, &loss) != 0 && strstr(anv_last_error(), "block_size 8"), "%s",
           anv_last_error());
     CHECK(anv_model_logits(m, in, 0, 8, logits) != 0, "empty batch accepted");
-    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s",
-          anv_last_error());
+    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
     CHECK(anv_model_backward(m, 1.0f) != 0, "second backward without a forward");
     anv_model_free(m);
 }

@@ -46,8 +46,10 @@ static size_t image(unsigned char *buf, const char *header, size_t data_bytes) {
 
 static void test_halves(void) {
     unsigned char buf[512];
-    size_t n = image(buf, "{\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]},"
-                          "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[6,10]}}", 10);
+    size_t n = image(buf,
+                     "{\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]},"
+                     "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[6,10]}}",
+                     10);
     size_t d = n - 10;
     uint16_t h[3] = {0x3C00, 0xC000, 0x0001}, bf[2] = {0x3F80, 0xC0A0}; /* 1, -2, 2^-24; 1, -5 */
     memcpy(buf + d, h, 6);
@@ -74,14 +76,16 @@ static void test_malformed(void) {
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "shape holds"},
         {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unsupported dtype"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlaps"},
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         12, "overlaps"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "hole"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, "cover"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "shape[0]"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8, "outside"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "data_offsets"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "twice"},
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+         8, "twice"},
         {"{\"__metadata__\":{\"k\":1}}", 0, "not a string"},
         {"[1,2]", 0, "not a JSON object"},
         {"{\"a\":", 0, "mem"},
@@ -129,8 +133,8 @@ static void test_disk_full(void) {
     anv_safetensors_t *st;
     float got[256];
     int64_t s = 256;
-    CHECK(anv_safetensors_open(path, &st) == 0 && anv_safetensors_read_f32(st, "w", 1, &s, got) == 0 &&
-              got[0] == 0 && got[255] == 255,
+    CHECK(anv_safetensors_open(path, &st) == 0 && anv_safetensors_read_f32(st, "w", 1, &s, got) == 0 && got[0] == 0 &&
+              got[255] == 255,
           "old file intact after a failed write");
     anv_safetensors_close(st);
 }

@@ -1,7 +1,7 @@
 /* `anvil serve` without HTTP: request parsing (defaults, the chat template, stop strings, limits, errors
  * with their parameter) and the exact JSON of responses, stream chunks and errors. */
-#include "serve/serve_internal.h"
 #include "check.h"
+#include "serve/serve_internal.h"
 
 #include <string.h>
 
@@ -38,11 +38,13 @@ static void test_completion(void) {
           "prompt ids: end-of-text, then the text");
     anv_srv_request_free(&req);
 
-    CHECK(parse("{\"prompt\": [\"ab\"], \"max_tokens\": 0, \"temperature\": 0, \"stop\": \"\\n\", \"seed\": -3, "
-                "\"min_p\": 0.1, \"repetition_penalty\": 1.3, \"frequency_penalty\": -2, \"presence_penalty\": 2, "
-                "\"top_k\": 7, \"stream\": true, \"echo\": true, \"n\": 1, \"stream_options\": {\"include_usage\": true}}",
-                0, &req, &err) == 0,
-          "%s", err.message);
+    CHECK(
+        parse(
+            "{\"prompt\": [\"ab\"], \"max_tokens\": 0, \"temperature\": 0, \"stop\": \"\\n\", \"seed\": -3, "
+            "\"min_p\": 0.1, \"repetition_penalty\": 1.3, \"frequency_penalty\": -2, \"presence_penalty\": 2, "
+            "\"top_k\": 7, \"stream\": true, \"echo\": true, \"n\": 1, \"stream_options\": {\"include_usage\": true}}",
+            0, &req, &err) == 0,
+        "%s", err.message);
     CHECK(req.gen.max_tokens == 0 && req.gen.sampler.temperature == 0 && req.gen.n_stop == 1 &&
               !strcmp(req.gen.stop[0], "\n") && req.gen.sampler.seed == (uint64_t)-3 && req.gen.min_p == 0.1f &&
               req.gen.repetition_penalty == 1.3f && req.gen.frequency_penalty == -2 && req.gen.presence_penalty == 2 &&
@@ -125,9 +127,10 @@ static void test_json(void) {
     anv_gen_result_t res = {2, 1, ANV_GEN_LENGTH};
     anv_buf_t b = {0};
     anv_srv_response_json(&b, &meta, &req, "x\n", 2, &res);
-    const char *want = "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":\"m\\\"odel\","
-                       "\"choices\":[{\"text\":\"Px\\n\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"length\"}],"
-                       "\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1,\"total_tokens\":3}}";
+    const char *want =
+        "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":\"m\\\"odel\","
+        "\"choices\":[{\"text\":\"Px\\n\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"length\"}],"
+        "\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1,\"total_tokens\":3}}";
     printf("completion JSON: %s\n", b.data);
     CHECK(!strcmp(b.data, want), "completion response (with echo)");
     b.len = 0;
@@ -146,10 +149,12 @@ static void test_json(void) {
     anv_srv_usage_sse(&b, &cm, &req, &res);
     const char *chunks =
         "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":"
-        "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+        "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}"
+        "\n\n"
         "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":"
         "[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\n"
-        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":[],"
+        "data: "
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":[],"
         "\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1,\"total_tokens\":3}}\n\n";
     CHECK(!strcmp(b.data, chunks), "chat chunks: role, finish, usage: %s", b.data);
     anv_srv_request_free(&req);
@@ -170,8 +175,8 @@ static void test_json(void) {
     anv_srv_meta_t m1, m2;
     anv_srv_meta_init(&m1, 1, "m");
     anv_srv_meta_init(&m2, 0, "m");
-    CHECK(!strncmp(m1.id, "chatcmpl-", 9) && !strncmp(m2.id, "cmpl-", 5) && strcmp(m1.id + 9, m2.id + 5),
-          "ids: %s, %s", m1.id, m2.id);
+    CHECK(!strncmp(m1.id, "chatcmpl-", 9) && !strncmp(m2.id, "cmpl-", 5) && strcmp(m1.id + 9, m2.id + 5), "ids: %s, %s",
+          m1.id, m2.id);
 }
 
 int main(void) {

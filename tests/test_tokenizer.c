@@ -43,8 +43,13 @@ static void make_merges(anv_rng_t *rng) {
     const char *alpha = "abcde ";
     for (size_t i = 0; i < N_MERGES;) {
         uint32_t id = (uint32_t)(256 + i), l, r;
-        if (i < 30) l = (uint32_t)(unsigned char)alpha[anv_rng_u64(rng) % 6], r = (uint32_t)(unsigned char)alpha[anv_rng_u64(rng) % 6];
-        else l = 256 + (uint32_t)(anv_rng_u64(rng) % i), r = (anv_rng_u64(rng) & 1) ? 256 + (uint32_t)(anv_rng_u64(rng) % i) : (uint32_t)(unsigned char)alpha[anv_rng_u64(rng) % 6];
+        if (i < 30)
+            l = (uint32_t)(unsigned char)alpha[anv_rng_u64(rng) % 6],
+            r = (uint32_t)(unsigned char)alpha[anv_rng_u64(rng) % 6];
+        else
+            l = 256 + (uint32_t)(anv_rng_u64(rng) % i), r = (anv_rng_u64(rng) & 1)
+                                                                ? 256 + (uint32_t)(anv_rng_u64(rng) % i)
+                                                                : (uint32_t)(unsigned char)alpha[anv_rng_u64(rng) % 6];
         if (anv_rng_u64(rng) % 8 == 0) r = (uint32_t)(anv_rng_u64(rng) % 256);
         size_t n = tok_len[l] + tok_len[r];
         char *b = malloc(n);
@@ -86,9 +91,31 @@ static int same_ids(const anv_tokens_t *a, const uint32_t *b, size_t n) {
 }
 
 static void random_text(anv_rng_t *rng, char *buf, size_t n, int kind) {
-    static const char *pieces[] = {" ", "  ", "\n", "\r\n", "\t", "'s", "'ll", "a", "abc", "de", "e", "1", "42",
-                                   "!", "?!", "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xe2\x80\x83",
-                                   "\xc2\xa0", "\xff", "\xc0\x80", "\x00", "<|endoftext|>", "\xed\xa0\x80"};
+    static const char *pieces[] = {" ",
+                                   "  ",
+                                   "\n",
+                                   "\r\n",
+                                   "\t",
+                                   "'s",
+                                   "'ll",
+                                   "a",
+                                   "abc",
+                                   "de",
+                                   "e",
+                                   "1",
+                                   "42",
+                                   "!",
+                                   "?!",
+                                   "\xc3\xa9",
+                                   "\xe4\xb8\xad",
+                                   "\xf0\x9f\x98\x80",
+                                   "\xe2\x80\x83",
+                                   "\xc2\xa0",
+                                   "\xff",
+                                   "\xc0\x80",
+                                   "\x00",
+                                   "<|endoftext|>",
+                                   "\xed\xa0\x80"};
     size_t i = 0;
     while (i < n) {
         if (kind == 0) {
@@ -181,9 +208,12 @@ static void test_pretokenizer(void) {
     S(G, "123abc 45", "123|abc| 45");
     S(G, "!!! ?x", "!!!| ?|x");
     S(G, "''s", "''|s");
-    S(G, "\xff\xfe" "ab", "\xff\xfe|ab");                 /* invalid bytes: "other" characters */
+    S(G,
+      "\xff\xfe"
+      "ab",
+      "\xff\xfe|ab"); /* invalid bytes: "other" characters */
     S(G, "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87", "caf\xc3\xa9| \xe4\xb8\xad\xe6\x96\x87"); /* é, 中文 are letters */
-    S(G, "x\xc2\xa0y", "x|\xc2\xa0|y");                /* NBSP is \s but not the optional ' ' */
+    S(G, "x\xc2\xa0y", "x|\xc2\xa0|y");                   /* NBSP is \s but not the optional ' ' */
     S(G, "\xc2\xb2\xe2\x85\xab", "\xc2\xb2\xe2\x85\xab"); /* ² and Ⅻ are numbers */
     S(G, "a\r\n\r\nb", "a|\r\n\r|\n|b");
     S(C, "Hello world", "Hello| world");
@@ -213,7 +243,8 @@ static void test_specials(anv_tokenizer_t *t) {
            n_special_plain, n_eot, n_pad);
     CHECK(n_special_plain == 0 && n_eot == 2 && n_pad == 1, "special token handling");
     anv_buf_t a = {0}, b = {0};
-    CHECK(anv_tokenizer_decode(t, plain.ids, plain.len, &a) == 0 && a.len == strlen(text) && !memcmp(a.data, text, a.len),
+    CHECK(anv_tokenizer_decode(t, plain.ids, plain.len, &a) == 0 && a.len == strlen(text) &&
+              !memcmp(a.data, text, a.len),
           "plain decode");
     CHECK(anv_tokenizer_decode(t, sp.ids, sp.len, &b) == 0 && b.len == strlen(text) && !memcmp(b.data, text, b.len),
           "special decode");
@@ -267,10 +298,10 @@ static void test_save_load(anv_tokenizer_t *t, anv_rng_t *rng) {
         same_tokens = b1 && b2 && n1 == n2 && !memcmp(b1, b2, n1);
     }
     int same_enc = same_encoding(t, u, rng, 300);
-    printf("save -> load: vocab %zu/%zu, merges %zu/%zu, hash %016llx/%016llx, tokens equal %d, 300 encodings equal %d\n",
-           anv_tokenizer_vocab_size(t), anv_tokenizer_vocab_size(u), anv_tokenizer_n_merges(t),
-           anv_tokenizer_n_merges(u), (unsigned long long)anv_tokenizer_hash(t),
-           (unsigned long long)anv_tokenizer_hash(u), same_tokens, same_enc);
+    printf(
+        "save -> load: vocab %zu/%zu, merges %zu/%zu, hash %016llx/%016llx, tokens equal %d, 300 encodings equal %d\n",
+        anv_tokenizer_vocab_size(t), anv_tokenizer_vocab_size(u), anv_tokenizer_n_merges(t), anv_tokenizer_n_merges(u),
+        (unsigned long long)anv_tokenizer_hash(t), (unsigned long long)anv_tokenizer_hash(u), same_tokens, same_enc);
     CHECK(anv_tokenizer_hash(u) == anv_tokenizer_hash(t) && same_tokens && same_enc, "save/load equality");
     CHECK(anv_tokenizer_eot(u) == anv_tokenizer_eot(t), "eot %lld vs %lld", (long long)anv_tokenizer_eot(u),
           (long long)anv_tokenizer_eot(t));
@@ -299,8 +330,8 @@ static void test_save_load(anv_tokenizer_t *t, anv_rng_t *rng) {
     anv_json_free(doc);
     path_in_tmp(path, sizeof path, "tokenizer_arrays.json");
     write_text(path, alt.data, alt.len);
-    CHECK(anv_tokenizer_load(path, &u) == 0 && anv_tokenizer_hash(u) == anv_tokenizer_hash(t),
-          "array merges: %s", anv_last_error());
+    CHECK(anv_tokenizer_load(path, &u) == 0 && anv_tokenizer_hash(u) == anv_tokenizer_hash(t), "array merges: %s",
+          anv_last_error());
     anv_tokenizer_free(u);
     anv_buf_free(&alt);
     anv_free(text);
@@ -372,10 +403,11 @@ static void test_tiktoken_and_gpt2_files(void) {
     CHECK(anv_tokenizer_load(tpath, &tt) == 0, "tiktoken: %s", anv_last_error());
     CHECK(anv_tokenizer_load(tmpdir, &tg) == 0, "gpt2 dir: %s", anv_last_error());
     if (tt && tg) {
-        printf("small vocabulary: created %016llx, tiktoken %016llx, encoder.json+vocab.bpe %016llx; eot %lld %lld %lld\n",
-               (unsigned long long)anv_tokenizer_hash(t), (unsigned long long)anv_tokenizer_hash(tt),
-               (unsigned long long)anv_tokenizer_hash(tg), (long long)anv_tokenizer_eot(t),
-               (long long)anv_tokenizer_eot(tt), (long long)anv_tokenizer_eot(tg));
+        printf(
+            "small vocabulary: created %016llx, tiktoken %016llx, encoder.json+vocab.bpe %016llx; eot %lld %lld %lld\n",
+            (unsigned long long)anv_tokenizer_hash(t), (unsigned long long)anv_tokenizer_hash(tt),
+            (unsigned long long)anv_tokenizer_hash(tg), (long long)anv_tokenizer_eot(t),
+            (long long)anv_tokenizer_eot(tt), (long long)anv_tokenizer_eot(tg));
         CHECK(anv_tokenizer_hash(tt) == anv_tokenizer_hash(t), "tiktoken file loads the same tokenizer");
         CHECK(anv_tokenizer_hash(tg) == anv_tokenizer_hash(t), "encoder.json + vocab.bpe load the same tokenizer");
         anv_tokens_t ids = {0};
@@ -451,8 +483,8 @@ static void test_format_errors(anv_tokenizer_t *t) {
     anv_tokenizer_t *u = NULL;
     int rc = anv_tokenizer_load(dir, &u);
     printf("  bad vocab.bpe             -> %s\n", anv_last_error());
-    CHECK(rc != 0 && strstr(anv_last_error(), "vocab.bpe") && strstr(anv_last_error(), "line 2"),
-          "vocab.bpe error: %s", anv_last_error());
+    CHECK(rc != 0 && strstr(anv_last_error(), "vocab.bpe") && strstr(anv_last_error(), "line 2"), "vocab.bpe error: %s",
+          anv_last_error());
     anv_tokenizer_free(u);
     anv_buf_free(&e);
     anv_buf_free(&tmp);

@@ -45,8 +45,8 @@ size_t anv_bpe_words_distinct(const anv_bpe_words_t *w);
 uint64_t anv_bpe_words_total(const anv_bpe_words_t *w); /* sum of counts */
 
 typedef struct {
-    size_t n_merges;        /* merges wanted (anv_bpe_train_tokenizer sets it from the vocab size) */
-    uint64_t min_frequency; /* a pair must occur at least this often to be merged (>= 1) */
+    size_t n_merges;          /* merges wanted (anv_bpe_train_tokenizer sets it from the vocab size) */
+    uint64_t min_frequency;   /* a pair must occur at least this often to be merged (>= 1) */
     anv_progress_fn progress; /* optional, phase "merges" */
     void *progress_ctx;
 } anv_bpe_train_opts_t;

@@ -34,12 +34,12 @@ typedef struct {
 } anv_doc_t;
 
 typedef struct {
-    uint64_t files;        /* files read */
-    uint64_t empty_files;  /* files without a single byte */
-    uint64_t other_files;  /* files in folders skipped for their extension */
-    uint64_t skipped_bad;  /* malformed JSON lines skipped (skip_bad) */
-    uint64_t input_bytes;  /* bytes of input files consumed so far (compressed size for .gz) */
-    uint64_t total_bytes;  /* sum of the input files' sizes */
+    uint64_t files;       /* files read */
+    uint64_t empty_files; /* files without a single byte */
+    uint64_t other_files; /* files in folders skipped for their extension */
+    uint64_t skipped_bad; /* malformed JSON lines skipped (skip_bad) */
+    uint64_t input_bytes; /* bytes of input files consumed so far (compressed size for .gz) */
+    uint64_t total_bytes; /* sum of the input files' sizes */
 } anv_corpus_stats_t;
 
 typedef struct anv_corpus anv_corpus_t;

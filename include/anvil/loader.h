@@ -24,9 +24,9 @@ typedef struct {
 } anv_loader_config_t;
 
 typedef struct {
-    int64_t epoch;    /* completed passes over the data */
-    int64_t index;    /* next sequence of this epoch's order (start of the next global batch) */
-    anv_rng_t rng;    /* shuffle: the rng state that draws the current epoch's permutation */
+    int64_t epoch; /* completed passes over the data */
+    int64_t index; /* next sequence of this epoch's order (start of the next global batch) */
+    anv_rng_t rng; /* shuffle: the rng state that draws the current epoch's permutation */
 } anv_loader_pos_t;
 
 typedef struct anv_loader anv_loader_t;
@@ -47,8 +47,8 @@ int anv_loader_seek(anv_loader_t *l, const anv_loader_pos_t *pos);
 /* Back to the first batch of epoch 0. */
 void anv_loader_rewind(anv_loader_t *l);
 
-size_t anv_loader_num_tokens(const anv_loader_t *l);          /* tokens in all shards */
-int64_t anv_loader_batches_per_epoch(const anv_loader_t *l);  /* global batches per epoch */
+size_t anv_loader_num_tokens(const anv_loader_t *l);         /* tokens in all shards */
+int64_t anv_loader_batches_per_epoch(const anv_loader_t *l); /* global batches per epoch */
 int anv_loader_num_shards(const anv_loader_t *l);
 const char *anv_loader_shard_path(const anv_loader_t *l, int i);
 

@@ -10,9 +10,9 @@ typedef struct {
 } anv_adamw_config_t;
 
 typedef struct {
-    float *m, *v;  /* first and second moments, one per parameter float of [lo, lo + n) */
-    size_t lo, n;  /* the floats of the parameter block this state covers: all of it, or a ZeRO-1 shard */
-    long long t;   /* steps taken (bias correction uses t after increment) */
+    float *m, *v; /* first and second moments, one per parameter float of [lo, lo + n) */
+    size_t lo, n; /* the floats of the parameter block this state covers: all of it, or a ZeRO-1 shard */
+    long long t;  /* steps taken (bias correction uses t after increment) */
 } anv_adamw_t;
 
 int anv_adamw_init(anv_adamw_t *opt, size_t n_params);
@@ -24,8 +24,7 @@ void anv_adamw_free(anv_adamw_t *opt);
 void anv_adamw_step(anv_adamw_t *opt, anv_model_t *m, const anv_adamw_config_t *cfg, float lr);
 /* The same update of the parameters [opt->lo, opt->lo + opt->n) only, from grad (opt->n floats of
  * that range); each float gets bitwise the update anv_adamw_step would give it. */
-void anv_adamw_step_shard(anv_adamw_t *opt, anv_model_t *m, const float *grad, const anv_adamw_config_t *cfg,
-                          float lr);
+void anv_adamw_step_shard(anv_adamw_t *opt, anv_model_t *m, const float *grad, const anv_adamw_config_t *cfg, float lr);
 
 /* Global L2 norm of the gradient block; when max_norm > 0 and the norm exceeds it, scales the
  * gradients by max_norm / norm. Returns the norm before clipping. */

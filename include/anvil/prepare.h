@@ -39,8 +39,7 @@ typedef struct {
 /* Counts the pre-token words of the kept documents on all threads (one map per thread, combined in
  * the end: the result does not depend on the thread count). Progress phase "counting". */
 int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_pretok_t pattern,
-                    anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out,
-                    anv_prepare_stats_t *stats);
+                    anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out, anv_prepare_stats_t *stats);
 
 typedef struct {
     anv_corpus_opts_t corpus;

@@ -13,8 +13,16 @@
 #define ANV_ST_MAX_DIMS 8
 
 typedef enum {
-    ANV_ST_F64, ANV_ST_F32, ANV_ST_F16, ANV_ST_BF16,
-    ANV_ST_I64, ANV_ST_I32, ANV_ST_I16, ANV_ST_I8, ANV_ST_U8, ANV_ST_BOOL
+    ANV_ST_F64,
+    ANV_ST_F32,
+    ANV_ST_F16,
+    ANV_ST_BF16,
+    ANV_ST_I64,
+    ANV_ST_I32,
+    ANV_ST_I16,
+    ANV_ST_I8,
+    ANV_ST_U8,
+    ANV_ST_BOOL
 } anv_st_dtype_t;
 
 typedef struct {
@@ -43,8 +51,7 @@ const char *anv_safetensors_source(const anv_safetensors_t *st);
 
 /* Copies a tensor into dst (numel floats), converting F32/F16/BF16. Fails (naming the file and the
  * tensor) for other dtypes or when the shape differs from shape[0..ndim). */
-int anv_safetensors_read_f32(const anv_safetensors_t *st, const char *name, int ndim, const int64_t *shape,
-                             float *dst);
+int anv_safetensors_read_f32(const anv_safetensors_t *st, const char *name, int ndim, const int64_t *shape, float *dst);
 
 /* One F32 tensor to write. */
 typedef struct {

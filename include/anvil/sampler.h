@@ -19,7 +19,7 @@ typedef struct {
     struct anv_sample_cand {
         float p;
         int id;
-    } *cand; /* (vocab) scratch: candidates, sorted by falling probability when filtering */
+    } * cand; /* (vocab) scratch: candidates, sorted by falling probability when filtering */
 } anv_sampler_t;
 
 /* Fails on a negative temperature, top_k < 0 or top_p outside (0, 1]. */

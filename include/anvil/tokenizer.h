@@ -51,8 +51,8 @@ anv_pretok_t anv_tokenizer_pattern(const anv_tokenizer_t *t);
 size_t anv_tokenizer_n_merges(const anv_tokenizer_t *t);
 size_t anv_tokenizer_n_specials(const anv_tokenizer_t *t);
 uint32_t anv_tokenizer_special(const anv_tokenizer_t *t, size_t i); /* id of special i (0 = end of text) */
-int64_t anv_tokenizer_eot(const anv_tokenizer_t *t);       /* end-of-text id, -1 if none */
-uint64_t anv_tokenizer_hash(const anv_tokenizer_t *t);     /* identity: pattern, vocabulary, merges, specials */
+int64_t anv_tokenizer_eot(const anv_tokenizer_t *t);                /* end-of-text id, -1 if none */
+uint64_t anv_tokenizer_hash(const anv_tokenizer_t *t); /* identity: pattern, vocabulary, merges, specials */
 /* Bytes of one token; NULL when id is out of range. */
 const char *anv_tokenizer_token_bytes(const anv_tokenizer_t *t, uint32_t id, size_t *len);
 

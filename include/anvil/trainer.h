@@ -20,10 +20,10 @@
 typedef struct {
     long long step, steps; /* completed step (1-based), total */
     float loss, lr, grad_norm;
-    long long tokens;      /* training tokens consumed after this step */
+    long long tokens; /* training tokens consumed after this step */
     double step_s, tokens_per_s, eta_s;
-    double mfu;            /* model FLOP/s over the measured peak of the run's threads and precision (0: unknown, GPU) */
-    double comm_s;         /* of step_s: seconds this rank spent in collectives (0 for one process) */
+    double mfu;    /* model FLOP/s over the measured peak of the run's threads and precision (0: unknown, GPU) */
+    double comm_s; /* of step_s: seconds this rank spent in collectives (0 for one process) */
 } anv_step_report_t;
 
 typedef struct {

@@ -43,10 +43,14 @@ static size_t utf8_valid_len(const unsigned char *s, size_t n) {
     if (c < 0x80) return 1;
     size_t len;
     unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
     if (n < len) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -64,16 +68,24 @@ int anv_buf_json_string(anv_buf_t *b, const char *s, size_t n) {
     while (i < n) {
         unsigned c = u[i];
         int rc;
-        if (c == '"') rc = anv_buf_append(b, "\\\"", 2), i++;
-        else if (c == '\\') rc = anv_buf_append(b, "\\\\", 2), i++;
-        else if (c == '\n') rc = anv_buf_append(b, "\\n", 2), i++;
-        else if (c == '\t') rc = anv_buf_append(b, "\\t", 2), i++;
-        else if (c == '\r') rc = anv_buf_append(b, "\\r", 2), i++;
-        else if (c < 0x20 || c == 0x7F) rc = anv_buf_printf(b, "\\u%04x", c), i++;
+        if (c == '"')
+            rc = anv_buf_append(b, "\\\"", 2), i++;
+        else if (c == '\\')
+            rc = anv_buf_append(b, "\\\\", 2), i++;
+        else if (c == '\n')
+            rc = anv_buf_append(b, "\\n", 2), i++;
+        else if (c == '\t')
+            rc = anv_buf_append(b, "\\t", 2), i++;
+        else if (c == '\r')
+            rc = anv_buf_append(b, "\\r", 2), i++;
+        else if (c < 0x20 || c == 0x7F)
+            rc = anv_buf_printf(b, "\\u%04x", c), i++;
         else {
             size_t len = utf8_valid_len(u + i, n - i);
-            if (len == 0) rc = anv_buf_append(b, "\xEF\xBF\xBD", 3), i++;
-            else rc = anv_buf_append(b, u + i, len), i += len;
+            if (len == 0)
+                rc = anv_buf_append(b, "\xEF\xBF\xBD", 3), i++;
+            else
+                rc = anv_buf_append(b, u + i, len), i += len;
         }
         if (rc != 0) return -1;
     }

@@ -4,8 +4,8 @@
 
 #include "anvil/base.h"
 
-#include <stdlib.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_DEPTH 256
@@ -47,8 +47,7 @@ static void *arena_alloc(anv_json_doc_t *doc, size_t n) {
 static int parse_fail(parser *p, const char *what) {
     size_t line = 1;
     for (const char *c = p->start; c < p->s && c < p->end; c++) line += *c == '\n';
-    return anv_error("%s: invalid JSON at line %zu (byte %zu): %s", p->source, line, (size_t)(p->s - p->start),
-                     what);
+    return anv_error("%s: invalid JSON at line %zu (byte %zu): %s", p->source, line, (size_t)(p->s - p->start), what);
 }
 
 static void skip_ws(parser *p) {
@@ -61,10 +60,14 @@ static int hex4(parser *p, unsigned *out) {
     for (int i = 0; i < 4; i++) {
         char c = p->s[i];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return parse_fail(p, "bad hex digit in \\u escape");
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return parse_fail(p, "bad hex digit in \\u escape");
     }
     p->s += 4;
     *out = v;
@@ -103,14 +106,30 @@ static int parse_string(parser *p, const char **out, size_t *out_len) {
         p->s++;
         char e = *p->s++;
         switch (e) {
-        case '"': dst[n++] = '"'; break;
-        case '\\': dst[n++] = '\\'; break;
-        case '/': dst[n++] = '/'; break;
-        case 'b': dst[n++] = '\b'; break;
-        case 'f': dst[n++] = '\f'; break;
-        case 'n': dst[n++] = '\n'; break;
-        case 'r': dst[n++] = '\r'; break;
-        case 't': dst[n++] = '\t'; break;
+        case '"':
+            dst[n++] = '"';
+            break;
+        case '\\':
+            dst[n++] = '\\';
+            break;
+        case '/':
+            dst[n++] = '/';
+            break;
+        case 'b':
+            dst[n++] = '\b';
+            break;
+        case 'f':
+            dst[n++] = '\f';
+            break;
+        case 'n':
+            dst[n++] = '\n';
+            break;
+        case 'r':
+            dst[n++] = '\r';
+            break;
+        case 't':
+            dst[n++] = '\t';
+            break;
         case 'u': {
             unsigned cp;
             if (hex4(p, &cp) != 0) return -1;
@@ -119,14 +138,18 @@ static int parse_string(parser *p, const char **out, size_t *out_len) {
                 unsigned lo;
                 p->s += 2;
                 if (hex4(p, &lo) != 0) return -1;
-                if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                else p->s = save;
+                if (lo >= 0xDC00 && lo <= 0xDFFF)
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                else
+                    p->s = save;
             }
             if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD; /* lone surrogate */
             n += put_utf8(dst + n, cp);
             break;
         }
-        default: p->s--; return parse_fail(p, "bad escape in string");
+        default:
+            p->s--;
+            return parse_fail(p, "bad escape in string");
         }
     }
     p->s++;
@@ -203,12 +226,15 @@ done:
         v->len = n;
         if (n) {
             v->items = arena_alloc(p->doc, n * sizeof *items);
-            if (!v->items) rc = -1;
-            else memcpy(v->items, items, n * sizeof *items);
+            if (!v->items)
+                rc = -1;
+            else
+                memcpy(v->items, items, n * sizeof *items);
             if (rc == 0 && is_object) {
                 v->keys = arena_alloc(p->doc, n * sizeof *keys);
                 v->key_lens = arena_alloc(p->doc, n * sizeof *key_lens);
-                if (!v->keys || !v->key_lens) rc = -1;
+                if (!v->keys || !v->key_lens)
+                    rc = -1;
                 else {
                     memcpy(v->keys, keys, n * sizeof *keys);
                     memcpy(v->key_lens, key_lens, n * sizeof *key_lens);
@@ -226,8 +252,10 @@ static int parse_number(parser *p, anv_json_t *v) {
     const char *s = p->s;
     if (s < p->end && *s == '-') s++;
     if (s >= p->end || *s < '0' || *s > '9') return parse_fail(p, "unexpected character");
-    if (*s == '0') s++;
-    else while (s < p->end && *s >= '0' && *s <= '9') s++;
+    if (*s == '0')
+        s++;
+    else
+        while (s < p->end && *s >= '0' && *s <= '9') s++;
     if (s < p->end && *s == '.') {
         s++;
         if (s >= p->end || *s < '0' || *s > '9') return parse_fail(p, "digit expected after '.'");
@@ -263,13 +291,25 @@ static int parse_value(parser *p, anv_json_t *v, int depth) {
     skip_ws(p);
     if (p->s >= p->end) return parse_fail(p, "unexpected end of input");
     switch (*p->s) {
-    case '{': return parse_container(p, v, depth, 1);
-    case '[': return parse_container(p, v, depth, 0);
-    case '"': v->type = ANV_JSON_STRING; return parse_string(p, &v->str, &v->len);
-    case 't': v->type = ANV_JSON_BOOL; v->boolean = 1; return match_word(p, "true");
-    case 'f': v->type = ANV_JSON_BOOL; return match_word(p, "false");
-    case 'n': v->type = ANV_JSON_NULL; return match_word(p, "null");
-    default: return parse_number(p, v);
+    case '{':
+        return parse_container(p, v, depth, 1);
+    case '[':
+        return parse_container(p, v, depth, 0);
+    case '"':
+        v->type = ANV_JSON_STRING;
+        return parse_string(p, &v->str, &v->len);
+    case 't':
+        v->type = ANV_JSON_BOOL;
+        v->boolean = 1;
+        return match_word(p, "true");
+    case 'f':
+        v->type = ANV_JSON_BOOL;
+        return match_word(p, "false");
+    case 'n':
+        v->type = ANV_JSON_NULL;
+        return match_word(p, "null");
+    default:
+        return parse_number(p, v);
     }
 }
 

@@ -46,9 +46,9 @@ uint64_t anv_hash64(const void *data, size_t n, uint64_t seed) {
     uint64_t h = 0xCBF29CE484222325ull ^ seed;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w = (uint64_t)p[i] | (uint64_t)p[i + 1] << 8 | (uint64_t)p[i + 2] << 16 |
-                     (uint64_t)p[i + 3] << 24 | (uint64_t)p[i + 4] << 32 | (uint64_t)p[i + 5] << 40 |
-                     (uint64_t)p[i + 6] << 48 | (uint64_t)p[i + 7] << 56;
+        uint64_t w = (uint64_t)p[i] | (uint64_t)p[i + 1] << 8 | (uint64_t)p[i + 2] << 16 | (uint64_t)p[i + 3] << 24 |
+                     (uint64_t)p[i + 4] << 32 | (uint64_t)p[i + 5] << 40 | (uint64_t)p[i + 6] << 48 |
+                     (uint64_t)p[i + 7] << 56;
         h = (h ^ w) * 0x100000001B3ull;
         h ^= h >> 29;
     }

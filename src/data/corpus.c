@@ -118,15 +118,19 @@ static int add_path(anv_corpus_t *c, const char *path, int in_folder, int depth)
             }
             names = nn;
         }
-        if (!(names[n] = anv_strdup(e->d_name))) rc = -1;
-        else n++;
+        if (!(names[n] = anv_strdup(e->d_name)))
+            rc = -1;
+        else
+            n++;
     }
     closedir(d);
     if (names) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         char child[4096];
-        if (rc == 0 && anv_path_join(child, sizeof child, path, names[i]) == 0) rc = add_path(c, child, 1, depth + 1);
-        else if (rc == 0) rc = -1;
+        if (rc == 0 && anv_path_join(child, sizeof child, path, names[i]) == 0)
+            rc = add_path(c, child, 1, depth + 1);
+        else if (rc == 0)
+            rc = -1;
         anv_free(names[i]);
     }
     anv_free(names);
@@ -294,7 +298,8 @@ static int split_doc(anv_corpus_t *c, uint64_t *start) {
         }
         if (c->doc.len == 0) *start = c->line_no;
         if (anv_buf_append(&c->doc, c->blanks.data, c->blanks.len) != 0 ||
-            anv_buf_append(&c->doc, c->line.data, c->line.len) != 0 || (had_nl && anv_buf_append(&c->doc, "\n", 1) != 0))
+            anv_buf_append(&c->doc, c->line.data, c->line.len) != 0 ||
+            (had_nl && anv_buf_append(&c->doc, "\n", 1) != 0))
             return -1;
         c->blanks.len = 0;
         blank_run = 0;

@@ -20,7 +20,7 @@ struct anv_loader {
     int64_t n_batches;  /* global batches per epoch */
     uint32_t *perm;     /* (n_seq) this epoch's order when shuffling, else NULL */
     anv_loader_pos_t pos;
-    anv_rng_t rng;      /* state after drawing this epoch's permutation */
+    anv_rng_t rng; /* state after drawing this epoch's permutation */
     size_t n_tokens;
 };
 
@@ -177,8 +177,10 @@ static void copy_sequence(const anv_loader_t *l, int64_t g, int32_t *inputs, int
     int lo = 0, hi = l->n_shards - 1; /* the shard with first_seq[s] <= g < first_seq[s + 1] */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (l->first_seq[mid] <= g) lo = mid;
-        else hi = mid - 1;
+        if (l->first_seq[mid] <= g)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     const anv_shard_t *s = &l->shards[lo];
     size_t start = (size_t)(g - l->first_seq[lo]) * (size_t)l->cfg.T;

@@ -138,7 +138,6 @@ static int batch_pieces(batch_t *b) {
     return 0;
 }
 
-
 /* Reads all kept documents, calling flush on each full batch (and on each large document alone). */
 typedef int (*flush_fn)(void *ctx, batch_t *b);
 
@@ -213,8 +212,7 @@ static int count_flush(void *vctx, batch_t *b) {
 }
 
 int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_pretok_t pattern,
-                    anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out,
-                    anv_prepare_stats_t *stats) {
+                    anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out, anv_prepare_stats_t *stats) {
     *out = NULL;
     memset(stats, 0, sizeof *stats);
     int nt = anv_threads_count();
@@ -393,7 +391,8 @@ static int write_meta(const anv_prepare_opts_t *o, const anv_prepare_stats_t *st
     const char *names[2] = {"train", "val"};
     rc |= anv_buf_puts(&b, "{\n");
     for (int i = 0; i < 2; i++)
-        rc |= anv_buf_printf(&b, "  \"%s\": {\"documents\": %llu, \"bytes\": %llu, \"tokens\": %llu, \"shards\": %llu},\n",
+        rc |= anv_buf_printf(&b,
+                             "  \"%s\": {\"documents\": %llu, \"bytes\": %llu, \"tokens\": %llu, \"shards\": %llu},\n",
                              names[i], (unsigned long long)sp[i]->documents, (unsigned long long)sp[i]->bytes,
                              (unsigned long long)sp[i]->tokens, (unsigned long long)sp[i]->shards);
     rc |= anv_buf_printf(&b,
@@ -402,12 +401,13 @@ static int write_meta(const anv_prepare_opts_t *o, const anv_prepare_stats_t *st
                          (unsigned long long)st->documents_read, (unsigned long long)st->dropped_duplicates,
                          (unsigned long long)st->dropped_short, (unsigned long long)st->corpus.skipped_bad,
                          (unsigned long long)st->corpus.empty_files, (unsigned long long)st->corpus.files);
-    rc |= anv_buf_printf(&b,
-                         "  \"tokenizer_hash\": \"%016llx\",\n  \"vocab_size\": %zu,\n  \"eot\": %lld,\n"
-                         "  \"eot_position\": \"before each document\",\n  \"seed\": %llu,\n  \"val_fraction\": %.17g,\n"
-                         "  \"command\": [",
-                         (unsigned long long)anv_tokenizer_hash(tok), anv_tokenizer_vocab_size(tok),
-                         (long long)anv_tokenizer_eot(tok), (unsigned long long)o->seed, o->val_fraction);
+    rc |=
+        anv_buf_printf(&b,
+                       "  \"tokenizer_hash\": \"%016llx\",\n  \"vocab_size\": %zu,\n  \"eot\": %lld,\n"
+                       "  \"eot_position\": \"before each document\",\n  \"seed\": %llu,\n  \"val_fraction\": %.17g,\n"
+                       "  \"command\": [",
+                       (unsigned long long)anv_tokenizer_hash(tok), anv_tokenizer_vocab_size(tok),
+                       (long long)anv_tokenizer_eot(tok), (unsigned long long)o->seed, o->val_fraction);
     for (int i = 0; i < o->argc; i++) {
         if (i) rc |= anv_buf_puts(&b, ", ");
         rc |= anv_buf_json_string(&b, o->argv[i], strlen(o->argv[i]));
@@ -445,7 +445,8 @@ static int get_tokenizer(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats
         anv_bpe_words_free(words);
         return single_document_error();
     }
-    anv_bpe_train_opts_t to = {.min_frequency = o->min_frequency, .progress = o->progress, .progress_ctx = o->progress_ctx};
+    anv_bpe_train_opts_t to = {
+        .min_frequency = o->min_frequency, .progress = o->progress, .progress_ctx = o->progress_ctx};
     int rc = anv_bpe_train_tokenizer(words, o->pattern, o->vocab_size, o->specials, o->n_specials, &to, tok);
     anv_bpe_words_free(words);
     return rc;
@@ -463,7 +464,10 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
     if (get_tokenizer(o, stats, &tok) != 0) return -1;
     int rc = -1;
     char path[4200];
-    encode_ctx e = {.tok = tok, .val_fraction = o->val_fraction, .seed = o->seed, .progress = o->progress,
+    encode_ctx e = {.tok = tok,
+                    .val_fraction = o->val_fraction,
+                    .seed = o->seed,
+                    .progress = o->progress,
                     .progress_ctx = o->progress_ctx};
     source_t src;
     memset(&src, 0, sizeof src);
@@ -476,8 +480,11 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
     e.eot = (uint32_t)anv_tokenizer_eot(tok);
     if (anv_path_join(path, sizeof path, o->out_dir, "tokenizer.json") != 0 || anv_tokenizer_save(tok, path) != 0)
         goto done;
-    e.train = (split_out){.dir = o->out_dir, .name = "train", .shard_tokens = o->shard_tokens,
-                          .vocab = anv_tokenizer_vocab_size(tok), .st = &stats->train};
+    e.train = (split_out){.dir = o->out_dir,
+                          .name = "train",
+                          .shard_tokens = o->shard_tokens,
+                          .vocab = anv_tokenizer_vocab_size(tok),
+                          .st = &stats->train};
     e.val = e.train;
     e.val.name = "val";
     e.val.st = &stats->val;

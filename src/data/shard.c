@@ -15,8 +15,8 @@ int anv_shard_open(const char *path, anv_shard_t *s) {
         int32_t h[3];
         memcpy(h, s->map.data, sizeof h);
         if (h[0] != ANV_SHARD_MAGIC)
-            rc = anv_error("%s: not a token shard: bad magic %d at offset 0 (expected %d)", path, h[0],
-                           ANV_SHARD_MAGIC);
+            rc =
+                anv_error("%s: not a token shard: bad magic %d at offset 0 (expected %d)", path, h[0], ANV_SHARD_MAGIC);
         else if (h[1] != 1 && h[1] != 2)
             rc = anv_error("%s: unsupported shard version %d at offset 4 (expected 1 or 2)", path, h[1]);
         else if (h[2] <= 0)

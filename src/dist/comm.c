@@ -130,10 +130,10 @@ void anv_comm_shard(const anv_comm_t *c, size_t n, int r, size_t *lo, size_t *hi
 }
 
 /* The NCCL or the MPI backend when the job has several ranks; otherwise the one-process result. */
-#define NCCL_OR(call) \
+#define NCCL_OR(call)                                                                                                  \
     if (c->nccl) return c->nccl->call
 #ifdef ANVIL_HAVE_MPI
-#define MPI_OR(call) \
+#define MPI_OR(call)                                                                                                   \
     if (c->mpi) return call
 #else
 #define MPI_OR(call) (void)c

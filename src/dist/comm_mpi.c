@@ -72,7 +72,8 @@ int anv_mpi_allreduce(anv_comm_t *c, void *buf, size_t n, int f64, anv_reduce_t 
         int k = 0;
         for (; k < MAX_INFLIGHT && off < n; k++) {
             size_t len = n - off < BUCKET ? n - off : BUCKET;
-            int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)len, type, mop, MPI_COMM_WORLD, &req[k]);
+            int rc =
+                MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)len, type, mop, MPI_COMM_WORLD, &req[k]);
             if (rc != MPI_SUCCESS) return mpi_fail(rc, "all-reduce");
             off += len;
         }
@@ -107,21 +108,20 @@ static int shard_layout(anv_comm_t *c, size_t n, int **counts, int **displs) {
 }
 
 /* Runs one collective built by the caller on its request and waits for it. */
-#define RUN_SHARDED(what, call)                                    \
-    do {                                                           \
-        double t0 = anv_now();                                     \
-        int *counts, *displs;                                      \
-        if (shard_layout(c, n, &counts, &displs) != 0) return -1;  \
-        MPI_Request req;                                           \
-        int rc = (call);                                           \
-        int ok = rc == MPI_SUCCESS ? wait_all(c, &req, 1, what, t0) : mpi_fail(rc, what); \
-        anv_free(counts);                                          \
-        return ok;                                                 \
+#define RUN_SHARDED(what, call)                                                                                        \
+    do {                                                                                                               \
+        double t0 = anv_now();                                                                                         \
+        int *counts, *displs;                                                                                          \
+        if (shard_layout(c, n, &counts, &displs) != 0) return -1;                                                      \
+        MPI_Request req;                                                                                               \
+        int rc = (call);                                                                                               \
+        int ok = rc == MPI_SUCCESS ? wait_all(c, &req, 1, what, t0) : mpi_fail(rc, what);                              \
+        anv_free(counts);                                                                                              \
+        return ok;                                                                                                     \
     } while (0)
 
 static int reduce_scatter_sum(anv_comm_t *c, const float *send, float *shard, size_t n) {
-    RUN_SHARDED("reduce-scatter",
-                MPI_Ireduce_scatter(send, shard, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
+    RUN_SHARDED("reduce-scatter", MPI_Ireduce_scatter(send, shard, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
 }
 
 int anv_mpi_reduce_scatter(anv_comm_t *c, const float *send, float *shard, size_t n, anv_reduce_t op) {
@@ -140,9 +140,9 @@ int anv_mpi_allgather(anv_comm_t *c, float *buf, size_t n) {
 }
 
 int anv_mpi_gather(anv_comm_t *c, const float *shard, float *full, size_t n, int root) {
-    RUN_SHARDED("gather", MPI_Igatherv(c->rank == root && shard == full + displs[root] ? MPI_IN_PLACE : shard,
-                                       counts[c->rank], MPI_FLOAT, full, counts, displs, MPI_FLOAT, root,
-                                       MPI_COMM_WORLD, &req));
+    RUN_SHARDED("gather",
+                MPI_Igatherv(c->rank == root && shard == full + displs[root] ? MPI_IN_PLACE : shard, counts[c->rank],
+                             MPI_FLOAT, full, counts, displs, MPI_FLOAT, root, MPI_COMM_WORLD, &req));
 }
 
 int anv_mpi_scatter(anv_comm_t *c, const float *full, float *shard, size_t n, int root) {

@@ -64,18 +64,24 @@ void anv_q8_0_dequantize(const uint8_t *src, size_t n, float *x) {
 
 size_t anv_ggml_nbytes(anv_ggml_type_t t, uint64_t n) {
     switch (t) {
-    case ANV_GGML_F32: return (size_t)n * 4;
-    case ANV_GGML_F16: return (size_t)n * 2;
-    case ANV_GGML_Q8_0: return (size_t)(n / ANV_Q8_0_BLOCK) * ANV_Q8_0_BYTES;
+    case ANV_GGML_F32:
+        return (size_t)n * 4;
+    case ANV_GGML_F16:
+        return (size_t)n * 2;
+    case ANV_GGML_Q8_0:
+        return (size_t)(n / ANV_Q8_0_BLOCK) * ANV_Q8_0_BYTES;
     }
     return 0;
 }
 
 const char *anv_ggml_type_name(anv_ggml_type_t t) {
     switch (t) {
-    case ANV_GGML_F32: return "F32";
-    case ANV_GGML_F16: return "F16";
-    case ANV_GGML_Q8_0: return "Q8_0";
+    case ANV_GGML_F32:
+        return "F32";
+    case ANV_GGML_F16:
+        return "F16";
+    case ANV_GGML_Q8_0:
+        return "Q8_0";
     }
     return "unknown";
 }

@@ -71,15 +71,19 @@ static size_t scalar_size(uint32_t t) {
     switch (t) {
     case ANV_GGUF_U8:
     case ANV_GGUF_I8:
-    case ANV_GGUF_BOOL: return 1;
+    case ANV_GGUF_BOOL:
+        return 1;
     case ANV_GGUF_U16:
-    case ANV_GGUF_I16: return 2;
+    case ANV_GGUF_I16:
+        return 2;
     case ANV_GGUF_U32:
     case ANV_GGUF_I32:
-    case ANV_GGUF_F32: return 4;
+    case ANV_GGUF_F32:
+        return 4;
     case ANV_GGUF_U64:
     case ANV_GGUF_I64:
-    case ANV_GGUF_F64: return 8;
+    case ANV_GGUF_F64:
+        return 8;
     }
     return 0;
 }
@@ -331,17 +335,28 @@ static double scalar_value(anv_gguf_type_t t, const uint8_t *p) {
     memcpy(&v, p, scalar_size(t));
     switch (t) {
     case ANV_GGUF_U8:
-    case ANV_GGUF_BOOL: return v.u8;
-    case ANV_GGUF_I8: return v.i8;
-    case ANV_GGUF_U16: return v.u16;
-    case ANV_GGUF_I16: return v.i16;
-    case ANV_GGUF_U32: return v.u32;
-    case ANV_GGUF_I32: return v.i32;
-    case ANV_GGUF_F32: return v.f32;
-    case ANV_GGUF_U64: return (double)v.u64;
-    case ANV_GGUF_I64: return (double)v.i64;
-    case ANV_GGUF_F64: return v.f64;
-    default: return 0;
+    case ANV_GGUF_BOOL:
+        return v.u8;
+    case ANV_GGUF_I8:
+        return v.i8;
+    case ANV_GGUF_U16:
+        return v.u16;
+    case ANV_GGUF_I16:
+        return v.i16;
+    case ANV_GGUF_U32:
+        return v.u32;
+    case ANV_GGUF_I32:
+        return v.i32;
+    case ANV_GGUF_F32:
+        return v.f32;
+    case ANV_GGUF_U64:
+        return (double)v.u64;
+    case ANV_GGUF_I64:
+        return (double)v.i64;
+    case ANV_GGUF_F64:
+        return v.f64;
+    default:
+        return 0;
     }
 }
 
@@ -402,7 +417,9 @@ double anv_gguf_array_number(const anv_gguf_kv_t *kv, uint64_t i) {
 
 void anv_gguf_tensor_to_f32(const anv_gguf_tensor_t *t, float *dst) {
     switch (t->type) {
-    case ANV_GGML_F32: memcpy(dst, t->data, t->numel * 4); break;
+    case ANV_GGML_F32:
+        memcpy(dst, t->data, t->numel * 4);
+        break;
     case ANV_GGML_F16:
         for (uint64_t i = 0; i < t->numel; i++) {
             uint16_t h;
@@ -410,6 +427,8 @@ void anv_gguf_tensor_to_f32(const anv_gguf_tensor_t *t, float *dst) {
             dst[i] = anv_f16_to_f32(h);
         }
         break;
-    case ANV_GGML_Q8_0: anv_q8_0_dequantize(t->data, t->numel, dst); break;
+    case ANV_GGML_Q8_0:
+        anv_q8_0_dequantize(t->data, t->numel, dst);
+        break;
     }
 }

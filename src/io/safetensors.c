@@ -26,14 +26,13 @@ static const struct {
 
 /* A JSON number that is an exact non-negative integer below 2^53. */
 static int get_index(const anv_json_t *v, uint64_t *out) {
-    if (!anv_json_is_integer(v, 0, 9007199254740992.0))
-        return -1;
+    if (!anv_json_is_integer(v, 0, 9007199254740992.0)) return -1;
     *out = (uint64_t)v->number;
     return 0;
 }
 
-static int parse_tensor(const char *src, const char *name, const anv_json_t *v, size_t data_size,
-                        anv_st_tensor_t *t, uint64_t *begin) {
+static int parse_tensor(const char *src, const char *name, const anv_json_t *v, size_t data_size, anv_st_tensor_t *t,
+                        uint64_t *begin) {
     t->name = name;
     if (v->type != ANV_JSON_OBJECT) return anv_error("%s: tensor '%s': entry is not an object", src, name);
     const anv_json_t *dt = anv_json_get(v, "dtype"), *shape = anv_json_get(v, "shape"),
@@ -65,8 +64,8 @@ static int parse_tensor(const char *src, const char *name, const anv_json_t *v, 
                          (unsigned long long)b, (unsigned long long)e, data_size,
                          b <= e && e > data_size ? " (truncated file?)" : "");
     if (e - b != numel * dtypes[k].size)
-        return anv_error("%s: tensor '%s': shape holds %llu x %zu bytes but data_offsets span %llu bytes", src,
-                         name, (unsigned long long)numel, dtypes[k].size, (unsigned long long)(e - b));
+        return anv_error("%s: tensor '%s': shape holds %llu x %zu bytes but data_offsets span %llu bytes", src, name,
+                         (unsigned long long)numel, dtypes[k].size, (unsigned long long)(e - b));
     t->numel = (size_t)numel;
     t->nbytes = (size_t)(e - b);
     *begin = b;
@@ -144,8 +143,10 @@ static int parse_image(anv_safetensors_t *st, const unsigned char *data, size_t 
     int rc = st->tensors && spans ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < root->len; i++) {
         if (!strcmp(root->keys[i], "__metadata__")) {
-            if (st->metadata) rc = anv_error("%s: __metadata__ appears twice", src);
-            else if ((rc = parse_metadata(src, &root->items[i])) == 0) st->metadata = &root->items[i];
+            if (st->metadata)
+                rc = anv_error("%s: __metadata__ appears twice", src);
+            else if ((rc = parse_metadata(src, &root->items[i])) == 0)
+                st->metadata = &root->items[i];
             continue;
         }
         anv_st_tensor_t *t = &st->tensors[st->n];

@@ -55,8 +55,8 @@ static void load(void) {
     handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         snprintf(load_error, sizeof load_error,
-                 "cannot load the CUDA backend %s (%s); build anvil where the CUDA toolkit (nvcc) is installed",
-                 path, dlerror());
+                 "cannot load the CUDA backend %s (%s); build anvil where the CUDA toolkit (nvcc) is installed", path,
+                 dlerror());
         return;
     }
     module.kernels = symbol("anv_cuda_kernels");

@@ -6,7 +6,7 @@
 
 typedef struct {
     const anv_kernel_table_t *kernels;
-    int (*init)(void);                           /* 0 when a usable GPU is present, else -1 with an error */
+    int (*init)(void);                              /* 0 when a usable GPU is present, else -1 with an error */
     void *(*alloc)(size_t bytes, const char *what); /* managed memory, zero-filled */
     void (*free)(void *p);
     void (*sync)(void);

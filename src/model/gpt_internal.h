@@ -16,11 +16,11 @@
 
 /* Views of one transformer block's parameters (or of their gradients). */
 typedef struct {
-    float *ln1_w, *ln1_b;     /* (C), (C) */
-    float *attn_w, *attn_b;   /* c_attn: (C, 3C), (3C); output columns are q | k | v */
-    float *proj_w, *proj_b;   /* attn.c_proj: (C, C), (C) */
-    float *ln2_w, *ln2_b;     /* (C), (C) */
-    float *fc_w, *fc_b;       /* mlp.c_fc: (C, 4C), (4C) */
+    float *ln1_w, *ln1_b;       /* (C), (C) */
+    float *attn_w, *attn_b;     /* c_attn: (C, 3C), (3C); output columns are q | k | v */
+    float *proj_w, *proj_b;     /* attn.c_proj: (C, C), (C) */
+    float *ln2_w, *ln2_b;       /* (C), (C) */
+    float *fc_w, *fc_b;         /* mlp.c_fc: (C, 4C), (4C) */
     float *fcproj_w, *fcproj_b; /* mlp.c_proj: (4C, C), (C) */
 } anv_gpt_layer_t;
 
@@ -35,49 +35,49 @@ typedef struct {
 /* Activations of the last forward, sized for up to cap_n = B*T token rows (L = n_layer). */
 typedef struct {
     size_t cap_n;
-    float *encoded;              /* (B, T, C) embeddings, input of layer 0 */
-    float *ln1;                  /* (L, B, T, C) */
-    float *ln1_mean, *ln1_rstd;  /* (L, B, T) */
-    float *qkv;                  /* (L, B, T, 3C) */
-    float *atty;                 /* (L, B, T, C) attention output, input of attn.c_proj */
-    float *att_lse;              /* (L, B, NH, T) log-sum-exp of each attention softmax row */
-    float *res2;                 /* (L, B, T, C) residual stream after attention */
-    float *ln2;                  /* (L, B, T, C) */
-    float *ln2_mean, *ln2_rstd;  /* (L, B, T) */
-    float *fch;                  /* (L, B, T, 4C) c_fc output, GELU input */
-    float *fch_gelu;             /* (L, B, T, 4C) */
-    float *res3;                 /* (L, B, T, C) residual stream after the MLP: each layer's output */
-    float *lnf;                  /* (B, T, C) */
-    float *lnf_mean, *lnf_rstd;  /* (B, T) */
-    float *ce_lse;               /* (B, T) log-sum-exp of each logits row over the real vocabulary */
-    float *ce_tlogit;            /* (B, T) logit of each row's target */
-    float *ce_logits;            /* (R, Vp) logits of one block of R token rows (row stride Vp), then their dlogits */
-    float *ce_dlnf;              /* (B, T, C) gradient of lnf from the head, for a loss scale of 1 */
-    float *ce_dwte;              /* (Vp, C) gradient of the head's wte rows, for a loss scale of 1 */
-    float *tmp;                  /* (B, T, C) branch output (forward), activation gradient (backward) */
-    float *dres;                 /* (B, T, C) gradient of the residual stream */
-    float *dbranch;              /* (B, T, 4C) gradient inside a branch (MLP hidden, qkv) */
-    float *block;                /* the allocation all of the float views above point into */
-    int32_t *inputs, *targets;   /* (B, T) copies of the last forward's tokens (inputs owns both) */
-    float *att_scratch;          /* attention's per-thread (T, T) work areas */
-    size_t att_scratch_n;        /* floats in att_scratch */
+    float *encoded;             /* (B, T, C) embeddings, input of layer 0 */
+    float *ln1;                 /* (L, B, T, C) */
+    float *ln1_mean, *ln1_rstd; /* (L, B, T) */
+    float *qkv;                 /* (L, B, T, 3C) */
+    float *atty;                /* (L, B, T, C) attention output, input of attn.c_proj */
+    float *att_lse;             /* (L, B, NH, T) log-sum-exp of each attention softmax row */
+    float *res2;                /* (L, B, T, C) residual stream after attention */
+    float *ln2;                 /* (L, B, T, C) */
+    float *ln2_mean, *ln2_rstd; /* (L, B, T) */
+    float *fch;                 /* (L, B, T, 4C) c_fc output, GELU input */
+    float *fch_gelu;            /* (L, B, T, 4C) */
+    float *res3;                /* (L, B, T, C) residual stream after the MLP: each layer's output */
+    float *lnf;                 /* (B, T, C) */
+    float *lnf_mean, *lnf_rstd; /* (B, T) */
+    float *ce_lse;              /* (B, T) log-sum-exp of each logits row over the real vocabulary */
+    float *ce_tlogit;           /* (B, T) logit of each row's target */
+    float *ce_logits;           /* (R, Vp) logits of one block of R token rows (row stride Vp), then their dlogits */
+    float *ce_dlnf;             /* (B, T, C) gradient of lnf from the head, for a loss scale of 1 */
+    float *ce_dwte;             /* (Vp, C) gradient of the head's wte rows, for a loss scale of 1 */
+    float *tmp;                 /* (B, T, C) branch output (forward), activation gradient (backward) */
+    float *dres;                /* (B, T, C) gradient of the residual stream */
+    float *dbranch;             /* (B, T, 4C) gradient inside a branch (MLP hidden, qkv) */
+    float *block;               /* the allocation all of the float views above point into */
+    int32_t *inputs, *targets;  /* (B, T) copies of the last forward's tokens (inputs owns both) */
+    float *att_scratch;         /* attention's per-thread (T, T) work areas */
+    size_t att_scratch_n;       /* floats in att_scratch */
 } anv_gpt_acts_t;
 
 struct anv_model {
     anv_config_t cfg;
-    int Vp;                 /* vocab_size rounded up to a multiple of 64 */
-    size_t n_params;        /* floats in the block, padding included */
-    float *params, *grads;  /* (n_params) each */
-    anv_param_t *tensors;   /* named views, n_tensors entries */
+    int Vp;                /* vocab_size rounded up to a multiple of 64 */
+    size_t n_params;       /* floats in the block, padding included */
+    float *params, *grads; /* (n_params) each */
+    anv_param_t *tensors;  /* named views, n_tensors entries */
     int n_tensors;
     anv_adamw_segments_t segments; /* the tensors for AdamW: adjacent ones with the same decay merged */
     void *segment_block;           /* device memory of the segments' arrays */
-    anv_gpt_weights_t w;    /* views into params */
-    anv_gpt_weights_t g;    /* the same views into grads */
-    anv_gpt_acts_t acts;    /* training activations, allocated by the first forward */
-    int B, T;               /* shape of the last forward */
-    int n_targets;          /* non-ignored targets of the last forward */
-    int have_forward;       /* a forward with targets ran and backward may follow */
+    anv_gpt_weights_t w;           /* views into params */
+    anv_gpt_weights_t g;           /* the same views into grads */
+    anv_gpt_acts_t acts;           /* training activations, allocated by the first forward */
+    int B, T;                      /* shape of the last forward */
+    int n_targets;                 /* non-ignored targets of the last forward */
+    int have_forward;              /* a forward with targets ran and backward may follow */
 };
 
 #endif

@@ -124,8 +124,10 @@ void anv_srv_pool_submit(anv_srv_pool_t *p, anv_srv_job_t *j) {
     pthread_mutex_lock(&p->mu);
     j->queued = 1;
     j->next = NULL;
-    if (p->tail) p->tail->next = j;
-    else p->head = j;
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
     p->tail = j;
     p->n_queued++;
     pthread_cond_signal(&p->work);

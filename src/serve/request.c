@@ -135,8 +135,8 @@ static int parse_prompt(const anv_json_t *o, const anv_srv_limits_t *lim, anv_sr
     for (size_t i = 0; i < v->len; i++) {
         const anv_json_t *t = &v->items[i];
         if (t->type != ANV_JSON_NUMBER || t->number != floor(t->number) || t->number < 0 || t->number >= (double)vocab)
-            return BAD("prompt", "'prompt' must be a string or one array of token ids below %zu (one prompt per request)",
-                       vocab);
+            return BAD("prompt",
+                       "'prompt' must be a string or one array of token ids below %zu (one prompt per request)", vocab);
         if (anv_tokens_push(&req->prompt, (uint32_t)t->number) != 0) return -1;
     }
     return 0;
@@ -153,9 +153,9 @@ static int parse_messages(const anv_json_t *o, anv_srv_request_t *req, anv_srv_e
         if (m->type != ANV_JSON_OBJECT || !role || role->type != ANV_JSON_STRING)
             return BAD("messages", "messages[%zu] must be an object with a string 'role'", i);
         const char *label = !strcmp(role->str, "system") || !strcmp(role->str, "developer") ? "System"
-                            : !strcmp(role->str, "user")                                   ? "User"
-                            : !strcmp(role->str, "assistant")                              ? "Assistant"
-                                                                                           : NULL;
+                            : !strcmp(role->str, "user")                                    ? "User"
+                            : !strcmp(role->str, "assistant")                               ? "Assistant"
+                                                                                            : NULL;
         if (!label) return BAD("messages", "messages[%zu]: unsupported role '%s'", i, role->str);
         if (anv_buf_printf(b, "%s: ", label) != 0) return -1;
         if (content && content->type == ANV_JSON_STRING) {
@@ -190,13 +190,14 @@ static int parse_object(const anv_json_t *o, const anv_srv_limits_t *lim, anv_sr
     }
     if (req->prompt.len) { /* token ids: their text is the echo */
         if (anv_tokenizer_decode(lim->tok, req->prompt.ids, req->prompt.len, &req->prompt_text) != 0) return -1;
-    } else if (anv_generate_prompt(lim->tok, req->prompt_text.data ? req->prompt_text.data : "",
-                                   req->prompt_text.len, &req->prompt) != 0) {
+    } else if (anv_generate_prompt(lim->tok, req->prompt_text.data ? req->prompt_text.data : "", req->prompt_text.len,
+                                   &req->prompt) != 0) {
         return -1;
     }
     if (req->prompt.len == 0) return BAD(req->chat ? "messages" : "prompt", "the prompt is empty");
     if (req->prompt.len > (size_t)lim->block_size)
-        return anv_srv_fail(err, 400, "invalid_request_error", "context_length_exceeded", req->chat ? "messages" : "prompt",
+        return anv_srv_fail(err, 400, "invalid_request_error", "context_length_exceeded",
+                            req->chat ? "messages" : "prompt",
                             "the prompt is %zu tokens long, more than this model's context of %d tokens",
                             req->prompt.len, lim->block_size);
     return 0;

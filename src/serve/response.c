@@ -26,8 +26,8 @@ int anv_srv_error_json(anv_buf_t *out, const anv_srv_error_t *err) {
 }
 
 static int head(anv_buf_t *out, const anv_srv_meta_t *m, const char *object) {
-    int rc = anv_buf_printf(out, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", m->id, object,
-                            m->created);
+    int rc =
+        anv_buf_printf(out, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", m->id, object, m->created);
     rc |= anv_buf_json_string(out, m->model, strlen(m->model));
     return rc ? -1 : 0;
 }
@@ -63,8 +63,8 @@ int anv_srv_response_json(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv
     return rc ? -1 : 0;
 }
 
-int anv_srv_chunk_sse(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv_request_t *req, int role,
-                      const char *text, size_t len, const char *finish) {
+int anv_srv_chunk_sse(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv_request_t *req, int role, const char *text,
+                      size_t len, const char *finish) {
     int rc = anv_buf_puts(out, "data: ");
     rc |= head(out, m, req->chat ? "chat.completion.chunk" : "text_completion");
     if (req->chat) {

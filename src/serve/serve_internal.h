@@ -11,9 +11,9 @@
 /* An OpenAI-style error: {"error": {"message", "type", "param", "code"}} with an HTTP status. */
 typedef struct {
     int status;
-    const char *type;  /* "invalid_request_error", "authentication_error", "server_error" */
-    const char *code;  /* NULL -> null */
-    char param[64];    /* "" -> null */
+    const char *type; /* "invalid_request_error", "authentication_error", "server_error" */
+    const char *code; /* NULL -> null */
+    char param[64];   /* "" -> null */
     char message[512];
 } anv_srv_error_t;
 
@@ -33,9 +33,9 @@ typedef struct {
 /* One parsed /v1/completions or /v1/chat/completions request. */
 typedef struct {
     int chat, stream, echo, include_usage;
-    anv_tokens_t prompt;            /* ids fed to the model (end-of-text token first) */
-    anv_buf_t prompt_text;          /* the text of the prompt, for echo */
-    anv_gen_config_t gen;           /* gen.stop points into stop_text */
+    anv_tokens_t prompt;   /* ids fed to the model (end-of-text token first) */
+    anv_buf_t prompt_text; /* the text of the prompt, for echo */
+    anv_gen_config_t gen;  /* gen.stop points into stop_text */
     char stop_text[ANV_GEN_MAX_STOP][ANV_SRV_MAX_STOP_LEN + 1];
 } anv_srv_request_t;
 
@@ -60,8 +60,8 @@ int anv_srv_response_json(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv
                           size_t len, const anv_gen_result_t *res);
 /* Server-sent events: one chunk with text (finish NULL) or the final chunk (finish set, text empty);
  * each appended as "data: {...}\n\n". The first chat chunk carries the assistant role (role = 1). */
-int anv_srv_chunk_sse(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv_request_t *req, int role,
-                      const char *text, size_t len, const char *finish);
+int anv_srv_chunk_sse(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv_request_t *req, int role, const char *text,
+                      size_t len, const char *finish);
 /* The usage-only chunk of stream_options.include_usage. */
 int anv_srv_usage_sse(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv_request_t *req,
                       const anv_gen_result_t *res);
@@ -72,13 +72,13 @@ typedef struct anv_srv_job anv_srv_job_t;
 struct anv_srv_job {
     anv_srv_request_t *req;
     /* Guarded by the pool's mutex: */
-    anv_buf_t text;          /* generated text not yet taken by the connection */
+    anv_buf_t text; /* generated text not yet taken by the connection */
     int queued, running, done, cancel;
-    int started;             /* chat: the reply's leading whitespace is behind us */
-    int failed;              /* done with an error: */
+    int started; /* chat: the reply's leading whitespace is behind us */
+    int failed;  /* done with an error: */
     anv_srv_error_t error;
     anv_gen_result_t res;
-    pthread_cond_t cond;     /* signalled on new text and on done */
+    pthread_cond_t cond; /* signalled on new text and on done */
     anv_srv_job_t *next;
 };
 

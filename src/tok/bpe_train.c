@@ -124,9 +124,9 @@ uint64_t anv_bpe_words_total(const anv_bpe_words_t *w) { return w->total; }
 /* ---- training state ---- */
 
 typedef struct {
-    uint64_t key;       /* left << 32 | right */
-    uint64_t count;     /* current occurrences, weighted by word counts */
-    uint32_t *words;    /* words that contained the pair when it was created (may be stale, repeated) */
+    uint64_t key;    /* left << 32 | right */
+    uint64_t count;  /* current occurrences, weighted by word counts */
+    uint32_t *words; /* words that contained the pair when it was created (may be stale, repeated) */
     uint32_t n_words, cap_words;
     uint32_t new_stamp; /* merge step in which it was last created/increased */
 } pair_t;
@@ -419,8 +419,7 @@ static int merge_word(trainer *t, uint32_t w, uint32_t a, uint32_t b, uint32_t x
             if (i > 0 && last_site != (int64_t)i - 2 && ((uint64_t)s[i - 1] << 32 | a) != ab &&
                 pair_decrease(t, s[i - 1], a, c) != 0)
                 return -1;
-            if (i + 2 < n && ((uint64_t)b << 32 | s[i + 2]) != ab && pair_decrease(t, b, s[i + 2], c) != 0)
-                return -1;
+            if (i + 2 < n && ((uint64_t)b << 32 | s[i + 2]) != ab && pair_decrease(t, b, s[i + 2], c) != 0) return -1;
             last_site = i;
             s[out++] = x;
             i += 2;

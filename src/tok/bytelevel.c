@@ -19,8 +19,10 @@ int tok_bytelevel_encode(anv_buf_t *out, const void *bytes, size_t n) {
         unsigned cp = byte_cp(p[i]);
         char u[2];
         size_t k;
-        if (cp < 0x80) u[0] = (char)cp, k = 1;
-        else u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 63)), k = 2;
+        if (cp < 0x80)
+            u[0] = (char)cp, k = 1;
+        else
+            u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 63)), k = 2;
         if (anv_buf_append(out, u, k) != 0) return -1;
     }
     return 0;
@@ -31,16 +33,23 @@ int tok_bytelevel_decode(const char *s, size_t n, char *out, size_t *out_len) {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         unsigned cp;
-        if (p[i] < 0x80) cp = p[i++];
+        if (p[i] < 0x80)
+            cp = p[i++];
         else if ((p[i] & 0xE0) == 0xC0 && i + 1 < n && (p[i + 1] & 0xC0) == 0x80)
             cp = (unsigned)(p[i] & 0x1F) << 6 | (p[i + 1] & 0x3F), i += 2;
-        else return -1;
+        else
+            return -1;
         unsigned b;
-        if (cp < 256 && printable(cp)) b = cp;
-        else if (cp >= 256 && cp < 256 + 33) b = cp - 256;
-        else if (cp >= 256 + 33 && cp < 256 + 67) b = 0x7F + (cp - 256 - 33);
-        else if (cp == 256 + 67) b = 0xAD;
-        else return -1;
+        if (cp < 256 && printable(cp))
+            b = cp;
+        else if (cp >= 256 && cp < 256 + 33)
+            b = cp - 256;
+        else if (cp >= 256 + 33 && cp < 256 + 67)
+            b = 0x7F + (cp - 256 - 33);
+        else if (cp == 256 + 67)
+            b = 0xAD;
+        else
+            return -1;
         out[o++] = (char)b;
     }
     *out_len = o;

@@ -73,8 +73,7 @@ static inline int reserve(anv_tokens_t *out, size_t extra) {
 }
 
 /* Appends the ids of one pre-token. */
-static int encode_piece(const anv_tokenizer_t *t, tok_cache_t *c, const unsigned char *s, size_t n,
-                        anv_tokens_t *out) {
+static int encode_piece(const anv_tokenizer_t *t, tok_cache_t *c, const unsigned char *s, size_t n, anv_tokens_t *out) {
     if (reserve(out, n) != 0) return -1;
     uint32_t *dst = out->ids + out->len;
     if (n == 1) {
@@ -94,8 +93,10 @@ static int encode_piece(const anv_tokenizer_t *t, tok_cache_t *c, const unsigned
     }
     uint32_t whole = tok_index_find_hashed(t, s, n, h);
     long m = 1;
-    if (whole != TOK_NONE && t->whole[whole]) dst[0] = whole;
-    else if ((m = tok_bpe(t, s, n, dst, &c->work)) < 0) return -1;
+    if (whole != TOK_NONE && t->whole[whole])
+        dst[0] = whole;
+    else if ((m = tok_bpe(t, s, n, dst, &c->work)) < 0)
+        return -1;
     out->len += (size_t)m;
     if (slot && m <= CACHE_IDS) {
         slot->hash = h;
@@ -150,7 +151,8 @@ int anv_tokenizer_encode_special(const anv_tokenizer_t *t, const char *text, siz
         for (size_t i = 0; i < t->n_specials; i++) {
             if (next[i] < pos) next[i] = next_special(t, i, text, len, pos);
             size_t sl = t->len[t->specials[i]];
-            if (next[i] < at || (next[i] == at && at < len && sl > at_len)) at = next[i], at_len = sl, id = t->specials[i];
+            if (next[i] < at || (next[i] == at && at < len && sl > at_len))
+                at = next[i], at_len = sl, id = t->specials[i];
         }
         rc = encode_ordinary(t, c, (const unsigned char *)text + pos, at - pos, out);
         if (rc == 0 && at < len) rc = anv_tokens_push(out, id);
@@ -166,8 +168,8 @@ static int longer_first(const void *a, const void *b, void *lens) {
     return (x < y) - (x > y);
 }
 
-int anv_tokenizer_encode_batch(const anv_tokenizer_t *t, const char *const *texts, const size_t *lens,
-                               size_t n_docs, anv_tokens_t *outs, int threads) {
+int anv_tokenizer_encode_batch(const anv_tokenizer_t *t, const char *const *texts, const size_t *lens, size_t n_docs,
+                               anv_tokens_t *outs, int threads) {
     if (threads <= 0) threads = anv_threads_count();
     /* Longest documents first, so that no thread is left alone with a big one at the end. */
     size_t *order = anv_alloc((n_docs + 1) * sizeof *order, "batch order");

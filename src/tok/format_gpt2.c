@@ -19,7 +19,8 @@ static int read_merges(anv_tokenizer_t *t, const char *text, size_t len, const c
         snprintf(where, sizeof where, "line %zu", line);
         const char *sp = memchr(s, ' ', n);
         if (!sp || sp == s || sp == s + n - 1 || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s)))
-            return anv_error("%s: line %zu: expected \"left right\", got '%.*s'", path, line, (int)(n > 40 ? 40 : n), s);
+            return anv_error("%s: line %zu: expected \"left right\", got '%.*s'", path, line, (int)(n > 40 ? 40 : n),
+                             s);
         if (tok_merge_from_strings(t, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp + 1 - s), path, where) != 0)
             return -1;
     }

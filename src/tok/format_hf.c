@@ -60,8 +60,8 @@ done:
     return rc;
 }
 
-int tok_merge_from_strings(anv_tokenizer_t *t, const char *a, size_t na, const char *b, size_t nb,
-                           const char *source, const char *where) {
+int tok_merge_from_strings(anv_tokenizer_t *t, const char *a, size_t na, const char *b, size_t nb, const char *source,
+                           const char *where) {
     char small[256], *buf = small;
     if (na + nb > sizeof small && !(buf = anv_alloc(na + nb, "tokenizer merge"))) return -1;
     size_t la, lb;
@@ -241,18 +241,21 @@ int anv_tokenizer_save(const anv_tokenizer_t *t, const char *path) {
         rc |= anv_buf_puts(&b, "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, "
                                "\"use_regex\": true},\n");
     }
-    rc |= anv_buf_puts(&b, "  \"post_processor\": null,\n  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": "
-                           "true, \"trim_offsets\": true, \"use_regex\": true},\n  \"model\": {\"type\": \"BPE\", "
-                           "\"dropout\": null, \"unk_token\": null, \"continuing_subword_prefix\": \"\", "
-                           "\"end_of_word_suffix\": \"\", \"fuse_unk\": false, \"byte_fallback\": false,\n"
-                           "    \"vocab\": {");
+    rc |=
+        anv_buf_puts(&b, "  \"post_processor\": null,\n  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": "
+                         "true, \"trim_offsets\": true, \"use_regex\": true},\n  \"model\": {\"type\": \"BPE\", "
+                         "\"dropout\": null, \"unk_token\": null, \"continuing_subword_prefix\": \"\", "
+                         "\"end_of_word_suffix\": \"\", \"fuse_unk\": false, \"byte_fallback\": false,\n"
+                         "    \"vocab\": {");
     anv_buf_t tmp = {0};
     int first = 1;
     for (uint32_t id = 0; id < t->n_vocab && rc == 0; id++) {
         if (!t->len[id]) continue;
         tmp.len = 0;
-        if (t->is_special[id]) rc |= anv_buf_append(&tmp, t->blob + t->off[id], t->len[id]);
-        else rc |= tok_bytelevel_encode(&tmp, t->blob + t->off[id], t->len[id]);
+        if (t->is_special[id])
+            rc |= anv_buf_append(&tmp, t->blob + t->off[id], t->len[id]);
+        else
+            rc |= tok_bytelevel_encode(&tmp, t->blob + t->off[id], t->len[id]);
         rc |= anv_buf_puts(&b, first ? "\n      " : ",\n      ");
         rc |= anv_buf_json_string(&b, tmp.data, tmp.len);
         rc |= anv_buf_printf(&b, ": %u", id);

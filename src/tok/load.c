@@ -10,10 +10,12 @@ static int load_json(const char *text, size_t len, const char *path, anv_tokeniz
     if (anv_json_parse(text, len, path, &doc) != 0) return -1;
     const anv_json_t *root = anv_json_root(doc);
     int rc;
-    if (anv_json_get(root, "model")) rc = tok_load_hf(root, path, out);
+    if (anv_json_get(root, "model"))
+        rc = tok_load_hf(root, path, out);
     else if (anv_json_get(root, "<|endoftext|>") || anv_json_get(root, "!"))
         rc = anv_error("%s: this is GPT-2's encoder.json; pass the directory holding it and vocab.bpe", path);
-    else rc = anv_error("%s: a JSON file without a \"model\" is not a tokenizer.json", path);
+    else
+        rc = anv_error("%s: a JSON file without a \"model\" is not a tokenizer.json", path);
     anv_json_free(doc);
     return rc;
 }
@@ -36,9 +38,12 @@ int anv_tokenizer_load(const char *path, anv_tokenizer_t **out) {
     size_t i = 0;
     while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) i++;
     int rc;
-    if (i == len) rc = anv_error("%s: empty file is not a tokenizer", path);
-    else if (text[i] == '{') rc = load_json(text, len, path, out);
-    else if (memchr(text, ' ', len < 512 ? len : 512) && i == 0) rc = tok_load_tiktoken_text(text, len, path, out);
+    if (i == len)
+        rc = anv_error("%s: empty file is not a tokenizer", path);
+    else if (text[i] == '{')
+        rc = load_json(text, len, path, out);
+    else if (memchr(text, ' ', len < 512 ? len : 512) && i == 0)
+        rc = tok_load_tiktoken_text(text, len, path, out);
     else
         rc = anv_error("%s: not a tokenizer file (expected tokenizer.json, a tiktoken rank file or a directory with "
                        "encoder.json and vocab.bpe)",

@@ -16,14 +16,13 @@ enum { CL_L, CL_N, CL_S, CL_O };
 /* ASCII classes: letters, digits, \t \n \v \f \r and space; the rest is "other". */
 #define O_ CL_O
 static const unsigned char ascii_class[128] = {
-    O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   CL_S, CL_S, CL_S, CL_S, CL_S, O_,   O_,
-    O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,
-    CL_S, O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,
-    CL_N, CL_N, CL_N, CL_N, CL_N, CL_N, CL_N, CL_N, CL_N, CL_N, O_,   O_,   O_,   O_,   O_,   O_,
-    O_,   CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L,
-    CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, O_,   O_,   O_,   O_,   O_,
-    O_,   CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L,
-    CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, O_,   O_,   O_,   O_,   O_,
+    O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   CL_S, CL_S, CL_S, CL_S, CL_S, O_,   O_,   O_,   O_,   O_,
+    O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   CL_S, O_,   O_,   O_,   O_,   O_,
+    O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   O_,   CL_N, CL_N, CL_N, CL_N, CL_N, CL_N, CL_N, CL_N, CL_N,
+    CL_N, O_,   O_,   O_,   O_,   O_,   O_,   O_,   CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L,
+    CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, O_,   O_,   O_,   O_,
+    O_,   O_,   CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L,
+    CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, CL_L, O_,   O_,   O_,   O_,   O_,
 };
 #undef O_
 
@@ -39,10 +38,14 @@ static int char_slow(const unsigned char *s, size_t i, size_t n, uint32_t *cp, s
     unsigned c = s[i];
     size_t len;
     uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, v = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, v = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, v = c & 0x07, min = 0x10000;
-    else goto invalid;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, v = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, v = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, v = c & 0x07, min = 0x10000;
+    else
+        goto invalid;
     if (n - i < len) goto invalid;
     for (size_t k = 1; k < len; k++) {
         if ((s[i + k] & 0xC0) != 0x80) goto invalid;
@@ -116,9 +119,9 @@ static size_t space_run(const unsigned char *s, size_t i, size_t n, size_t *nl_e
         last = j;
         j += len;
     }
-    if (j == n) return j;       /* followed by the end: \s+(?!\S) takes it all */
-    if (last > i) return last;  /* keep the last space for the next word */
-    return j;                   /* a single space before a non-space: \s+ */
+    if (j == n) return j;      /* followed by the end: \s+(?!\S) takes it all */
+    if (last > i) return last; /* keep the last space for the next word */
+    return j;                  /* a single space before a non-space: \s+ */
 }
 
 static size_t next_gpt2(const unsigned char *s, size_t i, size_t n) {

@@ -17,20 +17,20 @@ typedef struct {
 
 struct anv_tokenizer {
     anv_pretok_t pattern;
-    uint32_t n_vocab;          /* highest id + 1 */
-    uint32_t *off, *len;       /* (n_vocab,) token bytes = blob[off[id] .. off[id]+len[id]); len 0: unused id */
+    uint32_t n_vocab;    /* highest id + 1 */
+    uint32_t *off, *len; /* (n_vocab,) token bytes = blob[off[id] .. off[id]+len[id]); len 0: unused id */
     char *blob;
     size_t blob_len, blob_cap;
-    uint8_t *is_special;       /* (n_vocab,) */
-    uint32_t byte_id[256];     /* id of each single byte */
-    uint32_t (*merges)[3];     /* (n_merges, 3): left, right, result; index = rank */
+    uint8_t *is_special;   /* (n_vocab,) */
+    uint32_t byte_id[256]; /* id of each single byte */
+    uint32_t (*merges)[3]; /* (n_merges, 3): left, right, result; index = rank */
     size_t n_merges, merges_cap;
-    tok_merge_slot_t *table;   /* open addressing, power-of-two size */
+    tok_merge_slot_t *table; /* open addressing, power-of-two size */
     size_t table_mask;
-    uint32_t *specials;        /* ids of the special tokens, the end-of-text token first */
+    uint32_t *specials; /* ids of the special tokens, the end-of-text token first */
     size_t n_specials;
-    uint32_t *index;           /* bytes -> id map over the ordinary tokens (open addressing) */
-    uint8_t *whole;            /* (n_vocab,) 1 when BPE of the token's own bytes gives the token itself */
+    uint32_t *index; /* bytes -> id map over the ordinary tokens (open addressing) */
+    uint8_t *whole;  /* (n_vocab,) 1 when BPE of the token's own bytes gives the token itself */
     size_t index_mask;
     uint64_t hash, serial;
 };
@@ -114,8 +114,8 @@ int tok_vocab_from_json(anv_tokenizer_t *t, const anv_json_t *vocab, const char 
                         const char *source);
 /* Adds the merge of the byte-level strings a and b (looked up via tok_index_find). `where` names
  * the entry in errors ("line 7", "merge 12"). */
-int tok_merge_from_strings(anv_tokenizer_t *t, const char *a, size_t na, const char *b, size_t nb,
-                           const char *source, const char *where);
+int tok_merge_from_strings(anv_tokenizer_t *t, const char *a, size_t na, const char *b, size_t nb, const char *source,
+                           const char *where);
 /* Readers of each format; `source` names the file in errors. */
 int tok_load_hf(const anv_json_t *root, const char *source, anv_tokenizer_t **out);
 int tok_load_tiktoken_text(const char *text, size_t len, const char *source, anv_tokenizer_t **out);

@@ -2,8 +2,8 @@
 #include "tok_internal.h"
 
 #include <stdatomic.h>
-#include <utf8proc.h>
 #include <string.h>
+#include <utf8proc.h>
 
 const char tok_regex_gpt2[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 const char tok_regex_cl100k[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
@@ -129,10 +129,10 @@ void tok_table_insert(anv_tokenizer_t *t, uint32_t left, uint32_t right, uint32_
 
 int tok_table_build(anv_tokenizer_t *t) {
     if (tok_table_reset(t, t->n_merges) != 0) return -1;
-    for (size_t r = 0; r < t->n_merges; r++) tok_table_insert(t, t->merges[r][0], t->merges[r][1], (uint32_t)r, t->merges[r][2]);
+    for (size_t r = 0; r < t->n_merges; r++)
+        tok_table_insert(t, t->merges[r][0], t->merges[r][1], (uint32_t)r, t->merges[r][2]);
     return 0;
 }
-
 
 int tok_index_build(anv_tokenizer_t *t) {
     size_t size = pow2_at_least((size_t)t->n_vocab * 2 + 1);
@@ -204,8 +204,8 @@ int tok_byte_ids(anv_tokenizer_t *t, const char *source) {
         }
     for (unsigned b = 0; b < 256; b++)
         if (t->byte_id[b] == TOK_NONE)
-            return anv_error("%s: no token for the single byte 0x%02x (a byte-level vocabulary needs all 256)",
-                             source, b);
+            return anv_error("%s: no token for the single byte 0x%02x (a byte-level vocabulary needs all 256)", source,
+                             b);
     return 0;
 }
 
@@ -219,8 +219,8 @@ int tok_finish(anv_tokenizer_t *t, const char *source) {
         if (t->len[m[2]] != t->len[m[0]] + t->len[m[1]] ||
             memcmp(t->blob + t->off[m[2]], t->blob + t->off[m[0]], t->len[m[0]]) ||
             memcmp(t->blob + t->off[m[2]] + t->len[m[0]], t->blob + t->off[m[1]], t->len[m[1]]))
-            return anv_error("%s: merge %zu: token %u is not the concatenation of tokens %u and %u", source, r,
-                             m[2], m[0], m[1]);
+            return anv_error("%s: merge %zu: token %u is not the concatenation of tokens %u and %u", source, r, m[2],
+                             m[0], m[1]);
     }
     for (size_t i = 0; i < t->n_specials; i++)
         if (!t->len[t->specials[i]]) return anv_error("%s: special token %u has no text", source, t->specials[i]);

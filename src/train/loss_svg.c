@@ -66,10 +66,14 @@ static double tick_step(double range, int want) {
 }
 
 static void format_tokens(char *buf, size_t n, double v) {
-    if (v >= 1e9) snprintf(buf, n, "%gB", v / 1e9);
-    else if (v >= 1e6) snprintf(buf, n, "%gM", v / 1e6);
-    else if (v >= 1e3) snprintf(buf, n, "%gk", v / 1e3);
-    else snprintf(buf, n, "%g", v);
+    if (v >= 1e9)
+        snprintf(buf, n, "%gB", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(buf, n, "%gM", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, n, "%gk", v / 1e3);
+    else
+        snprintf(buf, n, "%g", v);
 }
 
 static int plot(anv_buf_t *b, const series_t *train, const series_t *val) {
@@ -126,13 +130,14 @@ static int plot(anv_buf_t *b, const series_t *train, const series_t *val) {
     for (size_t i = 0; i < val->n; i++)
         rc |= anv_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#d62728\"/>\n", PX(val->x[i]),
                              PY(val->y[i]));
-    rc |= anv_buf_printf(b,
-                         "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
-                         "<text x=\"%d\" y=\"%d\">train</text>\n"
-                         "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"#d62728\"/><text x=\"%d\" y=\"%d\">validation</text>\n"
-                         "</svg>\n",
-                         W - MR - 170, MT + 16, W - MR - 150, MT + 16, W - MR - 144, MT + 20, W - MR - 80, MT + 16,
-                         W - MR - 72, MT + 20);
+    rc |= anv_buf_printf(
+        b,
+        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
+        "<text x=\"%d\" y=\"%d\">train</text>\n"
+        "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"#d62728\"/><text x=\"%d\" y=\"%d\">validation</text>\n"
+        "</svg>\n",
+        W - MR - 170, MT + 16, W - MR - 150, MT + 16, W - MR - 144, MT + 20, W - MR - 80, MT + 16, W - MR - 72,
+        MT + 20);
 #undef PX
 #undef PY
     return rc;

@@ -5,10 +5,14 @@
 #include <string.h>
 
 int anv_schedule_parse(const char *name, anv_schedule_kind_t *kind) {
-    if (!strcmp(name, "cosine")) *kind = ANV_SCHEDULE_COSINE;
-    else if (!strcmp(name, "constant")) *kind = ANV_SCHEDULE_CONSTANT;
-    else if (!strcmp(name, "wsd")) *kind = ANV_SCHEDULE_WSD;
-    else return anv_error("unknown learning-rate schedule '%s' (expected cosine, constant or wsd)", name);
+    if (!strcmp(name, "cosine"))
+        *kind = ANV_SCHEDULE_COSINE;
+    else if (!strcmp(name, "constant"))
+        *kind = ANV_SCHEDULE_CONSTANT;
+    else if (!strcmp(name, "wsd"))
+        *kind = ANV_SCHEDULE_WSD;
+    else
+        return anv_error("unknown learning-rate schedule '%s' (expected cosine, constant or wsd)", name);
     return 0;
 }
 

@@ -17,10 +17,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     size_t n = 0;
     for (int i = 0; i < A; i++)
         for (int j = 0; j < A; j++) merges[n][0] = (unsigned char)alpha[i], merges[n][1] = (unsigned char)alpha[j], n++;
-    for (int k = 0; k < 64; k++) merges[n][0] = 256 + (uint32_t)(k * 7 % (A * A)), merges[n][1] = 256 + (uint32_t)(k * 13 % (A * A)), n++;
+    for (int k = 0; k < 64; k++)
+        merges[n][0] = 256 + (uint32_t)(k * 7 % (A * A)), merges[n][1] = 256 + (uint32_t)(k * 13 % (A * A)), n++;
     const char *specials[] = {"<|endoftext|>", "<|x|>"};
     for (int p = 0; p < 2; p++)
-        if (anv_tokenizer_create(p ? ANV_PRETOK_CL100K : ANV_PRETOK_GPT2, merges, n, specials, 2, &tok[p]) != 0) abort();
+        if (anv_tokenizer_create(p ? ANV_PRETOK_CL100K : ANV_PRETOK_GPT2, merges, n, specials, 2, &tok[p]) != 0)
+            abort();
     return 0;
 }
 

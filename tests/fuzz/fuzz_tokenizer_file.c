@@ -38,7 +38,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     anv_tokenizer_t *t;
     const uint32_t merges[4][2] = {{'a', 'b'}, {256, 'c'}, {' ', 'a'}, {'t', 'h'}};
     const char *eot = "<|endoftext|>";
-    if (anv_tokenizer_create(ANV_PRETOK_GPT2, merges, 4, &eot, 1, &t) != 0 || anv_tokenizer_save(t, saved) != 0) abort();
+    if (anv_tokenizer_create(ANV_PRETOK_GPT2, merges, 4, &eot, 1, &t) != 0 || anv_tokenizer_save(t, saved) != 0)
+        abort();
     anv_tokenizer_free(t);
     char *json;
     size_t len;

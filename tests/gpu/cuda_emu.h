@@ -1,6 +1,7 @@
 /* A CPU emulation of the CUDA features that the kernels in src/kernels/cuda/attention_tc.cuh and
  * attention_decode.cuh use, so that their logic (indexing, masking, synchronisation, fragment layouts
- * and alignment) is tested on machines without a GPU. Not a simulator: the aim is the kernels' results, not their speed.
+ * and alignment) is tested on machines without a GPU. Not a simulator: the aim is the kernels' results, not their
+ * speed.
  *
  * - A launch runs the blocks one after another; each block's threads are real threads, so
  *   __syncthreads (a barrier of the block) and __syncwarp / __shfl_xor_sync (barriers of the warp)

@@ -1,8 +1,8 @@
 /* The AdamW update of a parameter block's segments (see kernels.h): one parallel region, each segment's
  * floats shared out statically among the threads (no barrier between segments: every float is
  * independent). */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 #include <math.h>
 

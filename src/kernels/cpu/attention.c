@@ -5,10 +5,10 @@
  * The backward pass recomputes P from S and the saved log-sum-exp:
  *   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = dS K / sqrt(hs),
  *   dK = dS^T Q / sqrt(hs). */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
-#include "anvil/kernels.h"
 #include "anvil/base.h"
+#include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 #include "kernels/cpu/vmath.h"
 
 #include <math.h>
@@ -16,7 +16,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
 
 size_t anv_attention_scratch_floats(int T) {
     int threads = 1;

@@ -1,7 +1,7 @@
 /* Softmax fused with cross-entropy, over one chunk of vocabulary columns at a time, so a caller never
  * needs the (N, V) logits in full: the log-sum-exp of each row is combined chunk by chunk. */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 #include "kernels/cpu/vmath.h"
 
 #include <math.h>

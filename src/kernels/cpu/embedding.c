@@ -1,10 +1,9 @@
 /* Token + position embeddings. */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 /* out (B, T, C) = wte[tokens] + wpe[t] */
-void anv_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T,
-                           int C) {
+void anv_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C) {
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         const float *e = wte + (size_t)tokens[bt] * C;

@@ -1,6 +1,6 @@
 /* GELU, tanh approximation (GPT-2's "gelu_new"). */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 #include "kernels/cpu/vmath.h"
 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */

@@ -8,8 +8,8 @@
  * per task on the OpenMP pool). For each block it walks K in KC slices, packs op(A) (MC, KC) and
  * op(B) (KC, NC) into zero-padded contiguous buffers, and accumulates MR x NR register tiles. Each C
  * element receives its KC-slice partial sums in increasing K order, whatever the thread count. */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 #include <string.h>
 #ifdef _OPENMP
@@ -23,7 +23,6 @@ enum { MC = ANV_GEMM_MC, NC = ANV_GEMM_NC, KC = ANV_GEMM_KC, MR = 8, NR = 16 };
 
 /* NR floats as one value: GCC/clang vector extension, lowered to whatever SIMD the target has. */
 typedef float vnr_t __attribute__((vector_size(NR * sizeof(float))));
-
 
 /* ap (MC, KC) <- op(A)[i0 : i0+mc, k0 : k0+kc], rows past mc zero. */
 static void pack_a_block(float *ap, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
@@ -168,8 +167,8 @@ void anv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
               float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #if defined(ANVIL_HAVE_OPENBLAS) && !defined(ANVIL_ISA_AVX512)
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-                lda, B, ldb, beta, C, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
 #else
     anv_gemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif

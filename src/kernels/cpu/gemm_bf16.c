@@ -7,7 +7,7 @@
  *
  * Elsewhere (AVX2, portable, or no AVX512_BF16): op(A) and op(B) are rounded to bf16 in software into
  * fp32 copies, whose products are exact in fp32, and the built-in fp32 GEMM multiplies those. */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_packed.h"

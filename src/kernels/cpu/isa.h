@@ -3,9 +3,9 @@
  * CMake compiles the kernel sources (ANVIL_KERNEL_SOURCES) more than once: as part of the library for
  * the build's baseline target ("portable"), and on x86-64 again with -march=x86-64-v3 (AVX2 + FMA,
  * ANVIL_ISA_AVX2 defined) and -march=x86-64-v4 -mavx512bf16 (AVX-512, ANVIL_ISA_AVX512). Included
- * first, this gives every kernel the symbol name anv_<name>_<isa> (an asm label on its declaration)
- * so the copies coexist in one binary; dispatch.c defines the public names, which call the copy chosen
- * at start. */
+ * by each of those sources, this gives every kernel the symbol name anv_<name>_<isa> (an asm label on
+ * its declaration, which any order of includes keeps) so the copies coexist in one binary; dispatch.c
+ * defines the public names, which call the copy chosen at start. */
 #ifndef ANVIL_KERNELS_CPU_ISA_H
 #define ANVIL_KERNELS_CPU_ISA_H
 

@@ -1,13 +1,13 @@
 /* LayerNorm over the last axis, eps 1e-5 (GPT-2). */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 #include <math.h>
 
 #define LN_EPS 1e-5
 
-void anv_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                           const float *b, int N, int C) {
+void anv_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                           int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -29,8 +29,8 @@ void anv_layernorm_forward(float *out, float *mean, float *rstd, const float *in
  *   dinp += rstd (g - mean(g) - xhat mean(g xhat)),  dw += dout xhat,  db += dout.
  * dinp goes row by row; dw and db column slice by column slice (each thread sums its columns over all
  * rows in order, so the result does not depend on the thread count). */
-void anv_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                            const float *w, const float *mean, const float *rstd, int N, int C) {
+void anv_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                            const float *mean, const float *rstd, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;

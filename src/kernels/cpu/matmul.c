@@ -1,7 +1,7 @@
 /* Linear layers: Conv1D (weight (in, out)) and the tied LM head (weight (out, in)), on top of GEMM. */
 #include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 #ifdef ANVIL_HAVE_OPENBLAS
 #include <cblas.h>

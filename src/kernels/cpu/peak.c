@@ -73,10 +73,14 @@ static double run_all(int width, long reps, volatile double *sink) {
     for (int t = 0; t < threads; t++) {
         double s;
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (width == BF16_DOT) s = dot_bf16(reps);
-        else if (width == 16) s = fma_avx512(reps);
-        else if (width == 8 && __builtin_cpu_supports("fma")) s = fma_avx2(reps);
-        else s = fma_plain(reps);
+        if (width == BF16_DOT)
+            s = dot_bf16(reps);
+        else if (width == 16)
+            s = fma_avx512(reps);
+        else if (width == 8 && __builtin_cpu_supports("fma"))
+            s = fma_avx2(reps);
+        else
+            s = fma_plain(reps);
 #else
         s = fma_plain(reps);
 #endif

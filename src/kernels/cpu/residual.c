@@ -1,6 +1,6 @@
 /* Residual connections. */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 void anv_residual_forward(float *out, const float *a, const float *b, size_t n) {
 #pragma omp parallel for schedule(static)

@@ -3,7 +3,9 @@
 #include "kernels/cpu/isa.h"
 
 const anv_cpu_kernels_t anv_cpu_kernels = {
-    ANV_ISA_LABEL, (size_t)1 << 24, /* 64 MiB blocks: large GEMMs that still stay near the caches */
+    ANV_ISA_LABEL,
+    /* block_floats, 64 MiB: large GEMMs that still stay near the caches */
+    (size_t)1 << 24,
 #define ANV_KERNEL(ret, name, params, args) anv_##name,
 #include "anvil/kernel_list.h"
 };

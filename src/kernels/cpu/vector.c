@@ -1,6 +1,6 @@
 /* Vector kernels: fill, scale, scaled add, sum of squares. */
-#include "kernels/cpu/isa.h" /* first: renames the kernels for this ISA's copy */
 #include "anvil/kernels.h"
+#include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 void anv_fill(float *x, float value, size_t n) {
 #pragma omp parallel for schedule(static)
