@@ -82,7 +82,7 @@ expect "unknown preset" "unknown model preset 'huge'" -- "$anvil" train --data d
 # ---- runs, checkpoints, resume ----
 "${train[@]}" --data data --out run --steps 20 --save-every 10 --eval-every 10 2>/dev/null || fail "good run"
 expect "existing run without --resume" "run: already holds a run" -- "${train[@]}" --data data --out run --steps 5
-expect "resume with another --preset" "run/config.json: the run was trained with n_layer 1" -- \
+expect "resume with another --preset" "run/config.json: the run's model is not the one --preset tiny asks for (n_layer: 1 against 4)" -- \
   "$anvil" train --out run --resume --preset tiny --steps 30
 expect "resume with another --batch" "run/state.json: the run was trained with other --batch" -- \
   "$anvil" train --out run --resume --batch 4 --steps 30

@@ -71,7 +71,7 @@ static int same_hparams(const anv_hparams_t *a, const anv_hparams_t *b) {
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/anvil_test_ckpt_%d", (int)getpid());
     anv_mkdir_p(dir);
-    anv_config_t cfg = {2, 2, 32, 70, 16};
+    anv_config_t cfg = anv_config_gpt2(2, 2, 32, 70, 16);
     anv_model_t *m, *m2;
     anv_adamw_t opt, opt2;
     CHECK(anv_model_create(&cfg, &m) == 0 && anv_model_create(&cfg, &m2) == 0, "create: %s", anv_last_error());
@@ -185,7 +185,7 @@ int main(void) {
           "recover drops an uncommitted .next");
 
     /* Another configuration and a truncated file are errors naming the file. */
-    anv_config_t other = {3, 2, 32, 70, 16};
+    anv_config_t other = anv_config_gpt2(3, 2, 32, 70, 16);
     anv_model_t *m3;
     anv_model_create(&other, &m3);
     CHECK(anv_checkpoint_load_model(path, m3, NULL) != 0 && strstr(anv_last_error(), "model.safetensors"),

@@ -97,7 +97,7 @@ static void test_choose(void) {
  * state from its slice of the gradients and clipped with the norm summed over the shards, must give
  * bitwise the parameters, moments and norm of the full-block update. */
 static void test_adamw_shards(void) {
-    anv_config_t cfg = {2, 2, 16, 70, 8};
+    anv_config_t cfg = anv_config_gpt2(2, 2, 16, 70, 8);
     anv_model_t *full = NULL, *sharded = NULL;
     CHECK(anv_model_create(&cfg, &full) == 0 && anv_model_create(&cfg, &sharded) == 0, "%s", anv_last_error());
     size_t n = anv_model_n_params(full);

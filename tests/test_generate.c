@@ -324,7 +324,7 @@ int main(void) {
     anv_threads_set(1);
     test_stopper();
     test_adjust();
-    anv_config_t cfg = {2, 2, 32, 257, 32};
+    anv_config_t cfg = anv_config_gpt2(2, 2, 32, 257, 32);
     anv_generator_t *g = NULL;
     if (anv_tokenizer_create_bytes(&tok) != 0 || anv_model_create(&cfg, &model) != 0) {
         fprintf(stderr, "setup: %s\n", anv_last_error());

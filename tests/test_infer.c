@@ -9,7 +9,7 @@
 #include <string.h>
 
 int main(void) {
-    anv_config_t cfg = {2, 4, 64, 100, 128}; /* n_layer, n_head, n_embd, vocab (padded to 128), block */
+    anv_config_t cfg = anv_config_gpt2(2, 4, 64, 100, 128); /* n_layer, n_head, n_embd, vocab (padded to 128), block */
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "create: %s", anv_last_error());
     if (!m) return check_done("test_infer");

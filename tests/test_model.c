@@ -13,8 +13,9 @@
 
 /* Creates the golden file's model and loads tensors "<prefix><HF name>" into its parameter block. */
 static anv_model_t *load_model(anv_safetensors_t *st, const char *prefix) {
-    anv_config_t cfg = {golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"), golden_meta_int(st, "n_embd"),
-                        golden_meta_int(st, "vocab_size"), golden_meta_int(st, "block_size")};
+    anv_config_t cfg =
+        anv_config_gpt2(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"), golden_meta_int(st, "n_embd"),
+                        golden_meta_int(st, "vocab_size"), golden_meta_int(st, "block_size"));
     anv_model_t *m;
     if (anv_model_create(&cfg, &m)) {
         fprintf(stderr, "%s\n", anv_last_error());
@@ -134,7 +135,7 @@ static void test_golden(const char *file) {
 
 /* Other thread counts agree to rounding; an ignored-everything batch has loss 0 and no gradient. */
 static void test_threads_and_ignored(void) {
-    anv_config_t cfg = {2, 2, 32, 100, 16};
+    anv_config_t cfg = anv_config_gpt2(2, 2, 32, 100, 16);
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "%s", anv_last_error());
     anv_model_init_gpt2(m, 3);
@@ -167,7 +168,7 @@ static void test_threads_and_ignored(void) {
  * formulas in double: d logits = (softmax - onehot) / count, dwte = dlogits^T lnf, dlnf = dlogits wte. */
 static void test_vocab_chunks(void) {
     enum { B = 8, T = 256, N = B * T, V = 9000, C = 16 };
-    anv_config_t cfg = {1, 2, C, V, T};
+    anv_config_t cfg = anv_config_gpt2(1, 2, C, V, T);
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "%s", anv_last_error());
     anv_model_init_gpt2(m, 5);
@@ -230,7 +231,7 @@ static void test_vocab_chunks(void) {
 }
 
 static void test_init(void) {
-    anv_config_t cfg = {4, 4, 64, 1000, 32};
+    anv_config_t cfg = anv_config_gpt2(4, 4, 64, 1000, 32);
     anv_model_t *a = NULL, *b = NULL;
     if (anv_model_create(&cfg, &a) || anv_model_create(&cfg, &b)) {
         CHECK(0, "%s", anv_last_error());
@@ -288,11 +289,11 @@ static void test_config(void) {
     CHECK(anv_config_padded_vocab(&c) == 50304, "padded vocab %d", anv_config_padded_vocab(&c));
     CHECK(anv_model_flops_per_token(&c, 1024) == 6.0 * 124439808 + 12.0 * 12 * 768 * 1024, "flops per token");
 
-    anv_config_t bad = {2, 3, 100, 50, 16};
+    anv_config_t bad = anv_config_gpt2(2, 3, 100, 50, 16);
     CHECK(anv_config_validate(&bad, "config.json") != 0 &&
               !strcmp(anv_last_error(), "config.json: n_embd 100 is not divisible by n_head 3"),
           "%s", anv_last_error());
-    anv_config_t zero = {0, 1, 8, 50, 16};
+    anv_config_t zero = anv_config_gpt2(0, 1, 8, 50, 16);
     CHECK(anv_config_validate(&zero, "x.json") != 0 && strstr(anv_last_error(), "x.json: n_layer 0"), "%s",
           anv_last_error());
     anv_model_t *m;
@@ -300,7 +301,7 @@ static void test_config(void) {
 
     char path[256];
     snprintf(path, sizeof path, "/tmp/anvil_test_model_%d.json", (int)getpid());
-    anv_config_t small = {3, 2, 16, 321, 24}, back;
+    anv_config_t small = anv_config_gpt2(3, 2, 16, 321, 24), back;
     CHECK(anv_config_save(&small, path) == 0, "%s", anv_last_error());
     CHECK(anv_config_load(path, &back) == 0 && !memcmp(&small, &back, sizeof back), "config round trip");
     static const char *bad_json[] = {
@@ -327,7 +328,7 @@ static void test_config(void) {
 }
 
 static void test_bad_input(void) {
-    anv_config_t cfg = {1, 2, 16, 50, 8};
+    anv_config_t cfg = anv_config_gpt2(1, 2, 16, 50, 8);
     anv_model_t *m;
     anv_model_create(&cfg, &m);
     anv_model_init_gpt2(m, 1);

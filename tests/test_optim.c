@@ -93,7 +93,7 @@ static void test_clip(void) {
 /* With zero gradients AdamW only decays: 2-D weights shrink by (1 - lr wd), 1-D ones stay. Then one
  * element's moments and update over three steps against the formula in double. */
 static void test_adamw(void) {
-    anv_config_t cfg = {2, 2, 16, 70, 8};
+    anv_config_t cfg = anv_config_gpt2(2, 2, 16, 70, 8);
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "%s", anv_last_error());
     anv_model_init_gpt2(m, 9);

@@ -11,16 +11,34 @@
 #include "anvil/json.h"
 #include "anvil/kernels.h"
 
+typedef enum { ANV_ARCH_GPT2 } anv_arch_t;
+
+/* What a model is. Read from and written to the Hugging Face config.json keys of its architecture
+ * (GPT2LMHeadModel: n_layer, n_head, n_embd, n_inner, vocab_size, n_positions, layer_norm_epsilon,
+ * tie_word_embeddings) plus anvil's block_size. */
 typedef struct {
-    int n_layer, n_head, n_embd, vocab_size, block_size;
+    anv_arch_t arch;
+    int n_layer, n_head, n_kv_head, n_embd;
+    int n_ff; /* the MLP's hidden width */
+    int vocab_size, block_size;
+    float norm_eps;
+    int tie_embeddings; /* the LM head is the token embedding */
 } anv_config_t;
 
+/* A GPT-2 config of the given shape: n_kv_head = n_head, n_ff = 4 n_embd, eps 1e-5, tied head. */
+anv_config_t anv_config_gpt2(int n_layer, int n_head, int n_embd, int vocab_size, int block_size);
 /* Presets: "tiny" (~1M params), "small" (~10M), "gpt2-124m", "gpt2-350m". */
 int anv_config_preset(const char *name, anv_config_t *cfg);
 int anv_config_from_json(const anv_json_t *obj, const char *source, anv_config_t *cfg);
 int anv_config_load(const char *path, anv_config_t *cfg);
-int anv_config_save(const anv_config_t *cfg, const char *path); /* atomic; HF-compatible keys too */
+/* The config.json of a run and of a Hugging Face export, one writer for both; `extra` (may be NULL)
+ * is inserted as further members ("  \"key\": value,\n" lines). */
+int anv_config_json(const anv_config_t *cfg, const char *extra, anv_buf_t *out);
+int anv_config_save(const anv_config_t *cfg, const char *path); /* atomic */
 int anv_config_validate(const anv_config_t *cfg, const char *source);
+/* 1 when a and b are the same model; else 0 with the first difference in why ("n_layer: 4 against 6",
+ * a's value first). */
+int anv_config_equal(const anv_config_t *a, const anv_config_t *b, char *why, size_t why_size);
 int anv_config_padded_vocab(const anv_config_t *cfg);  /* vocab_size rounded up to a multiple of 64 */
 size_t anv_config_num_params(const anv_config_t *cfg); /* as Hugging Face counts them (tied head once) */
 

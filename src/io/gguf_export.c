@@ -180,7 +180,7 @@ int anv_gguf_export_gpt2(anv_model_t *m, const anv_tokenizer_t *tok, const char 
         anv_gguf_add_u32(w, "general.quantization_version", 2) != 0 ||
         anv_gguf_add_u32(w, "gpt2.context_length", (uint32_t)cfg->block_size) != 0 ||
         anv_gguf_add_u32(w, "gpt2.embedding_length", (uint32_t)cfg->n_embd) != 0 ||
-        anv_gguf_add_u32(w, "gpt2.feed_forward_length", 4 * (uint32_t)cfg->n_embd) != 0 ||
+        anv_gguf_add_u32(w, "gpt2.feed_forward_length", (uint32_t)cfg->n_ff) != 0 ||
         anv_gguf_add_u32(w, "gpt2.block_count", (uint32_t)cfg->n_layer) != 0 ||
         anv_gguf_add_u32(w, "gpt2.attention.head_count", (uint32_t)cfg->n_head) != 0 ||
         anv_gguf_add_f32(w, "gpt2.attention.layer_norm_epsilon", 1e-5f) != 0 ||

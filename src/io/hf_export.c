@@ -37,26 +37,13 @@ int anv_hf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *dir) {
                          c->vocab_size);
     if (anv_mkdir_p(dir) != 0) return -1;
     int64_t eot = anv_tokenizer_eot(tok);
-    char ids[96] = "";
+    char ids[96] = "", extra[160];
     if (eot >= 0)
         snprintf(ids, sizeof ids, "  \"bos_token_id\": %lld,\n  \"eos_token_id\": %lld,\n", (long long)eot,
                  (long long)eot);
+    snprintf(extra, sizeof extra, "%s  \"torch_dtype\": \"float32\",\n", ids);
     anv_buf_t cfg = {0}, gen = {0};
-    int rc = anv_buf_printf(&cfg,
-                            "{\n"
-                            "  \"architectures\": [\"GPT2LMHeadModel\"],\n"
-                            "  \"model_type\": \"gpt2\",\n"
-                            "  \"n_layer\": %d,\n  \"n_head\": %d,\n  \"n_embd\": %d,\n"
-                            "  \"n_positions\": %d,\n  \"n_ctx\": %d,\n  \"n_inner\": null,\n"
-                            "  \"vocab_size\": %d,\n"
-                            "  \"layer_norm_epsilon\": 1e-05,\n"
-                            "  \"activation_function\": \"gelu_new\",\n"
-                            "  \"tie_word_embeddings\": true,\n"
-                            "%s"
-                            "  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0,\n"
-                            "  \"torch_dtype\": \"float32\"\n"
-                            "}\n",
-                            c->n_layer, c->n_head, c->n_embd, c->block_size, c->block_size, c->vocab_size, ids);
+    int rc = anv_config_json(c, extra, &cfg);
     rc |= anv_buf_printf(&gen, "{\n%s  \"_from_model_config\": true\n}\n", ids);
     char path[4200];
     if (rc == 0) rc = write_text(dir, "config.json", &cfg);

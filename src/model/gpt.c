@@ -31,19 +31,21 @@ static size_t layout(anv_model_t *m) {
     m->n_tensors = 0;
     add_tensor(m, &off, "transformer.wte.weight", m->Vp, c->vocab_size, C);
     add_tensor(m, &off, "transformer.wpe.weight", c->block_size, c->block_size, C);
+    enum { NONE, DIM_C, DIM_3C, DIM_F };
+    const int dim[] = {0, C, 3 * C, c->n_ff};
     static const struct {
         const char *suffix;
-        int in, out; /* multiples of C; out 0 for 1-D tensors of size `in` C */
+        int in, out; /* dimensions; out NONE for 1-D tensors */
     } per_layer[] = {
-        {"ln_1.weight", 1, 0},      {"ln_1.bias", 1, 0},          {"attn.c_attn.weight", 1, 3},
-        {"attn.c_attn.bias", 3, 0}, {"attn.c_proj.weight", 1, 1}, {"attn.c_proj.bias", 1, 0},
-        {"ln_2.weight", 1, 0},      {"ln_2.bias", 1, 0},          {"mlp.c_fc.weight", 1, 4},
-        {"mlp.c_fc.bias", 4, 0},    {"mlp.c_proj.weight", 4, 1},  {"mlp.c_proj.bias", 1, 0},
+        {"ln_1.weight", DIM_C, NONE},       {"ln_1.bias", DIM_C, NONE},           {"attn.c_attn.weight", DIM_C, DIM_3C},
+        {"attn.c_attn.bias", DIM_3C, NONE}, {"attn.c_proj.weight", DIM_C, DIM_C}, {"attn.c_proj.bias", DIM_C, NONE},
+        {"ln_2.weight", DIM_C, NONE},       {"ln_2.bias", DIM_C, NONE},           {"mlp.c_fc.weight", DIM_C, DIM_F},
+        {"mlp.c_fc.bias", DIM_F, NONE},     {"mlp.c_proj.weight", DIM_F, DIM_C},  {"mlp.c_proj.bias", DIM_C, NONE},
     };
     for (int l = 0; l < c->n_layer; l++) {
         for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
             snprintf(name, sizeof name, "transformer.h.%d.%s", l, per_layer[i].suffix);
-            int d0 = per_layer[i].in * C, d1 = per_layer[i].out * C;
+            int d0 = dim[per_layer[i].in], d1 = dim[per_layer[i].out];
             add_tensor(m, &off, name, d0, d0, d1);
         }
     }

@@ -5,7 +5,7 @@
  *   transformer.wpe.weight   (block_size, C)
  *   per layer i: transformer.h.{i}.ln_1.{weight,bias} (C), attn.c_attn.{weight (C,3C), bias (3C)},
  *                attn.c_proj.{weight (C,C), bias (C)}, ln_2.{weight,bias} (C),
- *                mlp.c_fc.{weight (C,4C), bias (4C)}, mlp.c_proj.{weight (4C,C), bias (C)}
+ *                mlp.c_fc.{weight (C,F), bias (F)}, mlp.c_proj.{weight (F,C), bias (C)}; F = n_ff
  *   transformer.ln_f.{weight,bias} (C)
  * Conv1D weights are (in, out): y = x @ W + b. The gradient block has the same layout. */
 #ifndef ANVIL_MODEL_GPT_INTERNAL_H
@@ -20,8 +20,8 @@ typedef struct {
     float *attn_w, *attn_b;     /* c_attn: (C, 3C), (3C); output columns are q | k | v */
     float *proj_w, *proj_b;     /* attn.c_proj: (C, C), (C) */
     float *ln2_w, *ln2_b;       /* (C), (C) */
-    float *fc_w, *fc_b;         /* mlp.c_fc: (C, 4C), (4C) */
-    float *fcproj_w, *fcproj_b; /* mlp.c_proj: (4C, C), (C) */
+    float *fc_w, *fc_b;         /* mlp.c_fc: (C, F), (F) */
+    float *fcproj_w, *fcproj_b; /* mlp.c_proj: (F, C), (C) */
 } anv_gpt_layer_t;
 
 /* Views of the whole parameter (or gradient) block. */
@@ -44,8 +44,8 @@ typedef struct {
     float *res2;                /* (L, B, T, C) residual stream after attention */
     float *ln2;                 /* (L, B, T, C) */
     float *ln2_mean, *ln2_rstd; /* (L, B, T) */
-    float *fch;                 /* (L, B, T, 4C) c_fc output, GELU input */
-    float *fch_gelu;            /* (L, B, T, 4C) */
+    float *fch;                 /* (L, B, T, F) c_fc output, GELU input */
+    float *fch_gelu;            /* (L, B, T, F) */
     float *res3;                /* (L, B, T, C) residual stream after the MLP: each layer's output */
     float *lnf;                 /* (B, T, C) */
     float *lnf_mean, *lnf_rstd; /* (B, T) */
@@ -56,7 +56,7 @@ typedef struct {
     float *ce_dwte;             /* (Vp, C) gradient of the head's wte rows, for a loss scale of 1 */
     float *tmp;                 /* (B, T, C) branch output (forward), activation gradient (backward) */
     float *dres;                /* (B, T, C) gradient of the residual stream */
-    float *dbranch;             /* (B, T, 4C) gradient inside a branch (MLP hidden, qkv) */
+    float *dbranch;             /* (B, T, max(F, 3C)) gradient inside a branch (MLP hidden, qkv) */
     float *block;               /* the allocation all of the float views above point into */
     int32_t *inputs, *targets;  /* (B, T) copies of the last forward's tokens (inputs owns both) */
     float *att_scratch;         /* attention's per-thread (T, T) work areas */

@@ -34,7 +34,7 @@ typedef struct {
 
 /* The float views of the activation block for N token rows, in allocation order; returns the count. */
 static int act_views(anv_gpt_acts_t *a, const anv_config_t *c, size_t N, act_view_t *v) {
-    size_t L = c->n_layer, C = c->n_embd, NH = c->n_head;
+    size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, F = c->n_ff;
     act_view_t t[] = {
         {&a->encoded, N * C},
         {&a->ln1, L * N * C},
@@ -47,8 +47,8 @@ static int act_views(anv_gpt_acts_t *a, const anv_config_t *c, size_t N, act_vie
         {&a->ln2, L * N * C},
         {&a->ln2_mean, L * N},
         {&a->ln2_rstd, L * N},
-        {&a->fch, L * N * 4 * C},
-        {&a->fch_gelu, L * N * 4 * C},
+        {&a->fch, L * N * F},
+        {&a->fch_gelu, L * N * F},
         {&a->res3, L * N * C},
         {&a->lnf, N * C},
         {&a->lnf_mean, N},
@@ -60,7 +60,7 @@ static int act_views(anv_gpt_acts_t *a, const anv_config_t *c, size_t N, act_vie
         {&a->ce_dwte, (size_t)anv_config_padded_vocab(c) * C},
         {&a->tmp, N * C},
         {&a->dres, N * C},
-        {&a->dbranch, N * 4 * C},
+        {&a->dbranch, N * (F > 3 * C ? F : 3 * C)},
     };
     int n = (int)(sizeof t / sizeof t[0]);
     for (int i = 0; i < n; i++) v[i] = t[i];
@@ -103,8 +103,8 @@ static int ensure_acts(anv_model_t *m, int B, int T) {
 
 void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_budget_t *out) {
     size_t N = (size_t)B * T, C = cfg->n_embd;
-    size_t n_params = (size_t)anv_config_padded_vocab(cfg) * C + (size_t)cfg->block_size * C +
-                      (size_t)cfg->n_layer * (12 * C * C + 13 * C) + 2 * C; /* as layout() in gpt.c */
+    /* the block holds wte's padding rows besides what Hugging Face counts */
+    size_t n_params = anv_config_num_params(cfg) + (size_t)(anv_config_padded_vocab(cfg) - cfg->vocab_size) * C;
     anv_gpt_acts_t dummy;
     act_view_t views[MAX_ACT_VIEWS];
     int nv = act_views(&dummy, cfg, N, views);
@@ -137,16 +137,16 @@ static int check_tokens(const anv_model_t *m, const int32_t *inputs, const int32
 static void forward_hidden(anv_model_t *m, int B, int T) {
     const anv_config_t *c = &m->cfg;
     anv_gpt_acts_t *a = &m->acts;
-    int C = c->n_embd, NH = c->n_head;
+    int C = c->n_embd, NH = c->n_head, F = c->n_ff;
     int N = B * T;
-    size_t NC = (size_t)N * C;
+    size_t NC = (size_t)N * C, NF = (size_t)N * F;
     anv_embedding_forward(a->encoded, a->inputs, m->w.wte, m->w.wpe, B, T, C);
     const float *x = a->encoded; /* (N, C) residual stream entering the layer */
     for (int l = 0; l < c->n_layer; l++) {
         const anv_gpt_layer_t *w = &m->w.h[l];
         float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
         float *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC, *res3 = a->res3 + l * NC;
-        float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
+        float *fch = a->fch + l * NF, *fch_gelu = a->fch_gelu + l * NF;
         float *ln1_mean = a->ln1_mean + (size_t)l * N, *ln1_rstd = a->ln1_rstd + (size_t)l * N;
         float *ln2_mean = a->ln2_mean + (size_t)l * N, *ln2_rstd = a->ln2_rstd + (size_t)l * N;
         float *lse = a->att_lse + (size_t)l * N * NH;
@@ -158,9 +158,9 @@ static void forward_hidden(anv_model_t *m, int B, int T) {
         anv_residual_forward(res2, x, a->tmp, NC);
 
         anv_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, w->ln2_w, w->ln2_b, N, C);
-        anv_matmul_forward(fch, ln2, w->fc_w, w->fc_b, N, C, 4 * C);
-        anv_gelu_forward(fch_gelu, fch, 4 * NC);
-        anv_matmul_forward(a->tmp, fch_gelu, w->fcproj_w, w->fcproj_b, N, 4 * C, C);
+        anv_matmul_forward(fch, ln2, w->fc_w, w->fc_b, N, C, F);
+        anv_gelu_forward(fch_gelu, fch, NF);
+        anv_matmul_forward(a->tmp, fch_gelu, w->fcproj_w, w->fcproj_b, N, F, C);
         anv_residual_forward(res3, res2, a->tmp, NC);
         x = res3;
     }
@@ -244,9 +244,9 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
     if (ensure_att_scratch(m, m->T)) return -1;
     const anv_config_t *c = &m->cfg;
     anv_gpt_acts_t *a = &m->acts;
-    int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, L = c->n_layer;
+    int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, L = c->n_layer, F = c->n_ff;
     int N = B * T;
-    size_t NC = (size_t)N * C;
+    size_t NC = (size_t)N * C, NF = (size_t)N * F;
 
     /* The head's gradients, computed by the forward for a loss scale of 1. */
     anv_scale_into(a->tmp, a->ce_dlnf, loss_scale, NC);
@@ -260,15 +260,15 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
         const float *x = l ? a->res3 + (l - 1) * NC : a->encoded;
         float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
         float *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
-        float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
+        float *fch = a->fch + l * NF, *fch_gelu = a->fch_gelu + l * NF;
         float *ln1_mean = a->ln1_mean + (size_t)l * N, *ln1_rstd = a->ln1_rstd + (size_t)l * N;
         float *ln2_mean = a->ln2_mean + (size_t)l * N, *ln2_rstd = a->ln2_rstd + (size_t)l * N;
         float *lse = a->att_lse + (size_t)l * N * NH;
 
         /* MLP branch; dres is the gradient of res3, which flows unchanged into the branch and res2. */
-        anv_matmul_backward(a->dbranch, g->fcproj_w, g->fcproj_b, a->dres, fch_gelu, w->fcproj_w, N, 4 * C, C);
-        anv_gelu_backward(a->dbranch, fch, a->dbranch, 4 * NC);
-        anv_matmul_backward(a->tmp, g->fc_w, g->fc_b, a->dbranch, ln2, w->fc_w, N, C, 4 * C);
+        anv_matmul_backward(a->dbranch, g->fcproj_w, g->fcproj_b, a->dres, fch_gelu, w->fcproj_w, N, F, C);
+        anv_gelu_backward(a->dbranch, fch, a->dbranch, NF);
+        anv_matmul_backward(a->tmp, g->fc_w, g->fc_b, a->dbranch, ln2, w->fc_w, N, C, F);
         anv_layernorm_backward(a->dres, g->ln2_w, g->ln2_b, a->tmp, res2, w->ln2_w, ln2_mean, ln2_rstd, N, C);
 
         /* Attention branch; dres is now the gradient of res2. */

@@ -14,7 +14,7 @@ struct anv_kv_cache {
     float *k, *v;          /* (L, max_len, C) each */
     float *x, *ln, *qkv;   /* (CHUNK, C), (CHUNK, C), (CHUNK, 3C) */
     float *atty, *tmp;     /* (CHUNK, C) each */
-    float *fch, *fch_gelu; /* (CHUNK, 4C) each */
+    float *fch, *fch_gelu; /* (CHUNK, F) each */
     float *logits;         /* (Vp) */
     int32_t *tokens;       /* (CHUNK) the chunk's tokens where the device's kernels can read them */
     float *block;
@@ -24,14 +24,13 @@ struct anv_kv_cache {
  * points the views into it. */
 static size_t kv_layout(const anv_model_t *m, int max_len, anv_kv_cache_t *kv) {
     const anv_config_t *c = &m->cfg;
-    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, T = (size_t)max_len;
+    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, T = (size_t)max_len, F = (size_t)c->n_ff;
     struct {
         float **p;
         size_t n;
-    } views[] = {{&kv->k, L * T * C},         {&kv->v, L * T * C},       {&kv->x, CHUNK * C},
-                 {&kv->ln, CHUNK * C},        {&kv->qkv, CHUNK * 3 * C}, {&kv->atty, CHUNK * C},
-                 {&kv->tmp, CHUNK * C},       {&kv->fch, CHUNK * 4 * C}, {&kv->fch_gelu, CHUNK * 4 * C},
-                 {&kv->logits, (size_t)m->Vp}};
+    } views[] = {{&kv->k, L * T * C},        {&kv->v, L * T * C},         {&kv->x, CHUNK * C},   {&kv->ln, CHUNK * C},
+                 {&kv->qkv, CHUNK * 3 * C},  {&kv->atty, CHUNK * C},      {&kv->tmp, CHUNK * C}, {&kv->fch, CHUNK * F},
+                 {&kv->fch_gelu, CHUNK * F}, {&kv->logits, (size_t)m->Vp}};
     size_t total = CHUNK; /* the tokens first: int32 and float have the same size */
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
         if (kv->block) *views[i].p = kv->block + total;
@@ -89,9 +88,9 @@ static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *toke
         anv_matmul_forward(kv->tmp, kv->atty, w->proj_w, w->proj_b, n, C, C);
         anv_residual_forward(kv->x, kv->x, kv->tmp, nC);
         anv_layernorm_forward(kv->ln, NULL, NULL, kv->x, w->ln2_w, w->ln2_b, n, C);
-        anv_matmul_forward(kv->fch, kv->ln, w->fc_w, w->fc_b, n, C, 4 * C);
-        anv_gelu_forward(kv->fch_gelu, kv->fch, 4 * nC);
-        anv_matmul_forward(kv->tmp, kv->fch_gelu, w->fcproj_w, w->fcproj_b, n, 4 * C, C);
+        anv_matmul_forward(kv->fch, kv->ln, w->fc_w, w->fc_b, n, C, c->n_ff);
+        anv_gelu_forward(kv->fch_gelu, kv->fch, (size_t)n * c->n_ff);
+        anv_matmul_forward(kv->tmp, kv->fch_gelu, w->fcproj_w, w->fcproj_b, n, c->n_ff, C);
         anv_residual_forward(kv->x, kv->x, kv->tmp, nC);
     }
     kv->len += n;

@@ -149,11 +149,6 @@ static int setup_fresh(trainer_t *t) {
     return 0;
 }
 
-static int same_config(const anv_config_t *a, const anv_config_t *b) {
-    return a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_embd == b->n_embd &&
-           a->vocab_size == b->vocab_size && a->block_size == b->block_size;
-}
-
 static int setup_resume(trainer_t *t) {
     char path[4200];
     const char *run = t->o->run_dir;
@@ -174,12 +169,11 @@ static int setup_resume(trainer_t *t) {
     if (t->o->preset || t->o->config_path) {
         anv_config_t want;
         if (requested_config(t, &want) != 0) return -1;
-        if (!same_config(&want, &t->cfg))
-            return anv_error("%s: the run was trained with n_layer %d, n_head %d, n_embd %d, vocab_size %d, "
-                             "block_size %d, but %s %s asks for %d, %d, %d, %d, %d",
-                             path, t->cfg.n_layer, t->cfg.n_head, t->cfg.n_embd, t->cfg.vocab_size, t->cfg.block_size,
+        char why[128];
+        if (!anv_config_equal(&t->cfg, &want, why, sizeof why))
+            return anv_error("%s: the run's model is not the one %s %s asks for (%s)", path,
                              t->o->preset ? "--preset" : "--config", t->o->preset ? t->o->preset : t->o->config_path,
-                             want.n_layer, want.n_head, want.n_embd, want.vocab_size, want.block_size);
+                             why);
     }
     if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0) return -1;
     long long ms, os;
