@@ -303,7 +303,14 @@ static void test_config(void) {
     snprintf(path, sizeof path, "/tmp/anvil_test_model_%d.json", (int)getpid());
     anv_config_t small = anv_config_gpt2(3, 2, 16, 321, 24), back;
     CHECK(anv_config_save(&small, path) == 0, "%s", anv_last_error());
-    CHECK(anv_config_load(path, &back) == 0 && !memcmp(&small, &back, sizeof back), "config round trip");
+    char why[128];
+    CHECK(anv_config_load(path, &back) == 0 && anv_config_equal(&small, &back, why, sizeof why),
+          "config round trip: %s", why);
+    back.n_ff = 50;
+    CHECK(!anv_config_equal(&small, &back, why, sizeof why) && !strcmp(why, "n_ff: 64 against 50"), "difference: %s",
+          why);
+    CHECK(anv_config_validate(&back, "c.json") != 0 && strstr(anv_last_error(), "c.json: n_inner must be"), "%s",
+          anv_last_error());
     static const char *bad_json[] = {
         "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10}",                      /* no block */
         "{\"n_layer\": 2.5, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}", /* fraction */
@@ -311,6 +318,9 @@ static void test_config(void) {
         "{\"n_layer\": \"2\", \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}",
         "{\"n_layer\": 2, \"n_head\": 3, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}",
         "[1, 2]",
+        "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8, \"n_inner\": 32}",
+        "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8, "
+        "\"tie_word_embeddings\": \"yes\"}",
     };
     for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
         anv_write_file_atomic(path, bad_json[i], strlen(bad_json[i]));
