@@ -319,8 +319,7 @@ static void test_config(void) {
         "{\"n_layer\": 2, \"n_head\": 3, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8}",
         "[1, 2]",
         "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8, \"n_inner\": 32}",
-        "{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 16, \"vocab_size\": 10, \"block_size\": 8, "
-        "\"tie_word_embeddings\": \"yes\"}",
+        "{\"n_layer\":2,\"n_head\":2,\"n_embd\":16,\"vocab_size\":9,\"block_size\":8,\"tie_word_embeddings\":0}",
     };
     for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
         anv_write_file_atomic(path, bad_json[i], strlen(bad_json[i]));
