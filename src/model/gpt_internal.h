@@ -63,6 +63,34 @@ typedef struct {
     size_t att_scratch_n;       /* floats in att_scratch */
 } anv_gpt_acts_t;
 
+/* The buffers of one transformer block over n token rows. Training passes the layer's activations,
+ * kept for the backward pass; decoding passes scratch that every layer reuses, NULL for the
+ * normalisation statistics, and the residual stream itself for res2 and out (residuals in place). */
+typedef struct {
+    const float *x;                          /* (n, C) the residual stream entering the block */
+    float *ln1, *ln1_mean, *ln1_rstd;        /* (n, C), (n), (n) */
+    float *qkv, *atty;                       /* (n, 3C), (n, C) */
+    float *res2, *ln2, *ln2_mean, *ln2_rstd; /* (n, C), (n, C), (n), (n) */
+    float *fch, *fch_gelu;                   /* (n, F) each */
+    float *tmp;                              /* (n, C) a branch's output before its residual */
+    float *out;                              /* (n, C) the residual stream leaving the block */
+} anv_block_bufs_t;
+
+/* Causal self-attention of the block's qkv: over a whole batch of sequences (training: lse and
+ * scratch as anv_attention_forward takes them), or of n new rows of one sequence at positions pos..
+ * against a KV cache (decoding: kc, vc as anv_attention_decode takes them). */
+typedef struct {
+    int decode;
+    float *lse, *scratch; /* training */
+    int B, T;
+    float *kc, *vc; /* decoding */
+    int pos;
+} anv_block_attention_t;
+
+/* One GPT-2 block, the same for training and decoding: x -> out through the attention and the MLP. */
+void anv_block_forward(const anv_config_t *c, const anv_gpt_layer_t *w, const anv_block_bufs_t *b,
+                       const anv_block_attention_t *att, int n);
+
 struct anv_model {
     anv_config_t cfg;
     int Vp;                /* vocab_size rounded up to a multiple of 64 */

@@ -142,27 +142,28 @@ static void forward_hidden(anv_model_t *m, int B, int T) {
     size_t NC = (size_t)N * C, NF = (size_t)N * F;
     anv_embedding_forward(a->encoded, a->inputs, m->w.wte, m->w.wpe, B, T, C);
     const float *x = a->encoded; /* (N, C) residual stream entering the layer */
+    anv_block_attention_t att = {.lse = NULL, .scratch = a->att_scratch, .B = B, .T = T};
     for (int l = 0; l < c->n_layer; l++) {
-        const anv_gpt_layer_t *w = &m->w.h[l];
-        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
-        float *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC, *res3 = a->res3 + l * NC;
-        float *fch = a->fch + l * NF, *fch_gelu = a->fch_gelu + l * NF;
-        float *ln1_mean = a->ln1_mean + (size_t)l * N, *ln1_rstd = a->ln1_rstd + (size_t)l * N;
-        float *ln2_mean = a->ln2_mean + (size_t)l * N, *ln2_rstd = a->ln2_rstd + (size_t)l * N;
-        float *lse = a->att_lse + (size_t)l * N * NH;
-
-        anv_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, w->ln1_w, w->ln1_b, N, C);
-        anv_matmul_forward(qkv, ln1, w->attn_w, w->attn_b, N, C, 3 * C);
-        anv_attention_forward(atty, lse, a->att_scratch, qkv, B, T, C, NH);
-        anv_matmul_forward(a->tmp, atty, w->proj_w, w->proj_b, N, C, C);
-        anv_residual_forward(res2, x, a->tmp, NC);
-
-        anv_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, w->ln2_w, w->ln2_b, N, C);
-        anv_matmul_forward(fch, ln2, w->fc_w, w->fc_b, N, C, F);
-        anv_gelu_forward(fch_gelu, fch, NF);
-        anv_matmul_forward(a->tmp, fch_gelu, w->fcproj_w, w->fcproj_b, N, F, C);
-        anv_residual_forward(res3, res2, a->tmp, NC);
-        x = res3;
+        size_t lN = (size_t)l * N;
+        anv_block_bufs_t bufs = {
+            .x = x,
+            .ln1 = a->ln1 + l * NC,
+            .ln1_mean = a->ln1_mean + lN,
+            .ln1_rstd = a->ln1_rstd + lN,
+            .qkv = a->qkv + l * 3 * NC,
+            .atty = a->atty + l * NC,
+            .res2 = a->res2 + l * NC,
+            .ln2 = a->ln2 + l * NC,
+            .ln2_mean = a->ln2_mean + lN,
+            .ln2_rstd = a->ln2_rstd + lN,
+            .fch = a->fch + l * NF,
+            .fch_gelu = a->fch_gelu + l * NF,
+            .tmp = a->tmp,
+            .out = a->res3 + l * NC,
+        };
+        att.lse = a->att_lse + lN * NH;
+        anv_block_forward(c, &m->w.h[l], &bufs, &att, N);
+        x = bufs.out;
     }
     anv_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.lnf_w, m->w.lnf_b, N, C);
 }

@@ -76,22 +76,26 @@ int anv_kv_cache_len(const anv_kv_cache_t *c) { return c->len; }
 static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *tokens, int n) {
     const anv_config_t *c = &m->cfg;
     int C = c->n_embd, pos = kv->len;
-    size_t nC = (size_t)n * C, LC = (size_t)kv->max_len * C;
+    size_t LC = (size_t)kv->max_len * C;
     anv_device_sync(); /* the previous chunk's kernels may still read kv->tokens */
     memcpy(kv->tokens, tokens, (size_t)n * sizeof *tokens);
     anv_embedding_forward(kv->x, kv->tokens, m->w.wte, m->w.wpe + (size_t)pos * C, 1, n, C);
+    /* every layer reuses the same scratch; the residual stream x is updated in place */
+    anv_block_bufs_t bufs = {.x = kv->x,
+                             .ln1 = kv->ln,
+                             .qkv = kv->qkv,
+                             .atty = kv->atty,
+                             .res2 = kv->x,
+                             .ln2 = kv->ln,
+                             .fch = kv->fch,
+                             .fch_gelu = kv->fch_gelu,
+                             .tmp = kv->tmp,
+                             .out = kv->x};
+    anv_block_attention_t att = {.decode = 1, .pos = pos};
     for (int l = 0; l < c->n_layer; l++) {
-        const anv_gpt_layer_t *w = &m->w.h[l];
-        anv_layernorm_forward(kv->ln, NULL, NULL, kv->x, w->ln1_w, w->ln1_b, n, C);
-        anv_matmul_forward(kv->qkv, kv->ln, w->attn_w, w->attn_b, n, C, 3 * C);
-        anv_attention_decode(kv->atty, kv->k + l * LC, kv->v + l * LC, kv->qkv, pos, n, C, c->n_head);
-        anv_matmul_forward(kv->tmp, kv->atty, w->proj_w, w->proj_b, n, C, C);
-        anv_residual_forward(kv->x, kv->x, kv->tmp, nC);
-        anv_layernorm_forward(kv->ln, NULL, NULL, kv->x, w->ln2_w, w->ln2_b, n, C);
-        anv_matmul_forward(kv->fch, kv->ln, w->fc_w, w->fc_b, n, C, c->n_ff);
-        anv_gelu_forward(kv->fch_gelu, kv->fch, (size_t)n * c->n_ff);
-        anv_matmul_forward(kv->tmp, kv->fch_gelu, w->fcproj_w, w->fcproj_b, n, c->n_ff, C);
-        anv_residual_forward(kv->x, kv->x, kv->tmp, nC);
+        att.kc = kv->k + l * LC;
+        att.vc = kv->v + l * LC;
+        anv_block_forward(c, &m->w.h[l], &bufs, &att, n);
     }
     kv->len += n;
 }
