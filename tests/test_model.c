@@ -358,6 +358,20 @@ static void test_bad_input(void) {
     CHECK(anv_model_logits(m, in, 0, 8, logits) != 0, "empty batch accepted");
     CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
     CHECK(anv_model_backward(m, 1.0f) != 0, "second backward without a forward");
+    /* A kernel failure (as a GPU backend records one) reaches the caller of the model, once. */
+    CHECK(anv_kernel_status() == 0, "no kernel failure yet");
+    anv_error("CUDA launch: too many resources requested");
+    anv_kernel_failed();
+    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) != 0 &&
+              !strcmp(anv_last_error(), "model forward: CUDA launch: too many resources requested"),
+          "kernel failure: %s", anv_last_error());
+    CHECK(anv_kernel_status() == 0 && anv_model_logits(m, in, 1, 8, logits) == 0, "the failure is reported once");
+    anv_error("first");
+    anv_kernel_failed();
+    anv_error("second");
+    anv_kernel_failed();
+    CHECK(anv_model_logits(m, in, 1, 8, logits) != 0 && strstr(anv_last_error(), "first"), "the first is kept: %s",
+          anv_last_error());
     anv_model_free(m);
 }
 

@@ -60,6 +60,15 @@ void anv_device_sync(void);    /* waits until every kernel issued so far has fin
  * blocks of about this many. */
 size_t anv_device_block_floats(void);
 
+/* ---- failures ----
+ * A kernel that fails (a GPU launch, cuBLASLt without an algorithm for the case, device memory)
+ * records the error for the calling thread and returns. anv_kernel_status() returns -1 with the first
+ * error recorded on this thread since the last call (and forgets it), else 0. The model's entry
+ * points check it, so such a failure reaches their caller as an error. */
+int anv_kernel_status(void);
+/* For backends: records anv_last_error() as this thread's kernel failure (the first one is kept). */
+void anv_kernel_failed(void);
+
 /* ---- profile ----
  * Where the time of a step goes, per kernel above (anvil bench train --profile). Between start and stop,
  * every kernel call made by the thread that called start is timed: wall time on the CPU; on the GPU the

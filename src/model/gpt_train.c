@@ -226,6 +226,7 @@ static int loss_forward(anv_model_t *m, const int32_t *inputs, const int32_t *ta
     head_loss(m, N, grads);
     double total = anv_crossentropy_loss_sum(m->acts.ce_lse, m->acts.ce_tlogit, m->acts.targets, N);
     *loss = m->n_targets ? (float)(total / m->n_targets) : 0.0f;
+    if (anv_kernel_status() != 0) return anv_error_prefix("model forward");
     m->have_forward = grads;
     return 0;
 }
@@ -279,7 +280,7 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
         anv_layernorm_backward(a->dres, g->ln1_w, g->ln1_b, a->tmp, x, w->ln1_w, ln1_mean, ln1_rstd, N, C);
     }
     anv_embedding_backward(m->g.wte, m->g.wpe, a->dres, a->inputs, B, T, C);
-    return 0;
+    return anv_kernel_status() == 0 ? 0 : anv_error_prefix("model backward");
 }
 
 /* The logits are computed a block of rows at a time into the head's device buffer and copied out, so
@@ -295,5 +296,5 @@ int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float 
         for (int i = 0; i < n; i++)
             memcpy(logits + (size_t)(r0 + i) * V, m->acts.ce_logits + (size_t)i * Vp, (size_t)V * sizeof(float));
     }
-    return 0;
+    return anv_kernel_status() == 0 ? 0 : anv_error_prefix("model logits");
 }

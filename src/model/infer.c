@@ -115,5 +115,5 @@ int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, i
     anv_matmul_nt_forward(c->logits, c->ln, m->w.wte, 1, C, m->Vp); /* (1, Vp): the tied head */
     anv_device_sync();
     memcpy(logits, c->logits, (size_t)cfg->vocab_size * sizeof *logits);
-    return 0;
+    return anv_kernel_status() == 0 ? 0 : anv_error_prefix("decode");
 }

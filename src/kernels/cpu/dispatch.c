@@ -154,6 +154,19 @@ int anv_precision_parse(const char *name, anv_precision_t *out) {
 
 size_t anv_device_block_floats(void) { return table_in_use()->block_floats; }
 
+static _Thread_local char failure[512]; /* the first kernel failure not yet reported; "" when none */
+
+void anv_kernel_failed(void) {
+    if (!failure[0]) snprintf(failure, sizeof failure, "%s", anv_last_error());
+}
+
+int anv_kernel_status(void) {
+    if (!failure[0]) return 0;
+    anv_error("%s", failure);
+    failure[0] = 0;
+    return -1;
+}
+
 /* The CUDA backend's host state (its scratch block, cuBLASLt workspace) is not meant for several host
  * threads at once (serve's slots decode in parallel), so on the GPU kernel calls take turns; the
  * kernels run in order on one stream either way. */

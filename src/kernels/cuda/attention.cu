@@ -223,7 +223,7 @@ static int head_tile(int C, int NH, const char *what) {
     if (hs >= 1 && hs <= ATT_MAX_HS && hs * NH == C) return hs <= 32 ? 32 : hs <= 64 ? 64 : 128;
     anv_error("%s: head size %d (C %d, %d heads) is not supported on the GPU (1 to %d, C = heads x size)", what, hs, C,
               NH, ATT_MAX_HS);
-    anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+    anv_kernel_failed();
     return 0;
 }
 

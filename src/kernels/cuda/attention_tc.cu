@@ -14,7 +14,7 @@ int anv_cuda_attention_tc_head(int C, int NH) {
 template <class Kernel, class... Args>
 static void launch(Kernel kernel, int smem, int B, int T, int NH, const char *what, Args... args) {
     if (anv_cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), what) != 0) {
-        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+        anv_kernel_failed();
         return;
     }
     dim3 grid((T + att_tc::ROWS - 1) / att_tc::ROWS, B * NH);

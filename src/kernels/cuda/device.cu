@@ -24,7 +24,7 @@ int anv_cublas_check(cublasStatus_t st, const char *what) {
 }
 
 void anv_cuda_report(cudaError_t err, const char *what) {
-    if (anv_cuda_check(err, what) != 0) anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+    if (anv_cuda_check(err, what) != 0) anv_kernel_failed();
 }
 
 cudaStream_t anv_cuda_stream(void) { return stream; }
@@ -121,7 +121,7 @@ void *anv_cuda_scratch(size_t bytes, const char *what) {
         cudaGetLastError();
         scratch = NULL;
         anv_error("out of GPU memory: scratch for %s needs %zu bytes: %s", what, bytes, cudaGetErrorString(err));
-        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+        anv_kernel_failed();
         return NULL;
     }
     scratch_bytes = want;

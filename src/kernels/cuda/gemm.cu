@@ -157,12 +157,10 @@ done:
 
 void anv_cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                    float beta, float *C, int ldc) {
-    if (anv_cuda_gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0) != 0)
-        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+    if (anv_cuda_gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0) != 0) anv_kernel_failed();
 }
 
 void anv_cuda_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                         int ldb, float beta, float *C, int ldc) {
-    if (anv_cuda_gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 1) != 0)
-        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+    if (anv_cuda_gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 1) != 0) anv_kernel_failed();
 }

@@ -3,12 +3,11 @@
 #include "kernels/cuda/colsum.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
-/* The matmuls' GEMM: bf16 inputs when the matmul precision is BF16 (kernels.h); a failure is logged. */
+/* The matmuls' GEMM: bf16 inputs when the matmul precision is BF16 (kernels.h); a failure is recorded. */
 static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc) {
     int bf16 = anv_matmul_precision() == ANV_PRECISION_BF16;
-    if (anv_cuda_gemm_ex(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, NULL, bf16) != 0)
-        anv_log(ANV_LOG_WARN, "%s", anv_last_error());
+    if (anv_cuda_gemm_ex(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, NULL, bf16) != 0) anv_kernel_failed();
 }
 
 /* out (N, OC) = bias (OC) in every row. */
