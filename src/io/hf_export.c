@@ -59,7 +59,6 @@ int anv_hf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *dir) {
 
 /* ---- import ---- */
 
-/* The parts of a Hugging Face GPT-2 config that anvil's model does not vary must match it. */
 /* Tensors of Hugging Face checkpoints that carry no parameters (attention masks of older versions). */
 static int is_buffer(const char *name) {
     size_t n = strlen(name);

@@ -295,12 +295,8 @@ int anv_checkpoint_load_committed(const char *run_dir, anv_model_t *m, long long
     for (int attempt = 0; attempt < 100; attempt++) {
         if (attempt) usleep(20000);
         anv_train_state_t s;
-        if (!anv_path_exists(state_path)) { /* an imported model: no training state, one file */
-            long long file = -1;
-            if (read_tensors(path[1], m, blocks, prefix, 1, &file) != 0) return -1;
-            if (step) *step = file;
-            return 0;
-        }
+        if (!anv_path_exists(state_path)) /* an imported model: no training state, one file */
+            return anv_checkpoint_load_model(path[1], m, step);
         if (anv_state_load(state_path, &s) != 0) return -1;
         committed = s.step;
         unreadable = 0;
