@@ -30,6 +30,9 @@ for _ in $(seq 100); do [ -f live/state.json ] && break; sleep 0.05; done
 [ -f live/state.json ] || fail "the live run saved nothing: $(cat live.err)"
 
 serve_once() {
+  # a fresh serve.err: the shell truncates it only once the server has started, and until then the
+  # last server's "listening" line (with its port) would still be read
+  rm -f serve.out serve.err
   "$anvil" serve --run live --port 0 --threads 1 --max-concurrency 1 >serve.out 2>serve.err &
   local server=$! port=
   for _ in $(seq 100); do
