@@ -85,10 +85,10 @@ static void test_attention(anv_safetensors_t *st) {
     float *qkv = golden_f32(st, "att.qkv", NULL), *dout = golden_f32(st, "att.dout", NULL);
     float *out = zeros(B * T * C), *lse = zeros(B * NH * T), *dqkv = zeros(B * T * 3 * C);
     float *scratch = zeros(anv_attention_scratch_floats(T));
-    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH);
+    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH, NH);
     golden_compare(st, "attention forward", "att.out", out, B * T * C, TOL_FWD);
     golden_compare(st, "attention log-sum-exp", "att.lse", lse, B * NH * T, TOL_FWD);
-    anv_attention_backward(dqkv, scratch, dout, qkv, out, lse, B, T, C, NH);
+    anv_attention_backward(dqkv, scratch, dout, qkv, out, lse, B, T, C, NH, NH);
     golden_compare(st, "attention backward dqkv", "att.dqkv", dqkv, B * T * 3 * C, TOL_BWD);
     free(qkv), free(dout), free(out), free(lse), free(dqkv), free(scratch);
 }
@@ -98,9 +98,9 @@ static void test_attention(anv_safetensors_t *st) {
 static void decode_sequence(float *out, const float *qkv, int b, int T, int C, int NH, int prefill) {
     float *kc = zeros((size_t)T * C), *vc = zeros((size_t)T * C);
     const float *seq = qkv + (size_t)b * T * 3 * C;
-    anv_attention_decode(out, kc, vc, seq, 0, prefill, C, NH);
+    anv_attention_decode(out, kc, vc, seq, 0, prefill, C, NH, NH);
     for (int t = prefill; t < T; t++)
-        anv_attention_decode(out + (size_t)t * C, kc, vc, seq + (size_t)t * 3 * C, t, 1, C, NH);
+        anv_attention_decode(out + (size_t)t * C, kc, vc, seq + (size_t)t * 3 * C, t, 1, C, NH, NH);
     int cached = 1;
     for (int t = 0; t < T; t++)
         cached &= !memcmp(kc + (size_t)t * C, seq + (size_t)t * 3 * C + C, sizeof(float) * C) &&
@@ -126,7 +126,7 @@ static void test_attention_decode(anv_safetensors_t *st) {
         state = state * 6364136223846793005u + 1442695040888963407u;
         big[i] = (float)(state >> 40) / 8388608.0f - 1.0f;
     }
-    anv_attention_forward(ref, lse, scratch, big, 1, T, C, NH);
+    anv_attention_forward(ref, lse, scratch, big, 1, T, C, NH, NH);
     decode_sequence(got, big, 0, T, C, NH, 130);
     double num = 0, den = 0;
     for (int i = 0; i < T * C; i++) {
@@ -232,9 +232,9 @@ static void test_determinism(anv_safetensors_t *st) {
     float *qkv = golden_f32(st, "att.qkv", NULL), *dout = golden_f32(st, "att.dout", NULL);
     float *out = zeros(B * T * C), *lse = zeros(B * NH * T), *d1 = zeros(B * T * 3 * C), *d2 = zeros(B * T * 3 * C);
     float *scratch = zeros(anv_attention_scratch_floats(T));
-    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH);
-    anv_attention_backward(d1, scratch, dout, qkv, out, lse, B, T, C, NH);
-    anv_attention_backward(d2, scratch, dout, qkv, out, lse, B, T, C, NH);
+    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH, NH);
+    anv_attention_backward(d1, scratch, dout, qkv, out, lse, B, T, C, NH, NH);
+    anv_attention_backward(d2, scratch, dout, qkv, out, lse, B, T, C, NH, NH);
     CHECK(!memcmp(d1, d2, sizeof(float) * B * T * 3 * C), "attention backward not bitwise repeatable");
     free(qkv), free(dout), free(out), free(lse), free(d1), free(d2), free(scratch);
 }

@@ -23,7 +23,8 @@
 #define ANV_KERNEL_INTERNAL ANV_KERNEL
 #endif
 
-/* ---- linear layers (Conv1D layout: weight (in, out)) ---- */
+/* ---- linear layers: Conv1D layout (weight (in, out), GPT-2) and nn.Linear layout (weight (out, in),
+ * Llama and the LM head) ---- */
 
 /* out (N, OC) = inp (N, C) @ w (C, OC) + bias (OC); bias may be NULL. */
 ANV_KERNEL(void, matmul_forward,
@@ -35,7 +36,8 @@ ANV_KERNEL(void, matmul_backward,
            (float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N, int C,
             int OC),
            (dinp, dw, dbias, dout, inp, w, N, C, OC))
-/* The tied LM head, weight stored as embedding rows: out (N, OC) = inp (N, C) @ w (OC, C)^T. */
+/* nn.Linear without bias, and the LM head (weight stored as embedding rows):
+ * out (N, OC) = inp (N, C) @ w (OC, C)^T. */
 ANV_KERNEL(void, matmul_nt_forward, (float *out, const float *inp, const float *w, int N, int C, int OC),
            (out, inp, w, N, C, OC))
 /* dinp (N, C) += dout (N, OC) @ w;  dw (OC, C) += dout^T @ inp. Both accumulate, so the head can be
@@ -46,11 +48,12 @@ ANV_KERNEL(void, matmul_nt_backward,
 
 /* ---- embeddings ---- */
 
-/* out (B, T, C) = wte[tokens[b, t]] + wpe[t]. Tokens must be valid rows of wte. */
+/* out (B, T, C) = wte[tokens[b, t]] + wpe[t]; without position embeddings (wpe NULL, rotary models)
+ * wte[tokens[b, t]]. Tokens must be valid rows of wte. */
 ANV_KERNEL(void, embedding_forward,
            (float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C),
            (out, tokens, wte, wpe, B, T, C))
-/* dwte[tokens[b, t]] += dout[b, t];  dwpe[t] += sum over b of dout[b, t]. */
+/* dwte[tokens[b, t]] += dout[b, t];  dwpe[t] += sum over b of dout[b, t] (dwpe may be NULL). */
 ANV_KERNEL(void, embedding_backward,
            (float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T, int C),
            (dwte, dwpe, dout, tokens, B, T, C))
@@ -69,19 +72,51 @@ ANV_KERNEL(void, layernorm_backward,
             const float *rstd, int N, int C),
            (dinp, dw, db, dout, inp, w, mean, rstd, N, C))
 
+/* RMSNorm (Llama): out (N, C) = inp * rstd * w with rstd = 1 / sqrt(mean(inp^2) + eps) over the last
+ * axis; rstd (N) saved (may be NULL). */
+ANV_KERNEL(void, rmsnorm_forward,
+           (float *out, float *rstd, const float *inp, const float *w, float eps, int N, int C),
+           (out, rstd, inp, w, eps, N, C))
+/* dinp (N, C) += d(out)/d(inp)^T dout (accumulated, as layernorm_backward); dw (C) += sum over rows of
+ * dout * inp * rstd. */
+ANV_KERNEL(void, rmsnorm_backward,
+           (float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd, int N,
+            int C),
+           (dinp, dw, dout, inp, w, rstd, N, C))
+
+/* ---- rotary position embeddings (RoPE), Hugging Face's rotate_half convention ----
+ * In place on the query and key heads of qkv (B, T, (NH + 2 NKV) hs) (q | k | v per row, as attention
+ * takes it; v is left alone). Row (b, t) is at position pos + t; for each head x (hs) and i < hs/2,
+ * with a = (pos + t) * inv_freq[i] (the product rounded to float, as PyTorch forms it):
+ *   x[i] = x[i] cos a - x[i + hs/2] sin a;  x[i + hs/2] = x[i + hs/2] cos a + x[i] sin a.
+ * inv_freq (hs/2) is device memory (the model's, from rope_theta and the RoPE scaling). */
+ANV_KERNEL(void, rope_forward, (float *qkv, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs),
+           (qkv, inv_freq, B, T, pos, NH, NKV, hs))
+/* The gradient through the rotation (its transpose, the rotation by -a), in place on dqkv's q and k. */
+ANV_KERNEL(void, rope_backward, (float *dqkv, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs),
+           (dqkv, inv_freq, B, T, pos, NH, NKV, hs))
+
 /* ---- activations and residuals ---- */
 
 /* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
 ANV_KERNEL(void, gelu_forward, (float *out, const float *inp, size_t n), (out, inp, n))
 /* dinp (n) = gelu'(inp) * dout (overwritten; dinp may alias dout). */
 ANV_KERNEL(void, gelu_backward, (float *dinp, const float *inp, const float *dout, size_t n), (dinp, inp, dout, n))
+/* SwiGLU (Llama's MLP): inp (N, 2F) holds gate | up per row; out (N, F) = silu(gate) * up with
+ * silu(x) = x / (1 + e^-x). */
+ANV_KERNEL(void, swiglu_forward, (float *out, const float *inp, int N, int F), (out, inp, N, F))
+/* dinp (N, 2F) = gradient of gate | up (overwritten) from dout (N, F). */
+ANV_KERNEL(void, swiglu_backward, (float *dinp, const float *inp, const float *dout, int N, int F),
+           (dinp, inp, dout, N, F))
 /* out (n) = a + b. */
 ANV_KERNEL(void, residual_forward, (float *out, const float *a, const float *b, size_t n), (out, a, b, n))
 /* da (n) += dout;  db (n) += dout. */
 ANV_KERNEL(void, residual_backward, (float *da, float *db, const float *dout, size_t n), (da, db, dout, n))
 
-/* ---- causal self-attention over a fused qkv ----
- * qkv (B, T, 3C) holds q | k | v, each C = NH heads of hs = C / NH. For each (b, h):
+/* ---- causal self-attention over a fused qkv, with grouped-query heads ----
+ * qkv (B, T, (NH + 2 NKV) hs) holds q | k | v per row: NH query heads, NKV key and value heads, each of
+ * hs = C / NH values (NKV divides NH; GPT-2 has NKV = NH). Query head h reads key/value head
+ * h / (NH / NKV): the K/V heads are indexed, never copied. For each (b, h):
  * out[b, t, h] = softmax over s <= t of (q_t . k_s / sqrt(hs)) applied to v_s.
  * out (B, T, C); lse (B, NH, T) saves each softmax row's log-sum-exp for the backward pass, which
  * recomputes the probabilities instead of storing (B, NH, T, T) of them. */
@@ -89,18 +124,21 @@ ANV_KERNEL(void, residual_backward, (float *da, float *db, const float *dout, si
 /* The scratch the forward and backward take: floats for the thread count in effect at the call. */
 ANV_KERNEL_VALUE(size_t, attention_scratch_floats, (int T), (T))
 ANV_KERNEL(void, attention_forward,
-           (float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH),
-           (out, lse, scratch, qkv, B, T, C, NH))
-/* dqkv (B, T, 3C) = gradient of qkv (overwritten) from dout (B, T, C); out and lse from the forward. */
+           (float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH, int NKV),
+           (out, lse, scratch, qkv, B, T, C, NH, NKV))
+/* dqkv (B, T, (NH + 2 NKV) hs) = gradient of qkv (overwritten) from dout (B, T, C); out and lse from
+ * the forward. A K/V head's gradient sums over the query heads of its group. */
 ANV_KERNEL(void, attention_backward,
            (float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out, const float *lse, int B,
-            int T, int C, int NH),
-           (dqkv, scratch, dout, qkv, out, lse, B, T, C, NH))
+            int T, int C, int NH, int NKV),
+           (dqkv, scratch, dout, qkv, out, lse, B, T, C, NH, NKV))
 /* Inference with a KV cache: n new rows of one sequence at positions pos..pos+n-1. Their keys and
- * values are first copied from qkv (n, 3C) into the caches kc, vc (rows of C, at least pos + n of them)
- * at rows pos..pos+n-1; then out (n, C) = new row i's attention over the cached rows 0..pos+i. */
-ANV_KERNEL(void, attention_decode, (float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH),
-           (out, kc, vc, qkv, pos, n, C, NH))
+ * values are first copied from qkv (n, (NH + 2 NKV) hs) into the caches kc, vc (rows of NKV hs, at least
+ * pos + n of them) at rows pos..pos+n-1; then out (n, C) = new row i's attention over the cached rows
+ * 0..pos+i. */
+ANV_KERNEL(void, attention_decode,
+           (float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH, int NKV),
+           (out, kc, vc, qkv, pos, n, C, NH, NKV))
 
 /* ---- softmax + cross-entropy over the vocabulary, one chunk of vocabulary columns at a time ----
  * The caller computes the logits of the columns [v0, v0 + Vc) of the real vocabulary into an (N, Vc)

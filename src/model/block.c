@@ -9,9 +9,9 @@ void anv_block_forward(const anv_config_t *c, const anv_gpt_layer_t *w, const an
     anv_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, b->x, w->ln1_w, w->ln1_b, n, C);
     anv_matmul_forward(b->qkv, b->ln1, w->attn_w, w->attn_b, n, C, 3 * C);
     if (att->decode)
-        anv_attention_decode(b->atty, att->kc, att->vc, b->qkv, att->pos, n, C, NH);
+        anv_attention_decode(b->atty, att->kc, att->vc, b->qkv, att->pos, n, C, NH, NH);
     else
-        anv_attention_forward(b->atty, att->lse, att->scratch, b->qkv, att->B, att->T, C, NH);
+        anv_attention_forward(b->atty, att->lse, att->scratch, b->qkv, att->B, att->T, C, NH, NH);
     anv_matmul_forward(b->tmp, b->atty, w->proj_w, w->proj_b, n, C, C);
     anv_residual_forward(b->res2, b->x, b->tmp, nC);
     /* MLP: out (n, C) = res2 + c_proj(gelu(c_fc(ln_2(res2)))) */

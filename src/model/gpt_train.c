@@ -275,7 +275,7 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
 
         /* Attention branch; dres is now the gradient of res2. */
         anv_matmul_backward(a->tmp, g->proj_w, g->proj_b, a->dres, atty, w->proj_w, N, C, C);
-        anv_attention_backward(a->dbranch, a->att_scratch, a->tmp, qkv, atty, lse, B, T, C, NH);
+        anv_attention_backward(a->dbranch, a->att_scratch, a->tmp, qkv, atty, lse, B, T, C, NH, NH);
         anv_matmul_backward(a->tmp, g->attn_w, g->attn_b, a->dbranch, ln1, w->attn_w, N, C, 3 * C);
         anv_layernorm_backward(a->dres, g->ln1_w, g->ln1_b, a->tmp, x, w->ln1_w, ln1_mean, ln1_rstd, N, C);
     }

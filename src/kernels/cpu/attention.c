@@ -1,6 +1,8 @@
-/* Causal multi-head self-attention, one (batch, head) pair per task on the OpenMP pool; the small
- * per-pair products run on the built-in GEMM in the calling thread.
- * Per pair, with hs = C / NH, Q, K, V (T, hs) are strided views into qkv (row stride 3C):
+/* Causal multi-head self-attention with grouped-query heads, one (batch, head) pair per task on the
+ * OpenMP pool (one (batch, key/value head) pair and its group of query heads in the backward pass, which
+ * sums the group's K/V gradients without atomics); the small per-pair products run on the built-in GEMM
+ * in the calling thread. Per pair, with hs = C / NH, Q, K, V (T, hs) are strided views into qkv (row
+ * stride (NH + 2 NKV) hs; query head h reads key/value head h / (NH / NKV)):
  *   S = Q K^T / sqrt(hs) (T, T), masked to s <= t;  P = softmax(S) row-wise;  O = P V.
  * The backward pass recomputes P from S and the saved log-sum-exp:
  *   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = dS K / sqrt(hs),
@@ -25,14 +27,16 @@ size_t anv_attention_scratch_floats(int T) {
     return (size_t)threads * 2 * T * T;
 }
 
-void anv_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH) {
-    int hs = C / NH, C3 = 3 * C;
+void anv_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH,
+                           int NKV) {
+    int hs = C / NH, KC = NKV * hs, C3 = C + 2 * KC, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         float *S = scratch + (size_t)anv_thread_id() * 2 * T * T;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs;
+        const float *k = qkv + (size_t)b * T * C3 + C + (h / group) * hs, *v = k + KC;
         anv_gemm_builtin(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, S, T);
         for (int t = 0; t < T; t++) {
             float *row = S + (size_t)t * T;
@@ -53,35 +57,41 @@ void anv_attention_forward(float *out, float *lse, float *scratch, const float *
 }
 
 void anv_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out,
-                            const float *lse, int B, int T, int C, int NH) {
-    int hs = C / NH, C3 = 3 * C;
+                            const float *lse, int B, int T, int C, int NH, int NKV) {
+    int hs = C / NH, KC = NKV * hs, C3 = C + 2 * KC, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
+    for (int bkv = 0; bkv < B * NKV; bkv++) {
+        int b = bkv / NKV, kvh = bkv % NKV;
         float *P = scratch + (size_t)anv_thread_id() * 2 * T * T, *dP = P + (size_t)T * T;
-        size_t base = (size_t)b * T * C3 + h * hs;
-        const float *q = qkv + base, *k = q + C, *v = q + 2 * C;
-        float *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
-        const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
-        anv_gemm_builtin(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, P, T);
-        for (int t = 0; t < T; t++) {
-            float *row = P + (size_t)t * T, l = lse[(size_t)bh * T + t];
-            for (int s = 0; s <= t; s++) row[s] = anv_vexpf(row[s] - l);
-            for (int s = t + 1; s < T; s++) row[s] = 0.0f;
+        size_t row0 = (size_t)b * T * C3;
+        const float *k = qkv + row0 + C + kvh * hs, *v = k + KC;
+        float *dk = dqkv + row0 + C + kvh * hs, *dv = dk + KC;
+        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+            int bh = b * NH + h;
+            float acc = h == kvh * group ? 0.0f : 1.0f; /* the group's first head writes dK, dV; the rest add */
+            const float *q = qkv + row0 + h * hs;
+            float *dq = dqkv + row0 + h * hs;
+            const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
+            anv_gemm_builtin(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, P, T);
+            for (int t = 0; t < T; t++) {
+                float *row = P + (size_t)t * T, l = lse[(size_t)bh * T + t];
+                for (int s = 0; s <= t; s++) row[s] = anv_vexpf(row[s] - l);
+                for (int s = t + 1; s < T; s++) row[s] = 0.0f;
+            }
+            anv_gemm_builtin(1, 0, T, hs, T, 1.0f, P, T, dO, C, acc, dv, C3);
+            anv_gemm_builtin(0, 1, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dP, T);
+            for (int t = 0; t < T; t++) {
+                const float *ot = o + (size_t)t * C, *dot = dO + (size_t)t * C;
+                double d = 0;
+                for (int j = 0; j < hs; j++) d += (double)ot[j] * dot[j];
+                float *p = P + (size_t)t * T, *dp = dP + (size_t)t * T;
+                for (int s = 0; s <= t; s++) dp[s] = p[s] * (dp[s] - (float)d);
+                for (int s = t + 1; s < T; s++) dp[s] = 0.0f;
+            }
+            anv_gemm_builtin(0, 0, T, hs, T, scale, dP, T, k, C3, 0.0f, dq, C3);
+            anv_gemm_builtin(1, 0, T, hs, T, scale, dP, T, q, C3, acc, dk, C3);
         }
-        anv_gemm_builtin(1, 0, T, hs, T, 1.0f, P, T, dO, C, 0.0f, dv, C3);
-        anv_gemm_builtin(0, 1, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dP, T);
-        for (int t = 0; t < T; t++) {
-            const float *ot = o + (size_t)t * C, *dot = dO + (size_t)t * C;
-            double d = 0;
-            for (int j = 0; j < hs; j++) d += (double)ot[j] * dot[j];
-            float *p = P + (size_t)t * T, *dp = dP + (size_t)t * T;
-            for (int s = 0; s <= t; s++) dp[s] = p[s] * (dp[s] - (float)d);
-            for (int s = t + 1; s < T; s++) dp[s] = 0.0f;
-        }
-        anv_gemm_builtin(0, 0, T, hs, T, scale, dP, T, k, C3, 0.0f, dq, C3);
-        anv_gemm_builtin(1, 0, T, hs, T, scale, dP, T, q, C3, 0.0f, dk, C3);
     }
 }
 
@@ -90,25 +100,26 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
  * max), so no (pos + n) scores are stored. One (row, head) pair per task. */
 enum { DECODE_BLOCK = 64 };
 
-void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH) {
-    int hs = C / NH;
-    size_t C3 = 3 * (size_t)C;
+void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH,
+                          int NKV) {
+    int hs = C / NH, KC = NKV * hs, group = NH / NKV;
+    size_t C3 = (size_t)C + 2 * (size_t)KC;
     for (int i = 0; i < n; i++) {
-        memcpy(kc + (size_t)(pos + i) * C, qkv + i * C3 + C, (size_t)C * sizeof *kc);
-        memcpy(vc + (size_t)(pos + i) * C, qkv + i * C3 + 2 * C, (size_t)C * sizeof *vc);
+        memcpy(kc + (size_t)(pos + i) * KC, qkv + i * C3 + C, (size_t)KC * sizeof *kc);
+        memcpy(vc + (size_t)(pos + i) * KC, qkv + i * C3 + C + KC, (size_t)KC * sizeof *vc);
     }
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static) collapse(2)
     for (int i = 0; i < n; i++)
         for (int h = 0; h < NH; h++) {
-            const float *q = qkv + i * C3 + h * hs;
+            const float *q = qkv + i * C3 + h * hs, *kh = kc + (h / group) * hs, *vh = vc + (h / group) * hs;
             float *o = out + (size_t)i * C + h * hs, s[DECODE_BLOCK], m = -INFINITY, l = 0.0f;
             for (int d = 0; d < hs; d++) o[d] = 0.0f;
             for (int t0 = 0; t0 <= pos + i; t0 += DECODE_BLOCK) {
                 int nt = pos + i + 1 - t0 < DECODE_BLOCK ? pos + i + 1 - t0 : DECODE_BLOCK;
                 float m_new = m;
                 for (int j = 0; j < nt; j++) {
-                    const float *k = kc + (size_t)(t0 + j) * C + h * hs;
+                    const float *k = kh + (size_t)(t0 + j) * KC;
                     float dot = 0.0f;
                     for (int d = 0; d < hs; d++) dot += q[d] * k[d];
                     s[j] = dot * scale;
@@ -118,7 +129,7 @@ void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, in
                 l *= corr;
                 for (int d = 0; d < hs; d++) o[d] *= corr;
                 for (int j = 0; j < nt; j++) {
-                    const float *v = vc + (size_t)(t0 + j) * C + h * hs;
+                    const float *v = vh + (size_t)(t0 + j) * KC;
                     float p = anv_vexpf(s[j] - m_new);
                     l += p;
                     for (int d = 0; d < hs; d++) o[d] += p * v[d];

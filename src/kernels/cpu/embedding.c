@@ -1,14 +1,18 @@
-/* Token + position embeddings. */
+/* Token embeddings, plus learned position embeddings where the model has them (GPT-2). */
 #include "anvil/kernels.h"
 #include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
-/* out (B, T, C) = wte[tokens] + wpe[t] */
+/* out (B, T, C) = wte[tokens] + wpe[t] (wpe may be NULL) */
 void anv_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C) {
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         const float *e = wte + (size_t)tokens[bt] * C;
-        const float *p = wpe + (size_t)(bt % T) * C;
         float *o = out + (size_t)bt * C;
+        if (!wpe) {
+            for (int c = 0; c < C; c++) o[c] = e[c];
+            continue;
+        }
+        const float *p = wpe + (size_t)(bt % T) * C;
         for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
     }
 }
@@ -24,11 +28,10 @@ void anv_embedding_backward(float *dwte, float *dwpe, const float *dout, const i
         for (int bt = 0; bt < B * T; bt++) {
             const float *d = dout + (size_t)bt * C;
             float *e = dwte + (size_t)tokens[bt] * C;
+            for (int c = c0; c < c1; c++) e[c] += d[c];
+            if (!dwpe) continue;
             float *p = dwpe + (size_t)(bt % T) * C;
-            for (int c = c0; c < c1; c++) {
-                e[c] += d[c];
-                p[c] += d[c];
-            }
+            for (int c = c0; c < c1; c++) p[c] += d[c];
         }
     }
 }
