@@ -38,7 +38,7 @@ static int make_run(int argc, char **argv) {
     anv_model_t *m = NULL;
     if (anv_config_preset(preset, &cfg) != 0 || anv_tokenizer_load_gpt2(enc, bpe, &tok) != 0) return fail();
     if (anv_model_create(&cfg, &m) != 0) return anv_tokenizer_free(tok), fail();
-    anv_model_init_gpt2(m, 1);
+    anv_model_init(m, 1);
     int rc = anv_hf_export(m, tok, out);
     anv_model_free(m);
     anv_tokenizer_free(tok);

@@ -153,7 +153,7 @@ static int bench_train(int argc, char **argv) {
     if (!(tokens = anv_alloc(n_tok * sizeof *tokens, "bench tokens")) ||
         !(times = anv_alloc((size_t)steps * sizeof *times, "bench times")))
         goto done;
-    anv_model_init_gpt2(m, 1);
+    anv_model_init(m, 1);
     anv_rng_t rng;
     anv_rng_seed(&rng, 2);
     for (size_t i = 0; i < n_tok; i++) tokens[i] = (int32_t)(anv_rng_u64(&rng) % (uint64_t)cfg.vocab_size);

@@ -77,7 +77,7 @@ int main(void) {
     CHECK(anv_model_create(&cfg, &m) == 0 && anv_model_create(&cfg, &m2) == 0, "create: %s", anv_last_error());
     anv_adamw_init(&opt, anv_model_n_params(m));
     anv_adamw_init(&opt2, anv_model_n_params(m2));
-    anv_model_init_gpt2(m, 3);
+    anv_model_init(m, 3);
     for (size_t i = 0; i < opt.n; i++) {
         opt.m[i] = anv_model_params(m)[i] * 0.5f;
         opt.v[i] = anv_model_params(m)[i] * anv_model_params(m)[i];

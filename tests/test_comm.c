@@ -101,8 +101,8 @@ static void test_adamw_shards(void) {
     anv_model_t *full = NULL, *sharded = NULL;
     CHECK(anv_model_create(&cfg, &full) == 0 && anv_model_create(&cfg, &sharded) == 0, "%s", anv_last_error());
     size_t n = anv_model_n_params(full);
-    anv_model_init_gpt2(full, 5);
-    anv_model_init_gpt2(sharded, 5);
+    anv_model_init(full, 5);
+    anv_model_init(sharded, 5);
     anv_rng_t rng;
     anv_rng_seed(&rng, 3);
     float *g = anv_model_grads(full);

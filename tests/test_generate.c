@@ -330,7 +330,7 @@ int main(void) {
         fprintf(stderr, "setup: %s\n", anv_last_error());
         return 1;
     }
-    anv_model_init_gpt2(model, 3);
+    anv_model_init(model, 3);
     /* Larger weights than GPT-2's init spread the logits, so greedy choices are clear. */
     float *p = anv_model_params(model);
     for (size_t i = 0; i < anv_model_n_params(model); i++) p[i] *= 8;

@@ -309,7 +309,7 @@ static int make_model(int n_embd, anv_model_t **m, anv_tokenizer_t **tok) {
     if (anv_tokenizer_create(ANV_PRETOK_GPT2, merges, 2, specials, 2, tok) != 0) return -1;
     anv_config_t cfg = anv_config_gpt2(2, 2, n_embd, (int)anv_tokenizer_vocab_size(*tok), 16);
     if (anv_model_create(&cfg, m) != 0) return -1;
-    anv_model_init_gpt2(*m, 11);
+    anv_model_init(*m, 11);
     /* Non-trivial norms and biases, so that a mix-up of tensors shows. */
     float *p = anv_model_params(*m);
     for (int i = 0; i < anv_model_n_tensors(*m); i++) {

@@ -13,7 +13,7 @@ int main(void) {
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "create: %s", anv_last_error());
     if (!m) return check_done("test_infer");
-    anv_model_init_gpt2(m, 5);
+    anv_model_init(m, 5);
     /* Weights at twice the init scale, so attention is less uniform than at init. */
     float *p = anv_model_params(m);
     for (size_t i = 0; i < anv_model_n_params(m); i++) p[i] *= 2;

@@ -5,7 +5,7 @@
 #include "anvil/optim.h"
 #include "check.h"
 #include "golden_io.h"
-#include "model/gpt_internal.h"
+#include "model/model_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +138,7 @@ static void test_threads_and_ignored(void) {
     anv_config_t cfg = anv_config_gpt2(2, 2, 32, 100, 16);
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "%s", anv_last_error());
-    anv_model_init_gpt2(m, 3);
+    anv_model_init(m, 3);
     int32_t in[2 * 16], tg[2 * 16];
     for (int i = 0; i < 32; i++) in[i] = (i * 37) % 100, tg[i] = (i * 11 + 5) % 100;
     int threads = anv_threads_count();
@@ -171,7 +171,7 @@ static void test_vocab_chunks(void) {
     anv_config_t cfg = anv_config_gpt2(1, 2, C, V, T);
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "%s", anv_last_error());
-    anv_model_init_gpt2(m, 5);
+    anv_model_init(m, 5);
     int32_t *in = malloc(sizeof(int32_t) * N), *tg = malloc(sizeof(int32_t) * N);
     for (int i = 0; i < N; i++) in[i] = (i * 7) % 500, tg[i] = i % 13 == 0 ? -1 : (i * 7919) % V;
     float loss;
@@ -220,7 +220,7 @@ static void test_vocab_chunks(void) {
     CHECK(e < 1e-4, "chunked dwte rel err %.3e", e);
     num = den = 0;
     for (int c = 0; c < C; c++) {
-        double d = m->g.lnf_b[c] - dlnf_sum[c];
+        double d = m->g.norm_b[c] - dlnf_sum[c];
         num += d * d, den += dlnf_sum[c] * dlnf_sum[c];
     }
     e = sqrt(num / den);
@@ -238,11 +238,11 @@ static void test_init(void) {
         anv_model_free(a);
         return;
     }
-    anv_model_init_gpt2(a, 42);
-    anv_model_init_gpt2(b, 42);
+    anv_model_init(a, 42);
+    anv_model_init(b, 42);
     size_t n = anv_model_n_params(a);
     CHECK(!memcmp(anv_model_params(a), anv_model_params(b), n * sizeof(float)), "same seed, different weights");
-    anv_model_init_gpt2(b, 43);
+    anv_model_init(b, 43);
     CHECK(memcmp(anv_model_params(a), anv_model_params(b), n * sizeof(float)), "different seeds, same weights");
     CHECK(n == (size_t)1024 * 64 + anv_config_num_params(&cfg) - (size_t)1000 * 64, "block %zu floats", n);
     for (int i = 0; i < anv_model_n_tensors(a); i++) {
@@ -340,7 +340,7 @@ static void test_bad_input(void) {
     anv_config_t cfg = anv_config_gpt2(1, 2, 16, 50, 8);
     anv_model_t *m;
     anv_model_create(&cfg, &m);
-    anv_model_init_gpt2(m, 1);
+    anv_model_init(m, 1);
     int32_t in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, tg[8] = {2, 3, 4, 5, 6, 7, 8, 9};
     float loss, logits[8 * 50];
     CHECK(anv_model_backward(m, 1.0f) != 0 && strstr(anv_last_error(), "no training forward"), "%s", anv_last_error());

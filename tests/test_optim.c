@@ -96,7 +96,7 @@ static void test_adamw(void) {
     anv_config_t cfg = anv_config_gpt2(2, 2, 16, 70, 8);
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "%s", anv_last_error());
-    anv_model_init_gpt2(m, 9);
+    anv_model_init(m, 9);
     float *p = anv_model_params(m);
     size_t n = anv_model_n_params(m), pad0 = (size_t)70 * 16, pad1 = (size_t)128 * 16; /* wte's padding rows */
     for (size_t i = pad0; i < pad1; i++) p[i] = 0.5f; /* not a tensor's: AdamW must leave them alone */

@@ -56,6 +56,10 @@ const char *anv_device(void);         /* "cpu" or "cuda" */
 void *anv_device_alloc(size_t bytes, const char *what);
 void anv_device_free(void *p); /* NULL is fine */
 void anv_device_sync(void);    /* waits until every kernel issued so far has finished */
+/* Host <-> device copies of `bytes`: upload waits until no kernel still reads dst, download until the
+ * kernels that write src have finished. Model code moves data to and from device buffers only so. */
+void anv_device_upload(void *dst, const void *src, size_t bytes);
+void anv_device_download(void *dst, const void *src, size_t bytes);
 /* Floats of the working blocks this device's products run best in: the LM head computes its logits in
  * blocks of about this many. */
 size_t anv_device_block_floats(void);

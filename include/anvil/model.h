@@ -1,9 +1,11 @@
-/* GPT-2 family model: configuration, parameters, forward/backward for training, and KV-cached
- * inference.
+/* A decoder-only transformer of one of the supported architectures: configuration, parameters,
+ * forward/backward for training, and KV-cached inference. What each architecture is (its tensors and
+ * where its block differs) is one table in src/model/arch.c.
  *
  * Memory: one contiguous block for parameters, one for gradients, one for activations; named views
- * into them. Weight layout follows Hugging Face GPT-2 (Conv1D weights stored (in, out)), so the
- * safetensors checkpoint is a direct dump of the parameter block with HF names. */
+ * into them. Every tensor is stored as Hugging Face stores it (GPT-2's Conv1D weights (in, out),
+ * Llama's nn.Linear weights (out, in)) under its Hugging Face name, so the safetensors checkpoint is a
+ * direct dump of the parameter block. */
 #ifndef ANVIL_MODEL_H
 #define ANVIL_MODEL_H
 
@@ -11,24 +13,43 @@
 #include "anvil/json.h"
 #include "anvil/kernels.h"
 
-typedef enum { ANV_ARCH_GPT2 } anv_arch_t;
+typedef enum {
+    ANV_ARCH_GPT2, /* GPT2LMHeadModel: LayerNorm, learned positions, GELU MLP, biases, tied head */
+    ANV_ARCH_LLAMA /* LlamaForCausalLM: RMSNorm, rotary positions, SwiGLU MLP, grouped-query attention */
+} anv_arch_t;
+
+/* Llama 3's rope_scaling (rope_type "llama3"): per-frequency factors for long contexts. */
+typedef struct {
+    int llama3; /* 0: no scaling */
+    float factor, low_freq_factor, high_freq_factor;
+    int original_max_position_embeddings;
+} anv_rope_scaling_t;
 
 /* What a model is. Read from and written to the Hugging Face config.json keys of its architecture
  * (GPT2LMHeadModel: n_layer, n_head, n_embd, n_inner, vocab_size, n_positions, layer_norm_epsilon,
- * tie_word_embeddings) plus anvil's block_size. */
+ * tie_word_embeddings; LlamaForCausalLM: num_hidden_layers, num_attention_heads, num_key_value_heads,
+ * hidden_size, intermediate_size, vocab_size, max_position_embeddings, rms_norm_eps, rope_theta,
+ * rope_scaling, tie_word_embeddings) plus anvil's block_size, the longest sequence it trains on. */
 typedef struct {
     anv_arch_t arch;
     int n_layer, n_head, n_kv_head, n_embd;
     int n_ff; /* the MLP's hidden width */
     int vocab_size, block_size;
     float norm_eps;
+    float rope_theta; /* rotary models only */
+    anv_rope_scaling_t rope_scaling;
     int tie_embeddings; /* the LM head is the token embedding */
 } anv_config_t;
 
 /* A GPT-2 config of the given shape: n_kv_head = n_head, n_ff = 4 n_embd, eps 1e-5, tied head. */
 anv_config_t anv_config_gpt2(int n_layer, int n_head, int n_embd, int vocab_size, int block_size);
-/* Presets: "tiny" (~1M params), "small" (~10M), "gpt2-124m", "gpt2-350m". */
+/* A Llama config: eps 1e-5, rope_theta 10000, no RoPE scaling, tied head (change the fields after). */
+anv_config_t anv_config_llama(int n_layer, int n_head, int n_kv_head, int n_embd, int n_ff, int vocab_size,
+                              int block_size);
+/* Presets: GPT-2 "tiny" (~1M params besides embeddings), "small" (~10M), "gpt2-124m", "gpt2-350m"; Llama
+ * "llama-tiny" (~1M), "llama-small" (~10M), "smollm2-135m", "llama3.2-1b". */
 int anv_config_preset(const char *name, anv_config_t *cfg);
+extern const char *const anv_config_preset_names; /* "tiny, small, ..." for messages */
 int anv_config_from_json(const anv_json_t *obj, const char *source, anv_config_t *cfg);
 int anv_config_load(const char *path, anv_config_t *cfg);
 /* The config.json of a run and of a Hugging Face export, one writer for both; `extra` (may be NULL)
@@ -39,17 +60,25 @@ int anv_config_validate(const anv_config_t *cfg, const char *source);
 /* 1 when a and b are the same model; else 0 with the first difference in why ("n_layer: 4 against 6",
  * a's value first). */
 int anv_config_equal(const anv_config_t *a, const anv_config_t *b, char *why, size_t why_size);
+const char *anv_arch_name(anv_arch_t arch);            /* "gpt2", "llama" */
+int anv_config_head_size(const anv_config_t *cfg);     /* n_embd / n_head */
 int anv_config_padded_vocab(const anv_config_t *cfg);  /* vocab_size rounded up to a multiple of 64 */
 size_t anv_config_num_params(const anv_config_t *cfg); /* as Hugging Face counts them (tied head once) */
+/* RoPE's inverse frequencies (head_size / 2 of them) from rope_theta and the scaling, in float as
+ * Hugging Face computes them. */
+void anv_config_rope_inv_freq(const anv_config_t *cfg, float *inv_freq);
 
 /* One named parameter tensor: a view into the parameter (and gradient) block. */
 typedef struct {
-    char name[64]; /* Hugging Face GPT-2 name, e.g. "transformer.h.0.attn.c_attn.weight" */
+    char name[64]; /* Hugging Face name, e.g. "transformer.h.0.attn.c_attn.weight" */
+    char gguf[64]; /* llama.cpp's name, e.g. "blk.0.attn_qkv.weight" */
     int ndim;
     int shape[2];
-    size_t offset; /* in floats, into params/grads */
-    size_t numel;  /* shape product: the stored tensor (wte without padding rows) */
-    int decay;     /* 1 for 2-D weights that get weight decay */
+    size_t offset;  /* in floats, into params/grads */
+    size_t numel;   /* shape product: the stored tensor (wte without padding rows) */
+    int decay;      /* 1 for 2-D weights that get weight decay */
+    int in_out;     /* a 2-D weight stored (in, out) (Conv1D); GGUF and nn.Linear want (out, in) */
+    int rope_heads; /* q_proj / k_proj of a rotary model: heads whose rows llama.cpp's RoPE layout permutes */
 } anv_param_t;
 
 typedef struct anv_model anv_model_t;
@@ -68,9 +97,10 @@ const anv_param_t *anv_model_tensor(const anv_model_t *m, int i);
  * padding between tensors left out; device memory made with the model. */
 const anv_adamw_segments_t *anv_model_segments(const anv_model_t *m);
 
-/* GPT-2 init: N(0, 0.02) weights, residual projections (attn.c_proj, mlp.c_proj) N(0, 0.02/sqrt(2 L)),
- * zero biases, LayerNorm weight 1 / bias 0, padding rows 0. Deterministic for a seed. */
-void anv_model_init_gpt2(anv_model_t *m, uint64_t seed);
+/* The architecture's init rule of every tensor: N(0, 0.02) weights, residual projections (GPT-2's
+ * c_proj, Llama's o_proj and down_proj) N(0, 0.02/sqrt(2 L)), zero biases, norm weights 1, padding
+ * rows 0. Deterministic for a seed. */
+void anv_model_init(anv_model_t *m, uint64_t seed);
 
 /* Training forward over tokens (B, T). targets (B, T) may hold -1 (ignored). Stores activations for
  * backward and returns the mean cross-entropy over non-ignored targets (0 when all are ignored). The
@@ -94,7 +124,8 @@ typedef struct {
 } anv_memory_budget_t;
 void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_budget_t *out);
 
-/* Model FLOPs per token for forward + backward: 6 N + 12 L C T (for MFU). */
+/* Model FLOPs per token for forward + backward: 6 N + 12 L C T (for MFU; grouped-query attention has
+ * as many query heads of the same size, so the attention term is the same). */
 double anv_model_flops_per_token(const anv_config_t *cfg, int T);
 
 /* KV-cached generation for one sequence. */

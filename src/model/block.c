@@ -1,23 +1,92 @@
-/* The transformer block, written once for training (gpt_train.c) and KV-cached decoding (infer.c). */
-#include "model/gpt_internal.h"
+/* The transformer block, written once for every architecture and for both training (forward.c) and
+ * KV-cached decoding (infer.c). Architectures differ only where the table says (model_internal.h):
+ * the norm, the positions, the MLP, the weights' layout and the number of key/value heads. */
+#include "model/model_internal.h"
 
-void anv_block_forward(const anv_config_t *c, const anv_gpt_layer_t *w, const anv_block_bufs_t *b,
-                       const anv_block_attention_t *att, int n) {
-    int C = c->n_embd, NH = c->n_head, F = c->n_ff;
-    size_t nC = (size_t)n * C, nF = (size_t)n * F;
-    /* attention: res2 (n, C) = x + proj(attention(qkv(ln_1(x)))) */
-    anv_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, b->x, w->ln1_w, w->ln1_b, n, C);
-    anv_matmul_forward(b->qkv, b->ln1, w->attn_w, w->attn_b, n, C, 3 * C);
-    if (att->decode)
-        anv_attention_decode(b->atty, att->kc, att->vc, b->qkv, att->pos, n, C, NH, NH);
+void anv_block_norm(const anv_model_t *m, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                    const float *b, int n) {
+    if (m->arch->norm == ANV_NORM_RMS)
+        anv_rmsnorm_forward(out, rstd, inp, w, m->cfg.norm_eps, n, m->cfg.n_embd);
     else
-        anv_attention_forward(b->atty, att->lse, att->scratch, b->qkv, att->B, att->T, C, NH, NH);
-    anv_matmul_forward(b->tmp, b->atty, w->proj_w, w->proj_b, n, C, C);
+        anv_layernorm_forward(out, mean, rstd, inp, w, b, n, m->cfg.n_embd);
+}
+
+void anv_block_norm_backward(const anv_model_t *m, float *dinp, float *dw, float *db, const float *dout,
+                             const float *inp, const float *w, const float *mean, const float *rstd, int n) {
+    if (m->arch->norm == ANV_NORM_RMS)
+        anv_rmsnorm_backward(dinp, dw, dout, inp, w, rstd, n, m->cfg.n_embd);
+    else
+        anv_layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, n, m->cfg.n_embd);
+}
+
+/* out (n, OC) = inp (n, IC) through a weight stored (IC, OC) with a bias (Conv1D) or (OC, IC) without. */
+static void linear(const anv_model_t *m, float *out, const float *inp, const float *w, const float *b, int n, int IC,
+                   int OC) {
+    if (m->arch->weights == ANV_WEIGHTS_IN_OUT)
+        anv_matmul_forward(out, inp, w, b, n, IC, OC);
+    else
+        anv_matmul_nt_forward(out, inp, w, n, IC, OC);
+}
+
+/* dinp (n, IC) = dout (n, OC) through the weight's transpose (overwritten); dw, db accumulate. */
+static void linear_backward(const anv_model_t *m, float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, int n, int IC, int OC) {
+    if (m->arch->weights == ANV_WEIGHTS_IN_OUT) {
+        anv_matmul_backward(dinp, dw, db, dout, inp, w, n, IC, OC);
+        return;
+    }
+    anv_fill(dinp, 0.0f, (size_t)n * IC);
+    anv_matmul_nt_backward(dinp, dw, dout, inp, w, n, IC, OC);
+}
+
+void anv_block_forward(const anv_model_t *m, const anv_layer_t *w, const anv_block_bufs_t *b,
+                       const anv_block_attention_t *att) {
+    const anv_config_t *c = &m->cfg;
+    int C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head, F = c->n_ff, n = att->B * att->T;
+    int QKV = anv_qkv_width(c), FI = anv_mlp_in_width(c);
+    size_t nC = (size_t)n * C;
+    /* attention: res2 (n, C) = x + proj(attention(rope(qkv(norm1(x))))) */
+    anv_block_norm(m, b->ln1, b->ln1_mean, b->ln1_rstd, b->x, w->norm1_w, w->norm1_b, n);
+    linear(m, b->qkv, b->ln1, w->qkv_w, w->qkv_b, n, C, QKV); /* (n, QKV) */
+    if (m->arch->positions == ANV_POS_ROTARY)
+        anv_rope_forward(b->qkv, m->rope_inv_freq, att->B, att->T, att->pos, NH, NKV, C / NH);
+    if (att->decode)
+        anv_attention_decode(b->atty, att->kc, att->vc, b->qkv, att->pos, n, C, NH, NKV);
+    else
+        anv_attention_forward(b->atty, att->lse, att->scratch, b->qkv, att->B, att->T, C, NH, NKV);
+    linear(m, b->tmp, b->atty, w->attn_proj_w, w->attn_proj_b, n, C, C);
     anv_residual_forward(b->res2, b->x, b->tmp, nC);
-    /* MLP: out (n, C) = res2 + c_proj(gelu(c_fc(ln_2(res2)))) */
-    anv_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res2, w->ln2_w, w->ln2_b, n, C);
-    anv_matmul_forward(b->fch, b->ln2, w->fc_w, w->fc_b, n, C, F);
-    anv_gelu_forward(b->fch_gelu, b->fch, nF);
-    anv_matmul_forward(b->tmp, b->fch_gelu, w->fcproj_w, w->fcproj_b, n, F, C);
+    /* MLP: out (n, C) = res2 + mlp_out(act(mlp_in(norm2(res2)))) */
+    anv_block_norm(m, b->ln2, b->ln2_mean, b->ln2_rstd, b->res2, w->norm2_w, w->norm2_b, n);
+    linear(m, b->fch, b->ln2, w->mlp_in_w, w->mlp_in_b, n, C, FI); /* (n, FI) */
+    if (m->arch->mlp == ANV_MLP_SWIGLU)
+        anv_swiglu_forward(b->fch_act, b->fch, n, F);
+    else
+        anv_gelu_forward(b->fch_act, b->fch, (size_t)n * F);
+    linear(m, b->tmp, b->fch_act, w->mlp_out_w, w->mlp_out_b, n, F, C);
     anv_residual_forward(b->out, b->res2, b->tmp, nC);
+}
+
+void anv_block_backward(const anv_model_t *m, const anv_layer_t *w, anv_layer_t *g, const anv_block_bufs_t *b,
+                        const anv_block_attention_t *att, float *dres, const anv_block_grads_t *d) {
+    const anv_config_t *c = &m->cfg;
+    int C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head, F = c->n_ff, n = att->B * att->T;
+    int QKV = anv_qkv_width(c), FI = anv_mlp_in_width(c);
+    /* MLP branch; dres is the gradient of out, which flows unchanged into the branch and res2. */
+    if (m->arch->mlp == ANV_MLP_SWIGLU) {
+        linear_backward(m, d->dact, g->mlp_out_w, g->mlp_out_b, dres, b->fch_act, w->mlp_out_w, n, F, C);
+        anv_swiglu_backward(d->dbranch, b->fch, d->dact, n, F);
+    } else {
+        linear_backward(m, d->dbranch, g->mlp_out_w, g->mlp_out_b, dres, b->fch_act, w->mlp_out_w, n, F, C);
+        anv_gelu_backward(d->dbranch, b->fch, d->dbranch, (size_t)n * F);
+    }
+    linear_backward(m, d->tmp, g->mlp_in_w, g->mlp_in_b, d->dbranch, b->ln2, w->mlp_in_w, n, C, FI);
+    anv_block_norm_backward(m, dres, g->norm2_w, g->norm2_b, d->tmp, b->res2, w->norm2_w, b->ln2_mean, b->ln2_rstd, n);
+    /* Attention branch; dres is now the gradient of res2. */
+    linear_backward(m, d->tmp, g->attn_proj_w, g->attn_proj_b, dres, b->atty, w->attn_proj_w, n, C, C);
+    anv_attention_backward(d->dbranch, att->scratch, d->tmp, b->qkv, b->atty, att->lse, att->B, att->T, C, NH, NKV);
+    if (m->arch->positions == ANV_POS_ROTARY)
+        anv_rope_backward(d->dbranch, m->rope_inv_freq, att->B, att->T, att->pos, NH, NKV, C / NH);
+    linear_backward(m, d->tmp, g->qkv_w, g->qkv_b, d->dbranch, b->ln1, w->qkv_w, n, C, QKV);
+    anv_block_norm_backward(m, dres, g->norm1_w, g->norm1_b, d->tmp, b->x, w->norm1_w, b->ln1_mean, b->ln1_rstd, n);
 }

@@ -3,7 +3,7 @@
  * tokens are processed in chunks of up to CHUNK rows (a prompt is prefilled with matrix products).
  * Everything runs through the kernels of the current device. */
 #include "anvil/kernels.h"
-#include "model/gpt_internal.h"
+#include "model/model_internal.h"
 
 #include <string.h>
 
@@ -11,12 +11,12 @@
 
 struct anv_kv_cache {
     int max_len, len;
-    float *k, *v;          /* (L, max_len, C) each */
-    float *x, *ln, *qkv;   /* (CHUNK, C), (CHUNK, C), (CHUNK, 3C) */
-    float *atty, *tmp;     /* (CHUNK, C) each */
-    float *fch, *fch_gelu; /* (CHUNK, F) each */
-    float *logits;         /* (Vp) */
-    int32_t *tokens;       /* (CHUNK) the chunk's tokens where the device's kernels can read them */
+    float *k, *v;         /* (L, max_len, KV) each: KV = n_kv_head * head size */
+    float *x, *ln, *qkv;  /* (CHUNK, C), (CHUNK, C), (CHUNK, QKV) */
+    float *atty, *tmp;    /* (CHUNK, C) each */
+    float *fch, *fch_act; /* (CHUNK, FI), (CHUNK, F) */
+    float *logits;        /* (Vp) */
+    int32_t *tokens;      /* (CHUNK) the chunk's tokens where the device's kernels can read them */
     float *block;
 };
 
@@ -25,12 +25,13 @@ struct anv_kv_cache {
 static size_t kv_layout(const anv_model_t *m, int max_len, anv_kv_cache_t *kv) {
     const anv_config_t *c = &m->cfg;
     size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, T = (size_t)max_len, F = (size_t)c->n_ff;
+    size_t KV = (size_t)c->n_kv_head * anv_config_head_size(c), QKV = anv_qkv_width(c), FI = anv_mlp_in_width(c);
     struct {
         float **p;
         size_t n;
-    } views[] = {{&kv->k, L * T * C},        {&kv->v, L * T * C},         {&kv->x, CHUNK * C},   {&kv->ln, CHUNK * C},
-                 {&kv->qkv, CHUNK * 3 * C},  {&kv->atty, CHUNK * C},      {&kv->tmp, CHUNK * C}, {&kv->fch, CHUNK * F},
-                 {&kv->fch_gelu, CHUNK * F}, {&kv->logits, (size_t)m->Vp}};
+    } views[] = {{&kv->k, L * T * KV},      {&kv->v, L * T * KV},        {&kv->x, CHUNK * C},   {&kv->ln, CHUNK * C},
+                 {&kv->qkv, CHUNK * QKV},   {&kv->atty, CHUNK * C},      {&kv->tmp, CHUNK * C}, {&kv->fch, CHUNK * FI},
+                 {&kv->fch_act, CHUNK * F}, {&kv->logits, (size_t)m->Vp}};
     size_t total = CHUNK; /* the tokens first: int32 and float have the same size */
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
         if (kv->block) *views[i].p = kv->block + total;
@@ -76,10 +77,9 @@ int anv_kv_cache_len(const anv_kv_cache_t *c) { return c->len; }
 static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *tokens, int n) {
     const anv_config_t *c = &m->cfg;
     int C = c->n_embd, pos = kv->len;
-    size_t LC = (size_t)kv->max_len * C;
-    anv_device_sync(); /* the previous chunk's kernels may still read kv->tokens */
-    memcpy(kv->tokens, tokens, (size_t)n * sizeof *tokens);
-    anv_embedding_forward(kv->x, kv->tokens, m->w.wte, m->w.wpe + (size_t)pos * C, 1, n, C);
+    size_t LKV = (size_t)kv->max_len * c->n_kv_head * anv_config_head_size(c);
+    anv_device_upload(kv->tokens, tokens, (size_t)n * sizeof *tokens); /* waits for the previous chunk */
+    anv_embedding_forward(kv->x, kv->tokens, m->w.wte, m->w.wpe ? m->w.wpe + (size_t)pos * C : NULL, 1, n, C);
     /* every layer reuses the same scratch; the residual stream x is updated in place */
     anv_block_bufs_t bufs = {.x = kv->x,
                              .ln1 = kv->ln,
@@ -88,14 +88,14 @@ static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *toke
                              .res2 = kv->x,
                              .ln2 = kv->ln,
                              .fch = kv->fch,
-                             .fch_gelu = kv->fch_gelu,
+                             .fch_act = kv->fch_act,
                              .tmp = kv->tmp,
                              .out = kv->x};
-    anv_block_attention_t att = {.decode = 1, .pos = pos};
+    anv_block_attention_t att = {.decode = 1, .B = 1, .T = n, .pos = pos};
     for (int l = 0; l < c->n_layer; l++) {
-        att.kc = kv->k + l * LC;
-        att.vc = kv->v + l * LC;
-        anv_block_forward(c, &m->w.h[l], &bufs, &att, n);
+        att.kc = kv->k + l * LKV;
+        att.vc = kv->v + l * LKV;
+        anv_block_forward(m, &m->w.h[l], &bufs, &att);
     }
     kv->len += n;
 }
@@ -109,11 +109,10 @@ int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, i
         if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
             return anv_error("decode: token %d is outside the vocabulary (%d)", (int)tokens[i], cfg->vocab_size);
     for (int at = 0; at < n; at += CHUNK) decode_chunk(m, c, tokens + at, n - at < CHUNK ? n - at : CHUNK);
-    /* The logits of the last token only: ln_f of its row, then the tied head. */
+    /* The logits of the last token only: the final norm of its row, then the head. */
     int C = cfg->n_embd, last = (n - 1) % CHUNK;
-    anv_layernorm_forward(c->ln, NULL, NULL, c->x + (size_t)last * C, m->w.lnf_w, m->w.lnf_b, 1, C);
-    anv_matmul_nt_forward(c->logits, c->ln, m->w.wte, 1, C, m->Vp); /* (1, Vp): the tied head */
-    anv_device_sync();
-    memcpy(logits, c->logits, (size_t)cfg->vocab_size * sizeof *logits);
+    anv_block_norm(m, c->ln, NULL, NULL, c->x + (size_t)last * C, m->w.norm_w, m->w.norm_b, 1);
+    anv_matmul_nt_forward(c->logits, c->ln, m->w.head, 1, C, m->Vp); /* (1, Vp) */
+    anv_device_download(logits, c->logits, (size_t)cfg->vocab_size * sizeof *logits);
     return anv_kernel_status() == 0 ? 0 : anv_error_prefix("decode");
 }

@@ -143,7 +143,7 @@ static int setup_fresh(trainer_t *t) {
         if (anv_checkpoint_load_committed(t->o->init_from, t->m, NULL) != 0) return -1;
         anv_log(ANV_LOG_INFO, "initialised from %s", t->o->init_from);
     } else {
-        anv_model_init_gpt2(t->m, t->hp.seed);
+        anv_model_init(t->m, t->hp.seed);
     }
     t->saved_step = -1;
     return 0;

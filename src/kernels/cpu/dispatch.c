@@ -135,6 +135,18 @@ void anv_device_sync(void) {
     if (on_cuda) anv_cuda_module()->sync();
 }
 
+/* Device memory is host memory on the CPU and CUDA managed memory on the GPU: once the device is
+ * idle, the host reads and writes it directly. */
+void anv_device_upload(void *dst, const void *src, size_t bytes) {
+    anv_device_sync();
+    memcpy(dst, src, bytes);
+}
+
+void anv_device_download(void *dst, const void *src, size_t bytes) {
+    anv_device_sync();
+    memcpy(dst, src, bytes);
+}
+
 static anv_precision_t precision = ANV_PRECISION_FP32;
 
 void anv_matmul_precision_set(anv_precision_t p) { precision = p; }

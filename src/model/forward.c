@@ -1,13 +1,14 @@
-/* GPT-2 training forward and backward, written as a sequence of kernel calls (kernels.h). */
+/* Training forward and backward, the loss and the logits: the embedding, the blocks (block.c), the
+ * final norm and the LM head, as a sequence of kernel calls (kernels.h). */
 #include "anvil/kernels.h"
-#include "model/gpt_internal.h"
+#include "model/model_internal.h"
 
 #include <math.h>
 #include <string.h>
 
 /* Sizes the attention work area for T at the current thread count. */
 static int ensure_att_scratch(anv_model_t *m, int T) {
-    anv_gpt_acts_t *a = &m->acts;
+    anv_acts_t *a = &m->acts;
     size_t n = anv_attention_scratch_floats(T);
     if (n <= a->att_scratch_n) return 0;
     anv_device_free(a->att_scratch);
@@ -33,34 +34,39 @@ typedef struct {
 } act_view_t;
 
 /* The float views of the activation block for N token rows, in allocation order; returns the count. */
-static int act_views(anv_gpt_acts_t *a, const anv_config_t *c, size_t N, act_view_t *v) {
-    size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, F = c->n_ff;
+static int act_views(anv_acts_t *a, const anv_config_t *c, size_t N, act_view_t *v) {
+    const anv_arch_info_t *arch = anv_arch_info(c->arch);
+    size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, F = c->n_ff, Vp = anv_config_padded_vocab(c);
+    size_t QKV = anv_qkv_width(c), FI = anv_mlp_in_width(c);
+    size_t means = arch->norm == ANV_NORM_LAYER; /* RMSNorm keeps no mean */
+    size_t dact = arch->mlp == ANV_MLP_SWIGLU;   /* GELU's gradient is taken in place */
     act_view_t t[] = {
         {&a->encoded, N * C},
         {&a->ln1, L * N * C},
-        {&a->ln1_mean, L * N},
+        {&a->ln1_mean, means * L * N},
         {&a->ln1_rstd, L * N},
-        {&a->qkv, L * N * 3 * C},
+        {&a->qkv, L * N * QKV},
         {&a->atty, L * N * C},
         {&a->att_lse, L * N * NH},
         {&a->res2, L * N * C},
         {&a->ln2, L * N * C},
-        {&a->ln2_mean, L * N},
+        {&a->ln2_mean, means * L * N},
         {&a->ln2_rstd, L * N},
-        {&a->fch, L * N * F},
-        {&a->fch_gelu, L * N * F},
+        {&a->fch, L * N * FI},
+        {&a->fch_act, L * N * F},
         {&a->res3, L * N * C},
         {&a->lnf, N * C},
-        {&a->lnf_mean, N},
+        {&a->lnf_mean, means * N},
         {&a->lnf_rstd, N},
         {&a->ce_lse, N},
         {&a->ce_tlogit, N},
         {&a->ce_dlnf, N * C},
-        {&a->ce_logits, (size_t)ce_block_rows(N, anv_config_padded_vocab(c)) * anv_config_padded_vocab(c)},
-        {&a->ce_dwte, (size_t)anv_config_padded_vocab(c) * C},
+        {&a->ce_logits, (size_t)ce_block_rows(N, (int)Vp) * Vp},
+        {&a->ce_dhead, Vp * C},
         {&a->tmp, N * C},
         {&a->dres, N * C},
-        {&a->dbranch, N * (F > 3 * C ? F : 3 * C)},
+        {&a->dbranch, N * (FI > QKV ? FI : QKV)},
+        {&a->dact, dact * N * F},
     };
     int n = (int)(sizeof t / sizeof t[0]);
     for (int i = 0; i < n; i++) v[i] = t[i];
@@ -77,7 +83,7 @@ static size_t act_floats(const act_view_t *v, int n) {
 
 /* Sizes the activation block for N = B*T token rows; keeps one that is already big enough. */
 static int ensure_acts(anv_model_t *m, int B, int T) {
-    anv_gpt_acts_t *a = &m->acts;
+    anv_acts_t *a = &m->acts;
     size_t N = (size_t)B * T;
     if (ensure_att_scratch(m, T)) return -1;
     if (N <= a->cap_n) return 0;
@@ -102,10 +108,9 @@ static int ensure_acts(anv_model_t *m, int B, int T) {
 }
 
 void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_budget_t *out) {
-    size_t N = (size_t)B * T, C = cfg->n_embd;
-    /* the block holds wte's padding rows besides what Hugging Face counts */
-    size_t n_params = anv_config_num_params(cfg) + (size_t)(anv_config_padded_vocab(cfg) - cfg->vocab_size) * C;
-    anv_gpt_acts_t dummy;
+    size_t N = (size_t)B * T;
+    size_t n_params = anv_arch_layout(cfg, NULL, NULL, &(int){0}); /* padding rows included */
+    anv_acts_t dummy;
     act_view_t views[MAX_ACT_VIEWS];
     int nv = act_views(&dummy, cfg, N, views);
     out->params = n_params * sizeof(float);
@@ -133,59 +138,64 @@ static int check_tokens(const anv_model_t *m, const int32_t *inputs, const int32
     return 0;
 }
 
-/* Runs the network up to the final LayerNorm's output (B, T, C) in acts.lnf. */
+/* The buffers and attention of layer l over the activations of a (B, T) batch. */
+static void layer_bufs(anv_model_t *m, int l, int B, int T, anv_block_bufs_t *b, anv_block_attention_t *att) {
+    const anv_config_t *c = &m->cfg;
+    anv_acts_t *a = &m->acts;
+    size_t N = (size_t)B * T, lN = l * N, NC = N * c->n_embd;
+    int means = m->arch->norm == ANV_NORM_LAYER;
+    *b = (anv_block_bufs_t){
+        .x = l ? a->res3 + (l - 1) * NC : a->encoded,
+        .ln1 = a->ln1 + l * NC,
+        .ln1_mean = means ? a->ln1_mean + lN : NULL,
+        .ln1_rstd = a->ln1_rstd + lN,
+        .qkv = a->qkv + lN * anv_qkv_width(c),
+        .atty = a->atty + l * NC,
+        .res2 = a->res2 + l * NC,
+        .ln2 = a->ln2 + l * NC,
+        .ln2_mean = means ? a->ln2_mean + lN : NULL,
+        .ln2_rstd = a->ln2_rstd + lN,
+        .fch = a->fch + lN * anv_mlp_in_width(c),
+        .fch_act = a->fch_act + lN * c->n_ff,
+        .tmp = a->tmp,
+        .out = a->res3 + l * NC,
+    };
+    *att = (anv_block_attention_t){.B = B, .T = T, .lse = a->att_lse + lN * c->n_head, .scratch = a->att_scratch};
+}
+
+/* Runs the network up to the final norm's output (B, T, C) in acts.lnf. */
 static void forward_hidden(anv_model_t *m, int B, int T) {
     const anv_config_t *c = &m->cfg;
-    anv_gpt_acts_t *a = &m->acts;
-    int C = c->n_embd, NH = c->n_head, F = c->n_ff;
+    anv_acts_t *a = &m->acts;
     int N = B * T;
-    size_t NC = (size_t)N * C, NF = (size_t)N * F;
-    anv_embedding_forward(a->encoded, a->inputs, m->w.wte, m->w.wpe, B, T, C);
-    const float *x = a->encoded; /* (N, C) residual stream entering the layer */
-    anv_block_attention_t att = {.lse = NULL, .scratch = a->att_scratch, .B = B, .T = T};
+    anv_embedding_forward(a->encoded, a->inputs, m->w.wte, m->w.wpe, B, T, c->n_embd);
+    anv_block_bufs_t bufs;
+    anv_block_attention_t att;
     for (int l = 0; l < c->n_layer; l++) {
-        size_t lN = (size_t)l * N;
-        anv_block_bufs_t bufs = {
-            .x = x,
-            .ln1 = a->ln1 + l * NC,
-            .ln1_mean = a->ln1_mean + lN,
-            .ln1_rstd = a->ln1_rstd + lN,
-            .qkv = a->qkv + l * 3 * NC,
-            .atty = a->atty + l * NC,
-            .res2 = a->res2 + l * NC,
-            .ln2 = a->ln2 + l * NC,
-            .ln2_mean = a->ln2_mean + lN,
-            .ln2_rstd = a->ln2_rstd + lN,
-            .fch = a->fch + l * NF,
-            .fch_gelu = a->fch_gelu + l * NF,
-            .tmp = a->tmp,
-            .out = a->res3 + l * NC,
-        };
-        att.lse = a->att_lse + lN * NH;
-        anv_block_forward(c, &m->w.h[l], &bufs, &att, N);
-        x = bufs.out;
+        layer_bufs(m, l, B, T, &bufs, &att);
+        anv_block_forward(m, &m->w.h[l], &bufs, &att);
     }
-    anv_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.lnf_w, m->w.lnf_b, N, C);
+    anv_block_norm(m, a->lnf, a->lnf_mean, a->lnf_rstd, bufs.out, m->w.norm_w, m->w.norm_b, N);
 }
 
 /* The LM head and the cross-entropy, forward and backward together, one block of R token rows at a
- * time so the (N, V) logits never exist: logits (R, Vp) = lnf @ wte^T, each row's log-sum-exp and
+ * time so the (N, V) logits never exist: logits (R, Vp) = lnf @ head^T, each row's log-sum-exp and
  * target logit over the real vocabulary [0, V), then dlogits = (softmax - onehot) / n_targets in place,
- * ce_dlnf (N, C) = dlogits @ wte and ce_dwte (Vp, C) += dlogits^T @ lnf. Backward scales these into the
+ * ce_dlnf (N, C) = dlogits @ head and ce_dhead (Vp, C) += dlogits^T @ lnf. Backward scales these into the
  * gradients; a row block of the full vocabulary needs no recomputation of the logits. Without
  * `grads`, only the loss terms (ce_lse, ce_tlogit).
  *
- * The products run over all Vp (a multiple of 64) rows of wte, the padding rows included: those are
+ * The products run over all Vp (a multiple of 64) rows of the head, the padding rows included: those are
  * zero and stay zero (their gradient is never added), so their logits and dlogits are exactly 0 and
  * add nothing. What it buys: every extent of the head's GEMMs is a multiple of 64, which the GPU's
  * vectorised GEMM kernels need: with V = 50257, cuBLASLt could only pick kernels without vector loads
  * (align1 CUTLASS kernels of an older architecture, seen in a profile on an H200). */
 static void head_loss(anv_model_t *m, int N, int grads) {
-    anv_gpt_acts_t *a = &m->acts;
+    anv_acts_t *a = &m->acts;
     int C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     if (grads) {
         anv_fill(a->ce_dlnf, 0.0f, (size_t)N * C);
-        anv_fill(a->ce_dwte, 0.0f, (size_t)Vp * C);
+        anv_fill(a->ce_dhead, 0.0f, (size_t)Vp * C);
     }
     float dloss = m->n_targets ? 1.0f / m->n_targets : 0.0f;
     for (int r0 = 0; r0 < N; r0 += R) {
@@ -193,11 +203,11 @@ static void head_loss(anv_model_t *m, int N, int grads) {
         const int32_t *tg = a->targets + r0;
         float *lse = a->ce_lse + r0, *lnf = a->lnf + (size_t)r0 * C;
         anv_fill(lse, -INFINITY, (size_t)n);
-        anv_matmul_nt_forward(a->ce_logits, lnf, m->w.wte, n, C, Vp);
+        anv_matmul_nt_forward(a->ce_logits, lnf, m->w.head, n, C, Vp);
         anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, Vp, tg, n, 0, V);
         if (!grads) continue;
         anv_crossentropy_chunk_backward(a->ce_logits, Vp, lse, tg, dloss, n, 0, V);
-        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dwte, a->ce_logits, lnf, m->w.wte, n, C, Vp);
+        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dhead, a->ce_logits, lnf, m->w.head, n, C, Vp);
     }
 }
 
@@ -206,9 +216,9 @@ static int begin_forward(anv_model_t *m, const int32_t *inputs, const int32_t *t
     m->have_forward = 0;
     if (check_tokens(m, inputs, targets, B, T) || ensure_acts(m, B, T)) return -1;
     size_t N = (size_t)B * T;
-    anv_device_sync(); /* a backward still running on a GPU may read the previous tokens */
-    memcpy(m->acts.inputs, inputs, N * sizeof(int32_t));
-    if (targets) memcpy(m->acts.targets, targets, N * sizeof(int32_t));
+    /* a backward still running on a GPU may read the previous tokens: upload waits for it */
+    anv_device_upload(m->acts.inputs, inputs, N * sizeof(int32_t));
+    if (targets) anv_device_upload(m->acts.targets, targets, N * sizeof(int32_t));
     m->B = B;
     m->T = T;
     return 0;
@@ -245,39 +255,23 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
     if (m->n_targets == 0) return 0;
     if (ensure_att_scratch(m, m->T)) return -1;
     const anv_config_t *c = &m->cfg;
-    anv_gpt_acts_t *a = &m->acts;
-    int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, L = c->n_layer, F = c->n_ff;
+    anv_acts_t *a = &m->acts;
+    int B = m->B, T = m->T, C = c->n_embd, L = c->n_layer;
     int N = B * T;
-    size_t NC = (size_t)N * C, NF = (size_t)N * F;
+    size_t NC = (size_t)N * C;
 
     /* The head's gradients, computed by the forward for a loss scale of 1. */
     anv_scale_into(a->tmp, a->ce_dlnf, loss_scale, NC);
-    anv_add_scaled(m->g.wte, a->ce_dwte, loss_scale, (size_t)c->vocab_size * C);
+    anv_add_scaled(m->g.head, a->ce_dhead, loss_scale, (size_t)c->vocab_size * C);
     anv_fill(a->dres, 0.0f, NC);
-    anv_layernorm_backward(a->dres, m->g.lnf_w, m->g.lnf_b, a->tmp, a->res3 + (L - 1) * NC, m->w.lnf_w, a->lnf_mean,
-                           a->lnf_rstd, N, C);
+    anv_block_norm_backward(m, a->dres, m->g.norm_w, m->g.norm_b, a->tmp, a->res3 + (L - 1) * NC, m->w.norm_w,
+                            a->lnf_mean, a->lnf_rstd, N);
+    anv_block_grads_t d = {a->tmp, a->dbranch, a->dact};
+    anv_block_bufs_t bufs;
+    anv_block_attention_t att;
     for (int l = L - 1; l >= 0; l--) {
-        const anv_gpt_layer_t *w = &m->w.h[l];
-        anv_gpt_layer_t *g = &m->g.h[l];
-        const float *x = l ? a->res3 + (l - 1) * NC : a->encoded;
-        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
-        float *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
-        float *fch = a->fch + l * NF, *fch_gelu = a->fch_gelu + l * NF;
-        float *ln1_mean = a->ln1_mean + (size_t)l * N, *ln1_rstd = a->ln1_rstd + (size_t)l * N;
-        float *ln2_mean = a->ln2_mean + (size_t)l * N, *ln2_rstd = a->ln2_rstd + (size_t)l * N;
-        float *lse = a->att_lse + (size_t)l * N * NH;
-
-        /* MLP branch; dres is the gradient of res3, which flows unchanged into the branch and res2. */
-        anv_matmul_backward(a->dbranch, g->fcproj_w, g->fcproj_b, a->dres, fch_gelu, w->fcproj_w, N, F, C);
-        anv_gelu_backward(a->dbranch, fch, a->dbranch, NF);
-        anv_matmul_backward(a->tmp, g->fc_w, g->fc_b, a->dbranch, ln2, w->fc_w, N, C, F);
-        anv_layernorm_backward(a->dres, g->ln2_w, g->ln2_b, a->tmp, res2, w->ln2_w, ln2_mean, ln2_rstd, N, C);
-
-        /* Attention branch; dres is now the gradient of res2. */
-        anv_matmul_backward(a->tmp, g->proj_w, g->proj_b, a->dres, atty, w->proj_w, N, C, C);
-        anv_attention_backward(a->dbranch, a->att_scratch, a->tmp, qkv, atty, lse, B, T, C, NH, NH);
-        anv_matmul_backward(a->tmp, g->attn_w, g->attn_b, a->dbranch, ln1, w->attn_w, N, C, 3 * C);
-        anv_layernorm_backward(a->dres, g->ln1_w, g->ln1_b, a->tmp, x, w->ln1_w, ln1_mean, ln1_rstd, N, C);
+        layer_bufs(m, l, B, T, &bufs, &att);
+        anv_block_backward(m, &m->w.h[l], &m->g.h[l], &bufs, &att, a->dres, &d);
     }
     anv_embedding_backward(m->g.wte, m->g.wpe, a->dres, a->inputs, B, T, C);
     return anv_kernel_status() == 0 ? 0 : anv_error_prefix("model backward");
@@ -291,10 +285,10 @@ int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float 
     int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     for (int r0 = 0; r0 < N; r0 += R) {
         int n = N - r0 < R ? N - r0 : R;
-        anv_matmul_nt_forward(m->acts.ce_logits, m->acts.lnf + (size_t)r0 * C, m->w.wte, n, C, Vp);
-        anv_device_sync();
+        anv_matmul_nt_forward(m->acts.ce_logits, m->acts.lnf + (size_t)r0 * C, m->w.head, n, C, Vp);
         for (int i = 0; i < n; i++)
-            memcpy(logits + (size_t)(r0 + i) * V, m->acts.ce_logits + (size_t)i * Vp, (size_t)V * sizeof(float));
+            anv_device_download(logits + (size_t)(r0 + i) * V, m->acts.ce_logits + (size_t)i * Vp,
+                                (size_t)V * sizeof(float));
     }
     return anv_kernel_status() == 0 ? 0 : anv_error_prefix("model logits");
 }
