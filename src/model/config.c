@@ -5,6 +5,7 @@
 #include "anvil/json.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 anv_config_t anv_config_gpt2(int n_layer, int n_head, int n_embd, int vocab_size, int block_size) {
@@ -378,14 +379,27 @@ static int gpt2_json(const anv_config_t *cfg, const char *extra, anv_buf_t *out)
                           cfg->tie_embeddings ? "true" : "false", extra ? extra : "");
 }
 
+/* The shortest decimal that reads back as the same float ("1e-05", not "9.99999975e-06"). */
+typedef struct {
+    char s[24];
+} float_text_t;
+static float_text_t float_text(float v) {
+    float_text_t t;
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(t.s, sizeof t.s, "%.*g", digits, (double)v);
+        if ((float)strtod(t.s, NULL) == v) break;
+    }
+    return t;
+}
+
 static int llama_json(const anv_config_t *cfg, const char *extra, anv_buf_t *out) {
     char scaling[256] = "null";
     const anv_rope_scaling_t *r = &cfg->rope_scaling;
     if (r->llama3)
         snprintf(scaling, sizeof scaling,
-                 "{\"rope_type\": \"llama3\", \"factor\": %.9g, \"low_freq_factor\": %.9g, \"high_freq_factor\": "
-                 "%.9g, \"original_max_position_embeddings\": %d}",
-                 (double)r->factor, (double)r->low_freq_factor, (double)r->high_freq_factor,
+                 "{\"rope_type\": \"llama3\", \"factor\": %s, \"low_freq_factor\": %s, \"high_freq_factor\": %s, "
+                 "\"original_max_position_embeddings\": %d}",
+                 float_text(r->factor).s, float_text(r->low_freq_factor).s, float_text(r->high_freq_factor).s,
                  r->original_max_position_embeddings);
     return anv_buf_printf(out,
                           "{\n"
@@ -400,8 +414,8 @@ static int llama_json(const anv_config_t *cfg, const char *extra, anv_buf_t *out
                           "  \"vocab_size\": %d,\n"
                           "  \"block_size\": %d,\n"
                           "  \"max_position_embeddings\": %d,\n"
-                          "  \"rms_norm_eps\": %.9g,\n"
-                          "  \"rope_theta\": %.9g,\n"
+                          "  \"rms_norm_eps\": %s,\n"
+                          "  \"rope_theta\": %s,\n"
                           "  \"rope_scaling\": %s,\n"
                           "  \"tie_word_embeddings\": %s,\n"
                           "%s"
@@ -413,8 +427,8 @@ static int llama_json(const anv_config_t *cfg, const char *extra, anv_buf_t *out
                           "  \"pretraining_tp\": 1\n"
                           "}\n",
                           cfg->n_layer, cfg->n_head, cfg->n_kv_head, cfg->n_embd, anv_config_head_size(cfg), cfg->n_ff,
-                          cfg->vocab_size, cfg->block_size, cfg->block_size, (double)cfg->norm_eps,
-                          (double)cfg->rope_theta, scaling, cfg->tie_embeddings ? "true" : "false", extra ? extra : "");
+                          cfg->vocab_size, cfg->block_size, cfg->block_size, float_text(cfg->norm_eps).s,
+                          float_text(cfg->rope_theta).s, scaling, cfg->tie_embeddings ? "true" : "false", extra ? extra : "");
 }
 
 int anv_config_json(const anv_config_t *cfg, const char *extra, anv_buf_t *out) {
