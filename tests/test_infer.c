@@ -8,11 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-int main(void) {
-    anv_config_t cfg = anv_config_gpt2(2, 4, 64, 100, 128); /* n_layer, n_head, n_embd, vocab (padded to 128), block */
+static void test_decode(anv_config_t cfg) {
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "create: %s", anv_last_error());
-    if (!m) return check_done("test_infer");
+    if (!m) return;
+    printf("%s, %d heads, %d key/value heads, %s head:\n", anv_arch_name(cfg.arch), cfg.n_head, cfg.n_kv_head,
+           cfg.tie_embeddings ? "tied" : "untied");
     anv_model_init(m, 5);
     /* Weights at twice the init scale, so attention is less uniform than at init. */
     float *p = anv_model_params(m);
@@ -68,5 +69,15 @@ int main(void) {
     free(full);
     free(got);
     anv_model_free(m);
+}
+
+int main(void) {
+    test_decode(anv_config_gpt2(2, 4, 64, 100, 128)); /* n_layer, n_head, n_embd, vocab (padded to 128), block */
+    /* Llama: grouped-query heads, an untied head, and Llama 3's RoPE scaling with a short original context
+     * so that positions past it matter. */
+    anv_config_t llama = anv_config_llama(2, 4, 2, 64, 96, 100, 128);
+    llama.tie_embeddings = 0;
+    llama.rope_scaling = (anv_rope_scaling_t){1, 4.0f, 1.0f, 4.0f, 32};
+    test_decode(llama);
     return check_done("test_infer");
 }

@@ -1,6 +1,6 @@
-/* Every CPU kernel's forward and backward against PyTorch (tests/golden/kernels.safetensors, made by
- * tools/torch_reference.py), the built-in GEMM against a double-precision product for every
- * transpose combination, and bitwise determinism of the kernels for a fixed thread count. */
+/* Every CPU kernel's forward and backward against PyTorch (tests/golden/kernels.safetensors and
+ * kernels_llama.safetensors, made by tools/torch_reference.py), the built-in GEMM against a double-precision product
+ * for every transpose combination, and bitwise determinism of the kernels for a fixed thread count. */
 #include "anvil/kernels.h"
 
 #include "check.h"
@@ -139,6 +139,118 @@ static void test_attention_decode(anv_safetensors_t *st) {
     free(big), free(ref), free(lse), free(got), free(scratch);
 }
 
+/* ---- the Llama family's kernels (tests/golden/kernels_llama.safetensors) ---- */
+
+static void test_rmsnorm(anv_safetensors_t *st) {
+    int N = 9, C = 40;
+    float eps = (float)golden_meta_double(st, "rms_eps");
+    float *x = golden_f32(st, "rms.inp", NULL), *w = golden_f32(st, "rms.w", NULL),
+          *dout = golden_f32(st, "rms.dout", NULL);
+    float *out = zeros(N * C), *rstd = zeros(N), *dx = zeros(N * C), *dw = zeros(C);
+    anv_rmsnorm_forward(out, rstd, x, w, eps, N, C);
+    golden_compare(st, "rmsnorm forward", "rms.out", out, N * C, TOL_FWD);
+    golden_compare(st, "rmsnorm rstd", "rms.rstd", rstd, N, TOL_FWD);
+    anv_rmsnorm_backward(dx, dw, dout, x, w, rstd, N, C);
+    golden_compare(st, "rmsnorm backward dinp", "rms.dinp", dx, N * C, TOL_BWD);
+    golden_compare(st, "rmsnorm backward dw", "rms.dw", dw, C, TOL_BWD);
+    /* dinp and dw accumulate: a second backward doubles them */
+    float *ref = golden_f32(st, "rms.dinp", NULL);
+    anv_rmsnorm_backward(dx, dw, dout, x, w, rstd, N, C);
+    for (int i = 0; i < N * C; i++) ref[i] *= 2;
+    double err = check_rel_err(dx, ref, (size_t)N * C);
+    printf("  %-44s rel err %.2e\n", "rmsnorm backward accumulates (2x dinp)", err);
+    CHECK(err <= TOL_BWD, "accumulated dinp rel err %.3e", err);
+    free(ref), free(x), free(w), free(dout), free(out), free(rstd), free(dx), free(dw);
+}
+
+/* RoPE at positions 3.. on a fused qkv; v must come through untouched. */
+static void test_rope(anv_safetensors_t *st) {
+    int B = 2, T = 5, NH = golden_meta_int(st, "rope_n_head"), NKV = golden_meta_int(st, "rope_n_kv_head");
+    int hs = golden_meta_int(st, "rope_head_size"), pos = golden_meta_int(st, "rope_pos");
+    size_t n;
+    float *qkv = golden_f32(st, "rope.qkv", &n), *d = golden_f32(st, "rope.dout", NULL);
+    float *inv_freq = golden_f32(st, "rope.inv_freq", NULL);
+    anv_rope_forward(qkv, inv_freq, B, T, pos, NH, NKV, hs);
+    golden_compare(st, "rope forward (positions 3..7)", "rope.out", qkv, n, TOL_FWD);
+    anv_rope_backward(d, inv_freq, B, T, pos, NH, NKV, hs);
+    golden_compare(st, "rope backward", "rope.dqkv", d, n, TOL_BWD);
+    free(qkv), free(d), free(inv_freq);
+}
+
+static void test_swiglu(anv_safetensors_t *st) {
+    int N = 7, F = 33;
+    float *x = golden_f32(st, "swiglu.inp", NULL), *dout = golden_f32(st, "swiglu.dout", NULL);
+    float *out = zeros(N * F), *dx = zeros(2 * N * F);
+    anv_swiglu_forward(out, x, N, F);
+    golden_compare(st, "swiglu forward", "swiglu.out", out, N * F, TOL_FWD);
+    anv_swiglu_backward(dx, x, dout, N, F);
+    golden_compare(st, "swiglu backward", "swiglu.dinp", dx, 2 * N * F, TOL_BWD);
+    free(x), free(dout), free(out), free(dx);
+}
+
+/* Grouped-query attention ("gqa": 2 query heads per K/V head; "mqa": one K/V head for all): forward,
+ * backward (twice, bitwise the same), and decoding one row at a time after a prefill. */
+static void test_gqa(anv_safetensors_t *st, const char *name, int B, int T) {
+    char key[64], what[64];
+    snprintf(key, sizeof key, "%s_n_head", name);
+    int NH = golden_meta_int(st, key);
+    snprintf(key, sizeof key, "%s_n_kv_head", name);
+    int NKV = golden_meta_int(st, key);
+    snprintf(key, sizeof key, "%s_head_size", name);
+    int hs = golden_meta_int(st, key), C = NH * hs, KC = NKV * hs, QKV = C + 2 * KC;
+    snprintf(key, sizeof key, "%s.qkv", name);
+    float *qkv = golden_f32(st, key, NULL);
+    snprintf(key, sizeof key, "%s.dout", name);
+    float *dout = golden_f32(st, key, NULL);
+    float *out = zeros(B * T * C), *lse = zeros(B * NH * T), *d1 = zeros(B * T * QKV), *d2 = zeros(B * T * QKV);
+    float *scratch = zeros(anv_attention_scratch_floats(T));
+    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH, NKV);
+    snprintf(what, sizeof what, "%s attention forward (NH %d, NKV %d)", name, NH, NKV);
+    snprintf(key, sizeof key, "%s.out", name);
+    golden_compare(st, what, key, out, B * T * C, TOL_FWD);
+    snprintf(key, sizeof key, "%s.lse", name);
+    golden_compare(st, "  log-sum-exp", key, lse, B * NH * T, TOL_FWD);
+    anv_attention_backward(d1, scratch, dout, qkv, out, lse, B, T, C, NH, NKV);
+    anv_attention_backward(d2, scratch, dout, qkv, out, lse, B, T, C, NH, NKV);
+    snprintf(key, sizeof key, "%s.dqkv", name);
+    golden_compare(st, "  backward dqkv", key, d1, B * T * QKV, TOL_BWD);
+    CHECK(!memcmp(d1, d2, sizeof(float) * B * T * QKV), "%s backward is not deterministic", name);
+    float *dec = zeros(B * T * C), *kc = zeros(T * KC), *vc = zeros(T * KC);
+    for (int b = 0; b < B; b++) {
+        const float *seq = qkv + (size_t)b * T * QKV;
+        anv_attention_decode(dec + (size_t)b * T * C, kc, vc, seq, 0, 2, C, NH, NKV);
+        for (int t = 2; t < T; t++)
+            anv_attention_decode(dec + ((size_t)b * T + t) * C, kc, vc, seq + (size_t)t * QKV, t, 1, C, NH, NKV);
+    }
+    snprintf(key, sizeof key, "%s.out", name);
+    golden_compare(st, "  decode (prefill 2, then rows)", key, dec, B * T * C, TOL_FWD);
+    free(qkv), free(dout), free(out), free(lse), free(d1), free(d2), free(scratch), free(dec), free(kc), free(vc);
+}
+
+/* Without position embeddings (rotary models) the embedding is the token rows alone. */
+static void test_embedding_no_positions(void) {
+    int32_t tok[4] = {2, 0, 2, 1};
+    float wte[3 * 4], out[4 * 4], dwte[3 * 4] = {0}, dout[4 * 4];
+    for (int i = 0; i < 12; i++) wte[i] = (float)i;
+    for (int i = 0; i < 16; i++) dout[i] = 0.5f * i;
+    anv_embedding_forward(out, tok, wte, NULL, 2, 2, 4);
+    anv_embedding_backward(dwte, NULL, dout, tok, 2, 2, 4);
+    int ok = 1;
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) ok &= out[r * 4 + c] == wte[tok[r] * 4 + c];
+    for (int c = 0; c < 4; c++) ok &= dwte[2 * 4 + c] == dout[c] + dout[8 + c] && dwte[c] == dout[4 + c];
+    CHECK(ok, "embedding without wpe");
+}
+
+static void test_llama_kernels(anv_safetensors_t *st) {
+    test_rmsnorm(st);
+    test_rope(st);
+    test_swiglu(st);
+    test_gqa(st, "gqa", 2, 7);
+    test_gqa(st, "mqa", 1, 6);
+    test_embedding_no_positions();
+}
+
 static void test_pointwise(anv_safetensors_t *st) {
     size_t n;
     float *x = golden_f32(st, "gelu.inp", &n), *dout = golden_f32(st, "gelu.dout", NULL);
@@ -275,7 +387,7 @@ static void test_profile(void) {
 }
 
 int main(void) {
-    anv_safetensors_t *st = golden_open("kernels.safetensors");
+    anv_safetensors_t *st = golden_open("kernels.safetensors"), *llama = golden_open("kernels_llama.safetensors");
     const char *first = anv_cpu_isa();
     printf("kernels in use at start: %s (ANVIL_CPU=%s)\n", first, getenv("ANVIL_CPU") ? getenv("ANVIL_CPU") : "");
     static const char *isas[] = {"avx512", "avx2", "portable"};
@@ -296,11 +408,13 @@ int main(void) {
         test_crossentropy(st);
         test_gemm_builtin();
         test_determinism(st);
+        test_llama_kernels(llama);
     }
     CHECK(ran >= 1 && anv_cpu_isa_set("portable") == 0, "the portable kernels must always run");
     CHECK(anv_cpu_isa_set("sse9") != 0 && strstr(anv_last_error(), "unknown instruction set"), "%s", anv_last_error());
     CHECK(anv_cpu_isa_set(first) == 0, "%s", anv_last_error());
     test_profile();
     anv_safetensors_close(st);
+    anv_safetensors_close(llama);
     return check_done("test_kernels");
 }

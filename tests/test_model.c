@@ -11,11 +11,31 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The golden file's model config, from its metadata. */
+static anv_config_t golden_config(anv_safetensors_t *st) {
+    const char *arch = anv_safetensors_metadata(st, "arch");
+    if (!arch || strcmp(arch, "llama") != 0)
+        return anv_config_gpt2(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"),
+                               golden_meta_int(st, "n_embd"), golden_meta_int(st, "vocab_size"),
+                               golden_meta_int(st, "block_size"));
+    anv_config_t c =
+        anv_config_llama(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"),
+                         golden_meta_int(st, "n_kv_head"), golden_meta_int(st, "n_embd"), golden_meta_int(st, "n_ff"),
+                         golden_meta_int(st, "vocab_size"), golden_meta_int(st, "block_size"));
+    c.norm_eps = (float)golden_meta_double(st, "norm_eps");
+    c.rope_theta = (float)golden_meta_double(st, "rope_theta");
+    c.tie_embeddings = golden_meta_int(st, "tie_embeddings");
+    if (!strcmp(anv_safetensors_metadata(st, "rope_scaling"), "llama3"))
+        c.rope_scaling = (anv_rope_scaling_t){1, (float)golden_meta_double(st, "rope_factor"),
+                                              (float)golden_meta_double(st, "rope_low_freq_factor"),
+                                              (float)golden_meta_double(st, "rope_high_freq_factor"),
+                                              golden_meta_int(st, "rope_original_max_position_embeddings")};
+    return c;
+}
+
 /* Creates the golden file's model and loads tensors "<prefix><HF name>" into its parameter block. */
 static anv_model_t *load_model(anv_safetensors_t *st, const char *prefix) {
-    anv_config_t cfg =
-        anv_config_gpt2(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"), golden_meta_int(st, "n_embd"),
-                        golden_meta_int(st, "vocab_size"), golden_meta_int(st, "block_size"));
+    anv_config_t cfg = golden_config(st);
     anv_model_t *m;
     if (anv_model_create(&cfg, &m)) {
         fprintf(stderr, "%s\n", anv_last_error());
@@ -47,13 +67,17 @@ static double compare_tensors(anv_safetensors_t *st, anv_model_t *m, const float
     return worst;
 }
 
-/* The padding rows of wte (and of its gradient) stay exactly zero. */
+/* The padding rows of wte and of an untied head (and of their gradients) stay exactly zero: the floats
+ * between the end of each tensor and the start of the next (or the block's end). */
 static void check_padding(anv_model_t *m, const char *when) {
-    const anv_config_t *c = anv_model_config(m);
-    size_t a = (size_t)c->vocab_size * c->n_embd, b = anv_model_tensor(m, 1)->offset;
     int bad = 0;
-    for (size_t i = a; i < b; i++) bad += anv_model_params(m)[i] != 0.0f || anv_model_grads(m)[i] != 0.0f;
-    CHECK(bad == 0, "%s: %d non-zero padding values in wte or its gradient", when, bad);
+    for (int t = 0; t < anv_model_n_tensors(m); t++) {
+        const anv_param_t *p = anv_model_tensor(m, t);
+        size_t end = t + 1 < anv_model_n_tensors(m) ? anv_model_tensor(m, t + 1)->offset : anv_model_n_params(m);
+        for (size_t i = p->offset + p->numel; i < end; i++)
+            bad += anv_model_params(m)[i] != 0.0f || anv_model_grads(m)[i] != 0.0f;
+    }
+    CHECK(bad == 0, "%s: %d non-zero padding values in the embedding or head rows or their gradients", when, bad);
 }
 
 static void test_golden(const char *file) {
@@ -61,8 +85,14 @@ static void test_golden(const char *file) {
     anv_model_t *m = load_model(st, "init.");
     const anv_config_t *c = anv_model_config(m);
     int B = golden_meta_int(st, "B"), T = golden_meta_int(st, "T"), V = c->vocab_size;
-    printf("%s: L=%d NH=%d C=%d V=%d (padded %d) block=%d, B=%d T=%d\n", file, c->n_layer, c->n_head, c->n_embd, V,
-           anv_config_padded_vocab(c), c->block_size, B, T);
+    printf("%s: %s L=%d NH=%d NKV=%d C=%d F=%d V=%d (padded %d) block=%d %s head, B=%d T=%d\n", file,
+           anv_arch_name(c->arch), c->n_layer, c->n_head, c->n_kv_head, c->n_embd, c->n_ff, V,
+           anv_config_padded_vocab(c), c->block_size, c->tie_embeddings ? "tied" : "untied", B, T);
+    if (c->arch == ANV_ARCH_LLAMA) {
+        float inv_freq[64];
+        anv_config_rope_inv_freq(c, inv_freq);
+        golden_compare(st, "RoPE inv_freq", "inv_freq", inv_freq, (size_t)anv_config_head_size(c) / 2, 1e-6);
+    }
     int32_t *inputs = golden_i32(st, "inputs", NULL), *targets = golden_i32(st, "targets", NULL);
 
     float *logits = malloc(sizeof(float) * B * T * V);
@@ -274,16 +304,16 @@ static void test_config(void) {
     static const struct {
         const char *name;
         size_t params;
-    } presets[] = {{"tiny", 7259008},        {"small", 30142848},       {"gpt2-124m", 124439808},
-                   {"gpt2-350m", 354823168}, {"llama-tiny", 7220480},   {"llama-small", 28740864},
+    } presets[] = {{"tiny", 7259008},           {"small", 30142848},        {"gpt2-124m", 124439808},
+                   {"gpt2-350m", 354823168},    {"llama-tiny", 7220480},    {"llama-small", 28740864},
                    {"smollm2-135m", 134515008}, {"llama3.2-1b", 1235814400}};
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
         anv_config_t c;
         CHECK(anv_config_preset(presets[i].name, &c) == 0, "%s", anv_last_error());
         size_t p = anv_config_num_params(&c), body = p - (size_t)c.vocab_size * c.n_embd;
         printf("  preset %-12s %-5s L=%2d NH=%2d NKV=%2d C=%4d F=%4d V=%6d block=%4d: %zu params (%zu without wte)\n",
-               presets[i].name, anv_arch_name(c.arch), c.n_layer, c.n_head, c.n_kv_head, c.n_embd, c.n_ff,
-               c.vocab_size, c.block_size, p, body);
+               presets[i].name, anv_arch_name(c.arch), c.n_layer, c.n_head, c.n_kv_head, c.n_embd, c.n_ff, c.vocab_size,
+               c.block_size, p, body);
         CHECK(p == presets[i].params, "%s: %zu params, expected %zu", presets[i].name, p, presets[i].params);
     }
     anv_config_t c;
@@ -344,12 +374,13 @@ static void test_config(void) {
 static void test_llama_config(void) {
     char path[256];
     snprintf(path, sizeof path, "/tmp/anvil_test_llama_%d.json", (int)getpid());
-    const char *smol = "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 576,"
-                       " \"intermediate_size\": 1536, \"num_hidden_layers\": 30, \"num_attention_heads\": 9,"
-                       " \"num_key_value_heads\": 3, \"vocab_size\": 49152, \"max_position_embeddings\": 8192,"
-                       " \"rms_norm_eps\": 1e-05, \"rope_theta\": 100000, \"rope_scaling\": null, \"hidden_act\": \"silu\","
-                       " \"attention_bias\": false, \"mlp_bias\": false, \"head_dim\": 64, \"tie_word_embeddings\": true,"
-                       " \"bos_token_id\": 0, \"eos_token_id\": 0, \"torch_dtype\": \"bfloat16\", \"pretraining_tp\": 1}";
+    const char *smol =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 576,"
+        " \"intermediate_size\": 1536, \"num_hidden_layers\": 30, \"num_attention_heads\": 9,"
+        " \"num_key_value_heads\": 3, \"vocab_size\": 49152, \"max_position_embeddings\": 8192,"
+        " \"rms_norm_eps\": 1e-05, \"rope_theta\": 100000, \"rope_scaling\": null, \"hidden_act\": \"silu\","
+        " \"attention_bias\": false, \"mlp_bias\": false, \"head_dim\": 64, \"tie_word_embeddings\": true,"
+        " \"bos_token_id\": 0, \"eos_token_id\": 0, \"torch_dtype\": \"bfloat16\", \"pretraining_tp\": 1}";
     anv_write_file_atomic(path, smol, strlen(smol));
     anv_config_t c, want, back;
     anv_config_preset("smollm2-135m", &want);
@@ -380,8 +411,9 @@ static void test_llama_config(void) {
     r.rope_scaling = (anv_rope_scaling_t){1, 8.0f, 1.0f, 4.0f, 64};
     float f[8];
     anv_config_rope_inv_freq(&r, f);
-    CHECK(f[0] == 1.0f && fabsf(f[7] - 1.0f / powf(500000.0f, 14.0f / 16.0f) / 8.0f) < 1e-12f,
-          "inv_freq %g .. %g", (double)f[0], (double)f[7]);
+    anv_safetensors_t *st = golden_open("kernels_llama.safetensors");
+    golden_compare(st, "llama3 RoPE inv_freq (3 bands) vs PyTorch", "rope3.inv_freq", f, 8, 1e-6);
+    anv_safetensors_close(st);
 
     static const struct {
         const char *json, *error;
@@ -455,6 +487,8 @@ static void test_bad_input(void) {
 int main(void) {
     test_golden("gpt_v97.safetensors");
     test_golden("gpt_t8.safetensors");
+    test_golden("llama_v97.safetensors");
+    test_golden("llama_t8.safetensors");
     printf("model checks:\n");
     test_threads_and_ignored();
     test_vocab_chunks();
