@@ -10,7 +10,7 @@ e2e_workdir
 grammar_corpus 4000 7 > corpus.txt
 "$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
   --threads 2 >/dev/null 2>&1 || fail "data prepare"
-echo '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 300, "block_size": 64}' > model.json
+e2e_model_json 300 64 > model.json
 args=(--data data --config model.json --batch 8 --seq 64 --steps 80 --lr 3e-3 --warmup 10 --eval-every 40
       --eval-batches 4 --save-every 40 --threads 1)
 "$anvil" train "${args[@]}" --out fp32 2>fp32.err || { cat fp32.err; fail "fp32 train"; }

@@ -28,7 +28,7 @@ mpi=(mpirun -np 2 --oversubscribe --mca btl self,vader)
 grammar_corpus 3000 7 > corpus.txt
 "$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
   --threads 2 >/dev/null 2>&1 || fail "data prepare"
-echo '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 300, "block_size": 64}' > model.json
+e2e_model_json 300 64 > model.json
 args=(--data data --config model.json --seq 64 --steps 20 --lr 3e-3 --warmup 5 --eval-every 10 --eval-batches 2
       --save-every 10 --threads 1)
 

@@ -28,3 +28,16 @@ e2e_workdir() {
 }
 
 fail() { echo "FAIL: $*"; exit 1; }
+
+# e2e_model_json VOCAB BLOCK: the small model config the end-to-end tests train: GPT-2 (2 layers, 2
+# heads, width 64), or with E2E_ARCH=llama a Llama of the same size with grouped-query attention (4
+# heads, 2 key/value heads) and an untied head. CMake runs the model-level tests once per architecture.
+e2e_model_json() {
+  if [ "${E2E_ARCH:-gpt2}" = llama ]; then
+    printf '{"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, '
+    printf '"hidden_size": 64, "intermediate_size": 160, "vocab_size": %d, "block_size": %d, ' "$1" "$2"
+    printf '"rope_theta": 10000, "rms_norm_eps": 1e-5, "tie_word_embeddings": false}\n'
+  else
+    printf '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": %d, "block_size": %d}\n' "$1" "$2"
+  fi
+}
