@@ -4,6 +4,7 @@
 # ratio anvil/PyTorch in tokens/s. Rows:
 #   gpt2-124m B=8 T=256 and small B=4 T=512 (its `anvil train` default), in fp32 against fp32 and in
 #   bf16 mixed precision (--precision bf16) against PyTorch's bf16 autocast;
+#   smollm2-135m B=8 T=256 (Llama: grouped-query attention, SwiGLU, RoPE, tied head), fp32 and bf16;
 #   the sequence-length sweep: gpt2-124m at T = 64 ... 1024 with B*T = 2048 tokens per step.
 # Usage: bench/vs_pytorch.sh   (BUILD=build-bench, STEPS=5, WARMUP=2, THREADS=2, SWEEP=0 to skip the sweep,
 #                               SWEEP_PRECISIONS="fp32 bf16" the precisions swept)
@@ -39,6 +40,8 @@ run gpt2-124m 8 256 fp32
 run gpt2-124m 8 256 bf16
 run small 4 512 fp32
 run small 4 512 bf16
+run smollm2-135m 8 256 fp32
+run smollm2-135m 8 256 bf16
 if [ "$sweep" = 1 ]; then
   for prec in ${SWEEP_PRECISIONS:-fp32 bf16}; do
     for T in 64 128 256 512 1024; do [ "$T" = 256 ] || run gpt2-124m $((2048 / T)) "$T" "$prec"; done

@@ -84,6 +84,14 @@ expect "unknown preset" "unknown model preset 'huge'" -- "$anvil" train --data d
 expect "existing run without --resume" "run: already holds a run" -- "${train[@]}" --data data --out run --steps 5
 expect "resume with another --preset" "run/config.json: the run's model is not the one --preset tiny asks for (n_layer: 1 against 4)" -- \
   "$anvil" train --out run --resume --preset tiny --steps 30
+# Another architecture's config on resume: refused by name, the checkpoint untouched (the lock holds a pid).
+E2E_ARCH=llama e2e_model_json 280 32 > llama.json
+before=$(md5sum run/*.json run/*.safetensors run/log.jsonl | md5sum)
+expect "resume a GPT-2 run with a Llama --config" "run/config.json: the run's model is not the one --config llama.json asks for (architecture: gpt2 against llama)" -- \
+  "$anvil" train --out run --resume --config llama.json --steps 30
+expect "resume a GPT-2 run with a Llama --preset" "(architecture: gpt2 against llama)" -- \
+  "$anvil" train --out run --resume --preset llama-tiny --steps 30
+[ "$(md5sum run/*.json run/*.safetensors run/log.jsonl | md5sum)" = "$before" ] || fail "a refused resume changed the run's files"
 expect "resume with another --batch" "run/state.json: the run was trained with other --batch" -- \
   "$anvil" train --out run --resume --batch 4 --steps 30
 expect "resume of a missing run" "nothing: no checkpoint to resume" -- "$anvil" train --out nothing --resume
