@@ -14,7 +14,7 @@ start=$(date +%s)
 grammar_corpus 4000 7 > corpus.txt
 "$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
   --threads 1 >/dev/null 2>&1 || fail "data prepare"
-echo '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 300, "block_size": 64}' > model.json
+e2e_model_json 300 64 > model.json
 common=(--data data --batch 8 --seq 64 --eval-batches 4 --threads 1 --seed 5)
 "$anvil" train "${common[@]}" --config model.json --steps 100 --lr 3e-3 --warmup 10 --eval-every 100 --out A \
   2>A.err || { cat A.err; fail "train A"; }

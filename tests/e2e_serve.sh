@@ -7,6 +7,7 @@
 # the request completes and the server exits 0. Skips (77) when anvil was built without libmicrohttpd.
 set -euo pipefail
 anvil=${ANVIL:-${ANVIL_BUILD_DIR:-build}/anvil}
+source "$(dirname "$0")/lib.sh" # e2e_model_json
 src=${ANVIL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 work=$(mktemp -d)
 server=
@@ -36,7 +37,7 @@ BEGIN { s = 7
   } }' > corpus.txt
 "$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.15 --split-blank-lines 1 --out data \
   --threads 1 >/dev/null 2>&1 || fail "data prepare"
-echo '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": 300, "block_size": 128}' > model.json
+e2e_model_json 300 128 > model.json
 "$anvil" train --data data --config model.json --batch 8 --seq 128 --steps 80 --lr 3e-3 --warmup 10 \
   --eval-every 1000 --save-every 1000 --threads 1 --out tiny >train.log 2>&1 || { cat train.log; fail "train"; }
 ok "tiny model trained in $(( $(date +%s) - start )) s"
