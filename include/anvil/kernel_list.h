@@ -74,8 +74,7 @@ ANV_KERNEL(void, layernorm_backward,
 
 /* RMSNorm (Llama): out (N, C) = inp * rstd * w with rstd = 1 / sqrt(mean(inp^2) + eps) over the last
  * axis; rstd (N) saved (may be NULL). */
-ANV_KERNEL(void, rmsnorm_forward,
-           (float *out, float *rstd, const float *inp, const float *w, float eps, int N, int C),
+ANV_KERNEL(void, rmsnorm_forward, (float *out, float *rstd, const float *inp, const float *w, float eps, int N, int C),
            (out, rstd, inp, w, eps, N, C))
 /* dinp (N, C) += d(out)/d(inp)^T dout (accumulated, as layernorm_backward); dw (C) += sum over rows of
  * dout * inp * rstd. */

@@ -100,8 +100,7 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
  * max), so no (pos + n) scores are stored. One (row, head) pair per task. */
 enum { DECODE_BLOCK = 64 };
 
-void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH,
-                          int NKV) {
+void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH, int NKV) {
     int hs = C / NH, KC = NKV * hs, group = NH / NKV;
     size_t C3 = (size_t)C + 2 * (size_t)KC;
     for (int i = 0; i < n; i++) {

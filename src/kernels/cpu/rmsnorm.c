@@ -20,8 +20,8 @@ void anv_rmsnorm_forward(float *out, float *rstd, const float *inp, const float 
 /* With xhat = x rstd and g = dout * w:  dinp += rstd (g - xhat mean(g xhat)),  dw += dout xhat.
  * dinp goes row by row; dw column slice by column slice (each thread sums its columns over all rows in
  * order, so the result does not depend on the thread count). */
-void anv_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
-                          int N, int C) {
+void anv_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                          const float *rstd, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
