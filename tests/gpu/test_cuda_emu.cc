@@ -3,7 +3,8 @@
  * - the tensor-core attention (src/kernels/cuda/attention_tc.cuh) against attention computed in double
  *   precision from the same bf16-rounded q, k, v: indexing, causal mask, ragged last tile, online
  *   softmax and the split of the backward into its dQ and dK/dV passes;
- * - the decoding attention (attention_decode.cuh) and the multi-tensor AdamW (adamw.cuh), below.
+ * - the fp32 attention (attention.cuh), the decoding attention (attention_decode.cuh) and the
+ *   multi-tensor AdamW (adamw.cuh), below.
  *
  * Tensor-core attention tolerance: max |kernel - reference| / max |reference| <= 1e-2 for every output.
  * What remains after both sides start from the same bf16 inputs is the kernels' rounding of P and dS to
@@ -13,6 +14,7 @@
 #include "cuda_emu.h"
 
 #include "kernels/cuda/adamw.cuh"
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/attention_decode.cuh"
 #include "kernels/cuda/attention_tc.cuh"
 
@@ -94,6 +96,43 @@ struct reference {
     }
 };
 
+/* delta (B, NH, T) = each head row's sum of out * dout, as attention.cu's attention_delta computes it. */
+static std::vector<float> row_delta(const std::vector<float> &out, const std::vector<float> &dout, int B, int T, int C,
+                                    int NH) {
+    int hs = C / NH;
+    std::vector<float> delta((size_t)B * NH * T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                double d = 0;
+                for (int j = 0; j < hs; j++) {
+                    size_t i = ((size_t)b * T + t) * C + h * hs + j;
+                    d += (double)out[i] * dout[i];
+                }
+                delta[((size_t)b * NH + h) * T + t] = (float)d;
+            }
+    return delta;
+}
+
+/* The q, k and v parts of dqkv (B T, 3C) against the reference's, separately, so that a pass that
+ * writes nothing cannot hide behind another. */
+static void check_dqkv_parts(const std::vector<float> &dqkv, const std::vector<double> &want, int C, const char *inputs,
+                             double tol) {
+    size_t C3 = 3 * (size_t)C, rows = dqkv.size() / C3;
+    for (int part = 0; part < 3; part++) {
+        std::vector<float> g;
+        std::vector<double> w;
+        for (size_t r = 0; r < rows; r++)
+            for (int c = 0; c < C; c++) {
+                g.push_back(dqkv[r * C3 + part * C + c]);
+                w.push_back(want[r * C3 + part * C + c]);
+            }
+        char what[96];
+        snprintf(what, sizeof what, "d%c vs reference (%s inputs)", "qkv"[part], inputs);
+        check(what, rel_err(g, w), tol);
+    }
+}
+
 template <int HS> static void test_case(int B, int T, int NH, unsigned seed) {
     int C = NH * HS;
     size_t C3 = 3 * (size_t)C;
@@ -112,17 +151,7 @@ template <int HS> static void test_case(int B, int T, int NH, unsigned seed) {
     dim3 grid((T + att_tc::ROWS - 1) / att_tc::ROWS, B * NH);
     emu_launch(att_tc::forward<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::forward_bytes, out.data(),
                lse.data(), (const float *)qkv.data(), T, C, NH);
-    std::vector<float> delta((size_t)B * NH * T);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int t = 0; t < T; t++) {
-                double d = 0;
-                for (int j = 0; j < HS; j++) {
-                    size_t i = ((size_t)b * T + t) * C + h * HS + j;
-                    d += (double)out[i] * dout[i];
-                }
-                delta[((size_t)b * NH + h) * T + t] = (float)d;
-            }
+    std::vector<float> delta = row_delta(out, dout, B, T, C, NH);
     emu_launch(att_tc::backward_dq<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::dq_bytes, dqkv.data(),
                (const float *)dout.data(), (const float *)qkv.data(), (const float *)lse.data(),
                (const float *)delta.data(), T, C, NH);
@@ -142,18 +171,33 @@ template <int HS> static void test_case(int B, int T, int NH, unsigned seed) {
         printf("  %-40s rel err %.2e (for information)\n",
                (std::string(names[i]) + " vs reference (fp32 inputs)").c_str(), rel_err(*got[i], *want32[i]));
     }
-    /* the three parts of dqkv separately, so that a pass that writes nothing cannot hide behind another */
-    for (int part = 0; part < 3; part++) {
-        std::vector<float> g;
-        std::vector<double> w;
-        for (size_t r = 0; r < (size_t)B * T; r++)
-            for (int c = 0; c < C; c++) {
-                g.push_back(dqkv[r * C3 + part * C + c]);
-                w.push_back(exact.dqkv[r * C3 + part * C + c]);
-            }
-        snprintf(what, sizeof what, "d%c vs reference (bf16 inputs)", "qkv"[part]);
-        check(what, rel_err(g, w), 1e-2);
-    }
+    check_dqkv_parts(dqkv, exact.dqkv, C, "bf16", 1e-2);
+}
+
+/* The fp32 kernels (attention.cuh) with heads of hs <= HS, against the reference from the same inputs
+ * (tolerance 1e-5: fp32 sums of at most a few hundred terms); the backward from the kernel's out and
+ * lse, as in training. */
+template <int HS> static void fp32_case(int B, int T, int NH, int hs, unsigned seed) {
+    int C = NH * hs;
+    size_t C3 = 3 * (size_t)C;
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> qkv((size_t)B * T * C3), dout((size_t)B * T * C);
+    for (auto &x : qkv) x = 1.5f * normal(rng);
+    for (auto &x : dout) x = normal(rng);
+    reference exact(qkv, dout, B, T, C, NH);
+    std::vector<float> out((size_t)B * T * C, NAN), lse((size_t)B * NH * T, NAN), dqkv(qkv.size(), NAN);
+    dim3 grid((T + att_fp32::WARPS - 1) / att_fp32::WARPS, B * NH), block(att_fp32::WARPS * 32);
+    emu_launch(att_fp32::forward<HS>, grid, block, 0, out.data(), lse.data(), (const float *)qkv.data(), T, C, NH);
+    std::vector<float> delta = row_delta(out, dout, B, T, C, NH);
+    emu_launch(att_fp32::backward_dq<HS>, grid, block, 0, dqkv.data(), (const float *)dout.data(),
+               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), T, C, NH);
+    emu_launch(att_fp32::backward_dkv<HS>, grid, block, 0, dqkv.data(), (const float *)dout.data(),
+               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), T, C, NH);
+    printf("fp32 B %d T %d heads %d of %d:\n", B, T, NH, hs);
+    check("out vs reference (fp32 inputs)", rel_err(out, exact.out), 1e-5);
+    check("lse vs reference (fp32 inputs)", rel_err(lse, exact.lse), 1e-5);
+    check_dqkv_parts(dqkv, exact.dqkv, C, "fp32", 1e-5);
 }
 
 /* The decoding kernels (attention_decode.cuh) on one sequence of T rows, heads of hs: a prefill of
@@ -239,6 +283,9 @@ int main() {
     test_case<64>(1, 130, 3, 3); /* a ragged third tile */
     test_case<32>(2, 100, 2, 4);
     test_case<128>(1, 129, 2, 5);
+    fp32_case<32>(2, 37, 3, 8, 13);  /* a ragged second tile; head dimensions past 8 idle */
+    fp32_case<64>(1, 45, 2, 40, 14); /* a ragged last dimension group */
+    fp32_case<128>(1, 33, 1, 128, 15);
     decode_case<1>(5, 3, 16, 5, 6);    /* a prompt alone; head dimensions past 16 idle; fewer keys than warps */
     decode_case<1>(70, 2, 32, 3, 7);   /* single rows after a short prefill */
     decode_case<2>(129, 2, 64, 64, 8); /* a full prefill chunk */

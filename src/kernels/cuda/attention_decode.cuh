@@ -23,6 +23,11 @@ enum { WARPS = 4, THREADS = WARPS * 32 };
 /* The dynamic shared memory of attend<J>: per warp its m, l and 32 J output dimensions. */
 constexpr size_t smem_bytes(int J) { return (size_t)WARPS * (2 + 32 * J) * sizeof(float); }
 
+/* The kernels' dynamic shared memory (tests/gpu/cuda_emu.h defines it when emulated). */
+#ifndef ANVIL_CUDA_EMULATION
+extern __shared__ __align__(16) unsigned char att_dec_smem[];
+#endif
+
 /* Grid-stride over n C: rows pos..pos+n-1 of kc and vc (C floats each) = the keys and values of qkv (n, 3C). */
 __global__ void append_kv(float *kc, float *vc, const float *qkv, int pos, int n, int C) {
     size_t total = (size_t)n * C, stride = (size_t)gridDim.x * blockDim.x;
@@ -43,7 +48,6 @@ __device__ inline float warp_sum(float v) {
 template <int J>
 __global__ void __launch_bounds__(THREADS)
     attend(float *out, const float *kc, const float *vc, const float *qkv, int pos, int C, int NH) {
-    extern __shared__ __align__(16) unsigned char att_dec_smem[];
     float *partial = reinterpret_cast<float *>(att_dec_smem); /* (WARPS, 2 + 32 J): m, l, output */
     int i = blockIdx.x, h = blockIdx.y, hs = C / NH, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const float *q = qkv + (size_t)i * 3 * C + (size_t)h * hs;

@@ -58,6 +58,11 @@ template <int HS> struct dims {
     static const int dkv_bytes = (4 * tile + 2 * ttile) * 2 + 2 * ROWS * 4; /* K, V, Q, dO; Q^T, dO^T; L, D */
 };
 
+/* The kernels' dynamic shared memory (tests/gpu/cuda_emu.h defines it when emulated). */
+#ifndef ANVIL_CUDA_EMULATION
+extern __shared__ __align__(128) unsigned char att_tc_smem[];
+#endif
+
 __device__ inline u32 load_pair(const bf16 *x) {
 #ifdef ANVIL_CUDA_EMULATION
     u32 v;
@@ -189,7 +194,6 @@ __device__ inline void write_rows(float *dst, size_t ld, int row0, int rows, flo
  * out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C). */
 template <int HS>
 __global__ void __launch_bounds__(THREADS) forward(float *out, float *lse, const float *qkv, int T, int C, int NH) {
-    extern __shared__ __align__(128) unsigned char att_tc_smem[];
     bf16 *qs = reinterpret_cast<bf16 *>(att_tc_smem), *ks = qs + dims<HS>::tile, *vt = ks + dims<HS>::tile;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
     int bh = blockIdx.y, b = bh / NH, h = bh % NH;
@@ -267,7 +271,6 @@ __global__ void __launch_bounds__(THREADS) forward(float *out, float *lse, const
 template <int HS>
 __global__ void __launch_bounds__(THREADS) backward_dq(float *dqkv, const float *dout, const float *qkv,
                                                        const float *lse, const float *delta, int T, int C, int NH) {
-    extern __shared__ __align__(128) unsigned char att_tc_smem[];
     bf16 *qs = reinterpret_cast<bf16 *>(att_tc_smem), *dos = qs + dims<HS>::tile, *ks = dos + dims<HS>::tile,
          *vs = ks + dims<HS>::tile, *kt = vs + dims<HS>::tile;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
@@ -319,7 +322,6 @@ __global__ void __launch_bounds__(THREADS) backward_dq(float *dqkv, const float 
 template <int HS>
 __global__ void __launch_bounds__(THREADS) backward_dkv(float *dqkv, const float *dout, const float *qkv,
                                                         const float *lse, const float *delta, int T, int C, int NH) {
-    extern __shared__ __align__(128) unsigned char att_tc_smem[];
     bf16 *ks = reinterpret_cast<bf16 *>(att_tc_smem), *vs = ks + dims<HS>::tile, *qs = vs + dims<HS>::tile,
          *dos = qs + dims<HS>::tile, *qt = dos + dims<HS>::tile, *dot = qt + dims<HS>::ttile;
     float *Ls = reinterpret_cast<float *>(dot + dims<HS>::ttile), *Ds = Ls + ROWS;
