@@ -3,8 +3,10 @@
  * - the tensor-core attention (src/kernels/cuda/attention_tc.cuh) against attention computed in double
  *   precision from the same bf16-rounded q, k, v: indexing, causal mask, ragged last tile, online
  *   softmax and the split of the backward into its dQ and dK/dV passes;
- * - the fp32 attention (attention.cuh), the decoding attention (attention_decode.cuh) and the
- *   multi-tensor AdamW (adamw.cuh), below.
+ * - the fp32 attention (attention.cuh) and the decoding attention (attention_decode.cuh) against the
+ *   same reference from fp32 inputs; every attention with one key/value head per query head (GPT-2),
+ *   grouped-query heads (two query heads per key/value head) and multi-query (one key/value head);
+ * - the multi-tensor AdamW (adamw.cuh), below.
  *
  * Tensor-core attention tolerance: max |kernel - reference| / max |reference| <= 1e-2 for every output.
  * What remains after both sides start from the same bf16 inputs is the kernels' rounding of P and dS to
@@ -42,12 +44,14 @@ static void check(const char *what, double err, double tol) {
     ok ? passes++ : failures++;
 }
 
-/* Attention and its gradient in double: out (B, T, C), lse (B, NH, T), dqkv (B, T, 3C). */
+/* Attention and its gradient in double, with NKV key/value heads (query head h reads key/value head
+ * h / (NH / NKV)): out (B, T, C), lse (B, NH, T), dqkv (B, T, C + 2 KC) with KC = NKV hs, the gradient of
+ * a key/value head summed over the query heads of its group. */
 struct reference {
     std::vector<double> out, lse, dqkv;
-    reference(const std::vector<float> &qkv, const std::vector<float> &dout, int B, int T, int C, int NH) {
-        int hs = C / NH;
-        size_t C3 = 3 * (size_t)C;
+    reference(const std::vector<float> &qkv, const std::vector<float> &dout, int B, int T, int C, int NH, int NKV) {
+        int hs = C / NH, KC = NKV * hs;
+        size_t C3 = (size_t)C + 2 * KC;
         double scale = 1.0 / std::sqrt((double)hs);
         out.assign((size_t)B * T * C, 0);
         lse.assign((size_t)B * NH * T, 0);
@@ -55,11 +59,12 @@ struct reference {
         std::vector<double> P((size_t)T * T), dS((size_t)T * T);
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
-                auto q = [&](int t, int d) { return (double)qkv[((size_t)b * T + t) * C3 + h * hs + d]; };
-                auto k = [&](int t, int d) { return (double)qkv[((size_t)b * T + t) * C3 + C + h * hs + d]; };
-                auto v = [&](int t, int d) { return (double)qkv[((size_t)b * T + t) * C3 + 2 * C + h * hs + d]; };
-                auto dO = [&](int t, int d) { return (double)dout[((size_t)b * T + t) * C + h * hs + d]; };
-                auto o = [&](int t, int d) -> double & { return out[((size_t)b * T + t) * C + h * hs + d]; };
+                size_t row0 = (size_t)b * T * C3, qh = (size_t)h * hs, kh = C + (size_t)(h / (NH / NKV)) * hs;
+                auto q = [&](int t, int d) { return (double)qkv[row0 + t * C3 + qh + d]; };
+                auto k = [&](int t, int d) { return (double)qkv[row0 + t * C3 + kh + d]; };
+                auto v = [&](int t, int d) { return (double)qkv[row0 + t * C3 + kh + KC + d]; };
+                auto dO = [&](int t, int d) { return (double)dout[((size_t)b * T + t) * C + qh + d]; };
+                auto o = [&](int t, int d) -> double & { return out[((size_t)b * T + t) * C + qh + d]; };
                 for (int t = 0; t < T; t++) {
                     double mx = -INFINITY, sum = 0;
                     for (int s = 0; s <= t; s++) {
@@ -87,14 +92,22 @@ struct reference {
                 for (int t = 0; t < T; t++)
                     for (int s = 0; s <= t; s++)
                         for (int d = 0; d < hs; d++) {
-                            double *g = &dqkv[((size_t)b * T) * C3 + h * hs + d];
-                            g[(size_t)t * C3] += scale * dS[(size_t)t * T + s] * k(s, d);
-                            g[(size_t)s * C3 + C] += scale * dS[(size_t)t * T + s] * q(t, d);
-                            g[(size_t)s * C3 + 2 * C] += P[(size_t)t * T + s] * dO(t, d);
+                            double *g = &dqkv[row0 + d];
+                            g[t * C3 + qh] += scale * dS[(size_t)t * T + s] * k(s, d);
+                            g[s * C3 + kh] += scale * dS[(size_t)t * T + s] * q(t, d);
+                            g[s * C3 + kh + KC] += P[(size_t)t * T + s] * dO(t, d);
                         }
             }
     }
 };
+
+/* n normal floats of standard deviation sd */
+static std::vector<float> normal_floats(size_t n, float sd, std::mt19937 &rng) {
+    std::normal_distribution<float> normal(0.0f, sd);
+    std::vector<float> x(n);
+    for (auto &v : x) v = normal(rng);
+    return x;
+}
 
 /* delta (B, NH, T) = each head row's sum of out * dout, as attention.cu's attention_delta computes it. */
 static std::vector<float> row_delta(const std::vector<float> &out, const std::vector<float> &dout, int B, int T, int C,
@@ -114,18 +127,19 @@ static std::vector<float> row_delta(const std::vector<float> &out, const std::ve
     return delta;
 }
 
-/* The q, k and v parts of dqkv (B T, 3C) against the reference's, separately, so that a pass that
- * writes nothing cannot hide behind another. */
-static void check_dqkv_parts(const std::vector<float> &dqkv, const std::vector<double> &want, int C, const char *inputs,
-                             double tol) {
-    size_t C3 = 3 * (size_t)C, rows = dqkv.size() / C3;
+/* The q, k and v parts of dqkv (rows of C + 2 KC) against the reference's, separately, so that a pass
+ * that writes nothing cannot hide behind another. */
+static void check_dqkv_parts(const std::vector<float> &dqkv, const std::vector<double> &want, int C, int KC,
+                             const char *inputs, double tol) {
+    size_t C3 = (size_t)C + 2 * KC, rows = dqkv.size() / C3;
+    const size_t first[3] = {0, (size_t)C, (size_t)C + KC}, width[3] = {(size_t)C, (size_t)KC, (size_t)KC};
     for (int part = 0; part < 3; part++) {
         std::vector<float> g;
         std::vector<double> w;
         for (size_t r = 0; r < rows; r++)
-            for (int c = 0; c < C; c++) {
-                g.push_back(dqkv[r * C3 + part * C + c]);
-                w.push_back(want[r * C3 + part * C + c]);
+            for (size_t c = first[part]; c < first[part] + width[part]; c++) {
+                g.push_back(dqkv[r * C3 + c]);
+                w.push_back(want[r * C3 + c]);
             }
         char what[96];
         snprintf(what, sizeof what, "d%c vs reference (%s inputs)", "qkv"[part], inputs);
@@ -133,34 +147,34 @@ static void check_dqkv_parts(const std::vector<float> &dqkv, const std::vector<d
     }
 }
 
-template <int HS> static void test_case(int B, int T, int NH, unsigned seed) {
-    int C = NH * HS;
-    size_t C3 = 3 * (size_t)C;
+/* The tensor-core kernels (attention_tc.cuh), NH query heads and NKV key/value heads of HS. */
+template <int HS> static void test_case(int B, int T, int NH, int NKV, unsigned seed) {
+    int C = NH * HS, KC = NKV * HS;
     std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> qkv((size_t)B * T * C3), dout((size_t)B * T * C);
-    for (auto &x : qkv) x = 1.5f * normal(rng); /* peaked softmax rows as well as flat ones */
-    for (auto &x : dout) x = normal(rng);
+    /* peaked softmax rows as well as flat ones */
+    std::vector<float> qkv = normal_floats((size_t)B * T * (C + 2 * KC), 1.5f, rng);
+    std::vector<float> dout = normal_floats((size_t)B * T * C, 1.0f, rng);
     std::vector<float> qkv16(qkv), dout16(dout);
     for (auto &x : qkv16) x = round_bf16(x);
     for (auto &x : dout16) x = round_bf16(x);
-    reference exact(qkv16, dout16, B, T, C, NH), fp32(qkv, dout, B, T, C, NH);
+    reference exact(qkv16, dout16, B, T, C, NH, NKV), fp32(qkv, dout, B, T, C, NH, NKV);
 
     /* the forward, then the backward from the kernel's own out and lse, as in training */
     std::vector<float> out((size_t)B * T * C, NAN), lse((size_t)B * NH * T, NAN), dqkv(qkv.size(), NAN);
-    dim3 grid((T + att_tc::ROWS - 1) / att_tc::ROWS, B * NH);
+    unsigned row_blocks = (T + att_tc::ROWS - 1) / att_tc::ROWS;
+    dim3 grid(row_blocks, B * NH), kv_grid(row_blocks, B * NKV);
     emu_launch(att_tc::forward<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::forward_bytes, out.data(),
-               lse.data(), (const float *)qkv.data(), T, C, NH);
+               lse.data(), (const float *)qkv.data(), T, C, NH, NKV);
     std::vector<float> delta = row_delta(out, dout, B, T, C, NH);
     emu_launch(att_tc::backward_dq<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::dq_bytes, dqkv.data(),
                (const float *)dout.data(), (const float *)qkv.data(), (const float *)lse.data(),
-               (const float *)delta.data(), T, C, NH);
-    emu_launch(att_tc::backward_dkv<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::dkv_bytes, dqkv.data(),
+               (const float *)delta.data(), T, C, NH, NKV);
+    emu_launch(att_tc::backward_dkv<HS>, kv_grid, dim3(att_tc::THREADS), att_tc::dims<HS>::dkv_bytes, dqkv.data(),
                (const float *)dout.data(), (const float *)qkv.data(), (const float *)lse.data(),
-               (const float *)delta.data(), T, C, NH);
+               (const float *)delta.data(), T, C, NH, NKV);
 
     char what[96];
-    printf("B %d T %d heads %d of %d:\n", B, T, NH, HS);
+    printf("tensor cores B %d T %d heads %d (key/value %d) of %d:\n", B, T, NH, NKV, HS);
     const char *names[3] = {"out", "lse", "dqkv"};
     const std::vector<float> *got[3] = {&out, &lse, &dqkv};
     const std::vector<double> *want[3] = {&exact.out, &exact.lse, &exact.dqkv},
@@ -171,63 +185,59 @@ template <int HS> static void test_case(int B, int T, int NH, unsigned seed) {
         printf("  %-40s rel err %.2e (for information)\n",
                (std::string(names[i]) + " vs reference (fp32 inputs)").c_str(), rel_err(*got[i], *want32[i]));
     }
-    check_dqkv_parts(dqkv, exact.dqkv, C, "bf16", 1e-2);
+    check_dqkv_parts(dqkv, exact.dqkv, C, KC, "bf16", 1e-2);
 }
 
-/* The fp32 kernels (attention.cuh) with heads of hs <= HS, against the reference from the same inputs
- * (tolerance 1e-5: fp32 sums of at most a few hundred terms); the backward from the kernel's out and
- * lse, as in training. */
-template <int HS> static void fp32_case(int B, int T, int NH, int hs, unsigned seed) {
-    int C = NH * hs;
-    size_t C3 = 3 * (size_t)C;
+/* The fp32 kernels (attention.cuh), NH query heads and NKV key/value heads of hs <= HS, against the
+ * reference from the same inputs (tolerance 1e-5: fp32 sums of at most a few hundred terms); the
+ * backward from the kernel's out and lse, as in training. */
+template <int HS> static void fp32_case(int B, int T, int NH, int NKV, int hs, unsigned seed) {
+    int C = NH * hs, KC = NKV * hs;
     std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> qkv((size_t)B * T * C3), dout((size_t)B * T * C);
-    for (auto &x : qkv) x = 1.5f * normal(rng);
-    for (auto &x : dout) x = normal(rng);
-    reference exact(qkv, dout, B, T, C, NH);
+    std::vector<float> qkv = normal_floats((size_t)B * T * (C + 2 * KC), 1.5f, rng);
+    std::vector<float> dout = normal_floats((size_t)B * T * C, 1.0f, rng);
+    reference exact(qkv, dout, B, T, C, NH, NKV);
     std::vector<float> out((size_t)B * T * C, NAN), lse((size_t)B * NH * T, NAN), dqkv(qkv.size(), NAN);
-    dim3 grid((T + att_fp32::WARPS - 1) / att_fp32::WARPS, B * NH), block(att_fp32::WARPS * 32);
-    emu_launch(att_fp32::forward<HS>, grid, block, 0, out.data(), lse.data(), (const float *)qkv.data(), T, C, NH);
+    unsigned row_blocks = (T + att_fp32::WARPS - 1) / att_fp32::WARPS;
+    dim3 grid(row_blocks, B * NH), kv_grid(row_blocks, B * NKV), block(att_fp32::WARPS * 32);
+    emu_launch(att_fp32::forward<HS>, grid, block, 0, out.data(), lse.data(), (const float *)qkv.data(), T, C, NH, NKV);
     std::vector<float> delta = row_delta(out, dout, B, T, C, NH);
     emu_launch(att_fp32::backward_dq<HS>, grid, block, 0, dqkv.data(), (const float *)dout.data(),
-               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), T, C, NH);
-    emu_launch(att_fp32::backward_dkv<HS>, grid, block, 0, dqkv.data(), (const float *)dout.data(),
-               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), T, C, NH);
-    printf("fp32 B %d T %d heads %d of %d:\n", B, T, NH, hs);
+               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), T, C, NH, NKV);
+    emu_launch(att_fp32::backward_dkv<HS>, kv_grid, block, 0, dqkv.data(), (const float *)dout.data(),
+               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), T, C, NH, NKV);
+    printf("fp32 B %d T %d heads %d (key/value %d) of %d:\n", B, T, NH, NKV, hs);
     check("out vs reference (fp32 inputs)", rel_err(out, exact.out), 1e-5);
     check("lse vs reference (fp32 inputs)", rel_err(lse, exact.lse), 1e-5);
-    check_dqkv_parts(dqkv, exact.dqkv, C, "fp32", 1e-5);
+    check_dqkv_parts(dqkv, exact.dqkv, C, KC, "fp32", 1e-5);
 }
 
-/* The decoding kernels (attention_decode.cuh) on one sequence of T rows, heads of hs: a prefill of
- * `prefill` rows, then one row per launch, against the double reference from the same fp32 inputs
- * (tolerance 1e-5: fp32 sums of a few hundred terms), and the caches against the keys and values. */
-template <int J> static void decode_case(int T, int NH, int hs, int prefill, unsigned seed) {
-    int C = NH * hs;
-    size_t C3 = 3 * (size_t)C;
+/* The decoding kernels (attention_decode.cuh) on one sequence of T rows, NH query heads and NKV
+ * key/value heads of hs: a prefill of `prefill` rows, then one row per launch, against the double
+ * reference from the same fp32 inputs (tolerance 1e-5: fp32 sums of a few hundred terms), and the caches
+ * (rows of KC = NKV hs) against the keys and values. */
+template <int J> static void decode_case(int T, int NH, int NKV, int hs, int prefill, unsigned seed) {
+    int C = NH * hs, KC = NKV * hs;
+    size_t C3 = (size_t)C + 2 * KC;
     std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> qkv((size_t)T * C3), none((size_t)T * C, 0.0f);
-    for (auto &x : qkv) x = 1.5f * normal(rng);
-    reference exact(qkv, none, 1, T, C, NH);
-    std::vector<float> out((size_t)T * C, NAN), kc((size_t)T * C, NAN), vc((size_t)T * C, NAN);
+    std::vector<float> qkv = normal_floats((size_t)T * C3, 1.5f, rng), none((size_t)T * C, 0.0f);
+    reference exact(qkv, none, 1, T, C, NH, NKV);
+    std::vector<float> out((size_t)T * C, NAN), kc((size_t)T * KC, NAN), vc((size_t)T * KC, NAN);
     for (int pos = 0; pos < T;) {
         int n = pos == 0 ? prefill : 1;
         const float *rows = qkv.data() + (size_t)pos * C3;
-        emu_launch(att_dec::append_kv, dim3(3), dim3(64), 0, kc.data(), vc.data(), rows, pos, n, C);
+        emu_launch(att_dec::append_kv, dim3(3), dim3(64), 0, kc.data(), vc.data(), rows, pos, n, C, KC);
         emu_launch(att_dec::attend<J>, dim3(n, NH), dim3(att_dec::THREADS), att_dec::smem_bytes(J),
-                   out.data() + (size_t)pos * C, (const float *)kc.data(), (const float *)vc.data(), rows, pos, C, NH);
+                   out.data() + (size_t)pos * C, (const float *)kc.data(), (const float *)vc.data(), rows, pos, C, NH,
+                   NKV);
         pos += n;
     }
     bool cached = true;
     for (int t = 0; t < T; t++)
-        cached = cached && !memcmp(&kc[(size_t)t * C], &qkv[t * C3 + C], sizeof(float) * C) &&
-                 !memcmp(&vc[(size_t)t * C], &qkv[t * C3 + 2 * C], sizeof(float) * C);
-    char what[96];
-    printf("decode T %d heads %d of %d, prefill %d:\n", T, NH, hs, prefill);
-    snprintf(what, sizeof what, "caches hold the keys and values");
-    check(what, cached ? 0.0 : 1.0, 0.0);
+        cached = cached && !memcmp(&kc[(size_t)t * KC], &qkv[t * C3 + C], sizeof(float) * KC) &&
+                 !memcmp(&vc[(size_t)t * KC], &qkv[t * C3 + C + KC], sizeof(float) * KC);
+    printf("decode T %d heads %d (key/value %d) of %d, prefill %d:\n", T, NH, NKV, hs, prefill);
+    check("caches hold the keys and values", cached ? 0.0 : 1.0, 0.0);
     check("out vs reference (fp32 inputs)", rel_err(out, exact.out), 1e-5);
 }
 
@@ -278,21 +288,27 @@ static void adamw_case(int blocks, unsigned seed) {
 }
 
 int main() {
-    test_case<64>(1, 3, 1, 1);   /* fewer rows than a warp's 16 */
-    test_case<64>(2, 64, 2, 2);  /* exactly one tile */
-    test_case<64>(1, 130, 3, 3); /* a ragged third tile */
-    test_case<32>(2, 100, 2, 4);
-    test_case<128>(1, 129, 2, 5);
-    fp32_case<32>(2, 37, 3, 8, 13);  /* a ragged second tile; head dimensions past 8 idle */
-    fp32_case<64>(1, 45, 2, 40, 14); /* a ragged last dimension group */
-    fp32_case<128>(1, 33, 1, 128, 15);
-    decode_case<1>(5, 3, 16, 5, 6);    /* a prompt alone; head dimensions past 16 idle; fewer keys than warps */
-    decode_case<1>(70, 2, 32, 3, 7);   /* single rows after a short prefill */
-    decode_case<2>(129, 2, 64, 64, 8); /* a full prefill chunk */
-    decode_case<4>(40, 1, 100, 1, 9);  /* a ragged last dimension group */
-    decode_case<4>(33, 2, 128, 17, 10);
-    adamw_case(5, 11); /* one float per thread */
-    adamw_case(1, 12); /* several per thread */
+    test_case<64>(1, 3, 1, 1, 1);   /* fewer rows than a warp's 16 */
+    test_case<64>(2, 64, 2, 2, 2);  /* exactly one tile */
+    test_case<64>(1, 130, 3, 3, 3); /* a ragged third tile */
+    test_case<32>(2, 100, 2, 2, 4);
+    test_case<128>(1, 129, 2, 2, 5);
+    test_case<64>(1, 130, 4, 2, 16);    /* grouped-query: two query heads per key/value head */
+    test_case<32>(2, 70, 6, 1, 17);     /* multi-query: one key/value head */
+    fp32_case<32>(2, 37, 3, 3, 8, 13);  /* a ragged second tile; head dimensions past 8 idle */
+    fp32_case<64>(1, 45, 2, 2, 40, 14); /* a ragged last dimension group */
+    fp32_case<128>(1, 33, 1, 1, 128, 15);
+    fp32_case<32>(1, 40, 4, 2, 20, 18);   /* grouped-query */
+    fp32_case<64>(1, 35, 6, 1, 64, 19);   /* multi-query */
+    decode_case<1>(5, 3, 3, 16, 5, 6);    /* a prompt alone; head dimensions past 16 idle; fewer keys than warps */
+    decode_case<1>(70, 2, 2, 32, 3, 7);   /* single rows after a short prefill */
+    decode_case<2>(129, 2, 2, 64, 64, 8); /* a full prefill chunk */
+    decode_case<4>(40, 1, 1, 100, 1, 9);  /* a ragged last dimension group */
+    decode_case<4>(33, 2, 2, 128, 17, 10);
+    decode_case<1>(40, 4, 2, 24, 9, 20); /* grouped-query */
+    decode_case<2>(30, 6, 1, 64, 4, 21); /* multi-query */
+    adamw_case(5, 11);                   /* one float per thread */
+    adamw_case(1, 12);                   /* several per thread */
     printf("test_cuda_emu: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 /* Every kernel of the CUDA backend (src/kernels/cuda) against the CPU kernels on the same random
- * inputs, at small odd shapes and at GPT-2 small's (B 4, T 256, C 768, 12 heads, the 50257-token
- * vocabulary in two chunks), and the bitwise determinism of each CUDA kernel (two runs, same bits).
+ * inputs, at small odd shapes, at GPT-2 small's (B 4, T 256, C 768, 12 heads, the 50257-token
+ * vocabulary in two chunks) and at Llama-like ones (grouped-query heads of 64 and 128), and the bitwise
+ * determinism of each CUDA kernel (two runs, same bits).
  * Exits 77 (skipped) where there is no usable GPU.
  *
  * All buffers come from anv_device_alloc while the device is "cuda" (managed memory, which the CPU
@@ -46,7 +47,7 @@ enum { MAXBUF = 8 };
 
 /* The sizes and scalars of one case (each op reads the ones it needs). */
 typedef struct {
-    int B, T, C, NH, N, OC, V, ld, vsplit, M, K, ta, tb, lda, ldb, ldc;
+    int B, T, C, NH, NKV, N, OC, V, ld, vsplit, M, K, ta, tb, lda, ldb, ldc;
     size_t n;
     float alpha, beta;
 } shape_t;
@@ -450,26 +451,26 @@ static void test_elementwise(const char *label, size_t n) {
 /* The scratch buffer is the current device's size, allocated and freed on it. */
 static double op_attention_fwd(void **b, const shape_t *s) {
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(s->T), "attention scratch");
-    anv_attention_forward(b[0], b[1], scratch, b[2], s->B, s->T, s->C, s->NH);
+    anv_attention_forward(b[0], b[1], scratch, b[2], s->B, s->T, s->C, s->NH, s->NKV);
     anv_device_sync();
     anv_device_free(scratch);
     return 0;
 }
 static double op_attention_bwd(void **b, const shape_t *s) {
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(s->T), "attention scratch");
-    anv_attention_backward(b[0], scratch, b[1], b[2], b[3], b[4], s->B, s->T, s->C, s->NH);
+    anv_attention_backward(b[0], scratch, b[1], b[2], b[3], b[4], s->B, s->T, s->C, s->NH, s->NKV);
     anv_device_sync();
     anv_device_free(scratch);
     return 0;
 }
 
-/* In the precision prec (the CPU's attention is fp32 in both). */
-static void test_attention(const char *label, int B, int T, int C, int NH, anv_precision_t prec) {
+/* NH query heads and NKV key/value heads, in the precision prec (the CPU's attention is fp32 in both). */
+static void test_attention(const char *label, int B, int T, int C, int NH, int NKV, anv_precision_t prec) {
     char what[64];
     double tol = prec == ANV_PRECISION_BF16 ? TOL_ATT_BF16 : TOL_ATT;
     anv_matmul_precision_set(prec);
-    shape_t s = {.B = B, .T = T, .C = C, .NH = NH};
-    size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, nlse = (size_t)B * NH * T;
+    shape_t s = {.B = B, .T = T, .C = C, .NH = NH, .NKV = NKV};
+    size_t nqkv = (size_t)B * T * (C + 2 * NKV * (C / NH)), nout = (size_t)B * T * C, nlse = (size_t)B * NH * T;
     bufs_t bs = {0};
     add_floats(&bs, "out", nout, 1, 1, 0);
     add_floats(&bs, "lse", nlse, 1, 1, 0);
@@ -487,7 +488,7 @@ static void test_attention(const char *label, int B, int T, int C, int NH, anv_p
     memcpy(q, qkv_copy, sizeof(float) * nqkv);
     CHECK(anv_device_set("cpu") == 0, "%s", anv_last_error());
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(T), "attention scratch");
-    anv_attention_forward(out, lse, scratch, q, B, T, C, NH);
+    anv_attention_forward(out, lse, scratch, q, B, T, C, NH, NKV);
     anv_device_free(scratch);
     CHECK(anv_device_set("cuda") == 0, "%s", anv_last_error());
     snprintf(what, sizeof what, "attention bwd %s %s", anv_precision_name(prec), label);
@@ -500,21 +501,23 @@ static void test_attention(const char *label, int B, int T, int C, int NH, anv_p
 static double op_attention_decode(void **b, const shape_t *s) {
     float *out = b[0], *kc = b[1], *vc = b[2];
     const float *qkv = b[3];
-    anv_attention_decode(out, kc, vc, qkv, 0, s->N, s->C, s->NH);
+    size_t row = (size_t)s->C + 2 * (size_t)s->NKV * (s->C / s->NH);
+    anv_attention_decode(out, kc, vc, qkv, 0, s->N, s->C, s->NH, s->NKV);
     for (int t = s->N; t < s->T; t++)
-        anv_attention_decode(out + (size_t)t * s->C, kc, vc, qkv + (size_t)t * 3 * s->C, t, 1, s->C, s->NH);
+        anv_attention_decode(out + (size_t)t * s->C, kc, vc, qkv + t * row, t, 1, s->C, s->NH, s->NKV);
     anv_device_sync();
     return 0;
 }
 
-static void test_attention_decode(const char *label, int T, int C, int NH, int prefill) {
+static void test_attention_decode(const char *label, int T, int C, int NH, int NKV, int prefill) {
     char what[64];
-    shape_t s = {.T = T, .C = C, .NH = NH, .N = prefill};
+    shape_t s = {.T = T, .C = C, .NH = NH, .NKV = NKV, .N = prefill};
+    size_t KC = (size_t)NKV * (C / NH);
     bufs_t bs = {0};
     add_floats(&bs, "out", (size_t)T * C, 1, 1, 0);
-    add_floats(&bs, "kcache", (size_t)T * C, 1, 1, 0);
-    add_floats(&bs, "vcache", (size_t)T * C, 1, 1, 0);
-    add_floats(&bs, "qkv", (size_t)T * 3 * C, 1, 0, 0);
+    add_floats(&bs, "kcache", T * KC, 1, 1, 0);
+    add_floats(&bs, "vcache", T * KC, 1, 1, 0);
+    add_floats(&bs, "qkv", T * (C + 2 * KC), 1, 0, 0);
     snprintf(what, sizeof what, "attention decode %s", label);
     run_case(what, op_attention_decode, &s, &bs, TOL_ATT, 0);
 }
@@ -587,20 +590,32 @@ int main(void) {
     test_layernorm("gpt2", 1024, 768);
     test_elementwise("odd", 1001);
     test_elementwise("gpt2", (size_t)1024 * 3072 + 7);
-    test_attention("hs 8", 2, 37, 24, 3, ANV_PRECISION_FP32);
-    test_attention("hs 20", 1, 70, 60, 3, ANV_PRECISION_FP32);
-    test_attention("hs 96", 2, 33, 192, 2, ANV_PRECISION_FP32);
-    test_attention("hs 128", 1, 5, 128, 1, ANV_PRECISION_FP32);
-    test_attention("gpt2", 4, 256, 768, 12, ANV_PRECISION_FP32);
+    test_attention("hs 8", 2, 37, 24, 3, 3, ANV_PRECISION_FP32);
+    test_attention("hs 20", 1, 70, 60, 3, 3, ANV_PRECISION_FP32);
+    test_attention("hs 96", 2, 33, 192, 2, 2, ANV_PRECISION_FP32);
+    test_attention("hs 128", 1, 5, 128, 1, 1, ANV_PRECISION_FP32);
+    test_attention("gpt2", 4, 256, 768, 12, 12, ANV_PRECISION_FP32);
+    /* grouped-query (NH / NKV query heads per key/value head) and multi-query (NKV 1) */
+    test_attention("gqa 4/2 hs 20", 2, 37, 80, 4, 2, ANV_PRECISION_FP32);
+    test_attention("mqa 6/1 hs 64", 1, 70, 384, 6, 1, ANV_PRECISION_FP32);
+    test_attention("llama 32/8 hs 64", 1, 256, 2048, 32, 8, ANV_PRECISION_FP32);
     /* the tensor-core kernels: head sizes 32, 64 and 128, ragged last tiles; hs 20 stays fp32 */
-    test_attention("hs 32", 2, 100, 64, 2, ANV_PRECISION_BF16);
-    test_attention("hs 128", 1, 129, 256, 2, ANV_PRECISION_BF16);
-    test_attention("hs 20", 1, 70, 60, 3, ANV_PRECISION_BF16);
-    test_attention("gpt2", 4, 256, 768, 12, ANV_PRECISION_BF16);
-    test_attention("gpt2 T 1024", 1, 1024, 768, 12, ANV_PRECISION_BF16);
-    test_attention_decode("hs 20", 70, 60, 3, 5);
-    test_attention_decode("hs 128", 40, 256, 2, 1);
-    test_attention_decode("gpt2", 300, 768, 12, 64);
+    test_attention("hs 32", 2, 100, 64, 2, 2, ANV_PRECISION_BF16);
+    test_attention("hs 128", 1, 129, 256, 2, 2, ANV_PRECISION_BF16);
+    test_attention("hs 20", 1, 70, 60, 3, 3, ANV_PRECISION_BF16);
+    test_attention("gpt2", 4, 256, 768, 12, 12, ANV_PRECISION_BF16);
+    test_attention("gpt2 T 1024", 1, 1024, 768, 12, 12, ANV_PRECISION_BF16);
+    /* grouped-query and multi-query on tensor cores; hs 20 takes the fp32 kernels in bf16 too */
+    test_attention("gqa 4/2 hs 32", 2, 100, 128, 4, 2, ANV_PRECISION_BF16);
+    test_attention("mqa 6/1 hs 64", 1, 130, 384, 6, 1, ANV_PRECISION_BF16);
+    test_attention("llama 32/8 hs 128", 1, 512, 4096, 32, 8, ANV_PRECISION_BF16);
+    test_attention("gqa 4/2 hs 20", 2, 37, 80, 4, 2, ANV_PRECISION_BF16);
+    test_attention_decode("hs 20", 70, 60, 3, 3, 5);
+    test_attention_decode("hs 128", 40, 256, 2, 2, 1);
+    test_attention_decode("gpt2", 300, 768, 12, 12, 64);
+    test_attention_decode("gqa 4/2 hs 20", 70, 80, 4, 2, 5);
+    test_attention_decode("mqa 6/1 hs 128", 40, 768, 6, 1, 1);
+    test_attention_decode("llama 32/8 hs 64", 300, 2048, 32, 8, 64);
     test_crossentropy("odd", 37, 101, 104, 60);
     test_crossentropy("gpt2", 1024, 50257, 50304, 32768);
     return check_done("test_cuda_kernels");

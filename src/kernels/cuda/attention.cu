@@ -18,9 +18,15 @@ __global__ void attention_delta(float *delta, const float *out, const float *dou
     if (lane == 0) delta[row] = (float)d;
 }
 
-/* HS for a head size: 32, 64 or 128; 0 (with an error, logged) when larger. */
-static int head_tile(int C, int NH, const char *what) {
+/* HS for a head size: 32, 64 or 128; 0 (with an error, logged) when larger, or when NKV does not divide
+ * NH. */
+static int head_tile(int C, int NH, int NKV, const char *what) {
     int hs = NH > 0 ? C / NH : 0;
+    if (NKV < 1 || NH % NKV != 0) {
+        anv_error("%s: %d key/value heads do not divide %d heads", what, NKV, NH);
+        anv_kernel_failed();
+        return 0;
+    }
     if (hs >= 1 && hs <= att_fp32::MAX_HS && hs * NH == C) return hs <= 32 ? 32 : hs <= 64 ? 64 : 128;
     anv_error("%s: head size %d (C %d, %d heads) is not supported on the GPU (1 to %d, C = heads x size)", what, hs, C,
               NH, att_fp32::MAX_HS);
@@ -38,42 +44,45 @@ static int use_tensor_cores(int C, int NH) {
     return anv_matmul_precision() == ANV_PRECISION_BF16 && anv_cuda_attention_tc_head(C, NH) > 0;
 }
 
-void anv_cuda_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH) {
+void anv_cuda_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH,
+                                int NKV) {
     (void)scratch;
     if (B <= 0 || T <= 0) return;
+    int HS = head_tile(C, NH, NKV, "attention forward");
+    if (!HS) return;
     if (use_tensor_cores(C, NH)) {
-        anv_cuda_attention_tc_forward(out, lse, qkv, B, T, C, NH);
+        anv_cuda_attention_tc_forward(out, lse, qkv, B, T, C, NH, NKV);
         return;
     }
-    int HS = head_tile(C, NH, "attention forward");
     dim3 grid((T + att_fp32::WARPS - 1) / att_fp32::WARPS, B * NH);
     cudaStream_t st = anv_cuda_stream();
     if (HS == 32)
-        att_fp32::forward<32><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH);
+        att_fp32::forward<32><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH, NKV);
     else if (HS == 64)
-        att_fp32::forward<64><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH);
-    else if (HS == 128)
-        att_fp32::forward<128><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH);
+        att_fp32::forward<64><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH, NKV);
     else
-        return;
+        att_fp32::forward<128><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH, NKV);
     ANV_CUDA_LAUNCHED("attention forward");
 }
 
-/* The backward's passes for one head tile size. */
+/* The backward's passes for one head tile size: dQ a block per query rows of a head, dK/dV a block per
+ * key rows of a key/value head. */
 template <int HS>
 static void backward_passes(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
-                            int B, int T, int C, int NH) {
-    dim3 grid((T + att_fp32::WARPS - 1) / att_fp32::WARPS, B * NH);
+                            int B, int T, int C, int NH, int NKV) {
+    unsigned row_blocks = (T + att_fp32::WARPS - 1) / att_fp32::WARPS;
     cudaStream_t st = anv_cuda_stream();
-    att_fp32::backward_dq<HS><<<grid, att_fp32::WARPS * 32, 0, st>>>(dqkv, dout, qkv, lse, delta, T, C, NH);
-    att_fp32::backward_dkv<HS><<<grid, att_fp32::WARPS * 32, 0, st>>>(dqkv, dout, qkv, lse, delta, T, C, NH);
+    att_fp32::backward_dq<HS>
+        <<<dim3(row_blocks, B * NH), att_fp32::WARPS * 32, 0, st>>>(dqkv, dout, qkv, lse, delta, T, C, NH, NKV);
+    att_fp32::backward_dkv<HS>
+        <<<dim3(row_blocks, B * NKV), att_fp32::WARPS * 32, 0, st>>>(dqkv, dout, qkv, lse, delta, T, C, NH, NKV);
 }
 
 void anv_cuda_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out,
-                                 const float *lse, int B, int T, int C, int NH) {
+                                 const float *lse, int B, int T, int C, int NH, int NKV) {
     (void)scratch;
     if (B <= 0 || T <= 0) return;
-    int HS = head_tile(C, NH, "attention backward");
+    int HS = head_tile(C, NH, NKV, "attention backward");
     if (!HS) return;
     size_t rows = (size_t)B * NH * T;
     float *delta = (float *)anv_cuda_scratch(sizeof(float) * rows, "attention backward");
@@ -81,28 +90,30 @@ void anv_cuda_attention_backward(float *dqkv, float *scratch, const float *dout,
     attention_delta<<<(unsigned)((rows + att_fp32::WARPS - 1) / att_fp32::WARPS), att_fp32::WARPS * 32, 0,
                       anv_cuda_stream()>>>(delta, out, dout, B, T, C, NH);
     if (use_tensor_cores(C, NH))
-        anv_cuda_attention_tc_backward(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        anv_cuda_attention_tc_backward(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
     else if (HS == 32)
-        backward_passes<32>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        backward_passes<32>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
     else if (HS == 64)
-        backward_passes<64>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        backward_passes<64>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
     else
-        backward_passes<128>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        backward_passes<128>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
     ANV_CUDA_LAUNCHED("attention backward");
 }
 
-void anv_cuda_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH) {
+void anv_cuda_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH,
+                               int NKV) {
     if (n <= 0) return;
-    int HS = head_tile(C, NH, "attention decode");
+    int HS = head_tile(C, NH, NKV, "attention decode");
     if (!HS) return;
+    int KC = NKV * (C / NH);
     cudaStream_t st = anv_cuda_stream();
-    att_dec::append_kv<<<anv_cuda_blocks((size_t)n * C), ANV_CUDA_THREADS, 0, st>>>(kc, vc, qkv, pos, n, C);
+    att_dec::append_kv<<<anv_cuda_blocks((size_t)n * KC), ANV_CUDA_THREADS, 0, st>>>(kc, vc, qkv, pos, n, C, KC);
     dim3 grid(n, NH);
     if (HS == 32)
-        att_dec::attend<1><<<grid, att_dec::THREADS, att_dec::smem_bytes(1), st>>>(out, kc, vc, qkv, pos, C, NH);
+        att_dec::attend<1><<<grid, att_dec::THREADS, att_dec::smem_bytes(1), st>>>(out, kc, vc, qkv, pos, C, NH, NKV);
     else if (HS == 64)
-        att_dec::attend<2><<<grid, att_dec::THREADS, att_dec::smem_bytes(2), st>>>(out, kc, vc, qkv, pos, C, NH);
+        att_dec::attend<2><<<grid, att_dec::THREADS, att_dec::smem_bytes(2), st>>>(out, kc, vc, qkv, pos, C, NH, NKV);
     else
-        att_dec::attend<4><<<grid, att_dec::THREADS, att_dec::smem_bytes(4), st>>>(out, kc, vc, qkv, pos, C, NH);
+        att_dec::attend<4><<<grid, att_dec::THREADS, att_dec::smem_bytes(4), st>>>(out, kc, vc, qkv, pos, C, NH, NKV);
     ANV_CUDA_LAUNCHED("attention decode");
 }
