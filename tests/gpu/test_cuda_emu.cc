@@ -6,7 +6,8 @@
  * - the fp32 attention (attention.cuh) and the decoding attention (attention_decode.cuh) against the
  *   same reference from fp32 inputs; every attention with one key/value head per query head (GPT-2),
  *   grouped-query heads (two query heads per key/value head) and multi-query (one key/value head);
- * - the multi-tensor AdamW (adamw.cuh), below.
+ * - RMSNorm (rmsnorm.cuh), RoPE (rope.cuh), SwiGLU (swiglu.cuh) and the multi-tensor AdamW
+ *   (adamw.cuh), below.
  *
  * Tensor-core attention tolerance: max |kernel - reference| / max |reference| <= 1e-2 for every output.
  * What remains after both sides start from the same bf16 inputs is the kernels' rounding of P and dS to
@@ -19,6 +20,9 @@
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/attention_decode.cuh"
 #include "kernels/cuda/attention_tc.cuh"
+#include "kernels/cuda/rmsnorm.cuh"
+#include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/swiglu.cuh"
 
 #include <algorithm>
 #include <random>
@@ -241,6 +245,115 @@ template <int J> static void decode_case(int T, int NH, int NKV, int hs, int pre
     check("out vs reference (fp32 inputs)", rel_err(out, exact.out), 1e-5);
 }
 
+/* The RMSNorm kernels (rmsnorm.cuh) on N rows of C, eps 1e-5, against RMSNorm in double: out, rstd,
+ * dinp (accumulated onto its old contents) within 1e-5 (fp32 arithmetic of a few operations per element
+ * on top of double sums). dw's column sums run on the GPU through colsum.cuh, which the emulation does
+ * not compile; here the kernel's terms (rms::dw_term) are summed in double. */
+static void rmsnorm_case(int N, int C, unsigned seed) {
+    const float eps = 1e-5f;
+    std::mt19937 rng(seed);
+    std::vector<float> x = normal_floats((size_t)N * C, 2.0f, rng), w = normal_floats(C, 1.0f, rng);
+    std::vector<float> dout = normal_floats((size_t)N * C, 1.0f, rng), dinp0 = normal_floats((size_t)N * C, 1.0f, rng);
+    std::vector<double> out_ref((size_t)N * C), rstd_ref(N), dinp_ref((size_t)N * C), dw_ref(C, 0.0);
+    for (int n = 0; n < N; n++) {
+        const float *xr = &x[(size_t)n * C], *dr = &dout[(size_t)n * C];
+        double ss = 0, sgx = 0;
+        for (int c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+        double rs = 1.0 / std::sqrt(ss / C + eps);
+        rstd_ref[n] = rs;
+        for (int c = 0; c < C; c++) {
+            out_ref[(size_t)n * C + c] = xr[c] * rs * w[c];
+            sgx += (double)dr[c] * w[c] * xr[c] * rs;
+            dw_ref[c] += (double)dr[c] * xr[c] * rs;
+        }
+        for (int c = 0; c < C; c++)
+            dinp_ref[(size_t)n * C + c] = dinp0[(size_t)n * C + c] + rs * (dr[c] * w[c] - xr[c] * rs * sgx / C);
+    }
+    std::vector<float> out((size_t)N * C, NAN), rstd(N, NAN), dinp = dinp0;
+    unsigned blocks = (N + rms::WARPS - 1) / rms::WARPS;
+    emu_launch(rms::forward, dim3(blocks), dim3(rms::THREADS), 0, out.data(), rstd.data(), (const float *)x.data(),
+               (const float *)w.data(), eps, N, C);
+    emu_launch(rms::backward_dinp, dim3(blocks), dim3(rms::THREADS), 0, dinp.data(), (const float *)dout.data(),
+               (const float *)x.data(), (const float *)w.data(), (const float *)rstd.data(), N, C);
+    rms::dw_term term{dout.data(), x.data(), rstd.data(), C};
+    std::vector<float> dw(C);
+    for (int c = 0; c < C; c++) {
+        double t = 0;
+        for (int n = 0; n < N; n++) t += term(n, c);
+        dw[c] = (float)t;
+    }
+    printf("rmsnorm N %d C %d:\n", N, C);
+    check("out vs reference", rel_err(out, out_ref), 1e-5);
+    check("rstd vs reference", rel_err(rstd, rstd_ref), 1e-5);
+    check("dinp (accumulated) vs reference", rel_err(dinp, dinp_ref), 1e-5);
+    check("dw terms vs reference", rel_err(dw, dw_ref), 1e-5);
+}
+
+/* The RoPE kernel (rope.cuh) over qkv (B, T, (NH + 2 NKV) hs) at positions pos.., forward then
+ * backward, against the rotations in double from the same float angle (the contract's
+ * (pos + t) * inv_freq[i] rounded to float): q and k within 1e-6 (a rotation in fp32 with accurate
+ * sine and cosine); v keeps its bits. */
+static void rope_case(int B, int T, int pos, int NH, int NKV, int hs, unsigned seed) {
+    int half = hs / 2, heads = NH + NKV, row = (NH + 2 * NKV) * hs;
+    std::mt19937 rng(seed);
+    std::vector<float> qkv = normal_floats((size_t)B * T * row, 1.0f, rng), inv_freq(half);
+    for (int i = 0; i < half; i++) inv_freq[i] = (float)std::pow(10000.0, -2.0 * i / hs);
+    /* want[0]: rotated by the angle (the forward), want[1]: by its opposite (the backward) */
+    std::vector<double> want[2];
+    for (int k = 0; k < 2; k++) {
+        want[k].assign(qkv.begin(), qkv.end());
+        for (int bt = 0; bt < B * T; bt++)
+            for (int i = 0; i < half; i++) {
+                double a = (float)(pos + bt % T) * inv_freq[i], c = std::cos(a), s = (k ? -1 : 1) * std::sin(a);
+                for (int h = 0; h < heads; h++) {
+                    size_t j = (size_t)bt * row + (size_t)h * hs + i;
+                    want[k][j] = qkv[j] * c - qkv[j + half] * s;
+                    want[k][j + half] = qkv[j + half] * c + qkv[j] * s;
+                }
+            }
+    }
+    const char *names[2] = {"forward vs reference", "backward vs reference"};
+    printf("rope B %d T %d pos %d heads %d (key/value %d) of %d:\n", B, T, pos, NH, NKV, hs);
+    for (int k = 0; k < 2; k++) {
+        std::vector<float> x = qkv;
+        emu_launch(rope::rotate, dim3(3), dim3(64), 0, x.data(), (const float *)inv_freq.data(), B, T, pos, heads, row,
+                   hs, k ? -1.0f : 1.0f);
+        check(names[k], rel_err(x, want[k]), 1e-6);
+        bool v_kept = true;
+        for (int bt = 0; bt < B * T; bt++) {
+            size_t v0 = (size_t)bt * row + (size_t)heads * hs;
+            v_kept = v_kept && !memcmp(&x[v0], &qkv[v0], sizeof(float) * NKV * hs);
+        }
+        check("v keeps its bits", v_kept ? 0.0 : 1.0, 0.0);
+    }
+}
+
+/* The SwiGLU kernels (swiglu.cuh) on N rows of F, gates from a wide normal plus a few at +-100 (where
+ * e^-x overflows or vanishes), against SwiGLU and its gradient in double: within 1e-6 (fp32 arithmetic
+ * of a few operations). */
+static void swiglu_case(int N, int F, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<float> inp = normal_floats((size_t)N * 2 * F, 3.0f, rng),
+                       dout = normal_floats((size_t)N * F, 1.0f, rng);
+    inp[0] = 100.0f, inp[1] = -100.0f;
+    std::vector<double> out_ref((size_t)N * F), dinp_ref((size_t)N * 2 * F);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < F; i++) {
+            size_t j = (size_t)n * 2 * F + i;
+            double g = inp[j], u = inp[j + F], d = dout[(size_t)n * F + i], sg = 1.0 / (1.0 + std::exp(-g));
+            out_ref[(size_t)n * F + i] = g * sg * u;
+            dinp_ref[j] = d * u * sg * (1.0 + g * (1.0 - sg));
+            dinp_ref[j + F] = d * g * sg;
+        }
+    std::vector<float> out((size_t)N * F, NAN), dinp((size_t)N * 2 * F, NAN);
+    emu_launch(swiglu::forward, dim3(3), dim3(64), 0, out.data(), (const float *)inp.data(), N, F);
+    emu_launch(swiglu::backward, dim3(3), dim3(64), 0, dinp.data(), (const float *)inp.data(),
+               (const float *)dout.data(), N, F);
+    printf("swiglu N %d F %d:\n", N, F);
+    check("out vs reference", rel_err(out, out_ref), 1e-6);
+    check("dinp vs reference", rel_err(dinp, dinp_ref), 1e-6);
+}
+
 /* The AdamW kernel over a window [lo, lo + n) of a block of segments (decay, no decay, padding, decay),
  * one float per thread or several (grid-stride), against the update in double: max |diff| / max |value|
  * of each of p, m, v within 1e-6 (fp32 arithmetic of a few operations); the padding and the floats of
@@ -307,8 +420,13 @@ int main() {
     decode_case<4>(33, 2, 2, 128, 17, 10);
     decode_case<1>(40, 4, 2, 24, 9, 20); /* grouped-query */
     decode_case<2>(30, 6, 1, 64, 4, 21); /* multi-query */
-    adamw_case(5, 11);                   /* one float per thread */
-    adamw_case(1, 12);                   /* several per thread */
+    rmsnorm_case(37, 100, 22);           /* a ragged last block of rows; columns past a warp's 32 */
+    rmsnorm_case(9, 13, 23);             /* rows shorter than a warp */
+    rope_case(2, 5, 0, 4, 2, 16, 24);
+    rope_case(1, 7, 100000, 3, 1, 64, 25); /* large angles */
+    swiglu_case(7, 50, 26);
+    adamw_case(5, 11); /* one float per thread */
+    adamw_case(1, 12); /* several per thread */
     printf("test_cuda_emu: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
 }

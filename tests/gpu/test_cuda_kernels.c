@@ -1,7 +1,7 @@
 /* Every kernel of the CUDA backend (src/kernels/cuda) against the CPU kernels on the same random
  * inputs, at small odd shapes, at GPT-2 small's (B 4, T 256, C 768, 12 heads, the 50257-token
- * vocabulary in two chunks) and at Llama-like ones (grouped-query heads of 64 and 128), and the bitwise
- * determinism of each CUDA kernel (two runs, same bits).
+ * vocabulary in two chunks) and at Llama-like ones (grouped-query heads of 64 and 128, RMSNorm, RoPE,
+ * SwiGLU), and the bitwise determinism of each CUDA kernel (two runs, same bits).
  * Exits 77 (skipped) where there is no usable GPU.
  *
  * All buffers come from anv_device_alloc while the device is "cuda" (managed memory, which the CPU
@@ -9,9 +9,10 @@
  * allocator of the device active at the call.
  *
  * Tolerances, relative to the largest reference value (check_rel_err):
- *   TOL_EW   1e-5  element-wise kernels, layernorm, cross-entropy, embeddings, the optimizer: the same
- *                  formulas in fp32; only exp / tanh (the CPU's polynomial exp is within ~2 ulp) and the
- *                  order of double sums differ, a few ulp of the result at most.
+ *   TOL_EW   1e-5  element-wise kernels, layernorm, rmsnorm, rope, swiglu, cross-entropy, embeddings,
+ *                  the optimizer: the same formulas in fp32; only exp / tanh / sin / cos (the CPU's
+ *                  polynomial exp is within ~2 ulp, CUDA's sincosf within 2 ulp) and the order of double
+ *                  sums differ, a few ulp of the result at most.
  *   TOL_MM   1e-4  fp32 GEMMs (K up to 3072): cuBLAS and the CPU GEMM add the K products in different
  *                  orders (blocking, FMA); the rounding error grows like sqrt(K) ulp of the partial sums,
  *                  about 1e-6 of the largest result here, and cancelling sums make it larger relative
@@ -47,7 +48,7 @@ enum { MAXBUF = 8 };
 
 /* The sizes and scalars of one case (each op reads the ones it needs). */
 typedef struct {
-    int B, T, C, NH, NKV, N, OC, V, ld, vsplit, M, K, ta, tb, lda, ldb, ldc;
+    int B, T, C, NH, NKV, hs, pos, F, N, OC, V, ld, vsplit, M, K, ta, tb, lda, ldb, ldc;
     size_t n;
     float alpha, beta;
 } shape_t;
@@ -349,6 +350,95 @@ static void test_layernorm(const char *label, int N, int C) {
     run_case(what, op_layernorm_bwd, &s, &bs, TOL_EW, 0);
 }
 
+/* ---- rmsnorm ---- */
+
+static double op_rmsnorm_fwd(void **b, const shape_t *s) {
+    anv_rmsnorm_forward(b[0], b[1], b[2], b[3], 1e-5f, s->N, s->C);
+    return 0;
+}
+static double op_rmsnorm_bwd(void **b, const shape_t *s) {
+    anv_rmsnorm_backward(b[0], b[1], b[2], b[3], b[4], b[5], s->N, s->C);
+    return 0;
+}
+
+static void test_rmsnorm(const char *label, int N, int C) {
+    char what[64];
+    shape_t s = {.N = N, .C = C};
+    bufs_t bs = {0};
+    add_floats(&bs, "out", (size_t)N * C, 1, 1, 0);
+    add_floats(&bs, "rstd", N, 1, 1, 0);
+    add_floats(&bs, "inp", (size_t)N * C, 2, 0, 0);
+    add_floats(&bs, "w", C, 1, 0, 0);
+    snprintf(what, sizeof what, "rmsnorm fwd %s", label);
+    run_case(what, op_rmsnorm_fwd, &s, &bs, TOL_EW, 0);
+
+    add_floats(&bs, "dinp", (size_t)N * C, 1, 1, 0);
+    add_floats(&bs, "dw", C, 1, 1, 0);
+    add_floats(&bs, "dout", (size_t)N * C, 1, 0, 0);
+    float *x = add_floats(&bs, "inp", (size_t)N * C, 2, 0, 0);
+    add_floats(&bs, "w", C, 1, 0, 0);
+    float *rstd = add_floats(&bs, "rstd", N, 0, 0, 0);
+    for (int n = 0; n < N; n++) { /* the statistic that belongs to the input */
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)x[(size_t)n * C + c] * x[(size_t)n * C + c];
+        rstd[n] = (float)(1.0 / sqrt(ss / C + 1e-5));
+    }
+    snprintf(what, sizeof what, "rmsnorm bwd %s", label);
+    run_case(what, op_rmsnorm_bwd, &s, &bs, TOL_EW, 0);
+}
+
+/* ---- rope and swiglu ---- */
+
+static double op_rope_fwd(void **b, const shape_t *s) {
+    anv_rope_forward(b[0], b[1], s->B, s->T, s->pos, s->NH, s->NKV, s->hs);
+    return 0;
+}
+static double op_rope_bwd(void **b, const shape_t *s) {
+    anv_rope_backward(b[0], b[1], s->B, s->T, s->pos, s->NH, s->NKV, s->hs);
+    return 0;
+}
+
+/* In place on qkv (B, T, (NH + 2 NKV) hs) from position pos, Llama's inv_freq (theta 500000). */
+static void test_rope(const char *label, int B, int T, int pos, int NH, int NKV, int hs) {
+    char what[64];
+    shape_t s = {.B = B, .T = T, .pos = pos, .NH = NH, .NKV = NKV, .hs = hs};
+    size_t n = (size_t)B * T * (NH + 2 * NKV) * hs;
+    op_fn *ops[2] = {op_rope_fwd, op_rope_bwd};
+    for (int k = 0; k < 2; k++) {
+        bufs_t bs = {0};
+        add_floats(&bs, "qkv", n, 1, 1, 0);
+        float *inv_freq = add_floats(&bs, "inv_freq", hs / 2, 0, 0, 0);
+        for (int i = 0; i < hs / 2; i++) inv_freq[i] = (float)pow(500000.0, -2.0 * i / hs);
+        snprintf(what, sizeof what, "rope %s %s", k ? "bwd" : "fwd", label);
+        run_case(what, ops[k], &s, &bs, TOL_EW, 0);
+    }
+}
+
+static double op_swiglu_fwd(void **b, const shape_t *s) {
+    anv_swiglu_forward(b[0], b[1], s->N, s->F);
+    return 0;
+}
+static double op_swiglu_bwd(void **b, const shape_t *s) {
+    anv_swiglu_backward(b[0], b[1], b[2], s->N, s->F);
+    return 0;
+}
+
+static void test_swiglu(const char *label, int N, int F) {
+    char what[64];
+    shape_t s = {.N = N, .F = F};
+    bufs_t bs = {0};
+    add_floats(&bs, "out", (size_t)N * F, 1, 1, 0);
+    add_floats(&bs, "inp", (size_t)N * 2 * F, 3, 0, 0);
+    snprintf(what, sizeof what, "swiglu fwd %s", label);
+    run_case(what, op_swiglu_fwd, &s, &bs, TOL_EW, 0);
+
+    add_floats(&bs, "dinp", (size_t)N * 2 * F, 1, 1, 0);
+    add_floats(&bs, "inp", (size_t)N * 2 * F, 3, 0, 0);
+    add_floats(&bs, "dout", (size_t)N * F, 1, 0, 0);
+    snprintf(what, sizeof what, "swiglu bwd %s", label);
+    run_case(what, op_swiglu_bwd, &s, &bs, TOL_EW, 0);
+}
+
 /* ---- element-wise: gelu, residual, vectors, optimizer ---- */
 
 static double op_gelu_fwd(void **b, const shape_t *s) {
@@ -588,6 +678,13 @@ int main(void) {
     test_embedding("gpt2", 4, 256, 768, 50257, 512);
     test_layernorm("odd", 37, 13);
     test_layernorm("gpt2", 1024, 768);
+    test_rmsnorm("odd", 37, 13);
+    test_rmsnorm("llama", 1024, 2048);
+    test_rope("odd", 3, 7, 0, 3, 1, 10);
+    test_rope("llama", 2, 256, 0, 32, 8, 64);
+    test_rope("llama pos 100000", 1, 16, 100000, 32, 8, 128);
+    test_swiglu("odd", 37, 13);
+    test_swiglu("llama", 512, 8192);
     test_elementwise("odd", 1001);
     test_elementwise("gpt2", (size_t)1024 * 3072 + 7);
     test_attention("hs 8", 2, 37, 24, 3, 3, ANV_PRECISION_FP32);
