@@ -285,25 +285,35 @@ static double op_embedding_bwd(void **b, const shape_t *s) {
     anv_embedding_backward(b[0], b[1], b[2], b[3], s->B, s->T, s->C);
     return 0;
 }
+/* Without position embeddings (rotary models): wpe and dwpe NULL. */
+static double op_embedding_fwd_nowpe(void **b, const shape_t *s) {
+    anv_embedding_forward(b[0], b[1], b[2], NULL, s->B, s->T, s->C);
+    return 0;
+}
+static double op_embedding_bwd_nowpe(void **b, const shape_t *s) {
+    anv_embedding_backward(b[0], NULL, b[1], b[2], s->B, s->T, s->C);
+    return 0;
+}
 
-/* Tokens drawn from the first `distinct` ids of V, so that they repeat. */
-static void test_embedding(const char *label, int B, int T, int C, int V, int distinct) {
+/* Tokens drawn from the first `distinct` ids of V, so that they repeat; with or without position
+ * embeddings. */
+static void test_embedding(const char *label, int B, int T, int C, int V, int distinct, int with_wpe) {
     char what[64];
     shape_t s = {.B = B, .T = T, .C = C};
     bufs_t bs = {0};
     add_floats(&bs, "out", (size_t)B * T * C, 1, 1, 0);
     add_tokens(&bs, "tokens", (size_t)B * T, distinct, 0);
     add_floats(&bs, "wte", (size_t)V * C, 1, 0, 0);
-    add_floats(&bs, "wpe", (size_t)T * C, 1, 0, 0);
+    if (with_wpe) add_floats(&bs, "wpe", (size_t)T * C, 1, 0, 0);
     snprintf(what, sizeof what, "embedding fwd %s", label);
-    run_case(what, op_embedding_fwd, &s, &bs, TOL_EW, 0);
+    run_case(what, with_wpe ? op_embedding_fwd : op_embedding_fwd_nowpe, &s, &bs, TOL_EW, 0);
 
     add_floats(&bs, "dwte", (size_t)V * C, 1, 1, 0);
-    add_floats(&bs, "dwpe", (size_t)T * C, 1, 1, 0);
+    if (with_wpe) add_floats(&bs, "dwpe", (size_t)T * C, 1, 1, 0);
     add_floats(&bs, "dout", (size_t)B * T * C, 1, 0, 0);
     add_tokens(&bs, "tokens", (size_t)B * T, distinct, 0);
     snprintf(what, sizeof what, "embedding bwd %s", label);
-    run_case(what, op_embedding_bwd, &s, &bs, TOL_EW, 0);
+    run_case(what, with_wpe ? op_embedding_bwd : op_embedding_bwd_nowpe, &s, &bs, TOL_EW, 0);
 }
 
 /* ---- layernorm ---- */
@@ -674,8 +684,10 @@ int main(void) {
     test_matmul_nt("gpt2 head", 256, 768, 50304, ANV_PRECISION_BF16);
     test_matmul_nt("vocab 50257", 256, 768, 50257, ANV_PRECISION_BF16);
     test_bf16_rounds();
-    test_embedding("odd", 3, 7, 13, 20, 5);
-    test_embedding("gpt2", 4, 256, 768, 50257, 512);
+    test_embedding("odd", 3, 7, 13, 20, 5, 1);
+    test_embedding("gpt2", 4, 256, 768, 50257, 512, 1);
+    test_embedding("odd no wpe", 3, 7, 13, 20, 5, 0);
+    test_embedding("rotary no wpe", 2, 256, 512, 32000, 512, 0);
     test_layernorm("odd", 37, 13);
     test_layernorm("gpt2", 1024, 768);
     test_rmsnorm("odd", 37, 13);
