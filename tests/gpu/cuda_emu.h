@@ -1,13 +1,13 @@
-/* A CPU emulation of the CUDA features that the kernels in src/kernels/cuda/attention_tc.cuh and
- * attention_decode.cuh use, so that their logic (indexing, masking, synchronisation, fragment layouts
- * and alignment) is tested on machines without a GPU. Not a simulator: the aim is the kernels' results, not their
- * speed.
+/* A CPU emulation of the CUDA features that the kernels kept in headers under src/kernels/cuda (*.cuh)
+ * use, so that their logic (indexing, masking, synchronisation, fragment layouts and alignment) is
+ * tested on machines without a GPU. Not a simulator: the aim is the kernels' results, not their speed.
  *
  * - A launch runs the blocks one after another; each block's threads are real threads, so
- *   __syncthreads (a barrier of the block) and __syncwarp / __shfl_xor_sync (barriers of the warp)
- *   behave as on the GPU, and a kernel that leaves a thread out of a barrier hangs here too.
+ *   __syncthreads (a barrier of the block) and __syncwarp / __shfl_sync / __shfl_xor_sync (barriers of
+ *   the warp) behave as on the GPU, and a kernel that leaves a thread out of a barrier hangs here too.
+ * - A __shared__ array is a static local of the kernel: with one block at a time, it is the block's.
  * - Dynamic shared memory is a static buffer per kernel family (att_tc::att_tc_smem,
- *   att_dec::att_dec_smem): with one block at a time, it is the block's. It is filled with NaN before
+ *   att_dec::att_dec_smem), which the headers declare only for the GPU. It is filled with NaN before
  *   each block, so reading what was never written shows in the results.
  * - mma.sync m16n8k16 (bf16 in, fp32 out) exchanges the lanes' fragment registers as the tensor cores
  *   do (see emu_mma_m16n8k16_bf16) and accumulates in fp32, k in increasing order.
@@ -30,7 +30,7 @@
 
 #define __global__
 #define __device__
-#define __shared__
+#define __shared__ static
 #define __launch_bounds__(n)
 #define __align__(n) __attribute__((aligned(n)))
 
@@ -72,15 +72,25 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) {
     if (mask != 0xffffffffu) emu::fail("__syncwarp with a partial mask");
     emu::warp_barriers[emu::thread_linear() / 32]->arrive_and_wait();
 }
-template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
-    int me = emu::thread_linear();
+namespace emu {
+/* v of lane `lane` of the calling thread's warp */
+template <class T> inline T shuffle(unsigned mask, T v, int lane) {
+    int me = thread_linear();
     __syncwarp(mask);
-    emu::shuffle_slots[me] = (double)v;
+    shuffle_slots[me] = (double)v;
     __syncwarp(mask);
-    T got = (T)emu::shuffle_slots[(me & ~31) | ((me & 31) ^ lane_mask)];
+    T got = (T)shuffle_slots[(me & ~31) | (lane & 31)];
     __syncwarp(mask);
     return got;
 }
+} /* namespace emu */
+template <class T> inline T __shfl_sync(unsigned mask, T v, int src_lane) { return emu::shuffle(mask, v, src_lane); }
+template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
+    return emu::shuffle(mask, v, (emu::thread_linear() & 31) ^ lane_mask);
+}
+/* CUDA's integer min and max */
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
 
 /* ---- bf16 ---- */
 struct __nv_bfloat16 {

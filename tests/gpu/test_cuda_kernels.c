@@ -1,6 +1,7 @@
 /* Every kernel of the CUDA backend (src/kernels/cuda) against the CPU kernels on the same random
- * inputs, at small odd shapes and at GPT-2 small's (B 4, T 256, C 768, 12 heads, the 50257-token
- * vocabulary in two chunks), and the bitwise determinism of each CUDA kernel (two runs, same bits).
+ * inputs, at small odd shapes, at GPT-2 small's (B 4, T 256, C 768, 12 heads, the 50257-token
+ * vocabulary in two chunks) and at Llama-like ones (grouped-query heads of 64 and 128, RMSNorm, RoPE,
+ * SwiGLU), and the bitwise determinism of each CUDA kernel (two runs, same bits).
  * Exits 77 (skipped) where there is no usable GPU.
  *
  * All buffers come from anv_device_alloc while the device is "cuda" (managed memory, which the CPU
@@ -8,9 +9,10 @@
  * allocator of the device active at the call.
  *
  * Tolerances, relative to the largest reference value (check_rel_err):
- *   TOL_EW   1e-5  element-wise kernels, layernorm, cross-entropy, embeddings, the optimizer: the same
- *                  formulas in fp32; only exp / tanh (the CPU's polynomial exp is within ~2 ulp) and the
- *                  order of double sums differ, a few ulp of the result at most.
+ *   TOL_EW   1e-5  element-wise kernels, layernorm, rmsnorm, rope, swiglu, cross-entropy, embeddings,
+ *                  the optimizer: the same formulas in fp32; only exp / tanh / sin / cos (the CPU's
+ *                  polynomial exp is within ~2 ulp, CUDA's sincosf within 2 ulp) and the order of double
+ *                  sums differ, a few ulp of the result at most.
  *   TOL_MM   1e-4  fp32 GEMMs (K up to 3072): cuBLAS and the CPU GEMM add the K products in different
  *                  orders (blocking, FMA); the rounding error grows like sqrt(K) ulp of the partial sums,
  *                  about 1e-6 of the largest result here, and cancelling sums make it larger relative
@@ -46,7 +48,7 @@ enum { MAXBUF = 8 };
 
 /* The sizes and scalars of one case (each op reads the ones it needs). */
 typedef struct {
-    int B, T, C, NH, N, OC, V, ld, vsplit, M, K, ta, tb, lda, ldb, ldc;
+    int B, T, C, NH, NKV, hs, pos, F, N, OC, V, ld, vsplit, M, K, ta, tb, lda, ldb, ldc;
     size_t n;
     float alpha, beta;
 } shape_t;
@@ -283,25 +285,35 @@ static double op_embedding_bwd(void **b, const shape_t *s) {
     anv_embedding_backward(b[0], b[1], b[2], b[3], s->B, s->T, s->C);
     return 0;
 }
+/* Without position embeddings (rotary models): wpe and dwpe NULL. */
+static double op_embedding_fwd_nowpe(void **b, const shape_t *s) {
+    anv_embedding_forward(b[0], b[1], b[2], NULL, s->B, s->T, s->C);
+    return 0;
+}
+static double op_embedding_bwd_nowpe(void **b, const shape_t *s) {
+    anv_embedding_backward(b[0], NULL, b[1], b[2], s->B, s->T, s->C);
+    return 0;
+}
 
-/* Tokens drawn from the first `distinct` ids of V, so that they repeat. */
-static void test_embedding(const char *label, int B, int T, int C, int V, int distinct) {
+/* Tokens drawn from the first `distinct` ids of V, so that they repeat; with or without position
+ * embeddings. */
+static void test_embedding(const char *label, int B, int T, int C, int V, int distinct, int with_wpe) {
     char what[64];
     shape_t s = {.B = B, .T = T, .C = C};
     bufs_t bs = {0};
     add_floats(&bs, "out", (size_t)B * T * C, 1, 1, 0);
     add_tokens(&bs, "tokens", (size_t)B * T, distinct, 0);
     add_floats(&bs, "wte", (size_t)V * C, 1, 0, 0);
-    add_floats(&bs, "wpe", (size_t)T * C, 1, 0, 0);
+    if (with_wpe) add_floats(&bs, "wpe", (size_t)T * C, 1, 0, 0);
     snprintf(what, sizeof what, "embedding fwd %s", label);
-    run_case(what, op_embedding_fwd, &s, &bs, TOL_EW, 0);
+    run_case(what, with_wpe ? op_embedding_fwd : op_embedding_fwd_nowpe, &s, &bs, TOL_EW, 0);
 
     add_floats(&bs, "dwte", (size_t)V * C, 1, 1, 0);
-    add_floats(&bs, "dwpe", (size_t)T * C, 1, 1, 0);
+    if (with_wpe) add_floats(&bs, "dwpe", (size_t)T * C, 1, 1, 0);
     add_floats(&bs, "dout", (size_t)B * T * C, 1, 0, 0);
     add_tokens(&bs, "tokens", (size_t)B * T, distinct, 0);
     snprintf(what, sizeof what, "embedding bwd %s", label);
-    run_case(what, op_embedding_bwd, &s, &bs, TOL_EW, 0);
+    run_case(what, with_wpe ? op_embedding_bwd : op_embedding_bwd_nowpe, &s, &bs, TOL_EW, 0);
 }
 
 /* ---- layernorm ---- */
@@ -346,6 +358,95 @@ static void test_layernorm(const char *label, int N, int C) {
     }
     snprintf(what, sizeof what, "layernorm bwd %s", label);
     run_case(what, op_layernorm_bwd, &s, &bs, TOL_EW, 0);
+}
+
+/* ---- rmsnorm ---- */
+
+static double op_rmsnorm_fwd(void **b, const shape_t *s) {
+    anv_rmsnorm_forward(b[0], b[1], b[2], b[3], 1e-5f, s->N, s->C);
+    return 0;
+}
+static double op_rmsnorm_bwd(void **b, const shape_t *s) {
+    anv_rmsnorm_backward(b[0], b[1], b[2], b[3], b[4], b[5], s->N, s->C);
+    return 0;
+}
+
+static void test_rmsnorm(const char *label, int N, int C) {
+    char what[64];
+    shape_t s = {.N = N, .C = C};
+    bufs_t bs = {0};
+    add_floats(&bs, "out", (size_t)N * C, 1, 1, 0);
+    add_floats(&bs, "rstd", N, 1, 1, 0);
+    add_floats(&bs, "inp", (size_t)N * C, 2, 0, 0);
+    add_floats(&bs, "w", C, 1, 0, 0);
+    snprintf(what, sizeof what, "rmsnorm fwd %s", label);
+    run_case(what, op_rmsnorm_fwd, &s, &bs, TOL_EW, 0);
+
+    add_floats(&bs, "dinp", (size_t)N * C, 1, 1, 0);
+    add_floats(&bs, "dw", C, 1, 1, 0);
+    add_floats(&bs, "dout", (size_t)N * C, 1, 0, 0);
+    float *x = add_floats(&bs, "inp", (size_t)N * C, 2, 0, 0);
+    add_floats(&bs, "w", C, 1, 0, 0);
+    float *rstd = add_floats(&bs, "rstd", N, 0, 0, 0);
+    for (int n = 0; n < N; n++) { /* the statistic that belongs to the input */
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)x[(size_t)n * C + c] * x[(size_t)n * C + c];
+        rstd[n] = (float)(1.0 / sqrt(ss / C + 1e-5));
+    }
+    snprintf(what, sizeof what, "rmsnorm bwd %s", label);
+    run_case(what, op_rmsnorm_bwd, &s, &bs, TOL_EW, 0);
+}
+
+/* ---- rope and swiglu ---- */
+
+static double op_rope_fwd(void **b, const shape_t *s) {
+    anv_rope_forward(b[0], b[1], s->B, s->T, s->pos, s->NH, s->NKV, s->hs);
+    return 0;
+}
+static double op_rope_bwd(void **b, const shape_t *s) {
+    anv_rope_backward(b[0], b[1], s->B, s->T, s->pos, s->NH, s->NKV, s->hs);
+    return 0;
+}
+
+/* In place on qkv (B, T, (NH + 2 NKV) hs) from position pos, Llama's inv_freq (theta 500000). */
+static void test_rope(const char *label, int B, int T, int pos, int NH, int NKV, int hs) {
+    char what[64];
+    shape_t s = {.B = B, .T = T, .pos = pos, .NH = NH, .NKV = NKV, .hs = hs};
+    size_t n = (size_t)B * T * (NH + 2 * NKV) * hs;
+    op_fn *ops[2] = {op_rope_fwd, op_rope_bwd};
+    for (int k = 0; k < 2; k++) {
+        bufs_t bs = {0};
+        add_floats(&bs, "qkv", n, 1, 1, 0);
+        float *inv_freq = add_floats(&bs, "inv_freq", hs / 2, 0, 0, 0);
+        for (int i = 0; i < hs / 2; i++) inv_freq[i] = (float)pow(500000.0, -2.0 * i / hs);
+        snprintf(what, sizeof what, "rope %s %s", k ? "bwd" : "fwd", label);
+        run_case(what, ops[k], &s, &bs, TOL_EW, 0);
+    }
+}
+
+static double op_swiglu_fwd(void **b, const shape_t *s) {
+    anv_swiglu_forward(b[0], b[1], s->N, s->F);
+    return 0;
+}
+static double op_swiglu_bwd(void **b, const shape_t *s) {
+    anv_swiglu_backward(b[0], b[1], b[2], s->N, s->F);
+    return 0;
+}
+
+static void test_swiglu(const char *label, int N, int F) {
+    char what[64];
+    shape_t s = {.N = N, .F = F};
+    bufs_t bs = {0};
+    add_floats(&bs, "out", (size_t)N * F, 1, 1, 0);
+    add_floats(&bs, "inp", (size_t)N * 2 * F, 3, 0, 0);
+    snprintf(what, sizeof what, "swiglu fwd %s", label);
+    run_case(what, op_swiglu_fwd, &s, &bs, TOL_EW, 0);
+
+    add_floats(&bs, "dinp", (size_t)N * 2 * F, 1, 1, 0);
+    add_floats(&bs, "inp", (size_t)N * 2 * F, 3, 0, 0);
+    add_floats(&bs, "dout", (size_t)N * F, 1, 0, 0);
+    snprintf(what, sizeof what, "swiglu bwd %s", label);
+    run_case(what, op_swiglu_bwd, &s, &bs, TOL_EW, 0);
 }
 
 /* ---- element-wise: gelu, residual, vectors, optimizer ---- */
@@ -450,26 +551,26 @@ static void test_elementwise(const char *label, size_t n) {
 /* The scratch buffer is the current device's size, allocated and freed on it. */
 static double op_attention_fwd(void **b, const shape_t *s) {
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(s->T), "attention scratch");
-    anv_attention_forward(b[0], b[1], scratch, b[2], s->B, s->T, s->C, s->NH);
+    anv_attention_forward(b[0], b[1], scratch, b[2], s->B, s->T, s->C, s->NH, s->NKV);
     anv_device_sync();
     anv_device_free(scratch);
     return 0;
 }
 static double op_attention_bwd(void **b, const shape_t *s) {
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(s->T), "attention scratch");
-    anv_attention_backward(b[0], scratch, b[1], b[2], b[3], b[4], s->B, s->T, s->C, s->NH);
+    anv_attention_backward(b[0], scratch, b[1], b[2], b[3], b[4], s->B, s->T, s->C, s->NH, s->NKV);
     anv_device_sync();
     anv_device_free(scratch);
     return 0;
 }
 
-/* In the precision prec (the CPU's attention is fp32 in both). */
-static void test_attention(const char *label, int B, int T, int C, int NH, anv_precision_t prec) {
+/* NH query heads and NKV key/value heads, in the precision prec (the CPU's attention is fp32 in both). */
+static void test_attention(const char *label, int B, int T, int C, int NH, int NKV, anv_precision_t prec) {
     char what[64];
     double tol = prec == ANV_PRECISION_BF16 ? TOL_ATT_BF16 : TOL_ATT;
     anv_matmul_precision_set(prec);
-    shape_t s = {.B = B, .T = T, .C = C, .NH = NH};
-    size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, nlse = (size_t)B * NH * T;
+    shape_t s = {.B = B, .T = T, .C = C, .NH = NH, .NKV = NKV};
+    size_t nqkv = (size_t)B * T * (C + 2 * NKV * (C / NH)), nout = (size_t)B * T * C, nlse = (size_t)B * NH * T;
     bufs_t bs = {0};
     add_floats(&bs, "out", nout, 1, 1, 0);
     add_floats(&bs, "lse", nlse, 1, 1, 0);
@@ -487,7 +588,7 @@ static void test_attention(const char *label, int B, int T, int C, int NH, anv_p
     memcpy(q, qkv_copy, sizeof(float) * nqkv);
     CHECK(anv_device_set("cpu") == 0, "%s", anv_last_error());
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(T), "attention scratch");
-    anv_attention_forward(out, lse, scratch, q, B, T, C, NH);
+    anv_attention_forward(out, lse, scratch, q, B, T, C, NH, NKV);
     anv_device_free(scratch);
     CHECK(anv_device_set("cuda") == 0, "%s", anv_last_error());
     snprintf(what, sizeof what, "attention bwd %s %s", anv_precision_name(prec), label);
@@ -500,21 +601,23 @@ static void test_attention(const char *label, int B, int T, int C, int NH, anv_p
 static double op_attention_decode(void **b, const shape_t *s) {
     float *out = b[0], *kc = b[1], *vc = b[2];
     const float *qkv = b[3];
-    anv_attention_decode(out, kc, vc, qkv, 0, s->N, s->C, s->NH);
+    size_t row = (size_t)s->C + 2 * (size_t)s->NKV * (s->C / s->NH);
+    anv_attention_decode(out, kc, vc, qkv, 0, s->N, s->C, s->NH, s->NKV);
     for (int t = s->N; t < s->T; t++)
-        anv_attention_decode(out + (size_t)t * s->C, kc, vc, qkv + (size_t)t * 3 * s->C, t, 1, s->C, s->NH);
+        anv_attention_decode(out + (size_t)t * s->C, kc, vc, qkv + t * row, t, 1, s->C, s->NH, s->NKV);
     anv_device_sync();
     return 0;
 }
 
-static void test_attention_decode(const char *label, int T, int C, int NH, int prefill) {
+static void test_attention_decode(const char *label, int T, int C, int NH, int NKV, int prefill) {
     char what[64];
-    shape_t s = {.T = T, .C = C, .NH = NH, .N = prefill};
+    shape_t s = {.T = T, .C = C, .NH = NH, .NKV = NKV, .N = prefill};
+    size_t KC = (size_t)NKV * (C / NH);
     bufs_t bs = {0};
     add_floats(&bs, "out", (size_t)T * C, 1, 1, 0);
-    add_floats(&bs, "kcache", (size_t)T * C, 1, 1, 0);
-    add_floats(&bs, "vcache", (size_t)T * C, 1, 1, 0);
-    add_floats(&bs, "qkv", (size_t)T * 3 * C, 1, 0, 0);
+    add_floats(&bs, "kcache", T * KC, 1, 1, 0);
+    add_floats(&bs, "vcache", T * KC, 1, 1, 0);
+    add_floats(&bs, "qkv", T * (C + 2 * KC), 1, 0, 0);
     snprintf(what, sizeof what, "attention decode %s", label);
     run_case(what, op_attention_decode, &s, &bs, TOL_ATT, 0);
 }
@@ -581,26 +684,47 @@ int main(void) {
     test_matmul_nt("gpt2 head", 256, 768, 50304, ANV_PRECISION_BF16);
     test_matmul_nt("vocab 50257", 256, 768, 50257, ANV_PRECISION_BF16);
     test_bf16_rounds();
-    test_embedding("odd", 3, 7, 13, 20, 5);
-    test_embedding("gpt2", 4, 256, 768, 50257, 512);
+    test_embedding("odd", 3, 7, 13, 20, 5, 1);
+    test_embedding("gpt2", 4, 256, 768, 50257, 512, 1);
+    test_embedding("odd no wpe", 3, 7, 13, 20, 5, 0);
+    test_embedding("rotary no wpe", 2, 256, 512, 32000, 512, 0);
     test_layernorm("odd", 37, 13);
     test_layernorm("gpt2", 1024, 768);
+    test_rmsnorm("odd", 37, 13);
+    test_rmsnorm("llama", 1024, 2048);
+    test_rope("odd", 3, 7, 0, 3, 1, 10);
+    test_rope("llama", 2, 256, 0, 32, 8, 64);
+    test_rope("llama pos 100000", 1, 16, 100000, 32, 8, 128);
+    test_swiglu("odd", 37, 13);
+    test_swiglu("llama", 512, 8192);
     test_elementwise("odd", 1001);
     test_elementwise("gpt2", (size_t)1024 * 3072 + 7);
-    test_attention("hs 8", 2, 37, 24, 3, ANV_PRECISION_FP32);
-    test_attention("hs 20", 1, 70, 60, 3, ANV_PRECISION_FP32);
-    test_attention("hs 96", 2, 33, 192, 2, ANV_PRECISION_FP32);
-    test_attention("hs 128", 1, 5, 128, 1, ANV_PRECISION_FP32);
-    test_attention("gpt2", 4, 256, 768, 12, ANV_PRECISION_FP32);
+    test_attention("hs 8", 2, 37, 24, 3, 3, ANV_PRECISION_FP32);
+    test_attention("hs 20", 1, 70, 60, 3, 3, ANV_PRECISION_FP32);
+    test_attention("hs 96", 2, 33, 192, 2, 2, ANV_PRECISION_FP32);
+    test_attention("hs 128", 1, 5, 128, 1, 1, ANV_PRECISION_FP32);
+    test_attention("gpt2", 4, 256, 768, 12, 12, ANV_PRECISION_FP32);
+    /* grouped-query (NH / NKV query heads per key/value head) and multi-query (NKV 1) */
+    test_attention("gqa 4/2 hs 20", 2, 37, 80, 4, 2, ANV_PRECISION_FP32);
+    test_attention("mqa 6/1 hs 64", 1, 70, 384, 6, 1, ANV_PRECISION_FP32);
+    test_attention("llama 32/8 hs 64", 1, 256, 2048, 32, 8, ANV_PRECISION_FP32);
     /* the tensor-core kernels: head sizes 32, 64 and 128, ragged last tiles; hs 20 stays fp32 */
-    test_attention("hs 32", 2, 100, 64, 2, ANV_PRECISION_BF16);
-    test_attention("hs 128", 1, 129, 256, 2, ANV_PRECISION_BF16);
-    test_attention("hs 20", 1, 70, 60, 3, ANV_PRECISION_BF16);
-    test_attention("gpt2", 4, 256, 768, 12, ANV_PRECISION_BF16);
-    test_attention("gpt2 T 1024", 1, 1024, 768, 12, ANV_PRECISION_BF16);
-    test_attention_decode("hs 20", 70, 60, 3, 5);
-    test_attention_decode("hs 128", 40, 256, 2, 1);
-    test_attention_decode("gpt2", 300, 768, 12, 64);
+    test_attention("hs 32", 2, 100, 64, 2, 2, ANV_PRECISION_BF16);
+    test_attention("hs 128", 1, 129, 256, 2, 2, ANV_PRECISION_BF16);
+    test_attention("hs 20", 1, 70, 60, 3, 3, ANV_PRECISION_BF16);
+    test_attention("gpt2", 4, 256, 768, 12, 12, ANV_PRECISION_BF16);
+    test_attention("gpt2 T 1024", 1, 1024, 768, 12, 12, ANV_PRECISION_BF16);
+    /* grouped-query and multi-query on tensor cores; hs 20 takes the fp32 kernels in bf16 too */
+    test_attention("gqa 4/2 hs 32", 2, 100, 128, 4, 2, ANV_PRECISION_BF16);
+    test_attention("mqa 6/1 hs 64", 1, 130, 384, 6, 1, ANV_PRECISION_BF16);
+    test_attention("llama 32/8 hs 128", 1, 512, 4096, 32, 8, ANV_PRECISION_BF16);
+    test_attention("gqa 4/2 hs 20", 2, 37, 80, 4, 2, ANV_PRECISION_BF16);
+    test_attention_decode("hs 20", 70, 60, 3, 3, 5);
+    test_attention_decode("hs 128", 40, 256, 2, 2, 1);
+    test_attention_decode("gpt2", 300, 768, 12, 12, 64);
+    test_attention_decode("gqa 4/2 hs 20", 70, 80, 4, 2, 5);
+    test_attention_decode("mqa 6/1 hs 128", 40, 768, 6, 1, 1);
+    test_attention_decode("llama 32/8 hs 64", 300, 2048, 32, 8, 64);
     test_crossentropy("odd", 37, 101, 104, 60);
     test_crossentropy("gpt2", 1024, 50257, 50304, 32768);
     return check_done("test_cuda_kernels");

@@ -1,13 +1,14 @@
 /* Causal attention for inference with a KV cache (anv_attention_decode): the kernels, in a header so
  * that tests/gpu/test_cuda_emu.cc runs the same source on the CPU; attention.cu launches them.
  *
- * attend: a block per (new row i, head h) of WARPS warps. Warp w takes the cached keys t = w, w + WARPS,
- * ... <= pos + i; for each, the warp's lanes hold the head dimensions lane, lane + 32, ... of q, k and v,
- * a butterfly sum gives q . k on every lane, and an online softmax (running max m and sum l, the output
- * rescaled by e^(m_old - m_new) as the max grows) accumulates p v. The warps' partial results (m, l,
- * output) then meet in shared memory, where warp 0 rescales them to the largest max and adds them in
- * warp order: one owner and a fixed order of additions per output, so results are reproducible.
- * A decode step is one row, so parallelism comes from the heads and the warps' share of the keys. */
+ * attend: a block per (new row i, query head h) of WARPS warps, reading key/value head h / (NH / NKV)
+ * of the caches. Warp w takes the cached keys t = w, w + WARPS, ... <= pos + i; for each, the warp's
+ * lanes hold the head dimensions lane, lane + 32, ... of q, k and v, a butterfly sum gives q . k on
+ * every lane, and an online softmax (running max m and sum l, the output rescaled by e^(m_old - m_new)
+ * as the max grows) accumulates p v. The warps' partial results (m, l, output) then meet in shared
+ * memory, where warp 0 rescales them to the largest max and adds them in warp order: one owner and a
+ * fixed order of additions per output, so results are reproducible. A decode step is one row, so
+ * parallelism comes from the heads and the warps' share of the keys. */
 #ifndef ANVIL_KERNELS_CUDA_ATTENTION_DECODE_CUH
 #define ANVIL_KERNELS_CUDA_ATTENTION_DECODE_CUH
 
@@ -23,13 +24,19 @@ enum { WARPS = 4, THREADS = WARPS * 32 };
 /* The dynamic shared memory of attend<J>: per warp its m, l and 32 J output dimensions. */
 constexpr size_t smem_bytes(int J) { return (size_t)WARPS * (2 + 32 * J) * sizeof(float); }
 
-/* Grid-stride over n C: rows pos..pos+n-1 of kc and vc (C floats each) = the keys and values of qkv (n, 3C). */
-__global__ void append_kv(float *kc, float *vc, const float *qkv, int pos, int n, int C) {
-    size_t total = (size_t)n * C, stride = (size_t)gridDim.x * blockDim.x;
+/* The kernels' dynamic shared memory (tests/gpu/cuda_emu.h defines it when emulated). */
+#ifndef ANVIL_CUDA_EMULATION
+extern __shared__ __align__(16) unsigned char att_dec_smem[];
+#endif
+
+/* Grid-stride over n KC: rows pos..pos+n-1 of kc and vc (KC = NKV hs floats each) = the keys and
+ * values of qkv (n, C + 2 KC). */
+__global__ void append_kv(float *kc, float *vc, const float *qkv, int pos, int n, int C, int KC) {
+    size_t total = (size_t)n * KC, stride = (size_t)gridDim.x * blockDim.x;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
-        size_t i = idx / C, c = idx % C, src = i * 3 * C + c, dst = (pos + i) * C + c;
-        kc[dst] = qkv[src + C];
-        vc[dst] = qkv[src + 2 * (size_t)C];
+        size_t i = idx / KC, c = idx % KC, src = i * (C + 2 * (size_t)KC) + C + c, dst = (pos + i) * KC + c;
+        kc[dst] = qkv[src];
+        vc[dst] = qkv[src + KC];
     }
 }
 
@@ -39,14 +46,16 @@ __device__ inline float warp_sum(float v) {
 }
 
 /* grid (n, NH), THREADS threads, smem_bytes(J) of dynamic shared memory; head size hs = C / NH <= 32 J.
- * out (n, C): new row i (position pos + i, its q in qkv (n, 3C)) over cached rows 0..pos+i of kc, vc. */
+ * out (n, C): new row i (position pos + i, its q in qkv (n, C + 2 NKV hs)) over cached rows 0..pos+i of
+ * kc, vc (rows of NKV hs). */
 template <int J>
 __global__ void __launch_bounds__(THREADS)
-    attend(float *out, const float *kc, const float *vc, const float *qkv, int pos, int C, int NH) {
-    extern __shared__ __align__(16) unsigned char att_dec_smem[];
+    attend(float *out, const float *kc, const float *vc, const float *qkv, int pos, int C, int NH, int NKV) {
     float *partial = reinterpret_cast<float *>(att_dec_smem); /* (WARPS, 2 + 32 J): m, l, output */
     int i = blockIdx.x, h = blockIdx.y, hs = C / NH, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const float *q = qkv + (size_t)i * 3 * C + (size_t)h * hs;
+    size_t KC = (size_t)NKV * hs;
+    const float *q = qkv + i * (C + 2 * KC) + (size_t)h * hs;
+    const float *kh = kc + (size_t)(h / (NH / NKV)) * hs, *vh = vc + (size_t)(h / (NH / NKV)) * hs;
     float scale = 1.0f / sqrtf((float)hs), qr[J], acc[J], m = -INFINITY, l = 0.0f;
 #pragma unroll
     for (int j = 0; j < J; j++) {
@@ -55,7 +64,7 @@ __global__ void __launch_bounds__(THREADS)
         acc[j] = 0.0f;
     }
     for (int t = warp; t <= pos + i; t += WARPS) {
-        const float *k = kc + (size_t)t * C + (size_t)h * hs, *v = vc + (size_t)t * C + (size_t)h * hs;
+        const float *k = kh + t * KC, *v = vh + t * KC;
         float dot = 0.0f;
 #pragma unroll
         for (int j = 0; j < J; j++)

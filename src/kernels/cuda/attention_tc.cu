@@ -8,44 +8,44 @@ int anv_cuda_attention_tc_head(int C, int NH) {
     return hs * NH == C && (hs == 32 || hs == 64 || hs == 128) ? hs : 0;
 }
 
-/* Launches kernel over grid (ceil(T / 64), B * NH) with `smem` bytes of dynamic shared memory, after
+/* Launches kernel over grid (ceil(T / 64), B * heads) with `smem` bytes of dynamic shared memory, after
  * raising the kernel's limit to that (a host-side call of a microsecond or so, made on every launch so
  * that it holds on whatever device is current). */
 template <class Kernel, class... Args>
-static void launch(Kernel kernel, int smem, int B, int T, int NH, const char *what, Args... args) {
+static void launch(Kernel kernel, int smem, int B, int T, int heads, const char *what, Args... args) {
     if (anv_cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), what) != 0) {
         anv_kernel_failed();
         return;
     }
-    dim3 grid((T + att_tc::ROWS - 1) / att_tc::ROWS, B * NH);
+    dim3 grid((T + att_tc::ROWS - 1) / att_tc::ROWS, B * heads);
     kernel<<<grid, att_tc::THREADS, smem, anv_cuda_stream()>>>(args...);
     ANV_CUDA_LAUNCHED(what);
 }
 
-template <int HS> static void forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH) {
+template <int HS> static void forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH, int NKV) {
     launch(att_tc::forward<HS>, att_tc::dims<HS>::forward_bytes, B, T, NH, "attention forward (tensor cores)", out, lse,
-           qkv, T, C, NH);
+           qkv, T, C, NH, NKV);
 }
 
 template <int HS>
 static void backward(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int B,
-                     int T, int C, int NH) {
+                     int T, int C, int NH, int NKV) {
     launch(att_tc::backward_dq<HS>, att_tc::dims<HS>::dq_bytes, B, T, NH, "attention backward dq (tensor cores)", dqkv,
-           dout, qkv, lse, delta, T, C, NH);
-    launch(att_tc::backward_dkv<HS>, att_tc::dims<HS>::dkv_bytes, B, T, NH, "attention backward dk dv (tensor cores)",
-           dqkv, dout, qkv, lse, delta, T, C, NH);
+           dout, qkv, lse, delta, T, C, NH, NKV);
+    launch(att_tc::backward_dkv<HS>, att_tc::dims<HS>::dkv_bytes, B, T, NKV, "attention backward dk dv (tensor cores)",
+           dqkv, dout, qkv, lse, delta, T, C, NH, NKV);
 }
 
-void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH) {
+void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH, int NKV) {
     switch (anv_cuda_attention_tc_head(C, NH)) {
     case 32:
-        forward<32>(out, lse, qkv, B, T, C, NH);
+        forward<32>(out, lse, qkv, B, T, C, NH, NKV);
         break;
     case 64:
-        forward<64>(out, lse, qkv, B, T, C, NH);
+        forward<64>(out, lse, qkv, B, T, C, NH, NKV);
         break;
     case 128:
-        forward<128>(out, lse, qkv, B, T, C, NH);
+        forward<128>(out, lse, qkv, B, T, C, NH, NKV);
         break;
     default:
         break;
@@ -53,16 +53,16 @@ void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int
 }
 
 void anv_cuda_attention_tc_backward(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                                    const float *delta, int B, int T, int C, int NH) {
+                                    const float *delta, int B, int T, int C, int NH, int NKV) {
     switch (anv_cuda_attention_tc_head(C, NH)) {
     case 32:
-        backward<32>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        backward<32>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
         break;
     case 64:
-        backward<64>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        backward<64>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
         break;
     case 128:
-        backward<128>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        backward<128>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
         break;
     default:
         break;

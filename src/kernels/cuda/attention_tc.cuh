@@ -2,12 +2,14 @@
  * of their own so that tests/gpu/test_cuda_emu.cc can also run them on the CPU (through
  * tests/gpu/cuda_emu.h, which emulates the few CUDA features used here).
  *
- * The maths is attention.cu's (S = Q K^T / sqrt(hs), P = softmax(S) causal, O = P V, lse per row;
+ * The maths is attention.cuh's (S = Q K^T / sqrt(hs), P = softmax(S) causal, O = P V, lse per row;
  * backward with D_t = sum_j dO_tj O_tj: dS = P * (dO V^T - D), dQ = dS K / sqrt(hs),
  * dK = dS^T Q / sqrt(hs), dV = P^T dO), with every product on the tensor cores: mma.sync m16n8k16,
  * bf16 inputs, fp32 accumulation. Q, K, V, dO are rounded to bf16 (nearest even) on their way into
  * shared memory, P and dS on their way into the second product of each pair, as in PyTorch's bf16 flash
- * attention. Softmax, its running max and sum, lse and the outputs stay fp32.
+ * attention. Softmax, its running max and sum, lse and the outputs stay fp32. Heads are grouped as in
+ * attention.cuh: qkv rows (C + 2 KC, KC = NKV HS) hold NH query heads and NKV key/value heads, query
+ * head h reading key/value head h / (NH / NKV).
  *
  * Fragments (PTX ISA, "matrix fragments for mma.m16n8k16"): lane = 4 g + q (g = lane / 4, q = lane % 4)
  * holds, as pairs of bf16 packed in 32 bits (the lower index in the low half):
@@ -23,10 +25,10 @@
  * Layout. A block of 4 warps owns 64 rows (query rows in the forward and the dQ pass, key rows in the
  * dK/dV pass), 16 per warp, and walks over tiles of 64 rows of the other operand staged in shared
  * memory as bf16 (row pitch HS + 8: the 8 rows g of a fragment load start 4 banks apart, so the loads
- * are free of bank conflicts). Like attention.cu: dQ and dK/dV are separate passes over disjoint parts
- * of dqkv, each output element has one owner and a fixed order of additions, so results are bitwise
- * reproducible (no atomics). HS (the head size) is 32, 64 or 128; qkv rows are 16-byte aligned
- * because C = NH * HS. */
+ * are free of bank conflicts). Like attention.cuh: dQ and dK/dV are separate passes over disjoint parts
+ * of dqkv, a dK/dV block sums its group's query heads in order, each output element has one owner and
+ * a fixed order of additions, so results are bitwise reproducible (no atomics). HS (the head size) is
+ * 32, 64 or 128; qkv rows and heads are 16-byte aligned because both are multiples of HS floats. */
 #ifndef ANVIL_KERNELS_CUDA_ATTENTION_TC_CUH
 #define ANVIL_KERNELS_CUDA_ATTENTION_TC_CUH
 
@@ -57,6 +59,11 @@ template <int HS> struct dims {
     static const int dq_bytes = (4 * tile + ttile) * 2;                     /* Q, dO, K, V; K^T */
     static const int dkv_bytes = (4 * tile + 2 * ttile) * 2 + 2 * ROWS * 4; /* K, V, Q, dO; Q^T, dO^T; L, D */
 };
+
+/* The kernels' dynamic shared memory (tests/gpu/cuda_emu.h defines it when emulated). */
+#ifndef ANVIL_CUDA_EMULATION
+extern __shared__ __align__(128) unsigned char att_tc_smem[];
+#endif
 
 __device__ inline u32 load_pair(const bf16 *x) {
 #ifdef ANVIL_CUDA_EMULATION
@@ -186,17 +193,18 @@ __device__ inline void write_rows(float *dst, size_t ld, int row0, int rows, flo
 }
 
 /* grid (ceil(T / 64), B * NH), THREADS threads, dims<HS>::forward_bytes of dynamic shared memory:
- * out (B, T, C) and lse (B, NH, T) from qkv (B, T, 3C). */
+ * out (B, T, C) and lse (B, NH, T) from qkv (B, T, C + 2 NKV HS). */
 template <int HS>
-__global__ void __launch_bounds__(THREADS) forward(float *out, float *lse, const float *qkv, int T, int C, int NH) {
-    extern __shared__ __align__(128) unsigned char att_tc_smem[];
+__global__ void __launch_bounds__(THREADS)
+    forward(float *out, float *lse, const float *qkv, int T, int C, int NH, int NKV) {
     bf16 *qs = reinterpret_cast<bf16 *>(att_tc_smem), *ks = qs + dims<HS>::tile, *vt = ks + dims<HS>::tile;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
     int bh = blockIdx.y, b = bh / NH, h = bh % NH;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ROWS; /* the longest rows first */
     int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
-    size_t C3 = 3 * (size_t)C;
-    const float *qp = qkv + (size_t)b * T * C3 + (size_t)h * HS, *kp = qp + C, *vp = qp + 2 * C;
+    size_t KC = (size_t)NKV * HS, C3 = C + 2 * KC, row0 = (size_t)b * T * C3;
+    const float *qp = qkv + row0 + (size_t)h * HS;
+    const float *kp = qkv + row0 + C + (size_t)(h / (NH / NKV)) * HS, *vp = kp + KC;
     const float scale = 1.0f / sqrtf((float)HS);
     load_tile<HS>(qs, nullptr, qp, C3, q0, T);
 
@@ -263,19 +271,20 @@ __global__ void __launch_bounds__(THREADS) forward(float *out, float *lse, const
 
 /* grid (ceil(T / 64), B * NH), THREADS threads, dims<HS>::dq_bytes of dynamic shared memory; a block per
  * 64 query rows t: dQ = dS K / sqrt(hs) over the key rows s <= t, written to the q part of dqkv
- * (B, T, 3C). lse and delta (B, NH, T). */
+ * (B, T, C + 2 NKV HS). lse and delta (B, NH, T). */
 template <int HS>
-__global__ void __launch_bounds__(THREADS) backward_dq(float *dqkv, const float *dout, const float *qkv,
-                                                       const float *lse, const float *delta, int T, int C, int NH) {
-    extern __shared__ __align__(128) unsigned char att_tc_smem[];
+__global__ void __launch_bounds__(THREADS)
+    backward_dq(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int T, int C,
+                int NH, int NKV) {
     bf16 *qs = reinterpret_cast<bf16 *>(att_tc_smem), *dos = qs + dims<HS>::tile, *ks = dos + dims<HS>::tile,
          *vs = ks + dims<HS>::tile, *kt = vs + dims<HS>::tile;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
     int bh = blockIdx.y, b = bh / NH, h = bh % NH;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ROWS;
     int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
-    size_t C3 = 3 * (size_t)C, base = (size_t)b * T * C3 + (size_t)h * HS;
-    const float *qp = qkv + base, *kp = qp + C, *vp = qp + 2 * C;
+    size_t KC = (size_t)NKV * HS, C3 = C + 2 * KC, row0 = (size_t)b * T * C3, base = row0 + (size_t)h * HS;
+    const float *qp = qkv + base;
+    const float *kp = qkv + row0 + C + (size_t)(h / (NH / NKV)) * HS, *vp = kp + KC;
     const float *dop = dout + (size_t)b * T * C + (size_t)h * HS;
     const float scale = 1.0f / sqrtf((float)HS);
     load_tile<HS>(qs, nullptr, qp, C3, q0, T);
@@ -313,23 +322,23 @@ __global__ void __launch_bounds__(THREADS) backward_dq(float *dqkv, const float 
     write_rows<HS>(dqkv + base, C3, q0 + warp * 16, T, scale, dq);
 }
 
-/* grid (ceil(T / 64), B * NH), THREADS threads, dims<HS>::dkv_bytes of dynamic shared memory; a block per
- * 64 key rows s: dK = dS^T Q / sqrt(hs) and dV = P^T dO over the query rows t >= s, written to the k
- * and v parts of dqkv (B, T, 3C). */
+/* grid (ceil(T / 64), B * NKV), THREADS threads, dims<HS>::dkv_bytes of dynamic shared memory; a block per
+ * 64 key rows s of key/value head kvh: dK = dS^T Q / sqrt(hs) and dV = P^T dO over the query rows t >= s
+ * of each query head of kvh's group, the heads in order, written to the k and v parts of dqkv
+ * (B, T, C + 2 NKV HS). */
 template <int HS>
-__global__ void __launch_bounds__(THREADS) backward_dkv(float *dqkv, const float *dout, const float *qkv,
-                                                        const float *lse, const float *delta, int T, int C, int NH) {
-    extern __shared__ __align__(128) unsigned char att_tc_smem[];
+__global__ void __launch_bounds__(THREADS)
+    backward_dkv(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int T, int C,
+                 int NH, int NKV) {
     bf16 *ks = reinterpret_cast<bf16 *>(att_tc_smem), *vs = ks + dims<HS>::tile, *qs = vs + dims<HS>::tile,
          *dos = qs + dims<HS>::tile, *qt = dos + dims<HS>::tile, *dot = qt + dims<HS>::ttile;
     float *Ls = reinterpret_cast<float *>(dot + dims<HS>::ttile), *Ds = Ls + ROWS;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
-    int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV, group = NH / NKV;
     int k0 = (gridDim.x - 1 - blockIdx.x) * ROWS; /* the fewest query tiles last */
     int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
-    size_t C3 = 3 * (size_t)C, base = (size_t)b * T * C3 + (size_t)h * HS;
-    const float *qp = qkv + base, *kp = qp + C, *vp = qp + 2 * C;
-    const float *dop = dout + (size_t)b * T * C + (size_t)h * HS;
+    size_t KC = (size_t)NKV * HS, C3 = C + 2 * KC, row0 = (size_t)b * T * C3;
+    const float *kp = qkv + row0 + C + (size_t)kvh * HS, *vp = kp + KC;
     const float scale = 1.0f / sqrtf((float)HS);
     load_tile<HS>(ks, nullptr, kp, C3, k0, T);
     load_tile<HS>(vs, nullptr, vp, C3, k0, T);
@@ -339,35 +348,39 @@ __global__ void __launch_bounds__(THREADS) backward_dkv(float *dqkv, const float
     for (int n = 0; n < HS / 8; n++)
 #pragma unroll
         for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.0f;
-    for (int t0 = k0; t0 < T; t0 += ROWS) {
-        __syncthreads();
-        load_tile<HS>(qs, qt, qp, C3, t0, T);
-        load_tile<HS>(dos, dot, dop, C, t0, T);
-        for (int i = threadIdx.x; i < ROWS; i += THREADS) {
-            Ls[i] = t0 + i < T ? lse[(size_t)bh * T + t0 + i] : 0.0f;
-            Ds[i] = t0 + i < T ? delta[(size_t)bh * T + t0 + i] : 0.0f;
-        }
-        __syncthreads();
-        float st[ROWS / 8][4], dpt[ROWS / 8][4];
-        rows_times_tile_t<HS>(st, ks, warp * 16, qs);   /* S^T = K Q^T (keys x queries) */
-        rows_times_tile_t<HS>(dpt, vs, warp * 16, dos); /* dP^T = V dO^T */
-#pragma unroll
-        for (int n = 0; n < ROWS / 8; n++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                int c = 8 * n + 2 * q + i % 2, t = t0 + c;
-                float p = t >= key[i / 2] && t < T ? expf(scale * st[n][i] - Ls[c]) : 0.0f;
-                st[n][i] = p;
-                dpt[n][i] = p * (dpt[n][i] - Ds[c]); /* dS^T */
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        const float *qp = qkv + row0 + (size_t)h * HS, *dop = dout + (size_t)b * T * C + (size_t)h * HS;
+        const float *L = lse + ((size_t)b * NH + h) * T, *D = delta + ((size_t)b * NH + h) * T;
+        for (int t0 = k0; t0 < T; t0 += ROWS) {
+            __syncthreads();
+            load_tile<HS>(qs, qt, qp, C3, t0, T);
+            load_tile<HS>(dos, dot, dop, C, t0, T);
+            for (int i = threadIdx.x; i < ROWS; i += THREADS) {
+                Ls[i] = t0 + i < T ? L[t0 + i] : 0.0f;
+                Ds[i] = t0 + i < T ? D[t0 + i] : 0.0f;
             }
-        u32 pa[ROWS / 16][4], dsa[ROWS / 16][4];
-        scores_to_a(pa, st);
-        scores_to_a(dsa, dpt);
-        scores_times_tile<HS>(dv, pa, dot); /* dV += P^T dO */
-        scores_times_tile<HS>(dk, dsa, qt); /* dK += dS^T Q */
+            __syncthreads();
+            float st[ROWS / 8][4], dpt[ROWS / 8][4];
+            rows_times_tile_t<HS>(st, ks, warp * 16, qs);   /* S^T = K Q^T (keys x queries) */
+            rows_times_tile_t<HS>(dpt, vs, warp * 16, dos); /* dP^T = V dO^T */
+#pragma unroll
+            for (int n = 0; n < ROWS / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    int c = 8 * n + 2 * q + i % 2, t = t0 + c;
+                    float p = t >= key[i / 2] && t < T ? expf(scale * st[n][i] - Ls[c]) : 0.0f;
+                    st[n][i] = p;
+                    dpt[n][i] = p * (dpt[n][i] - Ds[c]); /* dS^T */
+                }
+            u32 pa[ROWS / 16][4], dsa[ROWS / 16][4];
+            scores_to_a(pa, st);
+            scores_to_a(dsa, dpt);
+            scores_times_tile<HS>(dv, pa, dot); /* dV += P^T dO */
+            scores_times_tile<HS>(dk, dsa, qt); /* dK += dS^T Q */
+        }
     }
-    write_rows<HS>(dqkv + base + C, C3, k0 + warp * 16, T, scale, dk);
-    write_rows<HS>(dqkv + base + 2 * (size_t)C, C3, k0 + warp * 16, T, 1.0f, dv);
+    write_rows<HS>(dqkv + row0 + C + (size_t)kvh * HS, C3, k0 + warp * 16, T, scale, dk);
+    write_rows<HS>(dqkv + row0 + C + KC + (size_t)kvh * HS, C3, k0 + warp * 16, T, 1.0f, dv);
 }
 
 } /* namespace att_tc */

@@ -1,5 +1,5 @@
 /* Shared by the CUDA kernels (internal, C++): the stream every kernel runs on, the cuBLASLt handle,
- * device scratch memory, error reporting, launch sizes and warp reductions. */
+ * device scratch memory, error reporting, launch sizes, and the warp reductions of warp.cuh. */
 #ifndef ANVIL_KERNELS_CUDA_COMMON_H
 #define ANVIL_KERNELS_CUDA_COMMON_H
 
@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "anvil/base.h"
+#include "kernels/cuda/warp.cuh"
 #include "kernels/table.h"
 
 /* ---- device state (device.cu); valid after anv_cuda_init() succeeded ---- */
@@ -35,17 +36,6 @@ enum { ANV_CUDA_THREADS = 256 };
 static inline unsigned anv_cuda_blocks(size_t n) {
     size_t b = (n + ANV_CUDA_THREADS - 1) / ANV_CUDA_THREADS;
     return b < 1 ? 1u : b > (1u << 20) ? (1u << 20) : (unsigned)b;
-}
-
-/* ---- warp reductions: xor butterflies, so every lane ends with the same bits (the additions pair
- * the same values in the same tree on every lane, and IEEE addition is commutative) ---- */
-template <class T> __device__ inline T anv_warp_sum(T v) {
-    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ inline float anv_warp_max(float v) {
-    for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
 }
 
 #endif

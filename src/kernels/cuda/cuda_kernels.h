@@ -11,12 +11,13 @@
 #include "anvil/kernel_list.h"
 
 /* The bf16 precision's attention on tensor cores (attention_tc.cu): the head size it takes (32, 64 or
- * 128), or 0 when the fp32 kernels of attention.cu must do; and the forward and the backward's dQ
- * and dK/dV passes, with delta (B, NH, T) = the rows' sum of dout * out already computed. */
+ * 128), or 0 when the fp32 kernels of attention.cuh must do; and the forward and the backward's dQ
+ * and dK/dV passes, with delta (B, NH, T) = the rows' sum of dout * out already computed. The caller
+ * has checked that NKV divides NH. */
 int anv_cuda_attention_tc_head(int C, int NH);
-void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH);
+void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH, int NKV);
 void anv_cuda_attention_tc_backward(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                                    const float *delta, int B, int T, int C, int NH);
+                                    const float *delta, int B, int T, int C, int NH, int NKV);
 
 /* The GEMM of anv_gemm_fn with an optional bias (N) added to every row of C by cuBLASLt's epilogue
  * (beta must be 0 with a bias), in bf16 x bf16 -> fp32 when bf16 (inputs rounded to nearest even),

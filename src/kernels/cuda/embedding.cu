@@ -1,4 +1,4 @@
-/* Token + position embeddings.
+/* Token embeddings, plus learned position embeddings where the model has them (GPT-2).
  *
  * The backward pass scatters rows of dout into dwte at the token ids, where a token may repeat. It
  * uses no atomics: a first kernel links each position to the next position with the same token and
@@ -7,16 +7,18 @@
  * first position a block whose threads own columns and walk that token's positions in order, adding
  * into dwte. Each dwte element is then the old value plus the rows of its token in position order:
  * the same additions in the same order as the CPU, so the same bits, on every run. dwpe (one row per
- * position t, summed over the batch) needs no links: a thread per (t, column) adds b = 0, 1, ... */
+ * position t, summed over the batch; NULL for rotary models) needs no links: a thread per (t, column)
+ * adds b = 0, 1, ... */
 #include "kernels/cuda/cuda_common.h"
 #include "kernels/cuda/cuda_kernels.h"
 
-/* out (B, T, C) = wte[tokens[b, t]] + wpe[t] */
+/* out (B, T, C) = wte[tokens[b, t]] + wpe[t], or wte[tokens[b, t]] where wpe is NULL */
 __global__ void embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int T, int C,
                                   size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t bt = i / C, c = i % C;
-        out[i] = wte[(size_t)tokens[bt] * C + c] + wpe[(bt % T) * C + c];
+        float e = wte[(size_t)tokens[bt] * C + c];
+        out[i] = wpe ? e + wpe[(bt % T) * C + c] : e;
     }
 }
 
@@ -91,6 +93,6 @@ void anv_cuda_embedding_backward(float *dwte, float *dwpe, const float *dout, co
     embedding_links<<<(N + ANV_CUDA_THREADS - 1) / ANV_CUDA_THREADS, ANV_CUDA_THREADS, 0, st>>>(links, links + N,
                                                                                                 tokens, N);
     embedding_dwte<<<N, 128, 0, st>>>(dwte, dout, tokens, links, links + N, C);
-    embedding_dwpe<<<anv_cuda_blocks((size_t)T * C), ANV_CUDA_THREADS, 0, st>>>(dwpe, dout, B, T, C);
+    if (dwpe) embedding_dwpe<<<anv_cuda_blocks((size_t)T * C), ANV_CUDA_THREADS, 0, st>>>(dwpe, dout, B, T, C);
     ANV_CUDA_LAUNCHED("embedding backward");
 }
