@@ -395,7 +395,7 @@ static void test_export(void) {
     }
     const anv_config_t *c = anv_model_config(m);
     const char *path = tmp_path("gpt2.gguf");
-    CHECK(anv_gguf_export_gpt2(m, tok, "tiny", ANV_GGML_F32, path) == 0, "export: %s", anv_last_error());
+    CHECK(anv_gguf_export(m, tok, "tiny", ANV_GGML_F32, path) == 0, "export: %s", anv_last_error());
     anv_gguf_t *g;
     if (anv_gguf_open(path, &g) != 0) {
         CHECK(0, "reopen: %s", anv_last_error());
@@ -455,7 +455,7 @@ static void test_export(void) {
     anv_ggml_type_t types[2] = {ANV_GGML_F16, ANV_GGML_Q8_0};
     double bounds[2] = {ldexp(1, -11), 0.5 / 127 + 1e-3};
     for (int k = 0; k < 2; k++) {
-        CHECK(anv_gguf_export_gpt2(m, tok, "tiny", types[k], path) == 0, "export: %s", anv_last_error());
+        CHECK(anv_gguf_export(m, tok, "tiny", types[k], path) == 0, "export: %s", anv_last_error());
         if (anv_gguf_open(path, &g) != 0) {
             CHECK(0, "reopen: %s", anv_last_error());
             continue;
@@ -472,7 +472,7 @@ out:
     anv_tokenizer_free(tok);
 
     /* n_embd = 48: rows of 48 values cannot be Q8_0; those weights fall back to F16. */
-    if (make_model(48, &m, &tok) == 0 && anv_gguf_export_gpt2(m, tok, "odd", ANV_GGML_Q8_0, path) == 0 &&
+    if (make_model(48, &m, &tok) == 0 && anv_gguf_export(m, tok, "odd", ANV_GGML_Q8_0, path) == 0 &&
         anv_gguf_open(path, &g) == 0) {
         const anv_gguf_tensor_t *qkv = anv_gguf_find_tensor(g, "blk.0.attn_qkv.weight"),
                                 *down = anv_gguf_find_tensor(g, "blk.0.ffn_down.weight");
@@ -488,7 +488,7 @@ out:
     anv_config_t wide = *anv_model_config(m);
     wide.vocab_size = 270;
     anv_model_t *m3 = NULL;
-    if (anv_model_create(&wide, &m3) == 0 && anv_gguf_export_gpt2(m3, tok, "wide", ANV_GGML_F32, path) == 0 &&
+    if (anv_model_create(&wide, &m3) == 0 && anv_gguf_export(m3, tok, "wide", ANV_GGML_F32, path) == 0 &&
         anv_gguf_open(path, &g) == 0) {
         const anv_gguf_kv_t *tk = anv_gguf_find_kv(g, "tokenizer.ggml.tokens"),
                             *ty = anv_gguf_find_kv(g, "tokenizer.ggml.token_type");
@@ -509,7 +509,7 @@ out:
     anv_tokenizer_t *cl = NULL;
     const char *eot[1] = {"<|endoftext|>"};
     if (anv_tokenizer_create(ANV_PRETOK_CL100K, NULL, 0, eot, 1, &cl) == 0 &&
-        anv_gguf_export_gpt2(m, cl, "cl", ANV_GGML_F32, path) == 0 && anv_gguf_open(path, &g) == 0) {
+        anv_gguf_export(m, cl, "cl", ANV_GGML_F32, path) == 0 && anv_gguf_open(path, &g) == 0) {
         CHECK(anv_gguf_get_string(g, "tokenizer.ggml.pre", &s, &len) == 0 && len == 4 && !memcmp(s, "dbrx", 4),
               "cl100k -> dbrx");
         anv_gguf_close(g);
@@ -522,11 +522,11 @@ out:
     small.vocab_size = 100;
     anv_model_t *m2;
     if (anv_model_create(&small, &m2) == 0) {
-        CHECK(anv_gguf_export_gpt2(m2, tok, "x", ANV_GGML_F32, path) != 0 && strstr(anv_last_error(), "tokenizer has"),
+        CHECK(anv_gguf_export(m2, tok, "x", ANV_GGML_F32, path) != 0 && strstr(anv_last_error(), "tokenizer has"),
               "vocab mismatch: %s", anv_last_error());
         anv_model_free(m2);
     }
-    CHECK(anv_gguf_export_gpt2(m, tok, "x", ANV_GGML_F32, "/nonexistent-dir/x.gguf") != 0 &&
+    CHECK(anv_gguf_export(m, tok, "x", ANV_GGML_F32, "/nonexistent-dir/x.gguf") != 0 &&
               strstr(anv_last_error(), "/nonexistent-dir/x.gguf"),
           "unwritable output: %s", anv_last_error());
     anv_model_free(m);
