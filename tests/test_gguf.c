@@ -302,15 +302,17 @@ static void test_bad_files(void) {
 
 /* ---- the GPT-2 export ---- */
 
-/* A tokenizer with 2 merges ("t"+"h", "th"+"e") and two specials, and a model over its vocabulary. */
-static int make_model(int n_embd, anv_model_t **m, anv_tokenizer_t **tok) {
+/* A tokenizer with 2 merges ("t"+"h", "th"+"e") and two specials. */
+static int make_tokenizer(anv_tokenizer_t **tok) {
     const uint32_t merges[2][2] = {{'t', 'h'}, {256, 'e'}};
     const char *specials[2] = {"<|endoftext|>", "<|pad|>"};
-    if (anv_tokenizer_create(ANV_PRETOK_GPT2, merges, 2, specials, 2, tok) != 0) return -1;
-    anv_config_t cfg = anv_config_gpt2(2, 2, n_embd, (int)anv_tokenizer_vocab_size(*tok), 16);
-    if (anv_model_create(&cfg, m) != 0) return -1;
+    return anv_tokenizer_create(ANV_PRETOK_GPT2, merges, 2, specials, 2, tok);
+}
+
+/* A model of cfg, initialised, with non-trivial norms and biases, so that a mix-up of tensors shows. */
+static int make_from(const anv_config_t *cfg, anv_model_t **m) {
+    if (anv_model_create(cfg, m) != 0) return -1;
     anv_model_init(*m, 11);
-    /* Non-trivial norms and biases, so that a mix-up of tensors shows. */
     float *p = anv_model_params(*m);
     for (int i = 0; i < anv_model_n_tensors(*m); i++) {
         const anv_param_t *t = anv_model_tensor(*m, i);
@@ -318,6 +320,23 @@ static int make_model(int n_embd, anv_model_t **m, anv_tokenizer_t **tok) {
             for (size_t k = 0; k < t->numel; k++) p[t->offset + k] = 0.5f + 0.001f * (float)(k % 97) + (float)i;
     }
     return 0;
+}
+
+/* A GPT-2 over the tokenizer's vocabulary. */
+static int make_model(int n_embd, anv_model_t **m, anv_tokenizer_t **tok) {
+    if (make_tokenizer(tok) != 0) return -1;
+    anv_config_t cfg = anv_config_gpt2(2, 2, n_embd, (int)anv_tokenizer_vocab_size(*tok), 16);
+    return make_from(&cfg, m);
+}
+
+/* A Llama over the tokenizer's vocabulary with grouped-query attention (4 query heads, 2 key/value
+ * heads, head size 16), a tied or untied head, with or without Llama 3 RoPE scaling. */
+static int make_llama(int tied, int scaled, anv_model_t **m, anv_tokenizer_t **tok) {
+    if (make_tokenizer(tok) != 0) return -1;
+    anv_config_t cfg = anv_config_llama(2, 4, 2, 64, 160, (int)anv_tokenizer_vocab_size(*tok), 32);
+    cfg.tie_embeddings = tied;
+    if (scaled) cfg.rope_scaling = (anv_rope_scaling_t){1, 4.0f, 1.0f, 4.0f, 16};
+    return make_from(&cfg, m);
 }
 
 static const anv_param_t *param(anv_model_t *m, const char *name) {
@@ -533,6 +552,178 @@ out:
     anv_tokenizer_free(tok);
 }
 
+/* ---- the Llama export ---- */
+
+/* A Llama layer's tensors: Hugging Face name, llama.cpp name, and the heads whose rows llama.cpp's
+ * RoPE order permutes ('q': the query heads, 'k': the key/value heads). */
+static const struct {
+    const char *hf, *gguf;
+    char rope;
+} llama_layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", 0},    {"self_attn.q_proj.weight", "attn_q.weight", 'q'},
+    {"self_attn.k_proj.weight", "attn_k.weight", 'k'},    {"self_attn.v_proj.weight", "attn_v.weight", 0},
+    {"self_attn.o_proj.weight", "attn_output.weight", 0}, {"post_attention_layernorm.weight", "ffn_norm.weight", 0},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", 0},       {"mlp.up_proj.weight", "ffn_up.weight", 0},
+    {"mlp.down_proj.weight", "ffn_down.weight", 0},
+};
+enum { LLAMA_LAYER = sizeof llama_layer / sizeof llama_layer[0] };
+
+/* Checks every tensor of a Llama export against the model: name, ne = [in, out], type, and the values
+ * read back with anvil's reader, the rows of q and k un-permuted (llama.cpp's row 2i + j of a head is
+ * Hugging Face's row j hs/2 + i); output.weight exactly when the head is untied, rope_freqs.weight
+ * exactly with scaling, nothing else. Returns the worst relative error. */
+static double compare_llama(const anv_gguf_t *g, anv_model_t *m, anv_ggml_type_t dtype, int *checked) {
+    const anv_config_t *c = anv_model_config(m);
+    static const char *const globals[3][2] = {{"model.embed_tokens.weight", "token_embd.weight"},
+                                              {"model.norm.weight", "output_norm.weight"},
+                                              {"lm_head.weight", "output.weight"}};
+    double worst = 0;
+    *checked = 0;
+    for (int i = 0; i < c->n_layer * LLAMA_LAYER + 3; i++) {
+        char hf[96], gg[96];
+        int heads = 0;
+        if (i < c->n_layer * LLAMA_LAYER) {
+            int l = i / LLAMA_LAYER, k = i % LLAMA_LAYER;
+            snprintf(hf, sizeof hf, "model.layers.%d.%s", l, llama_layer[k].hf);
+            snprintf(gg, sizeof gg, "blk.%d.%s", l, llama_layer[k].gguf);
+            heads = llama_layer[k].rope == 'q' ? c->n_head : llama_layer[k].rope == 'k' ? c->n_kv_head : 0;
+        } else {
+            snprintf(hf, sizeof hf, "%s", globals[i - c->n_layer * LLAMA_LAYER][0]);
+            snprintf(gg, sizeof gg, "%s", globals[i - c->n_layer * LLAMA_LAYER][1]);
+        }
+        const anv_param_t *p = param(m, hf);
+        const anv_gguf_tensor_t *t = anv_gguf_find_tensor(g, gg);
+        if (!strcmp(gg, "output.weight") && c->tie_embeddings) {
+            CHECK(!p && !t, "tied head: no %s in the model, no %s in the file", hf, gg);
+            continue;
+        }
+        if (!p || !t) {
+            CHECK(0, "tensor %s / %s missing", hf, gg);
+            continue;
+        }
+        /* nn.Linear (out, in) is llama.cpp's layout already: ne = [in, out]. */
+        uint64_t rows = p->ndim == 2 ? (uint64_t)p->shape[0] : 1,
+                 cols = p->ndim == 2 ? (uint64_t)p->shape[1] : p->numel;
+        anv_ggml_type_t want = p->ndim == 1 ? ANV_GGML_F32 : dtype;
+        CHECK(t->n_dims == p->ndim && t->ne[0] == cols && (p->ndim == 1 || t->ne[1] == rows) && t->type == want,
+              "%s: dims %d ne [%llu, %llu] type %s", gg, t->n_dims, (unsigned long long)t->ne[0],
+              (unsigned long long)t->ne[1], anv_ggml_type_name(t->type));
+        if (t->numel != p->numel) continue;
+        float *y = anv_alloc(t->numel * sizeof *y, "test"), *back = anv_alloc(t->numel * sizeof *back, "test");
+        anv_gguf_tensor_to_f32(t, y);
+        uint64_t hs = heads ? rows / (uint64_t)heads : 0;
+        for (uint64_t r = 0; r < rows; r++) {
+            uint64_t hf_row = heads ? r / hs * hs + r % 2 * (hs / 2) + r % hs / 2 : r;
+            memcpy(back + hf_row * cols, y + r * cols, cols * sizeof *y);
+        }
+        worst = fmax(worst, check_rel_err(back, anv_model_params(m) + p->offset, p->numel));
+        (*checked)++;
+        anv_free(y);
+        anv_free(back);
+    }
+    int expected = c->n_layer * LLAMA_LAYER + 2 + !c->tie_embeddings + c->rope_scaling.llama3;
+    CHECK(anv_gguf_n_tensors(g) == expected, "%d tensors in the file, expected %d", anv_gguf_n_tensors(g), expected);
+    CHECK(!anv_gguf_find_tensor(g, "rope_freqs.weight") == !c->rope_scaling.llama3,
+          "rope_freqs.weight exactly with RoPE scaling");
+    return worst;
+}
+
+static void test_export_llama(void) {
+    anv_model_t *m = NULL;
+    anv_tokenizer_t *tok = NULL;
+    anv_gguf_t *g;
+    const char *path = tmp_path("llama.gguf");
+    /* Untied, no scaling: the hyperparameters, then every tensor in f32 (exact), f16 and q8_0. */
+    if (make_llama(0, 0, &m, &tok) != 0) {
+        CHECK(0, "llama model: %s", anv_last_error());
+        return;
+    }
+    anv_ggml_type_t types[3] = {ANV_GGML_F32, ANV_GGML_F16, ANV_GGML_Q8_0};
+    double bounds[3] = {0, ldexp(1, -11), 0.5 / 127 + 1e-3};
+    for (int k = 0; k < 3; k++) {
+        if (anv_gguf_export(m, tok, "llama-test", types[k], path) != 0 || anv_gguf_open(path, &g) != 0) {
+            CHECK(0, "llama export %s: %s", anv_ggml_type_name(types[k]), anv_last_error());
+            continue;
+        }
+        if (k == 0) {
+            const char *s;
+            size_t len;
+            static const struct {
+                const char *key;
+                uint32_t v;
+            } u32s[] = {{"llama.context_length", 32},         {"llama.embedding_length", 64},
+                        {"llama.feed_forward_length", 160},   {"llama.block_count", 2},
+                        {"llama.attention.head_count", 4},    {"llama.attention.head_count_kv", 2},
+                        {"llama.rope.dimension_count", 16},   {"tokenizer.ggml.bos_token_id", 258},
+                        {"tokenizer.ggml.eos_token_id", 258}, {"general.file_type", 0}};
+            for (size_t i = 0; i < sizeof u32s / sizeof u32s[0]; i++) {
+                uint32_t u = 0;
+                CHECK(anv_gguf_get_u32(g, u32s[i].key, &u) == 0 && u == u32s[i].v, "%s = %u, expected %u", u32s[i].key,
+                      u, u32s[i].v);
+            }
+            float eps = 0, base = 0;
+            CHECK(anv_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps) == 0 && eps == 1e-5f,
+                  "rms epsilon %g", eps);
+            CHECK(anv_gguf_get_f32(g, "llama.rope.freq_base", &base) == 0 && base == 10000.0f, "freq_base %g", base);
+            CHECK(anv_gguf_get_string(g, "general.architecture", &s, &len) == 0 && len == 5 && !memcmp(s, "llama", 5),
+                  "architecture llama");
+            CHECK(anv_gguf_get_string(g, "tokenizer.ggml.model", &s, &len) == 0 && len == 4 && !memcmp(s, "gpt2", 4),
+                  "tokenizer model gpt2");
+            CHECK(!anv_gguf_find_kv(g, "llama.attention.layer_norm_epsilon") &&
+                      !anv_gguf_find_kv(g, "gpt2.context_length"),
+                  "no GPT-2 keys");
+        }
+        int checked;
+        double err = compare_llama(g, m, types[k], &checked);
+        printf("gguf llama export %s (untied): %d tensors compared after un-permuting q/k, max rel err %.3g (bound "
+               "%.3g)\n",
+               anv_ggml_type_name(types[k]), checked, err, bounds[k]);
+        CHECK(checked == 2 * LLAMA_LAYER + 3 && err <= bounds[k] && (k == 0 || err > 0), "%s: %d tensors, error %g",
+              anv_ggml_type_name(types[k]), checked, err);
+        anv_gguf_close(g);
+    }
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+
+    /* Tied with Llama 3 scaling: no output.weight; rope_freqs.weight holds convert_hf_to_gguf.py's
+     * factors (1 for wavelengths below original_max / high_freq_factor, factor above original_max /
+     * low_freq_factor, 1 / ((1 - s) / factor + s) between), here computed in double. */
+    if (make_llama(1, 1, &m, &tok) != 0 || anv_gguf_export(m, tok, "llama-tied", ANV_GGML_F32, path) != 0 ||
+        anv_gguf_open(path, &g) != 0) {
+        CHECK(0, "tied llama export: %s", anv_last_error());
+    } else {
+        int checked;
+        double err = compare_llama(g, m, ANV_GGML_F32, &checked);
+        CHECK(checked == 2 * LLAMA_LAYER + 2 && err == 0, "tied: %d tensors, error %g", checked, err);
+        const anv_gguf_tensor_t *f = anv_gguf_find_tensor(g, "rope_freqs.weight");
+        double ferr = 1;
+        if (f && f->type == ANV_GGML_F32 && f->n_dims == 1 && f->ne[0] == 8) {
+            float got[8];
+            anv_gguf_tensor_to_f32(f, got);
+            ferr = 0;
+            for (int i = 0; i < 8; i++) {
+                double freq = pow(10000.0, -2.0 * i / 16), wavelen = 2 * M_PI / freq, want;
+                if (wavelen < 16 / 4.0)
+                    want = 1;
+                else if (wavelen > 16 / 1.0)
+                    want = 4;
+                else {
+                    double smooth = (16 / wavelen - 1) / (4 - 1);
+                    want = 1 / ((1 - smooth) / 4 + smooth);
+                }
+                ferr = fmax(ferr, fabs(got[i] - want) / want);
+            }
+            printf("gguf llama export (tied, llama3 scaling): %d tensors exact, no output.weight; rope_freqs %g %g ... "
+                   "%g, max rel err %.3g against the formula\n",
+                   checked, got[0], got[1], got[7], ferr);
+        }
+        CHECK(ferr < 1e-6, "rope_freqs.weight: F32 of 8 factors, error %g", ferr);
+        anv_gguf_close(g);
+    }
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+}
+
 /* ---- Hugging Face layout ---- */
 
 static int params_equal(anv_model_t *a, anv_model_t *b) {
@@ -675,6 +866,7 @@ int main(void) {
     test_container();
     test_bad_files();
     test_export();
+    test_export_llama();
     test_hf();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
