@@ -856,6 +856,175 @@ static void test_hf(void) {
     anv_tokenizer_free(tok);
 }
 
+/* model.safetensors of m under its own names, without the tensor `drop`, with `swap`'s two dimensions
+ * exchanged (either NULL for none), and n_extra further tensors. */
+static int write_llama_variant(anv_model_t *m, const char *path, const char *drop, const char *swap,
+                               const anv_st_write_t *extra, int n_extra) {
+    int n = anv_model_n_tensors(m), k = 0;
+    anv_st_write_t *t = anv_calloc((size_t)(n + n_extra) * sizeof *t, "test");
+    if (!t) return -1;
+    for (int i = 0; i < n; i++) {
+        const anv_param_t *p = anv_model_tensor(m, i);
+        if (drop && !strcmp(p->name, drop)) continue;
+        t[k] = (anv_st_write_t){p->name, p->ndim, {p->shape[0], p->shape[1]}, anv_model_params(m) + p->offset};
+        if (swap && !strcmp(p->name, swap)) t[k].shape[0] = p->shape[1], t[k].shape[1] = p->shape[0];
+        k++;
+    }
+    for (int i = 0; i < n_extra; i++) t[k++] = extra[i];
+    static const char *const meta[2] = {"format", "pt"};
+    int rc = anv_safetensors_write_f32(path, t, k, meta, 1);
+    anv_free(t);
+    return rc;
+}
+
+/* Replaces the first `from` in the file by `to`. */
+static int edit_file(const char *path, const char *from, const char *to) {
+    char *img;
+    size_t n;
+    if (anv_read_file(path, &img, &n) != 0) return -1;
+    char *at = strstr(img, from);
+    anv_buf_t b = {0};
+    int rc = at ? 0 : -1;
+    if (at)
+        rc = anv_buf_append(&b, img, (size_t)(at - img)) || anv_buf_puts(&b, to) ||
+             anv_buf_puts(&b, at + strlen(from)) || anv_write_file_atomic(path, b.data, b.len);
+    anv_buf_free(&b);
+    anv_free(img);
+    return rc;
+}
+
+static int same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = anv_read_file(a, &x, &nx) == 0 && anv_read_file(b, &y, &ny) == 0 && nx == ny && !memcmp(x, y, nx);
+    anv_free(x);
+    anv_free(y);
+    return same;
+}
+
+/* Imports hf into run; 1 when that fails with a message holding `want` and leaves run absent. */
+static int import_fails(const char *hf, const char *run, const char *want) {
+    int failed = anv_hf_import(hf, run) != 0, named = strstr(anv_last_error(), want) != NULL;
+    printf("  bad input: %s\n", failed ? anv_last_error() : "accepted");
+    return failed && named && !anv_path_exists(run);
+}
+
+static void test_hf_llama(void) {
+    anv_model_t *m = NULL, *back = NULL;
+    anv_tokenizer_t *tok = NULL, *tok2 = NULL;
+    char hf[300], run[300], st_path[400], cfg_path[400], run_st[400];
+    snprintf(hf, sizeof hf, "%s", tmp_path("hf_llama"));
+    snprintf(st_path, sizeof st_path, "%s/model.safetensors", hf);
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", hf);
+    /* Untied: the export's config and tensors, then import bitwise. */
+    if (make_llama(0, 0, &m, &tok) != 0 || anv_hf_export(m, tok, hf) != 0) {
+        CHECK(0, "llama hf export: %s", anv_last_error());
+        goto out;
+    }
+    anv_json_doc_t *doc;
+    if (anv_json_parse_file(cfg_path, &doc) == 0) {
+        const anv_json_t *r = anv_json_root(doc), *v;
+        long long x;
+        CHECK((v = anv_json_get(r, "architectures")) && v->type == ANV_JSON_ARRAY && v->len == 1 &&
+                  !strcmp(v->items[0].str, "LlamaForCausalLM"),
+              "architectures LlamaForCausalLM");
+        CHECK(anv_json_get_int(r, "num_key_value_heads", cfg_path, &x) == 0 && x == 2, "num_key_value_heads");
+        CHECK(anv_json_get_int(r, "eos_token_id", cfg_path, &x) == 0 && x == 258, "eos_token_id");
+        CHECK((v = anv_json_get(r, "tie_word_embeddings")) && v->type == ANV_JSON_BOOL && !v->boolean, "untied");
+        anv_json_free(doc);
+    } else {
+        CHECK(0, "config.json: %s", anv_last_error());
+    }
+    anv_safetensors_t *st;
+    if (anv_safetensors_open(st_path, &st) == 0) {
+        const anv_st_tensor_t *k = anv_safetensors_find(st, "model.layers.1.self_attn.k_proj.weight"),
+                              *h = anv_safetensors_find(st, "lm_head.weight");
+        CHECK(k && k->shape[0] == 32 && k->shape[1] == 64 && h && h->shape[0] == 260 && h->shape[1] == 64 &&
+                  anv_safetensors_count(st) == 2 * LLAMA_LAYER + 3,
+              "HF Llama layout: k_proj (out, in), lm_head without padding rows, %d tensors", anv_safetensors_count(st));
+        anv_safetensors_close(st);
+    } else {
+        CHECK(0, "model.safetensors: %s", anv_last_error());
+    }
+    snprintf(run, sizeof run, "%s", tmp_path("llama_run0"));
+    snprintf(run_st, sizeof run_st, "%s/model.safetensors", run);
+    CHECK(anv_hf_import(hf, run) == 0, "llama import: %s", anv_last_error());
+    if (anv_run_load(run, &back, &tok2) == 0) {
+        int same = params_equal(m, back) && same_file(st_path, run_st);
+        printf("hf llama round trip (untied, GQA): parameters and model.safetensors bit-identical = %d\n", same);
+        CHECK(same, "llama import bitwise");
+        char why[128];
+        CHECK(anv_config_equal(anv_model_config(m), anv_model_config(back), why, sizeof why), "config: %s", why);
+    } else {
+        CHECK(0, "run load: %s", anv_last_error());
+    }
+    anv_model_free(back);
+    anv_tokenizer_free(tok2);
+    back = NULL;
+    tok2 = NULL;
+
+    /* Bad directories: one message naming the file and the problem, nothing written. An older
+     * checkpoint's rotary buffer is accepted. */
+    snprintf(run, sizeof run, "%s", tmp_path("llama_bad"));
+    float bias[64] = {0}, inv_freq[8] = {0};
+    anv_st_write_t qbias = {"model.layers.0.self_attn.q_proj.bias", 1, {64}, bias},
+                   rotary = {"model.layers.0.self_attn.rotary_emb.inv_freq", 1, {8}, inv_freq};
+    CHECK(write_llama_variant(m, st_path, "lm_head.weight", NULL, NULL, 0) == 0 &&
+              import_fails(hf, run, "model.safetensors: missing tensor 'lm_head.weight' (the config's head is untied"),
+          "untied without lm_head.weight: %s", anv_last_error());
+    CHECK(write_llama_variant(m, st_path, NULL, "model.layers.1.self_attn.k_proj.weight", NULL, 0) == 0 &&
+              import_fails(hf, run,
+                           "tensor 'model.layers.1.self_attn.k_proj.weight' has shape [64, 32], expected [32, 64]"),
+          "wrong shape: %s", anv_last_error());
+    CHECK(write_llama_variant(m, st_path, NULL, NULL, &qbias, 1) == 0 &&
+              import_fails(hf, run, "unexpected tensor 'model.layers.0.self_attn.q_proj.bias'"),
+          "a bias: %s", anv_last_error());
+    CHECK(write_llama_variant(m, st_path, NULL, NULL, &rotary, 1) == 0 &&
+              anv_hf_import(hf, tmp_path("llama_run1")) == 0,
+          "rotary inv_freq buffer: %s", anv_last_error());
+    static const char *const configs[][3] = {
+        {"\"model_type\": \"llama\"", "\"model_type\": \"mistral\"", "config.json: model_type \"mistral\""},
+        {"\"model_type\": \"llama\"", "\"model_type\": \"qwen2\"", "config.json: model_type \"qwen2\""},
+        {"\"attention_bias\": false", "\"attention_bias\": true", "config.json: attention_bias true"},
+    };
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        CHECK(anv_hf_export(m, tok, hf) == 0 && edit_file(cfg_path, configs[i][0], configs[i][1]) == 0 &&
+                  import_fails(hf, run, configs[i][2]),
+              "%s: %s", configs[i][1], anv_last_error());
+    }
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+    m = NULL;
+    tok = NULL;
+
+    /* Tied: the export has no lm_head.weight; a file may carry one equal to embed_tokens, not another. */
+    if (make_llama(1, 1, &m, &tok) != 0 || anv_hf_export(m, tok, hf) != 0) {
+        CHECK(0, "tied llama hf export: %s", anv_last_error());
+        goto out;
+    }
+    snprintf(run, sizeof run, "%s", tmp_path("llama_run2"));
+    snprintf(run_st, sizeof run_st, "%s/model.safetensors", run);
+    CHECK(anv_hf_import(hf, run) == 0 && same_file(st_path, run_st), "tied import bitwise: %s", anv_last_error());
+    const anv_param_t *emb = param(m, "model.embed_tokens.weight");
+    float *head = emb ? anv_alloc(emb->numel * sizeof *head, "test") : NULL;
+    if (head) {
+        memcpy(head, anv_model_params(m) + emb->offset, emb->numel * sizeof *head);
+        anv_st_write_t lm = {"lm_head.weight", 2, {emb->shape[0], emb->shape[1]}, head};
+        CHECK(write_llama_variant(m, st_path, NULL, NULL, &lm, 1) == 0 &&
+                  anv_hf_import(hf, tmp_path("llama_run3")) == 0,
+              "tied with lm_head.weight = embed_tokens: %s", anv_last_error());
+        head[5] += 1;
+        snprintf(run, sizeof run, "%s", tmp_path("llama_bad"));
+        CHECK(write_llama_variant(m, st_path, NULL, NULL, &lm, 1) == 0 &&
+                  import_fails(hf, run, "lm_head.weight differs from model.embed_tokens.weight"),
+              "tied with another lm_head.weight: %s", anv_last_error());
+    }
+    anv_free(head);
+out:
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
@@ -868,6 +1037,7 @@ int main(void) {
     test_export();
     test_export_llama();
     test_hf();
+    test_hf_llama();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
