@@ -1,4 +1,4 @@
-/* anvil export: a trained run as a GGUF file for llama.cpp or a Hugging Face GPT-2 directory. */
+/* anvil export: a trained run as a GGUF file for llama.cpp or a Hugging Face directory. */
 #include "cli.h"
 
 #include "anvil/gguf.h"
@@ -56,7 +56,7 @@ int cmd_export(int argc, char **argv) {
     int force = 0;
     const opt_t opts[] = {
         {"--run", OPT_STRING, &run, "run directory (config.json, model.safetensors, tokenizer.json)"},
-        {"--format", OPT_STRING, &format, "gguf (llama.cpp) or hf (Hugging Face GPT-2 directory)"},
+        {"--format", OPT_STRING, &format, "gguf (llama.cpp) or hf (Hugging Face directory)"},
         {"--dtype", OPT_STRING, &dtype, "gguf: f32 (default), f16 or q8_0 for the 2-D weights"},
         {"--out", OPT_STRING, &out, "output file (gguf) or directory (hf)"},
         {"--name", OPT_STRING, &name, "gguf: general.name (default: the run directory's name)"},
@@ -93,7 +93,7 @@ int cmd_export(int argc, char **argv) {
         rc = -1;
     } else if (gguf) {
         snprintf(base, sizeof base, "%s", run);
-        rc = anv_gguf_export_gpt2(m, tok, name ? name : basename(base), type, out);
+        rc = anv_gguf_export(m, tok, name ? name : basename(base), type, out);
     } else {
         rc = anv_hf_export(m, tok, out);
     }

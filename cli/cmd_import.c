@@ -1,4 +1,4 @@
-/* anvil import: a Hugging Face GPT-2 directory as an anvil run directory. */
+/* anvil import: a Hugging Face GPT-2 or Llama directory as an anvil run directory. */
 #include "cli.h"
 
 #include "anvil/hf_export.h"
@@ -13,7 +13,7 @@ int cmd_import(int argc, char **argv) {
     const char *out = NULL;
     const opt_t opts[] = {
         {"--from", OPT_STRINGS, &from,
-         "hf DIR: a Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer)"},
+         "hf DIR: a Hugging Face GPT-2 or Llama directory (config.json, model.safetensors, tokenizer)"},
         {"--out", OPT_STRING, &out, "run directory to write (config.json, model.safetensors, tokenizer.json)"},
     };
     int rc = cli_parse(argc, argv, opts, 2, usage, NULL);

@@ -302,15 +302,17 @@ static void test_bad_files(void) {
 
 /* ---- the GPT-2 export ---- */
 
-/* A tokenizer with 2 merges ("t"+"h", "th"+"e") and two specials, and a model over its vocabulary. */
-static int make_model(int n_embd, anv_model_t **m, anv_tokenizer_t **tok) {
+/* A tokenizer with 2 merges ("t"+"h", "th"+"e") and two specials. */
+static int make_tokenizer(anv_tokenizer_t **tok) {
     const uint32_t merges[2][2] = {{'t', 'h'}, {256, 'e'}};
     const char *specials[2] = {"<|endoftext|>", "<|pad|>"};
-    if (anv_tokenizer_create(ANV_PRETOK_GPT2, merges, 2, specials, 2, tok) != 0) return -1;
-    anv_config_t cfg = anv_config_gpt2(2, 2, n_embd, (int)anv_tokenizer_vocab_size(*tok), 16);
-    if (anv_model_create(&cfg, m) != 0) return -1;
+    return anv_tokenizer_create(ANV_PRETOK_GPT2, merges, 2, specials, 2, tok);
+}
+
+/* A model of cfg, initialised, with non-trivial norms and biases, so that a mix-up of tensors shows. */
+static int make_from(const anv_config_t *cfg, anv_model_t **m) {
+    if (anv_model_create(cfg, m) != 0) return -1;
     anv_model_init(*m, 11);
-    /* Non-trivial norms and biases, so that a mix-up of tensors shows. */
     float *p = anv_model_params(*m);
     for (int i = 0; i < anv_model_n_tensors(*m); i++) {
         const anv_param_t *t = anv_model_tensor(*m, i);
@@ -318,6 +320,23 @@ static int make_model(int n_embd, anv_model_t **m, anv_tokenizer_t **tok) {
             for (size_t k = 0; k < t->numel; k++) p[t->offset + k] = 0.5f + 0.001f * (float)(k % 97) + (float)i;
     }
     return 0;
+}
+
+/* A GPT-2 over the tokenizer's vocabulary. */
+static int make_model(int n_embd, anv_model_t **m, anv_tokenizer_t **tok) {
+    if (make_tokenizer(tok) != 0) return -1;
+    anv_config_t cfg = anv_config_gpt2(2, 2, n_embd, (int)anv_tokenizer_vocab_size(*tok), 16);
+    return make_from(&cfg, m);
+}
+
+/* A Llama over the tokenizer's vocabulary with grouped-query attention (4 query heads, 2 key/value
+ * heads, head size 16), a tied or untied head, with or without Llama 3 RoPE scaling. */
+static int make_llama(int tied, int scaled, anv_model_t **m, anv_tokenizer_t **tok) {
+    if (make_tokenizer(tok) != 0) return -1;
+    anv_config_t cfg = anv_config_llama(2, 4, 2, 64, 160, (int)anv_tokenizer_vocab_size(*tok), 32);
+    cfg.tie_embeddings = tied;
+    if (scaled) cfg.rope_scaling = (anv_rope_scaling_t){1, 4.0f, 1.0f, 4.0f, 16};
+    return make_from(&cfg, m);
 }
 
 static const anv_param_t *param(anv_model_t *m, const char *name) {
@@ -395,7 +414,7 @@ static void test_export(void) {
     }
     const anv_config_t *c = anv_model_config(m);
     const char *path = tmp_path("gpt2.gguf");
-    CHECK(anv_gguf_export_gpt2(m, tok, "tiny", ANV_GGML_F32, path) == 0, "export: %s", anv_last_error());
+    CHECK(anv_gguf_export(m, tok, "tiny", ANV_GGML_F32, path) == 0, "export: %s", anv_last_error());
     anv_gguf_t *g;
     if (anv_gguf_open(path, &g) != 0) {
         CHECK(0, "reopen: %s", anv_last_error());
@@ -455,7 +474,7 @@ static void test_export(void) {
     anv_ggml_type_t types[2] = {ANV_GGML_F16, ANV_GGML_Q8_0};
     double bounds[2] = {ldexp(1, -11), 0.5 / 127 + 1e-3};
     for (int k = 0; k < 2; k++) {
-        CHECK(anv_gguf_export_gpt2(m, tok, "tiny", types[k], path) == 0, "export: %s", anv_last_error());
+        CHECK(anv_gguf_export(m, tok, "tiny", types[k], path) == 0, "export: %s", anv_last_error());
         if (anv_gguf_open(path, &g) != 0) {
             CHECK(0, "reopen: %s", anv_last_error());
             continue;
@@ -472,7 +491,7 @@ out:
     anv_tokenizer_free(tok);
 
     /* n_embd = 48: rows of 48 values cannot be Q8_0; those weights fall back to F16. */
-    if (make_model(48, &m, &tok) == 0 && anv_gguf_export_gpt2(m, tok, "odd", ANV_GGML_Q8_0, path) == 0 &&
+    if (make_model(48, &m, &tok) == 0 && anv_gguf_export(m, tok, "odd", ANV_GGML_Q8_0, path) == 0 &&
         anv_gguf_open(path, &g) == 0) {
         const anv_gguf_tensor_t *qkv = anv_gguf_find_tensor(g, "blk.0.attn_qkv.weight"),
                                 *down = anv_gguf_find_tensor(g, "blk.0.ffn_down.weight");
@@ -488,7 +507,7 @@ out:
     anv_config_t wide = *anv_model_config(m);
     wide.vocab_size = 270;
     anv_model_t *m3 = NULL;
-    if (anv_model_create(&wide, &m3) == 0 && anv_gguf_export_gpt2(m3, tok, "wide", ANV_GGML_F32, path) == 0 &&
+    if (anv_model_create(&wide, &m3) == 0 && anv_gguf_export(m3, tok, "wide", ANV_GGML_F32, path) == 0 &&
         anv_gguf_open(path, &g) == 0) {
         const anv_gguf_kv_t *tk = anv_gguf_find_kv(g, "tokenizer.ggml.tokens"),
                             *ty = anv_gguf_find_kv(g, "tokenizer.ggml.token_type");
@@ -509,7 +528,7 @@ out:
     anv_tokenizer_t *cl = NULL;
     const char *eot[1] = {"<|endoftext|>"};
     if (anv_tokenizer_create(ANV_PRETOK_CL100K, NULL, 0, eot, 1, &cl) == 0 &&
-        anv_gguf_export_gpt2(m, cl, "cl", ANV_GGML_F32, path) == 0 && anv_gguf_open(path, &g) == 0) {
+        anv_gguf_export(m, cl, "cl", ANV_GGML_F32, path) == 0 && anv_gguf_open(path, &g) == 0) {
         CHECK(anv_gguf_get_string(g, "tokenizer.ggml.pre", &s, &len) == 0 && len == 4 && !memcmp(s, "dbrx", 4),
               "cl100k -> dbrx");
         anv_gguf_close(g);
@@ -522,13 +541,185 @@ out:
     small.vocab_size = 100;
     anv_model_t *m2;
     if (anv_model_create(&small, &m2) == 0) {
-        CHECK(anv_gguf_export_gpt2(m2, tok, "x", ANV_GGML_F32, path) != 0 && strstr(anv_last_error(), "tokenizer has"),
+        CHECK(anv_gguf_export(m2, tok, "x", ANV_GGML_F32, path) != 0 && strstr(anv_last_error(), "tokenizer has"),
               "vocab mismatch: %s", anv_last_error());
         anv_model_free(m2);
     }
-    CHECK(anv_gguf_export_gpt2(m, tok, "x", ANV_GGML_F32, "/nonexistent-dir/x.gguf") != 0 &&
+    CHECK(anv_gguf_export(m, tok, "x", ANV_GGML_F32, "/nonexistent-dir/x.gguf") != 0 &&
               strstr(anv_last_error(), "/nonexistent-dir/x.gguf"),
           "unwritable output: %s", anv_last_error());
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+}
+
+/* ---- the Llama export ---- */
+
+/* A Llama layer's tensors: Hugging Face name, llama.cpp name, and the heads whose rows llama.cpp's
+ * RoPE order permutes ('q': the query heads, 'k': the key/value heads). */
+static const struct {
+    const char *hf, *gguf;
+    char rope;
+} llama_layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", 0},    {"self_attn.q_proj.weight", "attn_q.weight", 'q'},
+    {"self_attn.k_proj.weight", "attn_k.weight", 'k'},    {"self_attn.v_proj.weight", "attn_v.weight", 0},
+    {"self_attn.o_proj.weight", "attn_output.weight", 0}, {"post_attention_layernorm.weight", "ffn_norm.weight", 0},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", 0},       {"mlp.up_proj.weight", "ffn_up.weight", 0},
+    {"mlp.down_proj.weight", "ffn_down.weight", 0},
+};
+enum { LLAMA_LAYER = sizeof llama_layer / sizeof llama_layer[0] };
+
+/* Checks every tensor of a Llama export against the model: name, ne = [in, out], type, and the values
+ * read back with anvil's reader, the rows of q and k un-permuted (llama.cpp's row 2i + j of a head is
+ * Hugging Face's row j hs/2 + i); output.weight exactly when the head is untied, rope_freqs.weight
+ * exactly with scaling, nothing else. Returns the worst relative error. */
+static double compare_llama(const anv_gguf_t *g, anv_model_t *m, anv_ggml_type_t dtype, int *checked) {
+    const anv_config_t *c = anv_model_config(m);
+    static const char *const globals[3][2] = {{"model.embed_tokens.weight", "token_embd.weight"},
+                                              {"model.norm.weight", "output_norm.weight"},
+                                              {"lm_head.weight", "output.weight"}};
+    double worst = 0;
+    *checked = 0;
+    for (int i = 0; i < c->n_layer * LLAMA_LAYER + 3; i++) {
+        char hf[96], gg[96];
+        int heads = 0;
+        if (i < c->n_layer * LLAMA_LAYER) {
+            int l = i / LLAMA_LAYER, k = i % LLAMA_LAYER;
+            snprintf(hf, sizeof hf, "model.layers.%d.%s", l, llama_layer[k].hf);
+            snprintf(gg, sizeof gg, "blk.%d.%s", l, llama_layer[k].gguf);
+            heads = llama_layer[k].rope == 'q' ? c->n_head : llama_layer[k].rope == 'k' ? c->n_kv_head : 0;
+        } else {
+            snprintf(hf, sizeof hf, "%s", globals[i - c->n_layer * LLAMA_LAYER][0]);
+            snprintf(gg, sizeof gg, "%s", globals[i - c->n_layer * LLAMA_LAYER][1]);
+        }
+        const anv_param_t *p = param(m, hf);
+        const anv_gguf_tensor_t *t = anv_gguf_find_tensor(g, gg);
+        if (!strcmp(gg, "output.weight") && c->tie_embeddings) {
+            CHECK(!p && !t, "tied head: no %s in the model, no %s in the file", hf, gg);
+            continue;
+        }
+        if (!p || !t) {
+            CHECK(0, "tensor %s / %s missing", hf, gg);
+            continue;
+        }
+        /* nn.Linear (out, in) is llama.cpp's layout already: ne = [in, out]. */
+        uint64_t rows = p->ndim == 2 ? (uint64_t)p->shape[0] : 1,
+                 cols = p->ndim == 2 ? (uint64_t)p->shape[1] : p->numel;
+        anv_ggml_type_t want = p->ndim == 1 ? ANV_GGML_F32 : dtype;
+        CHECK(t->n_dims == p->ndim && t->ne[0] == cols && (p->ndim == 1 || t->ne[1] == rows) && t->type == want,
+              "%s: dims %d ne [%llu, %llu] type %s", gg, t->n_dims, (unsigned long long)t->ne[0],
+              (unsigned long long)t->ne[1], anv_ggml_type_name(t->type));
+        if (t->numel != p->numel) continue;
+        float *y = anv_alloc(t->numel * sizeof *y, "test"), *back = anv_alloc(t->numel * sizeof *back, "test");
+        anv_gguf_tensor_to_f32(t, y);
+        uint64_t hs = heads ? rows / (uint64_t)heads : 0;
+        for (uint64_t r = 0; r < rows; r++) {
+            uint64_t hf_row = heads ? r / hs * hs + r % 2 * (hs / 2) + r % hs / 2 : r;
+            memcpy(back + hf_row * cols, y + r * cols, cols * sizeof *y);
+        }
+        worst = fmax(worst, check_rel_err(back, anv_model_params(m) + p->offset, p->numel));
+        (*checked)++;
+        anv_free(y);
+        anv_free(back);
+    }
+    int expected = c->n_layer * LLAMA_LAYER + 2 + !c->tie_embeddings + c->rope_scaling.llama3;
+    CHECK(anv_gguf_n_tensors(g) == expected, "%d tensors in the file, expected %d", anv_gguf_n_tensors(g), expected);
+    CHECK(!anv_gguf_find_tensor(g, "rope_freqs.weight") == !c->rope_scaling.llama3,
+          "rope_freqs.weight exactly with RoPE scaling");
+    return worst;
+}
+
+static void test_export_llama(void) {
+    anv_model_t *m = NULL;
+    anv_tokenizer_t *tok = NULL;
+    anv_gguf_t *g;
+    const char *path = tmp_path("llama.gguf");
+    /* Untied, no scaling: the hyperparameters, then every tensor in f32 (exact), f16 and q8_0. */
+    if (make_llama(0, 0, &m, &tok) != 0) {
+        CHECK(0, "llama model: %s", anv_last_error());
+        return;
+    }
+    anv_ggml_type_t types[3] = {ANV_GGML_F32, ANV_GGML_F16, ANV_GGML_Q8_0};
+    double bounds[3] = {0, ldexp(1, -11), 0.5 / 127 + 1e-3};
+    for (int k = 0; k < 3; k++) {
+        if (anv_gguf_export(m, tok, "llama-test", types[k], path) != 0 || anv_gguf_open(path, &g) != 0) {
+            CHECK(0, "llama export %s: %s", anv_ggml_type_name(types[k]), anv_last_error());
+            continue;
+        }
+        if (k == 0) {
+            const char *s;
+            size_t len;
+            static const struct {
+                const char *key;
+                uint32_t v;
+            } u32s[] = {{"llama.context_length", 32},         {"llama.embedding_length", 64},
+                        {"llama.feed_forward_length", 160},   {"llama.block_count", 2},
+                        {"llama.attention.head_count", 4},    {"llama.attention.head_count_kv", 2},
+                        {"llama.rope.dimension_count", 16},   {"tokenizer.ggml.bos_token_id", 258},
+                        {"tokenizer.ggml.eos_token_id", 258}, {"general.file_type", 0}};
+            for (size_t i = 0; i < sizeof u32s / sizeof u32s[0]; i++) {
+                uint32_t u = 0;
+                CHECK(anv_gguf_get_u32(g, u32s[i].key, &u) == 0 && u == u32s[i].v, "%s = %u, expected %u", u32s[i].key,
+                      u, u32s[i].v);
+            }
+            float eps = 0, base = 0;
+            CHECK(anv_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps) == 0 && eps == 1e-5f,
+                  "rms epsilon %g", eps);
+            CHECK(anv_gguf_get_f32(g, "llama.rope.freq_base", &base) == 0 && base == 10000.0f, "freq_base %g", base);
+            CHECK(anv_gguf_get_string(g, "general.architecture", &s, &len) == 0 && len == 5 && !memcmp(s, "llama", 5),
+                  "architecture llama");
+            CHECK(anv_gguf_get_string(g, "tokenizer.ggml.model", &s, &len) == 0 && len == 4 && !memcmp(s, "gpt2", 4),
+                  "tokenizer model gpt2");
+            CHECK(!anv_gguf_find_kv(g, "llama.attention.layer_norm_epsilon") &&
+                      !anv_gguf_find_kv(g, "gpt2.context_length"),
+                  "no GPT-2 keys");
+        }
+        int checked;
+        double err = compare_llama(g, m, types[k], &checked);
+        printf("gguf llama export %s (untied): %d tensors compared after un-permuting q/k, max rel err %.3g (bound "
+               "%.3g)\n",
+               anv_ggml_type_name(types[k]), checked, err, bounds[k]);
+        CHECK(checked == 2 * LLAMA_LAYER + 3 && err <= bounds[k] && (k == 0 || err > 0), "%s: %d tensors, error %g",
+              anv_ggml_type_name(types[k]), checked, err);
+        anv_gguf_close(g);
+    }
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+
+    /* Tied with Llama 3 scaling: no output.weight; rope_freqs.weight holds convert_hf_to_gguf.py's
+     * factors (1 for wavelengths below original_max / high_freq_factor, factor above original_max /
+     * low_freq_factor, 1 / ((1 - s) / factor + s) between), here computed in double. */
+    if (make_llama(1, 1, &m, &tok) != 0 || anv_gguf_export(m, tok, "llama-tied", ANV_GGML_F32, path) != 0 ||
+        anv_gguf_open(path, &g) != 0) {
+        CHECK(0, "tied llama export: %s", anv_last_error());
+    } else {
+        int checked;
+        double err = compare_llama(g, m, ANV_GGML_F32, &checked);
+        CHECK(checked == 2 * LLAMA_LAYER + 2 && err == 0, "tied: %d tensors, error %g", checked, err);
+        const anv_gguf_tensor_t *f = anv_gguf_find_tensor(g, "rope_freqs.weight");
+        double ferr = 1;
+        if (f && f->type == ANV_GGML_F32 && f->n_dims == 1 && f->ne[0] == 8) {
+            float got[8];
+            anv_gguf_tensor_to_f32(f, got);
+            ferr = 0;
+            for (int i = 0; i < 8; i++) {
+                double freq = pow(10000.0, -2.0 * i / 16), wavelen = 2 * M_PI / freq, want;
+                if (wavelen < 16 / 4.0)
+                    want = 1;
+                else if (wavelen > 16 / 1.0)
+                    want = 4;
+                else {
+                    double smooth = (16 / wavelen - 1) / (4 - 1);
+                    want = 1 / ((1 - smooth) / 4 + smooth);
+                }
+                ferr = fmax(ferr, fabs(got[i] - want) / want);
+            }
+            printf("gguf llama export (tied, llama3 scaling): %d tensors exact, no output.weight; rope_freqs %g %g ... "
+                   "%g, max rel err %.3g against the formula\n",
+                   checked, got[0], got[1], got[7], ferr);
+        }
+        CHECK(ferr < 1e-6, "rope_freqs.weight: F32 of 8 factors, error %g", ferr);
+        anv_gguf_close(g);
+    }
     anv_model_free(m);
     anv_tokenizer_free(tok);
 }
@@ -665,6 +856,175 @@ static void test_hf(void) {
     anv_tokenizer_free(tok);
 }
 
+/* model.safetensors of m under its own names, without the tensor `drop`, with `swap`'s two dimensions
+ * exchanged (either NULL for none), and n_extra further tensors. */
+static int write_llama_variant(anv_model_t *m, const char *path, const char *drop, const char *swap,
+                               const anv_st_write_t *extra, int n_extra) {
+    int n = anv_model_n_tensors(m), k = 0;
+    anv_st_write_t *t = anv_calloc((size_t)(n + n_extra) * sizeof *t, "test");
+    if (!t) return -1;
+    for (int i = 0; i < n; i++) {
+        const anv_param_t *p = anv_model_tensor(m, i);
+        if (drop && !strcmp(p->name, drop)) continue;
+        t[k] = (anv_st_write_t){p->name, p->ndim, {p->shape[0], p->shape[1]}, anv_model_params(m) + p->offset};
+        if (swap && !strcmp(p->name, swap)) t[k].shape[0] = p->shape[1], t[k].shape[1] = p->shape[0];
+        k++;
+    }
+    for (int i = 0; i < n_extra; i++) t[k++] = extra[i];
+    static const char *const meta[2] = {"format", "pt"};
+    int rc = anv_safetensors_write_f32(path, t, k, meta, 1);
+    anv_free(t);
+    return rc;
+}
+
+/* Replaces the first `from` in the file by `to`. */
+static int edit_file(const char *path, const char *from, const char *to) {
+    char *img;
+    size_t n;
+    if (anv_read_file(path, &img, &n) != 0) return -1;
+    char *at = strstr(img, from);
+    anv_buf_t b = {0};
+    int rc = at ? 0 : -1;
+    if (at)
+        rc = anv_buf_append(&b, img, (size_t)(at - img)) || anv_buf_puts(&b, to) ||
+             anv_buf_puts(&b, at + strlen(from)) || anv_write_file_atomic(path, b.data, b.len);
+    anv_buf_free(&b);
+    anv_free(img);
+    return rc;
+}
+
+static int same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = anv_read_file(a, &x, &nx) == 0 && anv_read_file(b, &y, &ny) == 0 && nx == ny && !memcmp(x, y, nx);
+    anv_free(x);
+    anv_free(y);
+    return same;
+}
+
+/* Imports hf into run; 1 when that fails with a message holding `want` and leaves run absent. */
+static int import_fails(const char *hf, const char *run, const char *want) {
+    int failed = anv_hf_import(hf, run) != 0, named = strstr(anv_last_error(), want) != NULL;
+    printf("  bad input: %s\n", failed ? anv_last_error() : "accepted");
+    return failed && named && !anv_path_exists(run);
+}
+
+static void test_hf_llama(void) {
+    anv_model_t *m = NULL, *back = NULL;
+    anv_tokenizer_t *tok = NULL, *tok2 = NULL;
+    char hf[300], run[300], st_path[400], cfg_path[400], run_st[400];
+    snprintf(hf, sizeof hf, "%s", tmp_path("hf_llama"));
+    snprintf(st_path, sizeof st_path, "%s/model.safetensors", hf);
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", hf);
+    /* Untied: the export's config and tensors, then import bitwise. */
+    if (make_llama(0, 0, &m, &tok) != 0 || anv_hf_export(m, tok, hf) != 0) {
+        CHECK(0, "llama hf export: %s", anv_last_error());
+        goto out;
+    }
+    anv_json_doc_t *doc;
+    if (anv_json_parse_file(cfg_path, &doc) == 0) {
+        const anv_json_t *r = anv_json_root(doc), *v;
+        long long x;
+        CHECK((v = anv_json_get(r, "architectures")) && v->type == ANV_JSON_ARRAY && v->len == 1 &&
+                  !strcmp(v->items[0].str, "LlamaForCausalLM"),
+              "architectures LlamaForCausalLM");
+        CHECK(anv_json_get_int(r, "num_key_value_heads", cfg_path, &x) == 0 && x == 2, "num_key_value_heads");
+        CHECK(anv_json_get_int(r, "eos_token_id", cfg_path, &x) == 0 && x == 258, "eos_token_id");
+        CHECK((v = anv_json_get(r, "tie_word_embeddings")) && v->type == ANV_JSON_BOOL && !v->boolean, "untied");
+        anv_json_free(doc);
+    } else {
+        CHECK(0, "config.json: %s", anv_last_error());
+    }
+    anv_safetensors_t *st;
+    if (anv_safetensors_open(st_path, &st) == 0) {
+        const anv_st_tensor_t *k = anv_safetensors_find(st, "model.layers.1.self_attn.k_proj.weight"),
+                              *h = anv_safetensors_find(st, "lm_head.weight");
+        CHECK(k && k->shape[0] == 32 && k->shape[1] == 64 && h && h->shape[0] == 260 && h->shape[1] == 64 &&
+                  anv_safetensors_count(st) == 2 * LLAMA_LAYER + 3,
+              "HF Llama layout: k_proj (out, in), lm_head without padding rows, %d tensors", anv_safetensors_count(st));
+        anv_safetensors_close(st);
+    } else {
+        CHECK(0, "model.safetensors: %s", anv_last_error());
+    }
+    snprintf(run, sizeof run, "%s", tmp_path("llama_run0"));
+    snprintf(run_st, sizeof run_st, "%s/model.safetensors", run);
+    CHECK(anv_hf_import(hf, run) == 0, "llama import: %s", anv_last_error());
+    if (anv_run_load(run, &back, &tok2) == 0) {
+        int same = params_equal(m, back) && same_file(st_path, run_st);
+        printf("hf llama round trip (untied, GQA): parameters and model.safetensors bit-identical = %d\n", same);
+        CHECK(same, "llama import bitwise");
+        char why[128];
+        CHECK(anv_config_equal(anv_model_config(m), anv_model_config(back), why, sizeof why), "config: %s", why);
+    } else {
+        CHECK(0, "run load: %s", anv_last_error());
+    }
+    anv_model_free(back);
+    anv_tokenizer_free(tok2);
+    back = NULL;
+    tok2 = NULL;
+
+    /* Bad directories: one message naming the file and the problem, nothing written. An older
+     * checkpoint's rotary buffer is accepted. */
+    snprintf(run, sizeof run, "%s", tmp_path("llama_bad"));
+    float bias[64] = {0}, inv_freq[8] = {0};
+    anv_st_write_t qbias = {"model.layers.0.self_attn.q_proj.bias", 1, {64}, bias},
+                   rotary = {"model.layers.0.self_attn.rotary_emb.inv_freq", 1, {8}, inv_freq};
+    CHECK(write_llama_variant(m, st_path, "lm_head.weight", NULL, NULL, 0) == 0 &&
+              import_fails(hf, run, "model.safetensors: missing tensor 'lm_head.weight' (the config's head is untied"),
+          "untied without lm_head.weight: %s", anv_last_error());
+    CHECK(write_llama_variant(m, st_path, NULL, "model.layers.1.self_attn.k_proj.weight", NULL, 0) == 0 &&
+              import_fails(hf, run,
+                           "tensor 'model.layers.1.self_attn.k_proj.weight' has shape [64, 32], expected [32, 64]"),
+          "wrong shape: %s", anv_last_error());
+    CHECK(write_llama_variant(m, st_path, NULL, NULL, &qbias, 1) == 0 &&
+              import_fails(hf, run, "unexpected tensor 'model.layers.0.self_attn.q_proj.bias'"),
+          "a bias: %s", anv_last_error());
+    CHECK(write_llama_variant(m, st_path, NULL, NULL, &rotary, 1) == 0 &&
+              anv_hf_import(hf, tmp_path("llama_run1")) == 0,
+          "rotary inv_freq buffer: %s", anv_last_error());
+    static const char *const configs[][3] = {
+        {"\"model_type\": \"llama\"", "\"model_type\": \"mistral\"", "config.json: model_type \"mistral\""},
+        {"\"model_type\": \"llama\"", "\"model_type\": \"qwen2\"", "config.json: model_type \"qwen2\""},
+        {"\"attention_bias\": false", "\"attention_bias\": true", "config.json: attention_bias true"},
+    };
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        CHECK(anv_hf_export(m, tok, hf) == 0 && edit_file(cfg_path, configs[i][0], configs[i][1]) == 0 &&
+                  import_fails(hf, run, configs[i][2]),
+              "%s: %s", configs[i][1], anv_last_error());
+    }
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+    m = NULL;
+    tok = NULL;
+
+    /* Tied: the export has no lm_head.weight; a file may carry one equal to embed_tokens, not another. */
+    if (make_llama(1, 1, &m, &tok) != 0 || anv_hf_export(m, tok, hf) != 0) {
+        CHECK(0, "tied llama hf export: %s", anv_last_error());
+        goto out;
+    }
+    snprintf(run, sizeof run, "%s", tmp_path("llama_run2"));
+    snprintf(run_st, sizeof run_st, "%s/model.safetensors", run);
+    CHECK(anv_hf_import(hf, run) == 0 && same_file(st_path, run_st), "tied import bitwise: %s", anv_last_error());
+    const anv_param_t *emb = param(m, "model.embed_tokens.weight");
+    float *head = emb ? anv_alloc(emb->numel * sizeof *head, "test") : NULL;
+    if (head) {
+        memcpy(head, anv_model_params(m) + emb->offset, emb->numel * sizeof *head);
+        anv_st_write_t lm = {"lm_head.weight", 2, {emb->shape[0], emb->shape[1]}, head};
+        CHECK(write_llama_variant(m, st_path, NULL, NULL, &lm, 1) == 0 &&
+                  anv_hf_import(hf, tmp_path("llama_run3")) == 0,
+              "tied with lm_head.weight = embed_tokens: %s", anv_last_error());
+        head[5] += 1;
+        snprintf(run, sizeof run, "%s", tmp_path("llama_bad"));
+        CHECK(write_llama_variant(m, st_path, NULL, NULL, &lm, 1) == 0 &&
+                  import_fails(hf, run, "lm_head.weight differs from model.embed_tokens.weight"),
+              "tied with another lm_head.weight: %s", anv_last_error());
+    }
+    anv_free(head);
+out:
+    anv_model_free(m);
+    anv_tokenizer_free(tok);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
@@ -675,7 +1035,9 @@ int main(void) {
     test_container();
     test_bad_files();
     test_export();
+    test_export_llama();
     test_hf();
+    test_hf_llama();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

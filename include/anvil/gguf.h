@@ -1,5 +1,5 @@
 /* GGUF v3 (the file format of llama.cpp / ggml): a writer, a validating reader, the tensor encodings
- * anvil exports (F32, F16, Q8_0), and the export of a GPT-2 model with its tokenizer.
+ * anvil exports (F32, F16, Q8_0), and the export of a model with its tokenizer.
  *
  * File layout (all little-endian):
  *   "GGUF" u32 version=3, u64 n_tensors, u64 n_kv
@@ -122,16 +122,21 @@ const anv_gguf_tensor_t *anv_gguf_find_tensor(const anv_gguf_t *g, const char *n
 /* Decodes a F32/F16/Q8_0 tensor into numel floats. */
 void anv_gguf_tensor_to_f32(const anv_gguf_tensor_t *t, float *dst);
 
-/* ---- GPT-2 export for llama.cpp ---- */
-/* Writes model m as llama.cpp's "gpt2" architecture: hyperparameters, tensors named token_embd,
- * position_embd, blk.N.{attn_norm,attn_qkv,attn_output,ffn_norm,ffn_up,ffn_down}.{weight,bias},
- * output_norm.{weight,bias} (the head is tied to token_embd, which llama.cpp accepts), Conv1D
- * weights transposed to (out, in), padding rows of the embedding dropped; and the tokenizer (tokens
- * in GPT-2's byte-to-unicode form, specials verbatim as control tokens, merges "a b", end-of-text as
- * bos/eos, no automatic bos, pre-tokenizer "gpt-2", or "dbrx" for the cl100k pattern). `dtype` (F32, F16 or Q8_0)
- * applies to 2-D weights; norms and biases stay F32; a weight whose rows are not a multiple of 32 values falls back
- * from Q8_0 to F16. */
-int anv_gguf_export_gpt2(anv_model_t *m, const anv_tokenizer_t *tok, const char *name, anv_ggml_type_t dtype,
-                         const char *path);
+/* ---- export for llama.cpp ---- */
+/* Writes model m as llama.cpp's architecture of the same name ("gpt2" or "llama"): its
+ * hyperparameters (<arch>.context_length = block_size, embedding_length, feed_forward_length,
+ * block_count, attention.head_count; GPT-2: attention.layer_norm_epsilon; Llama:
+ * attention.head_count_kv, attention.layer_norm_rms_epsilon, rope.dimension_count = the head size,
+ * rope.freq_base), every tensor of the model under its llama.cpp name (anv_param_t.gguf) as llama.cpp
+ * stores it: 2-D weights (out, in), Conv1D ones transposed, the rows of q_proj and k_proj permuted
+ * into llama.cpp's RoPE layout (each head's two halves interleaved), padding rows of the vocabulary
+ * dropped, output.weight only for an untied head (llama.cpp ties an absent one to token_embd); with
+ * Llama 3 RoPE scaling, rope_freqs.weight (hs / 2 F32 factors). Then the tokenizer: tokens in GPT-2's
+ * byte-to-unicode form, specials verbatim as control tokens, merges "a b", end-of-text as bos/eos, no
+ * automatic bos, pre-tokenizer "gpt-2", or "dbrx" for the cl100k pattern. `dtype` (F32, F16 or Q8_0)
+ * applies to 2-D weights; norms, biases and rope_freqs stay F32; a weight whose rows are not a
+ * multiple of 32 values falls back from Q8_0 to F16. */
+int anv_gguf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *name, anv_ggml_type_t dtype,
+                    const char *path);
 
 #endif

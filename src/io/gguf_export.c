@@ -1,4 +1,5 @@
-/* A GPT-2 model and its tokenizer as a GGUF file for llama.cpp's "gpt2" architecture. */
+/* A model and its tokenizer as a GGUF file for llama.cpp: its "gpt2" or "llama" architecture, the
+ * tensors from the model's own list (llama.cpp names and layouts), the vocabulary as GPT-2's. */
 #include "anvil/gguf.h"
 #include "anvil/tokenizer.h"
 
@@ -10,37 +11,6 @@
 /* llama.cpp's token types and file types (llama_token_type, llama_ftype). */
 enum { TOKEN_NORMAL = 1, TOKEN_CONTROL = 3, TOKEN_UNUSED = 5 };
 enum { FTYPE_ALL_F32 = 0, FTYPE_MOSTLY_F16 = 1, FTYPE_MOSTLY_Q8_0 = 7 };
-
-/* Hugging Face GPT-2 name suffix (after "transformer.h.N.") -> llama.cpp name suffix (after "blk.N.").
- * Conv1D weights are stored (in, out) and must become (out, in) row-major, i.e. ne = [in, out]. */
-static const struct {
-    const char *hf, *gguf;
-    int conv1d;
-} layer_map[] = {
-    {"ln_1.weight", "attn_norm.weight", 0},          {"ln_1.bias", "attn_norm.bias", 0},
-    {"attn.c_attn.weight", "attn_qkv.weight", 1},    {"attn.c_attn.bias", "attn_qkv.bias", 0},
-    {"attn.c_proj.weight", "attn_output.weight", 1}, {"attn.c_proj.bias", "attn_output.bias", 0},
-    {"ln_2.weight", "ffn_norm.weight", 0},           {"ln_2.bias", "ffn_norm.bias", 0},
-    {"mlp.c_fc.weight", "ffn_up.weight", 1},         {"mlp.c_fc.bias", "ffn_up.bias", 0},
-    {"mlp.c_proj.weight", "ffn_down.weight", 1},     {"mlp.c_proj.bias", "ffn_down.bias", 0},
-};
-
-/* The llama.cpp name of an anvil tensor and whether it is a Conv1D weight; -1 for an unknown name. */
-static int gguf_name(const char *hf, char *out, size_t size, int *conv1d) {
-    int layer, used = 0;
-    *conv1d = 0;
-    if (!strcmp(hf, "transformer.wte.weight")) return snprintf(out, size, "token_embd.weight") < 0;
-    if (!strcmp(hf, "transformer.wpe.weight")) return snprintf(out, size, "position_embd.weight") < 0;
-    if (!strcmp(hf, "transformer.ln_f.weight")) return snprintf(out, size, "output_norm.weight") < 0;
-    if (!strcmp(hf, "transformer.ln_f.bias")) return snprintf(out, size, "output_norm.bias") < 0;
-    if (sscanf(hf, "transformer.h.%d.%n", &layer, &used) == 1 && used > 0)
-        for (size_t i = 0; i < sizeof layer_map / sizeof layer_map[0]; i++)
-            if (!strcmp(hf + used, layer_map[i].hf)) {
-                *conv1d = layer_map[i].conv1d;
-                return snprintf(out, size, "blk.%d.%s", layer, layer_map[i].gguf) < 0;
-            }
-    return -1;
-}
 
 /* dst (rows, cols) = transpose of src (cols, rows), in tiles that stay in cache. */
 static void transpose(const float *src, float *dst, size_t rows, size_t cols) {
@@ -62,37 +32,78 @@ static void *encode(const float *x, size_t n, anv_ggml_type_t t, const char *nam
     return out;
 }
 
+/* llama.cpp's RoPE rotates adjacent pairs (x[2i], x[2i+1]) of a head where Hugging Face's rotates
+ * halves (x[i], x[i + hs/2]); so the rows of each of the n_heads heads of q_proj and k_proj are
+ * interleaved: dst row 2i + j of a head is src row j hs/2 + i of it. src, dst (rows, cols). */
+static void permute_rope_rows(const float *src, float *dst, size_t n_heads, size_t rows, size_t cols) {
+    size_t hs = rows / n_heads, half = hs / 2;
+    for (size_t h = 0; h < n_heads; h++)
+        for (size_t i = 0; i < half; i++)
+            for (size_t j = 0; j < 2; j++)
+                memcpy(dst + (h * hs + 2 * i + j) * cols, src + (h * hs + j * half + i) * cols, cols * sizeof *dst);
+}
+
+/* One parameter as llama.cpp stores it: a 2-D weight (out, in) row-major, i.e. ne = [in, out], in
+ * dtype (F16 when Q8_0 does not divide its rows: *fallback counts those), vectors in F32. */
+static int add_param(anv_gguf_writer_t *w, const anv_param_t *p, const float *x, anv_ggml_type_t dtype, int *fallback) {
+    /* (rows, cols) = (out, in): a Conv1D weight's shape read backwards; a vector is one row. */
+    size_t rows = p->ndim == 2 ? (size_t)p->shape[p->in_out] : 1;
+    size_t cols = p->ndim == 2 ? (size_t)p->shape[!p->in_out] : (size_t)p->shape[0];
+    anv_ggml_type_t t = p->ndim == 2 ? dtype : ANV_GGML_F32;
+    if (t == ANV_GGML_Q8_0 && cols % ANV_Q8_0_BLOCK != 0) {
+        t = ANV_GGML_F16;
+        (*fallback)++;
+    }
+    /* f: the (rows, cols) values; F32 goes to the writer as it is, other types are encoded. */
+    float *f = anv_alloc(p->numel * sizeof *f, p->gguf);
+    if (!f) return -1;
+    if (p->in_out)
+        transpose(x, f, rows, cols);
+    else
+        memcpy(f, x, p->numel * sizeof *f);
+    if (p->rope_heads) {
+        float *g = anv_alloc(p->numel * sizeof *g, p->gguf);
+        if (g) permute_rope_rows(f, g, (size_t)p->rope_heads, rows, cols);
+        anv_free(f);
+        if (!(f = g)) return -1;
+    }
+    void *data = f;
+    if (t != ANV_GGML_F32) {
+        data = encode(f, p->numel, t, p->gguf);
+        anv_free(f);
+    }
+    uint64_t ne[2] = {cols, rows};
+    return data ? anv_gguf_add_tensor(w, p->gguf, t, p->ndim, ne, data) : -1;
+}
+
+/* Llama 3's RoPE scaling as llama.cpp reads it: rope_freqs.weight (hs / 2) F32, the factor each
+ * inverse frequency is divided by (unscaled / scaled). */
+static int add_rope_freqs(anv_gguf_writer_t *w, const anv_config_t *cfg) {
+    size_t n = (size_t)anv_config_head_size(cfg) / 2;
+    anv_config_t unscaled = *cfg;
+    unscaled.rope_scaling.llama3 = 0;
+    float *factors = anv_alloc(n * sizeof *factors, "rope_freqs.weight");
+    float *plain = factors ? anv_alloc(n * sizeof *plain, "rope_freqs.weight") : NULL;
+    if (!plain) {
+        anv_free(factors);
+        return -1;
+    }
+    anv_config_rope_inv_freq(cfg, factors);
+    anv_config_rope_inv_freq(&unscaled, plain);
+    for (size_t i = 0; i < n; i++) factors[i] = plain[i] / factors[i];
+    anv_free(plain);
+    uint64_t ne[1] = {n};
+    return anv_gguf_add_tensor(w, "rope_freqs.weight", ANV_GGML_F32, 1, ne, factors);
+}
+
 static int add_tensors(anv_gguf_writer_t *w, anv_model_t *m, anv_ggml_type_t dtype) {
+    const anv_config_t *cfg = anv_model_config(m);
     const float *params = anv_model_params(m);
     int fallback = 0;
+    if (cfg->rope_scaling.llama3 && add_rope_freqs(w, cfg) != 0) return -1;
     for (int i = 0; i < anv_model_n_tensors(m); i++) {
         const anv_param_t *p = anv_model_tensor(m, i);
-        char name[64];
-        int conv1d;
-        if (gguf_name(p->name, name, sizeof name, &conv1d) != 0)
-            return anv_error("GGUF export: no llama.cpp name for tensor '%s'", p->name);
-        /* (rows, cols) after the transpose of Conv1D weights; wte's numel excludes padding rows. */
-        size_t rows = p->ndim == 2 ? (size_t)p->shape[conv1d] : 1;
-        size_t cols = p->ndim == 2 ? (size_t)p->shape[!conv1d] : (size_t)p->shape[0];
-        anv_ggml_type_t t = p->ndim == 2 ? dtype : ANV_GGML_F32;
-        if (t == ANV_GGML_Q8_0 && cols % ANV_Q8_0_BLOCK != 0) {
-            t = ANV_GGML_F16;
-            fallback++;
-        }
-        /* F32 rows (transposed or copied) go to the writer as they are; other types are encoded. */
-        float *f = anv_alloc(p->numel * sizeof *f, name);
-        if (!f) return -1;
-        if (conv1d)
-            transpose(params + p->offset, f, rows, cols);
-        else
-            memcpy(f, params + p->offset, p->numel * sizeof *f);
-        void *data = f;
-        if (t != ANV_GGML_F32) {
-            data = encode(f, p->numel, t, name);
-            anv_free(f);
-        }
-        uint64_t ne[2] = {cols, rows};
-        if (!data || anv_gguf_add_tensor(w, name, t, p->ndim, ne, data) != 0) return -1;
+        if (add_param(w, p, params + p->offset, dtype, &fallback) != 0) return -1;
     }
     if (fallback)
         anv_log(ANV_LOG_INFO,
@@ -165,25 +176,55 @@ done:
     return rc;
 }
 
-int anv_gguf_export_gpt2(anv_model_t *m, const anv_tokenizer_t *tok, const char *name, anv_ggml_type_t dtype,
-                         const char *path) {
+/* "<arch>.<key>" hyperparameters. */
+static int add_arch_u32(anv_gguf_writer_t *w, const char *arch, const char *key, int v) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return anv_gguf_add_u32(w, k, (uint32_t)v);
+}
+
+static int add_arch_f32(anv_gguf_writer_t *w, const char *arch, const char *key, float v) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return anv_gguf_add_f32(w, k, v);
+}
+
+/* The hyperparameters llama.cpp reads for the architecture: GPT-2's LayerNorm epsilon; Llama's
+ * key/value heads, RMSNorm epsilon and RoPE (dimensions rotated = the head size, base theta). */
+static int add_hparams(anv_gguf_writer_t *w, const anv_config_t *c) {
+    const char *a = anv_arch_name(c->arch);
+    if (add_arch_u32(w, a, "context_length", c->block_size) || add_arch_u32(w, a, "embedding_length", c->n_embd) ||
+        add_arch_u32(w, a, "feed_forward_length", c->n_ff) || add_arch_u32(w, a, "block_count", c->n_layer) ||
+        add_arch_u32(w, a, "attention.head_count", c->n_head))
+        return -1;
+    switch (c->arch) {
+    case ANV_ARCH_GPT2:
+        return add_arch_f32(w, a, "attention.layer_norm_epsilon", c->norm_eps);
+    case ANV_ARCH_LLAMA:
+        return add_arch_u32(w, a, "attention.head_count_kv", c->n_kv_head) ||
+                       add_arch_f32(w, a, "attention.layer_norm_rms_epsilon", c->norm_eps) ||
+                       add_arch_u32(w, a, "rope.dimension_count", anv_config_head_size(c)) ||
+                       add_arch_f32(w, a, "rope.freq_base", c->rope_theta)
+                   ? -1
+                   : 0;
+    }
+    return anv_error("GGUF export: unknown architecture %d", (int)c->arch);
+}
+
+int anv_gguf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *name, anv_ggml_type_t dtype,
+                    const char *path) {
     const anv_config_t *cfg = anv_model_config(m);
+    const char *arch = anv_arch_name(cfg->arch);
     uint32_t ftype = dtype == ANV_GGML_F32   ? FTYPE_ALL_F32
                      : dtype == ANV_GGML_F16 ? FTYPE_MOSTLY_F16
                                              : FTYPE_MOSTLY_Q8_0;
     anv_gguf_writer_t *w = NULL;
     int rc = -1;
     if (anv_gguf_writer_create(&w) != 0) return -1;
-    if (anv_gguf_add_string(w, "general.architecture", "gpt2", 4) != 0 ||
+    if (anv_gguf_add_string(w, "general.architecture", arch, strlen(arch)) != 0 ||
         anv_gguf_add_string(w, "general.name", name, strlen(name)) != 0 ||
         anv_gguf_add_u32(w, "general.file_type", ftype) != 0 ||
-        anv_gguf_add_u32(w, "general.quantization_version", 2) != 0 ||
-        anv_gguf_add_u32(w, "gpt2.context_length", (uint32_t)cfg->block_size) != 0 ||
-        anv_gguf_add_u32(w, "gpt2.embedding_length", (uint32_t)cfg->n_embd) != 0 ||
-        anv_gguf_add_u32(w, "gpt2.feed_forward_length", (uint32_t)cfg->n_ff) != 0 ||
-        anv_gguf_add_u32(w, "gpt2.block_count", (uint32_t)cfg->n_layer) != 0 ||
-        anv_gguf_add_u32(w, "gpt2.attention.head_count", (uint32_t)cfg->n_head) != 0 ||
-        anv_gguf_add_f32(w, "gpt2.attention.layer_norm_epsilon", 1e-5f) != 0 ||
+        anv_gguf_add_u32(w, "general.quantization_version", 2) != 0 || add_hparams(w, cfg) != 0 ||
         add_vocab(w, tok, cfg->vocab_size, path) != 0 || add_tensors(w, m, dtype) != 0)
         goto done;
     rc = anv_gguf_write(w, path);

@@ -1,4 +1,4 @@
-/* Hugging Face GPT-2 directories: export from and import into anvil runs. */
+/* Hugging Face directories (GPT2LMHeadModel, LlamaForCausalLM): export from and import into anvil runs. */
 #include "anvil/hf_export.h"
 
 #include "anvil/json.h"
@@ -59,47 +59,79 @@ int anv_hf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *dir) {
 
 /* ---- import ---- */
 
-/* Tensors of Hugging Face checkpoints that carry no parameters (attention masks of older versions). */
-static int is_buffer(const char *name) {
-    size_t n = strlen(name);
-    return (n > 10 && !strcmp(name + n - 10, ".attn.bias")) || (n > 17 && !strcmp(name + n - 17, ".attn.masked_bias"));
+/* The LM head's name in GPT2LMHeadModel and LlamaForCausalLM checkpoints. */
+static const char head_name[] = "lm_head.weight";
+/* GPT-2 checkpoints saved from GPT2Model name their tensors without it. */
+static const char gpt2_prefix[] = "transformer.";
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
 }
 
-/* Reads every parameter of m from st, under its own name or without "transformer."; checks that
- * nothing else but buffers and a tied lm_head.weight is in the file. */
-static int read_weights(anv_safetensors_t *st, anv_model_t *m) {
-    float *params = anv_model_params(m);
+/* Tensors of older Hugging Face checkpoints that hold no parameters: GPT-2's attention masks, Llama's
+ * RoPE inverse frequencies (recomputed from the config, as transformers does). */
+static int is_buffer(const char *name) {
+    return ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias") ||
+           ends_with(name, ".rotary_emb.inv_freq");
+}
+
+/* The name under which st holds the parameter named `own`: its own, or without GPT-2's prefix; NULL
+ * when neither is there. */
+static const char *name_in_file(const anv_safetensors_t *st, const char *own) {
+    size_t n = strlen(gpt2_prefix);
+    if (anv_safetensors_find(st, own)) return own;
+    if (!strncmp(own, gpt2_prefix, n) && anv_safetensors_find(st, own + n)) return own + n;
+    return NULL;
+}
+
+/* A tied head stored anyway must be the token embedding (llama.cpp's token_embd.weight). */
+static int check_tied_head(anv_safetensors_t *st, anv_model_t *m) {
     const char *src = anv_safetensors_source(st);
+    const anv_param_t *emb = NULL;
+    for (int i = 0; i < anv_model_n_tensors(m) && !emb; i++)
+        if (!strcmp(anv_model_tensor(m, i)->gguf, "token_embd.weight")) emb = anv_model_tensor(m, i);
+    if (!emb) return anv_error("%s: the model has no token embedding", src);
+    float *head = anv_alloc(emb->numel * sizeof *head, head_name);
+    if (!head) return -1;
+    int64_t shape[2] = {emb->shape[0], emb->shape[1]};
+    int rc = anv_safetensors_read_f32(st, head_name, 2, shape, head);
+    if (rc == 0 && memcmp(head, anv_model_params(m) + emb->offset, emb->numel * sizeof *head) != 0)
+        rc = anv_error("%s: %s differs from %s, but the config ties them (tie_word_embeddings true)", src, head_name,
+                       emb->name);
+    anv_free(head);
+    return rc;
+}
+
+/* Reads every parameter of m from st (each under the name name_in_file finds, of its shape) and checks
+ * that the file holds nothing else but buffers and, for a tied head, lm_head.weight equal to the
+ * embedding. */
+static int read_weights(anv_safetensors_t *st, anv_model_t *m) {
+    const char *src = anv_safetensors_source(st);
+    float *params = anv_model_params(m);
     for (int i = 0; i < anv_model_n_tensors(m); i++) {
         const anv_param_t *p = anv_model_tensor(m, i);
-        const char *name = p->name;
-        if (!anv_safetensors_find(st, name)) name += strlen("transformer.");
-        if (!anv_safetensors_find(st, name)) return anv_error("%s: missing tensor '%s'", src, p->name);
+        const char *name = name_in_file(st, p->name);
+        if (!name)
+            return anv_error("%s: missing tensor '%s'%s", src, p->name,
+                             strcmp(p->name, head_name) ? ""
+                                                        : " (the config's head is untied: tie_word_embeddings false)");
         int64_t shape[2] = {p->shape[0], p->shape[1]};
         if (anv_safetensors_read_f32(st, name, p->ndim, shape, params + p->offset) != 0) return -1;
     }
+    int tied = anv_model_config(m)->tie_embeddings;
     for (int i = 0; i < anv_safetensors_count(st); i++) {
         const char *name = anv_safetensors_tensor(st, i)->name;
-        int known = is_buffer(name) || !strcmp(name, "lm_head.weight");
+        int known = is_buffer(name) || (tied && !strcmp(name, head_name));
         for (int k = 0; k < anv_model_n_tensors(m) && !known; k++) {
-            const char *own = anv_model_tensor(m, k)->name;
-            known = !strcmp(name, own) || !strcmp(name, own + strlen("transformer."));
+            const char *used = name_in_file(st, anv_model_tensor(m, k)->name);
+            known = used && !strcmp(used, name);
         }
-        if (!known) return anv_error("%s: unexpected tensor '%s' (not part of a GPT-2 model)", src, name);
+        if (!known)
+            return anv_error("%s: unexpected tensor '%s' (not part of the %s model its config describes)", src, name,
+                             anv_arch_name(anv_model_config(m)->arch));
     }
-    if (!anv_safetensors_find(st, "lm_head.weight")) return 0;
-    const anv_param_t *wte = NULL;
-    for (int i = 0; i < anv_model_n_tensors(m) && !wte; i++)
-        if (!strcmp(anv_model_tensor(m, i)->name, "transformer.wte.weight")) wte = anv_model_tensor(m, i);
-    if (!wte) return anv_error("%s: the model has no transformer.wte.weight", src);
-    float *head = anv_alloc(wte->numel * sizeof *head, "lm_head.weight");
-    if (!head) return -1;
-    int64_t shape[2] = {wte->shape[0], wte->shape[1]};
-    int rc = anv_safetensors_read_f32(st, "lm_head.weight", 2, shape, head);
-    if (rc == 0 && memcmp(head, params + wte->offset, wte->numel * sizeof *head) != 0)
-        rc = anv_error("%s: lm_head.weight differs from wte (untied heads are not supported)", src);
-    anv_free(head);
-    return rc;
+    return tied && anv_safetensors_find(st, head_name) ? check_tied_head(st, m) : 0;
 }
 
 static int load_tokenizer(const char *hf_dir, anv_tokenizer_t **tok) {

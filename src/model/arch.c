@@ -117,7 +117,9 @@ static void add(const anv_config_t *c, const anv_tensor_spec_t *s, int layer, si
         p->offset = *off;
         p->numel = (size_t)d0 * (d1 ? d1 : 1);
         p->decay = d1 ? 1 : 0;
-        p->in_out = d1 && anv_arch_info(c->arch)->weights == ANV_WEIGHTS_IN_OUT;
+        /* Embedding tables (a row per token or position) are (rows, C) in every layout. */
+        int table = s->rows == DIM_V || s->rows == DIM_T;
+        p->in_out = d1 && !table && anv_arch_info(c->arch)->weights == ANV_WEIGHTS_IN_OUT;
         p->rope_heads = s->rope_heads == 'q' ? c->n_head : s->rope_heads == 'k' ? c->n_kv_head : 0;
     }
     if (origins) origins[*count] = (anv_tensor_origin_t){s, layer};
