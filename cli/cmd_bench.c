@@ -85,7 +85,8 @@ static int bench_train(int argc, char **argv) {
     int B = 8, T = 256, threads = 0, steps = 5, warmup = 2, profile = 0;
     double peak = 0;
     const opt_t opts[] = {
-        {"--preset", OPT_STRING, &preset, "model preset: tiny, small, gpt2-124m, gpt2-350m, llama-tiny, llama-small, smollm2-135m, llama3.2-1b"},
+        {"--preset", OPT_STRING, &preset,
+         "model preset: tiny, small, gpt2-124m, gpt2-350m, llama-tiny, llama-small, smollm2-135m, llama3.2-1b"},
         {"--batch", OPT_INT, &B, "sequences per step (default 8)"},
         {"--seq", OPT_INT, &T, "tokens per sequence (default 256)"},
         {"--threads", OPT_INT, &threads, "threads (default: all cores)"},

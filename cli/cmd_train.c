@@ -169,7 +169,9 @@ int cmd_train(int argc, char **argv) {
     opt_t opts[O_N] = {
         [O_DATA] = {"--data", OPT_STRING, &data, "data directory from `anvil data prepare`"},
         [O_OUT] = {"--out", OPT_STRING, &out, "run directory (created)"},
-        [O_PRESET] = {"--preset", OPT_STRING, &preset, "tiny (default), small, gpt2-124m, gpt2-350m, llama-tiny, llama-small, smollm2-135m, llama3.2-1b"},
+        [O_PRESET] =
+            {"--preset", OPT_STRING, &preset,
+             "tiny (default), small, gpt2-124m, gpt2-350m, llama-tiny, llama-small, smollm2-135m, llama3.2-1b"},
         [O_CONFIG] = {"--config", OPT_STRING, &config, "model config JSON instead of a preset"},
         [O_INIT] = {"--init-from", OPT_STRING, &init_from,
                     "fine-tune: start from the model of run RUN0 (trained or imported)"},

@@ -428,7 +428,8 @@ static int llama_json(const anv_config_t *cfg, const char *extra, anv_buf_t *out
                           "}\n",
                           cfg->n_layer, cfg->n_head, cfg->n_kv_head, cfg->n_embd, anv_config_head_size(cfg), cfg->n_ff,
                           cfg->vocab_size, cfg->block_size, cfg->block_size, float_text(cfg->norm_eps).s,
-                          float_text(cfg->rope_theta).s, scaling, cfg->tie_embeddings ? "true" : "false", extra ? extra : "");
+                          float_text(cfg->rope_theta).s, scaling, cfg->tie_embeddings ? "true" : "false",
+                          extra ? extra : "");
 }
 
 int anv_config_json(const anv_config_t *cfg, const char *extra, anv_buf_t *out) {
