@@ -227,6 +227,80 @@ static void test_gqa(anv_safetensors_t *st, const char *name, int B, int T) {
     free(qkv), free(dout), free(out), free(lse), free(d1), free(d2), free(scratch), free(dec), free(kc), free(vc);
 }
 
+/* Attention over several of the CPU kernel's 64-row blocks (T = 150, a ragged last block), grouped-query
+ * heads, forward and backward against the plain equations in double over the whole T x T. */
+static void test_attention_blocks(void) {
+    enum { T = 150, NH = 4, NKV = 2, hs = 16, C = NH * hs, W = C + 2 * NKV * hs };
+    float *qkv = zeros(T * W), *dout = zeros(T * C), *out = zeros(T * C), *lse = zeros(NH * T), *dqkv = zeros(T * W);
+    float *scratch = zeros(anv_attention_scratch_floats(T));
+    double *ref_out = calloc(T * C, sizeof(double)), *ref_d = calloc(T * W, sizeof(double));
+    double *P = calloc(T * T, sizeof(double)), *dS = calloc(T * T, sizeof(double));
+    uint64_t state = 11;
+    for (int i = 0; i < T * W + T * C; i++) { /* uniform in [-1, 1) */
+        state = state * 6364136223846793005u + 1442695040888963407u;
+        float x = (float)(state >> 40) / 8388608.0f - 1.0f;
+        if (i < T * W)
+            qkv[i] = 2.0f * x;
+        else
+            dout[i - T * W] = x;
+    }
+    double scale = 1.0 / sqrt((double)hs);
+    for (int h = 0; h < NH; h++) {
+        int kq = C + (h / (NH / NKV)) * hs, kv = kq + NKV * hs; /* column of this head's k and v */
+        for (int t = 0; t < T; t++) {
+            double mx = -INFINITY, sum = 0, d = 0;
+            for (int u = 0; u <= t; u++) {
+                double dot = 0;
+                for (int j = 0; j < hs; j++) dot += (double)qkv[t * W + h * hs + j] * qkv[u * W + kq + j];
+                P[t * T + u] = dot * scale;
+                mx = P[t * T + u] > mx ? P[t * T + u] : mx;
+            }
+            for (int u = 0; u <= t; u++) sum += (P[t * T + u] = exp(P[t * T + u] - mx));
+            for (int u = 0; u <= t; u++) P[t * T + u] /= sum;
+            for (int j = 0; j < hs; j++) {
+                double o = 0;
+                for (int u = 0; u <= t; u++) o += P[t * T + u] * qkv[u * W + kv + j];
+                ref_out[t * C + h * hs + j] = o;
+                d += o * dout[t * C + h * hs + j];
+            }
+            for (int u = 0; u <= t; u++) {
+                double dp = 0;
+                for (int j = 0; j < hs; j++) dp += (double)dout[t * C + h * hs + j] * qkv[u * W + kv + j];
+                dS[t * T + u] = P[t * T + u] * (dp - d);
+            }
+        }
+        for (int t = 0; t < T; t++)
+            for (int u = 0; u <= t; u++)
+                for (int j = 0; j < hs; j++) {
+                    ref_d[t * W + h * hs + j] += scale * dS[t * T + u] * qkv[u * W + kq + j];
+                    ref_d[u * W + kq + j] += scale * dS[t * T + u] * qkv[t * W + h * hs + j];
+                    ref_d[u * W + kv + j] += P[t * T + u] * dout[t * C + h * hs + j];
+                }
+    }
+    anv_attention_forward(out, lse, scratch, qkv, 1, T, C, NH, NKV);
+    anv_attention_backward(dqkv, scratch, dout, qkv, out, lse, 1, T, C, NH, NKV);
+    const struct {
+        const char *what;
+        const float *got;
+        const double *want;
+        int n;
+        double tol;
+    } cmp[] = {{"attention T=150 (3 row blocks) forward", out, ref_out, T * C, TOL_FWD},
+               {"attention T=150 backward dqkv", dqkv, ref_d, T * W, TOL_BWD}};
+    for (int c = 0; c < 2; c++) {
+        double num = 0, den = 0;
+        for (int i = 0; i < cmp[c].n; i++) {
+            double e = fabs(cmp[c].got[i] - cmp[c].want[i]);
+            num = e > num || isnan(e) ? e : num;
+            den = fabs(cmp[c].want[i]) > den ? fabs(cmp[c].want[i]) : den;
+        }
+        printf("  %-44s max|diff|/max|ref| = %.2e\n", cmp[c].what, num / den);
+        CHECK(num / den <= cmp[c].tol, "%s: %g", cmp[c].what, num / den);
+    }
+    free(qkv), free(dout), free(out), free(lse), free(dqkv), free(scratch), free(ref_out), free(ref_d), free(P),
+        free(dS);
+}
+
 /* Without position embeddings (rotary models) the embedding is the token rows alone. */
 static void test_embedding_no_positions(void) {
     int32_t tok[4] = {2, 0, 2, 1};
@@ -248,6 +322,7 @@ static void test_llama_kernels(anv_safetensors_t *st) {
     test_swiglu(st);
     test_gqa(st, "gqa", 2, 7);
     test_gqa(st, "mqa", 1, 6);
+    test_attention_blocks();
     test_embedding_no_positions();
 }
 

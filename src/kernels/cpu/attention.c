@@ -6,7 +6,10 @@
  *   S = Q K^T / sqrt(hs) (T, T), masked to s <= t;  P = softmax(S) row-wise;  O = P V.
  * The backward pass recomputes P from S and the saved log-sum-exp:
  *   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = dS K / sqrt(hs),
- *   dK = dS^T Q / sqrt(hs). */
+ *   dK = dS^T Q / sqrt(hs).
+ * The causal mask is used to skip work: the products run in blocks of RB query rows (and RB keys for
+ * dK, dV), each over the keys (queries) the mask lets through, so about half of the T x T scores are
+ * never computed. Entries above the diagonal inside a block are zero. */
 #include "anvil/base.h"
 #include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
@@ -27,6 +30,10 @@ size_t anv_attention_scratch_floats(int T) {
     return (size_t)threads * 2 * T * T;
 }
 
+enum { RB = 64 };
+
+static inline int block_end(int r0, int T) { return r0 + RB < T ? r0 + RB : T; }
+
 void anv_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH,
                            int NKV) {
     int hs = C / NH, KC = NKV * hs, C3 = C + 2 * KC, group = NH / NKV;
@@ -37,22 +44,27 @@ void anv_attention_forward(float *out, float *lse, float *scratch, const float *
         float *S = scratch + (size_t)anv_thread_id() * 2 * T * T;
         const float *q = qkv + (size_t)b * T * C3 + h * hs;
         const float *k = qkv + (size_t)b * T * C3 + C + (h / group) * hs, *v = k + KC;
-        anv_gemm_builtin(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, S, T);
-        for (int t = 0; t < T; t++) {
-            float *row = S + (size_t)t * T;
-            float mx = row[0];
-            for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
-            double sum = 0;
-            for (int s = 0; s <= t; s++) {
-                row[s] = anv_vexpf(row[s] - mx);
-                sum += row[s];
+        float *o = out + (size_t)b * T * C + h * hs;
+        for (int r0 = 0; r0 < T; r0 += RB) { /* rows r0..r1-1 see keys 0..r1-1 */
+            int r1 = block_end(r0, T);
+            float *Sb = S + (size_t)r0 * T;
+            anv_gemm_builtin(0, 1, r1 - r0, r1, hs, scale, q + (size_t)r0 * C3, C3, k, C3, 0.0f, Sb, T);
+            for (int t = r0; t < r1; t++) {
+                float *row = S + (size_t)t * T;
+                float mx = row[0];
+                for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+                double sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    row[s] = anv_vexpf(row[s] - mx);
+                    sum += row[s];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int s = 0; s <= t; s++) row[s] *= inv;
+                for (int s = t + 1; s < r1; s++) row[s] = 0.0f;
+                lse[(size_t)bh * T + t] = mx + (float)log(sum);
             }
-            float inv = (float)(1.0 / sum);
-            for (int s = 0; s <= t; s++) row[s] *= inv;
-            for (int s = t + 1; s < T; s++) row[s] = 0.0f;
-            lse[(size_t)bh * T + t] = mx + (float)log(sum);
+            anv_gemm_builtin(0, 0, r1 - r0, hs, r1, 1.0f, Sb, T, v, C3, 0.0f, o + (size_t)r0 * C, C);
         }
-        anv_gemm_builtin(0, 0, T, hs, T, 1.0f, S, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs, C);
     }
 }
 
@@ -63,7 +75,7 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
 #pragma omp parallel for schedule(static)
     for (int bkv = 0; bkv < B * NKV; bkv++) {
         int b = bkv / NKV, kvh = bkv % NKV;
-        float *P = scratch + (size_t)anv_thread_id() * 2 * T * T, *dP = P + (size_t)T * T;
+        float *P = scratch + (size_t)anv_thread_id() * 2 * T * T, *dS = P + (size_t)T * T;
         size_t row0 = (size_t)b * T * C3;
         const float *k = qkv + row0 + C + kvh * hs, *v = k + KC;
         float *dk = dqkv + row0 + C + kvh * hs, *dv = dk + KC;
@@ -73,24 +85,34 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
             const float *q = qkv + row0 + h * hs;
             float *dq = dqkv + row0 + h * hs;
             const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
-            anv_gemm_builtin(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, P, T);
-            for (int t = 0; t < T; t++) {
-                float *row = P + (size_t)t * T, l = lse[(size_t)bh * T + t];
-                for (int s = 0; s <= t; s++) row[s] = anv_vexpf(row[s] - l);
-                for (int s = t + 1; s < T; s++) row[s] = 0.0f;
+            /* By blocks of query rows: P, then dS = P * (dO V^T - rowsum(dO * O)), then dQ = dS K. */
+            for (int r0 = 0; r0 < T; r0 += RB) {
+                int r1 = block_end(r0, T);
+                float *Pb = P + (size_t)r0 * T, *dSb = dS + (size_t)r0 * T;
+                anv_gemm_builtin(0, 1, r1 - r0, r1, hs, scale, q + (size_t)r0 * C3, C3, k, C3, 0.0f, Pb, T);
+                anv_gemm_builtin(0, 1, r1 - r0, r1, hs, 1.0f, dO + (size_t)r0 * C, C, v, C3, 0.0f, dSb, T);
+                for (int t = r0; t < r1; t++) {
+                    float *p = P + (size_t)t * T, *ds = dS + (size_t)t * T, l = lse[(size_t)bh * T + t];
+                    const float *ot = o + (size_t)t * C, *dot = dO + (size_t)t * C;
+                    double d = 0;
+                    for (int j = 0; j < hs; j++) d += (double)ot[j] * dot[j];
+                    for (int s = 0; s <= t; s++) {
+                        p[s] = anv_vexpf(p[s] - l);
+                        ds[s] = p[s] * (ds[s] - (float)d);
+                    }
+                    for (int s = t + 1; s < r1; s++) p[s] = ds[s] = 0.0f;
+                }
+                anv_gemm_builtin(0, 0, r1 - r0, hs, r1, scale, dSb, T, k, C3, 0.0f, dq + (size_t)r0 * C3, C3);
             }
-            anv_gemm_builtin(1, 0, T, hs, T, 1.0f, P, T, dO, C, acc, dv, C3);
-            anv_gemm_builtin(0, 1, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dP, T);
-            for (int t = 0; t < T; t++) {
-                const float *ot = o + (size_t)t * C, *dot = dO + (size_t)t * C;
-                double d = 0;
-                for (int j = 0; j < hs; j++) d += (double)ot[j] * dot[j];
-                float *p = P + (size_t)t * T, *dp = dP + (size_t)t * T;
-                for (int s = 0; s <= t; s++) dp[s] = p[s] * (dp[s] - (float)d);
-                for (int s = t + 1; s < T; s++) dp[s] = 0.0f;
+            /* By blocks of keys c0..c1-1, over the queries c0..T-1 that see them: dV = P^T dO, dK = dS^T Q. */
+            for (int c0 = 0; c0 < T; c0 += RB) {
+                int c1 = block_end(c0, T);
+                size_t at = (size_t)c0 * T + c0;
+                anv_gemm_builtin(1, 0, c1 - c0, hs, T - c0, 1.0f, P + at, T, dO + (size_t)c0 * C, C, acc,
+                                 dv + (size_t)c0 * C3, C3);
+                anv_gemm_builtin(1, 0, c1 - c0, hs, T - c0, scale, dS + at, T, q + (size_t)c0 * C3, C3, acc,
+                                 dk + (size_t)c0 * C3, C3);
             }
-            anv_gemm_builtin(0, 0, T, hs, T, scale, dP, T, k, C3, 0.0f, dq, C3);
-            anv_gemm_builtin(1, 0, T, hs, T, scale, dP, T, q, C3, acc, dk, C3);
         }
     }
 }
