@@ -13,7 +13,7 @@ static const struct {
 } commands[] = {
     {"data", cmd_data, "prepare raw text into token shards (data prepare)"},
     {"tokenizer", cmd_tokenizer, "train, encode and decode with a byte-level BPE tokenizer"},
-    {"train", cmd_train, "train a GPT-2 family model on token shards"},
+    {"train", cmd_train, "train a GPT-2 or Llama-family model on token shards"},
     {"eval", cmd_eval, "validation loss, perplexity and bits per byte of a run"},
     {"sample", cmd_sample, "generate text from a trained run"},
     {"export", cmd_export, "export a run to GGUF (llama.cpp) or a Hugging Face directory"},
