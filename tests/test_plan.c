@@ -41,6 +41,19 @@ static void test_repeated_data(void) {
     printf("  repeated data: 4 epochs of 1e10 count as %.4g, 1000 epochs as %.4g (limit %.4g)\n", four, many,
            1e10 * 16.4);
     CHECK(four > 3.7e10 && four < 4e10, "4 epochs are worth almost 4: %g", four);
+    anv_law_t law;
+    anv_law_builtin("epoch", &law);
+    anv_optimum_t free_data, scarce;
+    anv_law_optimum_for_flops(&law, 1e21, &free_data);
+    anv_law_optimum_repeated(&law, 1e21, free_data.tokens / 10, &scarce);
+    printf("  1e21 FLOPs with a tenth of D_opt unique: N %.4g (unconstrained %.4g), loss %.4f (%.4f)\n", scarce.params,
+           free_data.params, scarce.loss, free_data.loss);
+    CHECK(scarce.params > free_data.params && scarce.loss > free_data.loss, "scarce data needs more parameters");
+    double left = anv_law_loss(&law, scarce.params * 0.98,
+                               anv_effective_tokens(1e21 / (6 * scarce.params * 0.98), free_data.tokens / 10));
+    double right = anv_law_loss(&law, scarce.params * 1.02,
+                                anv_effective_tokens(1e21 / (6 * scarce.params * 1.02), free_data.tokens / 10));
+    CHECK(left > scarce.loss && right > scarce.loss, "the repeated-data optimum is not a minimum");
     CHECK(many <= 1e10 * 16.4 && many > 1e10 * 16.3, "many epochs approach U (1 + R*): %g", many);
 }
 

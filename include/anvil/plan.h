@@ -32,6 +32,9 @@ void anv_law_optimum_for_tokens(const anv_law_t *law, double tokens, anv_optimum
 /* Repeated data (Muennighoff et al. 2023): the unique-token equivalent of training on `tokens` drawn
  * from `unique` distinct tokens (tokens itself when tokens <= unique). */
 double anv_effective_tokens(double tokens, double unique);
+/* The optimum of a budget when only `unique` tokens exist: N minimises L(N, D'(C / 6N)) with D' the
+ * effective tokens above; tokens is what is trained on (tokens / unique epochs), loss is at D'. */
+void anv_law_optimum_repeated(const anv_law_t *law, double flops, double unique, anv_optimum_t *out);
 
 /* Fitting a law to measured runs. */
 typedef struct {

@@ -13,3 +13,25 @@ double anv_effective_tokens(double tokens, double unique) {
     double repeats = tokens / unique - 1.0;
     return unique + unique * REPEAT_DECAY * (1.0 - exp(-repeats / REPEAT_DECAY));
 }
+
+void anv_law_optimum_repeated(const anv_law_t *law, double flops, double unique, anv_optimum_t *out) {
+    anv_law_optimum_for_flops(law, flops, out);
+    if (out->tokens <= unique) return;
+    /* Fewer effective tokens favour more parameters: golden-section search over log N from the
+     * unconstrained optimum up to 10^4 times it (the loss along C = 6 N D has one minimum). */
+    const double ratio = 0.5 * (sqrt(5.0) - 1.0), lo0 = log(out->params);
+    double lo = lo0, hi = lo0 + log(1e4);
+    for (int k = 0; k < 100; k++) {
+        double a = hi - ratio * (hi - lo), b = lo + ratio * (hi - lo);
+        double na = exp(a), nb = exp(b);
+        double la = anv_law_loss(law, na, anv_effective_tokens(flops / (6.0 * na), unique));
+        double lb = anv_law_loss(law, nb, anv_effective_tokens(flops / (6.0 * nb), unique));
+        if (la < lb)
+            hi = b;
+        else
+            lo = a;
+    }
+    out->params = exp(0.5 * (lo + hi));
+    out->tokens = flops / (6.0 * out->params);
+    out->loss = anv_law_loss(law, out->params, anv_effective_tokens(out->tokens, unique));
+}
