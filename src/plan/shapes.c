@@ -1,6 +1,7 @@
 /* Concrete model shapes of about a given parameter count. For each width, the depth that comes nearest
  * the count (parameters grow linearly with depth); kept when the width-to-depth ratio lies where trained
- * models lie (GPT-2 124M: 768 / 12 = 64, SmolLM2-135M: 576 / 30 = 19, Llama 3.2 1B: 2048 / 16 = 128). */
+ * models lie (GPT-2 124M: 768 / 12 = 64, SmolLM2-135M: 576 / 30 = 19, Llama 3.2 1B: 2048 / 16 = 128),
+ * or any ratio when no shape has those. */
 #include "anvil/plan.h"
 
 #include <math.h>
@@ -35,27 +36,29 @@ static double shape_score(const anv_config_t *c, double params) {
 
 int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max) {
     int count = 0;
-    for (int w = 32; w <= MAX_WIDTH; w = next_width(w)) {
-        anv_config_t one = shape(arch, 1, w, vocab_size, seq), two = shape(arch, 2, w, vocab_size, seq);
-        double per_layer = (double)anv_config_num_params(&two) - (double)anv_config_num_params(&one);
-        double rest = (double)anv_config_num_params(&one) - per_layer;
-        int depth = (int)lround((params - rest) / per_layer);
-        if (depth < 1 || (double)w / depth < MIN_ASPECT || (double)w / depth > MAX_ASPECT) continue;
-        anv_config_t c = shape(arch, depth, w, vocab_size, seq);
-        double ratio = (double)anv_config_num_params(&c) / params;
-        if (ratio > SIZE_SLACK || ratio < 1.0 / SIZE_SLACK) continue;
-        /* Insert by score, keeping the best max. */
-        double score = shape_score(&c, params);
-        int at = count < max ? count : max;
-        while (at > 0 && shape_score(&out[at - 1], params) > score) {
-            if (at < max) out[at] = out[at - 1];
-            at--;
+    /* Small models rarely meet the usual proportions: the second pass drops them. */
+    for (int strict = 1; strict >= 0 && count == 0; strict--)
+        for (int w = 32; w <= MAX_WIDTH; w = next_width(w)) {
+            anv_config_t one = shape(arch, 1, w, vocab_size, seq), two = shape(arch, 2, w, vocab_size, seq);
+            double per_layer = (double)anv_config_num_params(&two) - (double)anv_config_num_params(&one);
+            double rest = (double)anv_config_num_params(&one) - per_layer;
+            int depth = (int)lround((params - rest) / per_layer);
+            if (depth < 1 || (strict && ((double)w / depth < MIN_ASPECT || (double)w / depth > MAX_ASPECT))) continue;
+            anv_config_t c = shape(arch, depth, w, vocab_size, seq);
+            double ratio = (double)anv_config_num_params(&c) / params;
+            if (ratio > SIZE_SLACK || ratio < 1.0 / SIZE_SLACK) continue;
+            /* Insert by score, keeping the best max. */
+            double score = shape_score(&c, params);
+            int at = count < max ? count : max;
+            while (at > 0 && shape_score(&out[at - 1], params) > score) {
+                if (at < max) out[at] = out[at - 1];
+                at--;
+            }
+            if (at < max) {
+                out[at] = c;
+                if (count < max) count++;
+            }
         }
-        if (at < max) {
-            out[at] = c;
-            if (count < max) count++;
-        }
-    }
     /* Smallest first. */
     for (int i = 1; i < count; i++)
         for (int j = i; j > 0 && anv_config_num_params(&out[j]) < anv_config_num_params(&out[j - 1]); j--) {
