@@ -16,6 +16,8 @@ int cmd_import(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_scale(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv); /* `anvil tokenizer train`, dispatched by cmd_tokenizer */
 
 typedef enum { OPT_STRING, OPT_INT, OPT_LONG, OPT_DOUBLE, OPT_FLAG, OPT_STRINGS } opt_type_t;

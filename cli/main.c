@@ -21,6 +21,8 @@ static const struct {
     {"logits", cmd_logits, "next-token logits of a prompt as JSON (for checking other runtimes)"},
     {"serve", cmd_serve, "serve a run over an OpenAI-compatible HTTP API"},
     {"bench", cmd_bench, "time training steps: tokens/s, % of the measured peak, memory vs budget"},
+    {"plan", cmd_plan, "the compute-optimal model for a budget of FLOPs, hours or tokens"},
+    {"scale", cmd_scale, "fit a scaling law to measured runs (scale fit)"},
 };
 
 static void usage(void) {

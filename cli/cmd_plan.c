@@ -1,0 +1,232 @@
+/* anvil plan: the compute-optimal model for a budget of FLOPs, hours on this machine or tokens, under a
+ * loss law (built-in or fitted), as concrete shapes with their anvil train command lines. */
+#include "cli.h"
+
+#include "anvil/json.h"
+#include "anvil/kernels.h"
+#include "anvil/plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "anvil plan (--flops C | --hours H | --tokens D) [--law hoffmann|epoch | --fit FIT.json] [--arch gpt2|llama]\n"
+    "           [--data DIR] [--vocab V] [--seq T] [--batch B] [--batch-tokens N] [--mfu F] [--threads N]\n"
+    "           [--out CONFIG.json]";
+
+#define MAX_SHAPES 5
+#define ASSUMED_MFU 0.3
+#define TIMING_STEPS 2
+
+typedef struct {
+    anv_arch_t arch;
+    int vocab, seq, batch;
+    long long batch_tokens;
+    double peak;  /* GFLOP/s of the matmuls at the precision used */
+    double mfu;   /* measured or assumed share of the peak */
+    int measured; /* mfu was measured */
+} machine_t;
+
+/* The unique training tokens of an anvil data directory (meta.json's train.tokens). */
+static int data_tokens(const char *dir, double *tokens) {
+    char path[4096];
+    anv_json_doc_t *doc;
+    if (anv_path_join(path, sizeof path, dir, "meta.json") != 0 || anv_json_parse_file(path, &doc) != 0) return -1;
+    long long n = 0;
+    const anv_json_t *train = anv_json_get(anv_json_root(doc), "train");
+    int rc = train ? anv_json_get_int(train, "tokens", path, &n) : anv_error("%s: no \"train\" object", path);
+    anv_json_free(doc);
+    if (rc == 0 && n <= 0) rc = anv_error("%s: train.tokens is %lld: no training data", path, n);
+    *tokens = (double)n;
+    return rc;
+}
+
+/* The shape whose size is nearest params. */
+static int nearest(const anv_config_t *shapes, int n, double params) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (fabs(log((double)anv_config_num_params(&shapes[i]) / params)) <
+            fabs(log((double)anv_config_num_params(&shapes[best]) / params)))
+            best = i;
+    return best;
+}
+
+/* The MFU of training steps of up to two shapes near params (rows of min(seq, 128) tokens, one row). */
+static int measure_mfu(machine_t *mc, double params, double *mfu) {
+    anv_config_t shapes[MAX_SHAPES];
+    int n = anv_plan_shapes(mc->arch, params, mc->vocab, mc->seq, shapes, MAX_SHAPES);
+    if (n == 0) shapes[n++] = anv_plan_smallest(mc->arch, mc->vocab, mc->seq);
+    int T = mc->seq < 128 ? mc->seq : 128, timed = n < 2 ? n : 2;
+    double sum = 0;
+    for (int i = 0; i < timed; i++) {
+        double seconds;
+        if (anv_plan_time_step(&shapes[i], 1, T, TIMING_STEPS, &seconds) != 0) return -1;
+        double achieved = anv_model_flops_per_token(&shapes[i], T) * T / seconds / 1e9;
+        fprintf(stderr, "  timed %s %d layers x %d wide (%zu parameters): %.3f s per step, %.1f%% MFU\n",
+                anv_arch_name(mc->arch), shapes[i].n_layer, shapes[i].n_embd, anv_config_num_params(&shapes[i]),
+                seconds, 100.0 * achieved / mc->peak);
+        sum += achieved / mc->peak;
+    }
+    *mfu = sum / timed;
+    return 0;
+}
+
+static void print_shapes(const machine_t *mc, const anv_law_t *law, const anv_optimum_t *opt, double unique,
+                         const anv_config_t *shapes, int n, const char *data, const char *out, int fixed_tokens) {
+    int best = nearest(shapes, n, opt->params);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    double throughput = mc->peak * 1e9 * mc->mfu;
+    printf("\nshapes near N_opt (%s, vocabulary %d, seq %d, %lld tokens per step, micro-batch %d; hours at %s %.0f%% "
+           "MFU of %.1f GFLOP/s; memory against %.1f GiB RAM):\n",
+           anv_arch_name(mc->arch), mc->vocab, mc->seq, mc->batch_tokens, mc->batch,
+           mc->measured ? "the measured" : "an assumed", 100.0 * mc->mfu, mc->peak, ram / (1 << 30));
+    printf("  %-3s %7s %6s %6s %9s %6s %14s %14s %10s %10s %10s %4s %7s\n", "row", "n_layer", "n_embd", "n_head",
+           "n_kv_head", "n_ff", "params", "tokens", "steps", "hours", "memory", "fits", "loss");
+    for (int i = 0; i < n; i++) {
+        const anv_config_t *c = &shapes[i];
+        double params = (double)anv_config_num_params(c);
+        double tokens = fixed_tokens ? opt->tokens : opt->flops / (6.0 * params);
+        long long steps = (long long)ceil(tokens / (double)mc->batch_tokens);
+        double hours = tokens * anv_model_flops_per_token(c, mc->seq) / throughput / 3600.0;
+        anv_memory_budget_t mb;
+        anv_model_memory_budget(c, mc->batch, mc->seq, &mb);
+        double effective = unique > 0 ? anv_effective_tokens(tokens, unique) : tokens;
+        printf("  %-3d %7d %6d %6d %9d %6d %14.0f %14.0f %10lld %10.3g %8.1f GiB %4s %7.4f\n", i + 1, c->n_layer,
+               c->n_embd, c->n_head, c->n_kv_head, c->n_ff, params, tokens, steps, hours, (double)mb.total / (1 << 30),
+               ram > 0 && (double)mb.total < ram ? "yes" : "no", anv_law_loss(law, params, effective));
+    }
+    printf("\ncommands (the config of each row: n_layer, n_embd, n_head, n_kv_head, n_ff above):\n");
+    for (int i = 0; i < n; i++) {
+        double params = (double)anv_config_num_params(&shapes[i]);
+        double tokens = fixed_tokens ? opt->tokens : opt->flops / (6.0 * params);
+        printf("  row %d%s: anvil train --data %s --out RUN --config %s --batch %d --seq %d --total-batch-tokens %lld "
+               "--steps %lld\n",
+               i + 1, i == best ? " (recommended)" : "", data ? data : "DATA", i == best && out ? out : "CONFIG.json",
+               mc->batch, mc->seq, mc->batch_tokens, (long long)ceil(tokens / (double)mc->batch_tokens));
+    }
+    anv_buf_t json = {0};
+    if (anv_config_json(&shapes[best], NULL, &json) == 0)
+        printf("\nconfig of row %d (the recommended one%s):\n%.*s", best + 1, out ? ", written to --out" : "",
+               (int)json.len, json.data);
+    anv_buf_free(&json);
+}
+
+int cmd_plan(int argc, char **argv) {
+    double flops = 0, hours = 0, tokens = 0, mfu = ASSUMED_MFU;
+    const char *law_name = "epoch", *fit = NULL, *arch_name = "gpt2", *data = NULL, *out = NULL;
+    int threads = 0, seq = 1024, vocab = 50257, batch = 4;
+    long long batch_tokens = 524288;
+    enum { O_FLOPS, O_HOURS, O_TOKENS, O_LAW, O_FIT, O_MFU };
+    const opt_t opts[] = {
+        [O_FLOPS] = {"--flops", OPT_DOUBLE, &flops, "training compute in FLOPs (6 N D)"},
+        [O_HOURS] = {"--hours", OPT_DOUBLE, &hours, "wall time on this machine (throughput measured)"},
+        [O_TOKENS] = {"--tokens", OPT_DOUBLE, &tokens, "training tokens: the model they are compute-optimal for"},
+        [O_LAW] = {"--law", OPT_STRING, &law_name,
+                   "hoffmann (Hoffmann et al. 2022) or epoch (Besiroglu et al. 2024, default)"},
+        [O_FIT] = {"--fit", OPT_STRING, &fit, "a law fitted by anvil scale fit (FIT.json) instead of --law"},
+        [O_MFU] = {"--mfu", OPT_DOUBLE, &mfu, "assumed share of the peak for the hours column (default 0.3)"},
+        {"--arch", OPT_STRING, &arch_name, "gpt2 (default) or llama"},
+        {"--data", OPT_STRING, &data, "data directory: plan repeated epochs when it holds fewer tokens"},
+        {"--vocab", OPT_INT, &vocab, "vocabulary size (default 50257)"},
+        {"--seq", OPT_INT, &seq, "tokens per sequence (default 1024)"},
+        {"--batch", OPT_INT, &batch, "rows per micro-batch (default 4)"},
+        {"--batch-tokens", OPT_LONG, &batch_tokens, "tokens per optimizer step (default 524288)"},
+        {"--threads", OPT_INT, &threads, "threads for timing (default: all cores)"},
+        {"--out", OPT_STRING, &out, "write the recommended config JSON here"},
+    };
+    const opt_range_t ranges[] = {
+        {"--flops", 1, 1e30},    {"--hours", 1e-6, 1e7},      {"--tokens", 1, 1e16},
+        {"--mfu", 1e-4, 1},      {"--vocab", 2, 1 << 24},     {"--seq", 1, 1 << 20},
+        {"--batch", 1, 1 << 20}, {"--batch-tokens", 1, 1e12}, {"--threads", 0, cli_max_threads()},
+    };
+    int seen[sizeof opts / sizeof opts[0]];
+    int rc = cli_parse_bounded(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), ranges,
+                               (int)(sizeof ranges / sizeof ranges[0]), usage, seen);
+    if (rc != 0) return rc > 0 ? 0 : cli_fail();
+    if (seen[O_FLOPS] + seen[O_HOURS] + seen[O_TOKENS] != 1)
+        return anv_error("plan: give one of --flops, --hours or --tokens (see --help)"), cli_fail();
+    if (seen[O_FIT] && seen[O_LAW]) return anv_error("plan: give --law or --fit, not both"), cli_fail();
+    machine_t mc = {.vocab = vocab, .seq = seq, .batch = batch, .mfu = mfu};
+    if (!strcmp(arch_name, "gpt2"))
+        mc.arch = ANV_ARCH_GPT2;
+    else if (!strcmp(arch_name, "llama"))
+        mc.arch = ANV_ARCH_LLAMA;
+    else
+        return anv_error("--arch %s: expected gpt2 or llama", arch_name), cli_fail();
+    long long row_tokens = (long long)batch * seq; /* a step is a whole number of micro-batches */
+    mc.batch_tokens = (batch_tokens + row_tokens - 1) / row_tokens * row_tokens;
+
+    anv_law_t law;
+    if (fit ? anv_law_load(fit, &law) != 0 : anv_law_builtin(law_name, &law) != 0) return cli_fail();
+    double unique = 0;
+    if (data && data_tokens(data, &unique) != 0) return cli_fail();
+
+    anv_threads_set(threads);
+    int bits = 0;
+    double fma = anv_cpu_fma_peak(0.2, &bits), bf16 = anv_cpu_bf16_peak(0.2);
+    anv_precision_t prec = bf16 > 0 ? ANV_PRECISION_BF16 : ANV_PRECISION_FP32;
+    anv_matmul_precision_set(prec);
+    mc.peak = anv_cpu_precision_peak(prec, fma, bf16);
+    printf("law: %s: L(N, D) = %.6g + %.6g / N^%.6g + %.6g / D^%.6g\n", fit ? fit : law_name, law.E, law.A, law.alpha,
+           law.B, law.beta);
+    printf("machine: %d threads, %s peak %.1f GFLOP/s (measured)\n", anv_threads_count(), anv_precision_name(prec),
+           mc.peak);
+
+    if (seen[O_HOURS]) {
+        /* Hours -> FLOPs at an MFU measured near the size they buy, twice: the first guess moves N_opt. */
+        for (int round = 0; round < 2; round++) {
+            anv_optimum_t guess;
+            anv_law_optimum_for_flops(&law, hours * 3600.0 * mc.peak * 1e9 * mc.mfu, &guess);
+            if (measure_mfu(&mc, guess.params, &mc.mfu) != 0) return cli_fail();
+        }
+        mc.measured = 1;
+        flops = hours * 3600.0 * mc.peak * 1e9 * mc.mfu;
+        printf("throughput: %.1f%% MFU reached (%.1f GFLOP/s): %g hours are %.4g FLOPs\n", 100.0 * mc.mfu,
+               mc.mfu * mc.peak, hours, flops);
+    }
+    anv_optimum_t opt;
+    if (seen[O_TOKENS]) {
+        anv_law_optimum_for_tokens(&law, tokens, &opt);
+        if (unique > 0) opt.loss = anv_law_loss(&law, opt.params, anv_effective_tokens(tokens, unique));
+    } else if (unique > 0) {
+        anv_law_optimum_repeated(&law, flops, unique, &opt);
+    } else {
+        anv_law_optimum_for_flops(&law, flops, &opt);
+    }
+    printf("budget: %.4g FLOPs: N_opt %.4g parameters, D_opt %.4g tokens (%.1f per parameter), predicted loss %.4f\n",
+           opt.flops, opt.params, opt.tokens, opt.tokens / opt.params, opt.loss);
+    printf("N_opt %.0f\nD_opt %.0f\n", opt.params, opt.tokens);
+    if (unique > 0 && opt.tokens > unique)
+        printf("data: %s holds %.0f unique tokens: %.2f epochs, worth %.4g unique tokens (Muennighoff et al. 2023); "
+               "N_opt moved up for the repeated data\n",
+               data, unique, opt.tokens / unique, anv_effective_tokens(opt.tokens, unique));
+    else if (unique > 0)
+        printf("data: %s holds %.0f unique tokens: no epoch is repeated\n", data, unique);
+
+    anv_config_t shapes[MAX_SHAPES];
+    int n = anv_plan_shapes(mc.arch, opt.params, mc.vocab, mc.seq, shapes, MAX_SHAPES);
+    if (n == 0) {
+        anv_config_t small = anv_plan_smallest(mc.arch, mc.vocab, mc.seq);
+        double least = (double)anv_config_num_params(&small);
+        if (opt.params < least)
+            anv_error("plan: budget too small: N_opt %.4g parameters is below the smallest %s model (%.4g with "
+                      "vocabulary %d)",
+                      opt.params, anv_arch_name(mc.arch), least, mc.vocab);
+        else
+            anv_error("plan: no %s shape within 25%% of N_opt %.4g parameters", anv_arch_name(mc.arch), opt.params);
+        return cli_fail();
+    }
+    print_shapes(&mc, &law, &opt, unique, shapes, n, data, out, seen[O_TOKENS]);
+    if (out) {
+        anv_buf_t json = {0};
+        rc = anv_config_json(&shapes[nearest(shapes, n, opt.params)], NULL, &json) == 0
+                 ? anv_write_file_atomic(out, json.data, json.len)
+                 : -1;
+        anv_buf_free(&json);
+        if (rc != 0) return cli_fail();
+    }
+    return 0;
+}

@@ -1,0 +1,90 @@
+/* Compute-optimal planning: a parametric loss law L(N, D) = E + A / N^alpha + B / D^beta (N parameters,
+ * D training tokens), its compute-optimal allocation under C = 6 N D, repeated data, concrete model
+ * shapes near a parameter count, the throughput of this machine, and fitting a law to measured runs
+ * (Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models", Approach 3). */
+#ifndef ANVIL_PLAN_H
+#define ANVIL_PLAN_H
+
+#include "anvil/model.h"
+
+#include <stddef.h>
+
+typedef struct {
+    double E, A, B, alpha, beta;
+} anv_law_t;
+
+/* "hoffmann" (Hoffmann et al. 2022) or "epoch" (Besiroglu et al. 2024, Epoch AI's replication). */
+int anv_law_builtin(const char *name, anv_law_t *law);
+extern const char *const anv_law_builtin_names; /* "hoffmann, epoch" for messages */
+/* A JSON object with the numbers E, A, B, alpha, beta (A, B, alpha, beta > 0). */
+int anv_law_load(const char *path, anv_law_t *law);
+double anv_law_loss(const anv_law_t *law, double params, double tokens);
+
+/* The compute-optimal point of a budget: params N, tokens D, flops C = 6 N D, the law's loss there. */
+typedef struct {
+    double flops, params, tokens, loss;
+} anv_optimum_t;
+/* argmin over N of L(N, C / (6 N)): N = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)). */
+void anv_law_optimum_for_flops(const anv_law_t *law, double flops, anv_optimum_t *out);
+/* The budget whose compute-optimal token count is `tokens`, and its optimum. */
+void anv_law_optimum_for_tokens(const anv_law_t *law, double tokens, anv_optimum_t *out);
+
+/* Repeated data (Muennighoff et al. 2023): the unique-token equivalent of training on `tokens` drawn
+ * from `unique` distinct tokens (tokens itself when tokens <= unique). */
+double anv_effective_tokens(double tokens, double unique);
+/* The optimum of a budget when only `unique` tokens exist: N minimises L(N, D'(C / 6N)) with D' the
+ * effective tokens above; tokens is what is trained on (tokens / unique epochs), loss is at D'. */
+void anv_law_optimum_repeated(const anv_law_t *law, double flops, double unique, anv_optimum_t *out);
+
+/* Fitting a law to measured runs. */
+typedef struct {
+    double params, tokens, loss;
+} anv_point_t;
+/* A CSV with the header "params,tokens,loss" and one run per line, every value a positive number.
+ * Errors name the file and line. *points is freed with anv_free. */
+int anv_points_load(const char *path, anv_point_t **points, int *n);
+
+typedef struct {
+    anv_law_t law;
+    double objective; /* sum over points of Huber(log L^ - log L), delta 1e-3 */
+    int starts;       /* initial points tried */
+} anv_fit_t;
+/* Minimises the Huber loss of log L^ = LSE(a - alpha log N, b - beta log D, e) against log L over the
+ * points with L-BFGS from every start of the grid alpha, beta in {0, 0.5, .., 2}, e in {-1, -0.5, .., 1},
+ * a, b in {0, 5, .., 25}; keeps the best. Needs at least 5 points. */
+int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out);
+/* 95% percentile intervals of E, A, B, alpha, beta (lo[5], hi[5] in that order) and of the
+ * compute-optimal N at `flops`: `resamples` fits to points drawn with replacement, each started from
+ * `best` and its neighbours. Deterministic for a seed. */
+typedef struct {
+    double lo[5], hi[5];
+    double n_opt_lo, n_opt_hi;
+} anv_fit_ci_t;
+int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, int resamples, double flops,
+                      uint64_t seed, anv_fit_ci_t *out);
+
+/* Unconstrained minimisation by L-BFGS with a line search satisfying the strong Wolfe conditions.
+ * f returns the objective at x (n) and writes its gradient into grad (n). */
+typedef double (*anv_objective_fn)(void *ctx, const double *x, double *grad);
+typedef struct {
+    int max_iterations; /* e.g. 200 */
+    int history;        /* correction pairs kept, e.g. 8 */
+    double grad_tol;    /* stop when max |grad| <= grad_tol */
+    double rel_tol;     /* or when the objective improves by less than rel_tol (relative) */
+} anv_lbfgs_opts_t;
+/* Improves x in place; returns the iterations taken, -1 on allocation failure. *fx: the final value. */
+int anv_lbfgs(anv_objective_fn f, void *ctx, double *x, int n, const anv_lbfgs_opts_t *opts, double *fx);
+
+/* Model shapes of about `params` parameters (anv_config_num_params) for an architecture, vocabulary
+ * and sequence length: up to max configs sorted by size, widths a multiple of 32 (64 from 256 on),
+ * heads of 64 (32 below 128 wide), depth-to-width ratios near those of trained models; Llama with
+ * n_kv_head = n_head / 3 (or / 4, / 2) and n_ff = 8/3 n_embd rounded up to 64. Returns how many. */
+int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max);
+/* The smallest shape anv_plan_shapes can give for an architecture and vocabulary. */
+anv_config_t anv_plan_smallest(anv_arch_t arch, int vocab_size, int seq);
+
+/* Seconds of one training step (zero_grad, forward, backward, clipping, AdamW) of a config on
+ * random tokens (B, T) at the current matmul precision: the fastest of `steps` after one warm-up. */
+int anv_plan_time_step(const anv_config_t *cfg, int B, int T, int steps, double *seconds);
+
+#endif

@@ -1,0 +1,164 @@
+/* Fitting L(N, D) = E + A / N^alpha + B / D^beta to measured runs as Hoffmann et al. 2022 (Approach 3):
+ * in x = (a, b, e, alpha, beta) with A = e^a, B = e^b, E = e^e, minimise the sum over runs of
+ * Huber_delta(LSE(a - alpha log N, b - beta log D, e) - log L), delta = 1e-3, by L-BFGS from a grid of
+ * starts. */
+#include "anvil/base.h"
+#include "anvil/plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HUBER_DELTA 1e-3
+#define N_VARS 5 /* a, b, e, alpha, beta */
+
+typedef struct {
+    int n;
+    const double *log_n, *log_d, *log_l; /* (n) each */
+    const int *rows;                     /* (n) indices into the logs: a bootstrap resample */
+} fit_data_t;
+
+/* Huber loss and its derivative. */
+static double huber(double r, double *dr) {
+    if (fabs(r) <= HUBER_DELTA) {
+        *dr = r;
+        return 0.5 * r * r;
+    }
+    *dr = r > 0 ? HUBER_DELTA : -HUBER_DELTA;
+    return HUBER_DELTA * (fabs(r) - 0.5 * HUBER_DELTA);
+}
+
+static double objective(void *ctx, const double *x, double *grad) {
+    const fit_data_t *fd = ctx;
+    double a = x[0], b = x[1], e = x[2], alpha = x[3], beta = x[4], total = 0;
+    memset(grad, 0, N_VARS * sizeof *grad);
+    for (int k = 0; k < fd->n; k++) {
+        int i = fd->rows[k];
+        double t[3] = {a - alpha * fd->log_n[i], b - beta * fd->log_d[i], e};
+        double top = fmax(t[0], fmax(t[1], t[2]));
+        double w[3], sum = 0;
+        for (int j = 0; j < 3; j++) sum += w[j] = exp(t[j] - top);
+        double dr, r = top + log(sum) - fd->log_l[i]; /* log L^ - log L */
+        total += huber(r, &dr);
+        for (int j = 0; j < 3; j++) w[j] *= dr / sum; /* d(huber)/d t_j: the softmax weight times dr */
+        grad[0] += w[0];
+        grad[1] += w[1];
+        grad[2] += w[2];
+        grad[3] -= w[0] * fd->log_n[i];
+        grad[4] -= w[1] * fd->log_d[i];
+    }
+    return total;
+}
+
+static const anv_lbfgs_opts_t fit_opts = {.max_iterations = 300, .history = 10, .grad_tol = 1e-10, .rel_tol = 1e-12};
+
+/* Minimises from start (N_VARS); keeps the result in best/best_f when it is lower. */
+static int fit_from(fit_data_t *fd, const double *start, double *best, double *best_f) {
+    double x[N_VARS], v;
+    memcpy(x, start, sizeof x);
+    if (anv_lbfgs(objective, fd, x, N_VARS, &fit_opts, &v) < 0) return -1;
+    if (isfinite(v) && v < *best_f) {
+        *best_f = v;
+        memcpy(best, x, sizeof x);
+    }
+    return 0;
+}
+
+static anv_law_t law_of(const double *x) {
+    return (anv_law_t){.E = exp(x[2]), .A = exp(x[0]), .B = exp(x[1]), .alpha = x[3], .beta = x[4]};
+}
+
+/* log N, log D, log L of the points, and the identity row list: one allocation, freed by the caller. */
+static double *fit_data_init(const anv_point_t *points, int n, fit_data_t *fd) {
+    double *mem = anv_alloc((size_t)n * (3 * sizeof(double) + sizeof(int)), "fit data");
+    if (!mem) return NULL;
+    double *log_n = mem, *log_d = mem + n, *log_l = mem + 2 * n;
+    int *rows = (int *)(mem + 3 * n);
+    for (int i = 0; i < n; i++) {
+        log_n[i] = log(points[i].params);
+        log_d[i] = log(points[i].tokens);
+        log_l[i] = log(points[i].loss);
+        rows[i] = i;
+    }
+    *fd = (fit_data_t){n, log_n, log_d, log_l, rows};
+    return mem;
+}
+
+int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out) {
+    if (n < N_VARS) return anv_error("%d points cannot determine a law of %d parameters (need at least 5)", n, N_VARS);
+    fit_data_t fd;
+    double *mem = fit_data_init(points, n, &fd);
+    if (!mem) return -1;
+    double best[N_VARS] = {0}, best_f = INFINITY;
+    int starts = 0, rc = 0;
+    for (int ia = 0; ia <= 5 && rc == 0; ia++)
+        for (int ib = 0; ib <= 5 && rc == 0; ib++)
+            for (int ie = 0; ie <= 4 && rc == 0; ie++)
+                for (int ial = 0; ial <= 4 && rc == 0; ial++)
+                    for (int ibe = 0; ibe <= 4 && rc == 0; ibe++, starts++) {
+                        double start[N_VARS] = {5.0 * ia, 5.0 * ib, -1.0 + 0.5 * ie, 0.5 * ial, 0.5 * ibe};
+                        rc = fit_from(&fd, start, best, &best_f);
+                    }
+    anv_free(mem);
+    if (rc != 0) return -1;
+    if (!isfinite(best_f)) return anv_error("the fit did not converge from any start");
+    out->law = law_of(best);
+    out->objective = best_f;
+    out->starts = starts;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The 2.5% and 97.5% percentiles of v (n, sorted in place). */
+static void interval(double *v, int n, double *lo, double *hi) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *lo = v[(int)floor(0.025 * (n - 1))];
+    *hi = v[(int)ceil(0.975 * (n - 1))];
+}
+
+int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, int resamples, double flops,
+                      uint64_t seed, anv_fit_ci_t *out) {
+    if (n < N_VARS || resamples < 2) return anv_error("a bootstrap needs at least 5 points and 2 resamples");
+    fit_data_t fd;
+    double *mem = fit_data_init(points, n, &fd);
+    double *draws = anv_alloc((size_t)resamples * 6 * sizeof(double), "bootstrap fits"); /* (6, resamples) */
+    if (!mem || !draws) {
+        anv_free(mem);
+        anv_free(draws);
+        return -1;
+    }
+    int *rows = (int *)fd.rows;
+    anv_rng_t rng;
+    anv_rng_seed(&rng, seed);
+    double center[N_VARS] = {log(best->A), log(best->B), log(best->E), best->alpha, best->beta};
+    int rc = 0;
+    for (int r = 0; r < resamples && rc == 0; r++) {
+        for (int k = 0; k < n; k++) rows[k] = (int)(anv_rng_u64(&rng) % (uint64_t)n);
+        /* The full fit's optimum and two neighbours in the directions the grid steps along. */
+        double x[N_VARS], x_f = INFINITY;
+        memcpy(x, center, sizeof x);
+        for (int s = -1; s <= 1 && rc == 0; s++) {
+            double start[N_VARS] = {center[0] + 2.0 * s, center[1] + 2.0 * s, center[2], center[3] + 0.1 * s,
+                                    center[4] + 0.1 * s};
+            rc = fit_from(&fd, start, x, &x_f);
+        }
+        if (rc == 0 && !isfinite(x_f)) rc = anv_error("a bootstrap fit did not converge");
+        if (rc != 0) break;
+        anv_law_t law = law_of(x);
+        anv_optimum_t opt;
+        anv_law_optimum_for_flops(&law, flops, &opt);
+        double v[6] = {law.E, law.A, law.B, law.alpha, law.beta, opt.params};
+        for (int j = 0; j < 6; j++) draws[j * resamples + r] = v[j];
+    }
+    if (rc == 0) {
+        for (int j = 0; j < N_VARS; j++) interval(draws + j * resamples, resamples, &out->lo[j], &out->hi[j]);
+        interval(draws + N_VARS * resamples, resamples, &out->n_opt_lo, &out->n_opt_hi);
+    }
+    anv_free(draws);
+    anv_free(mem);
+    return rc;
+}

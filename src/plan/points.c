@@ -1,0 +1,89 @@
+/* Measured runs for a fit: a CSV "params,tokens,loss" with one run per line. */
+#include "anvil/base.h"
+#include "anvil/plan.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The line [p, end) without surrounding blanks (and a trailing \r) as [*p, *end). */
+static void trim(const char **p, const char **end) {
+    while (*p < *end && isspace((unsigned char)**p)) (*p)++;
+    while (*end > *p && isspace((unsigned char)(*end)[-1])) (*end)--;
+}
+
+static const char *const column_names[3] = {"params", "tokens", "loss"};
+
+/* Parses "N,D,L" into v[3], each a positive finite number. */
+static int parse_row(const char *p, const char *end, const char *path, int line, double v[3]) {
+    for (int k = 0; k < 3; k++) {
+        const char *field_end = p;
+        while (field_end < end && *field_end != ',') field_end++;
+        if (k < 2 && field_end == end)
+            return anv_error("%s: line %d: expected 3 values (params,tokens,loss), got %d", path, line, k + 1);
+        const char *a = p, *b = field_end;
+        trim(&a, &b);
+        if (a == b) return anv_error("%s: line %d: %s is missing", path, line, column_names[k]);
+        char buf[64], *stop;
+        size_t len = (size_t)(b - a);
+        if (len >= sizeof buf) return anv_error("%s: line %d: %s is not a number", path, line, column_names[k]);
+        memcpy(buf, a, len);
+        buf[len] = 0;
+        errno = 0;
+        v[k] = strtod(buf, &stop);
+        if (*stop || errno || !isfinite(v[k]))
+            return anv_error("%s: line %d: %s '%s' is not a number", path, line, column_names[k], buf);
+        if (!(v[k] > 0)) return anv_error("%s: line %d: %s %s must be positive", path, line, column_names[k], buf);
+        p = field_end + 1;
+        if (k == 2 && field_end != end)
+            return anv_error("%s: line %d: expected 3 values (params,tokens,loss), got more", path, line);
+    }
+    return 0;
+}
+
+int anv_points_load(const char *path, anv_point_t **points, int *n) {
+    char *text;
+    size_t len;
+    if (anv_read_file(path, &text, &len) != 0) return -1;
+    anv_point_t *rows = NULL;
+    int count = 0, capacity = 0, line = 0, header = 0, rc = 0;
+    for (const char *p = text; rc == 0 && p < text + len;) {
+        const char *end = memchr(p, '\n', (size_t)(text + len - p)), *next;
+        if (!end) end = text + len;
+        next = end + 1;
+        line++;
+        const char *a = p, *b = end;
+        trim(&a, &b);
+        p = next;
+        if (a == b) continue;
+        if (!header) {
+            header = 1;
+            if ((size_t)(b - a) != strlen("params,tokens,loss") || strncmp(a, "params,tokens,loss", (size_t)(b - a)))
+                rc = anv_error("%s: line %d: expected the header 'params,tokens,loss'", path, line);
+            continue;
+        }
+        double v[3];
+        if ((rc = parse_row(a, b, path, line, v)) != 0) break;
+        if (count == capacity) {
+            capacity = capacity ? 2 * capacity : 64;
+            anv_point_t *grown = anv_realloc(rows, (size_t)capacity * sizeof *rows, "fit points");
+            if (!grown) {
+                rc = -1;
+                break;
+            }
+            rows = grown;
+        }
+        rows[count++] = (anv_point_t){v[0], v[1], v[2]};
+    }
+    anv_free(text);
+    if (rc == 0 && !header) rc = anv_error("%s: empty (expected the header 'params,tokens,loss' and runs)", path);
+    if (rc != 0) {
+        anv_free(rows);
+        return -1;
+    }
+    *points = rows;
+    *n = count;
+    return 0;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# anvil plan and anvil scale fit end to end: budgets in FLOPs, tokens and (briefly timed) hours, both
+# built-in laws, a law fitted from a generated IsoFLOP ladder, and bad input: every error one line
+# naming the file or option, non-zero exit.
+set -eu
+. "$(dirname "$0")/lib.sh"
+e2e_workdir
+
+"$anvil" plan --flops 1e18 > flops.txt || fail "plan --flops 1e18"
+grep -q '^N_opt 805' flops.txt || fail "plan --flops 1e18: N_opt is not about 8.05e7: $(grep N_opt flops.txt)"
+grep -q 'recommended' flops.txt || fail "plan --flops 1e18 recommends no shape"
+"$anvil" plan --flops 1e18 --law hoffmann > hoffmann.txt || fail "plan --law hoffmann"
+grep -q '^N_opt 805' hoffmann.txt || fail "hoffmann N_opt: $(grep N_opt hoffmann.txt)"
+d_opt=$(awk '/^D_opt/ {print $2}' flops.txt)
+"$anvil" plan --tokens "$d_opt" --arch llama > tokens.txt || fail "plan --tokens"
+grep -q '^N_opt 805' tokens.txt || fail "plan --tokens D_opt(1e18) is not the 1e18 optimum: $(grep N_opt tokens.txt)"
+"$anvil" plan --flops 1e18 --out cfg.json > /dev/null && grep -q '"n_layer"' cfg.json || fail "plan --out wrote no config"
+
+# Repeated data: a data directory of 1e8 unique training tokens, short of D_opt(1e18) = 2.07e9.
+mkdir data && echo '{"train": {"documents": 1, "bytes": 1, "tokens": 100000000, "shards": 1}}' > data/meta.json
+"$anvil" plan --flops 1e18 --data data > repeat.txt || fail "plan --data"
+grep -q 'epochs' repeat.txt || fail "plan --data does not plan repeated epochs"
+
+# A ladder from a known law (E 2, A 600, B 900, alpha 0.38, beta 0.32), 4 budgets x 5 sizes, 0.2% noise.
+awk 'BEGIN { print "params,tokens,loss"; s = 7
+  for (c = 0; c < 4; c++) { C = 1e17 * 10 ^ c; n0 = 0.1 * (C / 6) ^ 0.46
+    for (k = 0; k < 5; k++) { N = n0 * 3 ^ (k - 2); D = C / (6 * N); s = (s * 1103515245 + 12345) % 2147483648
+      printf "%.0f,%.0f,%.6f\n", N, D, (2 + 600 / N ^ 0.38 + 900 / D ^ 0.32) * (1 + 0.004 * (s / 2147483648 - 0.5)) } } }' > runs.csv
+"$anvil" scale fit --points runs.csv --out fit.json --resamples 50 > fit.txt || fail "scale fit: $(cat fit.txt)"
+grep -q '"alpha"' fit.json || fail "scale fit wrote no alpha"
+alpha=$(awk -F'[:,]' '/^  "alpha"/ {print $2}' fit.json)
+awk -v a="$alpha" 'BEGIN { exit !(a > 0.37 && a < 0.39) }' || fail "scale fit: alpha $alpha, want 0.38"
+"$anvil" plan --flops 1e19 --fit fit.json > fitted.txt || fail "plan --fit"
+grep -q 'law: fit.json' fitted.txt || fail "plan --fit does not name the law"
+
+"$anvil" plan --hours 0.01 --vocab 256 --seq 64 --threads 1 > hours.txt 2> hours.err || fail "plan --hours: $(cat hours.err)"
+grep -q 'MFU reached' hours.txt || fail "plan --hours does not report the MFU reached"
+
+# Bad input: one line naming the file or option, non-zero exit.
+expect_error() { # expect_error PATTERN COMMAND...
+  local pattern=$1
+  shift
+  if "$@" > out.txt 2> err.txt; then fail "$* succeeded"; fi
+  [ "$(wc -l < err.txt)" -eq 1 ] || fail "$*: not one line: $(cat err.txt)"
+  grep -q -- "$pattern" err.txt || fail "$*: '$(cat err.txt)' does not say '$pattern'"
+}
+printf 'params,tokens,loss\n1e8,2e9,3.1\n2e8,,3.0\n' > missing.csv
+expect_error 'missing.csv: line 3: tokens is missing' "$anvil" scale fit --points missing.csv
+printf 'params,tokens,loss\n1e8,2e9,3.1\n-2e8,1e9,3.0\n' > negative.csv
+expect_error 'negative.csv: line 3: params -2e8 must be positive' "$anvil" scale fit --points negative.csv
+printf 'params,tokens,loss\n1e8,2e9,three\n' > text.csv
+expect_error "text.csv: line 2: loss 'three' is not a number" "$anvil" scale fit --points text.csv
+head -5 runs.csv > few.csv
+expect_error 'few.csv: 4 runs cannot determine' "$anvil" scale fit --points few.csv
+: > empty.csv
+expect_error 'empty.csv: empty' "$anvil" scale fit --points empty.csv
+expect_error 'budget too small' "$anvil" plan --flops 1e10
+expect_error 'give one of --flops, --hours or --tokens' "$anvil" plan
+expect_error '--flops: expected a number' "$anvil" plan --flops lots
+expect_error 'unknown law' "$anvil" plan --flops 1e18 --law kaplan
+echo '{"E": 1.7, "A": 400}' > partial.json
+expect_error 'partial.json' "$anvil" plan --flops 1e18 --fit partial.json
+echo "e2e_plan: ok"

@@ -1,0 +1,163 @@
+/* Compute-optimal planning: the closed-form optimum against a brute-force search, its inverse for a
+ * token count, repeated data, model shapes, and the Approach 3 fit recovering known laws from a noisy
+ * IsoFLOP ladder (with and without outliers) with bootstrap intervals that contain the truth. */
+#include "anvil/plan.h"
+#include "check.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static double rel(double got, double want) { return fabs(got - want) / fabs(want); }
+
+/* The minimum of L(N, C / 6N) over log N on a fine grid. */
+static double brute_force_n_opt(const anv_law_t *law, double flops) {
+    double best_n = 0, best_l = INFINITY;
+    for (double log_n = log(1e4); log_n < log(1e14); log_n += 1e-5) {
+        double n = exp(log_n), l = anv_law_loss(law, n, flops / (6.0 * n));
+        if (l < best_l) best_l = l, best_n = n;
+    }
+    return best_n;
+}
+
+static void test_closed_form(const char *name, const anv_law_t *law) {
+    const double budgets[3] = {1e15, 1e18, 1e22};
+    for (int i = 0; i < 3; i++) {
+        anv_optimum_t opt, back;
+        anv_law_optimum_for_flops(law, budgets[i], &opt);
+        double brute = brute_force_n_opt(law, budgets[i]);
+        printf("  %-10s C %.0e: N_opt %.6g, brute force %.6g (rel err %.1e)\n", name, budgets[i], opt.params, brute,
+               rel(opt.params, brute));
+        CHECK(rel(opt.params, brute) < 1e-4, "%s: N_opt %g against %g", name, opt.params, brute);
+        CHECK(rel(6.0 * opt.params * opt.tokens, budgets[i]) < 1e-12, "%s: 6 N D is not C", name);
+        anv_law_optimum_for_tokens(law, opt.tokens, &back);
+        CHECK(rel(back.flops, budgets[i]) < 1e-9 && rel(back.params, opt.params) < 1e-9,
+              "%s: the optimum for D_opt(%g) is at C %g", name, budgets[i], back.flops);
+    }
+}
+
+static void test_repeated_data(void) {
+    CHECK(anv_effective_tokens(5e9, 1e10) == 5e9, "unique data is not discounted");
+    double four = anv_effective_tokens(4e10, 1e10), many = anv_effective_tokens(1e13, 1e10);
+    printf("  repeated data: 4 epochs of 1e10 count as %.4g, 1000 epochs as %.4g (limit %.4g)\n", four, many,
+           1e10 * 16.4);
+    CHECK(four > 3.7e10 && four < 4e10, "4 epochs are worth almost 4: %g", four);
+    anv_law_t law;
+    anv_law_builtin("epoch", &law);
+    anv_optimum_t free_data, scarce;
+    anv_law_optimum_for_flops(&law, 1e21, &free_data);
+    anv_law_optimum_repeated(&law, 1e21, free_data.tokens / 10, &scarce);
+    printf("  1e21 FLOPs with a tenth of D_opt unique: N %.4g (unconstrained %.4g), loss %.4f (%.4f)\n", scarce.params,
+           free_data.params, scarce.loss, free_data.loss);
+    CHECK(scarce.params > free_data.params && scarce.loss > free_data.loss, "scarce data needs more parameters");
+    double left = anv_law_loss(&law, scarce.params * 0.98,
+                               anv_effective_tokens(1e21 / (6 * scarce.params * 0.98), free_data.tokens / 10));
+    double right = anv_law_loss(&law, scarce.params * 1.02,
+                                anv_effective_tokens(1e21 / (6 * scarce.params * 1.02), free_data.tokens / 10));
+    CHECK(left > scarce.loss && right > scarce.loss, "the repeated-data optimum is not a minimum");
+    CHECK(many <= 1e10 * 16.4 && many > 1e10 * 16.3, "many epochs approach U (1 + R*): %g", many);
+}
+
+static void test_shapes(void) {
+    for (int arch = 0; arch < 2; arch++) {
+        anv_config_t shapes[4];
+        int n = anv_plan_shapes((anv_arch_t)arch, 1.2e8, 50257, 1024, shapes, 4);
+        CHECK(n >= 2, "only %d shapes near 1.2e8", n);
+        for (int i = 0; i < n; i++) {
+            double p = (double)anv_config_num_params(&shapes[i]);
+            CHECK(p > 1.2e8 / 1.25 && p < 1.2e8 * 1.25, "shape %d has %g parameters", i, p);
+            CHECK(anv_config_validate(&shapes[i], "shape") == 0, "shape %d is invalid: %s", i, anv_last_error());
+            CHECK(i == 0 || p >= (double)anv_config_num_params(&shapes[i - 1]), "shapes not sorted");
+        }
+    }
+    anv_config_t none[4];
+    CHECK(anv_plan_shapes(ANV_ARCH_GPT2, 1e4, 50257, 1024, none, 4) == 0, "a shape of 1e4 parameters");
+}
+
+/* An IsoFLOP ladder: 5 budgets from 1e17 to 1e21 FLOPs, 6 sizes around each optimum (1/9.9x to 9.9x),
+ * losses from the law with multiplicative noise uniform in +-0.3% (n = 30). */
+static int ladder(const anv_law_t *law, uint64_t seed, anv_point_t *points) {
+    anv_rng_t rng;
+    anv_rng_seed(&rng, seed);
+    int n = 0;
+    for (int c = 0; c < 5; c++) {
+        double flops = 1e17 * pow(10.0, c);
+        anv_optimum_t opt;
+        anv_law_optimum_for_flops(law, flops, &opt);
+        for (int s = 0; s < 6; s++) {
+            double params = opt.params * pow(2.5, s - 2.5), tokens = flops / (6.0 * params);
+            points[n++] =
+                (anv_point_t){params, tokens,
+                              anv_law_loss(law, params, tokens) * (1.0 + 0.003 * (2.0 * anv_rng_uniform(&rng) - 1.0))};
+        }
+    }
+    return n;
+}
+
+static void check_recovered(const char *what, const anv_law_t *fit, const anv_law_t *truth) {
+    anv_optimum_t got, want;
+    anv_law_optimum_for_flops(fit, 1e21, &got);
+    anv_law_optimum_for_flops(truth, 1e21, &want);
+    printf("  %-24s E %.4f (%+.2f%%) alpha %.4f (%+.2f%%) beta %.4f (%+.2f%%) A %.4g B %.4g, N_opt(1e21) %+.2f%%\n",
+           what, fit->E, 100 * (fit->E / truth->E - 1), fit->alpha, 100 * (fit->alpha / truth->alpha - 1), fit->beta,
+           100 * (fit->beta / truth->beta - 1), fit->A, fit->B, 100 * (got.params / want.params - 1));
+    CHECK(rel(fit->E, truth->E) < 0.01, "%s: E %g, want %g", what, fit->E, truth->E);
+    CHECK(rel(fit->alpha, truth->alpha) < 0.01, "%s: alpha %g, want %g", what, fit->alpha, truth->alpha);
+    CHECK(rel(fit->beta, truth->beta) < 0.01, "%s: beta %g, want %g", what, fit->beta, truth->beta);
+    CHECK(rel(got.params, want.params) < 0.02, "%s: N_opt %g, want %g", what, got.params, want.params);
+}
+
+/* The fit's objective at a law: sum of Huber(log L^ - log L), delta 1e-3. */
+static double huber_objective(const anv_law_t *law, const anv_point_t *points, int n) {
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        double r = fabs(log(anv_law_loss(law, points[i].params, points[i].tokens)) - log(points[i].loss));
+        total += r <= 1e-3 ? 0.5 * r * r : 1e-3 * (r - 0.5e-3);
+    }
+    return total;
+}
+
+static void test_fit(const char *name, const anv_law_t *truth, uint64_t seed, int bootstrap) {
+    anv_point_t points[30];
+    int n = ladder(truth, seed, points);
+    anv_fit_t fit;
+    CHECK(anv_law_fit(points, n, &fit) == 0, "%s: fit failed: %s", name, anv_last_error());
+    check_recovered(name, &fit.law, truth);
+    double at_truth = huber_objective(truth, points, n), at_fit = huber_objective(&fit.law, points, n);
+    printf("    objective %.6g at the fit (reported %.6g), %.6g at the truth\n", at_fit, fit.objective, at_truth);
+    CHECK(at_fit <= at_truth && rel(at_fit, fit.objective) < 1e-6, "%s: the fit missed the minimum", name);
+
+    /* Two runs 20% off (a diverged run, a logging mistake) barely move a Huber fit. */
+    points[7].loss *= 1.2;
+    points[22].loss /= 1.2;
+    anv_fit_t robust;
+    CHECK(anv_law_fit(points, n, &robust) == 0, "%s: fit with outliers failed", name);
+    check_recovered("  with 2 outliers", &robust.law, truth);
+
+    if (!bootstrap) return;
+    anv_fit_ci_t ci;
+    CHECK(anv_law_bootstrap(points, n, &robust.law, 100, 1e21, 7, &ci) == 0, "bootstrap failed: %s", anv_last_error());
+    const double want[5] = {truth->E, truth->A, truth->B, truth->alpha, truth->beta};
+    const char *names[5] = {"E", "A", "B", "alpha", "beta"};
+    for (int j = 0; j < 5; j++) {
+        printf("    95%% interval of %-5s [%.4g, %.4g], truth %.4g\n", names[j], ci.lo[j], ci.hi[j], want[j]);
+        CHECK(ci.lo[j] <= want[j] && want[j] <= ci.hi[j], "%s: the interval misses %s", name, names[j]);
+    }
+    anv_optimum_t opt;
+    anv_law_optimum_for_flops(truth, 1e21, &opt);
+    printf("    95%% interval of N_opt(1e21) [%.4g, %.4g], truth %.4g\n", ci.n_opt_lo, ci.n_opt_hi, opt.params);
+    CHECK(ci.n_opt_lo <= opt.params && opt.params <= ci.n_opt_hi, "%s: the interval misses N_opt", name);
+}
+
+int main(void) {
+    anv_law_t hoffmann, epoch, other = {.E = 2.1, .A = 900.0, .B = 1500.0, .alpha = 0.42, .beta = 0.31};
+    CHECK(anv_law_builtin("hoffmann", &hoffmann) == 0 && anv_law_builtin("epoch", &epoch) == 0, "built-in laws");
+    CHECK(anv_law_builtin("kaplan", &other) == -1, "an unknown law is refused");
+    test_closed_form("hoffmann", &hoffmann);
+    test_closed_form("epoch", &epoch);
+    test_repeated_data();
+    test_shapes();
+    test_fit("hoffmann", &hoffmann, 11, 0);
+    test_fit("epoch", &epoch, 12, 1);
+    test_fit("E 2.1 a .42 b .31", &other, 13, 0);
+    return check_done("test_plan");
+}
