@@ -7,7 +7,7 @@
 #   smollm2-135m B=8 T=256 (Llama: grouped-query attention, SwiGLU, RoPE, tied head), fp32 and bf16;
 #   the sequence-length sweep: gpt2-124m at T = 64 ... 1024 with B*T = 2048 tokens per step.
 # Usage: bench/vs_pytorch.sh   (BUILD=build-bench, STEPS=5, WARMUP=2, THREADS=2, SWEEP=0 to skip the sweep,
-#                               SWEEP_PRECISIONS="fp32 bf16" the precisions swept)
+#                               SWEEP_PRECISIONS="fp32 bf16" the precisions swept, ONLY=PRESET the rows of one preset)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build-bench}
@@ -27,6 +27,7 @@ budget() { sed -nE 's/.* ([0-9.]+) x budget.*/\1/p' <<<"$1"; }
 declare -a rows
 run() { # preset B T precision
   local a p
+  [ -z "${ONLY:-}" ] || [ "$1" = "$ONLY" ] || return 0
   a=$("$build/anvil" bench train --preset "$1" --batch "$2" --seq "$3" --threads "$threads" --steps "$steps" \
       --warmup "$warmup" --precision "$4" 2>/dev/null)
   p=$(/usr/bin/python3 "$root/bench/torch_model.py" --preset "$1" --batch "$2" --seq "$3" --threads "$threads" \
