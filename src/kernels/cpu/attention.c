@@ -53,11 +53,9 @@ void anv_attention_forward(float *out, float *lse, float *scratch, const float *
                 float *row = S + (size_t)t * T;
                 float mx = row[0];
                 for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+                for (int s = 0; s <= t; s++) row[s] = anv_vexpf(row[s] - mx); /* vectorised; the sum is not */
                 double sum = 0;
-                for (int s = 0; s <= t; s++) {
-                    row[s] = anv_vexpf(row[s] - mx);
-                    sum += row[s];
-                }
+                for (int s = 0; s <= t; s++) sum += row[s];
                 float inv = (float)(1.0 / sum);
                 for (int s = 0; s <= t; s++) row[s] *= inv;
                 for (int s = t + 1; s < r1; s++) row[s] = 0.0f;
