@@ -374,17 +374,25 @@ def f32(t):
 
 # ---- kernel goldens ----
 
+def random_f32(gen):
+    """rnd(*shape, scale=1.0): N(0, scale^2) values as stored in float32, drawn from gen."""
+    def rnd(*shape, scale=1.0):
+        return f32(torch.randn(shape, generator=gen, dtype=torch.float64) * scale)
+    return rnd
+
+
+def grads(y, dy, *xs):
+    """The gradients of y (against dy) with respect to xs."""
+    for x in xs:
+        x.grad = None
+    y.backward(dy)
+    return [x.grad for x in xs]
+
+
 def kernel_goldens(gen):
     out = {}
 
-    def rnd(*shape, scale=1.0):
-        return f32(torch.randn(shape, generator=gen, dtype=torch.float64) * scale)
-
-    def grads(y, dy, *xs):
-        for x in xs:
-            x.grad = None
-        y.backward(dy)
-        return [x.grad for x in xs]
+    rnd = random_f32(gen)
 
     # embedding: B=2, T=5, V=11, C=6, repeated tokens
     tok = torch.tensor([[1, 3, 3, 10, 0], [3, 7, 1, 1, 2]], dtype=torch.int64)
@@ -460,14 +468,7 @@ def kernel_goldens(gen):
 def llama_kernel_goldens(gen):
     out, meta = {}, {}
 
-    def rnd(*shape, scale=1.0):
-        return f32(torch.randn(shape, generator=gen, dtype=torch.float64) * scale)
-
-    def grads(y, dy, *xs):
-        for x in xs:
-            x.grad = None
-        y.backward(dy)
-        return [x.grad for x in xs]
+    rnd = random_f32(gen)
 
     # rmsnorm: N=9, C=40, inputs with an offset and scale
     eps = 1e-5
