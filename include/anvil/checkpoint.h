@@ -1,5 +1,5 @@
 /* Training checkpoints in a run directory:
- *   model.safetensors  parameters under Hugging Face GPT-2 names (wte without its padding rows)
+ *   model.safetensors  parameters under Hugging Face names (embedding and head without padding rows)
  *   optim.safetensors  AdamW moments: "exp_avg.<name>" (m) and "exp_avg_sq.<name>" (v) per tensor
  *   state.json         progress, loader position, hyperparameters, data dir, tokenizer hash
  * Saving: model and optim are first written completely (tmp + fsync + rename) as *.next; then state.json

@@ -75,7 +75,7 @@ typedef struct {
     int ndim;
     int shape[2];
     size_t offset;  /* in floats, into params/grads */
-    size_t numel;   /* shape product: the stored tensor (wte without padding rows) */
+    size_t numel;   /* shape product: the stored tensor (the embedding without its padding rows) */
     int decay;      /* 1 for 2-D weights that get weight decay */
     int in_out;     /* a 2-D weight stored (in, out) (Conv1D); GGUF and nn.Linear want (out, in) */
     int rope_heads; /* q_proj / k_proj of a rotary model: heads whose rows llama.cpp's RoPE layout permutes */
