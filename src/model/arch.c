@@ -66,10 +66,10 @@ static const anv_tensor_spec_t llama_after[] = {
 
 #define N(a) ((int)(sizeof a / sizeof a[0]))
 static const anv_arch_info_t archs[] = {
-    [ANV_ARCH_GPT2] = {"GPT2LMHeadModel", "gpt2", ANV_NORM_LAYER, ANV_POS_LEARNED, ANV_MLP_GELU, ANV_WEIGHTS_IN_OUT,
-                       gpt2_before, gpt2_layer, gpt2_after, N(gpt2_before), N(gpt2_layer), N(gpt2_after)},
-    [ANV_ARCH_LLAMA] = {"LlamaForCausalLM", "llama", ANV_NORM_RMS, ANV_POS_ROTARY, ANV_MLP_SWIGLU, ANV_WEIGHTS_OUT_IN,
-                        llama_before, llama_layer, llama_after, N(llama_before), N(llama_layer), N(llama_after)},
+    [ANV_ARCH_GPT2] = {ANV_NORM_LAYER, ANV_POS_LEARNED, ANV_MLP_GELU, ANV_WEIGHTS_IN_OUT, gpt2_before, gpt2_layer,
+                       gpt2_after, N(gpt2_before), N(gpt2_layer), N(gpt2_after)},
+    [ANV_ARCH_LLAMA] = {ANV_NORM_RMS, ANV_POS_ROTARY, ANV_MLP_SWIGLU, ANV_WEIGHTS_OUT_IN, llama_before, llama_layer,
+                        llama_after, N(llama_before), N(llama_layer), N(llama_after)},
 };
 
 const anv_arch_info_t *anv_arch_info(anv_arch_t arch) { return &archs[arch]; }

@@ -4,7 +4,6 @@
 #include "model/model_internal.h"
 
 #include <math.h>
-#include <string.h>
 
 /* Sizes the attention work area for T at the current thread count. */
 static int ensure_att_scratch(anv_model_t *m, int T) {

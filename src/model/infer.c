@@ -5,8 +5,6 @@
 #include "anvil/kernels.h"
 #include "model/model_internal.h"
 
-#include <string.h>
-
 #define CHUNK 64
 
 struct anv_kv_cache {

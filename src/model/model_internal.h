@@ -43,7 +43,6 @@ typedef struct {
 } anv_tensor_spec_t;
 
 typedef struct {
-    const char *hf_class, *gguf_arch;
     anv_norm_kind_t norm;
     anv_pos_kind_t positions;
     anv_mlp_kind_t mlp;
