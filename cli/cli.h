@@ -2,6 +2,8 @@
 #ifndef ANVIL_CLI_H
 #define ANVIL_CLI_H
 
+#include "anvil/plan.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +21,15 @@ int cmd_bench(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_scale(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv); /* `anvil tokenizer train`, dispatched by cmd_tokenizer */
+int cmd_scale_run(int argc, char **argv);       /* `anvil scale run`, dispatched by cmd_scale */
+
+/* Fits a law to runs (anvil scale fit), prints it with bootstrap intervals and residuals, and writes
+ * it as FIT.json to out (unless NULL); errors name source. */
+int cli_fit_report(const char *source, const anv_point_t *points, int n, int resamples, uint64_t seed, const char *out,
+                   anv_fit_t *fit);
+
+/* From an anvil data directory's meta.json: training and validation tokens and the vocabulary size. */
+int cli_data_meta(const char *dir, double *train_tokens, double *val_tokens, int *vocab);
 
 typedef enum { OPT_STRING, OPT_INT, OPT_LONG, OPT_DOUBLE, OPT_FLAG, OPT_STRINGS } opt_type_t;
 

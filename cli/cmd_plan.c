@@ -1,5 +1,6 @@
-/* anvil plan: the compute-optimal model for a budget of FLOPs, hours on this machine or tokens, under a
- * loss law (built-in or fitted), as concrete shapes with their anvil train command lines. */
+/* anvil plan: the compute-optimal model for a budget of FLOPs or tokens, or the one that reaches the lowest
+ * loss in a number of hours on this machine (each size at the speed timed here), under a loss law (built-in
+ * or fitted), as concrete shapes with their anvil train command lines. */
 #include "cli.h"
 
 #include "anvil/json.h"
@@ -18,90 +19,126 @@ static const char usage[] =
 
 #define MAX_SHAPES 5
 #define ASSUMED_MFU 0.3
-#define TIMING_STEPS 2
+#define MAX_TIMING_SECONDS 30.0 /* larger shapes are not timed: their speed is the largest timed one's */
 
 typedef struct {
     anv_arch_t arch;
     int vocab, seq, batch;
     long long batch_tokens;
-    double peak;  /* GFLOP/s of the matmuls at the precision used */
-    double mfu;   /* measured or assumed share of the peak */
-    int measured; /* mfu was measured */
+    double peak;       /* GFLOP/s of the matmuls at the precision used */
+    double mfu;        /* the assumed share of the peak, without a time budget */
+    double seconds;    /* > 0: a time budget, each size at its own speed: */
+    anv_speed_t speed; /* measured here */
 } machine_t;
 
-/* The unique training tokens of an anvil data directory (meta.json's train.tokens). */
-static int data_tokens(const char *dir, double *tokens) {
+int cli_data_meta(const char *dir, double *train_tokens, double *val_tokens, int *vocab) {
     char path[4096];
     anv_json_doc_t *doc;
     if (anv_path_join(path, sizeof path, dir, "meta.json") != 0 || anv_json_parse_file(path, &doc) != 0) return -1;
-    long long n = 0;
-    const anv_json_t *train = anv_json_get(anv_json_root(doc), "train");
+    const anv_json_t *root = anv_json_root(doc), *train = anv_json_get(root, "train"), *val = anv_json_get(root, "val");
+    long long n = 0, v = 0, vs = 0;
     int rc = train ? anv_json_get_int(train, "tokens", path, &n) : anv_error("%s: no \"train\" object", path);
+    if (rc == 0) rc = val ? anv_json_get_int(val, "tokens", path, &v) : anv_error("%s: no \"val\" object", path);
+    if (rc == 0) rc = anv_json_get_int(root, "vocab_size", path, &vs);
     anv_json_free(doc);
     if (rc == 0 && n <= 0) rc = anv_error("%s: train.tokens is %lld: no training data", path, n);
-    *tokens = (double)n;
+    if (rc == 0 && (vs < 2 || vs > 1 << 24)) rc = anv_error("%s: vocab_size %lld is out of range", path, vs);
+    *train_tokens = (double)n;
+    *val_tokens = (double)v;
+    *vocab = (int)vs;
     return rc;
 }
 
-/* The shape whose size is nearest params. */
-static int nearest(const anv_config_t *shapes, int n, double params) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (fabs(log((double)anv_config_num_params(&shapes[i]) / params)) <
-            fabs(log((double)anv_config_num_params(&shapes[best]) / params)))
-            best = i;
-    return best;
+static double tokens_per_s(const machine_t *mc, const anv_config_t *c) {
+    if (mc->seconds > 0) return anv_speed_tokens_per_s(&mc->speed, c, mc->seq);
+    return mc->peak * 1e9 * mc->mfu / anv_model_flops_per_token(c, mc->seq);
 }
 
-/* The MFU of training steps of up to two shapes near params (rows of min(seq, 128) tokens, one row). */
-static int measure_mfu(machine_t *mc, double params, double *mfu) {
+/* The tokens a shape trains on: what it reads in the time budget at its own speed, the given count, or
+ * the budget's FLOPs over 6 N. */
+static double row_tokens(const machine_t *mc, const anv_optimum_t *opt, const anv_config_t *c, int fixed_tokens) {
+    if (mc->seconds > 0) return mc->seconds * tokens_per_s(mc, c);
+    return fixed_tokens ? opt->tokens : opt->flops / (6.0 * (double)anv_config_num_params(c));
+}
+
+/* Times a training step of the shape nearest params (unless one of that size is timed, or it would
+ * take too long once another size is timed). */
+static int time_near(machine_t *mc, double params) {
     anv_config_t shapes[MAX_SHAPES];
     int n = anv_plan_shapes(mc->arch, params, mc->vocab, mc->seq, shapes, MAX_SHAPES);
-    if (n == 0) shapes[n++] = anv_plan_smallest(mc->arch, mc->vocab, mc->seq);
-    int T = mc->seq < 128 ? mc->seq : 128, timed = n < 2 ? n : 2;
-    double sum = 0;
-    for (int i = 0; i < timed; i++) {
-        double seconds;
-        if (anv_plan_time_step(&shapes[i], 1, T, TIMING_STEPS, &seconds) != 0) return -1;
-        double achieved = anv_model_flops_per_token(&shapes[i], T) * T / seconds / 1e9;
-        fprintf(stderr, "  timed %s %d layers x %d wide (%zu parameters): %.3f s per step, %.1f%% MFU\n",
-                anv_arch_name(mc->arch), shapes[i].n_layer, shapes[i].n_embd, anv_config_num_params(&shapes[i]),
-                seconds, 100.0 * achieved / mc->peak);
-        sum += achieved / mc->peak;
+    anv_config_t c = n ? shapes[anv_plan_nearest(shapes, n, params)] : anv_plan_smallest(mc->arch, mc->vocab, mc->seq);
+    double size = (double)anv_config_num_params(&c), seconds;
+    for (int i = 0; i < mc->speed.n; i++)
+        if (mc->speed.params[i] == size) return 0;
+    double predicted = anv_model_flops_per_token(&c, mc->seq) * mc->batch * mc->seq / (mc->peak * 1e9 * ASSUMED_MFU);
+    if (mc->speed.n > 0 && predicted > MAX_TIMING_SECONDS) return 0;
+    if (anv_speed_add(&mc->speed, &c, mc->batch, mc->seq, &seconds) != 0) return -1;
+    fprintf(stderr, "  timed %s %d layers x %d wide (%.0f parameters): %.3f s per micro-batch, %.1f%% MFU\n",
+            anv_arch_name(mc->arch), c.n_layer, c.n_embd, size, seconds, 100.0 * anv_speed_mfu(&mc->speed, size));
+    return 0;
+}
+
+/* Hours: every size trains on what it reads in that time at its own speed here (small models use the
+ * machine far worse than large ones). Shapes are timed around the compute-optimal size at an assumed
+ * MFU, then near the answer until it lies within a factor of 2 of a timed size. */
+static int time_optimum(machine_t *mc, const anv_law_t *law, double hours, double unique, anv_optimum_t *opt) {
+    mc->seconds = hours * 3600.0;
+    mc->speed = (anv_speed_t){.peak = mc->peak * 1e9};
+    anv_optimum_t guess;
+    double guess_flops = mc->seconds * mc->speed.peak * ASSUMED_MFU;
+    if (unique > 0)
+        anv_law_optimum_repeated(law, guess_flops, unique, &guess);
+    else
+        anv_law_optimum_for_flops(law, guess_flops, &guess);
+    const double spread[3] = {1.0, 1.0 / 8, 8.0};
+    for (int i = 0; i < 3; i++)
+        if (time_near(mc, guess.params * spread[i]) != 0) return -1;
+    for (int round = 0;; round++) {
+        anv_config_t shape;
+        if (anv_plan_for_seconds(law, &mc->speed, mc->arch, mc->vocab, mc->seq, mc->seconds, unique, opt, &shape) != 0)
+            return -1;
+        int near = 0;
+        for (int i = 0; i < mc->speed.n; i++) near |= fabs(log(opt->params / mc->speed.params[i])) < log(2.0);
+        if (near || round == 3) break;
+        int timed = mc->speed.n;
+        if (time_near(mc, opt->params) != 0) return -1;
+        if (mc->speed.n == timed) break; /* too large to time */
     }
-    *mfu = sum / timed;
+    printf("throughput: the lowest loss in %g hours comes from %.4g parameters at %.1f%% MFU reached (%.0f tokens/s); "
+           "MFU timed from %.1f%% (%.4g parameters) to %.1f%% (%.4g)\n",
+           hours, opt->params, 100.0 * anv_speed_mfu(&mc->speed, opt->params), opt->tokens / mc->seconds,
+           100.0 * mc->speed.mfu[0], mc->speed.params[0], 100.0 * mc->speed.mfu[mc->speed.n - 1],
+           mc->speed.params[mc->speed.n - 1]);
     return 0;
 }
 
 static void print_shapes(const machine_t *mc, const anv_law_t *law, const anv_optimum_t *opt, double unique,
                          const anv_config_t *shapes, int n, const char *data, const char *out, int fixed_tokens) {
-    int best = nearest(shapes, n, opt->params);
+    int best = anv_plan_nearest(shapes, n, opt->params);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
-    double throughput = mc->peak * 1e9 * mc->mfu;
-    printf("\nshapes near N_opt (%s, vocabulary %d, seq %d, %lld tokens per step, micro-batch %d; hours at %s %.0f%% "
-           "MFU of %.1f GFLOP/s; memory against %.1f GiB RAM):\n",
+    printf("\nshapes near N_opt (%s, vocabulary %d, seq %d, %lld tokens per step, micro-batch %d; hours at %s of "
+           "%.1f GFLOP/s; memory against %.1f GiB RAM):\n",
            anv_arch_name(mc->arch), mc->vocab, mc->seq, mc->batch_tokens, mc->batch,
-           mc->measured ? "the measured" : "an assumed", 100.0 * mc->mfu, mc->peak, ram / (1 << 30));
+           mc->seconds > 0 ? "the MFU measured for each size" : "an assumed MFU", mc->peak, ram / (1 << 30));
     printf("  %-3s %7s %6s %6s %9s %6s %14s %14s %10s %10s %10s %4s %7s\n", "row", "n_layer", "n_embd", "n_head",
            "n_kv_head", "n_ff", "params", "tokens", "steps", "hours", "memory", "fits", "loss");
     for (int i = 0; i < n; i++) {
         const anv_config_t *c = &shapes[i];
         double params = (double)anv_config_num_params(c);
-        double tokens = fixed_tokens ? opt->tokens : opt->flops / (6.0 * params);
+        double tokens = row_tokens(mc, opt, c, fixed_tokens);
         long long steps = (long long)ceil(tokens / (double)mc->batch_tokens);
-        double hours = tokens * anv_model_flops_per_token(c, mc->seq) / throughput / 3600.0;
+        double hours = tokens / tokens_per_s(mc, c) / 3600.0;
         anv_memory_budget_t mb;
         anv_model_memory_budget(c, mc->batch, mc->seq, &mb);
-        double effective = unique > 0 ? anv_effective_tokens(tokens, unique) : tokens;
         printf("  %-3d %7d %6d %6d %9d %6d %14.0f %14.0f %10lld %10.3g %8.1f GiB %4s %7.4f\n", i + 1, c->n_layer,
                c->n_embd, c->n_head, c->n_kv_head, c->n_ff, params, tokens, steps, hours, (double)mb.total / (1 << 30),
-               ram > 0 && (double)mb.total < ram ? "yes" : "no", anv_law_loss(law, params, effective));
+               ram > 0 && (double)mb.total < ram ? "yes" : "no",
+               unique > 0 ? anv_law_loss_repeated(law, params, tokens, unique) : anv_law_loss(law, params, tokens));
     }
     printf("\ncommands (the config of each row: n_layer, n_embd, n_head, n_kv_head, n_ff above):\n");
     for (int i = 0; i < n; i++) {
-        double params = (double)anv_config_num_params(&shapes[i]);
-        double tokens = fixed_tokens ? opt->tokens : opt->flops / (6.0 * params);
+        double tokens = row_tokens(mc, opt, &shapes[i], fixed_tokens);
         printf("  row %d%s: anvil train --data %s --out RUN --config %s --batch %d --seq %d --total-batch-tokens %lld "
                "--steps %lld\n",
                i + 1, i == best ? " (recommended)" : "", data ? data : "DATA", i == best && out ? out : "CONFIG.json",
@@ -112,6 +149,8 @@ static void print_shapes(const machine_t *mc, const anv_law_t *law, const anv_op
         printf("\nconfig of row %d (the recommended one%s):\n%.*s", best + 1, out ? ", written to --out" : "",
                (int)json.len, json.data);
     anv_buf_free(&json);
+    printf("steps %lld\n",
+           (long long)ceil(row_tokens(mc, opt, &shapes[best], fixed_tokens) / (double)mc->batch_tokens));
 }
 
 int cmd_plan(int argc, char **argv) {
@@ -119,7 +158,7 @@ int cmd_plan(int argc, char **argv) {
     const char *law_name = "epoch", *fit = NULL, *arch_name = "gpt2", *data = NULL, *out = NULL;
     int threads = 0, seq = 1024, vocab = 50257, batch = 4;
     long long batch_tokens = 524288;
-    enum { O_FLOPS, O_HOURS, O_TOKENS, O_LAW, O_FIT, O_MFU };
+    enum { O_FLOPS, O_HOURS, O_TOKENS, O_LAW, O_FIT, O_MFU, O_VOCAB };
     const opt_t opts[] = {
         [O_FLOPS] = {"--flops", OPT_DOUBLE, &flops, "training compute in FLOPs (6 N D)"},
         [O_HOURS] = {"--hours", OPT_DOUBLE, &hours, "wall time on this machine (throughput measured)"},
@@ -128,9 +167,9 @@ int cmd_plan(int argc, char **argv) {
                    "hoffmann (Hoffmann et al. 2022) or epoch (Besiroglu et al. 2024, default)"},
         [O_FIT] = {"--fit", OPT_STRING, &fit, "a law fitted by anvil scale fit (FIT.json) instead of --law"},
         [O_MFU] = {"--mfu", OPT_DOUBLE, &mfu, "assumed share of the peak for the hours column (default 0.3)"},
+        [O_VOCAB] = {"--vocab", OPT_INT, &vocab, "vocabulary size (default: the data's, or 50257)"},
         {"--arch", OPT_STRING, &arch_name, "gpt2 (default) or llama"},
-        {"--data", OPT_STRING, &data, "data directory: plan repeated epochs when it holds fewer tokens"},
-        {"--vocab", OPT_INT, &vocab, "vocabulary size (default 50257)"},
+        {"--data", OPT_STRING, &data, "data directory: its vocabulary; repeated epochs when it holds fewer tokens"},
         {"--seq", OPT_INT, &seq, "tokens per sequence (default 1024)"},
         {"--batch", OPT_INT, &batch, "rows per micro-batch (default 4)"},
         {"--batch-tokens", OPT_LONG, &batch_tokens, "tokens per optimizer step (default 524288)"},
@@ -161,8 +200,10 @@ int cmd_plan(int argc, char **argv) {
 
     anv_law_t law;
     if (fit ? anv_law_load(fit, &law) != 0 : anv_law_builtin(law_name, &law) != 0) return cli_fail();
-    double unique = 0;
-    if (data && data_tokens(data, &unique) != 0) return cli_fail();
+    double unique = 0, val_tokens;
+    int data_vocab;
+    if (data && cli_data_meta(data, &unique, &val_tokens, &data_vocab) != 0) return cli_fail();
+    if (data && !seen[O_VOCAB]) mc.vocab = data_vocab;
 
     anv_threads_set(threads);
     int bits = 0;
@@ -175,22 +216,12 @@ int cmd_plan(int argc, char **argv) {
     printf("machine: %d threads, %s peak %.1f GFLOP/s (measured)\n", anv_threads_count(), anv_precision_name(prec),
            mc.peak);
 
-    if (seen[O_HOURS]) {
-        /* Hours -> FLOPs at an MFU measured near the size they buy, twice: the first guess moves N_opt. */
-        for (int round = 0; round < 2; round++) {
-            anv_optimum_t guess;
-            anv_law_optimum_for_flops(&law, hours * 3600.0 * mc.peak * 1e9 * mc.mfu, &guess);
-            if (measure_mfu(&mc, guess.params, &mc.mfu) != 0) return cli_fail();
-        }
-        mc.measured = 1;
-        flops = hours * 3600.0 * mc.peak * 1e9 * mc.mfu;
-        printf("throughput: %.1f%% MFU reached (%.1f GFLOP/s): %g hours are %.4g FLOPs\n", 100.0 * mc.mfu,
-               mc.mfu * mc.peak, hours, flops);
-    }
     anv_optimum_t opt;
-    if (seen[O_TOKENS]) {
+    if (seen[O_HOURS]) {
+        if (time_optimum(&mc, &law, hours, unique, &opt) != 0) return cli_fail();
+    } else if (seen[O_TOKENS]) {
         anv_law_optimum_for_tokens(&law, tokens, &opt);
-        if (unique > 0) opt.loss = anv_law_loss(&law, opt.params, anv_effective_tokens(tokens, unique));
+        if (unique > 0) opt.loss = anv_law_loss_repeated(&law, opt.params, tokens, unique);
     } else if (unique > 0) {
         anv_law_optimum_repeated(&law, flops, unique, &opt);
     } else {
@@ -199,11 +230,14 @@ int cmd_plan(int argc, char **argv) {
     printf("budget: %.4g FLOPs: N_opt %.4g parameters, D_opt %.4g tokens (%.1f per parameter), predicted loss %.4f\n",
            opt.flops, opt.params, opt.tokens, opt.tokens / opt.params, opt.loss);
     printf("N_opt %.0f\nD_opt %.0f\n", opt.params, opt.tokens);
-    if (unique > 0 && opt.tokens > unique)
-        printf("data: %s holds %.0f unique tokens: %.2f epochs, worth %.4g unique tokens (Muennighoff et al. 2023); "
-               "N_opt moved up for the repeated data\n",
-               data, unique, opt.tokens / unique, anv_effective_tokens(opt.tokens, unique));
-    else if (unique > 0)
+    if (unique > 0 && opt.tokens > unique) {
+        anv_optimum_t free_data;
+        anv_law_optimum_for_flops(&law, opt.flops, &free_data);
+        printf("data: %s holds %.0f unique tokens: %.2f epochs, worth %.4g unique tokens, and %.4g parameters worth "
+               "%.4g (Muennighoff et al. 2023); with unlimited data N_opt would be %.4g\n",
+               data, unique, opt.tokens / unique, anv_effective_tokens(opt.tokens, unique), opt.params,
+               anv_effective_params(&law, opt.params, unique), free_data.params);
+    } else if (unique > 0)
         printf("data: %s holds %.0f unique tokens: no epoch is repeated\n", data, unique);
 
     anv_config_t shapes[MAX_SHAPES];
@@ -222,7 +256,7 @@ int cmd_plan(int argc, char **argv) {
     print_shapes(&mc, &law, &opt, unique, shapes, n, data, out, seen[O_TOKENS]);
     if (out) {
         anv_buf_t json = {0};
-        rc = anv_config_json(&shapes[nearest(shapes, n, opt.params)], NULL, &json) == 0
+        rc = anv_config_json(&shapes[anv_plan_nearest(shapes, n, opt.params)], NULL, &json) == 0
                  ? anv_write_file_atomic(out, json.data, json.len)
                  : -1;
         anv_buf_free(&json);

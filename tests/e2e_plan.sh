@@ -17,7 +17,7 @@ grep -q '^N_opt 805' tokens.txt || fail "plan --tokens D_opt(1e18) is not the 1e
 "$anvil" plan --flops 1e18 --out cfg.json > /dev/null && grep -q '"n_layer"' cfg.json || fail "plan --out wrote no config"
 
 # Repeated data: a data directory of 1e8 unique training tokens, short of D_opt(1e18) = 2.07e9.
-mkdir data && echo '{"train": {"documents": 1, "bytes": 1, "tokens": 100000000, "shards": 1}}' > data/meta.json
+mkdir data && echo '{"train": {"documents": 1, "bytes": 1, "tokens": 100000000, "shards": 1}, "val": {"documents": 1, "bytes": 1, "tokens": 1000, "shards": 1}, "vocab_size": 50257}' > data/meta.json
 "$anvil" plan --flops 1e18 --data data > repeat.txt || fail "plan --data"
 grep -q 'epochs' repeat.txt || fail "plan --data does not plan repeated epochs"
 

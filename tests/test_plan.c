@@ -43,17 +43,25 @@ static void test_repeated_data(void) {
     CHECK(four > 3.7e10 && four < 4e10, "4 epochs are worth almost 4: %g", four);
     anv_law_t law;
     anv_law_builtin("epoch", &law);
-    anv_optimum_t free_data, scarce;
+    anv_optimum_t free_data, scarce, supported;
     anv_law_optimum_for_flops(&law, 1e21, &free_data);
-    anv_law_optimum_repeated(&law, 1e21, free_data.tokens / 10, &scarce);
-    printf("  1e21 FLOPs with a tenth of D_opt unique: N %.4g (unconstrained %.4g), loss %.4f (%.4f)\n", scarce.params,
-           free_data.params, scarce.loss, free_data.loss);
-    CHECK(scarce.params > free_data.params && scarce.loss > free_data.loss, "scarce data needs more parameters");
-    double left = anv_law_loss(&law, scarce.params * 0.98,
-                               anv_effective_tokens(1e21 / (6 * scarce.params * 0.98), free_data.tokens / 10));
-    double right = anv_law_loss(&law, scarce.params * 1.02,
-                                anv_effective_tokens(1e21 / (6 * scarce.params * 1.02), free_data.tokens / 10));
-    CHECK(left > scarce.loss && right > scarce.loss, "the repeated-data optimum is not a minimum");
+    double unique = free_data.tokens / 10;
+    anv_law_optimum_for_tokens(&law, unique, &supported);
+    CHECK(anv_effective_params(&law, supported.params, unique) == supported.params,
+          "parameters the unique data supports are not discounted");
+    double excess = anv_effective_params(&law, 1e3 * supported.params, unique);
+    CHECK(excess < supported.params * 6.31 && excess > supported.params * 6.30,
+          "many excess parameters approach U_N (1 + R_N*): %g", excess / supported.params);
+    anv_law_optimum_repeated(&law, 1e21, unique, &scarce);
+    printf("  1e21 FLOPs with a tenth of D_opt unique: N %.4g (unconstrained %.4g, supported %.4g), %.2f epochs, "
+           "loss %.4f (%.4f)\n",
+           scarce.params, free_data.params, supported.params, scarce.tokens / unique, scarce.loss, free_data.loss);
+    CHECK(scarce.tokens > unique && scarce.loss > free_data.loss, "scarce data: more than an epoch, a higher loss");
+    CHECK(rel(6 * scarce.params * scarce.tokens, 1e21) < 1e-12, "the repeated-data optimum does not spend C");
+    for (double f = 0.9; f <= 1.11; f += 0.01) {
+        double l = anv_law_loss_repeated(&law, scarce.params * f, 1e21 / (6 * scarce.params * f), unique);
+        CHECK(l >= scarce.loss - 1e-12, "N x %.2f has a lower loss than the repeated-data optimum", f);
+    }
     CHECK(many <= 1e10 * 16.4 && many > 1e10 * 16.3, "many epochs approach U (1 + R*): %g", many);
 }
 
@@ -148,6 +156,37 @@ static void test_fit(const char *name, const anv_law_t *truth, uint64_t seed, in
     CHECK(ci.n_opt_lo <= opt.params && opt.params <= ci.n_opt_hi, "%s: the interval misses N_opt", name);
 }
 
+/* Each level spends its compute: 6 N D within one step of C; sizes grow by about size_step. */
+static void test_ladder(const anv_law_t *prior) {
+    const anv_ladder_spec_t spec = {ANV_ARCH_LLAMA, 32000, 1024, 1 << 19, 3, 5, 3.0, 2.0, 10};
+    anv_ladder_run_t runs[32];
+    int n = anv_ladder_design(&spec, prior, 1e19, runs, 32);
+    CHECK(n == 15, "a ladder of 3 x 5 runs has %d", n);
+    for (int i = 0; i < n; i++) {
+        const anv_ladder_run_t *r = &runs[i];
+        double step_flops = 6.0 * r->params * (double)spec.batch_tokens;
+        CHECK(r->level == i / 5 && rel(r->flops, 1e19 * pow(3.0, r->level)) < 1e-12, "run %d: level %d", i, r->level);
+        CHECK(fabs(6.0 * r->params * (double)(r->steps * spec.batch_tokens) - r->flops) <= step_flops,
+              "run %d does not spend its level's compute", i);
+        CHECK(r->params == (double)anv_config_num_params(&r->cfg), "run %d: params", i);
+        if (i % 5) {
+            double ratio = r->params / runs[i - 1].params;
+            CHECK(ratio > 1.5 && ratio < 2.7, "run %d: sizes %g apart", i, ratio);
+        }
+    }
+    anv_optimum_t opt;
+    anv_law_optimum_for_flops(prior, 3e19, &opt);
+    CHECK(runs[7].params > opt.params / 1.5 && runs[7].params < opt.params * 1.5, "level 2 is not centred on N_opt");
+    CHECK(rel(anv_ladder_flops(runs, n, spec.batch_tokens), 5 * 13e19) < 0.05, "the ladder's total compute");
+    /* A level too small for the prior's smaller sizes starts at the smallest model. */
+    const anv_ladder_spec_t tiny = {ANV_ARCH_GPT2, 4096, 256, 2048, 3, 5, 3.0, 2.0, 10};
+    anv_config_t least = anv_plan_smallest(ANV_ARCH_GPT2, 4096, 256);
+    n = anv_ladder_design(&tiny, prior, 1e12, runs, 32);
+    CHECK(n >= 3 && runs[0].params == (double)anv_config_num_params(&least), "a tiny ladder starts at %g",
+          runs[0].params);
+    CHECK(anv_ladder_design(&tiny, prior, 1e6, runs, 32) == 0, "runs shorter than min_steps are left out");
+}
+
 int main(void) {
     anv_law_t hoffmann, epoch, other = {.E = 2.1, .A = 900.0, .B = 1500.0, .alpha = 0.42, .beta = 0.31};
     CHECK(anv_law_builtin("hoffmann", &hoffmann) == 0 && anv_law_builtin("epoch", &epoch) == 0, "built-in laws");
@@ -156,6 +195,7 @@ int main(void) {
     test_closed_form("epoch", &epoch);
     test_repeated_data();
     test_shapes();
+    test_ladder(&epoch);
     test_fit("hoffmann", &hoffmann, 11, 0);
     test_fit("epoch", &epoch, 12, 1);
     test_fit("E 2.1 a .42 b .31", &other, 13, 0);

@@ -29,11 +29,14 @@ void anv_law_optimum_for_flops(const anv_law_t *law, double flops, anv_optimum_t
 /* The budget whose compute-optimal token count is `tokens`, and its optimum. */
 void anv_law_optimum_for_tokens(const anv_law_t *law, double tokens, anv_optimum_t *out);
 
-/* Repeated data (Muennighoff et al. 2023): the unique-token equivalent of training on `tokens` drawn
- * from `unique` distinct tokens (tokens itself when tokens <= unique). */
+/* Repeated data (Muennighoff et al. 2023), with `unique` distinct training tokens: what `tokens` trained
+ * on are worth as unique tokens (tokens itself when tokens <= unique); what `params` are worth when they
+ * exceed the compute-optimal size for the unique tokens; and the law's loss at both. */
 double anv_effective_tokens(double tokens, double unique);
-/* The optimum of a budget when only `unique` tokens exist: N minimises L(N, D'(C / 6N)) with D' the
- * effective tokens above; tokens is what is trained on (tokens / unique epochs), loss is at D'. */
+double anv_effective_params(const anv_law_t *law, double params, double unique);
+double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens, double unique);
+/* The optimum of a budget when only `unique` tokens exist: N minimises anv_law_loss_repeated along
+ * C = 6 N D; tokens is what is trained on (tokens / unique epochs). */
 void anv_law_optimum_repeated(const anv_law_t *law, double flops, double unique, anv_optimum_t *out);
 
 /* Fitting a law to measured runs. */
@@ -63,6 +66,9 @@ typedef struct {
 int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, int resamples, double flops,
                       uint64_t seed, anv_fit_ci_t *out);
 
+/* FIT.json: E, A, B, alpha, beta, the objective, the number of points and the 95% intervals. */
+int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, int points, anv_buf_t *out);
+
 /* Unconstrained minimisation by L-BFGS with a line search satisfying the strong Wolfe conditions.
  * f returns the objective at x (n) and writes its gradient into grad (n). */
 typedef double (*anv_objective_fn)(void *ctx, const double *x, double *grad);
@@ -80,11 +86,62 @@ int anv_lbfgs(anv_objective_fn f, void *ctx, double *x, int n, const anv_lbfgs_o
  * heads of 64 (32 below 128 wide), depth-to-width ratios near those of trained models; Llama with
  * n_kv_head = n_head / 3 (or / 4, / 2) and n_ff = 8/3 n_embd rounded up to 64. Returns how many. */
 int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max);
+/* The index of the shape whose parameter count is nearest params (n > 0). */
+int anv_plan_nearest(const anv_config_t *shapes, int n, double params);
 /* The smallest shape anv_plan_shapes can give for an architecture and vocabulary. */
 anv_config_t anv_plan_smallest(anv_arch_t arch, int vocab_size, int seq);
 
-/* Seconds of one training step (zero_grad, forward, backward, clipping, AdamW) of a config on
- * random tokens (B, T) at the current matmul precision: the fastest of `steps` after one warm-up. */
-int anv_plan_time_step(const anv_config_t *cfg, int B, int T, int steps, double *seconds);
+/* An IsoFLOP ladder: `levels` compute budgets, each level_ratio times the one before, and at each up
+ * to `sizes` models spaced by factors of size_step around the prior law's N_opt, each trained on the
+ * C / (6 N) tokens of its level in whole steps of batch_tokens (sizes below the smallest shape move
+ * up to start there). Runs shorter than min_steps and sizes without a shape are left out. */
+typedef struct {
+    anv_arch_t arch;
+    int vocab, seq;
+    long long batch_tokens;
+    int levels, sizes;
+    double level_ratio, size_step;
+    long long min_steps;
+} anv_ladder_spec_t;
+
+typedef struct {
+    anv_config_t cfg;
+    int level;       /* 0-based compute level */
+    double flops;    /* the level's C */
+    double params;   /* anv_config_num_params(&cfg) */
+    long long steps; /* optimizer steps of batch_tokens */
+} anv_ladder_run_t;
+
+/* The ladder whose smallest level is c0 FLOPs, smallest level and size first; returns how many runs
+ * (at most max). */
+int anv_ladder_design(const anv_ladder_spec_t *spec, const anv_law_t *prior, double c0, anv_ladder_run_t *out, int max);
+/* The sum of 6 N D over the runs. */
+double anv_ladder_flops(const anv_ladder_run_t *runs, int n, long long batch_tokens);
+
+/* Writes dir/isoflop.svg (loss against parameters per compute level: the runs, the law along each
+ * level, its minima, the frontier) and dir/prediction.svg (the law's loss against each measured loss).
+ * loss[i] is run i's measured loss; at most 8 levels. */
+int anv_ladder_plots(const char *dir, const anv_ladder_run_t *runs, const double *loss, int n, const anv_law_t *law);
+
+/* Training speed on this machine against model size: the share of the peak (MFU) that whole training
+ * steps reach, timed at a few shapes; log-linear in the parameter count between them, flat beyond
+ * (0.3 before any is timed). Small models reach a far lower share than large ones. */
+#define ANV_SPEED_POINTS 8
+typedef struct {
+    double peak; /* FLOP/s of the matrix products at the precision used */
+    int n;
+    double params[ANV_SPEED_POINTS], mfu[ANV_SPEED_POINTS]; /* ascending params */
+} anv_speed_t;
+/* Times a training step (zero_grad, forward, backward, clipping, AdamW) of cfg on random tokens (B, T)
+ * at the current matmul precision, after a warm-up step, and adds the point; *seconds: the step's time. */
+int anv_speed_add(anv_speed_t *s, const anv_config_t *cfg, int B, int T, double *seconds);
+double anv_speed_mfu(const anv_speed_t *s, double params);
+double anv_speed_tokens_per_s(const anv_speed_t *s, const anv_config_t *cfg, int T);
+
+/* The model that reaches the lowest loss (repeated data counted when unique > 0) in `seconds` of
+ * training on this machine: each size trains on seconds x its own tokens per second, so sizes that use
+ * the machine better get more FLOPs. *out: its params, tokens, 6 N D and loss; *shape: its config. */
+int anv_plan_for_seconds(const anv_law_t *law, const anv_speed_t *speed, anv_arch_t arch, int vocab, int seq,
+                         double seconds, double unique, anv_optimum_t *out, anv_config_t *shape);
 
 #endif

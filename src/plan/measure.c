@@ -1,9 +1,16 @@
-/* The time of a training step on this machine, for turning wall time into FLOPs. */
+/* Training speed on this machine against model size, and the model that a time budget trains best. */
 #include "anvil/kernels.h"
 #include "anvil/optim.h"
 #include "anvil/plan.h"
 
-int anv_plan_time_step(const anv_config_t *cfg, int B, int T, int steps, double *seconds) {
+#include <math.h>
+
+#define ASSUMED_MFU 0.3   /* before any step is timed */
+#define SIZE_GRID 160     /* sizes tried, log-spaced from the smallest model to LARGEST_SIZE */
+#define LARGEST_SIZE 1e13 /* parameters */
+
+/* The fastest of `steps` training steps after one warm-up. */
+static int time_step(const anv_config_t *cfg, int B, int T, int steps, double *seconds) {
     anv_model_t *m = NULL;
     anv_adamw_t opt = {0};
     int32_t *tokens = NULL;
@@ -36,4 +43,55 @@ done:
     anv_adamw_free(&opt);
     anv_model_free(m);
     return rc;
+}
+
+int anv_speed_add(anv_speed_t *s, const anv_config_t *cfg, int B, int T, double *seconds) {
+    if (s->n == ANV_SPEED_POINTS) return anv_error("speed model: at most %d timed shapes", ANV_SPEED_POINTS);
+    if (time_step(cfg, B, T, 1, seconds) != 0) return -1;
+    double params = (double)anv_config_num_params(cfg);
+    double mfu = anv_model_flops_per_token(cfg, T) * B * T / *seconds / s->peak;
+    int at = s->n++;
+    for (; at > 0 && s->params[at - 1] > params; at--) s->params[at] = s->params[at - 1], s->mfu[at] = s->mfu[at - 1];
+    s->params[at] = params;
+    s->mfu[at] = mfu;
+    return 0;
+}
+
+double anv_speed_mfu(const anv_speed_t *s, double params) {
+    if (s->n == 0) return ASSUMED_MFU;
+    if (params <= s->params[0]) return s->mfu[0];
+    for (int i = 1; i < s->n; i++)
+        if (params <= s->params[i]) {
+            double t = log(params / s->params[i - 1]) / log(s->params[i] / s->params[i - 1]);
+            return s->mfu[i - 1] + t * (s->mfu[i] - s->mfu[i - 1]);
+        }
+    return s->mfu[s->n - 1];
+}
+
+double anv_speed_tokens_per_s(const anv_speed_t *s, const anv_config_t *cfg, int T) {
+    return s->peak * anv_speed_mfu(s, (double)anv_config_num_params(cfg)) / anv_model_flops_per_token(cfg, T);
+}
+
+int anv_plan_for_seconds(const anv_law_t *law, const anv_speed_t *speed, anv_arch_t arch, int vocab, int seq,
+                         double seconds, double unique, anv_optimum_t *out, anv_config_t *shape) {
+    anv_config_t smallest = anv_plan_smallest(arch, vocab, seq);
+    double lo = log((double)anv_config_num_params(&smallest)), hi = log(LARGEST_SIZE);
+    int found = 0;
+    for (int k = 0; k <= SIZE_GRID; k++) {
+        double target = exp(lo + (hi - lo) * k / SIZE_GRID);
+        anv_config_t shapes[5];
+        int n = anv_plan_shapes(arch, target, vocab, seq, shapes, 5);
+        if (n == 0) continue;
+        const anv_config_t *c = &shapes[anv_plan_nearest(shapes, n, target)];
+        double params = (double)anv_config_num_params(c);
+        double tokens = seconds * anv_speed_tokens_per_s(speed, c, seq);
+        double loss =
+            unique > 0 ? anv_law_loss_repeated(law, params, tokens, unique) : anv_law_loss(law, params, tokens);
+        if (!found || loss < out->loss) {
+            *out = (anv_optimum_t){6.0 * params * tokens, params, tokens, loss};
+            *shape = *c;
+            found = 1;
+        }
+    }
+    return found ? 0 : anv_error("plan: no %s model shape for vocabulary %d", anv_arch_name(arch), vocab);
 }

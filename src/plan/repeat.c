@@ -1,12 +1,17 @@
 /* Repeated data: the data-constrained scaling law of Muennighoff et al. 2023, "Scaling Data-Constrained
- * Language Models" (arXiv:2305.16264), eq. 5: D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)), where U_D is
- * the number of unique tokens, R_D = D / U_D - 1 the repetitions beyond the first epoch, and R_D* = 15.4
- * the fitted decay constant (their fit also gives R_N* = 5.3 for excess parameters, not used here). */
+ * Language Models" (arXiv:2305.16264), eq. 5. With U_D unique tokens, D tokens trained on are worth
+ *   D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)),  R_D = D / U_D - 1 (repetitions beyond the first epoch),
+ * and N parameters are worth
+ *   N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)),  U_N = min(N, the compute-optimal N for U_D tokens),
+ *                                                R_N = N / U_N - 1 (parameters beyond what U_D supports),
+ * with their fitted R_D* = 15.3878 and R_N* = 5.3097; the loss is the law's at (N', D'). */
 #include "anvil/plan.h"
 
 #include <math.h>
 
-#define REPEAT_DECAY 15.4 /* R_D*: after about 15 repetitions, more epochs add almost nothing */
+#define REPEAT_DECAY 15.3878 /* R_D*: after about 15 repetitions, more epochs add almost nothing */
+#define EXCESS_DECAY 5.3097  /* R_N*: parameters beyond about 5 times U_N add almost nothing */
+#define SCAN_POINTS 200
 
 double anv_effective_tokens(double tokens, double unique) {
     if (tokens <= unique) return tokens;
@@ -14,24 +19,41 @@ double anv_effective_tokens(double tokens, double unique) {
     return unique + unique * REPEAT_DECAY * (1.0 - exp(-repeats / REPEAT_DECAY));
 }
 
+double anv_effective_params(const anv_law_t *law, double params, double unique) {
+    anv_optimum_t supported;
+    anv_law_optimum_for_tokens(law, unique, &supported);
+    if (params <= supported.params) return params;
+    double excess = params / supported.params - 1.0;
+    return supported.params + supported.params * EXCESS_DECAY * (1.0 - exp(-excess / EXCESS_DECAY));
+}
+
+double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens, double unique) {
+    return anv_law_loss(law, anv_effective_params(law, params, unique), anv_effective_tokens(tokens, unique));
+}
+
 void anv_law_optimum_repeated(const anv_law_t *law, double flops, double unique, anv_optimum_t *out) {
     anv_law_optimum_for_flops(law, flops, out);
     if (out->tokens <= unique) return;
-    /* Fewer effective tokens favour more parameters: golden-section search over log N from the
-     * unconstrained optimum up to 10^4 times it (the loss along C = 6 N D has one minimum). */
-    const double ratio = 0.5 * (sqrt(5.0) - 1.0), lo0 = log(out->params);
-    double lo = lo0, hi = lo0 + log(1e4);
+#define LOSS_AT(log_n) anv_law_loss_repeated(law, exp(log_n), flops / (6.0 * exp(log_n)), unique)
+    /* A scan of log N over 10^-4 to 10^4 times the unconstrained optimum, then golden-section search
+     * between the neighbours of the best point. */
+    const double span = log(1e4), center = log(out->params), step = 2.0 * span / SCAN_POINTS;
+    double best = center - span, best_loss = LOSS_AT(best);
+    for (int k = 1; k <= SCAN_POINTS; k++) {
+        double x = center - span + k * step, l = LOSS_AT(x);
+        if (l < best_loss) best = x, best_loss = l;
+    }
+    const double ratio = 0.5 * (sqrt(5.0) - 1.0);
+    double lo = best - step, hi = best + step;
     for (int k = 0; k < 100; k++) {
         double a = hi - ratio * (hi - lo), b = lo + ratio * (hi - lo);
-        double na = exp(a), nb = exp(b);
-        double la = anv_law_loss(law, na, anv_effective_tokens(flops / (6.0 * na), unique));
-        double lb = anv_law_loss(law, nb, anv_effective_tokens(flops / (6.0 * nb), unique));
-        if (la < lb)
+        if (LOSS_AT(a) < LOSS_AT(b))
             hi = b;
         else
             lo = a;
     }
+#undef LOSS_AT
     out->params = exp(0.5 * (lo + hi));
     out->tokens = flops / (6.0 * out->params);
-    out->loss = anv_law_loss(law, out->params, anv_effective_tokens(out->tokens, unique));
+    out->loss = anv_law_loss_repeated(law, out->params, out->tokens, unique);
 }

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #define MAX_WIDTH 16384
+#define MAX_DEPTH 1024
 #define MIN_ASPECT 16.0 /* n_embd / n_layer */
 #define MAX_ASPECT 160.0
 #define USUAL_ASPECT 64.0 /* preferred among shapes of about the same size */
@@ -42,8 +43,10 @@ int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv
             anv_config_t one = shape(arch, 1, w, vocab_size, seq), two = shape(arch, 2, w, vocab_size, seq);
             double per_layer = (double)anv_config_num_params(&two) - (double)anv_config_num_params(&one);
             double rest = (double)anv_config_num_params(&one) - per_layer;
-            int depth = (int)lround((params - rest) / per_layer);
-            if (depth < 1 || (strict && ((double)w / depth < MIN_ASPECT || (double)w / depth > MAX_ASPECT))) continue;
+            double layers = round((params - rest) / per_layer);
+            if (layers < 1 || layers > MAX_DEPTH) continue;
+            int depth = (int)layers;
+            if (strict && ((double)w / depth < MIN_ASPECT || (double)w / depth > MAX_ASPECT)) continue;
             anv_config_t c = shape(arch, depth, w, vocab_size, seq);
             double ratio = (double)anv_config_num_params(&c) / params;
             if (ratio > SIZE_SLACK || ratio < 1.0 / SIZE_SLACK) continue;
@@ -67,4 +70,13 @@ int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv
             out[j - 1] = t;
         }
     return count;
+}
+
+int anv_plan_nearest(const anv_config_t *shapes, int n, double params) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (fabs(log((double)anv_config_num_params(&shapes[i]) / params)) <
+            fabs(log((double)anv_config_num_params(&shapes[best]) / params)))
+            best = i;
+    return best;
 }

@@ -62,6 +62,33 @@ int anv_runlog_eval(anv_runlog_t *log, const anv_eval_report_t *r) {
     return flush_line(log, n);
 }
 
+int anv_runlog_last_eval(const char *run_dir, anv_eval_report_t *r) {
+    char path[4200];
+    char *text;
+    size_t len;
+    if (anv_path_join(path, sizeof path, run_dir, "log.jsonl") != 0 || anv_read_file(path, &text, &len) != 0) return -1;
+    int found = 0;
+    for (size_t at = 0; at < len;) {
+        char *nl = memchr(text + at, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
+        anv_json_doc_t *doc;
+        if (n && anv_json_parse(text + at, n, path, &doc) == 0) {
+            const anv_json_t *root = anv_json_root(doc), *step = anv_json_get(root, "step"),
+                             *tokens = anv_json_get(root, "tokens"), *loss = anv_json_get(root, "val_loss"),
+                             *bpb = anv_json_get(root, "val_bpb");
+            if (step && tokens && loss && bpb && step->type == ANV_JSON_NUMBER && tokens->type == ANV_JSON_NUMBER &&
+                loss->type == ANV_JSON_NUMBER && bpb->type == ANV_JSON_NUMBER) {
+                *r = (anv_eval_report_t){(long long)step->number, (long long)tokens->number, loss->number, bpb->number};
+                found = 1;
+            }
+            anv_json_free(doc);
+        }
+        at += n + 1;
+    }
+    anv_free(text);
+    return found;
+}
+
 void anv_runlog_close(anv_runlog_t *log) {
     if (log->f) fclose(log->f);
     log->f = NULL;
