@@ -135,7 +135,12 @@ void anv_kv_cache_free(anv_kv_cache_t *c);
 size_t anv_kv_cache_bytes(const anv_model_t *m, int max_len); /* what create allocates */
 void anv_kv_cache_reset(anv_kv_cache_t *c);
 int anv_kv_cache_len(const anv_kv_cache_t *c);
+/* Forgets the positions from len on (no effect when len >= the cached length): decoding resumes
+ * after a shared prefix, as when several continuations of one context are scored. */
+void anv_kv_cache_truncate(anv_kv_cache_t *c, int len);
 /* Appends n tokens at the cache's position and writes the logits (vocab_size) of the last one. */
 int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, int n, float *logits);
+/* The same, writing the logits (n, vocab_size) of every new token (scoring text). */
+int anv_model_decode_all(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, int n, float *logits);
 
 #endif

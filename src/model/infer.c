@@ -13,7 +13,7 @@ struct anv_kv_cache {
     float *x, *ln, *qkv;  /* (CHUNK, C), (CHUNK, C), (CHUNK, QKV) */
     float *atty, *tmp;    /* (CHUNK, C) each */
     float *fch, *fch_act; /* (CHUNK, FI), (CHUNK, F) */
-    float *logits;        /* (Vp) */
+    float *logits;        /* (CHUNK, Vp) */
     int32_t *tokens;      /* (CHUNK) the chunk's tokens where the device's kernels can read them */
     float *block;
 };
@@ -27,9 +27,11 @@ static size_t kv_layout(const anv_model_t *m, int max_len, anv_kv_cache_t *kv) {
     struct {
         float **p;
         size_t n;
-    } views[] = {{&kv->k, L * T * KV},      {&kv->v, L * T * KV},        {&kv->x, CHUNK * C},   {&kv->ln, CHUNK * C},
-                 {&kv->qkv, CHUNK * QKV},   {&kv->atty, CHUNK * C},      {&kv->tmp, CHUNK * C}, {&kv->fch, CHUNK * FI},
-                 {&kv->fch_act, CHUNK * F}, {&kv->logits, (size_t)m->Vp}};
+    } views[] = {{&kv->k, L * T * KV},      {&kv->v, L * T * KV},
+                 {&kv->x, CHUNK * C},       {&kv->ln, CHUNK * C},
+                 {&kv->qkv, CHUNK * QKV},   {&kv->atty, CHUNK * C},
+                 {&kv->tmp, CHUNK * C},     {&kv->fch, CHUNK * FI},
+                 {&kv->fch_act, CHUNK * F}, {&kv->logits, CHUNK * (size_t)m->Vp}};
     size_t total = CHUNK; /* the tokens first: int32 and float have the same size */
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
         if (kv->block) *views[i].p = kv->block + total;
@@ -70,6 +72,9 @@ void anv_kv_cache_free(anv_kv_cache_t *c) {
 
 void anv_kv_cache_reset(anv_kv_cache_t *c) { c->len = 0; }
 int anv_kv_cache_len(const anv_kv_cache_t *c) { return c->len; }
+void anv_kv_cache_truncate(anv_kv_cache_t *c, int len) {
+    if (len >= 0 && len < c->len) c->len = len;
+}
 
 /* Runs n <= CHUNK tokens at the cache position through the layers; leaves the final residual rows in x. */
 static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *tokens, int n) {
@@ -98,7 +103,19 @@ static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *toke
     kv->len += n;
 }
 
-int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, int n, float *logits) {
+/* The logits of rows [first, first + rows) of the chunk in x: the final norm, then the head. */
+static void chunk_logits(anv_model_t *m, anv_kv_cache_t *c, int first, int rows, float *logits) {
+    const anv_config_t *cfg = &m->cfg;
+    int C = cfg->n_embd;
+    anv_block_norm(m, c->ln, NULL, NULL, c->x + (size_t)first * C, m->w.norm_w, m->w.norm_b, rows);
+    anv_matmul_nt_forward(c->logits, c->ln, m->w.head, rows, C, m->Vp); /* (rows, Vp) */
+    for (int i = 0; i < rows; i++)
+        anv_device_download(logits + (size_t)i * cfg->vocab_size, c->logits + (size_t)i * m->Vp,
+                            (size_t)cfg->vocab_size * sizeof *logits);
+}
+
+/* Appends n tokens; writes the logits of every one (all) or of the last. */
+static int decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, int n, float *logits, int all) {
     const anv_config_t *cfg = &m->cfg;
     if (n < 1) return anv_error("decode: no tokens");
     if (c->len + n > c->max_len)
@@ -106,11 +123,19 @@ int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, i
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
             return anv_error("decode: token %d is outside the vocabulary (%d)", (int)tokens[i], cfg->vocab_size);
-    for (int at = 0; at < n; at += CHUNK) decode_chunk(m, c, tokens + at, n - at < CHUNK ? n - at : CHUNK);
-    /* The logits of the last token only: the final norm of its row, then the head. */
-    int C = cfg->n_embd, last = (n - 1) % CHUNK;
-    anv_block_norm(m, c->ln, NULL, NULL, c->x + (size_t)last * C, m->w.norm_w, m->w.norm_b, 1);
-    anv_matmul_nt_forward(c->logits, c->ln, m->w.head, 1, C, m->Vp); /* (1, Vp) */
-    anv_device_download(logits, c->logits, (size_t)cfg->vocab_size * sizeof *logits);
+    for (int at = 0; at < n; at += CHUNK) {
+        int rows = n - at < CHUNK ? n - at : CHUNK;
+        decode_chunk(m, c, tokens + at, rows);
+        if (all) chunk_logits(m, c, 0, rows, logits + (size_t)at * cfg->vocab_size);
+    }
+    if (!all) chunk_logits(m, c, (n - 1) % CHUNK, 1, logits);
     return anv_kernel_status() == 0 ? 0 : anv_error_prefix("decode");
+}
+
+int anv_model_decode(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, int n, float *logits) {
+    return decode(m, c, tokens, n, logits, 0);
+}
+
+int anv_model_decode_all(anv_model_t *m, anv_kv_cache_t *c, const int32_t *tokens, int n, float *logits) {
+    return decode(m, c, tokens, n, logits, 1);
 }
