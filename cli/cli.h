@@ -2,7 +2,9 @@
 #ifndef ANVIL_CLI_H
 #define ANVIL_CLI_H
 
+#include "anvil/model.h"
 #include "anvil/plan.h"
+#include "anvil/tokenizer.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +29,10 @@ int cmd_scale_run(int argc, char **argv);       /* `anvil scale run`, dispatched
  * it as FIT.json to out (unless NULL); errors name source. */
 int cli_fit_report(const char *source, const anv_point_t *points, int n, int resamples, uint64_t seed, const char *out,
                    anv_fit_t *fit);
+
+/* anvil eval --task: scores the run's model on a task file (see anvil/eval.h). */
+int cli_eval_task(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, const char *task, const char *data,
+                  long long limit, int stride, const char *out);
 
 /* From an anvil data directory's meta.json: training and validation tokens and the vocabulary size. */
 int cli_data_meta(const char *dir, double *train_tokens, double *val_tokens, int *vocab);
@@ -68,7 +74,8 @@ void cli_catch_stop_signals(void (*handler)(int), int usr1);
 int cli_fail(void);
 
 /* Progress of a long phase on stderr: one rewritten line on a terminal, a plain line every few
- * seconds otherwise. Matches anv_progress_fn; byte phases show MB and MB/s. */
+ * seconds otherwise. Matches anv_progress_fn; byte phases show MB and MB/s, the others (merges,
+ * examples, windows) their count; with an ETA while the total is known. */
 typedef struct {
     double start, phase_start, last, last_event;
     char phase[32];

@@ -27,14 +27,18 @@ void cli_progress(void *ctx, const char *phase, uint64_t done, uint64_t total) {
     if (!new_phase && !finished && now - p->last < (p->tty ? 0.2 : 5.0)) return;
     p->last = now;
     double secs = now - p->phase_start > 1e-6 ? now - p->phase_start : 1e-6;
-    int bytes = strcmp(phase, "merges") != 0;
-    char line[160];
+    /* phases that count things rather than bytes */
+    int bytes = strcmp(phase, "merges") != 0 && strcmp(phase, "examples") != 0 && strcmp(phase, "windows") != 0;
+    char eta[32] = "";
+    if (total && done && done < total)
+        snprintf(eta, sizeof eta, "  ETA %.0f s", (double)(total - done) * (now - p->phase_start) / (double)done);
+    char line[200];
     if (bytes)
-        snprintf(line, sizeof line, "%-9s %8.1f / %.1f MB  %6.1f MB/s  %5.1f s", phase, done / 1e6, total / 1e6,
-                 done / 1e6 / secs, now - p->start);
+        snprintf(line, sizeof line, "%-9s %8.1f / %.1f MB  %6.1f MB/s  %5.1f s%s", phase, done / 1e6, total / 1e6,
+                 done / 1e6 / secs, now - p->start, eta);
     else
-        snprintf(line, sizeof line, "%-9s %8llu / %llu  %6.0f merges/s  %5.1f s", phase, (unsigned long long)done,
-                 (unsigned long long)total, done / secs, now - p->start);
+        snprintf(line, sizeof line, "%-9s %8llu / %llu  %6.1f %s/s  %5.1f s%s", phase, (unsigned long long)done,
+                 (unsigned long long)total, done / secs, phase, now - p->start, eta);
     if (p->tty) {
         char bar[23] = "[....................]";
         int full = total ? (int)(20.0 * (done < total ? done : total) / total) : 0;

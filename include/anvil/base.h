@@ -110,6 +110,9 @@ void anv_threads_set(int n); /* <= 0: all cores */
 int anv_threads_count(void);
 int anv_thread_id(void); /* this thread's number inside an OpenMP parallel region, 0 outside */
 
+/* Progress of a long-running phase: `done` of `total` units (total 0 when unknown). */
+typedef void (*anv_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);
+
 #ifdef __cplusplus
 }
 #endif

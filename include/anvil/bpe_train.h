@@ -26,9 +26,6 @@
 
 #define ANV_BPE_MAX_WORD_BYTES 256
 
-/* Progress of a long-running phase: `done` of `total` units (total 0 when unknown). */
-typedef void (*anv_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);
-
 /* The distinct pre-token words of a corpus and how often each occurs. Not thread-safe: count with
  * one map per thread and combine them with anv_bpe_words_merge. */
 typedef struct anv_bpe_words anv_bpe_words_t;
