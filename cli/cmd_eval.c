@@ -10,14 +10,22 @@
 
 static const char usage[] =
     "anvil eval --run RUN [--data DIR] [--batches N] [--precision fp32|bf16] [--device cpu|cuda]\n"
-    "Evaluates RUN on DIR's validation shards (default: the data the run was trained on).";
+    "anvil eval --run RUN --task hellaswag|mc|lambada|text --data FILE [--limit N] [--out FILE.jsonl] [--stride S]\n"
+    "Evaluates RUN on DIR's validation shards (default: the data the run was trained on), or on a task's\n"
+    "file: multiple choice accuracy (acc, acc_norm, acc_token_mean), LAMBADA's last word, or the loss,\n"
+    "perplexity and bits per byte of any text. Task results are also saved as RUN/eval/TASK.json.";
 
 int cmd_eval(int argc, char **argv) {
-    const char *run = NULL, *data = NULL, *precision = NULL, *device = NULL;
-    int batches = 0, batch = 0, seq = 0, threads = 0;
+    const char *run = NULL, *data = NULL, *precision = NULL, *device = NULL, *task = NULL, *out = NULL;
+    int batches = 0, batch = 0, seq = 0, threads = 0, stride = 0;
+    long long limit = 0;
     opt_t opts[] = {
         {"--run", OPT_STRING, &run, "run directory"},
-        {"--data", OPT_STRING, &data, "data directory (default: the run's)"},
+        {"--data", OPT_STRING, &data, "data directory (default: the run's), or the --task's file"},
+        {"--task", OPT_STRING, &task, "hellaswag, mc, lambada or text: score the examples of --data FILE"},
+        {"--limit", OPT_LONG, &limit, "--task: the first N examples or documents (default: all)"},
+        {"--out", OPT_STRING, &out, "--task: one JSON object per example or document to FILE"},
+        {"--stride", OPT_INT, &stride, "--task text: positions between windows (default: block_size / 2)"},
         {"--batches", OPT_INT, &batches, "validation batches, 0 = the whole split (default 0)"},
         {"--batch", OPT_INT, &batch, "rows per batch (default: the run's, else 4)"},
         {"--seq", OPT_INT, &seq, "tokens per row (default: the run's, else block_size)"},
@@ -26,10 +34,8 @@ int cmd_eval(int argc, char **argv) {
         {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
     };
     const opt_range_t ranges[] = {
-        {"--batches", 0, 2147483647},
-        {"--batch", 0, 1 << 20},
-        {"--seq", 0, 1 << 24},
-        {"--threads", 0, cli_max_threads()},
+        {"--batches", 0, 2147483647},        {"--batch", 0, 1 << 20},  {"--seq", 0, 1 << 24},
+        {"--threads", 0, cli_max_threads()}, {"--stride", 0, 1 << 24},
     };
     int rc = cli_parse_bounded(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), ranges,
                                (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
@@ -48,11 +54,18 @@ int cmd_eval(int argc, char **argv) {
     int have_state = anv_path_join(path, sizeof path, run, "state.json") == 0 && anv_path_exists(path) &&
                      anv_state_load(path, &st) == 0;
     const anv_config_t *cfg = anv_model_config(m);
+    const char *task_file = data;
     if (!data && have_state) data = st.data_dir;
     if (!batch) batch = have_state ? st.hp.B : 4;
     if (!seq) seq = have_state ? st.hp.T : cfg->block_size;
     if (!precision && have_state) prec = (anv_precision_t)st.hp.precision;
     anv_matmul_precision_set(prec);
+    if (task) {
+        rc = cli_eval_task(run, m, tok, task, task_file, limit, stride, out);
+        anv_tokenizer_free(tok);
+        anv_model_free(m);
+        return rc == 0 ? 0 : cli_fail();
+    }
     anv_loader_t *val = NULL;
     int32_t *in = NULL, *tg = NULL;
     double loss, bpt;

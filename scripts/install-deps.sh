@@ -9,7 +9,7 @@ command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 case "$what" in
   test) pkgs+=(clang clang-format-14 libclang-rt-14-dev time openmpi-bin libopenmpi-dev iproute2) ;;
   bench) pkgs+=(python3-torch python3-numpy sentencepiece time) ;;
-  reference) pkgs+=(python3-torch python3-numpy) ;;
+  reference) pkgs+=(python3-torch python3-numpy python3-regex) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

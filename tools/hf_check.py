@@ -57,7 +57,7 @@ def gpt2_logits(cfg, w, ids):
         x = x + h @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
     x = F.layer_norm(x, (C,), w["ln_f.weight"], w["ln_f.bias"], eps)
     head = w.get("lm_head.weight", w["wte.weight"])
-    return x[-1] @ head.T
+    return x @ head.T
 
 
 def rms_norm(x, w, eps):
@@ -106,7 +106,26 @@ def llama_logits(cfg, w, ids):
         gate, up = h @ w[p + "mlp.gate_proj.weight"].T, h @ w[p + "mlp.up_proj.weight"].T
         x = x + (F.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
     x = rms_norm(x, w["model.norm.weight"], eps)
-    return x[-1] @ w["lm_head.weight"].T
+    return x @ w["lm_head.weight"].T
+
+
+def load_model(hf):
+    """(name, forward, cfg, weights) of a Hugging Face directory; forward(cfg, w, ids) gives (T, vocab) logits."""
+    cfg = json.load(open(f"{hf}/config.json"))
+    w = read_safetensors(f"{hf}/model.safetensors")
+    if cfg["model_type"] == "gpt2":
+        assert cfg["architectures"] == ["GPT2LMHeadModel"]
+        assert cfg["n_positions"] == cfg["n_ctx"]
+        assert w["wte.weight"].shape == (cfg["vocab_size"], cfg["n_embd"]), "wte must have vocab_size rows"
+        return "GPT-2", gpt2_logits, cfg, w
+    assert cfg["model_type"] == "llama" and cfg["architectures"] == ["LlamaForCausalLM"], cfg["model_type"]
+    assert cfg["hidden_act"] == "silu" and not cfg.get("attention_bias") and not cfg.get("mlp_bias")
+    assert w["model.embed_tokens.weight"].shape == (cfg["vocab_size"], cfg["hidden_size"])
+    tied = cfg.get("tie_word_embeddings", True)
+    assert ("lm_head.weight" in w) != tied, "lm_head.weight must be there exactly when the head is untied"
+    if tied:
+        w["lm_head.weight"] = w["model.embed_tokens.weight"]
+    return "Llama", llama_logits, cfg, w
 
 
 def main():
@@ -114,26 +133,11 @@ def main():
         sys.exit(__doc__)
     hf, ref_path = sys.argv[1], sys.argv[2]
     tol = float(sys.argv[sys.argv.index("--tol") + 1]) if "--tol" in sys.argv else 1e-4
-    cfg = json.load(open(f"{hf}/config.json"))
-    w = read_safetensors(f"{hf}/model.safetensors")
-    if cfg["model_type"] == "gpt2":
-        assert cfg["architectures"] == ["GPT2LMHeadModel"]
-        assert cfg["n_positions"] == cfg["n_ctx"]
-        assert w["wte.weight"].shape == (cfg["vocab_size"], cfg["n_embd"]), "wte must have vocab_size rows"
-        name, forward = "GPT-2", gpt2_logits
-    else:
-        assert cfg["model_type"] == "llama" and cfg["architectures"] == ["LlamaForCausalLM"], cfg["model_type"]
-        assert cfg["hidden_act"] == "silu" and not cfg.get("attention_bias") and not cfg.get("mlp_bias")
-        assert w["model.embed_tokens.weight"].shape == (cfg["vocab_size"], cfg["hidden_size"])
-        tied = cfg.get("tie_word_embeddings", True)
-        assert ("lm_head.weight" in w) != tied, "lm_head.weight must be there exactly when the head is untied"
-        if tied:
-            w["lm_head.weight"] = w["model.embed_tokens.weight"]
-        name, forward = "Llama", llama_logits
+    name, forward, cfg, w = load_model(hf)
     ref = json.load(open(ref_path))
     torch.set_num_threads(1)
     with torch.no_grad():
-        logits = forward(cfg, w, torch.tensor(ref["tokens"]))
+        logits = forward(cfg, w, torch.tensor(ref["tokens"]))[-1]
     anvil = torch.tensor(ref["logits"])
     rel = ((logits - anvil).abs().max() / anvil.abs().max()).item()
     print(f"hf_check: PyTorch {name} from {hf} vs anvil: {len(ref['tokens'])} tokens, vocab {logits.numel()}, "
