@@ -122,7 +122,7 @@ static int generate_text(anv_generator_t *g, const char *prompt, const anv_gen_c
                          anv_gen_result_t *r) {
     anv_tokens_t ids = {0};
     int rc = anv_generate_prompt(tok, prompt, strlen(prompt), &ids);
-    if (rc == 0) rc = anv_generate(g, ids.ids, ids.len, c, collect, s, r);
+    if (rc == 0) rc = anv_generate(g, ids.ids, ids.len, c, collect, s, r, NULL);
     anv_tokens_free(&ids);
     return rc;
 }
@@ -295,29 +295,72 @@ static void test_bad_settings(anv_generator_t *g) {
     uint32_t ids[40] = {256, 1, 2};
     anv_gen_config_t c = anv_gen_config_default();
     c.max_tokens = -1;
-    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r) != 0 && strstr(anv_last_error(), "max_tokens"), "max_tokens -1");
+    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r, NULL) != 0 && strstr(anv_last_error(), "max_tokens"),
+          "max_tokens -1");
     c = anv_gen_config_default();
     c.min_p = 2;
-    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r) != 0 && strstr(anv_last_error(), "min_p"), "min_p 2");
+    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r, NULL) != 0 && strstr(anv_last_error(), "min_p"), "min_p 2");
     c = anv_gen_config_default();
     c.repetition_penalty = 0;
-    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r) != 0, "repetition_penalty 0");
+    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r, NULL) != 0, "repetition_penalty 0");
     c = anv_gen_config_default();
     c.stop[0] = "";
     c.n_stop = 1;
-    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r) != 0 && strstr(anv_last_error(), "empty"), "empty stop string");
+    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r, NULL) != 0 && strstr(anv_last_error(), "empty"),
+          "empty stop string");
     c = anv_gen_config_default();
     c.sampler.top_p = 0;
-    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r) != 0, "top_p 0");
-    CHECK(anv_generate(g, ids, 40, &c, collect, &s, &r) != 0 && strstr(anv_last_error(), "context"),
+    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r, NULL) != 0, "top_p 0");
+    CHECK(anv_generate(g, ids, 40, &c, collect, &s, &r, NULL) != 0 && strstr(anv_last_error(), "context"),
           "prompt longer than the block: %s", anv_last_error());
     ids[1] = 999;
     c = anv_gen_config_default();
-    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r) != 0 && strstr(anv_last_error(), "vocabulary"),
+    CHECK(anv_generate(g, ids, 3, &c, collect, &s, &r, NULL) != 0 && strstr(anv_last_error(), "vocabulary"),
           "token outside the vocabulary: %s", anv_last_error());
-    CHECK(anv_generate(g, ids, 0, &c, collect, &s, &r) != 0, "empty prompt");
+    CHECK(anv_generate(g, ids, 0, &c, collect, &s, &r, NULL) != 0, "empty prompt");
     CHECK(s.calls == 0, "no text from failed calls");
     printf("bad settings: all refused (last: %s)\n", anv_last_error());
+}
+
+/* Recorded log-probabilities: the prompt's against the full forward's log-softmax, the first none, the
+ * greedy tokens their own top alternative, alternatives in falling order. */
+static void test_logprobs(anv_generator_t *g) {
+    anv_gen_config_t c = anv_gen_config_default();
+    c.max_tokens = 5;
+    const char *prompt = "abracadabra, said the cat";
+    anv_tokens_t ids = {0};
+    anv_generate_prompt(tok, prompt, strlen(prompt), &ids);
+    anv_gen_logprobs_t lp = {.prompt = 1, .top = 3};
+    sink_t s = {0};
+    anv_gen_result_t r;
+    CHECK(anv_generate(g, ids.ids, ids.len, &c, collect, &s, &r, &lp) == 0, "%s", anv_last_error());
+    CHECK(lp.n == ids.len + 5 && isnan(lp.items[0].logprob) && lp.items[0].n_top == 0, "%zu recorded", lp.n);
+    int V = anv_model_config(model)->vocab_size, n = (int)ids.len;
+    float *logits = anv_alloc((size_t)n * V * sizeof(float), "logits");
+    anv_model_logits(model, (const int32_t *)ids.ids, 1, n, logits);
+    double worst = 0;
+    for (int t = 1; t < n && (size_t)t < lp.n; t++) {
+        const float *row = logits + (size_t)(t - 1) * V;
+        double z = 0;
+        for (int v = 0; v < V; v++) z += exp((double)row[v]);
+        double d = fabs((double)row[ids.ids[t]] - log(z) - lp.items[t].logprob);
+        worst = d > worst ? d : worst;
+    }
+    printf("prompt log-probabilities against the full forward: max |diff| %.3g\n", worst);
+    CHECK(worst < 1e-4, "prompt log-probabilities (%g)", worst);
+    int ordered = 1, greedy = 1;
+    for (size_t i = 1; i < lp.n; i++) {
+        const anv_token_logprob_t *t = &lp.items[i];
+        ordered &= t->n_top == 3 && t->top_logprob[0] >= t->top_logprob[1] && t->top_logprob[1] >= t->top_logprob[2];
+        if (i >= ids.len) greedy &= t->top[0] == t->token && t->top_logprob[0] == t->logprob;
+    }
+    CHECK(ordered && greedy, "alternatives in order (%d), greedy tokens on top (%d)", ordered, greedy);
+    lp.top = ANV_GEN_MAX_TOP + 1;
+    CHECK(anv_generate(g, ids.ids, ids.len, &c, collect, &s, &r, &lp) != 0, "too many alternatives refused");
+    anv_gen_logprobs_free(&lp);
+    anv_free(logits);
+    anv_tokens_free(&ids);
+    anv_buf_free(&s.text);
 }
 
 int main(void) {
@@ -336,6 +379,7 @@ int main(void) {
     for (size_t i = 0; i < anv_model_n_params(model); i++) p[i] *= 8;
     CHECK(anv_generator_create(model, tok, &g) == 0, "generator: %s", anv_last_error());
     test_greedy_vs_forward(g);
+    test_logprobs(g);
     test_stop_in_generation(g);
     test_penalties_and_seeds(g);
     test_threads();

@@ -126,7 +126,7 @@ static void test_json(void) {
     anv_srv_meta_t meta = {"cmpl-1", 1700000000, "m\"odel"};
     anv_gen_result_t res = {2, 1, ANV_GEN_LENGTH};
     anv_buf_t b = {0};
-    anv_srv_response_json(&b, &meta, &req, "x\n", 2, &res);
+    anv_srv_response_json(&b, &meta, &req, "x\n", 2, &res, NULL, NULL);
     const char *want =
         "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":\"m\\\"odel\","
         "\"choices\":[{\"text\":\"Px\\n\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"length\"}],"

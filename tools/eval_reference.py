@@ -186,6 +186,29 @@ def score_text(model, bpe, docs, stride):
         yield {"line": line, "tokens": len(ids) - 1, "bytes": len(text.encode("utf-8")), "nll": nll}
 
 
+def prompt_logprobs(model, bpe, text, top=5):
+    """What `anvil serve` answers to echo + logprobs: each token of [end-of-text] + text with its
+    log-probability (null for the first) and the top most likely tokens (their text) at its position."""
+    name, forward, cfg, w = model
+    ids = [bpe.eot] + bpe.encode(text)
+    with torch.no_grad():
+        lp = log_softmax_rows(forward(cfg, w, torch.tensor(ids)))
+    inverse = {v: k for k, v in bpe.vocab.items()}
+    to_byte = {c: b for b, c in bpe.chars.items()}
+
+    def text_of(i):  # OpenAI's "bytes:\\xNN" for a token that is not whole UTF-8 characters
+        raw = bytes(to_byte[c] for c in inverse[i])
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "bytes:" + "".join(f"\\x{b:02x}" for b in raw)
+
+    rows = [None] + [sorted(range(lp.shape[1]), key=lambda v: (-lp[p - 1, v].item(), v))[:top] for p in range(1, len(ids))]
+    return {"prompt": text, "ids": ids, "tokens": [text_of(i) for i in ids[1:]],
+            "token_logprobs": [None] + [lp[p - 1, ids[p]].item() for p in range(1, len(ids))],
+            "top_logprobs": [None] + [{text_of(v): lp[p - 1, v].item() for v in rows[p]} for p in range(1, len(ids))]}
+
+
 TASKS = {"hellaswag": hellaswag, "mc": multiple_choice, "lambada": lambada}
 
 
@@ -378,6 +401,10 @@ def generate(out):
         json.dump(cfg, open(f"{d}/config.json", "w"), indent=2)
         write_safetensors(f"{d}/model.safetensors", w)
         json.dump(tokenizer, open(f"{d}/tokenizer.json", "w"), ensure_ascii=False)
+        model = load_model(d)
+        model[3].update({k: v.double() for k, v in model[3].items()})
+        with open(f"{out}/{arch}.logprobs.expected", "w") as f:
+            json.dump(prompt_logprobs(model, Bpe(f"{d}/tokenizer.json"), TEXTS[4]), f)
         for task, name, stride in runs:
             suffix = f".stride{stride}" if stride else ""
             write_lines(f"{out}/{arch}.{name}{suffix}.expected", score(d, task, f"{out}/{name}", stride))

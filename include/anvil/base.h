@@ -85,6 +85,7 @@ int anv_buf_puts(anv_buf_t *b, const char *s);
 int anv_buf_printf(anv_buf_t *b, const char *fmt, ...) ANV_PRINTF(2, 3);
 /* Appends s as a JSON string literal with quotes; bytes that are not valid UTF-8 become U+FFFD. */
 int anv_buf_json_string(anv_buf_t *b, const char *s, size_t n);
+int anv_utf8_valid(const char *s, size_t n); /* 1 when s[0..n) is well-formed UTF-8 */
 void anv_buf_free(anv_buf_t *b);
 
 /* ---- random numbers: xoshiro256**, state is plain data so it can be checkpointed ---- */

@@ -71,6 +71,28 @@ int anv_stopper_push(anv_stopper_t *s, const char *bytes, size_t n, anv_gen_text
 /* Passes on whatever is still pending (the stream ended without a stop string). Returns fn's result. */
 int anv_stopper_flush(anv_stopper_t *s, anv_gen_text_fn fn, void *ctx);
 
+/* ---- log-probabilities ---- */
+#define ANV_GEN_MAX_TOP 20
+
+/* A token's log-probability under the model (the log-softmax of its raw logits: before penalties,
+ * min-p and temperature) and the n_top most likely tokens at its position, most likely first. */
+typedef struct {
+    uint32_t token;
+    float logprob; /* NAN for the first prompt token: nothing predicts it */
+    int n_top;
+    uint32_t top[ANV_GEN_MAX_TOP];
+    float top_logprob[ANV_GEN_MAX_TOP];
+} anv_token_logprob_t;
+
+/* What anv_generate records when given one: every prompt token (when `prompt` is set), then every
+ * generated token but a final end-of-text, each with `top` (0 to ANV_GEN_MAX_TOP) alternatives. */
+typedef struct {
+    int prompt, top;
+    anv_token_logprob_t *items;
+    size_t n, cap;
+} anv_gen_logprobs_t;
+void anv_gen_logprobs_free(anv_gen_logprobs_t *lp);
+
 /* ---- generation ---- */
 typedef struct anv_generator anv_generator_t;
 
@@ -88,9 +110,11 @@ int anv_generate_prompt(const anv_tokenizer_t *tok, const char *text, size_t len
 void anv_generate_adjust_logits(float *logits, int vocab, const anv_gen_config_t *cfg, const uint8_t *seen,
                                 const int32_t *counts);
 
-/* Generates from prompt ids (1..block_size of them, see anv_generate_prompt). Fails on a bad
- * configuration, an empty or too long prompt, or an id outside the model's vocabulary. */
+/* Generates from prompt ids (1..block_size of them, see anv_generate_prompt), recording
+ * log-probabilities in lp unless it is NULL (the prompt's then take logits rows of their own: 64 x
+ * vocab floats, allocated once). Fails on a bad configuration, an empty or too long prompt, or an id
+ * outside the model's vocabulary. */
 int anv_generate(anv_generator_t *g, const uint32_t *prompt, size_t n_prompt, const anv_gen_config_t *cfg,
-                 anv_gen_text_fn fn, void *ctx, anv_gen_result_t *res);
+                 anv_gen_text_fn fn, void *ctx, anv_gen_result_t *res, anv_gen_logprobs_t *lp);
 
 #endif

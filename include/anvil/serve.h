@@ -5,6 +5,14 @@
  * {"error": {"message", "type", "param", "code"}} with a 4xx/5xx status; unknown request fields are
  * ignored.
  *
+ * Log-probabilities (what evaluation harnesses such as lm-evaluation-harness's local-completions send):
+ * /v1/completions with `logprobs: N` (0 to 20 alternatives) returns choices[0].logprobs with `tokens`,
+ * `token_logprobs`, `top_logprobs` ({token: logprob}) and `text_offset` as OpenAI's legacy API does,
+ * for the prompt too with `echo: true` (then `max_tokens: 0` scores without generating). Values are
+ * the model's log-softmax before penalties and temperature. A prompt of token ids is taken as is, so
+ * its first token has none (null); a text prompt follows the end-of-text token, so all of its tokens
+ * have one. A token that is not whole UTF-8 characters is written "bytes:\xNN...". Not with `stream`.
+ *
  * Concurrency: `slots` worker threads, each with its own generator (KV cache and scratch) and
  * `threads_per_slot` compute threads, take requests from one FIFO queue; the model's weights are
  * shared read-only. Each connection has its own thread: at most max_connections in all and

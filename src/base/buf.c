@@ -61,6 +61,13 @@ static size_t utf8_valid_len(const unsigned char *s, size_t n) {
     return len;
 }
 
+int anv_utf8_valid(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0, len; i < n; i += len)
+        if ((len = utf8_valid_len(u + i, n - i)) == 0) return 0;
+    return 1;
+}
+
 int anv_buf_json_string(anv_buf_t *b, const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     if (anv_buf_append(b, "\"", 1) != 0) return -1;

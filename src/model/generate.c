@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#define ROWS 64 /* prompt positions per decode when their log-probabilities are recorded */
+
 struct anv_generator {
     anv_model_t *m;
     const anv_tokenizer_t *tok;
@@ -12,6 +14,8 @@ struct anv_generator {
     int block, vocab;
     int32_t *ctx;    /* (block) the tokens in the cache */
     float *logits;   /* (vocab) */
+    float *raw;      /* (vocab) the logits before adjustment, when recording log-probabilities */
+    float *rows;     /* (ROWS, vocab) the prompt's logits, when recording its log-probabilities */
     uint8_t *seen;   /* (vocab) ids of prompt and completion */
     int32_t *counts; /* (vocab) ids of the completion */
     anv_buf_t bytes; /* bytes of the token being passed to the stopper */
@@ -125,6 +129,8 @@ void anv_generator_free(anv_generator_t *g) {
     anv_kv_cache_free(g->kv);
     anv_free(g->ctx);
     anv_free(g->logits);
+    anv_free(g->raw);
+    anv_free(g->rows);
     anv_free(g->seen);
     anv_free(g->counts);
     anv_buf_free(&g->bytes);
@@ -183,10 +189,69 @@ static int feed(anv_generator_t *g, int32_t token) {
     return anv_model_decode(g->m, g->kv, &token, 1, g->logits);
 }
 
+void anv_gen_logprobs_free(anv_gen_logprobs_t *lp) {
+    anv_free(lp->items);
+    lp->items = NULL;
+    lp->n = lp->cap = 0;
+}
+
+/* Appends token's log-probability under a row of raw logits (row NULL: none) and the top alternatives. */
+static int record(anv_gen_logprobs_t *lp, const float *row, int vocab, uint32_t token) {
+    if (lp->n == lp->cap) {
+        size_t cap = lp->cap ? 2 * lp->cap : 64;
+        anv_token_logprob_t *p = anv_realloc(lp->items, cap * sizeof *p, "log-probabilities");
+        if (!p) return -1;
+        lp->items = p, lp->cap = cap;
+    }
+    anv_token_logprob_t *t = &lp->items[lp->n++];
+    memset(t, 0, sizeof *t);
+    t->token = token;
+    t->logprob = NAN;
+    if (!row) return 0;
+    float max = row[0];
+    for (int i = 1; i < vocab; i++) max = row[i] > max ? row[i] : max;
+    double sum = 0;
+    for (int i = 0; i < vocab; i++) sum += exp((double)row[i] - max);
+    double lse = max + log(sum);
+    t->logprob = (float)(row[token] - lse);
+    for (int i = 0; i < vocab; i++) { /* insertion into the sorted top list; the lower id first on ties */
+        int at = t->n_top;
+        while (at > 0 && row[i] > row[t->top[at - 1]]) at--;
+        if (at >= lp->top) continue;
+        int last = t->n_top < lp->top ? t->n_top++ : t->n_top - 1;
+        memmove(t->top + at + 1, t->top + at, (size_t)(last - at) * sizeof *t->top);
+        t->top[at] = (uint32_t)i;
+    }
+    for (int k = 0; k < t->n_top; k++) t->top_logprob[k] = (float)(row[t->top[k]] - lse);
+    return 0;
+}
+
+/* Decodes the prompt in the cache, leaving its last position's logits in g->logits; with lp->prompt,
+ * records the log-probability of each prompt token. */
+static int decode_prompt(anv_generator_t *g, size_t n, anv_gen_logprobs_t *lp) {
+    if (!lp || !lp->prompt) return anv_model_decode(g->m, g->kv, g->ctx, (int)n, g->logits);
+    if (!g->rows && !(g->rows = anv_alloc((size_t)ROWS * (size_t)g->vocab * sizeof *g->rows, "prompt logits")))
+        return -1;
+    if (record(lp, NULL, g->vocab, (uint32_t)g->ctx[0]) != 0) return -1;
+    for (size_t at = 0; at < n; at += ROWS) {
+        int rows = n - at < ROWS ? (int)(n - at) : ROWS;
+        if (anv_model_decode_all(g->m, g->kv, g->ctx + at, rows, g->rows) != 0) return -1;
+        for (int r = 0; r < rows; r++) {
+            const float *row = g->rows + (size_t)r * (size_t)g->vocab;
+            size_t pos = at + (size_t)r;
+            if (pos + 1 < n && record(lp, row, g->vocab, (uint32_t)g->ctx[pos + 1]) != 0) return -1;
+            if (pos + 1 == n) memcpy(g->logits, row, (size_t)g->vocab * sizeof *row);
+        }
+    }
+    return 0;
+}
+
 int anv_generate(anv_generator_t *g, const uint32_t *prompt, size_t n_prompt, const anv_gen_config_t *cfg,
-                 anv_gen_text_fn fn, void *ctx, anv_gen_result_t *res) {
+                 anv_gen_text_fn fn, void *ctx, anv_gen_result_t *res, anv_gen_logprobs_t *lp) {
     memset(res, 0, sizeof *res);
     if (check_config(cfg) != 0) return -1;
+    if (lp && (lp->top < 0 || lp->top > ANV_GEN_MAX_TOP))
+        return anv_error("log-probabilities: %d alternatives, 0 to %d are given", lp->top, ANV_GEN_MAX_TOP);
     if (n_prompt < 1) return anv_error("the prompt is empty (and the tokenizer has no end-of-text token)");
     if (n_prompt > (size_t)g->block)
         return anv_error("the prompt has %zu tokens, more than the model's context of %d", n_prompt, g->block);
@@ -195,6 +260,7 @@ int anv_generate(anv_generator_t *g, const uint32_t *prompt, size_t n_prompt, co
             return anv_error("prompt token %u is outside the vocabulary (%d)", prompt[i], g->vocab);
         g->ctx[i] = (int32_t)prompt[i];
     }
+    if (lp && !g->raw && !(g->raw = anv_alloc((size_t)g->vocab * sizeof *g->raw, "generator logits"))) return -1;
     anv_sampler_t s;
     if (anv_sampler_init(&s, &cfg->sampler, g->vocab) != 0) return -1;
     memset(g->seen, 0, (size_t)g->vocab);
@@ -207,14 +273,16 @@ int anv_generate(anv_generator_t *g, const uint32_t *prompt, size_t n_prompt, co
     int64_t eot = anv_tokenizer_eot(g->tok);
     int rc = -1;
     anv_kv_cache_reset(g->kv);
-    if (anv_model_decode(g->m, g->kv, g->ctx, (int)n_prompt, g->logits) != 0) goto done;
+    if (decode_prompt(g, n_prompt, lp) != 0) goto done;
     for (int produced = 0; produced < cfg->max_tokens; produced++) {
+        if (lp) memcpy(g->raw, g->logits, (size_t)g->vocab * sizeof *g->raw);
         anv_generate_adjust_logits(g->logits, g->vocab, cfg, g->seen, g->counts);
         int32_t next = anv_sampler_next(&s, g->logits);
         if (next == eot) {
             res->finish = ANV_GEN_STOP;
             break;
         }
+        if (lp && record(lp, g->raw, g->vocab, (uint32_t)next) != 0) goto done;
         res->completion_tokens++;
         g->seen[next] = 1;
         g->counts[next]++;

@@ -245,7 +245,7 @@ static enum MHD_Result generate(request_t *x) {
     if (x->job.failed) return send_error(x, &x->job.error);
     anv_buf_t b = {0};
     if (anv_srv_response_json(&b, &x->meta, &x->req, x->job.text.data ? x->job.text.data : "", x->job.text.len,
-                              &x->job.res) != 0) {
+                              &x->job.res, &x->job.logprobs, s->lim.tok) != 0) {
         anv_buf_free(&b);
         return fail(x, 500, "server_error", NULL, "%s", anv_last_error());
     }

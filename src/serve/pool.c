@@ -14,12 +14,14 @@ struct anv_srv_slot {
 int anv_srv_job_init(anv_srv_job_t *j, anv_srv_request_t *req) {
     memset(j, 0, sizeof *j);
     j->req = req;
+    j->logprobs = (anv_gen_logprobs_t){.prompt = req->echo, .top = req->logprobs};
     return pthread_cond_init(&j->cond, NULL) == 0 ? 0 : anv_error("serve: cannot create a condition variable");
 }
 
 void anv_srv_job_free(anv_srv_job_t *j) {
     pthread_cond_destroy(&j->cond);
     anv_buf_free(&j->text);
+    anv_gen_logprobs_free(&j->logprobs);
 }
 
 typedef struct {
@@ -63,7 +65,8 @@ static void *worker(void *arg) {
 
         sink_t sink = {p, j};
         anv_gen_result_t res;
-        int rc = anv_generate(slot->gen, j->req->prompt.ids, j->req->prompt.len, &j->req->gen, on_text, &sink, &res);
+        int rc = anv_generate(slot->gen, j->req->prompt.ids, j->req->prompt.len, &j->req->gen, on_text, &sink, &res,
+                              j->req->logprobs >= 0 ? &j->logprobs : NULL);
 
         pthread_mutex_lock(&p->mu);
         if (rc != 0 && !j->failed)

@@ -142,6 +142,15 @@ static int parse_prompt(const anv_json_t *o, const anv_srv_limits_t *lim, anv_sr
     return 0;
 }
 
+/* "logprobs": N alternatives per token for /v1/completions, as OpenAI's legacy API (null: none). */
+static int parse_logprobs(const anv_json_t *o, anv_srv_request_t *req, anv_srv_error_t *err) {
+    long long n = -1;
+    if (get_int(o, "logprobs", 0, ANV_GEN_MAX_TOP, &n, err) != 0) return -1;
+    if (n >= 0 && req->stream) return BAD("logprobs", "'logprobs' is not served with 'stream'");
+    req->logprobs = (int)n;
+    return 0;
+}
+
 /* Chat messages through the template documented in serve.h. */
 static int parse_messages(const anv_json_t *o, anv_srv_request_t *req, anv_srv_error_t *err) {
     const anv_json_t *v = field(o, "messages");
@@ -184,8 +193,12 @@ static int parse_object(const anv_json_t *o, const anv_srv_limits_t *lim, anv_sr
     if (o->type != ANV_JSON_OBJECT) return BAD(NULL, "the request body must be a JSON object");
     if (parse_settings(o, lim, req, err) != 0) return -1;
     if (req->chat) {
+        const anv_json_t *lp = field(o, "logprobs");
+        if (lp && lp->type == ANV_JSON_BOOL && lp->boolean)
+            return BAD("logprobs", "log-probabilities are served on /v1/completions");
         if (parse_messages(o, req, err) != 0) return -1;
-    } else if (get_bool(o, "echo", &req->echo, err) != 0 || parse_prompt(o, lim, req, err) != 0) {
+    } else if (get_bool(o, "echo", &req->echo, err) != 0 || parse_prompt(o, lim, req, err) != 0 ||
+               parse_logprobs(o, req, err) != 0) {
         return -1;
     }
     if (req->prompt.len) { /* token ids: their text is the echo */
@@ -193,6 +206,8 @@ static int parse_object(const anv_json_t *o, const anv_srv_limits_t *lim, anv_sr
     } else if (anv_generate_prompt(lim->tok, req->prompt_text.data ? req->prompt_text.data : "", req->prompt_text.len,
                                    &req->prompt) != 0) {
         return -1;
+    } else {
+        req->prompt_skip = anv_tokenizer_eot(lim->tok) >= 0;
     }
     if (req->prompt.len == 0) return BAD(req->chat ? "messages" : "prompt", "the prompt is empty");
     if (req->prompt.len > (size_t)lim->block_size)
@@ -208,6 +223,7 @@ int anv_srv_parse(const char *body, size_t len, int chat, const anv_srv_limits_t
     memset(req, 0, sizeof *req);
     memset(err, 0, sizeof *err);
     req->chat = chat;
+    req->logprobs = -1;
     req->gen = anv_gen_config_default();
     anv_json_doc_t *doc;
     if (anv_json_parse(body, len, "request body", &doc) != 0) return BAD(NULL, "%s", anv_last_error());

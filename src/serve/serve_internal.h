@@ -33,6 +33,8 @@ typedef struct {
 /* One parsed /v1/completions or /v1/chat/completions request. */
 typedef struct {
     int chat, stream, echo, include_usage;
+    int logprobs;          /* completions: alternatives per token (0 to ANV_GEN_MAX_TOP); -1: not asked */
+    int prompt_skip;       /* leading prompt ids not in prompt_text (the end-of-text token before text) */
     anv_tokens_t prompt;   /* ids fed to the model (end-of-text token first) */
     anv_buf_t prompt_text; /* the text of the prompt, for echo */
     anv_gen_config_t gen;  /* gen.stop points into stop_text */
@@ -55,9 +57,11 @@ typedef struct {
 void anv_srv_meta_init(anv_srv_meta_t *m, int chat, const char *model);
 const char *anv_srv_finish_name(anv_gen_finish_t f);
 int anv_srv_error_json(anv_buf_t *out, const anv_srv_error_t *err);
-/* The whole response of a finished request. */
+/* The whole response of a finished request; lp holds its log-probabilities when req->logprobs >= 0
+ * (the tokens' text comes from tok). */
 int anv_srv_response_json(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv_request_t *req, const char *text,
-                          size_t len, const anv_gen_result_t *res);
+                          size_t len, const anv_gen_result_t *res, const anv_gen_logprobs_t *lp,
+                          const anv_tokenizer_t *tok);
 /* Server-sent events: one chunk with text (finish NULL) or the final chunk (finish set, text empty);
  * each appended as "data: {...}\n\n". The first chat chunk carries the assistant role (role = 1). */
 int anv_srv_chunk_sse(anv_buf_t *out, const anv_srv_meta_t *m, const anv_srv_request_t *req, int role, const char *text,
@@ -78,7 +82,8 @@ struct anv_srv_job {
     int failed;  /* done with an error: */
     anv_srv_error_t error;
     anv_gen_result_t res;
-    pthread_cond_t cond; /* signalled on new text and on done */
+    anv_gen_logprobs_t logprobs; /* recorded when req->logprobs >= 0 */
+    pthread_cond_t cond;         /* signalled on new text and on done */
     anv_srv_job_t *next;
 };
 
