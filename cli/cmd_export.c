@@ -95,7 +95,11 @@ int cmd_export(int argc, char **argv) {
         snprintf(base, sizeof base, "%s", run);
         rc = anv_gguf_export(m, tok, name ? name : basename(base), type, out);
     } else {
-        rc = anv_hf_export(m, tok, out);
+        char card[4200];
+        rc = anv_hf_export(m, tok, out) == 0 && anv_path_join(card, sizeof card, out, "README.md") == 0 &&
+                     anv_model_card_write(run, m, tok, card) == 0
+                 ? 0
+                 : -1;
     }
     anv_model_free(m);
     anv_tokenizer_free(tok);

@@ -267,7 +267,7 @@ static int train_run(const ladder_t *L, const char *dir, const char *name, long 
         anv_train_state_t st;
         if (anv_state_load(state_path, &st) != 0) return -1;
         if (st.step >= steps) {
-            int found = anv_runlog_last_eval(run_dir, &last);
+            int found = anv_runlog_last_eval(run_dir, &last, NULL);
             if (found < 0) return -1;
             if (!found || last.step != steps)
                 return anv_error("%s: finished, but log.jsonl has no evaluation at its last step %lld", run_dir, steps);
@@ -289,7 +289,7 @@ static int train_run(const ladder_t *L, const char *dir, const char *name, long 
     long long done;
     int rc = anv_train(&o, &done);
     if (rc != 0) return rc;
-    int found = anv_runlog_last_eval(run_dir, &last);
+    int found = anv_runlog_last_eval(run_dir, &last, NULL);
     if (found <= 0 || last.step != steps)
         return found < 0 ? -1 : anv_error("%s: log.jsonl has no evaluation at step %lld", run_dir, steps);
     *loss = last.val_loss;

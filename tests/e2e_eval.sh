@@ -37,6 +37,12 @@ grep -q '^lambada: acc .* | perplexity ' gpt2.lambada.jsonl.txt || fail "lambada
 grep -q '^text: loss .* | perplexity .* | bits_per_byte ' gpt2.text.txt.txt || fail "text line"
 grep -q '"acc_norm_stderr"' gpt2/eval/mc.json || fail "eval/mc.json: $(cat gpt2/eval/mc.json)"
 
+# The model card of an exported run lists the saved results (an imported model: no training).
+"$anvil" export --run gpt2 --format hf --out card > /dev/null 2>&1 || fail "export hf"
+grep -q '^model-index:' card/README.md && grep -q '^      type: hellaswag$' card/README.md &&
+  grep -q "^| mc | \`mc.jsonl\` | acc_norm | " card/README.md && grep -q '^Not trained by anvil' card/README.md ||
+  fail "model card: $(cat card/README.md)"
+
 # One thread gives what two give; a gzip file what the plain one gives; --limit the first examples.
 "$anvil" eval --run llama --task mc --data "$golden/mc.jsonl" --threads 1 --out one.jsonl > /dev/null
 cmp -s one.jsonl llama.mc.jsonl || fail "1 and 2 threads differ"

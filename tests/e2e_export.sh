@@ -125,9 +125,16 @@ cmp -s "$work/run_gpt2.encode.txt" "$work/run_cl100k.encode.txt" && { echo "FAIL
 hf_round_trip() { # dir run bound
   local dir=$1 r=$2
   "$anvil" export --run "$r" --format hf --out "$dir/hf" 2>/dev/null
-  for f in config.json generation_config.json model.safetensors tokenizer.json; do
+  for f in config.json generation_config.json model.safetensors tokenizer.json README.md; do
     [ -s "$dir/hf/$f" ] || { echo "FAIL: hf export lacks $f"; exit 1; }
   done
+  # The model card: metadata, the data directory's token counts, the run's steps and losses.
+  local train_tokens
+  train_tokens=$(sed -n 's/.*"train": {[^}]*"tokens": \([0-9]*\).*/\1/p' "$work/data/meta.json")
+  head -1 "$dir/hf/README.md" | grep -qx -- --- && grep -q '^license: null' "$dir/hf/README.md" &&
+    grep -q "^| train | .* | $train_tokens |$" "$dir/hf/README.md" &&
+    grep -q '^120 of 120 optimizer steps' "$dir/hf/README.md" && grep -q '^Final training loss [0-9.]*\. Validation loss' "$dir/hf/README.md" ||
+    { echo "FAIL: the model card lacks metadata, data or training:"; cat "$dir/hf/README.md"; exit 1; }
   "$anvil" import --from hf "$dir/hf" --out "$dir/imported" 2>/dev/null
   cmp -s "$dir/hf/model.safetensors" "$dir/imported/model.safetensors" || { echo "FAIL: model.safetensors differs after hf export + import"; exit 1; }
   "$anvil" logits --run "$dir/imported" --prompt "$prompt" --out "$dir/imported_logits.json"

@@ -30,6 +30,13 @@ int anv_hf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *dir);
  * unexpected or of another shape fail with one message naming the file and the key or tensor. */
 int anv_hf_import(const char *hf_dir, const char *run_dir);
 
+/* README.md for a Hugging Face directory exported from run_dir: the model card (YAML metadata with a
+ * model-index of the run's saved evaluations, the license left to fill in) and what the run knows:
+ * architecture and size, tokenizer, training data (the data directory's meta.json), steps, tokens and
+ * final losses (state.json, log.jsonl), the results of `anvil eval --task` (the JSON files in RUN/eval). Parts the
+ * run lacks (an imported model) are said to be missing. Atomic. */
+int anv_model_card_write(const char *run_dir, const anv_model_t *m, const anv_tokenizer_t *tok, const char *path);
+
 /* model.safetensors of m in the layout above (shared by export and import). */
 int anv_hf_write_weights(anv_model_t *m, const char *path);
 

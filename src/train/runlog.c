@@ -62,7 +62,7 @@ int anv_runlog_eval(anv_runlog_t *log, const anv_eval_report_t *r) {
     return flush_line(log, n);
 }
 
-int anv_runlog_last_eval(const char *run_dir, anv_eval_report_t *r) {
+int anv_runlog_last_eval(const char *run_dir, anv_eval_report_t *r, double *train_loss) {
     char path[4200];
     char *text;
     size_t len;
@@ -81,6 +81,8 @@ int anv_runlog_last_eval(const char *run_dir, anv_eval_report_t *r) {
                 *r = (anv_eval_report_t){(long long)step->number, (long long)tokens->number, loss->number, bpb->number};
                 found = 1;
             }
+            const anv_json_t *train = anv_json_get(root, "loss");
+            if (train_loss && train && train->type == ANV_JSON_NUMBER) *train_loss = train->number;
             anv_json_free(doc);
         }
         at += n + 1;
