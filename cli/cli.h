@@ -32,7 +32,7 @@ int cli_fit_report(const char *source, const anv_point_t *points, int n, int res
 
 /* anvil eval --task: scores the run's model on a task file (see anvil/eval.h). */
 int cli_eval_task(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, const char *task, const char *data,
-                  long long limit, int stride, const char *out);
+                  long long limit, int stride, int skip_bad, const char *out);
 
 /* From an anvil data directory's meta.json: training and validation tokens and the vocabulary size. */
 int cli_data_meta(const char *dir, double *train_tokens, double *val_tokens, int *vocab);

@@ -17,7 +17,7 @@ static const char usage[] =
 
 int cmd_eval(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *precision = NULL, *device = NULL, *task = NULL, *out = NULL;
-    int batches = 0, batch = 0, seq = 0, threads = 0, stride = 0;
+    int batches = 0, batch = 0, seq = 0, threads = 0, stride = 0, skip_bad = 0;
     long long limit = 0;
     opt_t opts[] = {
         {"--run", OPT_STRING, &run, "run directory"},
@@ -26,6 +26,7 @@ int cmd_eval(int argc, char **argv) {
         {"--limit", OPT_LONG, &limit, "--task: the first N examples or documents (default: all)"},
         {"--out", OPT_STRING, &out, "--task: one JSON object per example or document to FILE"},
         {"--stride", OPT_INT, &stride, "--task text: positions between windows (default: block_size / 2)"},
+        {"--skip-bad", OPT_FLAG, &skip_bad, "--task: count and skip malformed examples instead of failing"},
         {"--batches", OPT_INT, &batches, "validation batches, 0 = the whole split (default 0)"},
         {"--batch", OPT_INT, &batch, "rows per batch (default: the run's, else 4)"},
         {"--seq", OPT_INT, &seq, "tokens per row (default: the run's, else block_size)"},
@@ -61,7 +62,7 @@ int cmd_eval(int argc, char **argv) {
     if (!precision && have_state) prec = (anv_precision_t)st.hp.precision;
     anv_matmul_precision_set(prec);
     if (task) {
-        rc = cli_eval_task(run, m, tok, task, task_file, limit, stride, out);
+        rc = cli_eval_task(run, m, tok, task, task_file, limit, stride, skip_bad, out);
         anv_tokenizer_free(tok);
         anv_model_free(m);
         return rc == 0 ? 0 : cli_fail();

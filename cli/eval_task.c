@@ -52,20 +52,21 @@ static int write_out(const char *out, const anv_buf_t *b) {
 }
 
 static int eval_examples(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, anv_task_t task, const char *data,
-                         size_t limit, const char *out, cli_progress_t *progress) {
+                         size_t limit, int skip_bad, const char *out, cli_progress_t *progress) {
     anv_examples_t ex;
-    if (anv_examples_load(task, data, limit, &ex) != 0) return -1;
+    if (anv_examples_load(task, data, limit, skip_bad, &ex) != 0) return -1;
     size_t total = 0;
     for (size_t i = 0; i < ex.n; i++) total += (size_t)ex.items[i].n_continuations;
     anv_choice_score_t *scores = anv_alloc(total * sizeof *scores, "scores");
-    int *ctx_tokens = anv_alloc(ex.n * sizeof *ctx_tokens, "scores");
+    anv_context_use_t *ctx = anv_alloc(ex.n * sizeof *ctx, "scores");
     anv_buf_t lines = {0};
     double t0 = anv_now();
-    int rc = scores && ctx_tokens && anv_score_examples(m, tok, &ex, scores, ctx_tokens, cli_progress, progress) == 0
+    int rc = scores && ctx && anv_score_examples(m, tok, &ex, scores, ctx, cli_progress, progress) == 0
                  ? 0
                  : anv_error_prefix("%s", data);
     cli_progress_end(progress);
     double right[3] = {0}, logprob_sum = 0;
+    size_t cut = 0;
     const anv_choice_score_t *sc = scores;
     for (size_t i = 0; rc == 0 && i < ex.n; sc += ex.items[i++].n_continuations) {
         const anv_example_t *e = &ex.items[i];
@@ -75,9 +76,11 @@ static int eval_examples(const char *run, anv_model_t *m, const anv_tokenizer_t 
             right[r] += task == ANV_TASK_LAMBADA ? sc[0].greedy : pred[r] == e->answer;
         }
         logprob_sum += sc[0].logprob;
+        cut += ctx[i].cut > 0;
         if (!out) continue;
-        rc |= anv_buf_printf(&lines, "{\"line\": %llu, \"context_tokens\": %d, \"answer\": %d, \"logprobs\": [",
-                             (unsigned long long)e->line, ctx_tokens[i], e->answer);
+        rc |= anv_buf_printf(
+            &lines, "{\"line\": %llu, \"context_tokens\": %d, \"context_cut\": %d, \"answer\": %d, \"logprobs\": [",
+            (unsigned long long)e->line, ctx[i].tokens, ctx[i].cut, e->answer);
         for (int c = 0; c < e->n_continuations; c++)
             rc |= anv_buf_printf(&lines, "%s%.9g", c ? ", " : "", sc[c].logprob);
         rc |= anv_buf_puts(&lines, "], \"tokens\": [");
@@ -93,8 +96,10 @@ static int eval_examples(const char *run, anv_model_t *m, const anv_tokenizer_t 
     if (rc == 0) rc = write_out(out, &lines);
     if (rc == 0) {
         double n = (double)ex.n;
-        char counts[64];
-        snprintf(counts, sizeof counts, "%zu examples", ex.n);
+        char counts[160];
+        int at = snprintf(counts, sizeof counts, "%zu examples", ex.n);
+        if (ex.skipped) at += snprintf(counts + at, sizeof counts - (size_t)at, ", %zu malformed skipped", ex.skipped);
+        if (cut) snprintf(counts + at, sizeof counts - (size_t)at, ", %zu contexts cut to fit the block", cut);
         if (task == ANV_TASK_LAMBADA) {
             /* the perplexity of the last word: exp of its mean negative log-probability */
             metric_t mt[] = {{right[0] / n, anv_mean_stderr(right[0], n), "acc"},
@@ -108,7 +113,7 @@ static int eval_examples(const char *run, anv_model_t *m, const anv_tokenizer_t 
         }
     }
     anv_buf_free(&lines);
-    anv_free(ctx_tokens);
+    anv_free(ctx);
     anv_free(scores);
     anv_examples_free(&ex);
     return rc;
@@ -219,7 +224,7 @@ static int eval_text(const char *run, anv_model_t *m, const anv_tokenizer_t *tok
 }
 
 int cli_eval_task(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, const char *task_name, const char *data,
-                  long long limit, int stride, const char *out) {
+                  long long limit, int stride, int skip_bad, const char *out) {
     anv_task_t task;
     if (anv_task_parse(task_name, &task) != 0) return -1;
     if (!data) return anv_error("--task %s needs --data FILE", task_name);
@@ -228,5 +233,5 @@ int cli_eval_task(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, c
     cli_progress_t progress;
     cli_progress_init(&progress);
     if (task == ANV_TASK_TEXT) return eval_text(run, m, tok, data, (size_t)limit, stride, out, &progress);
-    return eval_examples(run, m, tok, task, data, (size_t)limit, out, &progress);
+    return eval_examples(run, m, tok, task, data, (size_t)limit, skip_bad, out, &progress);
 }

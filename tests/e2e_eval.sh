@@ -35,6 +35,7 @@ done
 grep -q 'acc .* ± .* | acc_norm .* ± .* | acc_token_mean .* ± ' gpt2.mc.jsonl.txt || fail "mc line: $(cat gpt2.mc.jsonl.txt)"
 grep -q '^lambada: acc .* | perplexity ' gpt2.lambada.jsonl.txt || fail "lambada line: $(cat gpt2.lambada.jsonl.txt)"
 grep -q '^text: loss .* | perplexity .* | bits_per_byte ' gpt2.text.txt.txt || fail "text line"
+grep -q '5 examples, 1 contexts cut to fit the block' gpt2.mc.jsonl.txt || fail "the cut context is not counted"
 grep -q '"acc_norm_stderr"' gpt2/eval/mc.json || fail "eval/mc.json: $(cat gpt2/eval/mc.json)"
 
 # The model card of an exported run lists the saved results (an imported model: no training).
@@ -81,6 +82,10 @@ bad empty.jsonl mc 'empty.jsonl: no examples'
 bad missing.jsonl mc 'missing.jsonl: cannot open'
 bad "$golden/mc.jsonl" unknown 'unknown task'
 bad "$golden/text.txt" text 'stride 65: must be 1 to block_size 64' --stride 65
+# --skip-bad: malformed examples counted and left out.
+cat range.jsonl broken.jsonl > mixed.jsonl
+"$anvil" eval --run gpt2 --task mc --data mixed.jsonl --skip-bad > skip.txt 2> skip.err || fail "--skip-bad: $(cat skip.err)"
+grep -q '2 examples, 2 malformed skipped' skip.txt && grep -q 'mixed.jsonl:2' skip.err || fail "--skip-bad: $(cat skip.txt skip.err)"
 long=$(printf 'word %.0s' $(seq 80))
 printf '{"context": "a", "choices": ["%s", "b"], "answer": 0}\n' "$long" > long.jsonl
 bad long.jsonl mc 'long.jsonl: line 1: a continuation of'

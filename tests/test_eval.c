@@ -14,7 +14,7 @@
 
 static void test_readers(void) {
     anv_examples_t ex;
-    CHECK(anv_examples_load(ANV_TASK_HELLASWAG, GOLDEN "hellaswag.jsonl", 0, &ex) == 0, "%s", anv_last_error());
+    CHECK(anv_examples_load(ANV_TASK_HELLASWAG, GOLDEN "hellaswag.jsonl", 0, 0, &ex) == 0, "%s", anv_last_error());
     CHECK(ex.n == 4, "%zu HellaSwag examples", ex.n);
     if (ex.n == 4) {
         const anv_example_t *e = &ex.items[0];
@@ -31,11 +31,11 @@ static void test_readers(void) {
               "plain ctx '%s' at line %llu", ex.items[3].context, (unsigned long long)ex.items[3].line);
     }
     anv_examples_free(&ex);
-    CHECK(anv_examples_load(ANV_TASK_HELLASWAG, GOLDEN "hellaswag.txt", 0, &ex) == 0, "%s", anv_last_error());
+    CHECK(anv_examples_load(ANV_TASK_HELLASWAG, GOLDEN "hellaswag.txt", 0, 0, &ex) == 0, "%s", anv_last_error());
     CHECK(ex.n == 3 && ex.items[2].line == 13 && ex.items[0].answer == 1 && ex.items[2].answer == 2,
           "text format: %zu examples", ex.n);
     anv_examples_free(&ex);
-    CHECK(anv_examples_load(ANV_TASK_LAMBADA, GOLDEN "lambada.jsonl", 2, &ex) == 0, "%s", anv_last_error());
+    CHECK(anv_examples_load(ANV_TASK_LAMBADA, GOLDEN "lambada.jsonl", 2, 0, &ex) == 0, "%s", anv_last_error());
     CHECK(ex.n == 2 && strcmp(ex.items[1].continuations[0], " bed") == 0 &&
               strcmp(ex.items[1].context, "She counted the coins twice, then put them back in the tin box under the") ==
                   0,
@@ -65,7 +65,7 @@ static double full_logprob(anv_model_t *m, const anv_tokens_t *ctx, size_t keep,
 
 static void test_scores(anv_model_t *m, const anv_tokenizer_t *tok) {
     anv_examples_t ex;
-    if (anv_examples_load(ANV_TASK_MC, GOLDEN "mc.jsonl", 0, &ex) != 0) {
+    if (anv_examples_load(ANV_TASK_MC, GOLDEN "mc.jsonl", 0, 0, &ex) != 0) {
         CHECK(0, "%s", anv_last_error());
         return;
     }
@@ -74,27 +74,29 @@ static void test_scores(anv_model_t *m, const anv_tokenizer_t *tok) {
     size_t total = 0;
     for (size_t i = 0; i < ex.n; i++) total += (size_t)ex.items[i].n_continuations;
     anv_choice_score_t *par = calloc(total, sizeof *par), one[8];
-    int *ctx_tokens = calloc(ex.n, sizeof *ctx_tokens), truncated = 0;
-    CHECK(anv_score_examples(m, tok, &ex, par, ctx_tokens, NULL, NULL) == 0, "%s", anv_last_error());
+    anv_context_use_t *ctx_use = calloc(ex.n, sizeof *ctx_use);
+    int truncated = 0;
+    CHECK(anv_score_examples(m, tok, &ex, par, ctx_use, NULL, NULL) == 0, "%s", anv_last_error());
     double worst = 0;
     const anv_choice_score_t *p = par;
     for (size_t i = 0; i < ex.n; p += ex.items[i++].n_continuations) {
         const anv_example_t *e = &ex.items[i];
-        int kept;
-        CHECK(anv_score_example(s, e, one, &kept) == 0, "%s", anv_last_error());
+        anv_context_use_t use;
+        CHECK(anv_score_example(s, e, one, &use) == 0, "%s", anv_last_error());
         for (int c = 0; c < e->n_continuations; c++)
-            CHECK(kept == ctx_tokens[i] && one[c].logprob == p[c].logprob && one[c].tokens == p[c].tokens &&
-                      one[c].bytes == p[c].bytes && one[c].greedy == p[c].greedy,
+            CHECK(use.tokens == ctx_use[i].tokens && use.cut == ctx_use[i].cut && one[c].logprob == p[c].logprob &&
+                      one[c].tokens == p[c].tokens && one[c].bytes == p[c].bytes && one[c].greedy == p[c].greedy,
                   "example %zu choice %d: the parallel driver differs from one scorer (%.9g, %.9g)", i, c,
                   one[c].logprob, p[c].logprob);
         anv_tokens_t ctx = {0}, cont = {0};
         anv_tokens_push(&ctx, (uint32_t)anv_tokenizer_eot(tok));
         anv_tokenizer_encode(tok, e->context, strlen(e->context), &ctx);
-        truncated += (size_t)kept < ctx.len;
+        truncated += (size_t)use.tokens < ctx.len;
+        CHECK((size_t)(use.tokens + use.cut) == ctx.len, "kept + cut = the context's tokens");
         for (int c = 0; c < e->n_continuations; c++) {
             cont.len = 0;
             anv_tokenizer_encode(tok, e->continuations[c], strlen(e->continuations[c]), &cont);
-            double d = fabs(full_logprob(m, &ctx, (size_t)kept, &cont) - one[c].logprob);
+            double d = fabs(full_logprob(m, &ctx, (size_t)use.tokens, &cont) - one[c].logprob);
             worst = d > worst ? d : worst;
             CHECK((size_t)one[c].tokens == cont.len && one[c].bytes == strlen(e->continuations[c]), "counts");
         }
@@ -112,7 +114,7 @@ static void test_scores(anv_model_t *m, const anv_tokenizer_t *tok) {
               anv_choice_best(pick, 3, ANV_BY_TOKENS) == 1,
           "choice rules (first of equal sums)");
     CHECK(fabs(anv_mean_stderr(1, 2) - 0.5) < 1e-12 && anv_mean_stderr(1, 1) == 0, "stderr");
-    free(ctx_tokens);
+    free(ctx_use);
     free(par);
     anv_scorer_free(s);
     anv_examples_free(&ex);

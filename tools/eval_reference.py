@@ -156,7 +156,7 @@ def score_choices(model, bpe, examples):
         ctx = [bpe.eot] + bpe.encode(context)
         toks = [bpe.encode(c) for c in conts]
         keep = min(len(ctx), T + 1 - max(len(t) for t in toks))
-        ctx = ctx[len(ctx) - keep:]
+        cut, ctx = len(ctx) - keep, ctx[len(ctx) - keep:]
         logprobs, greedy = [], []
         for t in toks:
             ids = ctx + t[:-1]
@@ -165,7 +165,7 @@ def score_choices(model, bpe, examples):
             greedy.append(all(lp[i].argmax().item() == t[i] for i in range(len(t))))
         nbytes = [len(c.encode("utf-8")) for c in conts]
         best = lambda v: max(range(len(v)), key=lambda i: (v[i], -i))
-        yield {"line": line, "context_tokens": keep, "answer": answer, "logprobs": logprobs,
+        yield {"line": line, "context_tokens": keep, "context_cut": cut, "answer": answer, "logprobs": logprobs,
                "tokens": [len(t) for t in toks], "bytes": nbytes, "greedy": greedy, "pred": best(logprobs),
                "pred_norm": best([l / b for l, b in zip(logprobs, nbytes)]),
                "pred_token_mean": best([l / len(t) for l, t in zip(logprobs, toks)])}

@@ -35,11 +35,12 @@ typedef struct {
 typedef struct {
     anv_example_t *items;
     size_t n;
+    size_t skipped; /* malformed examples left out (skip_bad) */
 } anv_examples_t;
 
 /* Reads up to limit examples (0: all) of a choice task or LAMBADA from path; errors name the file and
- * line. */
-int anv_examples_load(anv_task_t task, const char *path, size_t limit, anv_examples_t *out);
+ * line. With skip_bad a malformed example is counted, shown (the first few) and left out instead. */
+int anv_examples_load(anv_task_t task, const char *path, size_t limit, int skip_bad, anv_examples_t *out);
 void anv_examples_free(anv_examples_t *e);
 
 /* One continuation's score. */
@@ -57,9 +58,12 @@ void anv_scorer_free(anv_scorer_t *s);
 
 /* Scores every continuation of ex (scores: ex->n_continuations of them). The context's tokens are
  * decoded once and each continuation after them; when context and the longest continuation exceed the
- * block, the context loses its oldest tokens (as lm-evaluation-harness truncates). *context_tokens:
- * the context tokens kept. */
-int anv_score_example(anv_scorer_t *s, const anv_example_t *ex, anv_choice_score_t *scores, int *context_tokens);
+ * block, the context loses its oldest tokens (as lm-evaluation-harness truncates): *context says how
+ * many it kept and how many it lost. */
+typedef struct {
+    int tokens, cut;
+} anv_context_use_t;
+int anv_score_example(anv_scorer_t *s, const anv_example_t *ex, anv_choice_score_t *scores, anv_context_use_t *context);
 
 /* Text: the tokens of one document ([end-of-text] + its text) are predicted in windows of at most
  * block_size positions, each starting stride after the previous one; every token after the first is
@@ -75,11 +79,11 @@ int anv_text_windows(size_t doc, size_t n, int block_size, int stride, anv_text_
                      size_t *cap);
 int anv_score_window(anv_scorer_t *s, const uint32_t *tokens, anv_text_window_t *w);
 
-/* Every example (scores: n_continuations per example, in order; context_tokens: one per example) or
+/* Every example (scores: n_continuations per example, in order; context: one per example) or
  * every window, in parallel on the CPU's threads with a scorer each (one thread on other devices).
  * progress (may be NULL) is called from one thread, phase "examples" or "windows". */
 int anv_score_examples(anv_model_t *m, const anv_tokenizer_t *tok, const anv_examples_t *ex, anv_choice_score_t *scores,
-                       int *context_tokens, anv_progress_fn progress, void *progress_ctx);
+                       anv_context_use_t *context, anv_progress_fn progress, void *progress_ctx);
 int anv_score_windows(anv_model_t *m, const anv_tokenizer_t *tok, const uint32_t *const *doc_tokens,
                       anv_text_window_t *windows, size_t n, anv_progress_fn progress, void *progress_ctx);
 

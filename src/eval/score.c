@@ -99,7 +99,8 @@ static int encode(anv_scorer_t *s, const char *text, anv_tokens_t *out) {
     return 0;
 }
 
-int anv_score_example(anv_scorer_t *s, const anv_example_t *ex, anv_choice_score_t *scores, int *context_tokens) {
+int anv_score_example(anv_scorer_t *s, const anv_example_t *ex, anv_choice_score_t *scores,
+                      anv_context_use_t *context) {
     int n = ex->n_continuations;
     if (n > s->cont_cap) {
         anv_tokens_t *p = anv_realloc(s->cont, (size_t)n * sizeof *p, "continuations");
@@ -133,7 +134,7 @@ int anv_score_example(anv_scorer_t *s, const anv_example_t *ex, anv_choice_score
         if (decode_scored(s, c->ids, c->len - 1, c->ids + 1, &t) != 0) return -1;
         scores[i] = (anv_choice_score_t){t.logprob, (int)c->len, strlen(ex->continuations[i]), t.greedy};
     }
-    *context_tokens = (int)keep;
+    *context = (anv_context_use_t){(int)keep, (int)(s->ctx.len - keep)};
     return 0;
 }
 
@@ -227,21 +228,21 @@ typedef struct {
     const anv_examples_t *ex;
     anv_choice_score_t *scores;
     size_t *offsets;
-    int *context_tokens;
+    anv_context_use_t *context;
 } examples_job_t;
 
 static int score_one_example(anv_scorer_t *s, size_t i, void *arg) {
     examples_job_t *j = arg;
-    return anv_score_example(s, &j->ex->items[i], j->scores + j->offsets[i], &j->context_tokens[i]);
+    return anv_score_example(s, &j->ex->items[i], j->scores + j->offsets[i], &j->context[i]);
 }
 
 int anv_score_examples(anv_model_t *m, const anv_tokenizer_t *tok, const anv_examples_t *ex, anv_choice_score_t *scores,
-                       int *context_tokens, anv_progress_fn progress, void *progress_ctx) {
+                       anv_context_use_t *context, anv_progress_fn progress, void *progress_ctx) {
     size_t *offsets = anv_alloc((ex->n + 1) * sizeof *offsets, "offsets");
     if (!offsets) return -1;
     offsets[0] = 0;
     for (size_t i = 0; i < ex->n; i++) offsets[i + 1] = offsets[i] + (size_t)ex->items[i].n_continuations;
-    examples_job_t j = {ex, scores, offsets, context_tokens};
+    examples_job_t j = {ex, scores, offsets, context};
     int rc = for_each(m, tok, ex->n, score_one_example, &j, progress, progress_ctx, "examples");
     anv_free(offsets);
     return rc;

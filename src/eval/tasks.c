@@ -254,7 +254,14 @@ static int text_example(reader_t *r, char *const lines[6], const size_t lens[6],
     return 0;
 }
 
-int anv_examples_load(anv_task_t task, const char *path, size_t limit, anv_examples_t *out) {
+/* A malformed example left out: counted, the first few shown. */
+static int skip(anv_examples_t *out) {
+    if (out->skipped++ < 5) anv_log(ANV_LOG_WARN, "skipping %s", anv_last_error());
+    anv_error_clear();
+    return 0;
+}
+
+int anv_examples_load(anv_task_t task, const char *path, size_t limit, int skip_bad, anv_examples_t *out) {
     memset(out, 0, sizeof *out);
     if (task == ANV_TASK_TEXT) return anv_error("text: a corpus, not examples");
     anv_buf_t b = {0};
@@ -287,13 +294,17 @@ int anv_examples_load(anv_task_t task, const char *path, size_t limit, anv_examp
         } else {
             rc = json_example(&r, task, line, len, &ex);
         }
-        if (rc == 0)
+        if (rc == 0) {
             rc = add_example(&r, &ex);
-        else
+        } else {
             example_free(&ex);
+            rc = skip_bad ? skip(out) : -1;
+        }
     }
-    if (rc == 0 && have)
+    if (rc == 0 && have) {
         rc = anv_error("%s:%llu: the last example has %d of its 6 lines", path, (unsigned long long)first, have);
+        if (skip_bad) rc = skip(out);
+    }
     if (rc == 0 && out->n == 0) rc = anv_error("%s: no examples", path);
     anv_buf_free(&b);
     if (rc != 0) anv_examples_free(out);
