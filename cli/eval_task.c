@@ -23,7 +23,7 @@ static int report(const char *run, anv_task_t task, const char *data, const metr
         printf("%s %s %.4f", i ? " |" : "", mt[i].name, mt[i].value);
         if (mt[i].stderr_ >= 0) printf(" ± %.4f", mt[i].stderr_);
     }
-    printf(" | %s, %.1f s\n", counts, seconds);
+    printf(" | %s, %.2f s\n", counts, seconds);
     fflush(stdout);
     char dir[4200], path[4300];
     anv_buf_t b = {0};
