@@ -102,6 +102,9 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                     (unsigned long long)st.train.tokens, (unsigned long long)st.train.shards,
                     (unsigned long long)st.val.documents, (unsigned long long)st.val.bytes,
                     (unsigned long long)st.val.tokens, (unsigned long long)st.val.shards, out);
+            if (st.single_document_split)
+                fprintf(stderr, "  the input is one document: val is its last %llu bytes, cut at a line break\n",
+                        (unsigned long long)st.val.bytes);
             rc = 0;
         }
         cli_progress_end(&prog);

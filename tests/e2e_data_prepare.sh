@@ -127,8 +127,19 @@ expect_fail "truncated tokenizer file" "truncated.json" \
 printf '{"model": {"type": "Unigram", "vocab": []}}' >"$work/foreign.json"
 expect_fail "foreign tokenizer file" "foreign.json" \
   "$anvil" data prepare --input "$work/small.txt" --tokenizer "$work/foreign.json" --out "$work/t"
-expect_fail "a single document cannot be split" "single document" \
-  "$anvil" data prepare --input "$work/small.txt" --tokenizer "$work/tok1.json" --out "$work/t"
+# One text file and nothing else: val is its last --val-fraction, cut at a line break.
+awk 'BEGIN { for (i = 1; i <= 400; i++) printf "line %d of the only document, and the whale.\n", i }' >"$work/one.txt"
+if "$anvil" data prepare --input "$work/one.txt" --vocab-size 300 --val-fraction 0.1 --out "$work/one" 2>"$work/err" &&
+  grep -q 'the input is one document' "$work/err" && [ "$(meta val.documents "$work/one")" = 1 ] &&
+  [ "$(meta train.documents "$work/one")" = 1 ] &&
+  [ $(($(meta train.bytes "$work/one") + $(meta val.bytes "$work/one"))) = "$(wc -c <"$work/one.txt")" ] &&
+  [ "$(head -c "$(meta train.bytes "$work/one")" "$work/one.txt" | tail -c 1 | od -An -c | tr -d ' ')" = '\n' ]; then
+  vb=$(meta val.bytes "$work/one")
+  ok "one text file: train and val of one document, val its last $vb bytes from a line start"
+else bad "one text file: $(cat "$work/err")"; fi
+"$anvil" data prepare --input "$work/small.txt" --tokenizer "$work/tok1.json" --out "$work/t" 2>"$work/err" &&
+  grep -q 'the input is one document' "$work/err" && ok "a single document with a given tokenizer is split too" ||
+  bad "single document with --tokenizer: $(cat "$work/err")"
 
 seq 1 120000 | awk '{ printf "w%d ", $1 }' >"$work/many.txt" # 120k distinct words: a 4 MiB word table
 expect_fail "allocation failure on a counting thread" "out of memory: word counts needs 4194304 bytes" \

@@ -6,7 +6,8 @@
  * document (llm.c's convention), so a stream reads EOT doc EOT doc ...; a document may continue into
  * the next shard. A document goes to val when the hash of (seed, its index among the kept documents)
  * falls below val_fraction; when that picks none, the last train document moves to val so that val
- * holds at least one document (a corpus of a single document is an error unless val_fraction is 0).
+ * holds at least one document. A corpus of a single document (one text file) is split instead: val is
+ * its last val_fraction of bytes, cut at a line break.
  * Documents are encoded as ordinary text: a literal "<|endoftext|>" inside one stays plain text.
  * Every file is written atomically; shards left from an earlier run with higher numbers are removed.
  *
@@ -34,6 +35,7 @@ typedef struct {
     anv_split_stats_t train, val;
     uint64_t documents_read, dropped_duplicates, dropped_short;
     anv_corpus_stats_t corpus;
+    int single_document_split; /* the input was one document: val is its end, cut at a line break */
 } anv_prepare_stats_t;
 
 /* Counts the pre-token words of the kept documents on all threads (one map per thread, combined in

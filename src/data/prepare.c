@@ -293,6 +293,14 @@ static int split_write(split_out *s, const uint32_t *toks, size_t n) {
     return 0;
 }
 
+/* A document's pieces (token arrays) held back from the shards; hold() swaps buffers, no copy. */
+typedef struct {
+    anv_tokens_t *pieces;
+    size_t n, cap;
+    uint64_t bytes;
+    int has;
+} held_t;
+
 typedef struct {
     const anv_tokenizer_t *tok;
     uint32_t eot;
@@ -301,10 +309,8 @@ typedef struct {
     uint64_t seed, index;
     anv_tokens_t *toks; /* one per piece of the batch */
     size_t cap_toks;
-    anv_tokens_t *pending; /* the last train document (its pieces), held back in case val stays empty */
-    size_t n_pending, cap_pending;
-    uint64_t pending_bytes;
-    int has_pending;
+    held_t last_train; /* held back in case val stays empty (it becomes val) */
+    held_t first_val;  /* the first document, when it goes to val: alone it is split instead */
     source_t *src;
     anv_progress_fn progress;
     void *progress_ctx;
@@ -326,10 +332,74 @@ static int write_doc(split_out *s, uint32_t eot, const anv_tokens_t *pieces, siz
     return 0;
 }
 
-static int flush_pending(encode_ctx *e, split_out *to) {
-    if (!e->has_pending) return 0;
-    e->has_pending = 0;
-    return write_doc(to, e->eot, e->pending, e->n_pending, e->pending_bytes);
+static int flush_held(encode_ctx *e, held_t *h, split_out *to) {
+    if (!h->has) return 0;
+    h->has = 0;
+    return write_doc(to, e->eot, h->pieces, h->n, h->bytes);
+}
+
+static int hold(held_t *h, anv_tokens_t *pieces, size_t n, uint64_t bytes) {
+    if (n > h->cap) {
+        anv_tokens_t *t = anv_realloc(h->pieces, n * sizeof *t, "token buffers");
+        if (!t) return -1;
+        memset(t + h->cap, 0, (n - h->cap) * sizeof *t);
+        h->pieces = t;
+        h->cap = n;
+    }
+    for (size_t k = 0; k < n; k++) {
+        anv_tokens_t tmp = h->pieces[k];
+        h->pieces[k] = pieces[k];
+        pieces[k] = tmp;
+    }
+    h->n = n;
+    h->bytes = bytes;
+    h->has = 1;
+    return 0;
+}
+
+static void held_free(held_t *h) {
+    for (size_t i = 0; i < h->cap; i++) anv_tokens_free(&h->pieces[i]);
+    anv_free(h->pieces);
+}
+
+/* One document (the whole input): train is its beginning, val its last val_fraction of bytes, cut
+ * after the first token holding a line break from there on (else the last one before; else at the
+ * token where that share begins). */
+static int split_single(encode_ctx *e, held_t *h, double val_fraction) {
+    anv_tokens_t all = {0};
+    int rc = 0;
+    for (size_t i = 0; i < h->n && rc == 0; i++)
+        for (size_t k = 0; k < h->pieces[i].len && rc == 0; k++) rc = anv_tokens_push(&all, h->pieces[i].ids[k]);
+    size_t cut = 0, before = 0, at_target = all.len;
+    uint64_t bytes = 0, target = (uint64_t)((double)h->bytes * (1 - val_fraction));
+    for (size_t i = 0; i < all.len && rc == 0 && !cut; i++) {
+        size_t len;
+        const char *t = anv_tokenizer_token_bytes(e->tok, all.ids[i], &len);
+        int newline = t && memchr(t, '\n', len) != NULL;
+        bytes += len;
+        if (bytes < target) {
+            if (newline) before = i + 1;
+            continue;
+        }
+        if (at_target == all.len) at_target = i + 1;
+        if (newline && i + 1 < all.len) cut = i + 1;
+    }
+    if (!cut) cut = before ? before : at_target;
+    if (cut >= all.len) cut = all.len ? all.len - 1 : 0; /* val keeps at least one token */
+    uint64_t train_bytes = 0;
+    for (size_t i = 0; i < cut; i++) {
+        size_t len;
+        anv_tokenizer_token_bytes(e->tok, all.ids[i], &len);
+        train_bytes += len;
+    }
+    anv_tokens_t train = {all.ids, cut, cut}, val = {all.ids + cut, all.len - cut, all.len - cut};
+    if (rc == 0 && cut == 0) rc = anv_error("the input is a single document of one token: nothing to validate on");
+    if (rc == 0)
+        rc = write_doc(&e->train, e->eot, &train, 1, train_bytes) |
+             write_doc(&e->val, e->eot, &val, 1, h->bytes - train_bytes);
+    h->has = 0;
+    anv_tokens_free(&all);
+    return rc ? -1 : 0;
 }
 
 static int encode_flush(void *vctx, batch_t *b) {
@@ -348,27 +418,16 @@ static int encode_flush(void *vctx, batch_t *b) {
     for (size_t d = 0; d < n_docs; d++) {
         uint64_t bytes = b->big ? b->big_len : b->doc_len[d];
         size_t first = b->piece_first[d], n = b->piece_first[d + 1] - first;
-        if (goes_to_val(e, e->index++)) {
-            if (write_doc(&e->val, e->eot, e->toks + first, n, bytes) != 0) return -1;
+        uint64_t index = e->index++;
+        if (index == 1 && flush_held(e, &e->first_val, &e->val) != 0) return -1; /* not alone after all */
+        if (goes_to_val(e, index)) {
+            if (index == 0 ? hold(&e->first_val, e->toks + first, n, bytes) != 0
+                           : write_doc(&e->val, e->eot, e->toks + first, n, bytes) != 0)
+                return -1;
             continue;
         }
-        if (flush_pending(e, &e->train) != 0) return -1;
-        /* hold the document back by swapping buffers (no copy) */
-        if (n > e->cap_pending) {
-            anv_tokens_t *t = anv_realloc(e->pending, n * sizeof *t, "token buffers");
-            if (!t) return -1;
-            memset(t + e->cap_pending, 0, (n - e->cap_pending) * sizeof *t);
-            e->pending = t;
-            e->cap_pending = n;
-        }
-        for (size_t k = 0; k < n; k++) {
-            anv_tokens_t tmp = e->pending[k];
-            e->pending[k] = e->toks[first + k];
-            e->toks[first + k] = tmp;
-        }
-        e->n_pending = n;
-        e->pending_bytes = bytes;
-        e->has_pending = 1;
+        if (flush_held(e, &e->last_train, &e->train) != 0 || hold(&e->last_train, e->toks + first, n, bytes) != 0)
+            return -1;
     }
     if (e->progress) {
         const anv_corpus_stats_t *cs = anv_corpus_stats(e->src->corpus);
@@ -401,13 +460,13 @@ static int write_meta(const anv_prepare_opts_t *o, const anv_prepare_stats_t *st
                          (unsigned long long)st->documents_read, (unsigned long long)st->dropped_duplicates,
                          (unsigned long long)st->dropped_short, (unsigned long long)st->corpus.skipped_bad,
                          (unsigned long long)st->corpus.empty_files, (unsigned long long)st->corpus.files);
-    rc |=
-        anv_buf_printf(&b,
-                       "  \"tokenizer_hash\": \"%016llx\",\n  \"vocab_size\": %zu,\n  \"eot\": %lld,\n"
-                       "  \"eot_position\": \"before each document\",\n  \"seed\": %llu,\n  \"val_fraction\": %.17g,\n"
-                       "  \"command\": [",
-                       (unsigned long long)anv_tokenizer_hash(tok), anv_tokenizer_vocab_size(tok),
-                       (long long)anv_tokenizer_eot(tok), (unsigned long long)o->seed, o->val_fraction);
+    rc |= anv_buf_printf(
+        &b,
+        "  \"tokenizer_hash\": \"%016llx\",\n  \"vocab_size\": %zu,\n  \"eot\": %lld,\n"
+        "  \"eot_position\": \"before each document\",\n  \"seed\": %llu,\n  \"val_fraction\": %.17g,\n"
+        "  \"val_from_single_document\": %s,\n  \"command\": [",
+        (unsigned long long)anv_tokenizer_hash(tok), anv_tokenizer_vocab_size(tok), (long long)anv_tokenizer_eot(tok),
+        (unsigned long long)o->seed, o->val_fraction, st->single_document_split ? "true" : "false");
     for (int i = 0; i < o->argc; i++) {
         if (i) rc |= anv_buf_puts(&b, ", ");
         rc |= anv_buf_json_string(&b, o->argv[i], strlen(o->argv[i]));
@@ -430,21 +489,12 @@ static int check_out_dir(const char *dir) {
     return 0;
 }
 
-static int single_document_error(void) {
-    return anv_error("the input is a single document, which cannot be split into train and val: split text files "
-                     "into documents with --split-blank-lines N, or use --val-fraction 0");
-}
-
 static int get_tokenizer(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats, anv_tokenizer_t **tok) {
     if (o->tokenizer_path) return anv_tokenizer_load(o->tokenizer_path, tok);
     if (anv_bpe_check_vocab_size(o->vocab_size, o->specials, o->n_specials) != 0) return -1;
     anv_bpe_words_t *words;
     if (anv_count_words(&o->corpus, &o->filter, o->pattern, o->progress, o->progress_ctx, &words, stats) != 0)
         return -1;
-    if (o->val_fraction > 0 && stats->documents_read - stats->dropped_short - stats->dropped_duplicates == 1) {
-        anv_bpe_words_free(words);
-        return single_document_error();
-    }
     anv_bpe_train_opts_t to = {
         .min_frequency = o->min_frequency, .progress = o->progress, .progress_ctx = o->progress_ctx};
     int rc = anv_bpe_train_tokenizer(words, o->pattern, o->vocab_size, o->specials, o->n_specials, &to, tok);
@@ -506,17 +556,16 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
                   (unsigned long long)stats->corpus.skipped_bad);
         goto done;
     }
-    if (o->val_fraction > 0 && kept == 1) {
-        single_document_error();
-        goto done;
-    }
-    if (!e.has_pending) {
+    stats->single_document_split = o->val_fraction > 0 && kept == 1;
+    if (stats->single_document_split) {
+        if (split_single(&e, e.first_val.has ? &e.first_val : &e.last_train, o->val_fraction) != 0) goto done;
+    } else if (!e.last_train.has) {
         anv_error("all %llu documents went to the validation split: use a smaller --val-fraction",
                   (unsigned long long)kept);
         goto done;
     }
     /* the last train document becomes the validation set when the hash picked none */
-    if (flush_pending(&e, o->val_fraction > 0 && stats->val.documents == 0 ? &e.val : &e.train) != 0 ||
+    if (flush_held(&e, &e.last_train, o->val_fraction > 0 && stats->val.documents == 0 ? &e.val : &e.train) != 0 ||
         split_close(&e.train) != 0 || split_close(&e.val) != 0)
         goto done;
     remove_stale(o->out_dir, "train", stats->train.shards);
@@ -528,8 +577,8 @@ done:
     if (src.corpus) source_close(&src);
     for (size_t i = 0; i < e.cap_toks; i++) anv_tokens_free(&e.toks[i]);
     anv_free(e.toks);
-    for (size_t i = 0; i < e.cap_pending; i++) anv_tokens_free(&e.pending[i]);
-    anv_free(e.pending);
+    held_free(&e.last_train);
+    held_free(&e.first_val);
     batch_free(&b);
     anv_tokenizer_free(tok);
     return rc;
