@@ -22,6 +22,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_scale(int argc, char **argv);
+int cmd_dashboard(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv); /* `anvil tokenizer train`, dispatched by cmd_tokenizer */
 int cmd_scale_run(int argc, char **argv);       /* `anvil scale run`, dispatched by cmd_scale */
 

@@ -68,6 +68,12 @@ static void on_eval(const anv_eval_report_t *r, void *ctx) {
     d->open_line = 0;
 }
 
+static void on_sample(long long step, const char *text, void *ctx) {
+    display_t *d = ctx;
+    fprintf(stderr, "%sstep %lld: sample: %s\n", d->open_line ? "\r\033[K" : "", step, text);
+    d->open_line = 0;
+}
+
 enum {
     O_DATA,
     O_OUT,
@@ -97,6 +103,9 @@ enum {
     O_ZERO,
     O_PRECISION,
     O_DEVICE,
+    O_SAMPLE_PROMPT,
+    O_SAMPLE_EVERY,
+    O_SAMPLE_TOKENS,
     O_N
 };
 
@@ -162,6 +171,8 @@ static int fail_ranks(anv_comm_t *comm) {
 int cmd_train(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *preset = NULL, *config = NULL, *init_from = NULL, *schedule = "cosine";
     int batch = 4, seq = 0, eval_every = 250, eval_batches = 20, save_every = 500, resume = 0, threads = 0;
+    int sample_every = 0, sample_tokens = 64;
+    const char *sample_prompt = NULL;
     int sequential = 0, zero = 0;
     long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
     double lr = 6e-4, min_lr = -1, wd = 0.1, clip = 1.0, minutes = 0;
@@ -200,6 +211,11 @@ int cmd_train(int argc, char **argv) {
         [O_PRECISION] = {"--precision", OPT_STRING, &precision,
                          "matrix products in fp32 (default) or bf16 (mixed precision)"},
         [O_DEVICE] = {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
+        [O_SAMPLE_PROMPT] = {"--sample-prompt", OPT_STRING, &sample_prompt,
+                             "sample the model from TEXT as it trains (log.jsonl, the dashboard)"},
+        [O_SAMPLE_EVERY] = {"--sample-every", OPT_INT, &sample_every,
+                            "with --sample-prompt: every N steps and at the end (default: at each evaluation)"},
+        [O_SAMPLE_TOKENS] = {"--sample-tokens", OPT_INT, &sample_tokens, "tokens per sample (default 64)"},
     };
     const opt_range_t ranges[] = {
         {"--batch", 1, 1 << 20},
@@ -220,6 +236,8 @@ int cmd_train(int argc, char **argv) {
         {"--seed", 0, 9007199254740992.0},
         {"--minutes", 1e-3, 1e9},
         {"--zero", 0, 1},
+        {"--sample-every", 0, 2147483647},
+        {"--sample-tokens", 1, 1 << 20},
     };
     int seen[O_N];
     int rc = cli_parse_bounded(argc, argv, opts, O_N, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, seen);
@@ -283,6 +301,10 @@ int cmd_train(int argc, char **argv) {
                           .stop = &stop_flag,
                           .on_step = on_step,
                           .on_eval = on_eval,
+                          .sample_prompt = sample_prompt,
+                          .sample_every = sample_every,
+                          .sample_tokens = sample_tokens,
+                          .on_sample = on_sample,
                           .ctx = &d};
     long long last = 0;
     rc = anv_train(&o, &last);

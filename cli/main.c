@@ -22,6 +22,7 @@ static const struct {
     {"serve", cmd_serve, "serve a run over an OpenAI-compatible HTTP API"},
     {"bench", cmd_bench, "time training steps: tokens/s, % of the measured peak, memory vs budget"},
     {"plan", cmd_plan, "the compute-optimal model for a budget of FLOPs, hours or tokens"},
+    {"dashboard", cmd_dashboard, "a local web page of runs: curves, evaluations, samples, live"},
     {"scale", cmd_scale, "fit a scaling law to measured runs (scale fit)"},
 };
 

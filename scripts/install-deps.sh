@@ -7,7 +7,7 @@ pkgs=(build-essential cmake libutf8proc-dev zlib1g-dev libopenblas-dev libopenbl
 # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's): only add it if absent.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 case "$what" in
-  test) pkgs+=(clang clang-format-14 libclang-rt-14-dev time openmpi-bin libopenmpi-dev iproute2) ;;
+  test) pkgs+=(clang clang-format-14 libclang-rt-14-dev time openmpi-bin libopenmpi-dev iproute2 chromium) ;;
   bench) pkgs+=(python3-torch python3-numpy sentencepiece time) ;;
   reference) pkgs+=(python3-torch python3-numpy python3-regex) ;;
 esac

@@ -56,8 +56,14 @@ typedef struct {
     int zero;                    /* 1: ZeRO-1, the AdamW state is sharded over the ranks */
     volatile sig_atomic_t *stop; /* set asynchronously: finish the step, save, return 1 (any rank's
                                   * flag stops every rank at the same step) */
+    /* Samples: with a prompt, sample_tokens tokens (temperature 0.8, top-k 40, the same seed each time)
+     * every sample_every steps (0: at each evaluation) and at the end, into log.jsonl as
+     * {"step", "tokens", "prompt", "sample"} and to on_sample; they do not change the training. */
+    const char *sample_prompt;
+    int sample_every, sample_tokens;
     void (*on_step)(const anv_step_report_t *r, void *ctx);
     void (*on_eval)(const anv_eval_report_t *r, void *ctx);
+    void (*on_sample)(long long step, const char *text, void *ctx);
     void *ctx;
 } anv_train_opts_t;
 
@@ -87,6 +93,8 @@ typedef struct {
 int anv_runlog_open(anv_runlog_t *log, const char *run_dir, long long keep_step);
 int anv_runlog_step(anv_runlog_t *log, const anv_step_report_t *r);
 int anv_runlog_eval(anv_runlog_t *log, const anv_eval_report_t *r);
+int anv_runlog_sample(anv_runlog_t *log, long long step, long long tokens, const char *prompt, const char *text,
+                      size_t len);
 void anv_runlog_close(anv_runlog_t *log);
 /* The last evaluation in RUN/log.jsonl: 1 when found (*r filled), 0 when the log has none, -1 when
  * it cannot be read. train_loss (may be NULL) gets the last training step's loss, if any. */

@@ -42,6 +42,19 @@ int anv_runlog_open(anv_runlog_t *log, const char *run_dir, long long keep_step)
     return 0;
 }
 
+static int flush_line(anv_runlog_t *log, int printed);
+
+int anv_runlog_sample(anv_runlog_t *log, long long step, long long tokens, const char *prompt, const char *text,
+                      size_t len) {
+    anv_buf_t b = {0};
+    int rc = anv_buf_printf(&b, "{\"step\":%lld,\"tokens\":%lld,\"prompt\":", step, tokens) |
+             anv_buf_json_string(&b, prompt, strlen(prompt)) | anv_buf_puts(&b, ",\"sample\":") |
+             anv_buf_json_string(&b, text, len) | anv_buf_puts(&b, "}\n");
+    int n = rc == 0 && fwrite(b.data, 1, b.len, log->f) == b.len ? (int)b.len : -1;
+    anv_buf_free(&b);
+    return flush_line(log, n);
+}
+
 static int flush_line(anv_runlog_t *log, int printed) {
     if (printed < 0 || fflush(log->f) != 0) return anv_error("%s: write failed: %s", log->path, strerror(errno));
     return 0;

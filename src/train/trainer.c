@@ -13,6 +13,7 @@
  * decisions at the same step. */
 #include "anvil/trainer.h"
 
+#include "anvil/generate.h"
 #include "anvil/kernels.h"
 #include "anvil/run_dir.h"
 
@@ -409,6 +410,37 @@ static int evaluate(trainer_t *t) {
     return 0;
 }
 
+static int collect_text(void *ctx, const char *text, size_t len) { return anv_buf_append(ctx, text, len) ? -1 : 0; }
+
+/* A sample of the model as it is now (rank 0): to log.jsonl and on_sample. */
+static int sample(trainer_t *t) {
+    anv_generator_t *g;
+    anv_tokens_t ids = {0};
+    anv_buf_t text = {0};
+    anv_gen_config_t cfg = anv_gen_config_default();
+    cfg.sampler.temperature = 0.8f;
+    cfg.sampler.top_k = 40;
+    cfg.sampler.seed = 1;
+    cfg.max_tokens = t->o->sample_tokens > 0 ? t->o->sample_tokens : 64;
+    const char *prompt = t->o->sample_prompt;
+    anv_gen_result_t res;
+    int block = anv_model_config(t->m)->block_size;
+    if (anv_generator_create(t->m, t->tok, &g) != 0) return -1;
+    int rc = anv_generate_prompt(t->tok, prompt, strlen(prompt), &ids);
+    if (rc == 0 && ids.len > (size_t)block) { /* keep the prompt's end */
+        memmove(ids.ids, ids.ids + ids.len - (size_t)block, (size_t)block * sizeof *ids.ids);
+        ids.len = (size_t)block;
+    }
+    if (rc == 0) rc = anv_generate(g, ids.ids, ids.len, &cfg, collect_text, &text, &res, NULL);
+    if (rc == 0)
+        rc = anv_runlog_sample(&t->log, t->st.step, t->st.tokens, prompt, text.data ? text.data : "", text.len);
+    if (rc == 0 && t->o->on_sample) t->o->on_sample(t->st.step, text.data ? text.data : "", t->o->ctx);
+    anv_buf_free(&text);
+    anv_tokens_free(&ids);
+    anv_generator_free(g);
+    return rc;
+}
+
 static int diverged(const trainer_t *t, long long step, const char *what, double v) {
     if (t->saved_step >= 0)
         return anv_error("step %lld: %s is %g; stopping without saving (the checkpoint of step %lld in %s is kept)",
@@ -489,8 +521,11 @@ static int loop(trainer_t *t) {
         if (t->rank == 0 && anv_runlog_step(&t->log, &r) != 0) return -1;
         if (t->rank == 0 && t->o->on_step) t->o->on_step(&r, t->o->ctx);
         int last = r.step == h->steps, stop = t->stop;
-        if ((h->eval_every > 0 && r.step % h->eval_every == 0) || last)
-            if (evaluate(t) != 0) return -1;
+        int eval_step = (h->eval_every > 0 && r.step % h->eval_every == 0) || last;
+        if (eval_step && evaluate(t) != 0) return -1;
+        int every = t->o->sample_every > 0 ? t->o->sample_every : h->eval_every;
+        if (t->rank == 0 && t->o->sample_prompt && (last || (every > 0 && r.step % every == 0)) && sample(t) != 0)
+            return -1;
         if ((h->save_every > 0 && r.step % h->save_every == 0) || last || stop)
             if (save(t) != 0) return -1;
         if (stop) return 1;
