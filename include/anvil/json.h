@@ -34,6 +34,8 @@ int anv_json_parse_file(const char *path, anv_json_doc_t **doc);
 const anv_json_t *anv_json_root(const anv_json_doc_t *doc);
 void anv_json_free(anv_json_doc_t *doc);
 
+/* "null", "a boolean", "a number", "a string", "an array" or "an object", for messages. */
+const char *anv_json_type_name(anv_json_type_t type);
 /* Member lookup; NULL when obj is not an object or has no such key. */
 const anv_json_t *anv_json_get(const anv_json_t *obj, const char *key);
 /* 1 when v is a number with an integral value in [lo, hi]; checks the range before any conversion,

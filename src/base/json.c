@@ -355,6 +355,11 @@ void anv_json_free(anv_json_doc_t *doc) {
     anv_free(doc);
 }
 
+const char *anv_json_type_name(anv_json_type_t type) {
+    static const char *const names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
+    return names[type];
+}
+
 const anv_json_t *anv_json_get(const anv_json_t *obj, const char *key) {
     if (!obj || obj->type != ANV_JSON_OBJECT) return NULL;
     size_t klen = strlen(key);

@@ -307,11 +307,6 @@ static int split_doc(anv_corpus_t *c, uint64_t *start) {
     return r;
 }
 
-static const char *json_type_name(const anv_json_t *v) {
-    static const char *const names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
-    return names[v->type];
-}
-
 /* Parses the JSON line in c->line. 1: doc set; 0: bad line skipped; -1: error. */
 static int json_doc(anv_corpus_t *c, anv_doc_t *doc) {
     char where[4200];
@@ -325,11 +320,12 @@ static int json_doc(anv_corpus_t *c, anv_doc_t *doc) {
         const anv_json_t *root = anv_json_root(c->json);
         const anv_json_t *v = anv_json_get(root, c->o.jsonl_field);
         if (root->type != ANV_JSON_OBJECT)
-            bad = anv_error("%s: expected a JSON object per line, got %s", where, json_type_name(root));
+            bad = anv_error("%s: expected a JSON object per line, got %s", where, anv_json_type_name(root->type));
         else if (!v)
             bad = anv_error("%s: no \"%s\" field (choose the field with --jsonl-field)", where, c->o.jsonl_field);
         else if (v->type != ANV_JSON_STRING)
-            bad = anv_error("%s: field \"%s\" is %s, not a string", where, c->o.jsonl_field, json_type_name(v));
+            bad =
+                anv_error("%s: field \"%s\" is %s, not a string", where, c->o.jsonl_field, anv_json_type_name(v->type));
         if (!bad) {
             doc->text = v->str;
             doc->len = v->len;

@@ -124,18 +124,12 @@ static size_t hellaswag_preprocess(char *s) {
     return w;
 }
 
-static const char *type_name(const anv_json_t *v) {
-    static const char *const names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
-    return names[v->type];
-}
-
 static const anv_json_t *get_typed(reader_t *r, const anv_json_t *obj, const char *key, anv_json_type_t type) {
-    static const char *const wanted[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
     const anv_json_t *v = anv_json_get(obj, key);
     if (!v)
         anv_error("%s: no \"%s\" field", r->where, key);
     else if (v->type != type)
-        anv_error("%s: \"%s\" is %s, not %s", r->where, key, type_name(v), wanted[type]);
+        anv_error("%s: \"%s\" is %s, not %s", r->where, key, anv_json_type_name(v->type), anv_json_type_name(type));
     return v && v->type == type ? v : NULL;
 }
 
@@ -164,7 +158,7 @@ static int get_choices(reader_t *r, const anv_json_t *obj, const char *key, int 
     for (size_t i = 0; i < a->len; i++) {
         const anv_json_t *c = &a->items[i];
         if (c->type != ANV_JSON_STRING)
-            return anv_error("%s: \"%s\"[%zu] is %s, not a string", r->where, key, i, type_name(c));
+            return anv_error("%s: \"%s\"[%zu] is %s, not a string", r->where, key, i, anv_json_type_name(c->type));
         char *s = copy(c->str, c->len);
         if (!s) return -1;
         size_t n = hellaswag ? hellaswag_preprocess(s) : c->len;
@@ -208,7 +202,7 @@ static int json_example(reader_t *r, anv_task_t task, const char *line, size_t l
     const anv_json_t *obj = anv_json_root(doc);
     int rc = -1;
     if (obj->type != ANV_JSON_OBJECT) {
-        anv_error("%s: expected a JSON object per line, got %s", r->where, type_name(obj));
+        anv_error("%s: expected a JSON object per line, got %s", r->where, anv_json_type_name(obj->type));
     } else if (task == ANV_TASK_HELLASWAG) {
         rc = get_choices(r, obj, "endings", 1, ex) == 0 && hellaswag_context(r, obj, ex) == 0 &&
                      get_answer(r, obj, "label", ex->n_continuations, &ex->answer) == 0
