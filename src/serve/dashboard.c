@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -122,12 +123,17 @@ static int api_log(const char *root, const char *name, long long from, anv_buf_t
     }
     char path[4400];
     snprintf(path, sizeof path, "%s/%s/log.jsonl", root, name);
-    char *text = NULL;
-    size_t len = 0;
-    if (anv_path_exists(path) && anv_read_file(path, &text, &len) != 0) anv_error_clear();
-    int reset = from < 0 || (size_t)from > len;
-    size_t at = reset ? 0 : (size_t)from;
+    /* only the bytes from `from` on are read: a long run's log is not read again at every poll */
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    size_t size = f && fstat(fileno(f), &st) == 0 ? (size_t)st.st_size : 0;
+    int reset = from < 0 || (size_t)from > size;
+    size_t start = reset ? 0 : (size_t)from, len = 0;
+    char *text = size > start ? anv_alloc(size - start, "log") : NULL;
+    if (text && fseek(f, (long)start, SEEK_SET) == 0) len = fread(text, 1, size - start, f);
+    if (f) fclose(f);
     int rc = 0, k = 0;
+    size_t at = 0;
     anv_buf_t lines = {0};
     while (rc == 0 && at < len) {
         char *nl = memchr(text + at, '\n', len - at);
@@ -141,7 +147,7 @@ static int api_log(const char *root, const char *name, long long from, anv_buf_t
         anv_error_clear();
         at += n + 1;
     }
-    rc |= anv_buf_printf(b, "{\"next\": %zu, \"reset\": %s, \"lines\": [", at, reset ? "true" : "false");
+    rc |= anv_buf_printf(b, "{\"next\": %zu, \"reset\": %s, \"lines\": [", start + at, reset ? "true" : "false");
     if (lines.len) rc |= anv_buf_append(b, lines.data, lines.len);
     rc |= anv_buf_puts(b, "]}\n");
     anv_buf_free(&lines);
