@@ -28,6 +28,10 @@ void anv_sampler_free(anv_sampler_t *s);
 /* Draws one token id from logits (vocab). */
 int anv_sampler_next(anv_sampler_t *s, const float *logits);
 
+/* log(sum(exp(logits))) over n logits, summed in double from the largest; *argmax (may be NULL) gets
+ * the index of the first largest. A token's log-probability is logits[id] minus it. */
+double anv_logits_lse(const float *logits, int n, int *argmax);
+
 /* Streaming decoded tokens: how many bytes of buf[0..n) can be written now. A UTF-8 character whose
  * bytes are split across tokens is held back until complete; invalid bytes are passed through. */
 size_t anv_utf8_ready(const unsigned char *buf, size_t n);

@@ -2,6 +2,7 @@
  * decoded once and each continuation after it; logits come ROWS positions at a time. */
 #include "anvil/eval.h"
 #include "anvil/kernels.h"
+#include "anvil/sampler.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -53,13 +54,10 @@ void anv_scorer_free(anv_scorer_t *s) {
 
 /* log p(target) under a row of logits, and whether target is its (first) most likely token. */
 static double row_logprob(const float *row, int V, uint32_t target, int *greedy) {
-    int best = 0;
-    for (int i = 1; i < V; i++)
-        if (row[i] > row[best]) best = i;
-    double sum = 0, max = row[best];
-    for (int i = 0; i < V; i++) sum += exp((double)row[i] - max);
+    int best;
+    double lse = anv_logits_lse(row, V, &best);
     *greedy = best == (int)target;
-    return (double)row[target] - max - log(sum);
+    return (double)row[target] - lse;
 }
 
 typedef struct {

@@ -208,11 +208,7 @@ static int record(anv_gen_logprobs_t *lp, const float *row, int vocab, uint32_t 
     t->token = token;
     t->logprob = NAN;
     if (!row) return 0;
-    float max = row[0];
-    for (int i = 1; i < vocab; i++) max = row[i] > max ? row[i] : max;
-    double sum = 0;
-    for (int i = 0; i < vocab; i++) sum += exp((double)row[i] - max);
-    double lse = max + log(sum);
+    double lse = anv_logits_lse(row, vocab, NULL);
     t->logprob = (float)(row[token] - lse);
     for (int i = 0; i < vocab; i++) { /* insertion into the sorted top list; the lower id first on ties */
         int at = t->n_top;

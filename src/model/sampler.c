@@ -94,6 +94,16 @@ int anv_sampler_next(anv_sampler_t *s, const float *logits) {
     return s->cand[n - 1].id;
 }
 
+double anv_logits_lse(const float *logits, int n, int *argmax) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    double sum = 0, max = logits[best];
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max);
+    if (argmax) *argmax = best;
+    return max + log(sum);
+}
+
 size_t anv_utf8_ready(const unsigned char *buf, size_t n) {
     for (size_t back = 1; back <= 4 && back <= n; back++) {
         unsigned char c = buf[n - back];
