@@ -103,7 +103,15 @@ static void test_alloc_limit(void) {
     unsetenv("ANVIL_ALLOC_LIMIT");
 }
 
+static void test_secret_equal(void) {
+    CHECK(anv_secret_equal("k3y", "k3y") && anv_secret_equal("", ""), "equal keys");
+    CHECK(!anv_secret_equal("k3", "k3y") && !anv_secret_equal("k3yy", "k3y") && !anv_secret_equal("", "k3y") &&
+              !anv_secret_equal("k3y", "") && !anv_secret_equal("k3z", "k3y"),
+          "a prefix, a longer key, an empty one and one byte off are refused");
+}
+
 int main(void) {
+    test_secret_equal();
     test_json();
     test_buf();
     test_rng();

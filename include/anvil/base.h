@@ -99,6 +99,8 @@ double anv_rng_normal(anv_rng_t *r);  /* N(0, 1), Box-Muller, consumes exactly t
 
 /* 64-bit FNV-1a style hash with a strong finaliser (for dedup, caches, file identities). */
 uint64_t anv_hash64(const void *data, size_t n, uint64_t seed);
+/* 1 when given equals secret, in a time that does not depend on where they differ (API keys). */
+int anv_secret_equal(const char *given, const char *secret);
 
 /* ---- logging (stderr) ---- */
 typedef enum { ANV_LOG_DEBUG, ANV_LOG_INFO, ANV_LOG_WARN } anv_log_level_t;

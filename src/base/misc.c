@@ -2,6 +2,7 @@
 #include "anvil/base.h"
 
 #include <math.h>
+#include <string.h>
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -100,4 +101,11 @@ int anv_thread_id(void) {
 #else
     return 0;
 #endif
+}
+
+int anv_secret_equal(const char *given, const char *secret) {
+    size_t n = strlen(given), k = strlen(secret);
+    unsigned diff = n != k;
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)given[i] ^ (unsigned char)secret[i < k ? i : 0];
+    return diff == 0;
 }

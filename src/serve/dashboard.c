@@ -170,19 +170,12 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     return rc;
 }
 
-static int same_key(const char *given, const char *key) {
-    size_t a = strlen(given), b = strlen(key);
-    unsigned diff = (unsigned)(a ^ b);
-    for (size_t i = 0; i < b; i++) diff |= (unsigned)(i < a ? given[i] : 0) ^ (unsigned)key[i];
-    return diff == 0;
-}
-
 static int authorized(const server_t *s, struct MHD_Connection *c) {
     const char *key = s->o->api_key;
     if (!key || !*key) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
-    return (h && strncmp(h, "Bearer ", 7) == 0 && same_key(h + 7, key)) || (q && same_key(q, key));
+    return (h && strncmp(h, "Bearer ", 7) == 0 && anv_secret_equal(h + 7, key)) || (q && anv_secret_equal(q, key));
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,

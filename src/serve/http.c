@@ -261,11 +261,7 @@ static int authorized(server_t *s, struct MHD_Connection *c) {
     if (!key) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncmp(h, "Bearer ", 7)) return 0;
-    h += 7;
-    size_t n = strlen(h), k = strlen(key);
-    unsigned diff = n != k;
-    for (size_t i = 0; i < n; i++) diff |= (unsigned char)h[i] ^ (unsigned char)key[i < k ? i : 0];
-    return diff == 0;
+    return anv_secret_equal(h + 7, key);
 }
 
 /* First call of a request: everything decided from the request line and headers. Returns MHD_YES
