@@ -14,19 +14,22 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     double val_fraction = 0.005;
     int dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
     opt_t opts[] = {
-        {"--input", OPT_STRINGS, &inputs, "text/JSONL files or folders (.gz too); folders: *.txt *.md *.jsonl"},
+        {"--input", OPT_STRINGS, &inputs,
+         "text, JSONL or Parquet files or folders (.gz/.zst too); folders: *.txt *.md *.jsonl *.parquet"},
         {"--tokenizer", OPT_STRING, &tok_path, "tokenizer.json, tiktoken file or GPT-2 folder to encode with"},
         {"--vocab-size", OPT_LONG, &vocab, "or train a BPE tokenizer of this size on the input first"},
         {"--out", OPT_STRING, &out, "output folder (required)"},
         {"--val-fraction", OPT_DOUBLE, &val_fraction, "share of documents for validation (default 0.005, >= 1 doc)"},
         {"--dedup", OPT_FLAG, &dedup, "drop exact duplicate documents"},
         {"--min-chars", OPT_LONG, &min_chars, "drop documents shorter than N characters"},
-        {"--jsonl-field", OPT_STRING, &field, "field holding the text in .jsonl files (default text)"},
+        {"--text-field", OPT_STRING, &field,
+         "JSON field or Parquet column holding the text (default text; a.b inside structs)"},
         {"--split-blank-lines", OPT_INT, &split_blank,
          "split .txt files into documents at runs of >= N blank lines (default: a file is a document)"},
         {"--seed", OPT_LONG, &seed, "seed of the train/val split (default 1337)"},
         {"--shard-tokens", OPT_LONG, &shard_tokens, "tokens per shard (default 100M)"},
-        {"--skip-bad", OPT_FLAG, &skip_bad, "skip (and count) malformed JSON lines instead of failing"},
+        {"--skip-bad", OPT_FLAG, &skip_bad,
+         "skip (and count) malformed JSON lines, and the rest of files that cannot be read, instead of failing"},
         {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
         {"--pattern", OPT_STRING, &pattern_name, "with --vocab-size: pre-tokenizer gpt2 (default) or cl100k"},
         {"--special", OPT_STRINGS, &specials, "with --vocab-size: extra special tokens after <|endoftext|>"},
@@ -64,7 +67,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         anv_prepare_opts_t o = {
             .corpus = {.inputs = inputs.items,
                        .n_inputs = (size_t)inputs.count,
-                       .jsonl_field = field,
+                       .text_field = field,
                        .split_blank_lines = split_blank,
                        .skip_bad = skip_bad},
             .filter = {.min_chars = (size_t)min_chars, .dedup = dedup},
@@ -90,7 +93,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
             fprintf(stderr,
                     "prepared %.1f MB from %llu files in %.2f s (%.1f MB/s, %d threads): %llu documents read, "
                     "%llu empty files, %llu files of other types skipped, %llu too short, %llu duplicates dropped, "
-                    "%llu bad lines skipped\n"
+                    "%llu bad lines skipped, %llu unreadable files (or their rest) skipped, %llu null values\n"
                     "  train: %llu documents, %llu bytes, %llu tokens, %llu shards\n"
                     "  val:   %llu documents, %llu bytes, %llu tokens, %llu shards\n-> %s\n",
                     st.corpus.input_bytes / 1e6, (unsigned long long)st.corpus.files, secs,
@@ -98,6 +101,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                     (unsigned long long)st.documents_read, (unsigned long long)st.corpus.empty_files,
                     (unsigned long long)st.corpus.other_files, (unsigned long long)st.dropped_short,
                     (unsigned long long)st.dropped_duplicates, (unsigned long long)st.corpus.skipped_bad,
+                    (unsigned long long)st.corpus.skipped_files, (unsigned long long)st.corpus.null_values,
                     (unsigned long long)st.train.documents, (unsigned long long)st.train.bytes,
                     (unsigned long long)st.train.tokens, (unsigned long long)st.train.shards,
                     (unsigned long long)st.val.documents, (unsigned long long)st.val.bytes,

@@ -24,16 +24,19 @@ int cmd_tokenizer_train(int argc, char **argv) {
     const char *out = NULL, *pattern_name = "gpt2", *field = "text";
     int threads = 0, split_blank = 0, skip_bad = 0;
     opt_t opts[] = {
-        {"--input", OPT_STRINGS, &inputs, "text/JSONL files or folders (.gz too), read in the order given"},
+        {"--input", OPT_STRINGS, &inputs,
+         "text, JSONL or Parquet files or folders (.gz/.zst too), read in the order given"},
         {"--vocab-size", OPT_LONG, &vocab, "vocabulary size: 256 bytes + merges + special tokens (required)"},
         {"--out", OPT_STRING, &out, "tokenizer.json to write (required)"},
         {"--pattern", OPT_STRING, &pattern_name, "pre-tokenizer: gpt2 (default) or cl100k"},
         {"--special", OPT_STRINGS, &specials, "extra special tokens, after <|endoftext|> (always the first)"},
         {"--threads", OPT_INT, &threads, "threads for counting words (default: all cores)"},
         {"--min-frequency", OPT_LONG, &min_freq, "merge only pairs seen at least this often (default 2)"},
-        {"--jsonl-field", OPT_STRING, &field, "field holding the text in .jsonl files (default text)"},
+        {"--text-field", OPT_STRING, &field,
+         "JSON field or Parquet column holding the text (default text; a.b inside structs)"},
         {"--split-blank-lines", OPT_INT, &split_blank, "split text files into documents at N blank lines"},
-        {"--skip-bad", OPT_FLAG, &skip_bad, "skip malformed JSON lines instead of failing"},
+        {"--skip-bad", OPT_FLAG, &skip_bad,
+         "skip malformed JSON lines, and the rest of files that cannot be read, instead of failing"},
     };
     const int n_opts = sizeof opts / sizeof opts[0];
     const char *usage =
@@ -67,7 +70,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
         cli_progress_init(&prog);
         anv_corpus_opts_t co = {.inputs = inputs.items,
                                 .n_inputs = (size_t)inputs.count,
-                                .jsonl_field = field,
+                                .text_field = field,
                                 .split_blank_lines = split_blank,
                                 .skip_bad = skip_bad};
         anv_doc_filter_t filter = {0};

@@ -3,11 +3,11 @@
 # Usage: scripts/install-deps.sh [build|test|demo|bench|reference]
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake libutf8proc-dev zlib1g-dev libopenblas-dev libopenblas0-openmp libmicrohttpd-dev)
+pkgs=(build-essential cmake libutf8proc-dev zlib1g-dev libzstd-dev libsnappy-dev libopenblas-dev libopenblas0-openmp libmicrohttpd-dev)
 # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's): only add it if absent.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 case "$what" in
-  test) pkgs+=(clang clang-format-14 libclang-rt-14-dev time openmpi-bin libopenmpi-dev iproute2 chromium) ;;
+  test) pkgs+=(clang clang-format-14 libclang-rt-14-dev time openmpi-bin libopenmpi-dev iproute2 chromium zstd) ;;
   bench) pkgs+=(python3-torch python3-numpy sentencepiece time) ;;
   reference) pkgs+=(python3-torch python3-numpy python3-regex) ;;
 esac

@@ -1,18 +1,23 @@
-/* Raw text corpora: streams documents out of .txt and .jsonl files (optionally gzip-compressed) and
- * folders, one document at a time, with normalised line endings; plus exact-duplicate detection.
+/* Raw text corpora: streams documents out of text, JSON lines and Parquet files and folders of them,
+ * one document at a time, with normalised line endings; plus exact-duplicate detection.
  *
- * Inputs: a file is JSON lines when its name ends in .jsonl or .jsonl.gz, text otherwise; gzip is
- * detected by content (zlib reads plain files transparently). A folder is walked recursively in
- * sorted (strcmp) order, skipping hidden entries, reading *.txt, *.text, *.md and *.jsonl (each
- * optionally .gz); its other files are skipped and counted.
+ * Inputs: a file is Parquet when its name ends in .parquet, JSON lines when it ends in .jsonl (before
+ * a .gz or .zst), text otherwise; gzip and zstd compression are recognised by content. A folder is
+ * walked recursively in sorted (strcmp) order, skipping hidden entries, reading *.txt, *.text, *.md,
+ * *.jsonl (each optionally .gz or .zst) and *.parquet; its other files are skipped and counted.
  *
  * Documents: a text file is one document, or with split_blank_lines = N it is split at runs of N or
  * more blank (whitespace-only) lines, which are dropped; a JSON line is one document, the string in
- * its jsonl_field. Line endings \r\n and lone \r become \n; every other byte (NUL, invalid UTF-8) is
- * kept as is. Empty files are skipped and counted; blank JSON lines are skipped.
+ * its text_field; so is each row's non-null value of a Parquet file's text_field column (nulls are
+ * counted). Line endings \r\n and lone \r become \n; every other byte (NUL, invalid UTF-8) is kept
+ * as is. Empty files are skipped and counted; blank JSON lines are skipped.
+ *
+ * Bad input: errors name the file and the line, row group or byte. With skip_bad, a malformed JSON
+ * line is skipped, and so is the rest of a file that cannot be read or decoded (counted, the first
+ * few shown).
  *
  * Memory: one document at a time. A text document needs its own size (plus a 1 MiB read buffer); a
- * JSON line needs the line plus its decoded text (at most 2x the line). */
+ * JSON line needs the line plus its decoded text (at most 2x the line); a Parquet file one page. */
 #ifndef ANVIL_CORPUS_H
 #define ANVIL_CORPUS_H
 
@@ -21,25 +26,27 @@
 typedef struct {
     const char *const *inputs; /* files and folders */
     size_t n_inputs;
-    const char *jsonl_field; /* NULL: "text" */
-    int split_blank_lines;   /* 0: one document per text file */
-    int skip_bad;            /* skip (and count) malformed JSON lines instead of failing */
+    const char *text_field; /* JSON field or Parquet column holding the text; NULL: "text" */
+    int split_blank_lines;  /* 0: one document per text file */
+    int skip_bad;           /* skip (and count) malformed JSON lines instead of failing */
 } anv_corpus_opts_t;
 
 typedef struct {
     const char *text; /* valid until the next anv_corpus_next */
     size_t len;
     const char *path; /* file it came from */
-    uint64_t line;    /* 1-based line where it starts */
+    uint64_t line;    /* 1-based line where it starts (row of a Parquet file) */
 } anv_doc_t;
 
 typedef struct {
-    uint64_t files;       /* files read */
-    uint64_t empty_files; /* files without a single byte */
-    uint64_t other_files; /* files in folders skipped for their extension */
-    uint64_t skipped_bad; /* malformed JSON lines skipped (skip_bad) */
-    uint64_t input_bytes; /* bytes of input files consumed so far (compressed size for .gz) */
-    uint64_t total_bytes; /* sum of the input files' sizes */
+    uint64_t files;         /* files read */
+    uint64_t empty_files;   /* files without a single byte */
+    uint64_t other_files;   /* files in folders skipped for their extension */
+    uint64_t skipped_bad;   /* malformed JSON lines skipped (skip_bad) */
+    uint64_t skipped_files; /* files, or their rest, that could not be read or decoded (skip_bad) */
+    uint64_t null_values;   /* Parquet rows whose text is null */
+    uint64_t input_bytes;   /* bytes of input files consumed so far (compressed size for .gz/.zst) */
+    uint64_t total_bytes;   /* sum of the input files' sizes */
 } anv_corpus_stats_t;
 
 typedef struct anv_corpus anv_corpus_t;
@@ -50,6 +57,16 @@ int anv_corpus_open(const anv_corpus_opts_t *opts, anv_corpus_t **out);
 int anv_corpus_next(anv_corpus_t *c, anv_doc_t *doc);
 const anv_corpus_stats_t *anv_corpus_stats(const anv_corpus_t *c);
 void anv_corpus_close(anv_corpus_t *c);
+
+/* A file's bytes, decompressed: gzip (several members in a row) and zstd (several frames) are
+ * recognised by their magic bytes, anything else is read as it is. The stream owns f (closed also on
+ * failure); name is how errors name the file; buffer is the read size. */
+typedef struct anv_stream anv_stream_t;
+int anv_stream_open(FILE *f, const char *name, size_t buffer, anv_stream_t **out);
+/* Up to n bytes into buf: their count, 0 at the end, -1 on an error naming the file and byte. */
+long anv_stream_read(anv_stream_t *s, void *buf, size_t n);
+uint64_t anv_stream_consumed(const anv_stream_t *s); /* bytes of the file read so far */
+void anv_stream_close(anv_stream_t *s);
 
 /* \r\n and lone \r -> \n in place; `pending_cr` (in/out, may be NULL) carries a \r that ended the
  * previous chunk of a stream. Returns the new length. */

@@ -1,15 +1,15 @@
-/* Corpus readers: file listing, a normalising gzip-transparent byte stream, and the three document
- * shapes (whole text file, text split at blank lines, JSON lines). See anvil/corpus.h. */
+/* Corpus readers: file listing, a normalising decompressed byte stream, and the four document
+ * shapes (whole text file, text split at blank lines, JSON lines, Parquet rows). See anvil/corpus.h. */
 #include "anvil/corpus.h"
 
 #include "anvil/json.h"
+#include "anvil/parquet.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
 #define READ_CHUNK (1u << 20)
 #define BAD_LINES_SHOWN 5
@@ -18,10 +18,11 @@ struct anv_corpus {
     anv_corpus_opts_t o;
     char **files;
     size_t n_files, cap_files, next_file;
-    /* the open file */
-    gzFile gz;
+    /* the open file: a byte stream, or a Parquet reader */
+    anv_stream_t *in;
+    anv_parquet_t *pq;
     const char *path;
-    int jsonl;
+    int open, jsonl;
     uint64_t line_no, file_bytes;
     char *rbuf; /* normalised bytes rbuf[rpos..rlen) not consumed yet */
     size_t rpos, rlen, rcap, chunk;
@@ -61,11 +62,22 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-static int is_jsonl(const char *path) { return ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz"); }
+/* The name's length without a compression suffix. */
+static size_t stem_len(const char *name) {
+    return strlen(name) - (ends_with(name, ".gz") ? 3 : ends_with(name, ".zst") ? 4 : 0);
+}
+
+static int is_jsonl(const char *path) {
+    size_t n = stem_len(path);
+    return n >= 6 && !strncmp(path + n - 6, ".jsonl", 6);
+}
+
+static int is_parquet(const char *path) { return ends_with(path, ".parquet"); }
 
 static int wanted_in_folder(const char *name) {
     static const char *const ext[] = {".txt", ".text", ".md", ".jsonl"};
-    size_t n = strlen(name) - (ends_with(name, ".gz") ? 3 : 0);
+    if (is_parquet(name)) return 1;
+    size_t n = stem_len(name);
     for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
         size_t k = strlen(ext[i]);
         if (n >= k && !strncmp(name + n - k, ext[i], k)) return 1;
@@ -144,7 +156,7 @@ int anv_corpus_open(const anv_corpus_opts_t *opts, anv_corpus_t **out) {
     anv_corpus_t *c = anv_calloc(sizeof *c, "corpus reader");
     if (!c) return -1;
     c->o = *opts;
-    if (!c->o.jsonl_field) c->o.jsonl_field = "text";
+    if (!c->o.text_field) c->o.text_field = "text";
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < opts->n_inputs; i++) rc = add_path(c, opts->inputs[i], 0, 0);
     if (rc != 0) {
@@ -156,18 +168,23 @@ int anv_corpus_open(const anv_corpus_opts_t *opts, anv_corpus_t **out) {
 }
 
 static void close_file(anv_corpus_t *c) {
-    if (!c->gz) return;
+    if (!c->open) return;
     struct stat st;
     c->done_bytes += stat(c->path, &st) == 0 ? (uint64_t)st.st_size : 0;
-    gzclose(c->gz);
-    c->gz = NULL;
+    if (c->pq) c->stats.null_values += anv_parquet_nulls(c->pq);
+    anv_stream_close(c->in);
+    anv_parquet_close(c->pq);
+    c->in = NULL;
+    c->pq = NULL;
+    c->open = 0;
     c->stats.input_bytes = c->done_bytes;
     if (c->file_bytes == 0) c->stats.empty_files++;
 }
 
 void anv_corpus_close(anv_corpus_t *c) {
     if (!c) return;
-    if (c->gz) gzclose(c->gz);
+    anv_stream_close(c->in);
+    anv_parquet_close(c->pq);
     for (size_t i = 0; i < c->n_files; i++) anv_free(c->files[i]);
     anv_free(c->files);
     anv_free(c->rbuf);
@@ -184,9 +201,29 @@ const anv_corpus_stats_t *anv_corpus_stats(const anv_corpus_t *c) { return &c->s
 
 static int open_next(anv_corpus_t *c) {
     c->path = c->files[c->next_file++];
-    /* reads of up to 1 MiB, smaller for small files (a folder of many small files stays cheap) */
+    errno = 0;
+    FILE *f = fopen(c->path, "rb");
     struct stat st;
-    size_t size = stat(c->path, &st) == 0 && !ends_with(c->path, ".gz") ? (size_t)st.st_size : READ_CHUNK;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        int e = errno;
+        if (f) fclose(f);
+        return anv_error("%s: cannot open: %s", c->path, strerror(e));
+    }
+    c->line_no = c->file_bytes = 0;
+    c->stats.files++;
+    if (is_parquet(c->path)) {
+        c->file_bytes = (uint64_t)st.st_size;
+        if (st.st_size == 0) { /* counted as empty, like an empty text file */
+            fclose(f);
+            c->open = 1;
+            return 0;
+        }
+        if (anv_parquet_open(f, (uint64_t)st.st_size, c->path, c->o.text_field, &c->pq) != 0) return -1;
+        c->open = 1;
+        return 0;
+    }
+    /* reads of up to 1 MiB, smaller for small files (a folder of many small files stays cheap) */
+    size_t size = (size_t)st.st_size;
     c->chunk = size < 4096 ? 4096 : size < READ_CHUNK ? size : READ_CHUNK;
     if (c->chunk > c->rcap) {
         char *b = anv_realloc(c->rbuf, c->chunk, "read buffer");
@@ -194,48 +231,27 @@ static int open_next(anv_corpus_t *c) {
         c->rbuf = b;
         c->rcap = c->chunk;
     }
-    errno = 0;
-    c->gz = gzopen(c->path, "rb");
-    if (!c->gz) return anv_error("%s: cannot open: %s", c->path, errno ? strerror(errno) : "zlib failed");
-    gzbuffer(c->gz, (unsigned)c->chunk);
+    if (anv_stream_open(f, c->path, c->chunk, &c->in) != 0) return -1;
+    c->open = 1;
     c->jsonl = is_jsonl(c->path);
-    c->line_no = c->file_bytes = 0;
     c->rpos = c->rlen = 0;
     c->pending_cr = c->eof = 0;
-    c->stats.files++;
     return 0;
-}
-
-/* zlib's message, without the "path: " it puts in front. */
-static const char *gz_message(anv_corpus_t *c, int *code) {
-    const char *msg = gzerror(c->gz, code);
-    size_t n = strlen(c->path);
-    if (!strncmp(msg, c->path, n) && !strncmp(msg + n, ": ", 2)) msg += n + 2;
-    return *code == Z_ERRNO ? strerror(errno) : msg;
 }
 
 /* Refills rbuf when consumed; returns the bytes available (0 at the end of the file) or -1. */
 static long fill(anv_corpus_t *c) {
     while (c->rpos == c->rlen && !c->eof) {
-        int n = gzread(c->gz, c->rbuf, (unsigned)c->chunk);
-        if (n < 0) {
-            int code;
-            const char *msg = gz_message(c, &code);
-            return anv_error("%s: read error after %llu bytes: %s", c->path, (unsigned long long)c->file_bytes, msg);
-        }
+        long n = anv_stream_read(c->in, c->rbuf, c->chunk);
+        if (n < 0) return -1;
         if (n == 0) {
-            int code;
-            const char *msg = gz_message(c, &code);
-            if (code != Z_OK && code != Z_STREAM_END)
-                return anv_error("%s: %s after %llu bytes (truncated or corrupt .gz?)", c->path, msg,
-                                 (unsigned long long)c->file_bytes);
             c->eof = 1;
             break;
         }
         c->file_bytes += (uint64_t)n;
         c->rpos = 0;
         c->rlen = anv_text_normalize_newlines(c->rbuf, (size_t)n, &c->pending_cr);
-        c->stats.input_bytes = c->done_bytes + (uint64_t)gzoffset(c->gz);
+        c->stats.input_bytes = c->done_bytes + anv_stream_consumed(c->in);
     }
     return (long)(c->rlen - c->rpos);
 }
@@ -307,6 +323,19 @@ static int split_doc(anv_corpus_t *c, uint64_t *start) {
     return r;
 }
 
+/* doc's text, or a copy with line endings normalised when it holds a \r. */
+static int set_text(anv_corpus_t *c, anv_doc_t *doc, const char *text, size_t len) {
+    doc->text = text;
+    doc->len = len;
+    if (!memchr(text, '\r', len)) return 0;
+    c->doc.len = 0;
+    if (anv_buf_append(&c->doc, text, len) != 0) return -1;
+    c->doc.len = anv_text_normalize_newlines(c->doc.data, c->doc.len, NULL);
+    doc->text = c->doc.data;
+    doc->len = c->doc.len;
+    return 0;
+}
+
 /* Parses the JSON line in c->line. 1: doc set; 0: bad line skipped; -1: error. */
 static int json_doc(anv_corpus_t *c, anv_doc_t *doc) {
     char where[4200];
@@ -318,26 +347,15 @@ static int json_doc(anv_corpus_t *c, anv_doc_t *doc) {
         bad = 1;
     } else {
         const anv_json_t *root = anv_json_root(c->json);
-        const anv_json_t *v = anv_json_get(root, c->o.jsonl_field);
+        const anv_json_t *v = anv_json_get(root, c->o.text_field);
         if (root->type != ANV_JSON_OBJECT)
             bad = anv_error("%s: expected a JSON object per line, got %s", where, anv_json_type_name(root->type));
         else if (!v)
-            bad = anv_error("%s: no \"%s\" field (choose the field with --jsonl-field)", where, c->o.jsonl_field);
+            bad = anv_error("%s: no \"%s\" field (choose the field with --text-field)", where, c->o.text_field);
         else if (v->type != ANV_JSON_STRING)
             bad =
-                anv_error("%s: field \"%s\" is %s, not a string", where, c->o.jsonl_field, anv_json_type_name(v->type));
-        if (!bad) {
-            doc->text = v->str;
-            doc->len = v->len;
-            if (memchr(v->str, '\r', v->len)) { /* escaped \r in the text: normalise a copy */
-                c->doc.len = 0;
-                if (anv_buf_append(&c->doc, v->str, v->len) != 0) return -1;
-                c->doc.len = anv_text_normalize_newlines(c->doc.data, c->doc.len, NULL);
-                doc->text = c->doc.data;
-                doc->len = c->doc.len;
-            }
-            return 1;
-        }
+                anv_error("%s: field \"%s\" is %s, not a string", where, c->o.text_field, anv_json_type_name(v->type));
+        if (!bad) return set_text(c, doc, v->str, v->len) == 0 ? 1 : -1;
     }
     if (!c->o.skip_bad) return -1;
     if (c->stats.skipped_bad++ < BAD_LINES_SHOWN) anv_log(ANV_LOG_WARN, "skipping %s", anv_last_error());
@@ -345,33 +363,59 @@ static int json_doc(anv_corpus_t *c, anv_doc_t *doc) {
     return 0;
 }
 
+/* The open file's next document: 1 doc set, 0 none yet (a skipped line, or the file ended and is
+ * closed), -1 error. */
+static int file_next(anv_corpus_t *c, anv_doc_t *doc) {
+    doc->path = c->path;
+    if (!c->pq && !c->in) { /* an empty Parquet file */
+        close_file(c);
+        return 0;
+    }
+    if (c->pq) {
+        const char *text;
+        size_t len;
+        int r = anv_parquet_next(c->pq, &text, &len, &doc->line);
+        c->stats.input_bytes = c->done_bytes + anv_parquet_offset(c->pq);
+        if (r == 0) close_file(c);
+        if (r != 1) return r;
+        return set_text(c, doc, text, len) == 0 ? 1 : -1;
+    }
+    if (c->jsonl) {
+        int had_nl, r = read_line(c, &had_nl);
+        if (r <= 0) {
+            if (r == 0) close_file(c);
+            return r;
+        }
+        if (is_blank(c->line.data, c->line.len)) return 0;
+        doc->line = c->line_no;
+        return json_doc(c, doc);
+    }
+    uint64_t start = 1;
+    if ((c->o.split_blank_lines > 0 ? split_doc(c, &start) : whole_file(c)) != 0) return -1;
+    if (c->o.split_blank_lines == 0 || c->doc.len == 0) close_file(c);
+    if (c->doc.len == 0) return 0;
+    doc->text = c->doc.data;
+    doc->len = c->doc.len;
+    doc->line = start;
+    return 1;
+}
+
 int anv_corpus_next(anv_corpus_t *c, anv_doc_t *doc) {
     for (;;) {
-        if (!c->gz) {
+        int r;
+        if (c->open) {
+            r = file_next(c, doc);
+            if (r == 1) return 1;
+        } else {
             if (c->next_file == c->n_files) return 0;
-            if (open_next(c) != 0) return -1;
+            r = open_next(c);
         }
-        doc->path = c->path;
-        if (c->jsonl) {
-            int had_nl, r = read_line(c, &had_nl);
-            if (r < 0) return -1;
-            if (r == 0) {
-                close_file(c);
-                continue;
-            }
-            if (is_blank(c->line.data, c->line.len)) continue;
-            doc->line = c->line_no;
-            r = json_doc(c, doc);
-            if (r != 0) return r;
-            continue;
+        if (r < 0) {
+            if (!c->o.skip_bad) return -1;
+            if (c->stats.skipped_files++ < BAD_LINES_SHOWN)
+                anv_log(ANV_LOG_WARN, "skipping the rest of the file: %s", anv_last_error());
+            anv_error_clear();
+            close_file(c);
         }
-        uint64_t start = 1;
-        if ((c->o.split_blank_lines > 0 ? split_doc(c, &start) : whole_file(c)) != 0) return -1;
-        if (c->o.split_blank_lines == 0 || c->doc.len == 0) close_file(c);
-        if (c->doc.len == 0) continue;
-        doc->text = c->doc.data;
-        doc->len = c->doc.len;
-        doc->line = start;
-        return 1;
     }
 }

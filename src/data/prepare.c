@@ -456,9 +456,11 @@ static int write_meta(const anv_prepare_opts_t *o, const anv_prepare_stats_t *st
                              (unsigned long long)sp[i]->tokens, (unsigned long long)sp[i]->shards);
     rc |= anv_buf_printf(&b,
                          "  \"documents_read\": %llu,\n  \"dropped_duplicates\": %llu,\n  \"dropped_short\": %llu,\n"
-                         "  \"skipped_bad\": %llu,\n  \"empty_files\": %llu,\n  \"files\": %llu,\n",
+                         "  \"skipped_bad\": %llu,\n  \"skipped_files\": %llu,\n  \"null_values\": %llu,\n"
+                         "  \"empty_files\": %llu,\n  \"files\": %llu,\n",
                          (unsigned long long)st->documents_read, (unsigned long long)st->dropped_duplicates,
                          (unsigned long long)st->dropped_short, (unsigned long long)st->corpus.skipped_bad,
+                         (unsigned long long)st->corpus.skipped_files, (unsigned long long)st->corpus.null_values,
                          (unsigned long long)st->corpus.empty_files, (unsigned long long)st->corpus.files);
     rc |= anv_buf_printf(
         &b,
