@@ -9,10 +9,10 @@
 
 static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     string_list_t inputs = {0}, specials = {0};
-    const char *tok_path = NULL, *out = NULL, *field = "text", *pattern_name = "gpt2";
+    const char *tok_path = NULL, *out = NULL, *field = "text", *pattern_name = "gpt2", *rejected = NULL;
     long long vocab = 0, min_chars = 0, seed = 1337, shard_tokens = 100000000, min_freq = 2;
-    double val_fraction = 0.005;
-    int dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
+    double val_fraction = 0.005, near_threshold = 0.8;
+    int dedup = 0, near_dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
     opt_t opts[] = {
         {"--input", OPT_STRINGS, &inputs,
          "text, JSONL or Parquet files or folders (.gz/.zst too); folders: *.txt *.md *.jsonl *.parquet"},
@@ -21,7 +21,13 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         {"--out", OPT_STRING, &out, "output folder (required)"},
         {"--val-fraction", OPT_DOUBLE, &val_fraction, "share of documents for validation (default 0.005, >= 1 doc)"},
         {"--dedup", OPT_FLAG, &dedup, "drop exact duplicate documents"},
+        {"--near-dedup", OPT_FLAG, &near_dedup,
+         "drop near-duplicates: MinHash LSH over word 5-grams (112 hashes, 14 bands of 8), first of each cluster kept"},
+        {"--near-threshold", OPT_DOUBLE, &near_threshold,
+         "with --near-dedup: estimated Jaccard similarity that makes a near-duplicate (default 0.8)"},
         {"--min-chars", OPT_LONG, &min_chars, "drop documents shorter than N characters"},
+        {"--rejected", OPT_STRING, &rejected,
+         "write one JSON line per dropped document (source, line, reason, value, kept_source, kept_line)"},
         {"--text-field", OPT_STRING, &field,
          "JSON field or Parquet column holding the text (default text; a.b inside structs)"},
         {"--split-blank-lines", OPT_INT, &split_blank,
@@ -42,9 +48,9 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         "before each document) and DIR/meta.json. With --vocab-size, training breaks ties between equally\n"
         "frequent pairs as `anvil tokenizer train --help` describes (deterministic for any thread count).";
     const opt_range_t ranges[] = {
-        {"--val-fraction", 0, 0.9},        {"--min-chars", 0, 1e15},    {"--split-blank-lines", 0, 1 << 20},
-        {"--seed", 0, 9007199254740992.0}, {"--shard-tokens", 1, 1e15}, {"--threads", 0, cli_max_threads()},
-        {"--min-frequency", 1, 1e15},
+        {"--val-fraction", 0, 0.9},          {"--near-threshold", 0.01, 1},     {"--min-chars", 0, 1e15},
+        {"--split-blank-lines", 0, 1 << 20}, {"--seed", 0, 9007199254740992.0}, {"--shard-tokens", 1, 1e15},
+        {"--threads", 0, cli_max_threads()}, {"--min-frequency", 1, 1e15},
     };
     int rc = cli_parse_bounded(argc, argv, opts, n_opts, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) {
@@ -70,8 +76,12 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                        .text_field = field,
                        .split_blank_lines = split_blank,
                        .skip_bad = skip_bad},
-            .filter = {.min_chars = (size_t)min_chars, .dedup = dedup},
+            .filter = {.min_chars = (size_t)min_chars,
+                       .dedup = dedup,
+                       .near_dedup = near_dedup,
+                       .near_threshold = near_threshold},
             .out_dir = out,
+            .rejected_path = rejected,
             .tokenizer_path = tok_path,
             .vocab_size = (size_t)vocab,
             .pattern = (anv_pretok_t)pattern,
@@ -90,18 +100,21 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         if (anv_prepare(&o, &st) == 0) {
             cli_progress_end(&prog);
             double secs = anv_now() - prog.start;
-            fprintf(stderr,
-                    "prepared %.1f MB from %llu files in %.2f s (%.1f MB/s, %d threads): %llu documents read, "
-                    "%llu empty files, %llu files of other types skipped, %llu too short, %llu duplicates dropped, "
-                    "%llu bad lines skipped, %llu unreadable files (or their rest) skipped, %llu null values\n"
-                    "  train: %llu documents, %llu bytes, %llu tokens, %llu shards\n"
-                    "  val:   %llu documents, %llu bytes, %llu tokens, %llu shards\n-> %s\n",
+            fprintf(stderr, "prepared %.1f MB from %llu files in %.2f s (%.1f MB/s, %d threads)\n",
                     st.corpus.input_bytes / 1e6, (unsigned long long)st.corpus.files, secs,
-                    st.corpus.input_bytes / 1e6 / (secs > 0 ? secs : 1), anv_threads_count(),
+                    st.corpus.input_bytes / 1e6 / (secs > 0 ? secs : 1), anv_threads_count());
+            fprintf(stderr,
+                    "  read:    %llu documents; skipped: %llu empty files, %llu files of other types, %llu bad lines, "
+                    "%llu unreadable files (or their rest), %llu null values\n"
+                    "  dropped: %llu empty or short, %llu duplicates, %llu near-duplicates\n",
                     (unsigned long long)st.documents_read, (unsigned long long)st.corpus.empty_files,
-                    (unsigned long long)st.corpus.other_files, (unsigned long long)st.dropped_short,
-                    (unsigned long long)st.dropped_duplicates, (unsigned long long)st.corpus.skipped_bad,
+                    (unsigned long long)st.corpus.other_files, (unsigned long long)st.corpus.skipped_bad,
                     (unsigned long long)st.corpus.skipped_files, (unsigned long long)st.corpus.null_values,
+                    (unsigned long long)st.dropped_short, (unsigned long long)st.dropped_duplicates,
+                    (unsigned long long)st.dropped_near_duplicates);
+            fprintf(stderr,
+                    "  train:   %llu documents, %llu bytes, %llu tokens, %llu shards\n"
+                    "  val:     %llu documents, %llu bytes, %llu tokens, %llu shards\n-> %s\n",
                     (unsigned long long)st.train.documents, (unsigned long long)st.train.bytes,
                     (unsigned long long)st.train.tokens, (unsigned long long)st.train.shards,
                     (unsigned long long)st.val.documents, (unsigned long long)st.val.bytes,

@@ -180,18 +180,23 @@ static void test_jsonl(void) {
 static void test_dedup(void) {
     anv_dedup_t *d;
     CHECK(anv_dedup_init(&d) == 0, "init");
-    int dup = 0, fresh = 0;
+    int dup = 0, fresh = 0, tags_ok = 0;
     char doc[32];
     for (int round = 0; round < 2; round++)
         for (int i = 0; i < 20000; i++) {
             int n = snprintf(doc, sizeof doc, "document %d", i);
-            int r = anv_dedup_check(d, doc, (size_t)n);
+            uint64_t first = UINT64_MAX;
+            int r = anv_dedup_check(d, doc, (size_t)n, (uint64_t)(round * 100000 + i), &first);
             dup += r == 1;
             fresh += r == 0;
+            tags_ok += r == 1 && first == (uint64_t)i;
         }
-    printf("dedup: 40000 checks of 20000 distinct documents: %d new, %d duplicates\n", fresh, dup);
-    CHECK(fresh == 20000 && dup == 20000, "dedup counts");
-    CHECK(anv_dedup_check(d, "", 0) == 0 && anv_dedup_check(d, "", 0) == 1, "empty document");
+    printf("dedup: 40000 checks of 20000 distinct documents: %d new, %d duplicates, %d with their first tag\n", fresh,
+           dup, tags_ok);
+    CHECK(fresh == 20000 && dup == 20000 && tags_ok == 20000, "dedup counts and first-occurrence tags");
+    uint64_t first = 0;
+    CHECK(anv_dedup_check(d, "", 0, 7, NULL) == 0 && anv_dedup_check(d, "", 0, 8, &first) == 1 && first == 7,
+          "empty document, and the tag of its first occurrence");
     anv_dedup_free(d);
 }
 

@@ -35,6 +35,7 @@ typedef struct {
     const char *text; /* valid until the next anv_corpus_next */
     size_t len;
     const char *path; /* file it came from */
+    uint64_t file;    /* its index among the corpus's files (anv_corpus_file) */
     uint64_t line;    /* 1-based line where it starts (row of a Parquet file) */
 } anv_doc_t;
 
@@ -56,6 +57,7 @@ int anv_corpus_open(const anv_corpus_opts_t *opts, anv_corpus_t **out);
 /* 1: *doc holds the next document; 0: end of the corpus; -1: error (names file and line). */
 int anv_corpus_next(anv_corpus_t *c, anv_doc_t *doc);
 const anv_corpus_stats_t *anv_corpus_stats(const anv_corpus_t *c);
+const char *anv_corpus_file(const anv_corpus_t *c, uint64_t index); /* NULL past the last */
 void anv_corpus_close(anv_corpus_t *c);
 
 /* A file's bytes, decompressed: gzip (several members in a row) and zstd (several frames) are
@@ -74,12 +76,13 @@ size_t anv_text_normalize_newlines(char *s, size_t n, int *pending_cr);
 /* Unicode characters in UTF-8 text (bytes that do not continue a sequence). */
 size_t anv_utf8_chars(const char *s, size_t n);
 
-/* Exact duplicate documents by a 128-bit hash (two 64-bit hashes with different seeds); memory is
- * 16 bytes per distinct document. */
+/* Exact duplicate documents by a 128-bit hash (two 64-bit hashes with different seeds), each with a
+ * caller's tag for its first occurrence (where it was); memory is 24 bytes per distinct document. */
 typedef struct anv_dedup anv_dedup_t;
 int anv_dedup_init(anv_dedup_t **out);
-/* 1: seen before; 0: new (now remembered); -1: out of memory. */
-int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len);
+/* 1: seen before, *first_tag the tag it was first seen with; 0: new (now remembered with tag);
+ * -1: out of memory. */
+int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len, uint64_t tag, uint64_t *first_tag);
 void anv_dedup_free(anv_dedup_t *d);
 
 #endif

@@ -11,20 +11,27 @@
  * Documents are encoded as ordinary text: a literal "<|endoftext|>" inside one stays plain text.
  * Every file is written atomically; shards left from an earlier run with higher numbers are removed.
  *
+ * With near_dedup, a first pass over the corpus finds the near-duplicate clusters; every pass then
+ * sees the same documents in the same order.
+ *
  * Memory: the tokenizer's tables, the word counts when training (distinct words), the dedup set
- * (16 bytes per document) and one batch of documents: about 32 MiB of text plus its tokens, or one
- * larger document plus its tokens (4 bytes per token), read and encoded on its own. */
+ * (24 bytes per document), the near-duplicate index (about 250 bytes per document) and one batch of
+ * documents: about 32 MiB of text plus its tokens, or one larger document plus its tokens (4 bytes per
+ * token), read and encoded on its own. */
 #ifndef ANVIL_PREPARE_H
 #define ANVIL_PREPARE_H
 
 #include "anvil/bpe_train.h"
 #include "anvil/corpus.h"
+#include "anvil/minhash.h"
 #include "anvil/tokenizer.h"
 
-/* Which documents are kept. */
+/* Which documents are kept: the filters run in this order. */
 typedef struct {
-    size_t min_chars; /* drop documents with fewer Unicode characters (empty ones always go) */
-    int dedup;        /* drop exact duplicates */
+    size_t min_chars;      /* drop documents with fewer Unicode characters (empty ones always go) */
+    int dedup;             /* drop exact duplicates */
+    int near_dedup;        /* drop near-duplicates (anvil/minhash.h), keeping each cluster's first */
+    double near_threshold; /* estimated Jaccard similarity that links two documents (0: 0.8) */
 } anv_doc_filter_t;
 
 typedef struct {
@@ -33,20 +40,24 @@ typedef struct {
 
 typedef struct {
     anv_split_stats_t train, val;
-    uint64_t documents_read, dropped_duplicates, dropped_short;
+    uint64_t documents_read, dropped_duplicates, dropped_near_duplicates, dropped_short;
     anv_corpus_stats_t corpus;
     int single_document_split; /* the input was one document: val is its end, cut at a line break */
 } anv_prepare_stats_t;
 
 /* Counts the pre-token words of the kept documents on all threads (one map per thread, combined in
- * the end: the result does not depend on the thread count). Progress phase "counting". */
-int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_pretok_t pattern,
-                    anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out, anv_prepare_stats_t *stats);
+ * the end: the result does not depend on the thread count). near: the near-duplicate clusters when
+ * filter->near_dedup, else NULL. Progress phase "counting". */
+int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_neardup_t *near,
+                    anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out,
+                    anv_prepare_stats_t *stats);
 
 typedef struct {
     anv_corpus_opts_t corpus;
     anv_doc_filter_t filter;
     const char *out_dir;
+    const char *rejected_path; /* or NULL: one JSON line per dropped document (source, line, reason, value,
+                                  and for duplicates kept_source and kept_line) */
     /* the tokenizer: loaded from tokenizer_path, or trained to vocab_size when that is NULL */
     const char *tokenizer_path;
     size_t vocab_size;

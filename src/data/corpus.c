@@ -197,6 +197,10 @@ void anv_corpus_close(anv_corpus_t *c) {
 
 const anv_corpus_stats_t *anv_corpus_stats(const anv_corpus_t *c) { return &c->stats; }
 
+const char *anv_corpus_file(const anv_corpus_t *c, uint64_t index) {
+    return index < c->n_files ? c->files[index] : NULL;
+}
+
 /* ---- the byte stream of the open file ---- */
 
 static int open_next(anv_corpus_t *c) {
@@ -367,6 +371,7 @@ static int json_doc(anv_corpus_t *c, anv_doc_t *doc) {
  * closed), -1 error. */
 static int file_next(anv_corpus_t *c, anv_doc_t *doc) {
     doc->path = c->path;
+    doc->file = c->next_file - 1;
     if (!c->pq && !c->in) { /* an empty Parquet file */
         close_file(c);
         return 0;

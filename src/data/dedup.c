@@ -1,10 +1,10 @@
-/* Exact duplicate detection: a set of 128-bit document hashes (open addressing). */
+/* Exact duplicate detection: a set of 128-bit document hashes with tags (open addressing). */
 #include "anvil/corpus.h"
 
 #include <string.h>
 
 struct anv_dedup {
-    uint64_t (*slots)[2]; /* {0, 0} marks an empty slot */
+    uint64_t (*slots)[3]; /* {hash, hash, tag}; {0, 0, ...} marks an empty slot */
     size_t cap, n;
 };
 
@@ -27,22 +27,26 @@ void anv_dedup_free(anv_dedup_t *d) {
     anv_free(d);
 }
 
-static size_t find(uint64_t (*slots)[2], size_t cap, const uint64_t h[2]) {
+static size_t find(uint64_t (*slots)[3], size_t cap, const uint64_t h[2]) {
     size_t j = h[0] & (cap - 1);
     while ((slots[j][0] | slots[j][1]) && (slots[j][0] != h[0] || slots[j][1] != h[1])) j = (j + 1) & (cap - 1);
     return j;
 }
 
-int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len) {
+int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len, uint64_t tag, uint64_t *first_tag) {
     uint64_t h[2] = {anv_hash64(text, len, 0x6465647570ull), anv_hash64(text, len, 0x9E3779B97F4A7C15ull)};
     if (!(h[0] | h[1])) h[1] = 1; /* keep {0, 0} free as the empty marker */
     size_t j = find(d->slots, d->cap, h);
-    if (d->slots[j][0] | d->slots[j][1]) return 1;
+    if (d->slots[j][0] | d->slots[j][1]) {
+        if (first_tag) *first_tag = d->slots[j][2];
+        return 1;
+    }
     d->slots[j][0] = h[0];
     d->slots[j][1] = h[1];
+    d->slots[j][2] = tag;
     if (++d->n * 2 <= d->cap) return 0;
     size_t cap = d->cap * 2;
-    uint64_t(*slots)[2] = anv_calloc(cap * sizeof *slots, "dedup set");
+    uint64_t(*slots)[3] = anv_calloc(cap * sizeof *slots, "dedup set");
     if (!slots) return -1;
     for (size_t i = 0; i < d->cap; i++) {
         if (!(d->slots[i][0] | d->slots[i][1])) continue;

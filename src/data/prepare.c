@@ -3,58 +3,13 @@
 #include "anvil/prepare.h"
 
 #include "anvil/shard.h"
+#include "source.h"
 
 #include <string.h>
 #include <unistd.h>
 
 #define BATCH_BYTES ((size_t)32 << 20) /* small documents are copied into a batch of about this size */
 #define PIECE_BYTES ((size_t)1 << 20)  /* long documents are cut into pieces of about this size */
-
-/* ---- kept documents: the corpus through the filter ---- */
-
-typedef struct {
-    anv_corpus_t *corpus;
-    anv_dedup_t *dedup;
-    anv_doc_filter_t filter;
-    anv_prepare_stats_t *stats;
-} source_t;
-
-static int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter,
-                       anv_prepare_stats_t *stats) {
-    memset(s, 0, sizeof *s);
-    s->filter = *filter;
-    s->stats = stats;
-    if (anv_corpus_open(copts, &s->corpus) != 0) return -1;
-    if (filter->dedup && anv_dedup_init(&s->dedup) != 0) return -1;
-    return 0;
-}
-
-static void source_close(source_t *s) {
-    if (s->corpus) s->stats->corpus = *anv_corpus_stats(s->corpus);
-    anv_corpus_close(s->corpus);
-    anv_dedup_free(s->dedup);
-}
-
-static int source_next(source_t *s, anv_doc_t *doc) {
-    int r;
-    while ((r = anv_corpus_next(s->corpus, doc)) == 1) {
-        s->stats->documents_read++;
-        if (doc->len == 0 || (s->filter.min_chars && anv_utf8_chars(doc->text, doc->len) < s->filter.min_chars)) {
-            s->stats->dropped_short++;
-            continue;
-        }
-        if (s->dedup) {
-            int seen = anv_dedup_check(s->dedup, doc->text, doc->len);
-            if (seen < 0) return -1;
-            if (seen) {
-                s->stats->dropped_duplicates++;
-                continue;
-            }
-        }
-        return 1;
-    }
-    return r;
-}
 
 /* ---- batches of documents cut into pieces at pre-token boundaries ---- */
 
@@ -211,8 +166,9 @@ static int count_flush(void *vctx, batch_t *b) {
     return 0;
 }
 
-int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_pretok_t pattern,
-                    anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out, anv_prepare_stats_t *stats) {
+int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_neardup_t *near,
+                    anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out,
+                    anv_prepare_stats_t *stats) {
     *out = NULL;
     memset(stats, 0, sizeof *stats);
     int nt = anv_threads_count();
@@ -225,7 +181,7 @@ int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *fil
     for (int i = 0; i < nt; i++)
         if (anv_bpe_words_init(&c.maps[i]) != 0) goto done;
     c.src = &src;
-    if (source_open(&src, corpus, filter, stats) == 0 && run_batches(&src, &b, count_flush, &c) == 0) {
+    if (source_open(&src, corpus, filter, near, NULL, stats) == 0 && run_batches(&src, &b, count_flush, &c) == 0) {
         rc = 0;
         for (int i = 1; i < nt && rc == 0; i++) rc = anv_bpe_words_merge(c.maps[0], c.maps[i]);
     }
@@ -455,13 +411,15 @@ static int write_meta(const anv_prepare_opts_t *o, const anv_prepare_stats_t *st
                              names[i], (unsigned long long)sp[i]->documents, (unsigned long long)sp[i]->bytes,
                              (unsigned long long)sp[i]->tokens, (unsigned long long)sp[i]->shards);
     rc |= anv_buf_printf(&b,
-                         "  \"documents_read\": %llu,\n  \"dropped_duplicates\": %llu,\n  \"dropped_short\": %llu,\n"
+                         "  \"documents_read\": %llu,\n  \"dropped_duplicates\": %llu,\n"
+                         "  \"dropped_near_duplicates\": %llu,\n  \"dropped_short\": %llu,\n"
                          "  \"skipped_bad\": %llu,\n  \"skipped_files\": %llu,\n  \"null_values\": %llu,\n"
                          "  \"empty_files\": %llu,\n  \"files\": %llu,\n",
                          (unsigned long long)st->documents_read, (unsigned long long)st->dropped_duplicates,
-                         (unsigned long long)st->dropped_short, (unsigned long long)st->corpus.skipped_bad,
-                         (unsigned long long)st->corpus.skipped_files, (unsigned long long)st->corpus.null_values,
-                         (unsigned long long)st->corpus.empty_files, (unsigned long long)st->corpus.files);
+                         (unsigned long long)st->dropped_near_duplicates, (unsigned long long)st->dropped_short,
+                         (unsigned long long)st->corpus.skipped_bad, (unsigned long long)st->corpus.skipped_files,
+                         (unsigned long long)st->corpus.null_values, (unsigned long long)st->corpus.empty_files,
+                         (unsigned long long)st->corpus.files);
     rc |= anv_buf_printf(
         &b,
         "  \"tokenizer_hash\": \"%016llx\",\n  \"vocab_size\": %zu,\n  \"eot\": %lld,\n"
@@ -491,11 +449,12 @@ static int check_out_dir(const char *dir) {
     return 0;
 }
 
-static int get_tokenizer(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats, anv_tokenizer_t **tok) {
+static int get_tokenizer(const anv_prepare_opts_t *o, anv_neardup_t *near, anv_prepare_stats_t *stats,
+                         anv_tokenizer_t **tok) {
     if (o->tokenizer_path) return anv_tokenizer_load(o->tokenizer_path, tok);
     if (anv_bpe_check_vocab_size(o->vocab_size, o->specials, o->n_specials) != 0) return -1;
     anv_bpe_words_t *words;
-    if (anv_count_words(&o->corpus, &o->filter, o->pattern, o->progress, o->progress_ctx, &words, stats) != 0)
+    if (anv_count_words(&o->corpus, &o->filter, near, o->pattern, o->progress, o->progress_ctx, &words, stats) != 0)
         return -1;
     anv_bpe_train_opts_t to = {
         .min_frequency = o->min_frequency, .progress = o->progress, .progress_ctx = o->progress_ctx};
@@ -512,9 +471,16 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
         return anv_error("shard size %llu tokens: must be in 1..%u", (unsigned long long)o->shard_tokens,
                          ANV_SHARD_MAX_TOKENS);
     if (check_out_dir(o->out_dir) != 0) return -1;
+    anv_neardup_t *near = NULL;
+    if (o->filter.near_dedup && source_near_pass(&o->corpus, &o->filter, o->progress, o->progress_ctx, &near) != 0)
+        return -1;
     anv_tokenizer_t *tok = NULL;
-    if (get_tokenizer(o, stats, &tok) != 0) return -1;
+    if (get_tokenizer(o, near, stats, &tok) != 0) {
+        anv_neardup_free(near);
+        return -1;
+    }
     int rc = -1;
+    anv_atomic_file_t rejected = {0};
     char path[4200];
     encode_ctx e = {.tok = tok,
                     .val_fraction = o->val_fraction,
@@ -541,12 +507,15 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
     e.val.name = "val";
     e.val.st = &stats->val;
     e.src = &src;
-    if (source_open(&src, &o->corpus, &o->filter, &pass2) != 0 || run_batches(&src, &b, encode_flush, &e) != 0)
+    if ((o->rejected_path && anv_atomic_open(&rejected, o->rejected_path) != 0) ||
+        source_open(&src, &o->corpus, &o->filter, near, o->rejected_path ? &rejected : NULL, &pass2) != 0 ||
+        run_batches(&src, &b, encode_flush, &e) != 0)
         goto done;
     source_close(&src);
     memset(&src, 0, sizeof src);
     stats->documents_read = pass2.documents_read;
     stats->dropped_duplicates = pass2.dropped_duplicates;
+    stats->dropped_near_duplicates = pass2.dropped_near_duplicates;
     stats->dropped_short = pass2.dropped_short;
     stats->corpus = pass2.corpus;
     uint64_t kept = e.index;
@@ -572,8 +541,11 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
         goto done;
     remove_stale(o->out_dir, "train", stats->train.shards);
     remove_stale(o->out_dir, "val", stats->val.shards);
+    if (rejected.f && anv_atomic_commit(&rejected) != 0) goto done;
     rc = write_meta(o, stats, tok);
 done:
+    if (rejected.f) anv_atomic_abort(&rejected);
+    anv_neardup_free(near);
     if (e.train.open) anv_shard_writer_abort(&e.train.w);
     if (e.val.open) anv_shard_writer_abort(&e.val.w);
     if (src.corpus) source_close(&src);
