@@ -8,10 +8,11 @@
 #include <string.h>
 
 static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
-    string_list_t inputs = {0}, specials = {0};
+    string_list_t inputs = {0}, specials = {0}, filter_params = {0};
     const char *tok_path = NULL, *out = NULL, *field = "text", *pattern_name = "gpt2", *rejected = NULL;
     long long vocab = 0, min_chars = 0, seed = 1337, shard_tokens = 100000000, min_freq = 2;
     double val_fraction = 0.005, near_threshold = 0.8;
+    int gopher_quality = 0, gopher_repetition = 0, c4 = 0, fineweb = 0;
     int dedup = 0, near_dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
     opt_t opts[] = {
         {"--input", OPT_STRINGS, &inputs,
@@ -26,6 +27,11 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         {"--near-threshold", OPT_DOUBLE, &near_threshold,
          "with --near-dedup: estimated Jaccard similarity that makes a near-duplicate (default 0.8)"},
         {"--min-chars", OPT_LONG, &min_chars, "drop documents shorter than N characters"},
+        {"--c4", OPT_FLAG, &c4, "C4's line and document rules (anvil data filters: every rule and threshold)"},
+        {"--gopher-quality", OPT_FLAG, &gopher_quality, "Gopher's quality rules"},
+        {"--gopher-repetition", OPT_FLAG, &gopher_repetition, "Gopher's repetition rules"},
+        {"--fineweb", OPT_FLAG, &fineweb, "FineWeb's quality rules"},
+        {"--filter-param", OPT_STRINGS, &filter_params, "FILTER.PARAM=VALUE...: a threshold other than the default"},
         {"--rejected", OPT_STRING, &rejected,
          "write one JSON line per dropped document (source, line, reason, value, kept_source, kept_line)"},
         {"--text-field", OPT_STRING, &field,
@@ -56,11 +62,21 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     if (rc != 0) {
         free(inputs.items);
         free(specials.items);
+        free(filter_params.items);
         return rc < 0 ? cli_fail() : 0;
     }
-    int pattern = 0;
+    anv_filter_set_t quality = {0};
+    const int chosen[] = {c4, gopher_quality, gopher_repetition, fineweb};
+    const char *const chosen_names[] = {"c4", "gopher_quality", "gopher_repetition", "fineweb"};
+    for (int i = 0; i < 4 && rc == 0; i++)
+        if (chosen[i]) rc = anv_filter_set_add(&quality, chosen_names[i]);
+    for (int i = 0; i < filter_params.count && rc == 0; i++)
+        rc = anv_filter_set_param(&quality, filter_params.items[i]);
+    int pattern = 0, bad_filters = rc;
     rc = 1;
-    if (!inputs.count || !out)
+    if (bad_filters)
+        ;
+    else if (!inputs.count || !out)
         anv_error("data prepare needs --input and --out (see --help)");
     else if (!tok_path == !vocab)
         anv_error("data prepare needs exactly one of --tokenizer FILE and --vocab-size N");
@@ -77,6 +93,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                        .split_blank_lines = split_blank,
                        .skip_bad = skip_bad},
             .filter = {.min_chars = (size_t)min_chars,
+                       .quality = &quality,
                        .dedup = dedup,
                        .near_dedup = near_dedup,
                        .near_threshold = near_threshold},
@@ -112,6 +129,11 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                     (unsigned long long)st.corpus.skipped_files, (unsigned long long)st.corpus.null_values,
                     (unsigned long long)st.dropped_short, (unsigned long long)st.dropped_duplicates,
                     (unsigned long long)st.dropped_near_duplicates);
+            if (st.dropped_quality) fprintf(stderr, "  quality: %llu dropped:", (unsigned long long)st.dropped_quality);
+            for (int i = 0; i < st.n_dropped_by; i++)
+                fprintf(stderr, "%s %s %llu", i ? "," : "", st.dropped_by[i].reason,
+                        (unsigned long long)st.dropped_by[i].n);
+            if (st.dropped_quality) fputc('\n', stderr);
             fprintf(stderr,
                     "  train:   %llu documents, %llu bytes, %llu tokens, %llu shards\n"
                     "  val:     %llu documents, %llu bytes, %llu tokens, %llu shards\n-> %s\n",
@@ -128,10 +150,25 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     }
     free(inputs.items);
     free(specials.items);
+    free(filter_params.items);
     return rc ? cli_fail() : 0;
 }
 
+/* anvil data filters: every quality filter, its rules and their defaults. */
+static int cmd_filters(void) {
+    printf("Quality filters of anvil data prepare (--NAME to use one, --filter-param NAME.PARAM=VALUE to change a\n"
+           "threshold; 1/0 switch a rule on/off). Dropped documents name their rule in --rejected.\n");
+    for (int i = 0; anv_filter_at(i); i++) {
+        const anv_filter_def_t *d = anv_filter_at(i);
+        printf("\n%s: %s\n", d->name, d->summary);
+        for (int p = 0; d->params[p].name; p++)
+            printf("  %-24s %-8g %s\n", d->params[p].name, d->params[p].value, d->params[p].help);
+    }
+    return 0;
+}
+
 int cmd_data(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "filters")) return cmd_filters();
     if (argc >= 2 && !strcmp(argv[1], "prepare")) {
         /* meta.json records the command as typed: "anvil" + argv from "data" on */
         char **full = malloc(((size_t)argc + 1) * sizeof *full);
@@ -143,7 +180,8 @@ int cmd_data(int argc, char **argv) {
         return rc;
     }
     fprintf(stderr, "usage: anvil data prepare --input PATH... (--tokenizer FILE | --vocab-size N) --out DIR\n"
-                    "       (anvil data prepare --help for all options)\n");
+                    "       (anvil data prepare --help for all options)\n"
+                    "       anvil data filters: the quality filters, their rules and thresholds\n");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return argc < 2 ? 2 : 0;
     fprintf(stderr, "anvil: unknown data subcommand '%s'\n", argv[1]);
     return 2;

@@ -23,15 +23,17 @@
 
 #include "anvil/bpe_train.h"
 #include "anvil/corpus.h"
+#include "anvil/filters.h"
 #include "anvil/minhash.h"
 #include "anvil/tokenizer.h"
 
 /* Which documents are kept: the filters run in this order. */
 typedef struct {
-    size_t min_chars;      /* drop documents with fewer Unicode characters (empty ones always go) */
-    int dedup;             /* drop exact duplicates */
-    int near_dedup;        /* drop near-duplicates (anvil/minhash.h), keeping each cluster's first */
-    double near_threshold; /* estimated Jaccard similarity that links two documents (0: 0.8) */
+    size_t min_chars;                /* drop documents with fewer Unicode characters (empty ones always go) */
+    const anv_filter_set_t *quality; /* quality filters (anvil/filters.h), or NULL */
+    int dedup;                       /* drop exact duplicates */
+    int near_dedup;                  /* drop near-duplicates (anvil/minhash.h), keeping each cluster's first */
+    double near_threshold;           /* estimated Jaccard similarity that links two documents (0: 0.8) */
 } anv_doc_filter_t;
 
 typedef struct {
@@ -40,7 +42,12 @@ typedef struct {
 
 typedef struct {
     anv_split_stats_t train, val;
-    uint64_t documents_read, dropped_duplicates, dropped_near_duplicates, dropped_short;
+    uint64_t documents_read, dropped_duplicates, dropped_near_duplicates, dropped_short, dropped_quality;
+    struct {
+        char reason[64]; /* "filter:rule" */
+        uint64_t n;
+    } dropped_by[64]; /* the quality filters' drops by rule, in the order first seen */
+    int n_dropped_by;
     anv_corpus_stats_t corpus;
     int single_document_split; /* the input was one document: val is its end, cut at a line break */
 } anv_prepare_stats_t;

@@ -410,16 +410,30 @@ static int write_meta(const anv_prepare_opts_t *o, const anv_prepare_stats_t *st
                              "  \"%s\": {\"documents\": %llu, \"bytes\": %llu, \"tokens\": %llu, \"shards\": %llu},\n",
                              names[i], (unsigned long long)sp[i]->documents, (unsigned long long)sp[i]->bytes,
                              (unsigned long long)sp[i]->tokens, (unsigned long long)sp[i]->shards);
-    rc |= anv_buf_printf(&b,
-                         "  \"documents_read\": %llu,\n  \"dropped_duplicates\": %llu,\n"
-                         "  \"dropped_near_duplicates\": %llu,\n  \"dropped_short\": %llu,\n"
-                         "  \"skipped_bad\": %llu,\n  \"skipped_files\": %llu,\n  \"null_values\": %llu,\n"
-                         "  \"empty_files\": %llu,\n  \"files\": %llu,\n",
-                         (unsigned long long)st->documents_read, (unsigned long long)st->dropped_duplicates,
-                         (unsigned long long)st->dropped_near_duplicates, (unsigned long long)st->dropped_short,
-                         (unsigned long long)st->corpus.skipped_bad, (unsigned long long)st->corpus.skipped_files,
-                         (unsigned long long)st->corpus.null_values, (unsigned long long)st->corpus.empty_files,
-                         (unsigned long long)st->corpus.files);
+    rc |= anv_buf_printf(
+        &b,
+        "  \"documents_read\": %llu,\n  \"dropped_duplicates\": %llu,\n"
+        "  \"dropped_near_duplicates\": %llu,\n  \"dropped_short\": %llu,\n  \"dropped_quality\": %llu,\n"
+        "  \"skipped_bad\": %llu,\n  \"skipped_files\": %llu,\n  \"null_values\": %llu,\n"
+        "  \"empty_files\": %llu,\n  \"files\": %llu,\n",
+        (unsigned long long)st->documents_read, (unsigned long long)st->dropped_duplicates,
+        (unsigned long long)st->dropped_near_duplicates, (unsigned long long)st->dropped_short,
+        (unsigned long long)st->dropped_quality, (unsigned long long)st->corpus.skipped_bad,
+        (unsigned long long)st->corpus.skipped_files, (unsigned long long)st->corpus.null_values,
+        (unsigned long long)st->corpus.empty_files, (unsigned long long)st->corpus.files);
+    rc |= anv_buf_puts(&b, "  \"dropped_by_filter\": {");
+    for (int i = 0; i < st->n_dropped_by; i++)
+        rc |= anv_buf_printf(&b, "%s\"%s\": %llu", i ? ", " : "", st->dropped_by[i].reason,
+                             (unsigned long long)st->dropped_by[i].n);
+    rc |= anv_buf_puts(&b, "},\n  \"quality_filters\": {");
+    const anv_filter_set_t *q = o->filter.quality;
+    for (int i = 0; q && i < q->n; i++) {
+        rc |= anv_buf_printf(&b, "%s\"%s\": {", i ? ", " : "", q->def[i]->name);
+        for (int k = 0; q->def[i]->params[k].name; k++)
+            rc |= anv_buf_printf(&b, "%s\"%s\": %.17g", k ? ", " : "", q->def[i]->params[k].name, q->params[i][k]);
+        rc |= anv_buf_puts(&b, "}");
+    }
+    rc |= anv_buf_puts(&b, "},\n");
     rc |= anv_buf_printf(
         &b,
         "  \"tokenizer_hash\": \"%016llx\",\n  \"vocab_size\": %zu,\n  \"eot\": %lld,\n"
@@ -516,6 +530,9 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
     stats->documents_read = pass2.documents_read;
     stats->dropped_duplicates = pass2.dropped_duplicates;
     stats->dropped_near_duplicates = pass2.dropped_near_duplicates;
+    stats->dropped_quality = pass2.dropped_quality;
+    memcpy(stats->dropped_by, pass2.dropped_by, sizeof stats->dropped_by);
+    stats->n_dropped_by = pass2.n_dropped_by;
     stats->dropped_short = pass2.dropped_short;
     stats->corpus = pass2.corpus;
     uint64_t kept = e.index;

@@ -18,6 +18,7 @@ int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filte
     s->rejected = rejected;
     if (anv_corpus_open(copts, &s->corpus) != 0) return -1;
     if (filter->dedup && anv_dedup_init(&s->dedup) != 0) return -1;
+    if (filter->quality && filter->quality->n && !(s->scratch = anv_filter_scratch_new())) return -1;
     return 0;
 }
 
@@ -25,6 +26,8 @@ void source_close(source_t *s) {
     if (s->corpus) s->stats->corpus = *anv_corpus_stats(s->corpus);
     anv_corpus_close(s->corpus);
     anv_dedup_free(s->dedup);
+    anv_filter_scratch_free(s->scratch);
+    anv_buf_free(&s->rewritten);
     anv_buf_free(&s->line);
     anv_free(s->keepers);
     memset(s, 0, sizeof *s);
@@ -80,6 +83,19 @@ static int reject(source_t *s, const anv_doc_t *doc, const char *reason, double 
 
 /* ---- the filters, in order ---- */
 
+static void count_drop(anv_prepare_stats_t *st, const char *reason) {
+    st->dropped_quality++;
+    for (int i = 0; i < st->n_dropped_by; i++)
+        if (!strcmp(st->dropped_by[i].reason, reason)) {
+            st->dropped_by[i].n++;
+            return;
+        }
+    int last = (int)(sizeof st->dropped_by / sizeof st->dropped_by[0]) - 1;
+    int i = st->n_dropped_by < last ? st->n_dropped_by++ : last;
+    snprintf(st->dropped_by[i].reason, sizeof st->dropped_by[i].reason, "%s", i == last ? "other" : reason);
+    st->dropped_by[i].n++;
+}
+
 int source_next(source_t *s, anv_doc_t *doc) {
     int r;
     while ((r = anv_corpus_next(s->corpus, doc)) == 1) {
@@ -97,6 +113,20 @@ int source_next(source_t *s, anv_doc_t *doc) {
                 if (reject(s, doc, "min_chars", (double)chars, UINT64_MAX) != 0) return -1;
                 continue;
             }
+        }
+        if (s->scratch) {
+            anv_filter_verdict_t v;
+            const char *text = doc->text;
+            size_t len = doc->len;
+            int kept = anv_filter_set_run(s->filter.quality, &text, &len, &s->rewritten, s->scratch, &v);
+            if (kept < 0) return -1;
+            if (!kept) {
+                count_drop(s->stats, v.reason);
+                if (reject(s, doc, v.reason, v.value, UINT64_MAX) != 0) return -1;
+                continue;
+            }
+            doc->text = text;
+            doc->len = len;
         }
         if (s->dedup) {
             int seen = anv_dedup_check(s->dedup, doc->text, doc->len, at, &first);

@@ -1,7 +1,7 @@
-/* The kept documents of a corpus: the reader through the filters (empty and short documents, exact and
- * near duplicates), each drop counted and, in the pass that writes the output, logged to the rejected
- * file. Every pass over a corpus sees the same documents in the same order, so a pass that comes later
- * can use what an earlier one learned (the near-duplicate clusters). */
+/* The kept documents of a corpus: the reader through the filters (empty and short documents, the
+ * quality filters, exact and near duplicates), each drop counted and, in the pass that writes the output, logged to the
+ * rejected file. Every pass over a corpus sees the same documents in the same order, so a pass that comes later can use
+ * what an earlier one learned (the near-duplicate clusters). */
 #ifndef ANVIL_DATA_SOURCE_H
 #define ANVIL_DATA_SOURCE_H
 
@@ -13,6 +13,8 @@ typedef struct {
     anv_dedup_t *dedup;
     anv_doc_filter_t filter;
     anv_prepare_stats_t *stats;
+    anv_filter_scratch_t *scratch;
+    anv_buf_t rewritten; /* a document a filter rewrote */
     anv_neardup_t *near; /* the clusters of the near-duplicate pass (NULL in that pass) */
     uint64_t near_id;    /* index of the next document the near-duplicate pass saw */
     /* the rejected log: one JSON line per dropped document, with where the kept one is */
