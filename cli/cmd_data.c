@@ -10,6 +10,9 @@
 static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     string_list_t inputs = {0}, specials = {0}, filter_params = {0};
     const char *tok_path = NULL, *out = NULL, *field = "text", *pattern_name = "gpt2", *rejected = NULL;
+    const char *langs_arg = NULL, *blocklist_path = NULL;
+    double lang_share = 0.65;
+    int pii = 0, pii_phones = 0;
     long long vocab = 0, min_chars = 0, seed = 1337, shard_tokens = 100000000, min_freq = 2;
     double val_fraction = 0.005, near_threshold = 0.8;
     int gopher_quality = 0, gopher_repetition = 0, c4 = 0, fineweb = 0;
@@ -27,6 +30,13 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         {"--near-threshold", OPT_DOUBLE, &near_threshold,
          "with --near-dedup: estimated Jaccard similarity that makes a near-duplicate (default 0.8)"},
         {"--min-chars", OPT_LONG, &min_chars, "drop documents shorter than N characters"},
+        {"--lang", OPT_STRING, &langs_arg,
+         "keep documents in these languages only (en,fr,...: CLD2's ISO 639-1 codes)"},
+        {"--lang-share", OPT_DOUBLE, &lang_share, "with --lang: the least share of a document in its language (0.65)"},
+        {"--blocklist", OPT_STRING, &blocklist_path,
+         "drop documents with a word or phrase of this file (one per line; whole words, any case)"},
+        {"--pii", OPT_FLAG, &pii, "replace e-mail addresses and public IP addresses (private ranges stay)"},
+        {"--pii-phones", OPT_FLAG, &pii_phones, "with --pii: replace phone numbers too"},
         {"--c4", OPT_FLAG, &c4, "C4's line and document rules (anvil data filters: every rule and threshold)"},
         {"--gopher-quality", OPT_FLAG, &gopher_quality, "Gopher's quality rules"},
         {"--gopher-repetition", OPT_FLAG, &gopher_repetition, "Gopher's repetition rules"},
@@ -54,9 +64,9 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         "before each document) and DIR/meta.json. With --vocab-size, training breaks ties between equally\n"
         "frequent pairs as `anvil tokenizer train --help` describes (deterministic for any thread count).";
     const opt_range_t ranges[] = {
-        {"--val-fraction", 0, 0.9},          {"--near-threshold", 0.01, 1},     {"--min-chars", 0, 1e15},
-        {"--split-blank-lines", 0, 1 << 20}, {"--seed", 0, 9007199254740992.0}, {"--shard-tokens", 1, 1e15},
-        {"--threads", 0, cli_max_threads()}, {"--min-frequency", 1, 1e15},
+        {"--val-fraction", 0, 0.9},  {"--near-threshold", 0.01, 1},       {"--lang-share", 0, 1},
+        {"--min-chars", 0, 1e15},    {"--split-blank-lines", 0, 1 << 20}, {"--seed", 0, 9007199254740992.0},
+        {"--shard-tokens", 1, 1e15}, {"--threads", 0, cli_max_threads()}, {"--min-frequency", 1, 1e15},
     };
     int rc = cli_parse_bounded(argc, argv, opts, n_opts, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) {
@@ -72,6 +82,23 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         if (chosen[i]) rc = anv_filter_set_add(&quality, chosen_names[i]);
     for (int i = 0; i < filter_params.count && rc == 0; i++)
         rc = anv_filter_set_param(&quality, filter_params.items[i]);
+    /* --lang en,fr: the codes, checked against CLD2's */
+    char *lang_copy = langs_arg ? strdup(langs_arg) : NULL;
+    const char *langs[64];
+    size_t n_langs = 0;
+    for (char *save = NULL, *t = lang_copy ? strtok_r(lang_copy, ",", &save) : NULL; t && rc == 0;
+         t = strtok_r(NULL, ",", &save)) {
+        if (n_langs == 64)
+            rc = anv_error("--lang: at most 64 languages");
+        else if (!anv_language_known(t))
+            rc = anv_error("--lang: \"%s\" is not a language code CLD2 knows (en, fr, de, zh, ...)", t);
+        else
+            langs[n_langs++] = t;
+    }
+    if (rc == 0 && langs_arg && n_langs == 0) rc = anv_error("--lang: no language codes in \"%s\"", langs_arg);
+    if (rc == 0 && pii_phones && !pii) rc = anv_error("--pii-phones goes with --pii");
+    anv_blocklist_t *blocklist = NULL;
+    if (rc == 0 && blocklist_path && anv_blocklist_load(blocklist_path, &blocklist) != 0) rc = -1;
     int pattern = 0, bad_filters = rc;
     rc = 1;
     if (bad_filters)
@@ -93,7 +120,12 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                        .split_blank_lines = split_blank,
                        .skip_bad = skip_bad},
             .filter = {.min_chars = (size_t)min_chars,
+                       .langs = langs,
+                       .n_langs = n_langs,
+                       .lang_share = lang_share,
+                       .blocklist = blocklist,
                        .quality = &quality,
+                       .pii = pii + pii_phones,
                        .dedup = dedup,
                        .near_dedup = near_dedup,
                        .near_threshold = near_threshold},
@@ -129,11 +161,16 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                     (unsigned long long)st.corpus.skipped_files, (unsigned long long)st.corpus.null_values,
                     (unsigned long long)st.dropped_short, (unsigned long long)st.dropped_duplicates,
                     (unsigned long long)st.dropped_near_duplicates);
-            if (st.dropped_quality) fprintf(stderr, "  quality: %llu dropped:", (unsigned long long)st.dropped_quality);
+            if (st.dropped_filters) fprintf(stderr, "  filters: %llu dropped:", (unsigned long long)st.dropped_filters);
             for (int i = 0; i < st.n_dropped_by; i++)
                 fprintf(stderr, "%s %s %llu", i ? "," : "", st.dropped_by[i].reason,
                         (unsigned long long)st.dropped_by[i].n);
-            if (st.dropped_quality) fputc('\n', stderr);
+            if (st.dropped_filters) fputc('\n', stderr);
+            if (pii)
+                fprintf(stderr,
+                        "  personal data replaced: %llu e-mail addresses, %llu IP addresses, %llu phone numbers\n",
+                        (unsigned long long)st.pii.emails, (unsigned long long)st.pii.ips,
+                        (unsigned long long)st.pii.phones);
             fprintf(stderr,
                     "  train:   %llu documents, %llu bytes, %llu tokens, %llu shards\n"
                     "  val:     %llu documents, %llu bytes, %llu tokens, %llu shards\n-> %s\n",
@@ -151,6 +188,8 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     free(inputs.items);
     free(specials.items);
     free(filter_params.items);
+    free(lang_copy);
+    anv_blocklist_free(blocklist);
     return rc ? cli_fail() : 0;
 }
 

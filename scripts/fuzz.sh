@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${FUZZ_SECONDS:-20}
 seed=${FUZZ_SEED:-1}
 build="$root/build-fuzz"
-cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DANVIL_FUZZ=ON \
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DANVIL_FUZZ=ON \
   -DANVIL_SANITIZE=ON >/dev/null
 targets=$(cd "$root/tests/fuzz" 2>/dev/null && ls fuzz_*.c 2>/dev/null | sed 's/\.c$//' || true)
 [ -n "$targets" ] || { echo "fuzz: no targets"; exit 0; }

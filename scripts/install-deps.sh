@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [build|test|demo|bench|reference]
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake libutf8proc-dev zlib1g-dev libzstd-dev libsnappy-dev libopenblas-dev libopenblas0-openmp libmicrohttpd-dev)
+pkgs=(build-essential cmake libutf8proc-dev zlib1g-dev libzstd-dev libsnappy-dev libcld2-dev libopenblas-dev libopenblas0-openmp libmicrohttpd-dev)
 # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's): only add it if absent.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 case "$what" in

@@ -3,7 +3,9 @@
 # are kept, and each planted kind of bad page (too short, symbol soup, bullet lists, repeated lines,
 # boilerplate, lorem ipsum, code, no punctuation) is dropped for the rule that catches it, logged in
 # --rejected and counted in meta.json; --filter-param moves a threshold; bad filter options fail with
-# one clear line.
+# one clear line. Then --lang (CLD2), --blocklist and --pii: pages in other languages and with listed
+# phrases are dropped, and the planted e-mail addresses, public IPs and phone numbers are gone from the
+# shards while private IPs stay.
 set -euo pipefail
 src=${ANVIL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 anvil=${ANVIL:-$src/build/anvil}
@@ -62,13 +64,13 @@ extra = sorted(set(got) - set(want))
 assert not wrong, wrong[:5]
 assert not extra, [(l, got[l]["reason"], got[l]["value"]) for l in extra[:5]]
 meta = json.load(open("out/meta.json"))
-assert meta["dropped_quality"] == len(want), meta["dropped_quality"]
+assert meta["dropped_filters"] == len(want), meta["dropped_filters"]
 assert sum(meta["dropped_by_filter"].values()) == len(want), meta["dropped_by_filter"]
 assert meta["train"]["documents"] + meta["val"]["documents"] == 120, meta
 assert set(meta["quality_filters"]) == {"c4", "gopher_quality", "gopher_repetition", "fineweb"}
 print("dropped by rule:", meta["dropped_by_filter"])
 EOF
-grep -q "quality: $n_bad dropped: " log && ok "the summary lists the drops by rule" || bad "summary"
+grep -q "filters: $n_bad dropped: " log && ok "the summary lists the drops by rule" || bad "summary"
 # a threshold moved: short pages pass when 5 words are enough
 "$anvil" data prepare --input web.jsonl --tokenizer out/tokenizer.json --out out2 --gopher-quality \
   --filter-param gopher_quality.min_words=5 --rejected rejected2.jsonl 2>log2 || { cat log2; exit 1; }
@@ -84,5 +86,50 @@ for args in "--filter-param gopher_quality.min_words=x|the value must be a numbe
   "$anvil" data prepare --input web.jsonl --tokenizer out/tokenizer.json --out out3 --gopher-quality $opt 2>err || rc=$?
   if [ $rc = 1 ] && grep -q "^anvil: .*$needle" err; then ok "bad option $opt: $(cat err)"; else bad "bad option $opt: exit $rc $(cat err)"; fi
 done
+# ---- language, blocklist and personal data ----
+/usr/bin/python3 - <<'EOF'
+import json
+en = "The river carries the stones down to the harbour, and the people of the village watch it with care every day. "
+fr = "La rivière porte les pierres jusqu'au port, et les gens du village la regardent avec soin chaque jour. "
+de = "Der Fluss trägt die Steine hinunter zum Hafen, und die Leute im Dorf sehen ihm jeden Tag aufmerksam zu. "
+docs = []
+for i in range(30):
+    docs.append(en * 3 + "Write to reader%d@news.example.org or visit 8.8.%d.8 today; the printer is at 192.168.1.%d and 10.0.0.%d. Call +1 415-555-%04d." % (i, i, i, i, 2000 + i))
+    if i % 5 == 0: docs.append(fr * 3)
+    if i % 6 == 0: docs.append(de * 3)
+    if i % 7 == 0: docs.append(en * 2 + "It mentions the Forbidden Phrase once.")
+with open("mixed.jsonl", "w") as f:
+    for d in docs: f.write(json.dumps({"text": d}) + "\n")
+open("block.txt", "w").write("forbidden phrase\n")
+EOF
+"$anvil" data prepare --input mixed.jsonl --tokenizer out/tokenizer.json --out mixed --lang en,de --blocklist block.txt \
+  --pii --pii-phones --rejected mixed.rejected.jsonl --val-fraction 0 2>log3 || { cat log3; exit 1; }
+cat log3
+# the shards' text: every token decoded
+/usr/bin/python3 -c '
+import struct, sys, glob
+for p in sorted(glob.glob("mixed/train_*.bin")):
+    b = open(p, "rb").read()
+    magic, version, count = struct.unpack("<3i", b[:12])
+    fmt = "<%d%s" % (count, "H" if version == 1 else "I")
+    print(" ".join(map(str, struct.unpack(fmt, b[1024:1024 + count * (2 if version == 1 else 4)]))))
+' | "$anvil" tokenizer decode --tokenizer out/tokenizer.json >mixed.txt
+grep -q "news.example.org" mixed.txt && bad "an e-mail address is left in the shards" || ok "no planted e-mail address in the shards"
+grep -Eq "8\.8\.[0-9]+\.8" mixed.txt && bad "a public IP address is left in the shards" || ok "no planted public IP address in the shards"
+[ "$(grep -o "192\.168\.1\.[0-9]*" mixed.txt | wc -l)" = 30 ] && [ "$(grep -o "10\.0\.0\.[0-9]*" mixed.txt | wc -l)" = 30 ] &&
+  ok "the 60 private IP addresses are kept" || bad "private IP addresses: $(grep -c 192.168 mixed.txt)"
+grep -q "415-555" mixed.txt && bad "a phone number is left" || ok "no planted phone number in the shards"
+grep -q "replaced: 30 e-mail addresses, 30 IP addresses, 30 phone numbers" log3 && ok "the summary counts the replacements" ||
+  bad "replacement counts"
+/usr/bin/python3 - <<'EOF' && ok "French pages dropped as language:fr, German kept, blocklisted pages dropped" || bad "language and blocklist drops"
+import json
+reasons = {}
+for l in open("mixed.rejected.jsonl"):
+    r = json.loads(l); reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+assert reasons == {"language:fr": 6, "blocklist": 5}, reasons
+meta = json.load(open("mixed/meta.json"))
+assert meta["pii_replaced"] == {"emails": 30, "ips": 30, "phones": 30}, meta["pii_replaced"]
+assert meta["train"]["documents"] == 30 + 5, meta["train"]
+EOF
 echo "e2e_quality_filters: $passed passed, $failed failed"
 [ "$failed" = 0 ]

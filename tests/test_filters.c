@@ -7,8 +7,10 @@
 #include "anvil/filters.h"
 #include "check.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OFF 1e9
 
@@ -394,6 +396,93 @@ static void test_params(void) {
     CHECK(anv_filter_set_add(&set, "gopher") != 0 && strstr(anv_last_error(), "unknown filter"), "unknown filter");
 }
 
+static void pii_case(const char *in, int phones, const char *want) {
+    anv_buf_t out = {0};
+    anv_pii_counts_t c = {0, 0, 0};
+    int n = anv_pii_scrub(in, strlen(in), phones, &out, &c);
+    const char *got = n > 0 ? out.data : in;
+    CHECK(n >= 0 && !strcmp(got, want), "pii%s: '%s' -> '%s' (want '%s')", phones ? " with phones" : "", in, got, want);
+    anv_buf_free(&out);
+}
+
+static void test_pii(void) {
+    pii_case("mail john.doe+news@mail.example.org now.", 0, "mail email@example.com now.");
+    pii_case("Write to a.b@example.com.", 0, "Write to email@example.com.");
+    pii_case("user@localhost and a@b.c and @example.com stay", 0, "user@localhost and a@b.c and @example.com stay");
+    pii_case("dns 8.8.8.8, web 172.32.0.1 and 203.0.114.9", 0, "dns 192.0.2.1, web 192.0.2.1 and 192.0.2.1");
+    pii_case("lan 192.168.1.1 10.0.0.7 172.16.5.4 127.0.0.1 169.254.1.1 100.64.0.1 0.0.0.0 224.0.0.1 192.0.2.44", 0,
+             "lan 192.168.1.1 10.0.0.7 172.16.5.4 127.0.0.1 169.254.1.1 100.64.0.1 0.0.0.0 224.0.0.1 192.0.2.44");
+    pii_case("not addresses: 256.1.1.1 1.2.3.4.5 v1.2.3.4 1.2.3", 0,
+             "not addresses: 256.1.1.1 1.2.3.4.5 v1.2.3.4 1.2.3");
+    pii_case("call +1 415-555-2671 or (020) 7946 0958 or 415.555.2671.", 1, "call 555-0100 or 555-0100 or 555-0100.");
+    pii_case("call +1 415-555-2671 today", 0, "call +1 415-555-2671 today");
+    pii_case("dates 2024-01-15, ids 12-34, version 1.2.3.4.5, price 1 000 000", 1,
+             "dates 2024-01-15, ids 12-34, version 1.2.3.4.5, price 1 000 000");
+    anv_pii_counts_t c = {0, 0, 0};
+    anv_buf_t out = {0};
+    const char *t = "a@example.com b@example.com 8.8.4.4 +44 20 7946 0958";
+    int n = anv_pii_scrub(t, strlen(t), 1, &out, &c);
+    CHECK(n == 4 && c.emails == 2 && c.ips == 1 && c.phones == 1, "pii counts: %d (%llu, %llu, %llu)", n,
+          (unsigned long long)c.emails, (unsigned long long)c.ips, (unsigned long long)c.phones);
+    anv_buf_free(&out);
+    printf("pii: e-mail, public and private IPv4, phone numbers and look-alikes as expected\n");
+}
+
+static void test_blocklist(void) {
+    char path[] = "/tmp/anvil_blocklist_XXXXXX";
+    int fd = mkstemp(path);
+    const char *list = "forbidden word\nBadword\n\nna\u00efve caf\u00e9\n";
+    CHECK(fd >= 0 && write(fd, list, strlen(list)) == (ssize_t)strlen(list), "blocklist file");
+    close(fd);
+    anv_blocklist_t *bl;
+    CHECK(anv_blocklist_load(path, &bl) == 0 && anv_blocklist_size(bl) == 3, "3 entries");
+    struct {
+        const char *text;
+        int hit;
+    } cases[] = {{"A FORBIDDEN   word here", 1},
+                 {"forbidden wordsmith", 0},
+                 {"the word forbidden", 0},
+                 {"badwords are fine", 0},
+                 {"it is a badword, sadly", 1},
+                 {"NA\u00cfVE CAF\u00c9!", 1},
+                 {"forbidden\nword across a line", 1},
+                 {"", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK(anv_blocklist_match(bl, cases[i].text, strlen(cases[i].text)) == cases[i].hit, "blocklist '%s': %d",
+              cases[i].text, cases[i].hit);
+    anv_blocklist_free(bl);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0 && write(fd, "\n  \n", 4) == 4, "empty list");
+    close(fd);
+    CHECK(anv_blocklist_load(path, &bl) != 0 && strstr(anv_last_error(), "no words or phrases"), "empty blocklist: %s",
+          anv_last_error());
+    unlink(path);
+    CHECK(anv_blocklist_load(path, &bl) != 0, "missing blocklist: %s", anv_last_error());
+    printf("blocklist: whole words and phrases, any case (Unicode too), as expected\n");
+}
+
+static void test_language(void) {
+    const char *en = "The quick brown fox jumps over the lazy dog and then runs into the forest to find its friends.";
+    const char *fr = "Le renard brun rapide saute par-dessus le chien paresseux et court dans la for\u00eat pour "
+                     "retrouver ses amis.";
+    const char *code;
+    double share;
+    anv_language_detect(en, strlen(en), &code, &share);
+    CHECK(!strcmp(code, "en") && share > 0.9, "English: %s %.2f", code, share);
+    anv_language_detect(fr, strlen(fr), &code, &share);
+    CHECK(!strcmp(code, "fr") && share > 0.9, "French: %s %.2f", code, share);
+    anv_language_detect("12 34 !!", 8, &code, &share);
+    CHECK(!strcmp(code, "un") && share == 0, "no language: %s %.2f", code, share);
+    char bad[200];
+    snprintf(bad, sizeof bad, "%s\xff\xfe", en);
+    anv_language_detect(bad, strlen(bad), &code, &share);
+    CHECK(!strcmp(code, "en"), "English before invalid UTF-8: %s", code);
+    CHECK(anv_language_known("en") && anv_language_known("de") && !anv_language_known("xx") &&
+              !anv_language_known("English"),
+          "language codes");
+    printf("language: CLD2 names English and French, nothing for digits\n");
+}
+
 int main(void) {
     scratch = anv_filter_scratch_new();
     test_params();
@@ -402,6 +491,9 @@ int main(void) {
     test_fineweb();
     test_c4();
     test_long_word_line();
+    test_pii();
+    test_blocklist();
+    test_language();
     anv_filter_scratch_free(scratch);
     return check_done("test_filters");
 }

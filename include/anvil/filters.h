@@ -69,4 +69,29 @@ void anv_filter_scratch_free(anv_filter_scratch_t *s);
 int anv_filter_set_run(const anv_filter_set_t *set, const char **text, size_t *len, anv_buf_t *out,
                        anv_filter_scratch_t *s, anv_filter_verdict_t *v);
 
+/* Personal data: e-mail addresses become email@example.com and public IPv4 addresses 192.0.2.1
+ * (private, loopback, link-local, shared, documentation and multicast ranges stay); with phones,
+ * numbers such as +1 415-555-2671 or (020) 7946 0958 (10 to 15 digits in 3 groups or more) become
+ * 555-0100. Returns how many were replaced (the new text in out) or -1; 0 leaves out empty. */
+typedef struct {
+    uint64_t emails, ips, phones;
+} anv_pii_counts_t;
+int anv_pii_scrub(const char *text, size_t len, int phones, anv_buf_t *out, anv_pii_counts_t *counts);
+
+/* A blocklist: one word or phrase (up to 16 words) per line of the user's file. A document contains
+ * an entry when its words (runs of letters, digits, apostrophes and non-ASCII characters) include the
+ * entry's words in a row, compared case-folded. */
+typedef struct anv_blocklist anv_blocklist_t;
+int anv_blocklist_load(const char *path, anv_blocklist_t **out);
+size_t anv_blocklist_size(const anv_blocklist_t *bl);
+/* 1: the text contains an entry; 0: no; -1: out of memory. Not for two threads at once. */
+int anv_blocklist_match(anv_blocklist_t *bl, const char *text, size_t len);
+void anv_blocklist_free(anv_blocklist_t *bl);
+
+/* The document's main language by CLD2 (Debian's libcld2): its ISO 639-1 code ("en"; "un" when
+ * unknown) and the share of its text in that language (0 to 1). Text after invalid UTF-8 is not seen. */
+void anv_language_detect(const char *text, size_t len, const char **code, double *share);
+/* 1 when CLD2 knows the code (as anv_language_detect writes it), else 0. */
+int anv_language_known(const char *code);
+
 #endif

@@ -27,10 +27,16 @@
 #include "anvil/minhash.h"
 #include "anvil/tokenizer.h"
 
-/* Which documents are kept: the filters run in this order. */
+/* Which documents are kept, and how they are cleaned: the filters run in this order (personal data is
+ * replaced after the quality filters, before deduplication). */
 typedef struct {
-    size_t min_chars;                /* drop documents with fewer Unicode characters (empty ones always go) */
+    size_t min_chars;         /* drop documents with fewer Unicode characters (empty ones always go) */
+    const char *const *langs; /* keep documents in these languages (ISO 639-1 codes, CLD2)... */
+    size_t n_langs;
+    double lang_share;               /* ... with at least this share of their text in it (0: 0.65) */
+    anv_blocklist_t *blocklist;      /* drop documents that contain an entry, or NULL */
     const anv_filter_set_t *quality; /* quality filters (anvil/filters.h), or NULL */
+    int pii;                         /* 1: replace e-mail and public IP addresses; 2: phone numbers too */
     int dedup;                       /* drop exact duplicates */
     int near_dedup;                  /* drop near-duplicates (anvil/minhash.h), keeping each cluster's first */
     double near_threshold;           /* estimated Jaccard similarity that links two documents (0: 0.8) */
@@ -42,12 +48,13 @@ typedef struct {
 
 typedef struct {
     anv_split_stats_t train, val;
-    uint64_t documents_read, dropped_duplicates, dropped_near_duplicates, dropped_short, dropped_quality;
+    uint64_t documents_read, dropped_duplicates, dropped_near_duplicates, dropped_short, dropped_filters;
     struct {
         char reason[64]; /* "filter:rule" */
         uint64_t n;
-    } dropped_by[64]; /* the quality filters' drops by rule, in the order first seen */
+    } dropped_by[64]; /* the filters' drops by rule (language, blocklist, quality), in the order first seen */
     int n_dropped_by;
+    anv_pii_counts_t pii; /* personal data replaced */
     anv_corpus_stats_t corpus;
     int single_document_split; /* the input was one document: val is its end, cut at a line break */
 } anv_prepare_stats_t;

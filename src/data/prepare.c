@@ -413,14 +413,17 @@ static int write_meta(const anv_prepare_opts_t *o, const anv_prepare_stats_t *st
     rc |= anv_buf_printf(
         &b,
         "  \"documents_read\": %llu,\n  \"dropped_duplicates\": %llu,\n"
-        "  \"dropped_near_duplicates\": %llu,\n  \"dropped_short\": %llu,\n  \"dropped_quality\": %llu,\n"
+        "  \"dropped_near_duplicates\": %llu,\n  \"dropped_short\": %llu,\n  \"dropped_filters\": %llu,\n"
         "  \"skipped_bad\": %llu,\n  \"skipped_files\": %llu,\n  \"null_values\": %llu,\n"
         "  \"empty_files\": %llu,\n  \"files\": %llu,\n",
         (unsigned long long)st->documents_read, (unsigned long long)st->dropped_duplicates,
         (unsigned long long)st->dropped_near_duplicates, (unsigned long long)st->dropped_short,
-        (unsigned long long)st->dropped_quality, (unsigned long long)st->corpus.skipped_bad,
+        (unsigned long long)st->dropped_filters, (unsigned long long)st->corpus.skipped_bad,
         (unsigned long long)st->corpus.skipped_files, (unsigned long long)st->corpus.null_values,
         (unsigned long long)st->corpus.empty_files, (unsigned long long)st->corpus.files);
+    rc |= anv_buf_printf(&b, "  \"pii_replaced\": {\"emails\": %llu, \"ips\": %llu, \"phones\": %llu},\n",
+                         (unsigned long long)st->pii.emails, (unsigned long long)st->pii.ips,
+                         (unsigned long long)st->pii.phones);
     rc |= anv_buf_puts(&b, "  \"dropped_by_filter\": {");
     for (int i = 0; i < st->n_dropped_by; i++)
         rc |= anv_buf_printf(&b, "%s\"%s\": %llu", i ? ", " : "", st->dropped_by[i].reason,
@@ -530,9 +533,10 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
     stats->documents_read = pass2.documents_read;
     stats->dropped_duplicates = pass2.dropped_duplicates;
     stats->dropped_near_duplicates = pass2.dropped_near_duplicates;
-    stats->dropped_quality = pass2.dropped_quality;
+    stats->dropped_filters = pass2.dropped_filters;
     memcpy(stats->dropped_by, pass2.dropped_by, sizeof stats->dropped_by);
     stats->n_dropped_by = pass2.n_dropped_by;
+    stats->pii = pass2.pii;
     stats->dropped_short = pass2.dropped_short;
     stats->corpus = pass2.corpus;
     uint64_t kept = e.index;

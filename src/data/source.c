@@ -28,6 +28,7 @@ void source_close(source_t *s) {
     anv_dedup_free(s->dedup);
     anv_filter_scratch_free(s->scratch);
     anv_buf_free(&s->rewritten);
+    anv_buf_free(&s->scrubbed);
     anv_buf_free(&s->line);
     anv_free(s->keepers);
     memset(s, 0, sizeof *s);
@@ -84,7 +85,7 @@ static int reject(source_t *s, const anv_doc_t *doc, const char *reason, double 
 /* ---- the filters, in order ---- */
 
 static void count_drop(anv_prepare_stats_t *st, const char *reason) {
-    st->dropped_quality++;
+    st->dropped_filters++;
     for (int i = 0; i < st->n_dropped_by; i++)
         if (!strcmp(st->dropped_by[i].reason, reason)) {
             st->dropped_by[i].n++;
@@ -114,6 +115,30 @@ int source_next(source_t *s, anv_doc_t *doc) {
                 continue;
             }
         }
+        if (s->filter.n_langs) {
+            const char *code;
+            double share;
+            anv_language_detect(doc->text, doc->len, &code, &share);
+            size_t k = 0;
+            while (k < s->filter.n_langs && strcmp(code, s->filter.langs[k])) k++;
+            double need = s->filter.lang_share > 0 ? s->filter.lang_share : 0.65;
+            if (k == s->filter.n_langs || share < need) {
+                char reason[64];
+                snprintf(reason, sizeof reason, k == s->filter.n_langs ? "language:%s" : "language_share:%s", code);
+                count_drop(s->stats, reason);
+                if (reject(s, doc, reason, share, UINT64_MAX) != 0) return -1;
+                continue;
+            }
+        }
+        if (s->filter.blocklist) {
+            int hit = anv_blocklist_match(s->filter.blocklist, doc->text, doc->len);
+            if (hit < 0) return -1;
+            if (hit) {
+                count_drop(s->stats, "blocklist");
+                if (reject(s, doc, "blocklist", 1, UINT64_MAX) != 0) return -1;
+                continue;
+            }
+        }
         if (s->scratch) {
             anv_filter_verdict_t v;
             const char *text = doc->text;
@@ -127,6 +152,15 @@ int source_next(source_t *s, anv_doc_t *doc) {
             }
             doc->text = text;
             doc->len = len;
+        }
+        if (s->filter.pii) {
+            anv_buf_t *out = doc->text == s->rewritten.data ? &s->scrubbed : &s->rewritten;
+            int n = anv_pii_scrub(doc->text, doc->len, s->filter.pii > 1, out, &s->stats->pii);
+            if (n < 0) return -1;
+            if (n > 0) {
+                doc->text = out->data;
+                doc->len = out->len;
+            }
         }
         if (s->dedup) {
             int seen = anv_dedup_check(s->dedup, doc->text, doc->len, at, &first);

@@ -14,9 +14,9 @@ typedef struct {
     anv_doc_filter_t filter;
     anv_prepare_stats_t *stats;
     anv_filter_scratch_t *scratch;
-    anv_buf_t rewritten; /* a document a filter rewrote */
-    anv_neardup_t *near; /* the clusters of the near-duplicate pass (NULL in that pass) */
-    uint64_t near_id;    /* index of the next document the near-duplicate pass saw */
+    anv_buf_t rewritten, scrubbed; /* a document a filter rewrote; and then with personal data replaced */
+    anv_neardup_t *near;           /* the clusters of the near-duplicate pass (NULL in that pass) */
+    uint64_t near_id;              /* index of the next document the near-duplicate pass saw */
     /* the rejected log: one JSON line per dropped document, with where the kept one is */
     anv_atomic_file_t *rejected;
     anv_buf_t line;

@@ -93,11 +93,12 @@ static int run(const double *p, const char **text, size_t *len, anv_buf_t *out, 
         if ((double)longest > p[MAX_WORD]) continue;
         size_t line_at = out->len;
         if (p[CITATIONS] ? strip_citations(out, t + a, b - a) : anv_buf_append(out, t + a, b - a)) return -1;
-        const char *line = out->data + line_at;
         size_t ll = out->len - line_at;
-        char last = ll ? line[ll - 1] : 0;
+        if (ll == 0) continue; /* nothing but citation marks */
+        const char *line = out->data + line_at;
+        char last = line[ll - 1];
         int ellipsis = ll >= 3 && !memcmp(line + ll - 3, "...", 3);
-        if ((p[TERMINAL] && (!strchr(".?!\"'", last) || !last || ellipsis)) || (double)tokens < p[MIN_WORDS] ||
+        if ((p[TERMINAL] && (!last || !strchr(".?!\"'", last) || ellipsis)) || (double)tokens < p[MIN_WORDS] ||
             (p[JAVASCRIPT] && contains_ci(line, ll, "javascript"))) {
             out->len = line_at;
             continue;
