@@ -13,7 +13,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     const char *langs_arg = NULL, *blocklist_path = NULL;
     double lang_share = 0.65;
     int pii = 0, pii_phones = 0;
-    long long vocab = 0, min_chars = 0, seed = 1337, shard_tokens = 100000000, min_freq = 2;
+    long long vocab = 0, tokenizer_sample = 0, min_chars = 0, seed = 1337, shard_tokens = 100000000, min_freq = 2;
     double val_fraction = 0.005, near_threshold = 0.8;
     int gopher_quality = 0, gopher_repetition = 0, c4 = 0, fineweb = 0;
     int dedup = 0, near_dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
@@ -22,6 +22,8 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
          "text, JSONL or Parquet files or folders (.gz/.zst too); folders: *.txt *.md *.jsonl *.parquet"},
         {"--tokenizer", OPT_STRING, &tok_path, "tokenizer.json, tiktoken file or GPT-2 folder to encode with"},
         {"--vocab-size", OPT_LONG, &vocab, "or train a BPE tokenizer of this size on the input first"},
+        {"--tokenizer-sample", OPT_LONG, &tokenizer_sample,
+         "with --vocab-size: train on about this many bytes of text, picked all over the input (default: all)"},
         {"--out", OPT_STRING, &out, "output folder (required)"},
         {"--val-fraction", OPT_DOUBLE, &val_fraction, "share of documents for validation (default 0.005, >= 1 doc)"},
         {"--dedup", OPT_FLAG, &dedup, "drop exact duplicate documents"},
@@ -64,9 +66,10 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         "before each document) and DIR/meta.json. With --vocab-size, training breaks ties between equally\n"
         "frequent pairs as `anvil tokenizer train --help` describes (deterministic for any thread count).";
     const opt_range_t ranges[] = {
-        {"--val-fraction", 0, 0.9},  {"--near-threshold", 0.01, 1},       {"--lang-share", 0, 1},
-        {"--min-chars", 0, 1e15},    {"--split-blank-lines", 0, 1 << 20}, {"--seed", 0, 9007199254740992.0},
-        {"--shard-tokens", 1, 1e15}, {"--threads", 0, cli_max_threads()}, {"--min-frequency", 1, 1e15},
+        {"--val-fraction", 0, 0.9},        {"--near-threshold", 0.01, 1}, {"--lang-share", 0, 1},
+        {"--tokenizer-sample", 0, 1e18},   {"--min-chars", 0, 1e15},      {"--split-blank-lines", 0, 1 << 20},
+        {"--seed", 0, 9007199254740992.0}, {"--shard-tokens", 1, 1e15},   {"--threads", 0, cli_max_threads()},
+        {"--min-frequency", 1, 1e15},
     };
     int rc = cli_parse_bounded(argc, argv, opts, n_opts, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) {
@@ -133,6 +136,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
             .rejected_path = rejected,
             .tokenizer_path = tok_path,
             .vocab_size = (size_t)vocab,
+            .tokenizer_sample = (uint64_t)tokenizer_sample,
             .pattern = (anv_pretok_t)pattern,
             .specials = specials.items,
             .n_specials = (size_t)specials.count,

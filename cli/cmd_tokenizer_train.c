@@ -77,7 +77,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
         anv_prepare_stats_t st;
         anv_bpe_train_opts_t to = {
             .min_frequency = (uint64_t)min_freq, .progress = cli_progress, .progress_ctx = &prog};
-        if (anv_count_words(&co, &filter, NULL, (anv_pretok_t)pattern, cli_progress, &prog, &words, &st) == 0) {
+        if (anv_count_words(&co, &filter, NULL, 0, (anv_pretok_t)pattern, cli_progress, &prog, &words, &st) == 0) {
             double t_count = anv_now() - prog.start;
             if (anv_bpe_train_tokenizer(words, (anv_pretok_t)pattern, (size_t)vocab, specials.items,
                                         (size_t)specials.count, &to, &tok) == 0 &&

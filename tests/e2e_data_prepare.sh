@@ -77,6 +77,14 @@ for f in "$work"/p1/*.bin; do cmp -s "$f" "$work/p2/$(basename "$f")" || same=0;
 if [ $same = 1 ]; then
   ok "prepare: trained then reloaded tokenizer give identical shards"
 else bad "prepare: shards differ between --vocab-size and --tokenizer runs"; fi
+# --tokenizer-sample: a sample as large as the input trains the same tokenizer; a small one, another
+"$anvil" data prepare --input "$work/small.txt" --vocab-size 360 --out "$work/p3" --split-blank-lines 1 \
+  --val-fraction 0.05 --seed 7 --shard-tokens 5000 --tokenizer-sample 100000000 2>/dev/null
+"$anvil" data prepare --input "$work/small.txt" --vocab-size 360 --out "$work/p4" --split-blank-lines 1 \
+  --val-fraction 0.05 --seed 7 --shard-tokens 5000 --tokenizer-sample $(($(wc -c <"$work/small.txt") / 3)) 2>"$work/log4"
+if cmp -s "$work/p1/tokenizer.json" "$work/p3/tokenizer.json" && ! cmp -s "$work/p1/tokenizer.json" "$work/p4/tokenizer.json" &&
+  grep -q "counting" "$work/log4"; then ok "--tokenizer-sample: all of a small input trains the same tokenizer, a third of it another"
+else bad "--tokenizer-sample"; fi
 docs=$(($(meta train.documents "$work/p1") + $(meta val.documents "$work/p1")))
 bytes=$(($(meta train.bytes "$work/p1") + $(meta val.bytes "$work/p1")))
 want_bytes=$(grep -v '^$' "$work/small.txt" | wc -c)

@@ -245,7 +245,7 @@ static int train_file(int threads, size_t vocab, anv_tokenizer_t **tok) {
     anv_doc_filter_t filter = {0};
     anv_prepare_stats_t st;
     anv_bpe_words_t *ws;
-    if (anv_count_words(&co, &filter, NULL, ANV_PRETOK_GPT2, NULL, NULL, &ws, &st) != 0) return -1;
+    if (anv_count_words(&co, &filter, NULL, 0, ANV_PRETOK_GPT2, NULL, NULL, &ws, &st) != 0) return -1;
     anv_bpe_train_opts_t o = {.min_frequency = 2};
     const char *specials[] = {"<|user|>"};
     int rc = anv_bpe_train_tokenizer(ws, ANV_PRETOK_GPT2, vocab, specials, 1, &o, tok);

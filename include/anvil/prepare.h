@@ -61,10 +61,12 @@ typedef struct {
 
 /* Counts the pre-token words of the kept documents on all threads (one map per thread, combined in
  * the end: the result does not depend on the thread count). near: the near-duplicate clusters when
- * filter->near_dedup, else NULL. Progress phase "counting". */
+ * filter->near_dedup, else NULL. sample_bytes: 0 for every document, else about that many bytes of
+ * them, picked by a hash of their index all over the corpus. Memory: the distinct words' counts.
+ * Progress phase "counting". */
 int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_neardup_t *near,
-                    anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out,
-                    anv_prepare_stats_t *stats);
+                    uint64_t sample_bytes, anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx,
+                    anv_bpe_words_t **out, anv_prepare_stats_t *stats);
 
 typedef struct {
     anv_corpus_opts_t corpus;
@@ -75,6 +77,7 @@ typedef struct {
     /* the tokenizer: loaded from tokenizer_path, or trained to vocab_size when that is NULL */
     const char *tokenizer_path;
     size_t vocab_size;
+    uint64_t tokenizer_sample; /* train on about this many bytes of the kept text (0: all of it) */
     anv_pretok_t pattern;
     const char *const *specials;
     size_t n_specials;

@@ -167,8 +167,8 @@ static int count_flush(void *vctx, batch_t *b) {
 }
 
 int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_neardup_t *near,
-                    anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx, anv_bpe_words_t **out,
-                    anv_prepare_stats_t *stats) {
+                    uint64_t sample_bytes, anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx,
+                    anv_bpe_words_t **out, anv_prepare_stats_t *stats) {
     *out = NULL;
     memset(stats, 0, sizeof *stats);
     int nt = anv_threads_count();
@@ -181,7 +181,9 @@ int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *fil
     for (int i = 0; i < nt; i++)
         if (anv_bpe_words_init(&c.maps[i]) != 0) goto done;
     c.src = &src;
-    if (source_open(&src, corpus, filter, near, NULL, stats) == 0 && run_batches(&src, &b, count_flush, &c) == 0) {
+    int opened = source_open(&src, corpus, filter, near, NULL, stats) == 0;
+    if (opened && sample_bytes) source_sample(&src, sample_bytes);
+    if (opened && run_batches(&src, &b, count_flush, &c) == 0) {
         rc = 0;
         for (int i = 1; i < nt && rc == 0; i++) rc = anv_bpe_words_merge(c.maps[0], c.maps[i]);
     }
@@ -368,7 +370,19 @@ static int encode_flush(void *vctx, batch_t *b) {
         e->toks = t;
         e->cap_toks = b->n_pieces;
     }
-    for (size_t i = 0; i < b->n_pieces; i++) e->toks[i].len = 0;
+    /* token buffers sized here, on this thread, for a piece's usual share of tokens (about one per 3
+     * bytes): workers that grew them would leave their malloc arenas fragmented, and memory growing
+     * with the corpus */
+    for (size_t i = 0; i < b->n_pieces; i++) {
+        anv_tokens_t *t = &e->toks[i];
+        size_t want = b->pn[i] / 3 + 16;
+        t->len = 0;
+        if (t->cap >= want && t->cap <= 2 * want) continue;
+        uint32_t *ids = anv_realloc(t->ids, want * sizeof *ids, "token buffers");
+        if (!ids) return -1;
+        t->ids = ids;
+        t->cap = want;
+    }
     if (anv_tokenizer_encode_batch(e->tok, b->pp, b->pn, b->n_pieces, e->toks, 0) != 0) return -1;
     size_t n_docs = b->big ? 1 : b->n_docs;
     for (size_t d = 0; d < n_docs; d++) {
@@ -471,7 +485,8 @@ static int get_tokenizer(const anv_prepare_opts_t *o, anv_neardup_t *near, anv_p
     if (o->tokenizer_path) return anv_tokenizer_load(o->tokenizer_path, tok);
     if (anv_bpe_check_vocab_size(o->vocab_size, o->specials, o->n_specials) != 0) return -1;
     anv_bpe_words_t *words;
-    if (anv_count_words(&o->corpus, &o->filter, near, o->pattern, o->progress, o->progress_ctx, &words, stats) != 0)
+    if (anv_count_words(&o->corpus, &o->filter, near, o->tokenizer_sample, o->pattern, o->progress, o->progress_ctx,
+                        &words, stats) != 0)
         return -1;
     anv_bpe_train_opts_t to = {
         .min_frequency = o->min_frequency, .progress = o->progress, .progress_ctx = o->progress_ctx};

@@ -82,6 +82,19 @@ static int reject(source_t *s, const anv_doc_t *doc, const char *reason, double 
     return rc ? -1 : anv_atomic_write(s->rejected, b->data, b->len);
 }
 
+void source_sample(source_t *s, uint64_t max_bytes) {
+    uint64_t total = anv_corpus_stats(s->corpus)->total_bytes;
+    s->max_bytes = max_bytes;
+    s->sample_share = total > max_bytes ? (double)max_bytes / (double)total : 1;
+}
+
+static int sampled_out(source_t *s) {
+    uint64_t index = s->index++;
+    if (s->sample_share >= 1) return 0;
+    uint64_t h = anv_hash64(&index, sizeof index, 0x73616d706c65ull);
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0) >= s->sample_share;
+}
+
 /* ---- the filters, in order ---- */
 
 static void count_drop(anv_prepare_stats_t *st, const char *reason) {
@@ -99,6 +112,7 @@ static void count_drop(anv_prepare_stats_t *st, const char *reason) {
 
 int source_next(source_t *s, anv_doc_t *doc) {
     int r;
+    if (s->max_bytes && s->bytes >= s->max_bytes) return 0;
     while ((r = anv_corpus_next(s->corpus, doc)) == 1) {
         s->stats->documents_read++;
         uint64_t at = where(doc), first = UINT64_MAX;
@@ -183,6 +197,8 @@ int source_next(source_t *s, anv_doc_t *doc) {
             }
             if (similarity > 0 && s->rejected && remember_keeper(s, id, at) != 0) return -1;
         }
+        if (s->max_bytes && sampled_out(s)) continue;
+        s->bytes += doc->len;
         return 1;
     }
     return r;

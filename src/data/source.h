@@ -1,7 +1,8 @@
-/* The kept documents of a corpus: the reader through the filters (empty and short documents, the
- * quality filters, exact and near duplicates), each drop counted and, in the pass that writes the output, logged to the
- * rejected file. Every pass over a corpus sees the same documents in the same order, so a pass that comes later can use
- * what an earlier one learned (the near-duplicate clusters). */
+/* The kept documents of a corpus: the reader through the filters (empty and short documents, language,
+ * blocklist, the quality filters, personal data, exact and near duplicates), each drop counted and, in
+ * the pass that writes the output, logged to the rejected file. Every pass over a corpus sees the same
+ * documents in the same order, so a pass that comes later can use what an earlier one learned (the
+ * near-duplicate clusters). */
 #ifndef ANVIL_DATA_SOURCE_H
 #define ANVIL_DATA_SOURCE_H
 
@@ -17,6 +18,9 @@ typedef struct {
     anv_buf_t rewritten, scrubbed; /* a document a filter rewrote; and then with personal data replaced */
     anv_neardup_t *near;           /* the clusters of the near-duplicate pass (NULL in that pass) */
     uint64_t near_id;              /* index of the next document the near-duplicate pass saw */
+    /* a sample (source_sample): documents picked by a hash of their index, until max_bytes */
+    double sample_share;
+    uint64_t max_bytes, bytes, index;
     /* the rejected log: one JSON line per dropped document, with where the kept one is */
     anv_atomic_file_t *rejected;
     anv_buf_t line;
@@ -30,6 +34,9 @@ int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filte
 /* 1: *doc is the next kept document; 0: the end; -1: error. */
 int source_next(source_t *s, anv_doc_t *doc);
 void source_close(source_t *s); /* copies the reader's counts into the stats */
+/* From now on only about max_bytes of the kept documents, spread over the whole corpus: each is picked
+ * with the chance max_bytes / (the input's size), and the source ends at max_bytes. */
+void source_sample(source_t *s, uint64_t max_bytes);
 
 /* The near-duplicate pass: MinHash signatures of the documents that the other filters keep, on all
  * threads, added in order to the index. Progress phase "near-duplicates". */
