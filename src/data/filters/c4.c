@@ -20,11 +20,16 @@ static const anv_filter_param_t PARAMS[] = {
     {NULL, 0, NULL},
 };
 
+/* needle (lowercase ASCII) in s, whose ASCII letters are compared lowercased. */
 static int contains_ci(const char *s, size_t n, const char *needle) {
     size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++) {
-        size_t j = 0;
-        while (j < k && (s[i + j] >= 'A' && s[i + j] <= 'Z' ? s[i + j] | 0x20 : s[i + j]) == needle[j]) j++;
+    char first = needle[0], upper = (char)(first - 32);
+    for (const char *p = s, *end = s + n; (size_t)(end - p) >= k; p++) {
+        const char *a = memchr(p, first, (size_t)(end - p) - k + 1), *b = memchr(p, upper, (size_t)(end - p) - k + 1);
+        p = a && (!b || a < b) ? a : b;
+        if (!p) return 0;
+        size_t j = 1;
+        while (j < k && (p[j] >= 'A' && p[j] <= 'Z' ? p[j] | 0x20 : p[j]) == needle[j]) j++;
         if (j == k) return 1;
     }
     return 0;

@@ -125,7 +125,8 @@ static const char *const MARKS[] = {"\u2026", "\u2022", "\u2023", "\u25e6", "\u2
 /* Bytes of punctuation at s[0..n) (front) or ending at s[n] (back): 0 when none. */
 static size_t punct_at(const unsigned char *s, size_t n, int back) {
     if (n == 0) return 0;
-    if (anv_is_ascii_punct(back ? s[n - 1] : s[0])) return 1;
+    unsigned char c = back ? s[n - 1] : s[0];
+    if (c < 0x80) return anv_is_ascii_punct(c);
     for (size_t m = 0; m < sizeof MARKS / sizeof MARKS[0]; m++) {
         size_t k = strlen(MARKS[m]);
         if (n >= k && !memcmp(back ? s + n - k : s, MARKS[m], k)) return k;
