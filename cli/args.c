@@ -92,10 +92,12 @@ int cli_parse_bounded(int argc, char **argv, const opt_t *opts, int n_opts, cons
             *(int *)o->dst = 1;
             continue;
         }
-        if (o->type == OPT_STRINGS) {
+        if (o->type == OPT_STRINGS || o->type == OPT_WORDS) {
             string_list_t *list = o->dst;
             int start = i + 1, n = 0;
             while (start + n < argc && strncmp(argv[start + n], "--", 2) != 0) n++;
+            list->given = 1;
+            if (n == 0 && o->type == OPT_WORDS) continue;
             if (n == 0) return anv_error("%s needs at least one value", o->name);
             const char **items = anv_realloc(list->items, (size_t)(list->count + n) * sizeof *items, "arguments");
             if (!items) return -1;

@@ -38,7 +38,7 @@ int cli_eval_task(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, c
 /* From an anvil data directory's meta.json: training and validation tokens and the vocabulary size. */
 int cli_data_meta(const char *dir, double *train_tokens, double *val_tokens, int *vocab);
 
-typedef enum { OPT_STRING, OPT_INT, OPT_LONG, OPT_DOUBLE, OPT_FLAG, OPT_STRINGS } opt_type_t;
+typedef enum { OPT_STRING, OPT_INT, OPT_LONG, OPT_DOUBLE, OPT_FLAG, OPT_STRINGS, OPT_WORDS } opt_type_t;
 
 typedef struct {
     const char *name; /* "--steps" */
@@ -55,10 +55,11 @@ typedef struct {
 /* --threads takes 0 (all cores) up to 4 threads per core: more only costs memory and contention. */
 int cli_max_threads(void);
 
-/* OPT_STRINGS collects every following argument up to the next one starting with "--". */
+/* OPT_STRINGS collects every following argument up to the next one starting with "--"; OPT_WORDS
+ * too, but it may have none (a flag with optional values): `given` says it was on the command line. */
 typedef struct {
     const char **items;
-    int count;
+    int count, given;
 } string_list_t;
 
 /* Parses argv[1..] against opts; prints usage on --help (returns 1) and a one-line error on bad

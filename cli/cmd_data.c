@@ -16,7 +16,8 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     long long vocab = 0, tokenizer_sample = 0, min_chars = 0, seed = 1337, shard_tokens = 100000000, min_freq = 2;
     double val_fraction = 0.005, near_threshold = 0.8;
     int gopher_quality = 0, gopher_repetition = 0, c4 = 0, fineweb = 0;
-    int dedup = 0, near_dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
+    string_list_t dedup_what = {0};
+    int dedup = 0, dedup_lines = 0, near_dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
     opt_t opts[] = {
         {"--input", OPT_STRINGS, &inputs,
          "text, JSONL or Parquet files or folders (.gz/.zst too); folders: *.txt *.md *.jsonl *.parquet"},
@@ -26,7 +27,9 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
          "with --vocab-size: train on about this many bytes of text, picked all over the input (default: all)"},
         {"--out", OPT_STRING, &out, "output folder (required)"},
         {"--val-fraction", OPT_DOUBLE, &val_fraction, "share of documents for validation (default 0.005, >= 1 doc)"},
-        {"--dedup", OPT_FLAG, &dedup, "drop exact duplicate documents"},
+        {"--dedup", OPT_WORDS, &dedup_what,
+         "[docs] [lines|paragraphs]: drop exact duplicate documents (the default), remove lines or paragraphs an "
+         "earlier document had"},
         {"--near-dedup", OPT_FLAG, &near_dedup,
          "drop near-duplicates: MinHash LSH over word 5-grams (112 hashes, 14 bands of 8), first of each cluster kept"},
         {"--near-threshold", OPT_DOUBLE, &near_threshold,
@@ -76,8 +79,19 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         free(inputs.items);
         free(specials.items);
         free(filter_params.items);
+        free(dedup_what.items);
         return rc < 0 ? cli_fail() : 0;
     }
+    for (int i = 0; i < dedup_what.count && rc == 0; i++) {
+        const char *w = dedup_what.items[i];
+        if (!strcmp(w, "docs"))
+            dedup = 1;
+        else if (!strcmp(w, "lines") || !strcmp(w, "paragraphs"))
+            dedup_lines = w[0] == 'l' ? 1 : 2;
+        else
+            rc = anv_error("--dedup %s: expected docs, lines or paragraphs", w);
+    }
+    if (dedup_what.given && dedup_what.count == 0) dedup = 1;
     anv_filter_set_t quality = {0};
     const int chosen[] = {c4, gopher_quality, gopher_repetition, fineweb};
     const char *const chosen_names[] = {"c4", "gopher_quality", "gopher_repetition", "fineweb"};
@@ -130,6 +144,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                        .quality = &quality,
                        .pii = pii + pii_phones,
                        .dedup = dedup,
+                       .dedup_lines = dedup_lines,
                        .near_dedup = near_dedup,
                        .near_threshold = near_threshold},
             .out_dir = out,
@@ -165,6 +180,9 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
                     (unsigned long long)st.corpus.skipped_files, (unsigned long long)st.corpus.null_values,
                     (unsigned long long)st.dropped_short, (unsigned long long)st.dropped_duplicates,
                     (unsigned long long)st.dropped_near_duplicates);
+            if (dedup_lines)
+                fprintf(stderr, "  %s seen in an earlier document removed: %llu\n",
+                        dedup_lines == 1 ? "lines" : "paragraphs", (unsigned long long)st.duplicate_lines);
             if (st.dropped_filters) fprintf(stderr, "  filters: %llu dropped:", (unsigned long long)st.dropped_filters);
             for (int i = 0; i < st.n_dropped_by; i++)
                 fprintf(stderr, "%s %s %llu", i ? "," : "", st.dropped_by[i].reason,
@@ -192,6 +210,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     free(inputs.items);
     free(specials.items);
     free(filter_params.items);
+    free(dedup_what.items);
     free(lang_copy);
     anv_blocklist_free(blocklist);
     return rc ? cli_fail() : 0;

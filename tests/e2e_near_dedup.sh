@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# anvil data prepare --near-dedup and --rejected, end to end: in a generated JSONL corpus with planted
+# anvil data prepare --near-dedup, --dedup lines|paragraphs and --rejected, end to end: in a generated JSONL corpus with planted
 # near-copies (a few words changed), exact copies and short documents, every near-copy is dropped and
 # logged with the line of the document it copies, the originals and unrelated documents are kept, and
 # the kept set is the same whether the tokenizer is trained first (three passes) or given (two).
@@ -81,6 +81,36 @@ cmp -s trained.rejected.jsonl given.rejected.jsonl || same=0
   bad "shards or log differ between two and three passes"
 grep -q "dropped: 10 empty or short, $n_dup duplicates, $n_near near-duplicates" trained.log &&
   ok "the summary counts each filter's drops" || bad "summary line"
+# --dedup lines / paragraphs: a footer shared by 50 pages stays in the first only, a line repeated inside
+# one page stays, a page of nothing but seen lines goes; --dedup docs lines does both
+/usr/bin/python3 - <<'EOF'
+import json
+with open("pages.jsonl", "w") as f:
+    for i in range(50):
+        body = "Page %d tells its own story about the river number %d.\nIt goes on for a while, page %d." % (i, i, i)
+        if i == 7: body += "\nThis line is said twice.\nThis line is said twice."
+        f.write(json.dumps({"text": body + "\n\nSubscribe to our newsletter for more stories.\nShare this page."}) + "\n")
+    f.write(json.dumps({"text": "Subscribe to our newsletter for more stories.\nShare this page."}) + "\n")
+    f.write(json.dumps({"text": "Page 3 tells its own story about the river number 3.\nIt goes on for a while, page 3.\n\nSubscribe to our newsletter for more stories.\nShare this page."}) + "\n")
+EOF
+"$anvil" data prepare --input pages.jsonl --tokenizer trained/tokenizer.json --out lines --dedup lines \
+  --rejected lines.rejected.jsonl --val-fraction 0 2>lines.log || { cat lines.log; exit 1; }
+"$anvil" data prepare --input pages.jsonl --tokenizer trained/tokenizer.json --out paras --dedup docs paragraphs \
+  --rejected paras.rejected.jsonl --val-fraction 0 2>paras.log || { cat paras.log; exit 1; }
+/usr/bin/python3 - <<'EOF' && ok "--dedup lines and paragraphs: boilerplate removed after its first page, repeats inside a page kept, a page of it dropped" || bad "--dedup lines / paragraphs"
+import json
+m = json.load(open("lines/meta.json"))
+# 49 pages lose 2 footer lines, the footer-only page loses 2 (and goes), page 3's copy loses all 4
+assert m["duplicate_lines_removed"] == 49 * 2 + 2 + 4, m["duplicate_lines_removed"]
+assert m["dropped_by_filter"] == {"duplicate_lines": 2}, m["dropped_by_filter"]
+assert m["train"]["documents"] == 50, m["train"]
+p = json.load(open("paras/meta.json"))
+# paragraphs: 49 footers; the footer-only page goes for its paragraph; page 3's copy is a duplicate document
+assert p["duplicate_lines_removed"] == 49 + 1, p["duplicate_lines_removed"]
+assert p["dropped_duplicates"] == 1 and p["dropped_by_filter"] == {"duplicate_lines": 1}, p
+reasons = sorted(json.loads(l)["reason"] for l in open("paras.rejected.jsonl"))
+assert reasons == ["duplicate", "duplicate_lines"], reasons
+EOF
 # a rejected log that cannot be written: the run fails and leaves no shard
 mkdir ro && chmod 500 ro
 if [ "$(id -u)" != 0 ]; then

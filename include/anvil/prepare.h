@@ -38,6 +38,7 @@ typedef struct {
     const anv_filter_set_t *quality; /* quality filters (anvil/filters.h), or NULL */
     int pii;                         /* 1: replace e-mail and public IP addresses; 2: phone numbers too */
     int dedup;                       /* drop exact duplicates */
+    int dedup_lines;                 /* 1: remove lines seen in an earlier document; 2: paragraphs */
     int near_dedup;                  /* drop near-duplicates (anvil/minhash.h), keeping each cluster's first */
     double near_threshold;           /* estimated Jaccard similarity that links two documents (0: 0.8) */
 } anv_doc_filter_t;
@@ -54,7 +55,8 @@ typedef struct {
         uint64_t n;
     } dropped_by[64]; /* the filters' drops by rule (language, blocklist, quality), in the order first seen */
     int n_dropped_by;
-    anv_pii_counts_t pii; /* personal data replaced */
+    anv_pii_counts_t pii;     /* personal data replaced */
+    uint64_t duplicate_lines; /* lines (or paragraphs) removed for having been seen in an earlier document */
     anv_corpus_stats_t corpus;
     int single_document_split; /* the input was one document: val is its end, cut at a line break */
 } anv_prepare_stats_t;

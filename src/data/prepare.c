@@ -438,6 +438,7 @@ static int write_meta(const anv_prepare_opts_t *o, const anv_prepare_stats_t *st
     rc |= anv_buf_printf(&b, "  \"pii_replaced\": {\"emails\": %llu, \"ips\": %llu, \"phones\": %llu},\n",
                          (unsigned long long)st->pii.emails, (unsigned long long)st->pii.ips,
                          (unsigned long long)st->pii.phones);
+    rc |= anv_buf_printf(&b, "  \"duplicate_lines_removed\": %llu,\n", (unsigned long long)st->duplicate_lines);
     rc |= anv_buf_puts(&b, "  \"dropped_by_filter\": {");
     for (int i = 0; i < st->n_dropped_by; i++)
         rc |= anv_buf_printf(&b, "%s\"%s\": %llu", i ? ", " : "", st->dropped_by[i].reason,
@@ -552,6 +553,7 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
     memcpy(stats->dropped_by, pass2.dropped_by, sizeof stats->dropped_by);
     stats->n_dropped_by = pass2.n_dropped_by;
     stats->pii = pass2.pii;
+    stats->duplicate_lines = pass2.duplicate_lines;
     stats->dropped_short = pass2.dropped_short;
     stats->corpus = pass2.corpus;
     uint64_t kept = e.index;

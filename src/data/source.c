@@ -18,6 +18,7 @@ int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filte
     s->rejected = rejected;
     if (anv_corpus_open(copts, &s->corpus) != 0) return -1;
     if (filter->dedup && anv_dedup_init(&s->dedup) != 0) return -1;
+    if (filter->dedup_lines && anv_dedup_init(&s->lines) != 0) return -1;
     if (filter->quality && filter->quality->n && !(s->scratch = anv_filter_scratch_new())) return -1;
     return 0;
 }
@@ -26,9 +27,11 @@ void source_close(source_t *s) {
     if (s->corpus) s->stats->corpus = *anv_corpus_stats(s->corpus);
     anv_corpus_close(s->corpus);
     anv_dedup_free(s->dedup);
+    anv_dedup_free(s->lines);
     anv_filter_scratch_free(s->scratch);
     anv_buf_free(&s->rewritten);
     anv_buf_free(&s->scrubbed);
+    anv_buf_free(&s->unique);
     anv_buf_free(&s->line);
     anv_free(s->keepers);
     memset(s, 0, sizeof *s);
@@ -93,6 +96,49 @@ static int sampled_out(source_t *s) {
     if (s->sample_share >= 1) return 0;
     uint64_t h = anv_hash64(&index, sizeof index, 0x73616d706c65ull);
     return (double)(h >> 11) * (1.0 / 9007199254740992.0) >= s->sample_share;
+}
+
+/* The document without the lines (paragraphs) that an earlier document had: 1 something is left (in
+ * *text, *len), 0 nothing, -1 error. Blank lines are kept; a unit repeated inside a document stays. */
+static int unique_lines(source_t *s, const char **text, size_t *len) {
+    const char *t = *text;
+    size_t n = *len, copied = 0, removed = 0;
+    uint64_t doc = s->n_docs++;
+    s->unique.len = 0;
+    for (size_t i = 0; i < n;) {
+        const char *nl = memchr(t + i, '\n', n - i);
+        size_t line_end = nl ? (size_t)(nl - t) : n, k = i;
+        while (k < line_end && (t[k] == ' ' || t[k] == '\t' || t[k] == '\r')) k++;
+        if (k == line_end) { /* a blank line: kept, and it separates paragraphs */
+            i = line_end + 1;
+            continue;
+        }
+        size_t end = i;
+        for (;;) { /* a line, or with paragraphs, lines up to a blank one */
+            const char *nl = memchr(t + end, '\n', n - end);
+            end = nl ? (size_t)(nl - t) : n;
+            if (s->filter.dedup_lines == 1 || end == n || end + 1 == n || t[end + 1] == '\n') break;
+            end++;
+        }
+        uint64_t first;
+        int seen = anv_dedup_check(s->lines, t + i, end - i, doc, &first);
+        if (seen < 0) return -1;
+        size_t next = end < n ? end + 1 : n;
+        if (seen && first != doc) {
+            if (anv_buf_append(&s->unique, t + copied, i - copied) != 0) return -1;
+            copied = next;
+            removed++;
+        }
+        i = next;
+    }
+    if (!removed) return 1;
+    if (anv_buf_append(&s->unique, t + copied, n - copied) != 0) return -1;
+    s->stats->duplicate_lines += removed;
+    *text = s->unique.data ? s->unique.data : "";
+    *len = s->unique.len;
+    for (size_t i = 0; i < *len; i++)
+        if (!strchr(" \t\r\n", (*text)[i])) return 1;
+    return 0;
 }
 
 /* ---- the filters, in order ---- */
@@ -184,6 +230,19 @@ int source_next(source_t *s, anv_doc_t *doc) {
                 if (reject(s, doc, "duplicate", 1, first) != 0) return -1;
                 continue;
             }
+        }
+        if (s->lines) {
+            const char *text = doc->text;
+            size_t len = doc->len;
+            int left = unique_lines(s, &text, &len);
+            if (left < 0) return -1;
+            if (!left) {
+                count_drop(s->stats, "duplicate_lines");
+                if (reject(s, doc, "duplicate_lines", 1, UINT64_MAX) != 0) return -1;
+                continue;
+            }
+            doc->text = text;
+            doc->len = len;
         }
         if (s->near) {
             uint64_t id = s->near_id++;

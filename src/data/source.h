@@ -11,13 +11,15 @@
 
 typedef struct {
     anv_corpus_t *corpus;
-    anv_dedup_t *dedup;
+    anv_dedup_t *dedup, *lines; /* documents; lines or paragraphs */
+    uint64_t n_docs;            /* documents that reached the line deduplication */
     anv_doc_filter_t filter;
     anv_prepare_stats_t *stats;
     anv_filter_scratch_t *scratch;
-    anv_buf_t rewritten, scrubbed; /* a document a filter rewrote; and then with personal data replaced */
-    anv_neardup_t *near;           /* the clusters of the near-duplicate pass (NULL in that pass) */
-    uint64_t near_id;              /* index of the next document the near-duplicate pass saw */
+    anv_buf_t rewritten, scrubbed, unique; /* a document a filter rewrote; with personal data replaced; without
+                                              repeated lines */
+    anv_neardup_t *near;                   /* the clusters of the near-duplicate pass (NULL in that pass) */
+    uint64_t near_id;                      /* index of the next document the near-duplicate pass saw */
     /* a sample (source_sample): documents picked by a hash of their index, until max_bytes */
     double sample_share;
     uint64_t max_bytes, bytes, index;
