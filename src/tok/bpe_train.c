@@ -162,14 +162,6 @@ typedef struct {
     uint32_t step;
 } trainer;
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xFF51AFD7ED558CCDull;
-    x ^= x >> 33;
-    x *= 0xC4CEB9FE1A85EC53ull;
-    return x ^ (x >> 33);
-}
-
 static int grow(void **p, size_t *cap, size_t need, size_t elem, const char *what) {
     if (need <= *cap) return 0;
     size_t c = *cap ? *cap : 16;
@@ -187,7 +179,7 @@ static int pslots_rehash(trainer *t, size_t cap) {
     uint32_t *slots = anv_calloc(cap * sizeof *slots, "pair index");
     if (!slots) return -1;
     for (size_t i = 0; i < t->n_pairs; i++) {
-        size_t j = mix64(t->pairs[i].key) & (cap - 1);
+        size_t j = anv_mix64(t->pairs[i].key) & (cap - 1);
         while (slots[j]) j = (j + 1) & (cap - 1);
         slots[j] = (uint32_t)i + 1;
     }
@@ -200,7 +192,7 @@ static int pslots_rehash(trainer *t, size_t cap) {
 /* Index of the pair (creating it with count 0 when absent), or -1 on allocation failure. */
 static int64_t pair_get(trainer *t, uint32_t left, uint32_t right) {
     uint64_t key = (uint64_t)left << 32 | right;
-    size_t j = mix64(key) & (t->pslot_cap - 1);
+    size_t j = anv_mix64(key) & (t->pslot_cap - 1);
     for (; t->pslots[j]; j = (j + 1) & (t->pslot_cap - 1))
         if (t->pairs[t->pslots[j] - 1].key == key) return t->pslots[j] - 1;
     if (t->n_pairs >= UINT32_MAX - 1) return anv_error("BPE training: more than 2^32 distinct pairs");

@@ -7,14 +7,6 @@
 
 #define SIG_BYTES (ANV_MINHASH_HASHES * sizeof(uint32_t))
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static int is_word_byte(unsigned char c) {
     return c >= 0x80 || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
@@ -24,7 +16,7 @@ static int is_word_byte(unsigned char c) {
 static void add_shingle(uint32_t *h, const uint64_t *window, size_t first, size_t n, const uint64_t *a,
                         const uint64_t *b) {
     uint64_t s = 0;
-    for (size_t k = 0; k < n; k++) s = mix64(s ^ window[(first + k) % ANV_MINHASH_NGRAM]);
+    for (size_t k = 0; k < n; k++) s = anv_mix64(s ^ window[(first + k) % ANV_MINHASH_NGRAM]);
     for (int i = 0; i < ANV_MINHASH_HASHES; i++) {
         uint32_t v = (uint32_t)((a[i] * s + b[i]) >> 32);
         h[i] = v < h[i] ? v : h[i];
@@ -34,8 +26,8 @@ static void add_shingle(uint32_t *h, const uint64_t *window, size_t first, size_
 void anv_minhash_sign(const char *text, size_t len, anv_minhash_t *sig) {
     uint64_t a[ANV_MINHASH_HASHES], b[ANV_MINHASH_HASHES], window[ANV_MINHASH_NGRAM];
     for (int i = 0; i < ANV_MINHASH_HASHES; i++) {
-        a[i] = mix64(0x6d696e68617368ull + 2 * (uint64_t)i) | 1;
-        b[i] = mix64(0x6d696e68617368ull + 2 * (uint64_t)i + 1);
+        a[i] = anv_mix64(0x6d696e68617368ull + 2 * (uint64_t)i) | 1;
+        b[i] = anv_mix64(0x6d696e68617368ull + 2 * (uint64_t)i + 1);
         sig->h[i] = UINT32_MAX;
     }
     const unsigned char *s = (const unsigned char *)text;
@@ -46,7 +38,7 @@ void anv_minhash_sign(const char *text, size_t len, anv_minhash_t *sig) {
         uint64_t w = 0xcbf29ce484222325ull; /* FNV-1a of the lowercased word */
         for (; i < len && is_word_byte(s[i]); i++)
             w = (w ^ (s[i] >= 'A' && s[i] <= 'Z' ? s[i] | 0x20 : s[i])) * 0x100000001b3ull;
-        window[words % ANV_MINHASH_NGRAM] = mix64(w);
+        window[words % ANV_MINHASH_NGRAM] = anv_mix64(w);
         words++;
         if (words >= ANV_MINHASH_NGRAM) add_shingle(sig->h, window, words - ANV_MINHASH_NGRAM, ANV_MINHASH_NGRAM, a, b);
     }
@@ -124,7 +116,7 @@ static void join(anv_neardup_t *d, uint64_t x, uint64_t y, double s) {
 }
 
 static uint64_t *slot(uint64_t *table, uint64_t cap, uint32_t fp) {
-    uint64_t j = mix64(fp) & (cap - 1);
+    uint64_t j = anv_mix64(fp) & (cap - 1);
     while (table[j] && (uint32_t)(table[j] >> 32) != fp) j = (j + 1) & (cap - 1);
     return &table[j];
 }
