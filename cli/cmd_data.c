@@ -18,6 +18,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
     int gopher_quality = 0, gopher_repetition = 0, c4 = 0, fineweb = 0;
     string_list_t dedup_what = {0};
     int dedup = 0, dedup_lines = 0, near_dedup = 0, split_blank = 0, skip_bad = 0, threads = 0;
+    anv_comm_t *comm = NULL;
     opt_t opts[] = {
         {"--input", OPT_STRINGS, &inputs,
          "text, JSONL or Parquet files or folders (.gz/.zst too); folders: *.txt *.md *.jsonl *.parquet"},
@@ -126,8 +127,9 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         anv_error("data prepare needs exactly one of --tokenizer FILE and --vocab-size N");
     else if (vocab < 0 || min_chars < 0 || shard_tokens <= 0 || min_freq < 1)
         anv_error("--vocab-size, --min-chars, --shard-tokens and --min-frequency must be positive");
-    else if (cli_parse_pattern(pattern_name, &pattern) == 0) {
+    else if (cli_parse_pattern(pattern_name, &pattern) == 0 && anv_comm_init(&comm) == 0) {
         anv_threads_set(threads);
+        int rank = anv_comm_rank(comm);
         cli_progress_t prog;
         cli_progress_init(&prog);
         anv_prepare_opts_t o = {
@@ -161,11 +163,21 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
             .shard_tokens = (uint64_t)shard_tokens,
             .argv = (const char *const *)full_argv,
             .argc = full_argc,
-            .progress = cli_progress,
+            .progress = rank == 0 ? cli_progress : NULL,
             .progress_ctx = &prog,
+            .comm = comm,
         };
         anv_prepare_stats_t st;
-        if (anv_prepare(&o, &st) == 0) {
+        if (anv_comm_size(comm) > 1 && rank == 0)
+            fprintf(stderr, "data prepare over %d ranks: each reads its part of the files\n", anv_comm_size(comm));
+        int ok = anv_prepare(&o, &st) == 0;
+        if (ok && rank > 0) {
+            rc = 0;
+        } else if (!ok && anv_comm_size(comm) > 1) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", anv_last_error());
+            anv_error("rank %d of %d: %s", rank, anv_comm_size(comm), msg);
+        } else if (ok) {
             cli_progress_end(&prog);
             double secs = anv_now() - prog.start;
             fprintf(stderr, "prepared %.1f MB from %llu files in %.2f s (%.1f MB/s, %d threads)\n",
@@ -207,6 +219,7 @@ static int cmd_prepare(int argc, char **argv, int full_argc, char **full_argv) {
         }
         cli_progress_end(&prog);
     }
+    anv_comm_free(comm);
     free(inputs.items);
     free(specials.items);
     free(filter_params.items);

@@ -150,7 +150,7 @@ static int docs_grow(docs_t *d) {
 static int docs_read(const char *data, const anv_tokenizer_t *tok, size_t limit, docs_t *d) {
     anv_corpus_t *c;
     const char *inputs[] = {data};
-    anv_corpus_opts_t o = {inputs, 1, NULL, 0, 0};
+    anv_corpus_opts_t o = {.inputs = inputs, .n_inputs = 1};
     if (anv_corpus_open(&o, &c) != 0) return -1;
     anv_doc_t doc;
     int64_t eot = anv_tokenizer_eot(tok);

@@ -331,8 +331,50 @@ static void test_vocab_errors(void) {
     anv_tokenizer_free(t);
 }
 
+/* Word counts exported by two maps and imported into one equal the counts of the text they saw; a
+ * malformed export is refused. */
+static void test_words_export(void) {
+    anv_bpe_words_t *a, *b, *both, *joined;
+    const char *ta = "the cat sat on the mat", *tb = " the dog sat, and the cat ran";
+    CHECK(anv_bpe_words_init(&a) == 0 && anv_bpe_words_init(&b) == 0 && anv_bpe_words_init(&both) == 0 &&
+              anv_bpe_words_init(&joined) == 0,
+          "init");
+    anv_bpe_words_add_text(a, ANV_PRETOK_GPT2, ta, strlen(ta));
+    anv_bpe_words_add_text(b, ANV_PRETOK_GPT2, tb, strlen(tb));
+    anv_bpe_words_add_text(both, ANV_PRETOK_GPT2, ta, strlen(ta));
+    anv_bpe_words_add_text(both, ANV_PRETOK_GPT2, tb, strlen(tb));
+    anv_buf_t ea = {0}, eb = {0};
+    CHECK(anv_bpe_words_export(a, &ea) == 0 && anv_bpe_words_export(b, &eb) == 0, "export");
+    CHECK(anv_bpe_words_import(joined, ea.data, ea.len) == 0 && anv_bpe_words_import(joined, eb.data, eb.len) == 0,
+          "import: %s", anv_last_error());
+    CHECK(anv_bpe_words_distinct(joined) == anv_bpe_words_distinct(both) &&
+              anv_bpe_words_total(joined) == anv_bpe_words_total(both),
+          "imported counts: %zu distinct, %llu in all (want %zu, %llu)", anv_bpe_words_distinct(joined),
+          (unsigned long long)anv_bpe_words_total(joined), anv_bpe_words_distinct(both),
+          (unsigned long long)anv_bpe_words_total(both));
+    anv_tokenizer_t *t1 = NULL, *t2 = NULL;
+    anv_bpe_train_opts_t to = {.min_frequency = 1};
+    CHECK(anv_bpe_train_tokenizer(joined, ANV_PRETOK_GPT2, 265, NULL, 0, &to, &t1) == 0 &&
+              anv_bpe_train_tokenizer(both, ANV_PRETOK_GPT2, 265, NULL, 0, &to, &t2) == 0 &&
+              anv_tokenizer_hash(t1) == anv_tokenizer_hash(t2),
+          "the tokenizer trained on imported counts is the same");
+    CHECK(anv_bpe_words_import(joined, ea.data, ea.len - 1) != 0 && strstr(anv_last_error(), "word counts"),
+          "a truncated export is refused");
+    printf("word counts export/import: %zu + %zu bytes, %zu distinct words, same tokenizer\n", ea.len, eb.len,
+           anv_bpe_words_distinct(joined));
+    anv_tokenizer_free(t1);
+    anv_tokenizer_free(t2);
+    anv_buf_free(&ea);
+    anv_buf_free(&eb);
+    anv_bpe_words_free(a);
+    anv_bpe_words_free(b);
+    anv_bpe_words_free(both);
+    anv_bpe_words_free(joined);
+}
+
 int main(void) {
     test_hand_computed();
+    test_words_export();
     test_against_reference();
     test_pretokenized();
     make_corpus();

@@ -38,6 +38,10 @@ int anv_bpe_words_add(anv_bpe_words_t *w, const char *word, size_t len, uint64_t
 int anv_bpe_words_add_text(anv_bpe_words_t *w, anv_pretok_t pattern, const char *text, size_t len);
 /* dst += src. */
 int anv_bpe_words_merge(anv_bpe_words_t *dst, const anv_bpe_words_t *src);
+/* The words and counts as bytes (count uint64, length uint32, the word; in no particular order), and
+ * back: import adds such bytes' counts to w (an error for malformed bytes). */
+int anv_bpe_words_export(const anv_bpe_words_t *w, anv_buf_t *out);
+int anv_bpe_words_import(anv_bpe_words_t *w, const void *data, size_t len);
 size_t anv_bpe_words_distinct(const anv_bpe_words_t *w);
 uint64_t anv_bpe_words_total(const anv_bpe_words_t *w); /* sum of counts */
 

@@ -29,6 +29,10 @@ typedef struct {
     const char *text_field; /* JSON field or Parquet column holding the text; NULL: "text" */
     int split_blank_lines;  /* 0: one document per text file */
     int skip_bad;           /* skip (and count) malformed JSON lines instead of failing */
+    /* Read only part `part` of `parts` (0 parts: everything): the listed files are cut into that many
+     * runs of consecutive files of about equal bytes (a file goes to the part its middle byte falls
+     * in), for the ranks of a job. Files keep their indices in the whole list. */
+    int part, parts;
 } anv_corpus_opts_t;
 
 typedef struct {
@@ -42,12 +46,13 @@ typedef struct {
 typedef struct {
     uint64_t files;         /* files read */
     uint64_t empty_files;   /* files without a single byte */
-    uint64_t other_files;   /* files in folders skipped for their extension */
+    uint64_t other_files;   /* files in folders skipped for their extension (counted by part 0 only) */
     uint64_t skipped_bad;   /* malformed JSON lines skipped (skip_bad) */
     uint64_t skipped_files; /* files, or their rest, that could not be read or decoded (skip_bad) */
     uint64_t null_values;   /* Parquet rows whose text is null */
     uint64_t input_bytes;   /* bytes of input files consumed so far (compressed size for .gz/.zst) */
-    uint64_t total_bytes;   /* sum of the input files' sizes */
+    uint64_t total_bytes;   /* sum of the sizes of the files this reader reads (its part) */
+    uint64_t corpus_bytes;  /* sum of the sizes of all the input files */
 } anv_corpus_stats_t;
 
 typedef struct anv_corpus anv_corpus_t;
@@ -84,5 +89,10 @@ int anv_dedup_init(anv_dedup_t **out);
  * -1: out of memory. */
 int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len, uint64_t tag, uint64_t *first_tag);
 void anv_dedup_free(anv_dedup_t *d);
+/* The set's entries, appended to out as {hash, hash, tag} triples of uint64 (in no particular order),
+ * and back: import adds n such entries that are not there yet, with their own tags or, when tag is not
+ * NULL, with *tag. Sets built on several machines combine this way into the set one would have built. */
+int anv_dedup_export(const anv_dedup_t *d, anv_buf_t *out);
+int anv_dedup_import(anv_dedup_t *d, const void *entries, size_t n, const uint64_t *tag);
 
 #endif

@@ -14,6 +14,18 @@
  * With near_dedup, a first pass over the corpus finds the near-duplicate clusters; every pass then
  * sees the same documents in the same order.
  *
+ * The ranks of a job (comm, under mpirun) split the input files: each reads a run of consecutive files
+ * of about equal bytes (anv_corpus_opts_t.part), filters, signs and encodes them on its own threads.
+ * Exact, line and near-duplicate deduplication are global: a rank first learns the document and line
+ * hashes of the ranks before it (a pass each, shared by broadcasts in rank order), and every rank
+ * builds the near-duplicate clusters of the whole corpus from everyone's signatures. Word counts go to
+ * rank 0, which trains the tokenizer and writes tokenizer.json; the other ranks load it from there,
+ * write their documents' tokens (and rejected lines) to temporary files in the output folder, and
+ * rank 0 writes the shards in corpus order. The output folder (and --rejected) must therefore be on a
+ * filesystem every rank sees. The result is byte for byte the one of one process, with one exception:
+ * with tokenizer_sample each rank stops sampling at its own share of the bytes, so where the sample of
+ * one process would end before the end of the input the samples, and then the tokenizers, differ.
+ *
  * Memory: the tokenizer's tables, the word counts when training (distinct words), the dedup set
  * (24 bytes per document), the near-duplicate index (about 250 bytes per document) and one batch of
  * documents: about 32 MiB of text plus its tokens, or one larger document plus its tokens (4 bytes per
@@ -22,6 +34,7 @@
 #define ANVIL_PREPARE_H
 
 #include "anvil/bpe_train.h"
+#include "anvil/comm.h"
 #include "anvil/corpus.h"
 #include "anvil/filters.h"
 #include "anvil/minhash.h"
@@ -61,12 +74,16 @@ typedef struct {
     int single_document_split; /* the input was one document: val is its end, cut at a line break */
 } anv_prepare_stats_t;
 
+/* What passes over a corpus learn about it for the next ones (the near-duplicate clusters; for a rank
+ * of a job, the duplicates before its part): made inside anv_prepare. */
+typedef struct anv_corpus_context anv_corpus_context_t;
+
 /* Counts the pre-token words of the kept documents on all threads (one map per thread, combined in
- * the end: the result does not depend on the thread count). near: the near-duplicate clusters when
- * filter->near_dedup, else NULL. sample_bytes: 0 for every document, else about that many bytes of
+ * the end: the result does not depend on the thread count). ctx: NULL, or what anv_prepare learned
+ * (with filter->near_dedup, the clusters). sample_bytes: 0 for every document, else about that many bytes of
  * them, picked by a hash of their index all over the corpus. Memory: the distinct words' counts.
  * Progress phase "counting". */
-int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_neardup_t *near,
+int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, const anv_corpus_context_t *ctx,
                     uint64_t sample_bytes, anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx,
                     anv_bpe_words_t **out, anv_prepare_stats_t *stats);
 
@@ -89,8 +106,9 @@ typedef struct {
     uint64_t shard_tokens;
     const char *const *argv; /* recorded in meta.json */
     int argc;
-    anv_progress_fn progress; /* phases "counting", "merges", "encoding" */
+    anv_progress_fn progress; /* phases "duplicates", "near-duplicates", "counting", "merges", "encoding" */
     void *progress_ctx;
+    anv_comm_t *comm; /* the ranks of a job, or NULL: one process */
 } anv_prepare_opts_t;
 
 int anv_prepare(const anv_prepare_opts_t *opts, anv_prepare_stats_t *stats);

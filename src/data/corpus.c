@@ -17,7 +17,8 @@
 struct anv_corpus {
     anv_corpus_opts_t o;
     char **files;
-    size_t n_files, cap_files, next_file;
+    uint64_t *sizes;
+    size_t n_files, cap_files, next_file, end_file; /* this part reads files [next_file, end_file) */
     /* the open file: a byte stream, or a Parquet reader */
     anv_stream_t *in;
     anv_parquet_t *pq;
@@ -89,13 +90,15 @@ static int add_file(anv_corpus_t *c, const char *path, uint64_t size) {
     if (c->n_files == c->cap_files) {
         size_t cap = c->cap_files ? c->cap_files * 2 : 64;
         char **f = anv_realloc(c->files, cap * sizeof *f, "file list");
-        if (!f) return -1;
-        c->files = f;
+        if (f) c->files = f;
+        uint64_t *sz = f ? anv_realloc(c->sizes, cap * sizeof *sz, "file list") : NULL;
+        if (!sz) return -1;
+        c->sizes = sz;
         c->cap_files = cap;
     }
     if (!(c->files[c->n_files] = anv_strdup(path))) return -1;
-    c->n_files++;
-    c->stats.total_bytes += size;
+    c->sizes[c->n_files++] = size;
+    c->stats.corpus_bytes += size;
     return 0;
 }
 
@@ -149,6 +152,31 @@ static int add_path(anv_corpus_t *c, const char *path, int in_folder, int depth)
     return rc;
 }
 
+/* The files of this reader's part: a file belongs to the part its middle byte falls in, so parts
+ * are consecutive files and each part's first file follows the previous part's last. */
+static void select_part(anv_corpus_t *c) {
+    c->end_file = c->n_files;
+    if (c->o.parts > 1) {
+        uint64_t at = 0, total = c->stats.corpus_bytes ? c->stats.corpus_bytes : 1;
+        size_t first = c->n_files, end = c->n_files;
+        for (size_t i = 0; i < c->n_files; i++) {
+            double middle = ((double)at + (double)c->sizes[i] / 2) / (double)total;
+            int part = (int)(middle * c->o.parts);
+            if (part >= c->o.parts) part = c->o.parts - 1;
+            if (part == c->o.part && first == c->n_files) first = i;
+            if (part > c->o.part) {
+                end = i;
+                break;
+            }
+            at += c->sizes[i];
+        }
+        c->next_file = first < end ? first : end;
+        c->end_file = end;
+        if (c->o.part != 0) c->stats.other_files = 0;
+    }
+    for (size_t i = c->next_file; i < c->end_file; i++) c->stats.total_bytes += c->sizes[i];
+}
+
 int anv_corpus_open(const anv_corpus_opts_t *opts, anv_corpus_t **out) {
     *out = NULL;
     if (opts->n_inputs == 0) return anv_error("no input files given");
@@ -159,18 +187,20 @@ int anv_corpus_open(const anv_corpus_opts_t *opts, anv_corpus_t **out) {
     if (!c->o.text_field) c->o.text_field = "text";
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < opts->n_inputs; i++) rc = add_path(c, opts->inputs[i], 0, 0);
+    if (rc == 0 && opts->parts > 0 && (opts->part < 0 || opts->part >= opts->parts))
+        rc = anv_error("corpus part %d of %d: no such part", opts->part, opts->parts);
     if (rc != 0) {
         anv_corpus_close(c);
         return -1;
     }
+    select_part(c);
     *out = c;
     return 0;
 }
 
 static void close_file(anv_corpus_t *c) {
     if (!c->open) return;
-    struct stat st;
-    c->done_bytes += stat(c->path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    c->done_bytes += c->sizes[c->next_file - 1];
     if (c->pq) c->stats.null_values += anv_parquet_nulls(c->pq);
     anv_stream_close(c->in);
     anv_parquet_close(c->pq);
@@ -187,6 +217,7 @@ void anv_corpus_close(anv_corpus_t *c) {
     anv_parquet_close(c->pq);
     for (size_t i = 0; i < c->n_files; i++) anv_free(c->files[i]);
     anv_free(c->files);
+    anv_free(c->sizes);
     anv_free(c->rbuf);
     anv_buf_free(&c->doc);
     anv_buf_free(&c->line);
@@ -412,7 +443,7 @@ int anv_corpus_next(anv_corpus_t *c, anv_doc_t *doc) {
             r = file_next(c, doc);
             if (r == 1) return 1;
         } else {
-            if (c->next_file == c->n_files) return 0;
+            if (c->next_file == c->end_file) return 0;
             r = open_next(c);
         }
         if (r < 0) {

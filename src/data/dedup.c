@@ -33,9 +33,8 @@ static size_t find(uint64_t (*slots)[3], size_t cap, const uint64_t h[2]) {
     return j;
 }
 
-int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len, uint64_t tag, uint64_t *first_tag) {
-    uint64_t h[2] = {anv_hash64(text, len, 0x6465647570ull), anv_hash64(text, len, 0x9E3779B97F4A7C15ull)};
-    if (!(h[0] | h[1])) h[1] = 1; /* keep {0, 0} free as the empty marker */
+/* 1: the hash was there (*first_tag its tag); 0: added with tag; -1: out of memory. */
+static int check_hash(anv_dedup_t *d, const uint64_t h[2], uint64_t tag, uint64_t *first_tag) {
     size_t j = find(d->slots, d->cap, h);
     if (d->slots[j][0] | d->slots[j][1]) {
         if (first_tag) *first_tag = d->slots[j][2];
@@ -56,5 +55,26 @@ int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len, uint64_t tag, 
     anv_free(d->slots);
     d->slots = slots;
     d->cap = cap;
+    return 0;
+}
+
+int anv_dedup_check(anv_dedup_t *d, const char *text, size_t len, uint64_t tag, uint64_t *first_tag) {
+    uint64_t h[2] = {anv_hash64(text, len, 0x6465647570ull), anv_hash64(text, len, 0x9E3779B97F4A7C15ull)};
+    if (!(h[0] | h[1])) h[1] = 1; /* keep {0, 0} free as the empty marker */
+    return check_hash(d, h, tag, first_tag);
+}
+
+int anv_dedup_export(const anv_dedup_t *d, anv_buf_t *out) {
+    for (size_t i = 0; i < d->cap; i++)
+        if ((d->slots[i][0] | d->slots[i][1]) && anv_buf_append(out, d->slots[i], sizeof d->slots[i]) != 0) return -1;
+    return 0;
+}
+
+int anv_dedup_import(anv_dedup_t *d, const void *entries, size_t n, const uint64_t *tag) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t e[3];
+        memcpy(e, (const char *)entries + i * sizeof e, sizeof e);
+        if (check_hash(d, e, tag ? *tag : e[2], NULL) < 0) return -1;
+    }
     return 0;
 }

@@ -3,8 +3,10 @@
 #include "anvil/prepare.h"
 
 #include "anvil/shard.h"
+#include "ranks.h"
 #include "source.h"
 
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -166,9 +168,10 @@ static int count_flush(void *vctx, batch_t *b) {
     return 0;
 }
 
-int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, anv_neardup_t *near,
-                    uint64_t sample_bytes, anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx,
-                    anv_bpe_words_t **out, anv_prepare_stats_t *stats) {
+/* The words of this reader's documents (none is fine: a rank's part may have none). */
+static int count_part(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, const anv_corpus_context_t *ctx,
+                      uint64_t sample_bytes, anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx,
+                      anv_bpe_words_t **out, anv_prepare_stats_t *stats) {
     *out = NULL;
     memset(stats, 0, sizeof *stats);
     int nt = anv_threads_count();
@@ -181,19 +184,13 @@ int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *fil
     for (int i = 0; i < nt; i++)
         if (anv_bpe_words_init(&c.maps[i]) != 0) goto done;
     c.src = &src;
-    int opened = source_open(&src, corpus, filter, near, NULL, stats) == 0;
+    int opened = source_open(&src, corpus, filter, ctx, NULL, stats) == 0;
     if (opened && sample_bytes) source_sample(&src, sample_bytes);
     if (opened && run_batches(&src, &b, count_flush, &c) == 0) {
         rc = 0;
         for (int i = 1; i < nt && rc == 0; i++) rc = anv_bpe_words_merge(c.maps[0], c.maps[i]);
     }
     source_close(&src);
-    if (rc == 0 && anv_bpe_words_total(c.maps[0]) == 0)
-        rc = anv_error("no text to learn from: %llu files read (%llu empty), %llu documents (%llu too short, %llu "
-                       "duplicates, %llu bad lines)",
-                       (unsigned long long)stats->corpus.files, (unsigned long long)stats->corpus.empty_files,
-                       (unsigned long long)stats->documents_read, (unsigned long long)stats->dropped_short,
-                       (unsigned long long)stats->dropped_duplicates, (unsigned long long)stats->corpus.skipped_bad);
     if (rc == 0) {
         *out = c.maps[0];
         c.maps[0] = NULL;
@@ -202,6 +199,69 @@ done:
     for (int i = 0; i < nt; i++) anv_bpe_words_free(c.maps[i]);
     anv_free(c.maps);
     batch_free(&b);
+    return rc;
+}
+
+static int no_words(const anv_bpe_words_t *words, const anv_prepare_stats_t *stats) {
+    if (anv_bpe_words_total(words) > 0) return 0;
+    return anv_error("no text to learn from: %llu files read (%llu empty), %llu documents (%llu too short, %llu "
+                     "duplicates, %llu bad lines)",
+                     (unsigned long long)stats->corpus.files, (unsigned long long)stats->corpus.empty_files,
+                     (unsigned long long)stats->documents_read, (unsigned long long)stats->dropped_short,
+                     (unsigned long long)stats->dropped_duplicates, (unsigned long long)stats->corpus.skipped_bad);
+}
+
+int anv_count_words(const anv_corpus_opts_t *corpus, const anv_doc_filter_t *filter, const anv_corpus_context_t *ctx,
+                    uint64_t sample_bytes, anv_pretok_t pattern, anv_progress_fn progress, void *progress_ctx,
+                    anv_bpe_words_t **out, anv_prepare_stats_t *stats) {
+    if (count_part(corpus, filter, ctx, sample_bytes, pattern, progress, progress_ctx, out, stats) != 0) return -1;
+    if (no_words(*out, stats) == 0) return 0;
+    anv_bpe_words_free(*out);
+    *out = NULL;
+    return -1;
+}
+
+/* ---- what rank 0 learns from the others ---- */
+
+typedef struct {
+    anv_prepare_stats_t *stats;
+    anv_buf_t *bytes;
+    int me;
+} to_rank0_t;
+
+static int take_stats(void *vctx, int from, const void *data, size_t n) {
+    to_rank0_t *t = vctx;
+    if (t->me != 0 || from == 0) return 0;
+    for (size_t k = 0; k < n / sizeof(anv_prepare_stats_t); k++) {
+        anv_prepare_stats_t st;
+        memcpy(&st, (const char *)data + k * sizeof st, sizeof st);
+        source_add_stats(t->stats, &st);
+    }
+    return 0;
+}
+
+static int take_bytes(void *vctx, int from, const void *data, size_t n) {
+    to_rank0_t *t = vctx;
+    return t->me != 0 || from == 0 ? 0 : anv_buf_append(t->bytes, data, n);
+}
+
+/* Rank 0's stats become the sum of every rank's. */
+static int stats_to_rank0(anv_comm_t *comm, anv_prepare_stats_t *stats) {
+    anv_prepare_stats_t mine = *stats;
+    to_rank0_t t = {.stats = stats, .me = ranks_rank(comm)};
+    return ranks_share(comm, &mine, NULL, sizeof mine, sizeof mine, take_stats, &t);
+}
+
+/* Rank 0's words and counting stats become the sum of every rank's. */
+static int words_to_rank0(anv_comm_t *comm, anv_bpe_words_t *words, anv_prepare_stats_t *stats) {
+    anv_buf_t mine = {0}, others = {0};
+    to_rank0_t t = {.bytes = &others, .me = ranks_rank(comm)};
+    int rc = ranks_agree(comm, anv_bpe_words_export(words, &mine));
+    if (rc == 0) rc = stats_to_rank0(comm, stats);
+    if (rc == 0) rc = ranks_share(comm, mine.data, NULL, mine.len, 1, take_bytes, &t);
+    anv_buf_free(&mine);
+    if (rc == 0 && others.len) rc = anv_bpe_words_import(words, others.data, others.len);
+    anv_buf_free(&others);
     return rc;
 }
 
@@ -272,6 +332,7 @@ typedef struct {
     source_t *src;
     anv_progress_fn progress;
     void *progress_ctx;
+    FILE *part; /* a rank after the first: its documents go here for rank 0 (part_write) */
 } encode_ctx;
 
 static int goes_to_val(const encode_ctx *e, uint64_t index) {
@@ -360,6 +421,52 @@ static int split_single(encode_ctx *e, held_t *h, double val_fraction) {
     return rc ? -1 : 0;
 }
 
+/* The next document of the corpus, to train or val by its index. */
+static int place_doc(encode_ctx *e, anv_tokens_t *pieces, size_t n, uint64_t bytes) {
+    uint64_t index = e->index++;
+    if (index == 1 && flush_held(e, &e->first_val, &e->val) != 0) return -1; /* not alone after all */
+    if (goes_to_val(e, index))
+        return index == 0 ? hold(&e->first_val, pieces, n, bytes) : write_doc(&e->val, e->eot, pieces, n, bytes);
+    if (flush_held(e, &e->last_train, &e->train) != 0) return -1;
+    return hold(&e->last_train, pieces, n, bytes);
+}
+
+/* A rank's document for rank 0: its bytes (uint64), token count (uint64) and tokens (uint32). */
+static int part_write(FILE *f, const anv_tokens_t *pieces, size_t n, uint64_t bytes) {
+    uint64_t head[2] = {bytes, 0};
+    for (size_t i = 0; i < n; i++) head[1] += pieces[i].len;
+    int ok = fwrite(head, sizeof head, 1, f) == 1;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = fwrite(pieces[i].ids, sizeof(uint32_t), pieces[i].len, f) == pieces[i].len;
+    return ok ? 0 : anv_error("writing tokens to a temporary file: %s", strerror(errno));
+}
+
+/* Places the documents of a part file, in order. */
+static int part_read(encode_ctx *e, FILE *f, const char *path) {
+    anv_tokens_t doc = {0};
+    uint64_t head[2];
+    int rc = 0;
+    while (rc == 0 && fread(head, sizeof head, 1, f) == 1) {
+        if (head[1] > doc.cap) {
+            uint32_t *ids = anv_realloc(doc.ids, head[1] * sizeof *ids, "token buffers");
+            if (!ids) {
+                rc = -1;
+                break;
+            }
+            doc.ids = ids;
+            doc.cap = head[1];
+        }
+        doc.len = head[1];
+        if (fread(doc.ids, sizeof *doc.ids, doc.len, f) != doc.len)
+            rc = anv_error("%s: truncated", path);
+        else
+            rc = place_doc(e, &doc, 1, head[0]);
+    }
+    if (rc == 0 && ferror(f)) rc = anv_error("%s: %s", path, strerror(errno));
+    anv_tokens_free(&doc);
+    return rc;
+}
+
 static int encode_flush(void *vctx, batch_t *b) {
     encode_ctx *e = vctx;
     if (batch_pieces(b) != 0) return -1;
@@ -388,15 +495,7 @@ static int encode_flush(void *vctx, batch_t *b) {
     for (size_t d = 0; d < n_docs; d++) {
         uint64_t bytes = b->big ? b->big_len : b->doc_len[d];
         size_t first = b->piece_first[d], n = b->piece_first[d + 1] - first;
-        uint64_t index = e->index++;
-        if (index == 1 && flush_held(e, &e->first_val, &e->val) != 0) return -1; /* not alone after all */
-        if (goes_to_val(e, index)) {
-            if (index == 0 ? hold(&e->first_val, e->toks + first, n, bytes) != 0
-                           : write_doc(&e->val, e->eot, e->toks + first, n, bytes) != 0)
-                return -1;
-            continue;
-        }
-        if (flush_held(e, &e->last_train, &e->train) != 0 || hold(&e->last_train, e->toks + first, n, bytes) != 0)
+        if ((e->part ? part_write(e->part, e->toks + first, n, bytes) : place_doc(e, e->toks + first, n, bytes)) != 0)
             return -1;
     }
     if (e->progress) {
@@ -481,19 +580,105 @@ static int check_out_dir(const char *dir) {
     return 0;
 }
 
-static int get_tokenizer(const anv_prepare_opts_t *o, anv_neardup_t *near, anv_prepare_stats_t *stats,
-                         anv_tokenizer_t **tok) {
-    if (o->tokenizer_path) return anv_tokenizer_load(o->tokenizer_path, tok);
+/* Rank 0 (one process: the process) gets the tokenizer: loaded, or trained on the word counts of
+ * every rank. The other ranks of a job that trains one get NULL: they load what rank 0 writes. */
+static int get_tokenizer(const anv_prepare_opts_t *o, const anv_corpus_opts_t *part, const anv_corpus_context_t *ctx,
+                         anv_prepare_stats_t *stats, anv_tokenizer_t **tok) {
+    *tok = NULL;
+    if (o->tokenizer_path) return ranks_agree(o->comm, anv_tokenizer_load(o->tokenizer_path, tok));
     if (anv_bpe_check_vocab_size(o->vocab_size, o->specials, o->n_specials) != 0) return -1;
     anv_bpe_words_t *words;
-    if (anv_count_words(&o->corpus, &o->filter, near, o->tokenizer_sample, o->pattern, o->progress, o->progress_ctx,
-                        &words, stats) != 0)
-        return -1;
-    anv_bpe_train_opts_t to = {
-        .min_frequency = o->min_frequency, .progress = o->progress, .progress_ctx = o->progress_ctx};
-    int rc = anv_bpe_train_tokenizer(words, o->pattern, o->vocab_size, o->specials, o->n_specials, &to, tok);
+    int rc = ranks_agree(o->comm, count_part(part, &o->filter, ctx, o->tokenizer_sample, o->pattern, o->progress,
+                                             o->progress_ctx, &words, stats));
+    if (rc == 0 && ranks_size(o->comm) > 1) rc = words_to_rank0(o->comm, words, stats);
+    if (rc == 0 && ranks_rank(o->comm) == 0 && no_words(words, stats) == 0) {
+        anv_bpe_train_opts_t to = {
+            .min_frequency = o->min_frequency, .progress = o->progress, .progress_ctx = o->progress_ctx};
+        rc = anv_bpe_train_tokenizer(words, o->pattern, o->vocab_size, o->specials, o->n_specials, &to, tok);
+    } else if (rc == 0 && ranks_rank(o->comm) == 0) {
+        rc = -1;
+    }
     anv_bpe_words_free(words);
     return rc;
+}
+
+/* Every rank's tokenizer, written by rank 0 to the output folder (the others load it from there),
+ * and its end-of-text token. */
+static int share_tokenizer(const anv_prepare_opts_t *o, int rc, anv_tokenizer_t **tok, uint32_t *eot) {
+    char path[4200];
+    int rank = ranks_rank(o->comm);
+    if (rc == 0) rc = anv_path_join(path, sizeof path, o->out_dir, "tokenizer.json");
+    if (rc == 0 && rank == 0 && anv_tokenizer_eot(*tok) < 0)
+        rc = anv_error("%s: the tokenizer has no end-of-text token to separate documents",
+                       o->tokenizer_path ? o->tokenizer_path : "the trained tokenizer");
+    if (rc == 0 && rank == 0) rc = anv_tokenizer_save(*tok, path);
+    rc = ranks_agree(o->comm, rc);
+    if (rc == 0 && ranks_size(o->comm) > 1 && !o->tokenizer_path)
+        rc = ranks_agree(o->comm, rank == 0 ? 0 : anv_tokenizer_load(path, tok));
+    if (rc == 0) *eot = (uint32_t)anv_tokenizer_eot(*tok);
+    return rc;
+}
+
+/* Where rank r (> 0) leaves its documents' tokens for rank 0, and its rejected lines. */
+static int tokens_part(char *buf, size_t size, const char *dir, int r) {
+    char name[64];
+    snprintf(name, sizeof name, ".rank-%d.tokens", r);
+    return anv_path_join(buf, size, dir, name);
+}
+
+static int rejected_part(char *buf, size_t size, const char *rejected, int r) {
+    if ((size_t)snprintf(buf, size, "%s.rank-%d", rejected, r) >= size) return anv_error("%s: path too long", rejected);
+    return 0;
+}
+
+/* Rank 0 writes the documents of the ranks after it, in order, and their rejected lines. */
+static int gather_parts(const anv_prepare_opts_t *o, encode_ctx *e, anv_atomic_file_t *rejected) {
+    int rc = 0;
+    for (int r = 1; r < ranks_size(o->comm); r++) {
+        char path[4200];
+        if (tokens_part(path, sizeof path, o->out_dir, r) != 0) return -1;
+        FILE *f = fopen(path, "rb");
+        if (!f) rc = anv_error("%s: cannot open: %s", path, strerror(errno));
+        if (rc == 0) rc = part_read(e, f, path);
+        if (f) fclose(f);
+        unlink(path);
+        if (!o->rejected_path || rejected_part(path, sizeof path, o->rejected_path, r) != 0) continue;
+        char *lines = NULL;
+        size_t len = 0;
+        if (rc == 0) rc = anv_read_file(path, &lines, &len);
+        if (rc == 0) rc = anv_atomic_write(rejected, lines, len);
+        anv_free(lines);
+        unlink(path);
+        if (rc != 0) break;
+    }
+    return rc;
+}
+
+/* Rank 0 ends the output: the single-document split or the val document, the last shards, the
+ * rejected log and meta.json. */
+static int finish(const anv_prepare_opts_t *o, encode_ctx *e, anv_prepare_stats_t *stats, anv_atomic_file_t *rejected) {
+    uint64_t kept = e->index;
+    if (kept == 0)
+        return anv_error("no documents left to write (%llu read, %llu empty files, %llu too short, %llu duplicates, "
+                         "%llu bad lines)",
+                         (unsigned long long)stats->documents_read, (unsigned long long)stats->corpus.empty_files,
+                         (unsigned long long)stats->dropped_short, (unsigned long long)stats->dropped_duplicates,
+                         (unsigned long long)stats->corpus.skipped_bad);
+    stats->single_document_split = o->val_fraction > 0 && kept == 1;
+    if (stats->single_document_split) {
+        if (split_single(e, e->first_val.has ? &e->first_val : &e->last_train, o->val_fraction) != 0) return -1;
+    } else if (!e->last_train.has) {
+        return anv_error("all %llu documents went to the validation split: use a smaller --val-fraction",
+                         (unsigned long long)kept);
+    }
+    /* the last train document becomes the validation set when the hash picked none */
+    if (flush_held(e, &e->last_train, o->val_fraction > 0 && stats->val.documents == 0 ? &e->val : &e->train) != 0 ||
+        split_close(&e->train) != 0 || split_close(&e->val) != 0)
+        return -1;
+    remove_stale(o->out_dir, "train", stats->train.shards);
+    remove_stale(o->out_dir, "val", stats->val.shards);
+    if (rejected->f && anv_atomic_commit(rejected) != 0) return -1;
+    return write_meta(o, stats, e->tok);
 }
 
 int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
@@ -503,90 +688,81 @@ int anv_prepare(const anv_prepare_opts_t *o, anv_prepare_stats_t *stats) {
     if (o->shard_tokens == 0 || o->shard_tokens > ANV_SHARD_MAX_TOKENS)
         return anv_error("shard size %llu tokens: must be in 1..%u", (unsigned long long)o->shard_tokens,
                          ANV_SHARD_MAX_TOKENS);
-    if (check_out_dir(o->out_dir) != 0) return -1;
-    anv_neardup_t *near = NULL;
-    if (o->filter.near_dedup && source_near_pass(&o->corpus, &o->filter, o->progress, o->progress_ctx, &near) != 0)
-        return -1;
-    anv_tokenizer_t *tok = NULL;
-    if (get_tokenizer(o, near, stats, &tok) != 0) {
-        anv_neardup_free(near);
-        return -1;
+    anv_comm_t *comm = o->comm;
+    int rank = ranks_rank(comm);
+    anv_corpus_opts_t part = o->corpus;
+    if (ranks_size(comm) > 1) {
+        part.part = rank;
+        part.parts = ranks_size(comm);
     }
-    int rc = -1;
+    if (ranks_agree(comm, check_out_dir(o->out_dir)) != 0) return -1;
+    anv_corpus_context_t ctx;
+    if (source_context(comm, &part, &o->filter, o->progress, o->progress_ctx, &ctx) != 0) return -1;
+    anv_tokenizer_t *tok = NULL;
+    encode_ctx e = {
+        .val_fraction = o->val_fraction, .seed = o->seed, .progress = o->progress, .progress_ctx = o->progress_ctx};
+    int rc = share_tokenizer(o, get_tokenizer(o, &part, &ctx, stats, &tok), &tok, &e.eot);
     anv_atomic_file_t rejected = {0};
-    char path[4200];
-    encode_ctx e = {.tok = tok,
-                    .val_fraction = o->val_fraction,
-                    .seed = o->seed,
-                    .progress = o->progress,
-                    .progress_ctx = o->progress_ctx};
+    char path[4200], tokens_path[4200] = "";
     source_t src;
     memset(&src, 0, sizeof src);
     batch_t b = {0};
     anv_prepare_stats_t pass2 = {0};
-    if (anv_tokenizer_eot(tok) < 0) {
-        anv_error("%s: the tokenizer has no end-of-text token to separate documents", o->tokenizer_path);
-        goto done;
-    }
-    e.eot = (uint32_t)anv_tokenizer_eot(tok);
-    if (anv_path_join(path, sizeof path, o->out_dir, "tokenizer.json") != 0 || anv_tokenizer_save(tok, path) != 0)
-        goto done;
+    e.tok = tok;
     e.train = (split_out){.dir = o->out_dir,
                           .name = "train",
                           .shard_tokens = o->shard_tokens,
-                          .vocab = anv_tokenizer_vocab_size(tok),
+                          .vocab = tok ? anv_tokenizer_vocab_size(tok) : 0,
                           .st = &stats->train};
     e.val = e.train;
     e.val.name = "val";
     e.val.st = &stats->val;
     e.src = &src;
-    if ((o->rejected_path && anv_atomic_open(&rejected, o->rejected_path) != 0) ||
-        source_open(&src, &o->corpus, &o->filter, near, o->rejected_path ? &rejected : NULL, &pass2) != 0 ||
-        run_batches(&src, &b, encode_flush, &e) != 0)
-        goto done;
-    source_close(&src);
-    memset(&src, 0, sizeof src);
-    stats->documents_read = pass2.documents_read;
-    stats->dropped_duplicates = pass2.dropped_duplicates;
-    stats->dropped_near_duplicates = pass2.dropped_near_duplicates;
-    stats->dropped_filters = pass2.dropped_filters;
-    memcpy(stats->dropped_by, pass2.dropped_by, sizeof stats->dropped_by);
-    stats->n_dropped_by = pass2.n_dropped_by;
-    stats->pii = pass2.pii;
-    stats->duplicate_lines = pass2.duplicate_lines;
-    stats->dropped_short = pass2.dropped_short;
-    stats->corpus = pass2.corpus;
-    uint64_t kept = e.index;
-    if (kept == 0) {
-        anv_error("no documents left to write (%llu read, %llu empty files, %llu too short, %llu duplicates, %llu "
-                  "bad lines)",
-                  (unsigned long long)stats->documents_read, (unsigned long long)stats->corpus.empty_files,
-                  (unsigned long long)stats->dropped_short, (unsigned long long)stats->dropped_duplicates,
-                  (unsigned long long)stats->corpus.skipped_bad);
-        goto done;
+    if (rc != 0) goto done;
+    /* every rank encodes its part: rank 0 into the shards, the others into files for rank 0 */
+    if (rank > 0) {
+        rc = tokens_part(tokens_path, sizeof tokens_path, o->out_dir, rank);
+        if (rc == 0 && !(e.part = fopen(tokens_path, "wb")))
+            rc = anv_error("%s: cannot create: %s", tokens_path, strerror(errno));
     }
-    stats->single_document_split = o->val_fraction > 0 && kept == 1;
-    if (stats->single_document_split) {
-        if (split_single(&e, e.first_val.has ? &e.first_val : &e.last_train, o->val_fraction) != 0) goto done;
-    } else if (!e.last_train.has) {
-        anv_error("all %llu documents went to the validation split: use a smaller --val-fraction",
-                  (unsigned long long)kept);
-        goto done;
+    if (rc == 0 && o->rejected_path) {
+        rc = rank == 0 ? 0 : rejected_part(path, sizeof path, o->rejected_path, rank);
+        if (rc == 0) rc = anv_atomic_open(&rejected, rank == 0 ? o->rejected_path : path);
     }
-    /* the last train document becomes the validation set when the hash picked none */
-    if (flush_held(&e, &e.last_train, o->val_fraction > 0 && stats->val.documents == 0 ? &e.val : &e.train) != 0 ||
-        split_close(&e.train) != 0 || split_close(&e.val) != 0)
-        goto done;
-    remove_stale(o->out_dir, "train", stats->train.shards);
-    remove_stale(o->out_dir, "val", stats->val.shards);
-    if (rejected.f && anv_atomic_commit(&rejected) != 0) goto done;
-    rc = write_meta(o, stats, tok);
+    if (rc == 0) rc = source_open(&src, &part, &o->filter, &ctx, o->rejected_path ? &rejected : NULL, &pass2);
+    if (rc == 0) rc = run_batches(&src, &b, encode_flush, &e);
+    if (src.corpus) source_close(&src);
+    if (e.part && fclose(e.part) != 0 && rc == 0) rc = anv_error("%s: %s", tokens_path, strerror(errno));
+    e.part = NULL;
+    if (rc == 0 && rank > 0 && rejected.f) rc = anv_atomic_commit(&rejected);
+    rc = ranks_agree(comm, rc);
+    if (rc == 0 && ranks_size(comm) > 1) rc = stats_to_rank0(comm, &pass2);
+    if (rank == 0 && ranks_size(comm) > 1) {
+        if (rc == 0) rc = gather_parts(o, &e, &rejected);
+        for (int r = 1; r < ranks_size(comm); r++) /* whatever happened, no part file stays behind */
+            if (tokens_part(path, sizeof path, o->out_dir, r) == 0) unlink(path);
+    }
+    if (rc == 0 && rank == 0) {
+        stats->documents_read = pass2.documents_read;
+        stats->dropped_duplicates = pass2.dropped_duplicates;
+        stats->dropped_near_duplicates = pass2.dropped_near_duplicates;
+        stats->dropped_filters = pass2.dropped_filters;
+        memcpy(stats->dropped_by, pass2.dropped_by, sizeof stats->dropped_by);
+        stats->n_dropped_by = pass2.n_dropped_by;
+        stats->pii = pass2.pii;
+        stats->duplicate_lines = pass2.duplicate_lines;
+        stats->dropped_short = pass2.dropped_short;
+        stats->corpus = pass2.corpus;
+        rc = finish(o, &e, stats, &rejected);
+    }
+    rc = ranks_agree(comm, rc);
 done:
     if (rejected.f) anv_atomic_abort(&rejected);
-    anv_neardup_free(near);
+    source_context_free(&ctx);
     if (e.train.open) anv_shard_writer_abort(&e.train.w);
     if (e.val.open) anv_shard_writer_abort(&e.val.w);
-    if (src.corpus) source_close(&src);
+    if (e.part) fclose(e.part);
+    if (rank > 0 && tokens_path[0]) unlink(tokens_path);
     for (size_t i = 0; i < e.cap_toks; i++) anv_tokens_free(&e.toks[i]);
     anv_free(e.toks);
     held_free(&e.last_train);

@@ -1,24 +1,43 @@
-/* The kept documents of a corpus: filters, the rejected log and the near-duplicate pass. See source.h. */
+/* The kept documents of a corpus: filters, the rejected log and what the passes of a job share. See
+ * source.h. */
 #include "source.h"
 
+#include "ranks.h"
+
+#include <errno.h>
 #include <string.h>
 
 #define NEAR_BATCH_DOCS 4096
 #define NEAR_BATCH_BYTES ((size_t)32 << 20)
 #define LINE_BITS 40 /* where a document is: (file index << LINE_BITS) | line */
 
-static uint64_t where(const anv_doc_t *doc) { return doc->file << LINE_BITS | (doc->line & ((1ull << LINE_BITS) - 1)); }
+uint64_t source_where(const anv_doc_t *doc) { return doc->file << LINE_BITS | (doc->line & ((1ull << LINE_BITS) - 1)); }
 
-int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter, anv_neardup_t *near,
-                anv_atomic_file_t *rejected, anv_prepare_stats_t *stats) {
+void source_context_free(anv_corpus_context_t *x) {
+    anv_buf_free(&x->docs);
+    anv_buf_free(&x->lines);
+    anv_neardup_free(x->near);
+    anv_free(x->near_where);
+    memset(x, 0, sizeof *x);
+}
+
+int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter,
+                const anv_corpus_context_t *ctx, anv_atomic_file_t *rejected, anv_prepare_stats_t *stats) {
+    static const anv_corpus_context_t nothing = {0};
+    static const uint64_t earlier = UINT64_MAX; /* a line of an earlier part: never this part's document */
     memset(s, 0, sizeof *s);
     s->filter = *filter;
     s->stats = stats;
-    s->near = near;
+    s->ctx = ctx ? ctx : &nothing;
+    s->near_id = s->ctx->near_first;
     s->rejected = rejected;
     if (anv_corpus_open(copts, &s->corpus) != 0) return -1;
-    if (filter->dedup && anv_dedup_init(&s->dedup) != 0) return -1;
-    if (filter->dedup_lines && anv_dedup_init(&s->lines) != 0) return -1;
+    if (filter->dedup && (anv_dedup_init(&s->dedup) != 0 ||
+                          anv_dedup_import(s->dedup, s->ctx->docs.data, s->ctx->docs.len / 24, NULL) != 0))
+        return -1;
+    if (filter->dedup_lines && (anv_dedup_init(&s->lines) != 0 ||
+                                anv_dedup_import(s->lines, s->ctx->lines.data, s->ctx->lines.len / 24, &earlier) != 0))
+        return -1;
     if (filter->quality && filter->quality->n && !(s->scratch = anv_filter_scratch_new())) return -1;
     return 0;
 }
@@ -33,34 +52,7 @@ void source_close(source_t *s) {
     anv_buf_free(&s->scrubbed);
     anv_buf_free(&s->unique);
     anv_buf_free(&s->line);
-    anv_free(s->keepers);
     memset(s, 0, sizeof *s);
-}
-
-/* ---- near-duplicate cluster heads: where each one is, for the log of the ones dropped ---- */
-
-static uint64_t *keeper_slot(uint64_t *t, size_t cap, uint64_t id) {
-    size_t j = (size_t)(id * 0x9E3779B97F4A7C15ull) & (cap - 1);
-    while (t[2 * j] && t[2 * j] != id + 1) j = (j + 1) & (cap - 1);
-    return &t[2 * j];
-}
-
-static int remember_keeper(source_t *s, uint64_t id, uint64_t at) {
-    if (2 * (s->keepers_n + 1) > s->keepers_cap) {
-        size_t cap = s->keepers_cap ? 2 * s->keepers_cap : 1024;
-        uint64_t *t = anv_calloc(2 * cap * sizeof *t, "near-duplicate cluster heads");
-        if (!t) return -1;
-        for (size_t i = 0; i < s->keepers_cap; i++)
-            if (s->keepers[2 * i]) memcpy(keeper_slot(t, cap, s->keepers[2 * i] - 1), &s->keepers[2 * i], 16);
-        anv_free(s->keepers);
-        s->keepers = t;
-        s->keepers_cap = cap;
-    }
-    uint64_t *e = keeper_slot(s->keepers, s->keepers_cap, id);
-    if (!e[0]) s->keepers_n++;
-    e[0] = id + 1;
-    e[1] = at;
-    return 0;
 }
 
 /* ---- the rejected log ---- */
@@ -76,7 +68,7 @@ static int reject(source_t *s, const anv_doc_t *doc, const char *reason, double 
     rc |= anv_buf_printf(b, ", \"line\": %llu, \"reason\": \"%s\", \"value\": %.6g", (unsigned long long)doc->line,
                          reason, value);
     if (kept_at != UINT64_MAX) {
-        const char *kept = anv_corpus_file(s->corpus, kept_at >> LINE_BITS);
+        const char *kept = anv_corpus_file(s->corpus, kept_at >> LINE_BITS); /* files of every part are listed */
         rc |= anv_buf_puts(b, ", \"kept_source\": ");
         rc |= anv_buf_json_string(b, kept ? kept : "", kept ? strlen(kept) : 0);
         rc |= anv_buf_printf(b, ", \"kept_line\": %llu", (unsigned long long)(kept_at & ((1ull << LINE_BITS) - 1)));
@@ -86,15 +78,15 @@ static int reject(source_t *s, const anv_doc_t *doc, const char *reason, double 
 }
 
 void source_sample(source_t *s, uint64_t max_bytes) {
-    uint64_t total = anv_corpus_stats(s->corpus)->total_bytes;
-    s->max_bytes = max_bytes;
-    s->sample_share = total > max_bytes ? (double)max_bytes / (double)total : 1;
+    const anv_corpus_stats_t *cs = anv_corpus_stats(s->corpus);
+    uint64_t all = cs->corpus_bytes ? cs->corpus_bytes : 1;
+    s->sample_share = all > max_bytes ? (double)max_bytes / (double)all : 1;
+    s->max_bytes = (uint64_t)((double)max_bytes * ((double)cs->total_bytes / (double)all)) + 1;
 }
 
-static int sampled_out(source_t *s) {
-    uint64_t index = s->index++;
+static int sampled_out(const source_t *s, uint64_t at) {
     if (s->sample_share >= 1) return 0;
-    uint64_t h = anv_hash64(&index, sizeof index, 0x73616d706c65ull);
+    uint64_t h = anv_hash64(&at, sizeof at, 0x73616d706c65ull);
     return (double)(h >> 11) * (1.0 / 9007199254740992.0) >= s->sample_share;
 }
 
@@ -143,17 +135,42 @@ static int unique_lines(source_t *s, const char **text, size_t *len) {
 
 /* ---- the filters, in order ---- */
 
-static void count_drop(anv_prepare_stats_t *st, const char *reason) {
-    st->dropped_filters++;
+static void count_drops(anv_prepare_stats_t *st, const char *reason, uint64_t n) {
+    st->dropped_filters += n;
     for (int i = 0; i < st->n_dropped_by; i++)
         if (!strcmp(st->dropped_by[i].reason, reason)) {
-            st->dropped_by[i].n++;
+            st->dropped_by[i].n += n;
             return;
         }
     int last = (int)(sizeof st->dropped_by / sizeof st->dropped_by[0]) - 1;
     int i = st->n_dropped_by < last ? st->n_dropped_by++ : last;
     snprintf(st->dropped_by[i].reason, sizeof st->dropped_by[i].reason, "%s", i == last ? "other" : reason);
-    st->dropped_by[i].n++;
+    st->dropped_by[i].n += n;
+}
+
+static void count_drop(anv_prepare_stats_t *st, const char *reason) { count_drops(st, reason, 1); }
+
+void source_add_stats(anv_prepare_stats_t *dst, const anv_prepare_stats_t *src) {
+    dst->documents_read += src->documents_read;
+    dst->dropped_duplicates += src->dropped_duplicates;
+    dst->dropped_near_duplicates += src->dropped_near_duplicates;
+    dst->dropped_short += src->dropped_short;
+    for (int i = 0; i < src->n_dropped_by; i++) count_drops(dst, src->dropped_by[i].reason, src->dropped_by[i].n);
+    dst->pii.emails += src->pii.emails;
+    dst->pii.ips += src->pii.ips;
+    dst->pii.phones += src->pii.phones;
+    dst->duplicate_lines += src->duplicate_lines;
+    anv_corpus_stats_t *a = &dst->corpus;
+    const anv_corpus_stats_t *b = &src->corpus;
+    a->files += b->files;
+    a->empty_files += b->empty_files;
+    a->other_files += b->other_files;
+    a->skipped_bad += b->skipped_bad;
+    a->skipped_files += b->skipped_files;
+    a->null_values += b->null_values;
+    a->input_bytes += b->input_bytes;
+    a->total_bytes += b->total_bytes;
+    a->corpus_bytes = b->corpus_bytes;
 }
 
 int source_next(source_t *s, anv_doc_t *doc) {
@@ -161,7 +178,7 @@ int source_next(source_t *s, anv_doc_t *doc) {
     if (s->max_bytes && s->bytes >= s->max_bytes) return 0;
     while ((r = anv_corpus_next(s->corpus, doc)) == 1) {
         s->stats->documents_read++;
-        uint64_t at = where(doc), first = UINT64_MAX;
+        uint64_t at = source_where(doc), first = UINT64_MAX;
         if (doc->len == 0) {
             s->stats->dropped_short++;
             if (reject(s, doc, "empty", 0, UINT64_MAX) != 0) return -1;
@@ -244,82 +261,181 @@ int source_next(source_t *s, anv_doc_t *doc) {
             doc->text = text;
             doc->len = len;
         }
-        if (s->near) {
+        if (s->ctx->near) {
             uint64_t id = s->near_id++;
             double similarity;
-            uint64_t head = anv_neardup_keeper(s->near, id, &similarity);
+            uint64_t head = anv_neardup_keeper(s->ctx->near, id, &similarity);
             if (head != id) {
                 s->stats->dropped_near_duplicates++;
-                uint64_t *e = s->rejected ? keeper_slot(s->keepers, s->keepers_cap, head) : NULL;
-                if (reject(s, doc, "near-duplicate", similarity, e && e[0] ? e[1] : UINT64_MAX) != 0) return -1;
+                if (reject(s, doc, "near-duplicate", similarity, s->ctx->near_where[head]) != 0) return -1;
                 continue;
             }
-            if (similarity > 0 && s->rejected && remember_keeper(s, id, at) != 0) return -1;
         }
-        if (s->max_bytes && sampled_out(s)) continue;
+        if (s->max_bytes && sampled_out(s, at)) continue;
         s->bytes += doc->len;
         return 1;
     }
     return r;
 }
 
-/* ---- the near-duplicate pass ---- */
+/* ---- what the passes of a job share ---- */
+
+/* Reads the part through the filters: the dedup sets fill up, nothing else happens. */
+static int drain(source_t *s, anv_progress_fn progress, void *progress_ctx) {
+    anv_doc_t doc;
+    int r;
+    uint64_t n = 0;
+    while ((r = source_next(s, &doc)) == 1)
+        if (progress && ++n % 4096 == 0) {
+            const anv_corpus_stats_t *cs = anv_corpus_stats(s->corpus);
+            progress(progress_ctx, "duplicates", cs->input_bytes, cs->total_bytes);
+        }
+    return r;
+}
+
+typedef struct {
+    anv_buf_t *keep;
+    int me;
+} earlier_t;
+
+/* Keeps the bytes of the ranks before this one. */
+static int take_earlier(void *vctx, int from, const void *data, size_t n) {
+    earlier_t *e = vctx;
+    return from < e->me ? anv_buf_append(e->keep, data, n) : 0;
+}
+
+/* One pass over the part with the filters up to exact dedup (lines: and line dedup) on, then the set
+ * it filled, shared: each rank keeps the entries of the ranks before it. */
+static int share_set(anv_comm_t *comm, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter, int lines,
+                     anv_progress_fn progress, void *progress_ctx, anv_corpus_context_t *ctx) {
+    anv_doc_filter_t f = *filter;
+    f.dedup_lines = lines ? filter->dedup_lines : 0;
+    anv_prepare_stats_t stats = {0};
+    source_t src;
+    anv_buf_t mine = {0};
+    int rc = source_open(&src, copts, &f, ctx, NULL, &stats);
+    if (rc == 0) rc = drain(&src, progress, progress_ctx);
+    if (rc == 0) rc = anv_dedup_export(lines ? src.lines : src.dedup, &mine);
+    source_close(&src);
+    earlier_t e = {lines ? &ctx->lines : &ctx->docs, ranks_rank(comm)};
+    if (ranks_agree(comm, rc) != 0 || ranks_share(comm, mine.data, NULL, mine.len, 24, take_earlier, &e) != 0) rc = -1;
+    anv_buf_free(&mine);
+    return rc;
+}
+
+/* ---- the near-duplicate clusters ---- */
+
+typedef struct {
+    uint64_t where;
+    anv_minhash_t sig;
+} near_record_t;
 
 typedef struct {
     anv_buf_t text;
     size_t off[NEAR_BATCH_DOCS], len[NEAR_BATCH_DOCS], n;
-    anv_minhash_t sig[NEAR_BATCH_DOCS];
+    near_record_t rec[NEAR_BATCH_DOCS];
 } near_batch_t;
 
-static int near_flush(near_batch_t *b, anv_neardup_t *index) {
+typedef struct {
+    anv_corpus_context_t *ctx;
+    size_t cap_where;
+    int me;
+} near_index_t;
+
+/* Adds records, in corpus order, to the clusters. */
+static int near_add(void *vctx, int from, const void *data, size_t n) {
+    near_index_t *x = vctx;
+    anv_corpus_context_t *ctx = x->ctx;
+    for (size_t k = 0; k < n / sizeof(near_record_t); k++) {
+        near_record_t r;
+        memcpy(&r, (const char *)data + k * sizeof r, sizeof r);
+        uint64_t id = anv_neardup_count(ctx->near);
+        if (id == x->cap_where) {
+            size_t cap = x->cap_where ? 2 * x->cap_where : 65536;
+            uint64_t *w = anv_realloc(ctx->near_where, cap * sizeof *w, "near-duplicate index");
+            if (!w) return -1;
+            ctx->near_where = w;
+            x->cap_where = cap;
+        }
+        ctx->near_where[id] = r.where;
+        if (from < x->me) ctx->near_first = id + 1;
+        if (anv_neardup_add(ctx->near, &r.sig) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Signs the batch on all threads; one process adds it to the clusters, a rank of a job keeps it in
+ * its file until every rank has signed its part. */
+static int near_flush(near_batch_t *b, near_index_t *x, FILE *f) {
     long n = (long)b->n;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 16)
 #endif
-    for (long i = 0; i < n; i++) anv_minhash_sign(b->text.data + b->off[i], b->len[i], &b->sig[i]);
-    for (size_t i = 0; i < b->n; i++)
-        if (anv_neardup_add(index, &b->sig[i]) != 0) return -1;
+    for (long i = 0; i < n; i++) anv_minhash_sign(b->text.data + b->off[i], b->len[i], &b->rec[i].sig);
+    int rc = 0;
+    if (f && fwrite(b->rec, sizeof b->rec[0], b->n, f) != b->n)
+        rc = anv_error("writing MinHash signatures to a temporary file: %s", strerror(errno));
+    else if (!f)
+        rc = near_add(x, 0, b->rec, b->n * sizeof b->rec[0]);
     b->n = b->text.len = 0;
-    return 0;
+    return rc;
 }
 
-int source_near_pass(const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter, anv_progress_fn progress,
-                     void *progress_ctx, anv_neardup_t **out) {
-    *out = NULL;
+static int near_pass(anv_comm_t *comm, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter,
+                     anv_progress_fn progress, void *progress_ctx, anv_corpus_context_t *ctx) {
     anv_prepare_stats_t stats = {0};
-    source_t s = {0};
-    anv_neardup_t *index = NULL;
+    source_t src = {0};
+    near_index_t x = {.ctx = ctx, .me = ranks_rank(comm)};
+    anv_corpus_context_t before = *ctx; /* what the filters before near-dedup need */
+    before.near = NULL;
     near_batch_t *b = anv_calloc(sizeof *b, "near-duplicate batch");
+    FILE *f = ranks_size(comm) > 1 ? tmpfile() : NULL;
+    uint64_t records = 0;
     int rc = -1;
-    if (!b || anv_neardup_init(filter->near_threshold > 0 ? filter->near_threshold : 0.8, &index) != 0 ||
-        source_open(&s, copts, filter, NULL, NULL, &stats) != 0)
+    if (ranks_size(comm) > 1 && !f) {
+        anv_error("cannot create a temporary file for MinHash signatures: %s", strerror(errno));
+        goto done;
+    }
+    if (!b || anv_neardup_init(filter->near_threshold > 0 ? filter->near_threshold : 0.8, &ctx->near) != 0 ||
+        source_open(&src, copts, filter, &before, NULL, &stats) != 0)
         goto done;
     anv_doc_t doc;
     int r;
-    while ((r = source_next(&s, &doc)) == 1) {
+    while ((r = source_next(&src, &doc)) == 1) {
+        b->rec[b->n].where = source_where(&doc);
         b->off[b->n] = b->text.len;
         b->len[b->n++] = doc.len;
+        records++;
         if (anv_buf_append(&b->text, doc.text, doc.len) != 0) break;
         if (b->n == NEAR_BATCH_DOCS || b->text.len >= NEAR_BATCH_BYTES) {
-            if (near_flush(b, index) != 0) break;
+            if (near_flush(b, &x, f) != 0) break;
             if (progress) {
-                const anv_corpus_stats_t *cs = anv_corpus_stats(s.corpus);
+                const anv_corpus_stats_t *cs = anv_corpus_stats(src.corpus);
                 progress(progress_ctx, "near-duplicates", cs->input_bytes, cs->total_bytes);
             }
         }
     }
-    if (r == 0 && near_flush(b, index) == 0) {
-        if (progress)
-            progress(progress_ctx, "near-duplicates", anv_corpus_stats(s.corpus)->input_bytes,
-                     anv_corpus_stats(s.corpus)->total_bytes);
-        rc = 0;
-        *out = index;
-        index = NULL;
-    }
+    if (r == 0 && near_flush(b, &x, f) == 0) rc = 0;
 done:
-    if (s.corpus) source_close(&s);
-    anv_neardup_free(index);
+    if (src.corpus) source_close(&src);
     if (b) anv_buf_free(&b->text);
     anv_free(b);
+    if (f && ranks_agree(comm, rc) == 0)
+        rc = ranks_share(comm, NULL, f, records * sizeof(near_record_t), sizeof(near_record_t), near_add, &x);
+    else if (f)
+        rc = -1;
+    if (f) fclose(f);
+    return rc;
+}
+
+int source_context(anv_comm_t *comm, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter,
+                   anv_progress_fn progress, void *progress_ctx, anv_corpus_context_t *out) {
+    memset(out, 0, sizeof *out);
+    int rc = 0;
+    if (ranks_size(comm) > 1 && filter->dedup) rc = share_set(comm, copts, filter, 0, progress, progress_ctx, out);
+    if (rc == 0 && ranks_size(comm) > 1 && filter->dedup_lines)
+        rc = share_set(comm, copts, filter, 1, progress, progress_ctx, out);
+    if (rc == 0 && filter->near_dedup) rc = near_pass(comm, copts, filter, progress, progress_ctx, out);
+    if (rc != 0) source_context_free(out);
     return rc;
 }

@@ -6,8 +6,24 @@
 #ifndef ANVIL_DATA_SOURCE_H
 #define ANVIL_DATA_SOURCE_H
 
+#include "anvil/comm.h"
 #include "anvil/minhash.h"
 #include "anvil/prepare.h"
+
+/* What a reader of part of a corpus (a rank of a job) needs to know about the documents before its
+ * part, and the near-duplicate clusters of the whole corpus. Zeroed: nothing (one process starts
+ * with nothing but the clusters). */
+struct anv_corpus_context {
+    anv_buf_t docs;       /* exact-dedup entries (anv_dedup_export) of the documents before this part */
+    anv_buf_t lines;      /* line (paragraph) entries of those documents */
+    anv_neardup_t *near;  /* the clusters over the whole corpus, or NULL */
+    uint64_t *near_where; /* where each document of the clusters is (source_where) */
+    uint64_t near_first;  /* the id of this part's first document in the clusters */
+};
+void source_context_free(anv_corpus_context_t *x);
+
+/* Where a document is, as the rejected log and the dedup tags know it: file index and line. */
+uint64_t source_where(const anv_doc_t *doc);
 
 typedef struct {
     anv_corpus_t *corpus;
@@ -18,31 +34,36 @@ typedef struct {
     anv_filter_scratch_t *scratch;
     anv_buf_t rewritten, scrubbed, unique; /* a document a filter rewrote; with personal data replaced; without
                                               repeated lines */
-    anv_neardup_t *near;                   /* the clusters of the near-duplicate pass (NULL in that pass) */
-    uint64_t near_id;                      /* index of the next document the near-duplicate pass saw */
-    /* a sample (source_sample): documents picked by a hash of their index, until max_bytes */
+    const anv_corpus_context_t *ctx;
+    uint64_t near_id; /* id of the next document in ctx->near */
+    /* a sample (source_sample): documents picked by a hash of where they are, until max_bytes */
     double sample_share;
-    uint64_t max_bytes, bytes, index;
+    uint64_t max_bytes, bytes;
     /* the rejected log: one JSON line per dropped document, with where the kept one is */
     anv_atomic_file_t *rejected;
     anv_buf_t line;
-    uint64_t *keepers; /* near-duplicate cluster heads seen so far: (id + 1, where) pairs, open addressing */
-    size_t keepers_cap, keepers_n;
 } source_t;
 
-/* near: the clusters from source_near_pass, or NULL; rejected: an open file for the log, or NULL. */
-int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter, anv_neardup_t *near,
-                anv_atomic_file_t *rejected, anv_prepare_stats_t *stats);
+/* ctx: what is known about the rest of the corpus, or NULL; rejected: an open file for the log, or
+ * NULL. */
+int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter,
+                const anv_corpus_context_t *ctx, anv_atomic_file_t *rejected, anv_prepare_stats_t *stats);
 /* 1: *doc is the next kept document; 0: the end; -1: error. */
 int source_next(source_t *s, anv_doc_t *doc);
 void source_close(source_t *s); /* copies the reader's counts into the stats */
 /* From now on only about max_bytes of the kept documents, spread over the whole corpus: each is picked
- * with the chance max_bytes / (the input's size), and the source ends at max_bytes. */
+ * by a hash of where it is, with the chance max_bytes / (the whole input's size), and the source ends
+ * at this part's share of max_bytes (its files' share of the input's bytes). */
 void source_sample(source_t *s, uint64_t max_bytes);
+/* dst += src: the counts of a part of the corpus added to those of the parts before it. */
+void source_add_stats(anv_prepare_stats_t *dst, const anv_prepare_stats_t *src);
 
-/* The near-duplicate pass: MinHash signatures of the documents that the other filters keep, on all
- * threads, added in order to the index. Progress phase "near-duplicates". */
-int source_near_pass(const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter, anv_progress_fn progress,
-                     void *progress_ctx, anv_neardup_t **out);
+/* What the ranks of a job need to know before their passes (see anvil/prepare.h): the exact-dedup and
+ * line entries of the parts before each rank (each found by a pass of its own), then with near_dedup
+ * the near-duplicate clusters over the whole corpus (MinHash signatures of the documents the other
+ * filters keep, on all threads, added in corpus order to one index on every rank). One process makes
+ * only the clusters. Progress phase "near-duplicates". */
+int source_context(anv_comm_t *comm, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter,
+                   anv_progress_fn progress, void *progress_ctx, anv_corpus_context_t *out);
 
 #endif

@@ -118,6 +118,33 @@ int anv_bpe_words_merge(anv_bpe_words_t *dst, const anv_bpe_words_t *src) {
     return 0;
 }
 
+int anv_bpe_words_export(const anv_bpe_words_t *w, anv_buf_t *out) {
+    for (size_t i = 0; i < w->cap; i++) {
+        const word_slot *s = &w->slots[i];
+        if (!s->count) continue;
+        if (anv_buf_append(out, &s->count, sizeof s->count) != 0 || anv_buf_append(out, &s->len, sizeof s->len) != 0 ||
+            anv_buf_append(out, w->bytes + s->off, s->len) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int anv_bpe_words_import(anv_bpe_words_t *w, const void *data, size_t len) {
+    const char *p = data, *end = p + len;
+    while (p < end) {
+        uint64_t count;
+        uint32_t n;
+        if ((size_t)(end - p) < sizeof count + sizeof n) return anv_error("word counts: truncated entry");
+        memcpy(&count, p, sizeof count);
+        memcpy(&n, p + sizeof count, sizeof n);
+        p += sizeof count + sizeof n;
+        if (n > (size_t)(end - p) || n > ANV_BPE_MAX_WORD_BYTES) return anv_error("word counts: bad word length %u", n);
+        if (count && words_add_piece(w, p, n, anv_hash64(p, n, 0), count) != 0) return -1;
+        p += n;
+    }
+    return 0;
+}
+
 size_t anv_bpe_words_distinct(const anv_bpe_words_t *w) { return w->n; }
 uint64_t anv_bpe_words_total(const anv_bpe_words_t *w) { return w->total; }
 
