@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# anvil data prepare at scale: generated web-like JSONL corpora of 250 MB and 4 GB (prose pages from a
-# 50,000-word vocabulary, 5% exact and 5% near copies, 10% junk pages). For each size: peak RSS and
+# anvil data prepare at scale: generated web-like JSONL corpora of 250 MB and 4 GB, as 8 files (prose
+# pages from a 50,000-word vocabulary, 5% exact and 5% near copies, 10% junk pages). For each size: peak RSS and
 # MB/s (and MB/s per thread) encoding alone with GPT-2's tokenizer on 1 and on all threads, with
 # --near-dedup, and with every filter (--dedup --near-dedup --c4 --gopher-quality --gopher-repetition
-# --fineweb --pii); then, on the 250 MB corpus's text, GPT-2 encoding by npm tiktoken (OpenAI's Rust
-# tokenizer as WASM), the fastest other encoder that runs here, in the same run. Needs ~9 GB of disk.
+# --fineweb --pii) on 1 thread, on all threads and as many MPI ranks of one thread each; then, on the
+# 250 MB corpus's text, GPT-2 encoding by npm tiktoken (OpenAI's Rust tokenizer as WASM), the fastest
+# other encoder that runs here, in the same run. Needs ~9 GB of disk.
 # Usage: bench/prepare_scale.sh [SIZES_MB...]   (default: 250 4000; BUILD=build dir, default build/)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,16 +62,22 @@ with open(path, "w") as f:
 EOF
 }
 
-# run NAME THREADS ARGS...: one prepare; prints a table row
+# run NAME THREADS ARGS...: one prepare; prints a table row (with RANKS=N: under mpirun -np N, each
+# rank on THREADS threads; peak RSS is then mpirun's and its largest rank's)
 run() {
-  local name=$1 th=$2
+  local name=$1 th=$2 launch=()
   shift 2
-  /usr/bin/time -v "$anvil" data prepare --input "$corpus" --tokenizer "$gpt2" --out "$work/out" --threads "$th" "$@" \
+  if [ -n "${RANKS:-}" ]; then
+    launch=(mpirun -np "$RANKS" --oversubscribe --bind-to none --mca btl self,vader)
+    [ "$(id -u)" = 0 ] && launch+=(--allow-run-as-root)
+  fi
+  /usr/bin/time -v "${launch[@]}" "$anvil" data prepare --input "$corpus" --tokenizer "$gpt2" --out "$work/out" --threads "$th" "$@" \
     >"$work/out.log" 2>&1 || { tail -5 "$work/out.log"; exit 1; }
   local secs rss mb
   secs=$(sed -n 's/^prepared .* in \([0-9.]*\) s.*/\1/p' "$work/out.log")
   rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/out.log")
   mb=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / 1e6 / s }')
+  [ -n "${RANKS:-}" ] && th=$((th * RANKS))
   printf "%-8s %-34s %7d %9s %9.1f %9.1f %11d\n" "${size}MB" "$name" "$th" "$secs" "$mb" \
     "$(awk -v m="$mb" -v t="$th" 'BEGIN { print m / t }')" "$((rss / 1024))"
   rm -rf "$work/out"
@@ -78,20 +85,27 @@ run() {
 
 printf "%-8s %-34s %7s %9s %9s %9s %11s\n" corpus run threads seconds "MB/s" "MB/s/thr" "peak MiB"
 for size in "${sizes[@]}"; do
-  corpus="$work/web_$size.jsonl"
-  gen "$size" "$corpus"
-  bytes=$(stat -c %s "$corpus")
+  corpus="$work/web_$size" # a folder of 8 files, in the order generated: MPI ranks split files
+  mkdir -p "$corpus"
+  gen "$size" "$corpus/all.jsonl"
+  split -n l/8 -d --additional-suffix=.jsonl "$corpus/all.jsonl" "$corpus/part_"
+  rm "$corpus/all.jsonl"
+  bytes=$(cat "$corpus"/*.jsonl | wc -c)
   run "encode only" 1
   run "encode only" "$threads"
   run "--near-dedup" "$threads" --near-dedup
-  run "all filters, dedup and near-dedup" "$threads" --dedup --near-dedup --c4 --gopher-quality \
-    --gopher-repetition --fineweb --pii
+  all=(--dedup --near-dedup --c4 --gopher-quality --gopher-repetition --fineweb --pii)
+  run "all filters, dedup and near-dedup" 1 "${all[@]}"
+  run "all filters, dedup and near-dedup" "$threads" "${all[@]}"
+  if [[ "$(ldd "$anvil")" == *libmpi* ]] && command -v mpirun >/dev/null; then
+    RANKS=$threads run "all filters, $threads ranks (mpirun)" 1 "${all[@]}"
+  fi
   if [ "$size" = "${sizes[0]}" ]; then # the peer on at most 250 MB of the text (node's strings end at 512 MiB)
-    /usr/bin/python3 -c 'import json, sys
-with open(sys.argv[2], "w") as out:
-    for line in open(sys.argv[1]):
+    cat "$corpus"/*.jsonl | /usr/bin/python3 -c 'import json, sys
+with open(sys.argv[1], "w") as out:
+    for line in sys.stdin:
         out.write(json.loads(line)["text"] + "\n")
-        if out.tell() > 250e6: break' "$corpus" "$work/text.txt"
+        if out.tell() > 250e6: break' "$work/text.txt"
     peer=$(node "$root/tools/gpt2_parity/bench_peers.js" 1 "$work/text.txt" | grep '^tiktoken' || true)
     own=$("${BUILD:-$root/build}/bench_encode" "$gpt2" 1 "$threads" "$work/text.txt")
     echo "encoding the ${size} MB corpus's text (at most 250 MB): $own"
@@ -101,5 +115,5 @@ with open(sys.argv[2], "w") as out:
       'BEGIN { if (b > 0) printf "anvil (%s threads) / tiktoken: %.2fx\n", t, a / b }'
     rm -f "$work/text.txt"
   fi
-  rm -f "$corpus"
+  rm -rf "$corpus"
 done

@@ -131,5 +131,14 @@ meta = json.load(open("mixed/meta.json"))
 assert meta["pii_replaced"] == {"emails": 30, "ips": 30, "phones": 30}, meta["pii_replaced"]
 assert meta["train"]["documents"] == 30 + 5, meta["train"]
 EOF
+# the filters run on all threads over batches of documents: 1 and 3 threads give the same output
+same() { for f in "$1"/* "$1.rejected.jsonl"; do cmp -s "$f" "${f/$1/$2}" || { echo "${f/$1/$2} differs"; return 1; }; done; }
+for t in 1 3; do
+  "$anvil" data prepare --input web.jsonl mixed.jsonl --vocab-size 300 --out "t$t" --c4 --gopher-quality \
+    --gopher-repetition --fineweb --lang en,de --blocklist block.txt --pii --pii-phones --dedup docs lines \
+    --rejected "t$t.rejected.jsonl" --threads $t 2>/dev/null || bad "every filter on $t threads"
+done
+sed -i '/"command"/d' t1/meta.json t3/meta.json
+same t1 t3 && ok "every filter on 1 and 3 threads: the same shards, meta.json and rejected log" || bad "1 vs 3 threads"
 echo "e2e_quality_filters: $passed passed, $failed failed"
 [ "$failed" = 0 ]

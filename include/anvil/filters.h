@@ -84,8 +84,8 @@ int anv_pii_scrub(const char *text, size_t len, int phones, anv_buf_t *out, anv_
 typedef struct anv_blocklist anv_blocklist_t;
 int anv_blocklist_load(const char *path, anv_blocklist_t **out);
 size_t anv_blocklist_size(const anv_blocklist_t *bl);
-/* 1: the text contains an entry; 0: no; -1: out of memory. Not for two threads at once. */
-int anv_blocklist_match(anv_blocklist_t *bl, const char *text, size_t len);
+/* 1: the text contains an entry; 0: no. Safe on several threads at once. */
+int anv_blocklist_match(const anv_blocklist_t *bl, const char *text, size_t len);
 void anv_blocklist_free(anv_blocklist_t *bl);
 
 /* The document's main language by CLD2 (Debian's libcld2): its ISO 639-1 code ("en"; "un" when

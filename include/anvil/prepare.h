@@ -46,14 +46,14 @@ typedef struct {
     size_t min_chars;         /* drop documents with fewer Unicode characters (empty ones always go) */
     const char *const *langs; /* keep documents in these languages (ISO 639-1 codes, CLD2)... */
     size_t n_langs;
-    double lang_share;               /* ... with at least this share of their text in it (0: 0.65) */
-    anv_blocklist_t *blocklist;      /* drop documents that contain an entry, or NULL */
-    const anv_filter_set_t *quality; /* quality filters (anvil/filters.h), or NULL */
-    int pii;                         /* 1: replace e-mail and public IP addresses; 2: phone numbers too */
-    int dedup;                       /* drop exact duplicates */
-    int dedup_lines;                 /* 1: remove lines seen in an earlier document; 2: paragraphs */
-    int near_dedup;                  /* drop near-duplicates (anvil/minhash.h), keeping each cluster's first */
-    double near_threshold;           /* estimated Jaccard similarity that links two documents (0: 0.8) */
+    double lang_share;                /* ... with at least this share of their text in it (0: 0.65) */
+    const anv_blocklist_t *blocklist; /* drop documents that contain an entry, or NULL */
+    const anv_filter_set_t *quality;  /* quality filters (anvil/filters.h), or NULL */
+    int pii;                          /* 1: replace e-mail and public IP addresses; 2: phone numbers too */
+    int dedup;                        /* drop exact duplicates */
+    int dedup_lines;                  /* 1: remove lines seen in an earlier document; 2: paragraphs */
+    int near_dedup;                   /* drop near-duplicates (anvil/minhash.h), keeping each cluster's first */
+    double near_threshold;            /* estimated Jaccard similarity that links two documents (0: 0.8) */
 } anv_doc_filter_t;
 
 typedef struct {

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+#define SOURCE_BATCH_DOCS 4096
+#define SOURCE_BATCH_BYTES ((size_t)16 << 20)
 #define NEAR_BATCH_DOCS 4096
 #define NEAR_BATCH_BYTES ((size_t)32 << 20)
 #define LINE_BITS 40 /* where a document is: (file index << LINE_BITS) | line */
@@ -20,6 +22,9 @@ void source_context_free(anv_corpus_context_t *x) {
     anv_free(x->near_where);
     memset(x, 0, sizeof *x);
 }
+
+static int batch_open(source_t *s);
+static void batch_close(struct source_batch *b);
 
 int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filter_t *filter,
                 const anv_corpus_context_t *ctx, anv_atomic_file_t *rejected, anv_prepare_stats_t *stats) {
@@ -38,8 +43,7 @@ int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filte
     if (filter->dedup_lines && (anv_dedup_init(&s->lines) != 0 ||
                                 anv_dedup_import(s->lines, s->ctx->lines.data, s->ctx->lines.len / 24, &earlier) != 0))
         return -1;
-    if (filter->quality && filter->quality->n && !(s->scratch = anv_filter_scratch_new())) return -1;
-    return 0;
+    return batch_open(s);
 }
 
 void source_close(source_t *s) {
@@ -47,9 +51,7 @@ void source_close(source_t *s) {
     anv_corpus_close(s->corpus);
     anv_dedup_free(s->dedup);
     anv_dedup_free(s->lines);
-    anv_filter_scratch_free(s->scratch);
-    anv_buf_free(&s->rewritten);
-    anv_buf_free(&s->scrubbed);
+    batch_close(s->batch);
     anv_buf_free(&s->unique);
     anv_buf_free(&s->line);
     memset(s, 0, sizeof *s);
@@ -173,71 +175,226 @@ void source_add_stats(anv_prepare_stats_t *dst, const anv_prepare_stats_t *src) 
     a->corpus_bytes = b->corpus_bytes;
 }
 
+/* ---- the filters that look at one document alone: on all threads, a batch at a time ---- */
+
+typedef struct { /* one thread's buffers */
+    anv_filter_scratch_t *scratch;
+    anv_buf_t rewritten, scrubbed;
+    anv_buf_t kept; /* the documents of this batch that the filters rewrote, back to back */
+} worker_t;
+
+typedef struct {
+    anv_doc_t doc;  /* as read, then as the filters left it */
+    size_t raw_off; /* in the batch's text, for a copied document */
+    int worker;     /* the rewritten text is in workers[worker].kept at out_off, or worker is -1 */
+    size_t out_off, out_len;
+    int drop;        /* 0 kept, 1 empty or short, 2 by a filter */
+    char reason[64]; /* why it was dropped */
+    double value;
+    anv_pii_counts_t pii;
+} slot_t;
+
+struct source_batch {
+    anv_buf_t text; /* the documents read, copied back to back, but for one large document */
+    slot_t *slots;
+    size_t n, next, cap;
+    worker_t *workers;
+    int n_workers;
+    int pending; /* the corpus holds a large document read after the batch was full */
+    anv_doc_t pending_doc;
+};
+
+static void drop_as(slot_t *slot, int drop, const char *reason, double value) {
+    slot->drop = drop;
+    snprintf(slot->reason, sizeof slot->reason, "%s", reason);
+    slot->value = value;
+}
+
+/* Empty and short documents, language, blocklist, quality filters and personal data, on one thread.
+ * A rewritten document is copied to the worker's kept buffer, but for one alone in its batch: that
+ * stays where the filter wrote it. */
+static int filter_doc(const anv_doc_filter_t *f, worker_t *w, int worker, slot_t *slot, int alone) {
+    const char *text = slot->doc.text;
+    size_t len = slot->doc.len;
+    slot->drop = 0;
+    slot->worker = -1;
+    if (len == 0) {
+        drop_as(slot, 1, "empty", 0);
+        return 0;
+    }
+    if (f->min_chars) {
+        size_t chars = anv_utf8_chars(text, len);
+        if (chars < f->min_chars) {
+            drop_as(slot, 1, "min_chars", (double)chars);
+            return 0;
+        }
+    }
+    if (f->n_langs) {
+        const char *code;
+        double share;
+        anv_language_detect(text, len, &code, &share);
+        size_t k = 0;
+        while (k < f->n_langs && strcmp(code, f->langs[k])) k++;
+        if (k == f->n_langs || share < (f->lang_share > 0 ? f->lang_share : 0.65)) {
+            char reason[64];
+            snprintf(reason, sizeof reason, k == f->n_langs ? "language:%s" : "language_share:%s", code);
+            drop_as(slot, 2, reason, share);
+            return 0;
+        }
+    }
+    if (f->blocklist && anv_blocklist_match(f->blocklist, text, len)) {
+        drop_as(slot, 2, "blocklist", 1);
+        return 0;
+    }
+    if (w->scratch) {
+        anv_filter_verdict_t v;
+        int kept = anv_filter_set_run(f->quality, &text, &len, &w->rewritten, w->scratch, &v);
+        if (kept < 0) return -1;
+        if (!kept) {
+            drop_as(slot, 2, v.reason, v.value);
+            return 0;
+        }
+    }
+    if (f->pii) {
+        anv_buf_t *out = text == w->rewritten.data ? &w->scrubbed : &w->rewritten;
+        int n = anv_pii_scrub(text, len, f->pii > 1, out, &slot->pii);
+        if (n < 0) return -1;
+        if (n > 0) {
+            text = out->data;
+            len = out->len;
+        }
+    }
+    if (text == slot->doc.text) return 0;
+    if (alone) {
+        slot->doc.text = text;
+        slot->doc.len = len;
+        return 0;
+    }
+    slot->out_off = w->kept.len;
+    slot->out_len = len;
+    slot->worker = worker;
+    return anv_buf_append(&w->kept, text, len);
+}
+
+static int batch_open(source_t *s) {
+    struct source_batch *b = s->batch = anv_calloc(sizeof *b, "document batch");
+    if (!b) return -1;
+    b->n_workers = anv_threads_count();
+    if (!(b->workers = anv_calloc((size_t)b->n_workers * sizeof *b->workers, "document batch"))) return -1;
+    for (int i = 0; i < b->n_workers; i++)
+        if (s->filter.quality && s->filter.quality->n && !(b->workers[i].scratch = anv_filter_scratch_new())) return -1;
+    return 0;
+}
+
+static void batch_close(struct source_batch *b) {
+    if (!b) return;
+    for (int i = 0; b->workers && i < b->n_workers; i++) {
+        anv_filter_scratch_free(b->workers[i].scratch);
+        anv_buf_free(&b->workers[i].rewritten);
+        anv_buf_free(&b->workers[i].scrubbed);
+        anv_buf_free(&b->workers[i].kept);
+    }
+    anv_free(b->workers);
+    anv_free(b->slots);
+    anv_buf_free(&b->text);
+    anv_free(b);
+}
+
+/* Reads the next batch: small documents copied until SOURCE_BATCH_BYTES or SOURCE_BATCH_DOCS, or one
+ * large document where the corpus holds it. 1: a batch, 0: the end, -1: error. */
+static int batch_read(source_t *s) {
+    struct source_batch *b = s->batch;
+    b->n = b->next = b->text.len = 0;
+    anv_doc_t doc;
+    int r = 1;
+    while (b->n < SOURCE_BATCH_DOCS && b->text.len < SOURCE_BATCH_BYTES) {
+        if (b->pending) {
+            doc = b->pending_doc;
+            b->pending = 0;
+        } else if ((r = anv_corpus_next(s->corpus, &doc)) != 1) {
+            break;
+        }
+        int large = doc.len >= SOURCE_BATCH_BYTES;
+        if (large && b->n) { /* it stays where the corpus read it, for the next batch */
+            b->pending = 1;
+            b->pending_doc = doc;
+            break;
+        }
+        if (b->n == b->cap) {
+            size_t cap = b->cap ? 2 * b->cap : 256;
+            slot_t *t = anv_realloc(b->slots, cap * sizeof *t, "document batch");
+            if (!t) return -1;
+            b->slots = t;
+            b->cap = cap;
+        }
+        slot_t *slot = &b->slots[b->n++];
+        memset(slot, 0, sizeof *slot);
+        slot->doc = doc;
+        slot->raw_off = b->text.len;
+        if (large) break;
+        if (anv_buf_append(&b->text, doc.text, doc.len) != 0) return -1;
+        slot->doc.text = NULL;
+    }
+    if (r < 0) return -1;
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->slots[i].doc.text) b->slots[i].doc.text = b->text.data ? b->text.data + b->slots[i].raw_off : "";
+    for (int i = 0; i < b->n_workers; i++) b->workers[i].kept.len = 0;
+    /* an error raised on a worker lives in that thread's error slot: keep the first to re-raise */
+    int failed = 0;
+    char msg[512] = "";
+    long n = (long)b->n;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) num_threads(b->n_workers)
+#endif
+    for (long i = 0; i < n; i++) {
+        int stop;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+        stop = failed;
+        int id = anv_thread_id();
+        if (stop || filter_doc(&s->filter, &b->workers[id], id, &b->slots[i], n == 1) == 0) continue;
+#ifdef _OPENMP
+#pragma omp critical(anv_source_error)
+#endif
+        if (!msg[0]) snprintf(msg, sizeof msg, "%s", anv_last_error());
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+        failed = 1;
+    }
+    if (failed) return anv_error("%s", msg);
+    for (size_t i = 0; i < b->n; i++) {
+        slot_t *slot = &b->slots[i];
+        if (slot->worker < 0) continue;
+        slot->doc.text = b->workers[slot->worker].kept.data + slot->out_off;
+        slot->doc.len = slot->out_len;
+    }
+    return b->n > 0;
+}
+
 int source_next(source_t *s, anv_doc_t *doc) {
-    int r;
+    struct source_batch *b = s->batch;
     if (s->max_bytes && s->bytes >= s->max_bytes) return 0;
-    while ((r = anv_corpus_next(s->corpus, doc)) == 1) {
+    for (;;) {
+        if (b->next == b->n) {
+            int r = batch_read(s);
+            if (r <= 0) return r;
+        }
+        const slot_t *slot = &b->slots[b->next++];
+        *doc = slot->doc;
         s->stats->documents_read++;
+        s->stats->pii.emails += slot->pii.emails;
+        s->stats->pii.ips += slot->pii.ips;
+        s->stats->pii.phones += slot->pii.phones;
         uint64_t at = source_where(doc), first = UINT64_MAX;
-        if (doc->len == 0) {
-            s->stats->dropped_short++;
-            if (reject(s, doc, "empty", 0, UINT64_MAX) != 0) return -1;
-            continue;
-        }
-        if (s->filter.min_chars) {
-            size_t chars = anv_utf8_chars(doc->text, doc->len);
-            if (chars < s->filter.min_chars) {
+        if (slot->drop) {
+            if (slot->drop == 1)
                 s->stats->dropped_short++;
-                if (reject(s, doc, "min_chars", (double)chars, UINT64_MAX) != 0) return -1;
-                continue;
-            }
-        }
-        if (s->filter.n_langs) {
-            const char *code;
-            double share;
-            anv_language_detect(doc->text, doc->len, &code, &share);
-            size_t k = 0;
-            while (k < s->filter.n_langs && strcmp(code, s->filter.langs[k])) k++;
-            double need = s->filter.lang_share > 0 ? s->filter.lang_share : 0.65;
-            if (k == s->filter.n_langs || share < need) {
-                char reason[64];
-                snprintf(reason, sizeof reason, k == s->filter.n_langs ? "language:%s" : "language_share:%s", code);
-                count_drop(s->stats, reason);
-                if (reject(s, doc, reason, share, UINT64_MAX) != 0) return -1;
-                continue;
-            }
-        }
-        if (s->filter.blocklist) {
-            int hit = anv_blocklist_match(s->filter.blocklist, doc->text, doc->len);
-            if (hit < 0) return -1;
-            if (hit) {
-                count_drop(s->stats, "blocklist");
-                if (reject(s, doc, "blocklist", 1, UINT64_MAX) != 0) return -1;
-                continue;
-            }
-        }
-        if (s->scratch) {
-            anv_filter_verdict_t v;
-            const char *text = doc->text;
-            size_t len = doc->len;
-            int kept = anv_filter_set_run(s->filter.quality, &text, &len, &s->rewritten, s->scratch, &v);
-            if (kept < 0) return -1;
-            if (!kept) {
-                count_drop(s->stats, v.reason);
-                if (reject(s, doc, v.reason, v.value, UINT64_MAX) != 0) return -1;
-                continue;
-            }
-            doc->text = text;
-            doc->len = len;
-        }
-        if (s->filter.pii) {
-            anv_buf_t *out = doc->text == s->rewritten.data ? &s->scrubbed : &s->rewritten;
-            int n = anv_pii_scrub(doc->text, doc->len, s->filter.pii > 1, out, &s->stats->pii);
-            if (n < 0) return -1;
-            if (n > 0) {
-                doc->text = out->data;
-                doc->len = out->len;
-            }
+            else
+                count_drop(s->stats, slot->reason);
+            if (reject(s, doc, slot->reason, slot->value, UINT64_MAX) != 0) return -1;
+            continue;
         }
         if (s->dedup) {
             int seen = anv_dedup_check(s->dedup, doc->text, doc->len, at, &first);
@@ -275,7 +432,6 @@ int source_next(source_t *s, anv_doc_t *doc) {
         s->bytes += doc->len;
         return 1;
     }
-    return r;
 }
 
 /* ---- what the passes of a job share ---- */

@@ -1,8 +1,9 @@
 /* The kept documents of a corpus: the reader through the filters (empty and short documents, language,
  * blocklist, the quality filters, personal data, exact and near duplicates), each drop counted and, in
- * the pass that writes the output, logged to the rejected file. Every pass over a corpus sees the same
- * documents in the same order, so a pass that comes later can use what an earlier one learned (the
- * near-duplicate clusters). */
+ * the pass that writes the output, logged to the rejected file. The filters that look at one document
+ * alone run on all threads over batches of documents read ahead; the rest follow in corpus order.
+ * Every pass over a corpus sees the same documents in the same order, so a pass that comes later can
+ * use what an earlier one learned (the near-duplicate clusters). */
 #ifndef ANVIL_DATA_SOURCE_H
 #define ANVIL_DATA_SOURCE_H
 
@@ -31,9 +32,8 @@ typedef struct {
     uint64_t n_docs;            /* documents that reached the line deduplication */
     anv_doc_filter_t filter;
     anv_prepare_stats_t *stats;
-    anv_filter_scratch_t *scratch;
-    anv_buf_t rewritten, scrubbed, unique; /* a document a filter rewrote; with personal data replaced; without
-                                              repeated lines */
+    struct source_batch *batch; /* documents read ahead, through the filters that look at one alone */
+    anv_buf_t unique;           /* a document without its repeated lines */
     const anv_corpus_context_t *ctx;
     uint64_t near_id; /* id of the next document in ctx->near */
     /* a sample (source_sample): documents picked by a hash of where they are, until max_bytes */

@@ -11,8 +11,6 @@ struct anv_blocklist {
     uint64_t *keys; /* hashes of the entries' word sequences; 0 is empty */
     size_t cap, n;
     int longest; /* words in the longest entry */
-    uint64_t *words;
-    size_t cap_words;
 };
 
 static int is_word_byte(unsigned char c) {
@@ -42,27 +40,23 @@ static uint64_t extend(uint64_t phrase, uint64_t word) {
     return h ? h : 1;
 }
 
-/* The words of s into bl->words; their count, or -1. */
-static long split(anv_blocklist_t *bl, const char *s, size_t n) {
-    size_t count = 0;
-    for (size_t i = 0; i < n;) {
+/* The next word of s[*at..n) as its hash: 1, or 0 at the end. */
+static int next_word(const char *s, size_t n, size_t *at, uint64_t *hash) {
+    size_t i = *at;
+    for (;;) {
         while (i < n && !is_word_byte((unsigned char)s[i])) i++;
         size_t a = i;
         while (i < n && is_word_byte((unsigned char)s[i])) i++;
         while (a < i && s[a] == '\'') a++; /* quotes around a word are not part of it */
         size_t b = i;
         while (b > a && s[b - 1] == '\'') b--;
-        if (a == b) continue;
-        if (count == bl->cap_words) {
-            size_t cap = bl->cap_words ? 2 * bl->cap_words : 1024;
-            uint64_t *w = anv_realloc(bl->words, cap * sizeof *w, "blocklist words");
-            if (!w) return -1;
-            bl->words = w;
-            bl->cap_words = cap;
+        if (a < b) {
+            *at = i;
+            *hash = word_hash(s + a, b - a);
+            return 1;
         }
-        bl->words[count++] = word_hash(s + a, b - a);
+        if (i >= n) return 0;
     }
-    return (long)count;
 }
 
 static uint64_t *slot(uint64_t *keys, size_t cap, uint64_t key) {
@@ -99,14 +93,12 @@ int anv_blocklist_load(const char *path, anv_blocklist_t **out) {
     for (size_t i = 0; rc == 0 && i < len; line++) {
         const char *nl = memchr(data + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - data) : len;
-        long n = split(bl, data + i, end - i);
-        if (n < 0) {
-            rc = -1;
-        } else if (n > MAX_PHRASE_WORDS) {
-            rc = anv_error("%s:%zu: a phrase of %ld words; at most %d", path, line + 1, n, MAX_PHRASE_WORDS);
+        uint64_t h = 0, w;
+        int n = 0;
+        for (size_t at = i; next_word(data, end, &at, &w); n++) h = extend(h, w);
+        if (n > MAX_PHRASE_WORDS) {
+            rc = anv_error("%s:%zu: a phrase of %d words; at most %d", path, line + 1, n, MAX_PHRASE_WORDS);
         } else if (n > 0) {
-            uint64_t h = 0;
-            for (long k = 0; k < n; k++) h = extend(h, bl->words[k]);
             rc = insert(bl, h);
             bl->longest = (int)n > bl->longest ? (int)n : bl->longest;
         }
@@ -127,18 +119,19 @@ size_t anv_blocklist_size(const anv_blocklist_t *bl) { return bl->n; }
 void anv_blocklist_free(anv_blocklist_t *bl) {
     if (!bl) return;
     anv_free(bl->keys);
-    anv_free(bl->words);
     anv_free(bl);
 }
 
-int anv_blocklist_match(anv_blocklist_t *bl, const char *text, size_t len) {
-    long n = split(bl, text, len);
-    if (n < 0) return -1;
-    for (long i = 0; i < n; i++) {
-        uint64_t h = 0;
-        for (long k = 0; k < bl->longest && i + k < n; k++) {
-            h = extend(h, bl->words[i + k]);
-            if (*slot(bl->keys, bl->cap, h)) return 1;
+int anv_blocklist_match(const anv_blocklist_t *bl, const char *text, size_t len) {
+    uint64_t open[MAX_PHRASE_WORDS]; /* phrases that start at each of the last `longest` words, oldest first */
+    int k = 0;
+    uint64_t w;
+    for (size_t at = 0; bl->longest > 0 && next_word(text, len, &at, &w);) {
+        if (k == bl->longest) memmove(open, open + 1, (size_t)--k * sizeof *open);
+        open[k++] = 0;
+        for (int j = 0; j < k; j++) {
+            open[j] = extend(open[j], w);
+            if (*slot(bl->keys, bl->cap, open[j])) return 1;
         }
     }
     return 0;
