@@ -334,11 +334,12 @@ static void test_vocab_errors(void) {
 /* Word counts exported by two maps and imported into one equal the counts of the text they saw; a
  * malformed export is refused. */
 static void test_words_export(void) {
-    anv_bpe_words_t *a, *b, *both, *joined;
+    anv_bpe_words_t *a = NULL, *b = NULL, *both = NULL, *joined = NULL;
     const char *ta = "the cat sat on the mat", *tb = " the dog sat, and the cat ran";
     CHECK(anv_bpe_words_init(&a) == 0 && anv_bpe_words_init(&b) == 0 && anv_bpe_words_init(&both) == 0 &&
               anv_bpe_words_init(&joined) == 0,
           "init");
+    if (!a || !b || !both || !joined) return;
     anv_bpe_words_add_text(a, ANV_PRETOK_GPT2, ta, strlen(ta));
     anv_bpe_words_add_text(b, ANV_PRETOK_GPT2, tb, strlen(tb));
     anv_bpe_words_add_text(both, ANV_PRETOK_GPT2, ta, strlen(ta));

@@ -247,8 +247,9 @@ static void test_parts(void) {
 }
 
 static void test_dedup_export(void) {
-    anv_dedup_t *a, *b, *whole;
+    anv_dedup_t *a = NULL, *b = NULL, *whole = NULL;
     CHECK(anv_dedup_init(&a) == 0 && anv_dedup_init(&b) == 0 && anv_dedup_init(&whole) == 0, "init");
+    if (!a || !b || !whole) return;
     char doc[32];
     for (int i = 0; i < 3000; i++) { /* a sees 0..1999, b 1000..2999; whole sees a's then b's */
         int n = snprintf(doc, sizeof doc, "document %d", i);
