@@ -36,6 +36,9 @@ void anv_error_clear(void);
 void *anv_alloc(size_t bytes, const char *what);
 void *anv_calloc(size_t bytes, const char *what);
 void *anv_realloc(void *p, size_t bytes, const char *what); /* not aligned; p from anv_realloc/NULL */
+/* An array (*(T **)pp, from anv_realloc or NULL) of *cap elements of elem bytes grown to hold at least
+ * need: its capacity doubles. 0, or -1 when out of memory (the array is left as it was). */
+int anv_grow(void *pp, size_t *cap, size_t need, size_t elem, const char *what);
 void anv_free(void *p);
 char *anv_strdup(const char *s);
 
@@ -114,6 +117,9 @@ double anv_now(void);        /* monotonic seconds */
 void anv_threads_set(int n); /* <= 0: all cores */
 int anv_threads_count(void);
 int anv_thread_id(void); /* this thread's number inside an OpenMP parallel region, 0 outside */
+/* body(ctx, i, thread) for every i < n on `threads` threads (<= 0: anv_threads_count()), handed out
+ * one at a time. After a body fails no new one starts, and the first failure's error is returned. */
+int anv_parallel_for(size_t n, int threads, int (*body)(void *ctx, size_t i, int thread), void *ctx);
 
 /* Progress of a long-running phase: `done` of `total` units (total 0 when unknown). */
 typedef void (*anv_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);

@@ -43,6 +43,17 @@ void *anv_realloc(void *p, size_t bytes, const char *what) {
     return q;
 }
 
+int anv_grow(void *pp, size_t *cap, size_t need, size_t elem, const char *what) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need) c *= 2;
+    void *q = anv_realloc(*(void **)pp, c * elem, what);
+    if (!q) return -1;
+    *(void **)pp = q;
+    *cap = c;
+    return 0;
+}
+
 void anv_free(void *p) { free(p); }
 
 char *anv_strdup(const char *s) {

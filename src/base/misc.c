@@ -2,6 +2,7 @@
 #include "anvil/base.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #ifdef _OPENMP
@@ -102,6 +103,33 @@ int anv_thread_id(void) {
 #else
     return 0;
 #endif
+}
+
+int anv_parallel_for(size_t n, int threads, int (*body)(void *ctx, size_t i, int thread), void *ctx) {
+    if (threads <= 0) threads = anv_threads_count();
+    /* an error raised on a worker lives in that thread's error slot: the first one is kept to re-raise */
+    char first_error[1024] = "";
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+    for (size_t i = 0; i < n; i++) {
+        int stop;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+        stop = failed;
+        if (stop || body(ctx, i, anv_thread_id()) == 0) continue;
+#ifdef _OPENMP
+#pragma omp critical(anv_parallel_for_error)
+#endif
+        if (!first_error[0]) snprintf(first_error, sizeof first_error, "%s", anv_last_error());
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+        failed = 1;
+    }
+    return failed ? anv_error("%s", first_error) : 0;
 }
 
 int anv_secret_equal(const char *given, const char *secret) {

@@ -87,15 +87,11 @@ static int wanted_in_folder(const char *name) {
 }
 
 static int add_file(anv_corpus_t *c, const char *path, uint64_t size) {
-    if (c->n_files == c->cap_files) {
-        size_t cap = c->cap_files ? c->cap_files * 2 : 64;
-        char **f = anv_realloc(c->files, cap * sizeof *f, "file list");
-        if (f) c->files = f;
-        uint64_t *sz = f ? anv_realloc(c->sizes, cap * sizeof *sz, "file list") : NULL;
-        if (!sz) return -1;
-        c->sizes = sz;
-        c->cap_files = cap;
-    }
+    size_t cap = c->cap_files;
+    if (anv_grow(&c->files, &cap, c->n_files + 1, sizeof *c->files, "file list") != 0) return -1;
+    cap = c->cap_files;
+    if (anv_grow(&c->sizes, &cap, c->n_files + 1, sizeof *c->sizes, "file list") != 0) return -1;
+    c->cap_files = cap;
     if (!(c->files[c->n_files] = anv_strdup(path))) return -1;
     c->sizes[c->n_files++] = size;
     c->stats.corpus_bytes += size;

@@ -223,16 +223,6 @@ static int fail(anv_parquet_t *p, const char *fmt, ...) {
     return -1;
 }
 
-static int grow(void *pp, size_t *cap, size_t need, size_t elem, const char *what) {
-    if (need <= *cap) return 0;
-    size_t cap2 = need < 4096 ? 4096 : need + need / 2;
-    void *q = anv_realloc(*(void **)pp, cap2 * elem, what);
-    if (!q) return -1;
-    *(void **)pp = q;
-    *cap = cap2;
-    return 0;
-}
-
 static int read_at(anv_parquet_t *p, uint64_t off, void *buf, size_t n, const char *what) {
     if (off > p->size || n > p->size - off)
         return fail(p, "%s of %zu bytes at byte %llu runs past the end of the file (%llu bytes): truncated?", what, n,
@@ -527,7 +517,7 @@ static int read_page_header(anv_parquet_t *p, page_header_t *h) {
     size_t want = 256;
     for (;;) {
         size_t n = p->chunk_end - p->pos < want ? (size_t)(p->chunk_end - p->pos) : want;
-        if (grow(&p->header, &p->header_cap, n, 1, "Parquet page header") != 0 ||
+        if (anv_grow(&p->header, &p->header_cap, n, 1, "Parquet page header") != 0 ||
             read_at(p, p->pos, p->header, n, "page header") != 0)
             return -1;
         cursor_t c = {p->header, p->header + n, 0};
@@ -671,7 +661,7 @@ static int check_lengths(anv_parquet_t *p, const int64_t *len, size_t n, uint64_
 
 /* n byte-array values of the given encoding at s[0..len) into p->values. */
 static int decode_values(anv_parquet_t *p, int encoding, const uint8_t *s, size_t len, size_t n) {
-    if (grow(&p->values, &p->values_cap, n, sizeof *p->values, "Parquet page values") != 0) return -1;
+    if (anv_grow(&p->values, &p->values_cap, n, sizeof *p->values, "Parquet page values") != 0) return -1;
     span_t *v = p->values;
     if (encoding == PLAIN) {
         const uint8_t *q = s, *end = s + len;
@@ -689,7 +679,7 @@ static int decode_values(anv_parquet_t *p, int encoding, const uint8_t *s, size_
         if (!p->has_dict) return fail(p, "dictionary-encoded page without a dictionary page");
         if (n == 0) return 0;
         if (len < 1) return fail(p, "corrupt dictionary-encoded page: empty");
-        if (grow(&p->levels, &p->levels_cap, n, sizeof *p->levels, "Parquet dictionary indices") != 0 ||
+        if (anv_grow(&p->levels, &p->levels_cap, n, sizeof *p->levels, "Parquet dictionary indices") != 0 ||
             rle_hybrid(p, s + 1, len - 1, s[0], p->levels, n) != 0)
             return -1;
         for (size_t i = 0; i < n; i++) {
@@ -702,7 +692,7 @@ static int decode_values(anv_parquet_t *p, int encoding, const uint8_t *s, size_
     if (encoding != DELTA_LENGTH_BYTE_ARRAY && encoding != DELTA_BYTE_ARRAY)
         return fail(p, "value encoding %d: not supported for strings", encoding);
     /* lengths (and prefix lengths) are int64s: borrow the dictionary-index buffer, two per value */
-    if (grow(&p->levels, &p->levels_cap, 4 * n + 2, sizeof *p->levels, "Parquet lengths") != 0) return -1;
+    if (anv_grow(&p->levels, &p->levels_cap, 4 * n + 2, sizeof *p->levels, "Parquet lengths") != 0) return -1;
     int64_t *prefix = (int64_t *)(void *)p->levels, *lens = prefix + n;
     cursor_t c = {s, s + len, 0};
     size_t got_prefix = n, got = 0;
@@ -726,7 +716,7 @@ static int decode_values(anv_parquet_t *p, int encoding, const uint8_t *s, size_
         total += prev;
         if (total > MAX_PAGE) return fail(p, "page values exceed 1 GiB");
     }
-    if (grow(&p->dba, &p->dba_cap, (size_t)total + 1, 1, "Parquet page values") != 0) return -1;
+    if (anv_grow(&p->dba, &p->dba_cap, (size_t)total + 1, 1, "Parquet page values") != 0) return -1;
     size_t at = 0, prev_at = 0;
     for (size_t i = 0; i < n; i++) {
         memmove(p->dba + at, p->dba + prev_at, (size_t)prefix[i]);
@@ -740,7 +730,7 @@ static int decode_values(anv_parquet_t *p, int encoding, const uint8_t *s, size_
 }
 
 static int dictionary_page(anv_parquet_t *p, const page_header_t *h, const uint8_t *raw) {
-    if (grow(&p->dict_data, &p->dict_cap, (size_t)h->uncompressed_size + 1, 1, "Parquet dictionary") != 0 ||
+    if (anv_grow(&p->dict_data, &p->dict_cap, (size_t)h->uncompressed_size + 1, 1, "Parquet dictionary") != 0 ||
         decompress(p, p->chunks[p->group].codec, raw, (size_t)h->compressed_size, p->dict_data,
                    (size_t)h->uncompressed_size) != 0)
         return -1;
@@ -749,7 +739,7 @@ static int dictionary_page(anv_parquet_t *p, const page_header_t *h, const uint8
     size_t n = (size_t)h->num_values;
     if (n > (size_t)h->uncompressed_size / 4) return fail(p, "corrupt dictionary page: %zu values", n);
     if (decode_values(p, PLAIN, p->dict_data, (size_t)h->uncompressed_size, n) != 0) return -1;
-    if (grow(&p->dict, &p->dict_span_cap, n ? n : 1, sizeof *p->dict, "Parquet dictionary") != 0) return -1;
+    if (anv_grow(&p->dict, &p->dict_span_cap, n ? n : 1, sizeof *p->dict, "Parquet dictionary") != 0) return -1;
     if (n) memcpy(p->dict, p->values, n * sizeof *p->dict);
     p->n_dict = n;
     p->has_dict = 1;
@@ -772,7 +762,7 @@ static int data_page(anv_parquet_t *p, const page_header_t *h, const uint8_t *ra
         if ((size_t)h->compressed_size != size) return fail(p, "corrupt page: uncompressed sizes disagree");
         data = raw;
     } else {
-        if (grow(&p->page, &p->page_cap, size + 1, 1, "Parquet page") != 0) return -1;
+        if (anv_grow(&p->page, &p->page_cap, size + 1, 1, "Parquet page") != 0) return -1;
         memcpy(p->page, raw, levels_len);
         if (decompress(p, k->codec, raw + levels_len, (size_t)h->compressed_size - levels_len, p->page + levels_len,
                        size - levels_len) != 0)
@@ -794,7 +784,7 @@ static int data_page(anv_parquet_t *p, const page_header_t *h, const uint8_t *ra
     if (p->max_def > 0) {
         int bw = 0;
         while ((1 << bw) <= p->max_def) bw++;
-        if (grow(&p->levels, &p->levels_cap, n, sizeof *p->levels, "Parquet definition levels") != 0 ||
+        if (anv_grow(&p->levels, &p->levels_cap, n, sizeof *p->levels, "Parquet definition levels") != 0 ||
             rle_hybrid(p, levels, h->type == DATA_PAGE ? levels_len : (size_t)h->def_len, bw, p->levels, n) != 0)
             return -1;
         defined = 0;
@@ -803,7 +793,7 @@ static int data_page(anv_parquet_t *p, const page_header_t *h, const uint8_t *ra
     /* the decoders borrow p->levels too: keep the definition levels as one byte (null or not) each */
     uint8_t *is_null = NULL;
     if (p->max_def > 0 && defined < n) {
-        if (grow(&p->null_flags, &p->null_cap, n, 1, "Parquet null flags") != 0) return -1;
+        if (anv_grow(&p->null_flags, &p->null_cap, n, 1, "Parquet null flags") != 0) return -1;
         is_null = p->null_flags;
         for (size_t i = 0; i < n; i++) is_null[i] = p->levels[i] != (uint32_t)p->max_def;
     }
@@ -847,7 +837,7 @@ static int next_page(anv_parquet_t *p) {
                         (long long)k->num_values);
         page_header_t h;
         if (read_page_header(p, &h) != 0 ||
-            grow(&p->raw, &p->raw_cap, (size_t)h.compressed_size + 1, 1, "Parquet page") != 0 ||
+            anv_grow(&p->raw, &p->raw_cap, (size_t)h.compressed_size + 1, 1, "Parquet page") != 0 ||
             read_at(p, p->pos, p->raw, (size_t)h.compressed_size, "page") != 0)
             return -1;
         p->pos += (uint64_t)h.compressed_size;

@@ -26,17 +26,6 @@ typedef struct {
     size_t *piece_first, cap_first;
 } batch_t;
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem, const char *what) {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = anv_realloc(*p, c * elem, what);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 static void batch_free(batch_t *b) {
     anv_buf_free(&b->text);
     anv_free(b->doc_off);
@@ -48,9 +37,9 @@ static void batch_free(batch_t *b) {
 
 static int batch_add(batch_t *b, const char *text, size_t len) {
     size_t cap = b->cap_docs;
-    if (grow((void **)&b->doc_off, &cap, b->n_docs + 1, sizeof(size_t), "document batch") != 0) return -1;
+    if (anv_grow(&b->doc_off, &cap, b->n_docs + 1, sizeof(size_t), "document batch") != 0) return -1;
     cap = b->cap_docs;
-    if (grow((void **)&b->doc_len, &cap, b->n_docs + 1, sizeof(size_t), "document batch") != 0) return -1;
+    if (anv_grow(&b->doc_len, &cap, b->n_docs + 1, sizeof(size_t), "document batch") != 0) return -1;
     b->cap_docs = cap;
     b->doc_off[b->n_docs] = b->text.len;
     b->doc_len[b->n_docs++] = len;
@@ -74,7 +63,7 @@ static size_t safe_cut(const char *s, size_t n, size_t from) {
 static int batch_pieces(batch_t *b) {
     size_t n_docs = b->big ? 1 : b->n_docs;
     b->n_pieces = 0;
-    if (grow((void **)&b->piece_first, &b->cap_first, n_docs + 1, sizeof(size_t), "document batch") != 0) return -1;
+    if (anv_grow(&b->piece_first, &b->cap_first, n_docs + 1, sizeof(size_t), "document batch") != 0) return -1;
     for (size_t d = 0; d < n_docs; d++) {
         const char *s = b->big ? b->big : b->text.data + b->doc_off[d];
         size_t n = b->big ? b->big_len : b->doc_len[d];
@@ -82,9 +71,9 @@ static int batch_pieces(batch_t *b) {
         for (size_t at = 0; at < n;) {
             size_t end = n - at > 2 * PIECE_BYTES ? safe_cut(s, n, at + PIECE_BYTES) : n;
             size_t cap = b->cap_pieces;
-            if (grow((void **)&b->pp, &cap, b->n_pieces + 1, sizeof *b->pp, "document batch") != 0) return -1;
+            if (anv_grow(&b->pp, &cap, b->n_pieces + 1, sizeof *b->pp, "document batch") != 0) return -1;
             cap = b->cap_pieces;
-            if (grow((void **)&b->pn, &cap, b->n_pieces + 1, sizeof *b->pn, "document batch") != 0) return -1;
+            if (anv_grow(&b->pn, &cap, b->n_pieces + 1, sizeof *b->pn, "document batch") != 0) return -1;
             b->cap_pieces = cap;
             b->pp[b->n_pieces] = s + at;
             b->pn[b->n_pieces++] = end - at;
@@ -128,39 +117,22 @@ static int run_batches(source_t *src, batch_t *b, flush_fn flush, void *ctx) {
 
 typedef struct {
     anv_bpe_words_t **maps; /* one per thread */
+    const batch_t *batch;   /* the one being counted */
     anv_pretok_t pattern;
     source_t *src;
     anv_progress_fn progress;
     void *progress_ctx;
 } count_ctx;
 
+static int count_piece(void *vctx, size_t i, int thread) {
+    count_ctx *c = vctx;
+    return anv_bpe_words_add_text(c->maps[thread], c->pattern, c->batch->pp[i], c->batch->pn[i]);
+}
+
 static int count_flush(void *vctx, batch_t *b) {
     count_ctx *c = vctx;
-    if (batch_pieces(b) != 0) return -1;
-    /* an error raised on a worker lives in that thread's error slot: keep the first to re-raise */
-    int failed = 0;
-    char msg[512] = "";
-    long n = (long)b->n_pieces;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1)
-#endif
-    for (long i = 0; i < n; i++) {
-        int stop;
-#ifdef _OPENMP
-#pragma omp atomic read
-#endif
-        stop = failed;
-        if (stop || anv_bpe_words_add_text(c->maps[anv_thread_id()], c->pattern, b->pp[i], b->pn[i]) == 0) continue;
-#ifdef _OPENMP
-#pragma omp critical(anv_count_error)
-#endif
-        if (!msg[0]) snprintf(msg, sizeof msg, "%s", anv_last_error());
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-        failed = 1;
-    }
-    if (failed) return anv_error("%s", msg);
+    c->batch = b;
+    if (batch_pieces(b) != 0 || anv_parallel_for(b->n_pieces, 0, count_piece, c) != 0) return -1;
     if (c->progress) {
         const anv_corpus_stats_t *cs = anv_corpus_stats(c->src->corpus);
         c->progress(c->progress_ctx, "counting", cs->input_bytes, cs->total_bytes);
@@ -447,14 +419,9 @@ static int part_read(encode_ctx *e, FILE *f, const char *path) {
     uint64_t head[2];
     int rc = 0;
     while (rc == 0 && fread(head, sizeof head, 1, f) == 1) {
-        if (head[1] > doc.cap) {
-            uint32_t *ids = anv_realloc(doc.ids, head[1] * sizeof *ids, "token buffers");
-            if (!ids) {
-                rc = -1;
-                break;
-            }
-            doc.ids = ids;
-            doc.cap = head[1];
+        if (anv_grow(&doc.ids, &doc.cap, head[1], sizeof *doc.ids, "token buffers") != 0) {
+            rc = -1;
+            break;
         }
         doc.len = head[1];
         if (fread(doc.ids, sizeof *doc.ids, doc.len, f) != doc.len)

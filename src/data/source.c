@@ -300,6 +300,12 @@ static void batch_close(struct source_batch *b) {
     anv_free(b);
 }
 
+static int filter_slot(void *ctx, size_t i, int thread) {
+    source_t *s = ctx;
+    struct source_batch *b = s->batch;
+    return filter_doc(&s->filter, &b->workers[thread], thread, &b->slots[i], b->n == 1);
+}
+
 /* Reads the next batch: small documents copied until SOURCE_BATCH_BYTES or SOURCE_BATCH_DOCS, or one
  * large document where the corpus holds it. 1: a batch, 0: the end, -1: error. */
 static int batch_read(source_t *s) {
@@ -320,13 +326,7 @@ static int batch_read(source_t *s) {
             b->pending_doc = doc;
             break;
         }
-        if (b->n == b->cap) {
-            size_t cap = b->cap ? 2 * b->cap : 256;
-            slot_t *t = anv_realloc(b->slots, cap * sizeof *t, "document batch");
-            if (!t) return -1;
-            b->slots = t;
-            b->cap = cap;
-        }
+        if (anv_grow(&b->slots, &b->cap, b->n + 1, sizeof *b->slots, "document batch") != 0) return -1;
         slot_t *slot = &b->slots[b->n++];
         memset(slot, 0, sizeof *slot);
         slot->doc = doc;
@@ -339,31 +339,7 @@ static int batch_read(source_t *s) {
     for (size_t i = 0; i < b->n; i++)
         if (!b->slots[i].doc.text) b->slots[i].doc.text = b->text.data ? b->text.data + b->slots[i].raw_off : "";
     for (int i = 0; i < b->n_workers; i++) b->workers[i].kept.len = 0;
-    /* an error raised on a worker lives in that thread's error slot: keep the first to re-raise */
-    int failed = 0;
-    char msg[512] = "";
-    long n = (long)b->n;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) num_threads(b->n_workers)
-#endif
-    for (long i = 0; i < n; i++) {
-        int stop;
-#ifdef _OPENMP
-#pragma omp atomic read
-#endif
-        stop = failed;
-        int id = anv_thread_id();
-        if (stop || filter_doc(&s->filter, &b->workers[id], id, &b->slots[i], n == 1) == 0) continue;
-#ifdef _OPENMP
-#pragma omp critical(anv_source_error)
-#endif
-        if (!msg[0]) snprintf(msg, sizeof msg, "%s", anv_last_error());
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-        failed = 1;
-    }
-    if (failed) return anv_error("%s", msg);
+    if (anv_parallel_for(b->n, b->n_workers, filter_slot, s) != 0) return -1;
     for (size_t i = 0; i < b->n; i++) {
         slot_t *slot = &b->slots[i];
         if (slot->worker < 0) continue;
@@ -506,13 +482,8 @@ static int near_add(void *vctx, int from, const void *data, size_t n) {
         near_record_t r;
         memcpy(&r, (const char *)data + k * sizeof r, sizeof r);
         uint64_t id = anv_neardup_count(ctx->near);
-        if (id == x->cap_where) {
-            size_t cap = x->cap_where ? 2 * x->cap_where : 65536;
-            uint64_t *w = anv_realloc(ctx->near_where, cap * sizeof *w, "near-duplicate index");
-            if (!w) return -1;
-            ctx->near_where = w;
-            x->cap_where = cap;
-        }
+        if (anv_grow(&ctx->near_where, &x->cap_where, id + 1, sizeof *ctx->near_where, "near-duplicate index") != 0)
+            return -1;
         ctx->near_where[id] = r.where;
         if (from < x->me) ctx->near_first = id + 1;
         if (anv_neardup_add(ctx->near, &r.sig) != 0) return -1;

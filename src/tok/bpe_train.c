@@ -189,17 +189,6 @@ typedef struct {
     uint32_t step;
 } trainer;
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem, const char *what) {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 16;
-    while (c < need) c *= 2;
-    void *q = anv_realloc(*p, c * elem, what);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 /* ---- pairs ---- */
 
 static int pslots_rehash(trainer *t, size_t cap) {
@@ -223,7 +212,7 @@ static int64_t pair_get(trainer *t, uint32_t left, uint32_t right) {
     for (; t->pslots[j]; j = (j + 1) & (t->pslot_cap - 1))
         if (t->pairs[t->pslots[j] - 1].key == key) return t->pslots[j] - 1;
     if (t->n_pairs >= UINT32_MAX - 1) return anv_error("BPE training: more than 2^32 distinct pairs");
-    if (grow((void **)&t->pairs, &t->cap_pairs, t->n_pairs + 1, sizeof *t->pairs, "pair counts") != 0) return -1;
+    if (anv_grow(&t->pairs, &t->cap_pairs, t->n_pairs + 1, sizeof *t->pairs, "pair counts") != 0) return -1;
     size_t idx = t->n_pairs++;
     t->pairs[idx] = (pair_t){.key = key};
     t->pslots[j] = (uint32_t)idx + 1;
@@ -234,7 +223,7 @@ static int64_t pair_get(trainer *t, uint32_t left, uint32_t right) {
 static int pair_add_word(pair_t *p, uint32_t word) {
     if (p->n_words && p->words[p->n_words - 1] == word) return 0;
     size_t cap = p->cap_words;
-    if (grow((void **)&p->words, &cap, (size_t)p->n_words + 1, sizeof *p->words, "pair index") != 0) return -1;
+    if (anv_grow(&p->words, &cap, (size_t)p->n_words + 1, sizeof *p->words, "pair index") != 0) return -1;
     p->cap_words = (uint32_t)cap;
     p->words[p->n_words++] = word;
     return 0;
@@ -263,12 +252,12 @@ static int64_t token_find(const trainer *t, const char *s, size_t n, size_t *slo
 /* Appends token id n_tok with bytes a + b (the set must not hold them yet). */
 static int token_push(trainer *t, const char *a, size_t na, const char *b, size_t nb) {
     size_t id = t->n_tok, n = na + nb, cap = t->tok_cap;
-    if (grow((void **)&t->tok_off, &cap, id + 1, sizeof *t->tok_off, "token table") != 0) return -1;
+    if (anv_grow(&t->tok_off, &cap, id + 1, sizeof *t->tok_off, "token table") != 0) return -1;
     cap = t->tok_cap;
-    if (grow((void **)&t->tok_len, &cap, id + 1, sizeof *t->tok_len, "token table") != 0) return -1;
+    if (anv_grow(&t->tok_len, &cap, id + 1, sizeof *t->tok_len, "token table") != 0) return -1;
     t->tok_cap = cap;
     /* a and b must not point into tok_bytes, which may move here */
-    if (grow((void **)&t->tok_bytes, &t->tok_bytes_cap, t->tok_bytes_len + n, 1, "token bytes") != 0) return -1;
+    if (anv_grow(&t->tok_bytes, &t->tok_bytes_cap, t->tok_bytes_len + n, 1, "token bytes") != 0) return -1;
     memcpy(t->tok_bytes + t->tok_bytes_len, a, na);
     memcpy(t->tok_bytes + t->tok_bytes_len + na, b, nb);
     t->tok_off[id] = t->tok_bytes_len;
@@ -320,7 +309,7 @@ static void heap_sift_down(trainer *t, size_t i) {
 }
 
 static int heap_push(trainer *t, uint64_t count, uint32_t pair) {
-    if (grow((void **)&t->heap, &t->heap_cap, t->heap_n + 1, sizeof *t->heap, "pair heap") != 0) return -1;
+    if (anv_grow(&t->heap, &t->heap_cap, t->heap_n + 1, sizeof *t->heap, "pair heap") != 0) return -1;
     size_t i = t->heap_n++;
     heap_item it = {count, pair};
     while (i > 0 && heap_before(t, it, t->heap[(i - 1) / 2])) {
@@ -416,7 +405,7 @@ static int pair_increase(trainer *t, uint32_t left, uint32_t right, uint64_t by,
     if (pair_add_word(pp, word) != 0) return -1;
     if (pp->new_stamp != t->step) {
         pp->new_stamp = t->step;
-        if (grow((void **)&t->fresh, &t->cap_fresh, t->n_fresh + 1, sizeof *t->fresh, "pair heap") != 0) return -1;
+        if (anv_grow(&t->fresh, &t->cap_fresh, t->n_fresh + 1, sizeof *t->fresh, "pair heap") != 0) return -1;
         t->fresh[t->n_fresh++] = (uint32_t)p;
     }
     return 0;

@@ -168,35 +168,32 @@ static int longer_first(const void *a, const void *b, void *lens) {
     return (x < y) - (x > y);
 }
 
+typedef struct {
+    const anv_tokenizer_t *t;
+    const char *const *texts;
+    const size_t *lens, *order;
+    anv_tokens_t *outs;
+} batch_job_t;
+
+static int encode_one(void *ctx, size_t k, int thread) {
+    (void)thread;
+    const batch_job_t *j = ctx;
+    size_t i = j->order[k];
+    if (anv_tokenizer_encode(j->t, j->texts[i], j->lens[i], &j->outs[i]) == 0) return 0;
+    return anv_error_prefix("document %zu", i);
+}
+
 int anv_tokenizer_encode_batch(const anv_tokenizer_t *t, const char *const *texts, const size_t *lens, size_t n_docs,
                                anv_tokens_t *outs, int threads) {
-    if (threads <= 0) threads = anv_threads_count();
     /* Longest documents first, so that no thread is left alone with a big one at the end. */
     size_t *order = anv_alloc((n_docs + 1) * sizeof *order, "batch order");
     if (!order) return -1;
     for (size_t i = 0; i < n_docs; i++) order[i] = i;
     qsort_r(order, n_docs, sizeof *order, longer_first, (void *)lens);
-    char first_error[1024] = "";
-    int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (size_t k = 0; k < n_docs; k++) {
-        size_t i = order[k];
-        int bad;
-#pragma omp atomic read
-        bad = failed;
-        if (bad) continue;
-        if (anv_tokenizer_encode(t, texts[i], lens[i], &outs[i]) != 0) {
-#pragma omp critical(anv_tok_batch_error)
-            if (!failed) {
-                snprintf(first_error, sizeof first_error, "document %zu: %s", i, anv_last_error());
-#pragma omp atomic write
-                failed = 1;
-            }
-        }
-    }
+    batch_job_t job = {t, texts, lens, order, outs};
+    int rc = anv_parallel_for(n_docs, threads, encode_one, &job);
     anv_free(order);
-    if (failed) return anv_error("%s", first_error);
-    return 0;
+    return rc;
 }
 
 int anv_tokenizer_decode(const anv_tokenizer_t *t, const uint32_t *ids, size_t n, anv_buf_t *out) {

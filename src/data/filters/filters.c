@@ -107,17 +107,6 @@ static int is_space(unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-static int grow_spans(text_span_t **a, size_t *cap, size_t need) {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap * 2 : 256;
-    while (c < need) c *= 2;
-    text_span_t *p = anv_realloc(*a, c * sizeof *p, "filter buffers");
-    if (!p) return -1;
-    *a = p;
-    *cap = c;
-    return 0;
-}
-
 /* Unicode punctuation and bullets that are stripped from words like ASCII punctuation. */
 static const char *const MARKS[] = {"\u2026", "\u2022", "\u2023", "\u25e6", "\u2043", "\u25aa", "\u25cf", "\u201c",
                                     "\u201d", "\u2018", "\u2019", "\u2013", "\u2014", "\u00ab", "\u00bb"};
@@ -145,7 +134,7 @@ int anv_filter_words(anv_filter_scratch_t *s, const char *text, size_t len) {
         while ((k = punct_at(t + a, b - a, 0))) a += k;
         while ((k = punct_at(t + a, b - a, 1))) b -= k;
         if (a == b) continue; /* a symbol */
-        if (grow_spans(&s->words, &s->cap_words, s->n_words + 1) != 0) return -1;
+        if (anv_grow(&s->words, &s->cap_words, s->n_words + 1, sizeof *s->words, "filter buffers") != 0) return -1;
         s->words[s->n_words++] =
             (text_span_t){text + a, b - a, anv_utf8_chars(text + a, b - a), anv_hash64(text + a, b - a, 0x776f7264)};
     }
@@ -159,7 +148,7 @@ int anv_filter_lines(anv_filter_scratch_t *s, const char *text, size_t len) {
         size_t end = nl ? (size_t)(nl - text) : len, k = i;
         while (k < end && is_space((unsigned char)text[k])) k++;
         if (k < end) {
-            if (grow_spans(&s->lines, &s->cap_lines, s->n_lines + 1) != 0) return -1;
+            if (anv_grow(&s->lines, &s->cap_lines, s->n_lines + 1, sizeof *s->lines, "filter buffers") != 0) return -1;
             s->lines[s->n_lines++] = (text_span_t){text + i, end - i, anv_utf8_chars(text + i, end - i),
                                                    anv_hash64(text + i, end - i, 0x6c696e65)};
         }
