@@ -2,6 +2,8 @@
 #include "cli.h"
 
 #include "anvil/kernels.h"
+#include "anvil/run_dir.h"
+#include "anvil/sft.h"
 #include "anvil/trainer.h"
 
 #include <math.h>
@@ -13,6 +15,7 @@
 static const char usage[] =
     "anvil train --data DIR --out RUN [--preset NAME | --config FILE | --init-from RUN0] [options]\n"
     "       anvil train --out RUN --resume [--steps S | --tokens N]\n"
+    "       anvil train --init-from RUN0 --sft FILE.jsonl [--sft-val FILE.jsonl] --out RUN [options]\n"
     "Trains a GPT-2 family model on the token shards of DIR (from `anvil data prepare`) into RUN.\n"
     "Bitwise reproducible for the same seed, options and --threads; resume continues bitwise only with\n"
     "the same --threads.\n"
@@ -106,8 +109,60 @@ enum {
     O_SAMPLE_PROMPT,
     O_SAMPLE_EVERY,
     O_SAMPLE_TOKENS,
+    O_SFT,
+    O_SFT_VAL,
+    O_CHAT,
+    O_TRAIN_PROMPT,
+    O_EPOCHS,
     O_N
 };
+
+/* --sft: rank 0 renders the examples into RUN/sft, a data directory with the tokenizer of RUN0 (so
+ * that a resumed run reads them from there); the row length defaults to the longest example's. */
+typedef struct {
+    const char *path, *val_path, *chat;
+    int train_on_prompt;
+} sft_args_t;
+
+static int prepare_sft(const sft_args_t *a, const char *out, const char *init_from, uint64_t seed, char *dir,
+                       size_t size, int *longest) {
+    char path[4200], tok_path[4200];
+    if (!init_from) return anv_error("--sft fine-tunes a model: give --init-from RUN0");
+    if (anv_path_join(path, sizeof path, out, "state.json") != 0) return -1;
+    if (anv_path_exists(path))
+        return anv_error("%s: already holds a run; pass --resume to continue it or choose another --out", out);
+    anv_config_t cfg;
+    anv_tokenizer_t *tok = NULL;
+    anv_run_lock_t lock; /* claims RUN (a folder of other files is refused) while RUN/sft is written */
+    const anv_chat_template_t *chat = anv_chat_template_builtin(a->chat);
+    if (!chat || anv_run_lock(out, 1, &lock) != 0) return -1;
+    anv_run_unlock(&lock); /* the trainer takes it again */
+    if (anv_path_join(path, sizeof path, init_from, "config.json") != 0 || anv_config_load(path, &cfg) != 0 ||
+        anv_path_join(tok_path, sizeof tok_path, init_from, "tokenizer.json") != 0 ||
+        anv_tokenizer_load(tok_path, &tok) != 0 || anv_path_join(dir, size, out, "sft") != 0)
+        return -1;
+    anv_sft_opts_t so = {tok, chat, (size_t)cfg.block_size + 1, a->train_on_prompt};
+    anv_sft_stats_t tr, va;
+    char *data = NULL;
+    size_t len = 0;
+    int rc = anv_sft_prepare(&so, a->path, a->val_path, 0.05, seed, dir, &tr, &va);
+    if (rc == 0) rc = anv_read_file(tok_path, &data, &len);
+    if (rc == 0 && anv_path_join(path, sizeof path, dir, "tokenizer.json") == 0)
+        rc = anv_write_file_atomic(path, data, len);
+    anv_free(data);
+    anv_tokenizer_free(tok);
+    if (rc != 0) return -1;
+    *longest = (int)(tr.longest > va.longest ? tr.longest : va.longest);
+    fprintf(stderr,
+            "fine-tuning data (%s template, loss on %s): train %llu examples, %llu tokens, %llu trained; val %llu "
+            "examples, %llu trained tokens; %llu cut to the block size (from the left), %llu dropped with nothing "
+            "left to learn -> %s\n",
+            anv_chat_template_name(chat), a->train_on_prompt ? "every token" : "the replies",
+            (unsigned long long)tr.examples, (unsigned long long)tr.tokens, (unsigned long long)tr.trained_tokens,
+            (unsigned long long)va.examples, (unsigned long long)va.trained_tokens,
+            (unsigned long long)(tr.truncated + va.truncated), (unsigned long long)(tr.dropped + va.dropped), dir);
+    return 0;
+}
 
 /* On resume the run's hyperparameters replace hp; given options that would change the update stream
  * are errors, the others (steps, eval, save, threads) apply. Without --threads the run's count is used. */
@@ -173,7 +228,9 @@ int cmd_train(int argc, char **argv) {
     int batch = 4, seq = 0, eval_every = 250, eval_batches = 20, save_every = 500, resume = 0, threads = 0;
     int sample_every = 0, sample_tokens = 64;
     const char *sample_prompt = NULL;
-    int sequential = 0, zero = 0;
+    int sequential = 0, zero = 0, epochs = 0;
+    sft_args_t sft = {.chat = "chatml"};
+    char sft_dir[4200];
     long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
     double lr = 6e-4, min_lr = -1, wd = 0.1, clip = 1.0, minutes = 0;
     const char *precision = "fp32", *device = NULL;
@@ -216,6 +273,15 @@ int cmd_train(int argc, char **argv) {
         [O_SAMPLE_EVERY] = {"--sample-every", OPT_INT, &sample_every,
                             "with --sample-prompt: every N steps and at the end (default: at each evaluation)"},
         [O_SAMPLE_TOKENS] = {"--sample-tokens", OPT_INT, &sample_tokens, "tokens per sample (default 64)"},
+        [O_SFT] = {"--sft", OPT_STRING, &sft.path,
+                   "with --init-from: fine-tune on these JSONL examples ({\"prompt\", \"completion\"} or "
+                   "{\"messages\": [{\"role\", \"content\"}, ...]}), the loss on the replies only"},
+        [O_SFT_VAL] = {"--sft-val", OPT_STRING, &sft.val_path,
+                       "with --sft: validate on these examples (default: 5% of --sft held out)"},
+        [O_CHAT] = {"--chat-template", OPT_STRING, &sft.chat, "with --sft: chatml (default), llama3 or plain"},
+        [O_TRAIN_PROMPT] = {"--train-on-prompt", OPT_FLAG, &sft.train_on_prompt,
+                            "with --sft: the loss on every token, the prompts too"},
+        [O_EPOCHS] = {"--epochs", OPT_INT, &epochs, "passes over the data (default 1) instead of --steps"},
     };
     const opt_range_t ranges[] = {
         {"--batch", 1, 1 << 20},
@@ -238,12 +304,19 @@ int cmd_train(int argc, char **argv) {
         {"--zero", 0, 1},
         {"--sample-every", 0, 2147483647},
         {"--sample-tokens", 1, 1 << 20},
+        {"--epochs", 1, 1 << 20},
     };
     int seen[O_N];
     int rc = cli_parse_bounded(argc, argv, opts, O_N, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, seen);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
     if (!out) return anv_error("--out RUN is required"), cli_fail();
-    if (!resume && !data) return anv_error("--data DIR is required"), cli_fail();
+    if (!resume && !data && !sft.path) return anv_error("--data DIR is required"), cli_fail();
+    if (sft.path && (data || resume))
+        return anv_error("--sft reads its examples instead of --data, for a new run"), cli_fail();
+    if (!sft.path && (seen[O_SFT_VAL] || seen[O_CHAT] || seen[O_TRAIN_PROMPT]))
+        return anv_error("--sft-val, --chat-template and --train-on-prompt go with --sft"), cli_fail();
+    if (seen[O_EPOCHS] + seen[O_STEPS] + seen[O_TOKENS] + seen[O_MINUTES] > 1 || (resume && seen[O_EPOCHS]))
+        return anv_error("give one of --epochs, --steps, --tokens or --minutes (resume with --steps)"), cli_fail();
     if (!!preset + !!config + !!init_from > 1)
         return anv_error("give one of --preset, --config or --init-from"), cli_fail();
     if (resume && init_from) return anv_error("--init-from starts a new run; --resume continues one"), cli_fail();
@@ -261,6 +334,16 @@ int cmd_train(int argc, char **argv) {
     if (device && anv_device_set(device) != 0) return fail_ranks(comm);
     int rank = anv_comm_rank(comm), world = anv_comm_size(comm);
     anv_threads_set(threads);
+    if (sft.path) { /* every rank learns rank 0's result and the longest example */
+        int msg[2] = {0, 0};
+        if (rank == 0) msg[0] = prepare_sft(&sft, out, init_from, (uint64_t)seed, sft_dir, sizeof sft_dir, &msg[1]);
+        if (anv_comm_broadcast(comm, msg, sizeof msg, 0) != 0) return fail_ranks(comm);
+        if (msg[0] != 0)
+            return rank == 0 ? fail_ranks(comm) : (anv_error("rank 0 could not prepare --sft"), fail_ranks(comm));
+        if (rank != 0 && anv_path_join(sft_dir, sizeof sft_dir, out, "sft") != 0) return fail_ranks(comm);
+        data = sft_dir;
+        if (!seen[O_SEQ]) seq = msg[1] - 1 > 0 ? msg[1] - 1 : 1;
+    }
     anv_hparams_t hp = {.B = batch,
                         .T = seq,
                         .total_batch_tokens = total,
@@ -294,6 +377,7 @@ int cmd_train(int argc, char **argv) {
                           .init_from = init_from,
                           .hp = hp,
                           .target_tokens = tokens,
+                          .epochs = epochs,
                           .minutes = minutes,
                           .resume = resume,
                           .comm = comm,

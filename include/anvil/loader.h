@@ -7,6 +7,9 @@
  * read disjoint parts of every global batch and world processes see what one process with world*B
  * rows would see. Sequential order with one rank reproduces llm.c's contiguous B*T+1 windows.
  *
+ * A fine-tuning directory (anvil/sft.h) holds <split>.sft instead of shards: then each example is one
+ * sequence, a row of its last T+1 tokens at most, padded, with the targets it does not train on -1.
+ *
  * The position is a small plain struct; seeking to a saved position continues the exact same stream. */
 #ifndef ANVIL_LOADER_H
 #define ANVIL_LOADER_H

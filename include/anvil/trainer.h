@@ -45,6 +45,7 @@ typedef struct {
      * steps/10 (at most 2000), min_lr < 0 = max_lr/10, decay_steps < 0 = steps/5. */
     anv_hparams_t hp;
     long long target_tokens; /* > 0: steps = ceil(target_tokens / total_batch_tokens) */
+    int epochs;              /* > 0 (fresh run, no steps or tokens): steps for that many passes over the data */
     double minutes;          /* > 0 (fresh run, no steps or tokens): steps that fit this wall-clock budget,
                               * from timing two forward/backward passes before training */
     int resume;

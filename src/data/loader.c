@@ -2,6 +2,7 @@
  * per-epoch permutation, sliced per rank. See loader.h for the stream it promises. */
 #include "anvil/loader.h"
 
+#include "anvil/sft.h"
 #include "anvil/shard.h"
 
 #include <dirent.h>
@@ -22,6 +23,7 @@ struct anv_loader {
     anv_loader_pos_t pos;
     anv_rng_t rng; /* state after drawing this epoch's permutation */
     size_t n_tokens;
+    anv_sft_rows_t rows; /* fine-tuning examples, one per sequence, instead of shards (rows.path set) */
 };
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -110,9 +112,12 @@ int anv_loader_open(const anv_loader_config_t *cfg, anv_loader_t **out) {
         if (!anv_path_exists(cfg->dir)) return anv_error("%s: data directory does not exist", cfg->dir);
         return anv_error("%s: not a directory", cfg->dir);
     }
-    char **names;
-    int n;
-    if (list_shards(cfg->dir, cfg->split, &names, &n) != 0) return -1;
+    char **names = NULL, rows[4096];
+    int n = 0;
+    if (snprintf(rows, sizeof rows, "%s/%s.sft", cfg->dir, cfg->split) >= (int)sizeof rows)
+        return anv_error("%s: path too long", cfg->dir);
+    int fine_tuning = anv_path_exists(rows);
+    if (!fine_tuning && list_shards(cfg->dir, cfg->split, &names, &n) != 0) return -1;
     anv_loader_t *l = anv_calloc(sizeof *l, "loader");
     int rc = l ? 0 : -1;
     if (rc == 0) {
@@ -137,11 +142,16 @@ int anv_loader_open(const anv_loader_config_t *cfg, anv_loader_t **out) {
     }
     for (int i = 0; i < n; i++) anv_free(names[i]);
     anv_free(names);
+    if (rc == 0 && fine_tuning) rc = anv_sft_rows_open(rows, cfg->vocab_size, &l->rows);
     if (rc == 0) {
-        l->n_seq = l->first_seq[n];
+        l->n_seq = fine_tuning ? (int64_t)l->rows.n : l->first_seq[n];
+        if (fine_tuning) l->n_tokens = l->rows.tokens;
         l->global = (int64_t)cfg->world * cfg->B;
         l->n_batches = l->n_seq / l->global;
-        if (l->n_batches == 0)
+        if (l->n_batches == 0 && fine_tuning)
+            rc = anv_error("%s: %lld examples, fewer than one batch of %lld rows", rows, (long long)l->n_seq,
+                           (long long)l->global);
+        else if (l->n_batches == 0)
             rc = anv_error("%s: the %s shards hold %zu tokens, fewer than one batch of %lld rows of %d+1 tokens",
                            cfg->dir, cfg->split, l->n_tokens, (long long)l->global, cfg->T);
     }
@@ -165,6 +175,7 @@ int anv_loader_open(const anv_loader_config_t *cfg, anv_loader_t **out) {
 void anv_loader_close(anv_loader_t *l) {
     if (!l) return;
     for (int i = 0; i < l->n_shards; i++) anv_shard_close(&l->shards[i]);
+    anv_sft_rows_close(&l->rows);
     anv_free(l->shards);
     anv_free(l->first_seq);
     anv_free(l->perm);
@@ -172,8 +183,25 @@ void anv_loader_close(anv_loader_t *l) {
     anv_free(l);
 }
 
+/* Fine-tuning example g as one row: its last T+1 tokens at most, the targets that are not trained -1,
+ * padded with token 0 and target -1 (causal attention: the padding is never seen by the example). */
+static void copy_row(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t *targets) {
+    const anv_sft_rows_t *r = &l->rows;
+    uint64_t off = r->offsets[g], n = r->offsets[g + 1] - off, T = (uint64_t)l->cfg.T;
+    if (n > T + 1) off += n - (T + 1), n = T + 1;
+    for (uint64_t i = 0; i < T; i++) {
+        int real = i + 1 < n;
+        inputs[i] = real ? (int32_t)r->ids[off + i] : 0;
+        targets[i] = real && r->trained[off + i + 1] ? (int32_t)r->ids[off + i + 1] : -1;
+    }
+}
+
 /* Copies sequence g (global index): T inputs and the T targets shifted by one. */
 static void copy_sequence(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t *targets) {
+    if (l->rows.path) {
+        copy_row(l, g, inputs, targets);
+        return;
+    }
     int lo = 0, hi = l->n_shards - 1; /* the shard with first_seq[s] <= g < first_seq[s + 1] */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;

@@ -306,7 +306,7 @@ static int resolve_steps(trainer_t *t) {
     }
     if (h->steps <= 0) {
         long long epoch = anv_loader_batches_per_epoch(t->train) * h->B * h->T * t->world / h->total_batch_tokens;
-        h->steps = epoch > 0 ? epoch : 1;
+        h->steps = (epoch > 0 ? epoch : 1) * (t->o->epochs > 0 ? t->o->epochs : 1);
     }
     if (h->sched.warmup < 0) h->sched.warmup = h->steps / 10 < 2000 ? h->steps / 10 : 2000;
     if (h->sched.min_lr < 0) h->sched.min_lr = h->sched.max_lr / 10;

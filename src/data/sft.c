@@ -1,0 +1,412 @@
+/* Fine-tuning examples: JSON lines rendered with a chat template into rows of tokens with the trained
+ * ones marked; see anvil/sft.h. */
+#include "anvil/sft.h"
+
+#include "anvil/json.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, N_ROLES };
+static const char *const ROLES[N_ROLES] = {"system", "user", "assistant"};
+
+/* The text around each turn. */
+struct anv_chat_template {
+    const char *name;
+    const char *begin;         /* once, before the first turn */
+    const char *open[N_ROLES]; /* before a turn's content */
+    const char *close;         /* after a turn's content (trained after the assistant's); NULL: the
+                                  end-of-text token after assistant turns, nothing after the others */
+    const char *after;         /* after close, not trained */
+    int trim;                  /* contents lose their leading and trailing whitespace */
+};
+
+static const anv_chat_template_t TEMPLATES[] = {
+    {"chatml", "", {"<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n"}, "<|im_end|>", "\n", 0},
+    {"llama3",
+     "<|begin_of_text|>",
+     {"<|start_header_id|>system<|end_header_id|>\n\n", "<|start_header_id|>user<|end_header_id|>\n\n",
+      "<|start_header_id|>assistant<|end_header_id|>\n\n"},
+     "<|eot_id|>",
+     "",
+     1},
+    {"plain", "", {"", "", ""}, NULL, "", 0},
+};
+
+const anv_chat_template_t *anv_chat_template_builtin(const char *name) {
+    for (size_t i = 0; i < sizeof TEMPLATES / sizeof TEMPLATES[0]; i++)
+        if (!strcmp(name, TEMPLATES[i].name)) return &TEMPLATES[i];
+    anv_error("chat template \"%s\": not one of chatml, llama3, plain", name);
+    return NULL;
+}
+
+const char *anv_chat_template_name(const anv_chat_template_t *t) { return t->name; }
+
+void anv_sft_example_free(anv_sft_example_t *e) {
+    anv_free(e->ids);
+    anv_free(e->trained);
+    memset(e, 0, sizeof *e);
+}
+
+/* ---- rendering ---- */
+
+typedef struct {
+    const anv_sft_opts_t *o;
+    anv_sft_example_t *out;
+    anv_tokens_t piece;
+    int all_trained;
+} render_t;
+
+static int push(render_t *r, const uint32_t *ids, size_t n, int trained) {
+    anv_sft_example_t *e = r->out;
+    size_t cap = e->cap;
+    if (anv_grow(&e->ids, &cap, e->len + n, sizeof *e->ids, "fine-tuning example") != 0) return -1;
+    cap = e->cap;
+    if (anv_grow(&e->trained, &cap, e->len + n, sizeof *e->trained, "fine-tuning example") != 0) return -1;
+    e->cap = cap;
+    memcpy(e->ids + e->len, ids, n * sizeof *ids);
+    memset(e->trained + e->len, trained || r->all_trained, n);
+    e->len += n;
+    return 0;
+}
+
+/* Template text: its marker strings become special tokens when the tokenizer has them. */
+static int push_markup(render_t *r, const char *text, int trained) {
+    if (!text || !*text) return 0;
+    r->piece.len = 0;
+    if (anv_tokenizer_encode_special(r->o->tok, text, strlen(text), &r->piece) != 0) return -1;
+    return push(r, r->piece.ids, r->piece.len, trained);
+}
+
+/* A turn's content: always ordinary text. */
+static int push_content(render_t *r, const char *text, size_t len, int trained) {
+    if (r->o->chat->trim) {
+        while (len && strchr(" \t\r\n", *text)) text++, len--;
+        while (len && strchr(" \t\r\n", text[len - 1])) len--;
+    }
+    r->piece.len = 0;
+    if (anv_tokenizer_encode(r->o->tok, text, len, &r->piece) != 0) return -1;
+    return push(r, r->piece.ids, r->piece.len, trained);
+}
+
+static int push_turn(render_t *r, int role, const char *text, size_t len) {
+    const anv_chat_template_t *t = r->o->chat;
+    int assistant = role == ROLE_ASSISTANT;
+    if (push_markup(r, t->open[role], 0) != 0 || push_content(r, text, len, assistant) != 0) return -1;
+    if (t->close) {
+        if (push_markup(r, t->close, assistant) != 0) return -1;
+    } else if (assistant) {
+        uint32_t eot = (uint32_t)anv_tokenizer_eot(r->o->tok);
+        if (push(r, &eot, 1, 1) != 0) return -1;
+    }
+    return push_markup(r, t->after, 0);
+}
+
+static int string_field(const anv_json_t *obj, const char *key, const char *where, const char *what,
+                        const anv_json_t **out) {
+    const anv_json_t *v = anv_json_get(obj, key);
+    if (!v) return anv_error("%s: %s has no \"%s\"", where, what, key);
+    if (v->type != ANV_JSON_STRING)
+        return anv_error("%s: %s: \"%s\" is %s, not a string", where, what, key, anv_json_type_name(v->type));
+    *out = v;
+    return 0;
+}
+
+static int render_messages(render_t *r, const anv_json_t *msgs, const char *where) {
+    if (msgs->type != ANV_JSON_ARRAY)
+        return anv_error("%s: \"messages\" is %s, not an array", where, anv_json_type_name(msgs->type));
+    int assistants = 0;
+    for (size_t i = 0; i < msgs->len; i++) {
+        const anv_json_t *m = &msgs->items[i], *role = NULL, *content = NULL;
+        char what[64];
+        snprintf(what, sizeof what, "message %zu", i + 1);
+        if (m->type != ANV_JSON_OBJECT) return anv_error("%s: %s is not an object", where, what);
+        if (string_field(m, "role", where, what, &role) != 0 || string_field(m, "content", where, what, &content) != 0)
+            return -1;
+        int k = 0;
+        while (k < N_ROLES && strcmp(role->str, ROLES[k])) k++;
+        if (k == N_ROLES)
+            return anv_error("%s: %s: unknown role \"%s\" (system, user or assistant)", where, what, role->str);
+        if (k == ROLE_ASSISTANT && content->len == 0)
+            return anv_error("%s: %s: an empty assistant turn (nothing to learn)", where, what);
+        assistants += k == ROLE_ASSISTANT;
+        if (push_turn(r, k, content->str, content->len) != 0) return -1;
+    }
+    if (!assistants) return anv_error("%s: a conversation without an assistant turn (nothing to learn)", where);
+    return 0;
+}
+
+int anv_sft_render(const anv_sft_opts_t *o, const char *json, size_t len, const char *where, anv_sft_example_t *out) {
+    out->len = 0;
+    anv_json_doc_t *doc;
+    if (anv_json_parse(json, len, where, &doc) != 0) return -1;
+    const anv_json_t *root = anv_json_root(doc), *msgs, *prompt = NULL, *completion = NULL;
+    render_t r = {.o = o, .out = out, .all_trained = o->train_on_prompt};
+    int rc = push_markup(&r, o->chat->begin, 0);
+    if (rc != 0) {
+    } else if (root->type != ANV_JSON_OBJECT) {
+        rc = anv_error("%s: %s, not an object", where, anv_json_type_name(root->type));
+    } else if ((msgs = anv_json_get(root, "messages"))) {
+        rc = render_messages(&r, msgs, where);
+    } else if (!anv_json_get(root, "prompt") && !anv_json_get(root, "completion")) {
+        rc = anv_error("%s: neither \"messages\" nor \"prompt\" and \"completion\"", where);
+    } else if (string_field(root, "prompt", where, "the example", &prompt) != 0 ||
+               string_field(root, "completion", where, "the example", &completion) != 0) {
+        rc = -1;
+    } else if (completion->len == 0) {
+        rc = anv_error("%s: an empty completion (nothing to learn)", where);
+    } else {
+        rc = push_turn(&r, ROLE_USER, prompt->str, prompt->len);
+        if (rc == 0) rc = push_turn(&r, ROLE_ASSISTANT, completion->str, completion->len);
+    }
+    anv_json_free(doc);
+    anv_tokens_free(&r.piece);
+    return rc;
+}
+
+/* ---- rows files ---- */
+
+static const char ROWS_MAGIC[8] = {'A', 'N', 'V', 'S', 'F', 'T', '0', '1'};
+
+/* A rows file being written: ids and flags go to temporary files until the offsets are known. */
+typedef struct {
+    FILE *ids, *trained;
+    uint64_t *offsets; /* n + 1 */
+    size_t n, cap;
+    anv_sft_stats_t *st;
+    const anv_tokenizer_t *tok;
+    anv_buf_t text;
+} rows_writer_t;
+
+static int rows_begin(rows_writer_t *w, anv_sft_stats_t *st, const anv_tokenizer_t *tok) {
+    memset(w, 0, sizeof *w);
+    memset(st, 0, sizeof *st);
+    w->st = st;
+    w->tok = tok;
+    w->ids = tmpfile();
+    w->trained = tmpfile();
+    if (!w->ids || !w->trained) return anv_error("cannot create a temporary file: %s", strerror(errno));
+    if (anv_grow(&w->offsets, &w->cap, 1, sizeof *w->offsets, "fine-tuning rows") != 0) return -1;
+    w->offsets[0] = 0;
+    return 0;
+}
+
+static void rows_free(rows_writer_t *w) {
+    if (w->ids) fclose(w->ids);
+    if (w->trained) fclose(w->trained);
+    anv_free(w->offsets);
+    anv_buf_free(&w->text);
+    memset(w, 0, sizeof *w);
+}
+
+static int rows_add(rows_writer_t *w, const anv_sft_example_t *e) {
+    if (anv_grow(&w->offsets, &w->cap, w->n + 2, sizeof *w->offsets, "fine-tuning rows") != 0) return -1;
+    if (fwrite(e->ids, sizeof *e->ids, e->len, w->ids) != e->len || fwrite(e->trained, 1, e->len, w->trained) != e->len)
+        return anv_error("writing a temporary file: %s", strerror(errno));
+    w->offsets[w->n + 1] = w->offsets[w->n] + e->len;
+    w->n++;
+    anv_sft_stats_t *st = w->st;
+    st->examples++;
+    st->tokens += e->len;
+    if (e->len > st->longest) st->longest = e->len;
+    for (size_t i = 1; i < e->len; i++) {
+        if (!e->trained[i]) continue;
+        st->trained_tokens++;
+        w->text.len = 0;
+        if (anv_tokenizer_decode(w->tok, &e->ids[i], 1, &w->text) != 0) return -1;
+        st->trained_bytes += w->text.len;
+    }
+    return 0;
+}
+
+static int copy_back(FILE *from, anv_atomic_file_t *to) {
+    char buf[1 << 16];
+    size_t n;
+    if (fseek(from, 0, SEEK_SET) != 0) return anv_error("rewinding a temporary file: %s", strerror(errno));
+    while ((n = fread(buf, 1, sizeof buf, from)) > 0)
+        if (anv_atomic_write(to, buf, n) != 0) return -1;
+    return ferror(from) ? anv_error("reading a temporary file: %s", strerror(errno)) : 0;
+}
+
+static int rows_finish(rows_writer_t *w, const char *path) {
+    anv_atomic_file_t f;
+    uint64_t head[2] = {w->n, w->offsets[w->n]};
+    if (anv_atomic_open(&f, path) != 0) return -1;
+    int rc = anv_atomic_write(&f, ROWS_MAGIC, sizeof ROWS_MAGIC);
+    if (rc == 0) rc = anv_atomic_write(&f, head, sizeof head);
+    if (rc == 0) rc = anv_atomic_write(&f, w->offsets, (w->n + 1) * sizeof *w->offsets);
+    if (rc == 0) rc = copy_back(w->ids, &f);
+    if (rc == 0) rc = copy_back(w->trained, &f);
+    if (rc == 0) return anv_atomic_commit(&f);
+    anv_atomic_abort(&f);
+    return -1;
+}
+
+int anv_sft_rows_open(const char *path, size_t vocab_size, anv_sft_rows_t *r) {
+    memset(r, 0, sizeof *r);
+    if (anv_mmap_open(path, &r->map) != 0) return -1;
+    const char *p = r->map.data;
+    size_t size = r->map.size;
+    uint64_t head[2];
+    if (size < sizeof ROWS_MAGIC + sizeof head || memcmp(p, ROWS_MAGIC, sizeof ROWS_MAGIC) != 0) {
+        anv_sft_rows_close(r);
+        return anv_error("%s: not a fine-tuning rows file (no ANVSFT01 header)", path);
+    }
+    memcpy(head, p + sizeof ROWS_MAGIC, sizeof head);
+    r->n = head[0];
+    r->tokens = head[1];
+    size_t at = sizeof ROWS_MAGIC + sizeof head;
+    if (r->n > size / 8 || r->tokens > size / 5 || at + (r->n + 1) * 8 + r->tokens * 5 != size) {
+        anv_sft_rows_close(r);
+        return anv_error("%s: %llu examples of %llu tokens do not fit its %zu bytes", path, (unsigned long long)head[0],
+                         (unsigned long long)head[1], size);
+    }
+    r->offsets = (const uint64_t *)(p + at);
+    r->ids = (const uint32_t *)(p + at + (r->n + 1) * 8);
+    r->trained = (const uint8_t *)(r->ids + r->tokens);
+    int bad = r->offsets[0] != 0 || r->offsets[r->n] != r->tokens;
+    for (uint64_t i = 0; i < r->n && !bad; i++) bad = r->offsets[i + 1] <= r->offsets[i];
+    if (bad) {
+        anv_sft_rows_close(r);
+        return anv_error("%s: the example offsets are out of order", path);
+    }
+    for (uint64_t i = 0; i < r->tokens; i++)
+        if (r->ids[i] >= vocab_size) {
+            uint32_t id = r->ids[i];
+            anv_sft_rows_close(r);
+            return anv_error("%s: token %llu is id %u, outside the vocabulary of %zu", path, (unsigned long long)i, id,
+                             vocab_size);
+        }
+    if (!(r->path = anv_strdup(path))) {
+        anv_sft_rows_close(r);
+        return -1;
+    }
+    return 0;
+}
+
+void anv_sft_rows_close(anv_sft_rows_t *r) {
+    anv_mmap_close(&r->map);
+    anv_free(r->path);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- a data directory ---- */
+
+/* Cuts an example to its last max_tokens; 0 when nothing is left to learn (the first token is never a
+ * target). */
+static int fit(const anv_sft_opts_t *o, anv_sft_example_t *e, anv_sft_stats_t *st) {
+    if (e->len > o->max_tokens) {
+        size_t cut = e->len - o->max_tokens;
+        memmove(e->ids, e->ids + cut, o->max_tokens * sizeof *e->ids);
+        memmove(e->trained, e->trained + cut, o->max_tokens);
+        e->len = o->max_tokens;
+        st->truncated++;
+    }
+    for (size_t i = 1; i < e->len; i++)
+        if (e->trained[i]) return 1;
+    st->dropped++;
+    return 0;
+}
+
+static int goes_to_val(uint64_t seed, uint64_t line, double fraction) {
+    uint64_t key[2] = {seed, line};
+    uint64_t h = anv_hash64(key, sizeof key, 0x736674);
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0) < fraction;
+}
+
+typedef struct {
+    rows_writer_t *train, *val;
+    anv_sft_example_t held; /* the last train example, held back in case val stays empty */
+    int has_held;
+} split_t;
+
+/* The examples of one JSONL file into `to`, or by hash into train and val. */
+static int render_file(const anv_sft_opts_t *o, const char *path, rows_writer_t *to, split_t *split, double fraction,
+                       uint64_t seed) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return anv_error("%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL, where[4200];
+    size_t cap = 0;
+    ssize_t n;
+    uint64_t line_no = 0;
+    anv_sft_example_t e = {0};
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        line_no++;
+        size_t len = (size_t)n;
+        while (len && strchr(" \t\r\n", line[len - 1])) len--;
+        if (len == 0) continue;
+        snprintf(where, sizeof where, "%s:%llu", path, (unsigned long long)line_no);
+        anv_sft_stats_t *st = to ? to->st : split->train->st;
+        if ((rc = anv_sft_render(o, line, len, where, &e)) != 0 || !fit(o, &e, st)) continue;
+        if (to) {
+            rc = rows_add(to, &e);
+        } else if (goes_to_val(seed, line_no, fraction)) {
+            rc = rows_add(split->val, &e);
+        } else {
+            if (split->has_held) rc = rows_add(split->train, &split->held);
+            anv_sft_example_t t = split->held; /* swap: no copy */
+            split->held = e;
+            e = t;
+            split->has_held = 1;
+        }
+    }
+    if (rc == 0 && ferror(f)) rc = anv_error("%s: %s", path, strerror(errno));
+    free(line);
+    fclose(f);
+    anv_sft_example_free(&e);
+    return rc;
+}
+
+static int write_meta(const anv_sft_opts_t *o, const char *dir, const anv_sft_stats_t *tr, const anv_sft_stats_t *va) {
+    anv_buf_t b = {0};
+    const anv_sft_stats_t *s[2] = {tr, va};
+    const char *names[2] = {"train", "val"};
+    int rc = anv_buf_puts(&b, "{\n");
+    for (int i = 0; i < 2; i++)
+        rc |= anv_buf_printf(&b,
+                             "  \"%s\": {\"documents\": %llu, \"tokens\": %llu, \"bytes\": %llu, "
+                             "\"all_tokens\": %llu, \"truncated\": %llu, \"dropped\": %llu},\n",
+                             names[i], (unsigned long long)s[i]->examples, (unsigned long long)s[i]->trained_tokens,
+                             (unsigned long long)s[i]->trained_bytes, (unsigned long long)s[i]->tokens,
+                             (unsigned long long)s[i]->truncated, (unsigned long long)s[i]->dropped);
+    rc |= anv_buf_printf(&b, "  \"chat_template\": \"%s\",\n  \"train_on_prompt\": %s,\n  \"max_tokens\": %zu\n}\n",
+                         o->chat->name, o->train_on_prompt ? "true" : "false", o->max_tokens);
+    char path[4200];
+    if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "meta.json");
+    if (rc == 0) rc = anv_write_file_atomic(path, b.data, b.len);
+    anv_buf_free(&b);
+    return rc ? -1 : 0;
+}
+
+int anv_sft_prepare(const anv_sft_opts_t *o, const char *train_path, const char *val_path, double val_fraction,
+                    uint64_t seed, const char *dir, anv_sft_stats_t *train, anv_sft_stats_t *val) {
+    rows_writer_t tw, vw;
+    split_t split = {&tw, &vw, {0}, 0};
+    char path[4200];
+    int rc = rows_begin(&tw, train, o->tok);
+    if (rc == 0) rc = rows_begin(&vw, val, o->tok);
+    if (rc == 0) rc = anv_mkdir_p(dir);
+    if (rc == 0 && val_path) rc = render_file(o, train_path, &tw, NULL, 0, 0);
+    if (rc == 0 && val_path) rc = render_file(o, val_path, &vw, NULL, 0, 0);
+    if (rc == 0 && !val_path) rc = render_file(o, train_path, NULL, &split, val_fraction, seed);
+    /* the last train example becomes the validation set when the hash picked none */
+    if (rc == 0 && split.has_held) rc = rows_add(val->examples ? &tw : &vw, &split.held);
+    if (rc == 0 && train->examples == 0)
+        rc = anv_error("%s: no example left to train on (%llu dropped as too long)", train_path,
+                       (unsigned long long)(train->dropped + val->dropped));
+    if (rc == 0 && val->examples == 0)
+        rc = anv_error("%s: no validation example (%llu dropped as too long)", val_path ? val_path : train_path,
+                       (unsigned long long)val->dropped);
+    if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "train.sft");
+    if (rc == 0) rc = rows_finish(&tw, path);
+    if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "val.sft");
+    if (rc == 0) rc = rows_finish(&vw, path);
+    if (rc == 0) rc = write_meta(o, dir, train, val);
+    anv_sft_example_free(&split.held);
+    rows_free(&tw);
+    rows_free(&vw);
+    return rc;
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Supervised fine-tuning end to end: a tiny base model trained on generated sentences is fine-tuned
+# with `anvil train --init-from BASE --sft` on a generated instruction set (which word goes with which
+# noun; prompt/completion lines and chat conversations mixed) whose validation examples are held out:
+#   - the masked validation loss (reply tokens only) falls well below the base model's on the same
+#     examples (anvil eval of BASE on RUN/sft), for the plain and the chatml templates;
+#   - a run stopped after some steps and resumed ends bitwise as the uninterrupted one (epochs reshuffled);
+#   - bad input fails with one line naming the file and line (unknown role, empty completion), and
+#     --sft without --init-from or with --data is refused.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+e2e_workdir
+
+grammar_corpus 3000 7 > corpus.txt
+"$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
+  --threads 1 >/dev/null 2>&1 || fail "data prepare"
+e2e_model_json 300 96 > model.json
+"$anvil" train --data data --config model.json --seq 64 --steps 30 --lr 3e-3 --eval-every 0 --out base --threads 1 \
+  2>base.err || { cat base.err; fail "base run"; }
+/usr/bin/python3 - <<'EOF'
+import json, random
+rng = random.Random(5)
+things = "cat dog river stone bird garden house child letter machine window forest".split()
+words = "red green old quiet bright heavy tired clever young small slow gentle".split()
+pair = dict(zip(things, words))
+def line(i):
+    t = rng.choice(things)
+    q, a = "Which word goes with the %s?" % t, "The %s is %s." % (t, pair[t])
+    if i % 2: return {"prompt": q + " ", "completion": a}
+    return {"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q},
+                         {"role": "assistant", "content": a}]}
+with open("sft.jsonl", "w") as f:
+    for i in range(300): f.write(json.dumps(line(i)) + "\n")
+with open("held.jsonl", "w") as f:
+    for i in range(40): f.write(json.dumps(line(i)) + "\n")
+EOF
+val_loss() { grep -o 'val loss [0-9.]*' | head -1 | grep -o '[0-9.]*$'; }
+for chat in plain chatml; do
+  "$anvil" train --init-from base --sft sft.jsonl --sft-val held.jsonl --chat-template "$chat" --out "ft_$chat" \
+    --batch 8 --epochs 3 --lr 1e-3 --eval-every 0 --threads 1 2>"ft_$chat.err" || { cat "ft_$chat.err"; fail "--sft $chat"; }
+  grep "^fine-tuning data" "ft_$chat.err"
+  before=$("$anvil" eval --run base --data "ft_$chat/sft" --batch 8 --threads 1 2>&1 | val_loss)
+  after=$("$anvil" eval --run "ft_$chat" --batch 8 --threads 1 2>&1 | val_loss)
+  echo "$chat: held-out masked loss (reply tokens only): base $before, fine-tuned $after"
+  awk -v b="$before" -v a="$after" 'BEGIN { exit !(a < b / 2) }' || fail "$chat: fine-tuning did not halve the loss"
+done
+
+# stopped with SIGINT in the second epoch and resumed: bitwise the uninterrupted ft_plain
+losses() { grep -o '"step":[0-9]*,"loss":[^,]*' "$1/log.jsonl"; }
+epoch=$(( $(losses ft_plain | wc -l) / 3 ))
+"$anvil" train --init-from base --sft sft.jsonl --sft-val held.jsonl --chat-template plain --out part --batch 8 \
+  --epochs 3 --lr 1e-3 --eval-every 0 --threads 1 --save-every 5 2>part.err & bg=$!
+for _ in $(seq 3000); do grep -q "\"step\":$((epoch + 3)),\"loss\"" part/log.jsonl 2>/dev/null && break; sleep 0.1; done
+kill -INT "$bg"; rc=0; wait "$bg" || rc=$?; bg=
+[ "$rc" = 130 ] || { cat part.err; fail "SIGINT: exit $rc"; }
+stopped=$(grep -o 'saved at step [0-9]*' part.err)
+"$anvil" train --out part --resume 2>part2.err || { cat part2.err; fail "resume"; }
+[ "$(losses part)" = "$(losses ft_plain)" ] || fail "the resumed run's losses differ from the uninterrupted run's"
+cmp -s part/model.safetensors ft_plain/model.safetensors || fail "the resumed run's weights differ"
+echo "SIGINT ($stopped, epoch 2 of 3) + resume: all $(losses part | wc -l) losses and the weights bitwise equal"
+
+# bad input: one line naming the file and line
+cp sft.jsonl bad.jsonl
+echo '{"messages": [{"role": "robot", "content": "beep"}]}' >> bad.jsonl
+rc=0; "$anvil" train --init-from base --sft bad.jsonl --out bad1 2>err || rc=$?
+[ "$rc" = 1 ] && grep -q 'bad.jsonl:301: message 1: unknown role "robot"' err || { cat err; fail "unknown role"; }
+echo "unknown role: $(cat err)"
+echo '{"prompt": "x", "completion": ""}' > empty.jsonl
+rc=0; "$anvil" train --init-from base --sft empty.jsonl --out bad2 2>err || rc=$?
+[ "$rc" = 1 ] && grep -q 'empty.jsonl:1: an empty completion' err || { cat err; fail "empty completion"; }
+rc=0; "$anvil" train --sft sft.jsonl --out bad3 2>err || rc=$?
+[ "$rc" = 1 ] && grep -q 'give --init-from' err || { cat err; fail "--sft without --init-from"; }
+rc=0; "$anvil" train --init-from base --sft sft.jsonl --data data --out bad4 2>err || rc=$?
+[ "$rc" = 1 ] && grep -q 'instead of --data' err || { cat err; fail "--sft with --data"; }
+mkdir foreign && touch foreign/notes.txt
+rc=0; "$anvil" train --init-from base --sft sft.jsonl --out foreign 2>err || rc=$?
+[ "$rc" = 1 ] && grep -q 'holds files but no anvil run' err && [ ! -e foreign/sft ] || { cat err; fail "foreign --out"; }
+echo "PASS"

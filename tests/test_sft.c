@@ -1,0 +1,167 @@
+/* Fine-tuning examples: what each chat template renders and which tokens it trains (checked by
+ * decoding them, with a byte-level tokenizer that has the templates' markers as special tokens), the
+ * errors for bad lines, truncation, and the rows the loader makes of a prepared directory. */
+#include "anvil/loader.h"
+#include "anvil/sft.h"
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static anv_tokenizer_t *tok;
+static char dir[256];
+
+/* The decoded text of every token (all = 1) or of the trained ones only. */
+static void decoded(const anv_sft_example_t *e, int all, anv_buf_t *out) {
+    out->len = 0;
+    for (size_t i = 0; i < e->len; i++)
+        if (all || e->trained[i]) anv_tokenizer_decode(tok, &e->ids[i], 1, out);
+    anv_buf_append(out, "", 1);
+}
+
+static void expect(const char *chat, int on_prompt, const char *json, const char *all, const char *trained) {
+    anv_sft_opts_t o = {tok, anv_chat_template_builtin(chat), 1000, on_prompt};
+    anv_sft_example_t e = {0};
+    anv_buf_t b = {0};
+    int rc = anv_sft_render(&o, json, strlen(json), "t.jsonl:1", &e);
+    CHECK(rc == 0, "%s: %s", chat, anv_last_error());
+    decoded(&e, 1, &b);
+    CHECK(rc == 0 && !strcmp(b.data, all), "%s renders '%s', want '%s'", chat, b.data, all);
+    decoded(&e, 0, &b);
+    CHECK(rc == 0 && !strcmp(b.data, trained), "%s trains on '%s', want '%s'", chat, b.data, trained);
+    printf("%-7s%s trains on '%s'\n", chat, on_prompt ? " (all)" : "", b.data);
+    anv_buf_free(&b);
+    anv_sft_example_free(&e);
+}
+
+static void test_templates(void) {
+    const char *conv = "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+                       "\"content\": \"Hi?\"}, {\"role\": \"assistant\", \"content\": \"Hello.\"}, {\"role\": "
+                       "\"user\", \"content\": \" More \"}, {\"role\": \"assistant\", \"content\": \"Bye.\"}]}";
+    expect("chatml", 0, conv,
+           "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\n"
+           "Hello.<|im_end|>\n<|im_start|>user\n More <|im_end|>\n<|im_start|>assistant\nBye.<|im_end|>\n",
+           "Hello.<|im_end|>Bye.<|im_end|>");
+    expect("llama3", 0, conv,
+           "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+           "<|start_header_id|>user<|end_header_id|>\n\nHi?<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
+           "\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nMore<|eot_id|>"
+           "<|start_header_id|>assistant<|end_header_id|>\n\nBye.<|eot_id|>",
+           "Hello.<|eot_id|>Bye.<|eot_id|>");
+    expect("plain", 0, conv, "Be brief.Hi?Hello.<|endoftext|> More Bye.<|endoftext|>",
+           "Hello.<|endoftext|>Bye.<|endoftext|>");
+    const char *pc = "{\"prompt\": \"2+2=\", \"completion\": \"4\"}";
+    expect("plain", 0, pc, "2+2=4<|endoftext|>", "4<|endoftext|>");
+    expect("plain", 1, pc, "2+2=4<|endoftext|>", "2+2=4<|endoftext|>");
+    expect("chatml", 0, pc, "<|im_start|>user\n2+2=<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n", "4<|im_end|>");
+
+    /* markers: one special token each in the template, plain text inside a message */
+    anv_sft_opts_t o = {tok, anv_chat_template_builtin("chatml"), 1000, 0};
+    anv_sft_example_t e = {0};
+    const char *inj = "{\"prompt\": \"<|im_end|>\", \"completion\": \"ok\"}";
+    CHECK(anv_sft_render(&o, inj, strlen(inj), "t", &e) == 0, "%s", anv_last_error());
+    uint32_t end = anv_tokenizer_special(tok, 2);
+    int specials = 0;
+    for (size_t i = 0; i < e.len; i++) specials += e.ids[i] == end;
+    CHECK(specials == 2, "<|im_end|> is a special token twice (after each turn), text in the prompt: %d", specials);
+    anv_sft_example_free(&e);
+    CHECK(!anv_chat_template_builtin("jinja") && strstr(anv_last_error(), "chatml"), "unknown template");
+}
+
+static void expect_error(const char *json, const char *needle) {
+    anv_sft_opts_t o = {tok, anv_chat_template_builtin("chatml"), 1000, 0};
+    anv_sft_example_t e = {0};
+    int rc = anv_sft_render(&o, json, strlen(json), "data.jsonl:7", &e);
+    CHECK(rc != 0 && strstr(anv_last_error(), needle) && strstr(anv_last_error(), "data.jsonl:7"),
+          "'%s': got '%s', want '%s'", json, rc ? anv_last_error() : "success", needle);
+    anv_sft_example_free(&e);
+}
+
+static void test_errors(void) {
+    expect_error("{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}", "unknown role \"bot\"");
+    expect_error("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}", "without an assistant turn");
+    expect_error("{\"messages\": [{\"role\": \"assistant\", \"content\": \"\"}]}", "empty assistant turn");
+    expect_error("{\"messages\": [{\"role\": \"user\"}]}", "no \"content\"");
+    expect_error("{\"messages\": {}}", "not an array");
+    expect_error("{\"prompt\": \"a\", \"completion\": \"\"}", "empty completion");
+    expect_error("{\"prompt\": \"a\", \"completion\": 3}", "not a string");
+    expect_error("{\"text\": \"a\"}", "neither \"messages\"");
+    expect_error("[1]", "not an object");
+    expect_error("{\"prompt\": ", "data.jsonl:7");
+}
+
+static void put(const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) fputs(text, f), fclose(f);
+}
+
+/* A prepared directory through the loader: each row is its example's last T+1 tokens, the targets
+ * of untrained tokens and of the padding -1; too long examples are cut from the left. */
+static void test_rows(void) {
+    put("train.jsonl", "{\"prompt\": \"abc\", \"completion\": \"de\"}\n\n"
+                       "{\"prompt\": \"0123456789012345678901234567890123456789\", \"completion\": \"xy\"}\n"
+                       "{\"prompt\": \"q\", \"completion\": \"r\"}\n");
+    put("val.jsonl", "{\"prompt\": \"v\", \"completion\": \"w\"}\n");
+    char tp[512], vp[512], out[512];
+    snprintf(tp, sizeof tp, "%s/train.jsonl", dir);
+    snprintf(vp, sizeof vp, "%s/val.jsonl", dir);
+    snprintf(out, sizeof out, "%s/data", dir);
+    anv_sft_opts_t o = {tok, anv_chat_template_builtin("plain"), 20, 0};
+    anv_sft_stats_t tr, va;
+    int rc = anv_sft_prepare(&o, tp, vp, 0, 0, out, &tr, &va);
+    CHECK(rc == 0, "prepare: %s", anv_last_error());
+    printf("rows: train %llu examples (%llu tokens, %llu trained, %llu truncated), val %llu\n",
+           (unsigned long long)tr.examples, (unsigned long long)tr.tokens, (unsigned long long)tr.trained_tokens,
+           (unsigned long long)tr.truncated, (unsigned long long)va.examples);
+    CHECK(tr.examples == 3 && tr.truncated == 1 && tr.trained_tokens == 3 + 3 + 2 && va.examples == 1,
+          "counts: 3 examples, 1 cut, 8 trained tokens");
+    const int T = 8;
+    anv_loader_config_t lc = {out, "train", 1, T, 0, 1, 0, 0, anv_tokenizer_vocab_size(tok)};
+    anv_loader_t *l = NULL;
+    CHECK(anv_loader_open(&lc, &l) == 0, "%s", anv_last_error());
+    if (!l) return;
+    int32_t in[8], tg[8];
+    uint32_t eot = anv_tokenizer_eot(tok);
+    /* "abcde<eot>": inputs a b c d e, targets only d e <eot> */
+    anv_loader_next(l, in, tg);
+    int32_t want_in[8] = {'a', 'b', 'c', 'd', 'e', 0, 0, 0}, want_tg[8] = {-1, -1, 'd', 'e', (int32_t)eot, -1, -1, -1};
+    CHECK(!memcmp(in, want_in, sizeof in) && !memcmp(tg, want_tg, sizeof tg), "row 0: padded, prompt targets -1");
+    /* the long one, cut to 20 tokens and then to T+1 = 9 from the left: "456789xy<eot>" */
+    anv_loader_next(l, in, tg);
+    int32_t want_in1[8] = {'4', '5', '6', '7', '8', '9', 'x', 'y'};
+    int32_t want_tg1[8] = {-1, -1, -1, -1, -1, 'x', 'y', (int32_t)eot};
+    CHECK(!memcmp(in, want_in1, sizeof in) && !memcmp(tg, want_tg1, sizeof tg), "row 1: its last T+1 tokens");
+    anv_loader_close(l);
+    /* a damaged rows file is refused by name */
+    char rows[600];
+    snprintf(rows, sizeof rows, "%s/train.sft", out);
+    CHECK(truncate(rows, 40) == 0, "truncate");
+    CHECK(anv_loader_open(&lc, &l) != 0 && strstr(anv_last_error(), "train.sft"), "damaged: %s", anv_last_error());
+    put("empty.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\", \"completion\":\n");
+    snprintf(tp, sizeof tp, "%s/empty.jsonl", dir);
+    CHECK(anv_sft_prepare(&o, tp, vp, 0, 0, out, &tr, &va) != 0 && strstr(anv_last_error(), "empty.jsonl:2"),
+          "a bad line is named: %s", anv_last_error());
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/anvil_test_sft_%d", (int)getpid());
+    mkdir(dir, 0755);
+    const char *specials[] = {"<|endoftext|>",       "<|im_start|>",      "<|im_end|>", "<|begin_of_text|>",
+                              "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+    if (anv_tokenizer_create(ANV_PRETOK_GPT2, NULL, 0, specials, 7, &tok) != 0) {
+        fprintf(stderr, "%s\n", anv_last_error());
+        return 1;
+    }
+    test_templates();
+    test_errors();
+    test_rows();
+    anv_tokenizer_free(tok);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return check_done("test_sft");
+}
