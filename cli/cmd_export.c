@@ -92,8 +92,10 @@ int cmd_export(int argc, char **argv) {
     if (anv_run_load(run, &m, &tok) != 0) {
         rc = -1;
     } else if (gguf) {
+        const anv_chat_template_t *chat;
         snprintf(base, sizeof base, "%s", run);
-        rc = anv_gguf_export(m, tok, name ? name : basename(base), type, out);
+        rc = anv_chat_template_of_run(run, &chat);
+        if (rc == 0) rc = anv_gguf_export(m, tok, name ? name : basename(base), type, out, chat);
     } else {
         char card[4200];
         rc = anv_hf_export(m, tok, out) == 0 && anv_path_join(card, sizeof card, out, "README.md") == 0 &&

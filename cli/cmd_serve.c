@@ -64,7 +64,7 @@ static int check_memory(const anv_model_t *m, int slots) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *run = NULL, *host = "127.0.0.1", *api_key = NULL, *name = NULL, *device = NULL;
+    const char *run = NULL, *host = "127.0.0.1", *api_key = NULL, *name = NULL, *device = NULL, *chat_name = NULL;
     int port = 8080, slots = 0, max_tokens_limit = 2048, threads = 0, timeout = 30, max_connections = 64;
     int max_per_address = 32;
     long long max_body = 1 << 20;
@@ -87,6 +87,8 @@ int cmd_serve(int argc, char **argv) {
         {"--drain", OPT_DOUBLE, &drain, "seconds to finish requests in flight on SIGTERM (default 30)"},
         {"--model-name", OPT_STRING, &name, "model id in responses (default: the run directory's name)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda (the slots then take turns on the GPU)"},
+        {"--chat-template", OPT_STRING, &chat_name,
+         "chat messages as chatml, llama3, plain or text (default: the run's from --sft, else text: User:/Assistant:)"},
     };
     const opt_range_t ranges[] = {
         {"--port", 0, 65535},
@@ -112,6 +114,10 @@ int cmd_serve(int argc, char **argv) {
                cli_fail();
     if (max_per_address > max_connections) max_per_address = max_connections;
     if (!anv_serve_available()) return anv_serve(NULL), cli_fail();
+    const anv_chat_template_t *chat = NULL;
+    if (chat_name ? strcmp(chat_name, "text") && !(chat = anv_chat_template_builtin(chat_name))
+                  : anv_chat_template_of_run(run, &chat) != 0)
+        return cli_fail();
     if (device && anv_device_set(device) != 0) return cli_fail();
 
     anv_threads_set(threads);
@@ -135,6 +141,7 @@ int cmd_serve(int argc, char **argv) {
     anv_serve_opts_t o = {.model = m,
                           .tok = tok,
                           .model_name = ready.name,
+                          .chat = chat,
                           .host = host,
                           .port = port,
                           .api_key = api_key,
@@ -150,6 +157,8 @@ int cmd_serve(int argc, char **argv) {
                           .stop = &stop_flag,
                           .on_ready = on_ready,
                           .ctx = &ready};
+    if (chat)
+        fprintf(stderr, "anvil serve: chat messages rendered with the %s template\n", anv_chat_template_name(chat));
     rc = anv_serve(&o);
     if (rc == 0) fprintf(stderr, "anvil serve: stopped\n");
     anv_model_free(m);

@@ -5,6 +5,7 @@
 #   - the masked validation loss (reply tokens only) falls well below the base model's on the same
 #     examples (anvil eval of BASE on RUN/sft), for the plain and the chatml templates;
 #   - a run stopped after some steps and resumed ends bitwise as the uninterrupted one (epochs reshuffled);
+#   - anvil serve renders chat messages with the run's template and the reply ends where training taught;
 #   - bad input fails with one line naming the file and line (unknown role, empty completion), and
 #     --sft without --init-from or with --data is refused.
 set -euo pipefail
@@ -58,6 +59,21 @@ stopped=$(grep -o 'saved at step [0-9]*' part.err)
 [ "$(losses part)" = "$(losses ft_plain)" ] || fail "the resumed run's losses differ from the uninterrupted run's"
 cmp -s part/model.safetensors ft_plain/model.safetensors || fail "the resumed run's weights differ"
 echo "SIGINT ($stopped, epoch 2 of 3) + resume: all $(losses part | wc -l) losses and the weights bitwise equal"
+
+# served: /v1/chat/completions renders the messages with the run's template (plain: the user's text,
+# then the reply) and stops at the end-of-text token the fine-tuning taught
+if [[ "$(ldd "$anvil")" == *libmicrohttpd* ]] && command -v curl >/dev/null; then
+  "$anvil" serve --run ft_plain --port 0 --threads 1 2>serve.err & bg=$!
+  for _ in $(seq 100); do grep -q "listening on" serve.err && break; sleep 0.1; done
+  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' serve.err)
+  grep -q "rendered with the plain template" serve.err || { cat serve.err; fail "serve did not take the run's template"; }
+  reply=$(curl -s "localhost:$port/v1/chat/completions" -d '{"messages": [{"role": "user", "content":
+    "Which word goes with the cat? "}], "max_tokens": 40, "temperature": 0}')
+  kill "$bg"; wait "$bg" 2>/dev/null || true; bg=
+  echo "served reply: $(echo "$reply" | grep -o '"content":"[^"]*"'), $(echo "$reply" | grep -o '"finish_reason":"[a-z]*"')"
+  echo "$reply" | grep -q '"content":"The [^"]*\."' && echo "$reply" | grep -q '"finish_reason":"stop"' &&
+    echo "$reply" | grep -q '"prompt_tokens":[0-9]*,' || fail "chat reply: $reply"
+fi
 
 # bad input: one line naming the file and line
 cp sft.jsonl bad.jsonl

@@ -414,7 +414,7 @@ static void test_export(void) {
     }
     const anv_config_t *c = anv_model_config(m);
     const char *path = tmp_path("gpt2.gguf");
-    CHECK(anv_gguf_export(m, tok, "tiny", ANV_GGML_F32, path) == 0, "export: %s", anv_last_error());
+    CHECK(anv_gguf_export(m, tok, "tiny", ANV_GGML_F32, path, NULL) == 0, "export: %s", anv_last_error());
     anv_gguf_t *g;
     if (anv_gguf_open(path, &g) != 0) {
         CHECK(0, "reopen: %s", anv_last_error());
@@ -474,7 +474,7 @@ static void test_export(void) {
     anv_ggml_type_t types[2] = {ANV_GGML_F16, ANV_GGML_Q8_0};
     double bounds[2] = {ldexp(1, -11), 0.5 / 127 + 1e-3};
     for (int k = 0; k < 2; k++) {
-        CHECK(anv_gguf_export(m, tok, "tiny", types[k], path) == 0, "export: %s", anv_last_error());
+        CHECK(anv_gguf_export(m, tok, "tiny", types[k], path, NULL) == 0, "export: %s", anv_last_error());
         if (anv_gguf_open(path, &g) != 0) {
             CHECK(0, "reopen: %s", anv_last_error());
             continue;
@@ -491,7 +491,7 @@ out:
     anv_tokenizer_free(tok);
 
     /* n_embd = 48: rows of 48 values cannot be Q8_0; those weights fall back to F16. */
-    if (make_model(48, &m, &tok) == 0 && anv_gguf_export(m, tok, "odd", ANV_GGML_Q8_0, path) == 0 &&
+    if (make_model(48, &m, &tok) == 0 && anv_gguf_export(m, tok, "odd", ANV_GGML_Q8_0, path, NULL) == 0 &&
         anv_gguf_open(path, &g) == 0) {
         const anv_gguf_tensor_t *qkv = anv_gguf_find_tensor(g, "blk.0.attn_qkv.weight"),
                                 *down = anv_gguf_find_tensor(g, "blk.0.ffn_down.weight");
@@ -507,7 +507,7 @@ out:
     anv_config_t wide = *anv_model_config(m);
     wide.vocab_size = 270;
     anv_model_t *m3 = NULL;
-    if (anv_model_create(&wide, &m3) == 0 && anv_gguf_export(m3, tok, "wide", ANV_GGML_F32, path) == 0 &&
+    if (anv_model_create(&wide, &m3) == 0 && anv_gguf_export(m3, tok, "wide", ANV_GGML_F32, path, NULL) == 0 &&
         anv_gguf_open(path, &g) == 0) {
         const anv_gguf_kv_t *tk = anv_gguf_find_kv(g, "tokenizer.ggml.tokens"),
                             *ty = anv_gguf_find_kv(g, "tokenizer.ggml.token_type");
@@ -528,7 +528,7 @@ out:
     anv_tokenizer_t *cl = NULL;
     const char *eot[1] = {"<|endoftext|>"};
     if (anv_tokenizer_create(ANV_PRETOK_CL100K, NULL, 0, eot, 1, &cl) == 0 &&
-        anv_gguf_export(m, cl, "cl", ANV_GGML_F32, path) == 0 && anv_gguf_open(path, &g) == 0) {
+        anv_gguf_export(m, cl, "cl", ANV_GGML_F32, path, NULL) == 0 && anv_gguf_open(path, &g) == 0) {
         CHECK(anv_gguf_get_string(g, "tokenizer.ggml.pre", &s, &len) == 0 && len == 4 && !memcmp(s, "dbrx", 4),
               "cl100k -> dbrx");
         anv_gguf_close(g);
@@ -536,16 +536,36 @@ out:
         CHECK(0, "cl100k export: %s", anv_last_error());
     }
     anv_tokenizer_free(cl);
+    /* A chat template: its Jinja form, and the token that ends a reply when the tokenizer has it as one
+     * (chatml's <|im_end|>); plain ends with the end-of-text token. */
+    const char *chat_specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+    anv_tokenizer_t *ct = NULL;
+    if (anv_tokenizer_create(ANV_PRETOK_GPT2, NULL, 0, chat_specials, 3, &ct) == 0 &&
+        anv_gguf_export(m, ct, "chat", ANV_GGML_F32, path, anv_chat_template_builtin("chatml")) == 0 &&
+        anv_gguf_open(path, &g) == 0) {
+        uint32_t id = 0;
+        CHECK(anv_gguf_get_string(g, "tokenizer.chat_template", &s, &len) == 0 &&
+                  len == strlen(anv_chat_template_jinja(anv_chat_template_builtin("chatml"))) &&
+                  !memcmp(s, anv_chat_template_jinja(anv_chat_template_builtin("chatml")), len),
+              "tokenizer.chat_template");
+        CHECK(anv_gguf_get_u32(g, "tokenizer.ggml.eot_token_id", &id) == 0 && id == anv_tokenizer_special(ct, 2),
+              "eot_token_id is <|im_end|>: %u", id);
+        printf("gguf chat template: %zu bytes of Jinja, eot_token_id %u (<|im_end|>)\n", len, id);
+        anv_gguf_close(g);
+    } else {
+        CHECK(0, "chat export: %s", anv_last_error());
+    }
+    anv_tokenizer_free(ct);
     /* A tokenizer larger than the model's vocabulary cannot be exported. */
     anv_config_t small = *anv_model_config(m);
     small.vocab_size = 100;
     anv_model_t *m2;
     if (anv_model_create(&small, &m2) == 0) {
-        CHECK(anv_gguf_export(m2, tok, "x", ANV_GGML_F32, path) != 0 && strstr(anv_last_error(), "tokenizer has"),
+        CHECK(anv_gguf_export(m2, tok, "x", ANV_GGML_F32, path, NULL) != 0 && strstr(anv_last_error(), "tokenizer has"),
               "vocab mismatch: %s", anv_last_error());
         anv_model_free(m2);
     }
-    CHECK(anv_gguf_export(m, tok, "x", ANV_GGML_F32, "/nonexistent-dir/x.gguf") != 0 &&
+    CHECK(anv_gguf_export(m, tok, "x", ANV_GGML_F32, "/nonexistent-dir/x.gguf", NULL) != 0 &&
               strstr(anv_last_error(), "/nonexistent-dir/x.gguf"),
           "unwritable output: %s", anv_last_error());
     anv_model_free(m);
@@ -641,7 +661,7 @@ static void test_export_llama(void) {
     anv_ggml_type_t types[3] = {ANV_GGML_F32, ANV_GGML_F16, ANV_GGML_Q8_0};
     double bounds[3] = {0, ldexp(1, -11), 0.5 / 127 + 1e-3};
     for (int k = 0; k < 3; k++) {
-        if (anv_gguf_export(m, tok, "llama-test", types[k], path) != 0 || anv_gguf_open(path, &g) != 0) {
+        if (anv_gguf_export(m, tok, "llama-test", types[k], path, NULL) != 0 || anv_gguf_open(path, &g) != 0) {
             CHECK(0, "llama export %s: %s", anv_ggml_type_name(types[k]), anv_last_error());
             continue;
         }
@@ -688,7 +708,7 @@ static void test_export_llama(void) {
     /* Tied with Llama 3 scaling: no output.weight; rope_freqs.weight holds convert_hf_to_gguf.py's
      * factors (1 for wavelengths below original_max / high_freq_factor, factor above original_max /
      * low_freq_factor, 1 / ((1 - s) / factor + s) between), here computed in double. */
-    if (make_llama(1, 1, &m, &tok) != 0 || anv_gguf_export(m, tok, "llama-tied", ANV_GGML_F32, path) != 0 ||
+    if (make_llama(1, 1, &m, &tok) != 0 || anv_gguf_export(m, tok, "llama-tied", ANV_GGML_F32, path, NULL) != 0 ||
         anv_gguf_open(path, &g) != 0) {
         CHECK(0, "tied llama export: %s", anv_last_error());
     } else {

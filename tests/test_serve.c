@@ -181,7 +181,7 @@ static void test_json(void) {
 
 int main(void) {
     if (anv_tokenizer_create_bytes(&tok) != 0) return 1;
-    anv_srv_limits_t l = {tok, 100, 100};
+    anv_srv_limits_t l = {tok, 100, 100, NULL};
     lim = &l;
     test_completion();
     test_chat();

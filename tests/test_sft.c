@@ -68,6 +68,27 @@ static void test_templates(void) {
     CHECK(specials == 2, "<|im_end|> is a special token twice (after each turn), text in the prompt: %d", specials);
     anv_sft_example_free(&e);
     CHECK(!anv_chat_template_builtin("jinja") && strstr(anv_last_error(), "chatml"), "unknown template");
+
+    /* a served conversation: the turns, then what opens the reply; it stops at what closes one */
+    const char *roles[] = {"system", "user"}, *texts[] = {"S", "Q"};
+    size_t lens[] = {1, 1};
+    anv_tokens_t p = {0};
+    anv_buf_t b = {0};
+    CHECK(anv_chat_render_prompt(o.chat, tok, roles, texts, lens, 2, &p) == 0, "%s", anv_last_error());
+    anv_tokenizer_decode(tok, p.ids, p.len, &b);
+    anv_buf_append(&b, "", 1);
+    CHECK(!strcmp(b.data, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"),
+          "prompt: '%s'", b.data);
+    size_t n1, n2;
+    const char *s1 = anv_chat_template_stop(o.chat, tok, &n1),
+               *s2 = anv_chat_template_stop(anv_chat_template_builtin("plain"), tok, &n2);
+    CHECK(n1 == 10 && !memcmp(s1, "<|im_end|>", 10) && n2 == 13 && !memcmp(s2, "<|endoftext|>", 13), "stop markers");
+    const char *bad[] = {"robot"};
+    p.len = 0;
+    CHECK(anv_chat_render_prompt(o.chat, tok, bad, texts, lens, 1, &p) != 0 && strstr(anv_last_error(), "robot"),
+          "unknown role in a served conversation");
+    anv_tokens_free(&p);
+    anv_buf_free(&b);
 }
 
 static void expect_error(const char *json, const char *needle) {

@@ -14,6 +14,7 @@
 
 #include "anvil/base.h"
 #include "anvil/model.h"
+#include "anvil/sft.h"
 #include "anvil/tokenizer.h"
 
 #define ANV_GGUF_VERSION 3
@@ -135,8 +136,10 @@ void anv_gguf_tensor_to_f32(const anv_gguf_tensor_t *t, float *dst);
  * byte-to-unicode form, specials verbatim as control tokens, merges "a b", end-of-text as bos/eos, no
  * automatic bos, pre-tokenizer "gpt-2", or "dbrx" for the cl100k pattern. `dtype` (F32, F16 or Q8_0)
  * applies to 2-D weights; norms, biases and rope_freqs stay F32; a weight whose rows are not a
- * multiple of 32 values falls back from Q8_0 to F16. */
+ * multiple of 32 values falls back from Q8_0 to F16. With a chat template (the run's, anvil/sft.h):
+ * tokenizer.chat_template in Hugging Face's Jinja form, and when the marker that ends a reply is one
+ * token, tokenizer.ggml.eot_token_id (where llama.cpp's chat stops). */
 int anv_gguf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *name, anv_ggml_type_t dtype,
-                    const char *path);
+                    const char *path, const anv_chat_template_t *chat);
 
 #endif

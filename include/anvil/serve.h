@@ -21,7 +21,9 @@
  * and a connection idle for `timeout_s` is closed. A request whose client disconnects is cancelled at
  * its next token.
  *
- * Chat template (base models have no chat format of their own): each message becomes a line
+ * Chat: with a chat template (chat, e.g. the one the run was fine-tuned with, anvil/sft.h) the messages
+ * are rendered as in training, followed by what opens the assistant's reply, and generation stops at
+ * what closes it. Without one (base models have no chat format of their own): each message becomes a line
  * "System: <content>\n", "User: <content>\n" or "Assistant: <content>\n" ("developer" counts as
  * system), then "Assistant:" is appended; generation stops at "\nUser:" and "\nSystem:" besides the
  * request's own stop strings, and the reply's leading whitespace is removed. */
@@ -29,6 +31,7 @@
 #define ANVIL_SERVE_H
 
 #include "anvil/model.h"
+#include "anvil/sft.h"
 #include "anvil/tokenizer.h"
 
 #include <signal.h>
@@ -36,11 +39,12 @@
 typedef struct {
     anv_model_t *model; /* shared, read-only while serving */
     const anv_tokenizer_t *tok;
-    const char *model_name; /* reported by /v1/models and in responses */
-    const char *host;       /* listen address (IPv4 or IPv6 literal) */
-    int port;               /* 0: any free port (see bound_port) */
-    const char *api_key;    /* NULL: no authentication */
-    int slots;              /* requests generated at once */
+    const char *model_name;          /* reported by /v1/models and in responses */
+    const anv_chat_template_t *chat; /* /v1/chat/completions renders with it; NULL: the text format above */
+    const char *host;                /* listen address (IPv4 or IPv6 literal) */
+    int port;                        /* 0: any free port (see bound_port) */
+    const char *api_key;             /* NULL: no authentication */
+    int slots;                       /* requests generated at once */
     int threads_per_slot;
     int max_tokens_limit; /* larger max_tokens is refused (400) */
     int max_connections;

@@ -32,6 +32,17 @@ typedef struct anv_chat_template anv_chat_template_t;
 /* "chatml", "llama3" or "plain"; NULL for another name (with an error listing the names). */
 const anv_chat_template_t *anv_chat_template_builtin(const char *name);
 const char *anv_chat_template_name(const anv_chat_template_t *t);
+/* The text that ends a reply ("<|im_end|>"; for plain the end-of-text token's text), *len bytes. */
+const char *anv_chat_template_stop(const anv_chat_template_t *t, const anv_tokenizer_t *tok, size_t *len);
+/* The template in the Jinja form of Hugging Face's tokenizer_config.json and GGUF's
+ * tokenizer.chat_template (messages, add_generation_prompt, eos_token). */
+const char *anv_chat_template_jinja(const anv_chat_template_t *t);
+/* The template a run was fine-tuned with (RUN/sft/meta.json), or *out NULL when it has none. */
+int anv_chat_template_of_run(const char *run_dir, const anv_chat_template_t **out);
+/* The prompt of a reply: n turns (roles "system", "user", "assistant"; contents as ordinary text) as
+ * the template renders them, then what opens the assistant's reply. Errors name the unknown role. */
+int anv_chat_render_prompt(const anv_chat_template_t *t, const anv_tokenizer_t *tok, const char *const *roles,
+                           const char *const *texts, const size_t *lens, size_t n, anv_tokens_t *out);
 
 typedef struct {
     uint32_t *ids;

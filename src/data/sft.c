@@ -21,18 +21,36 @@ struct anv_chat_template {
                                   end-of-text token after assistant turns, nothing after the others */
     const char *after;         /* after close, not trained */
     int trim;                  /* contents lose their leading and trailing whitespace */
+    const char *jinja;         /* the same in Hugging Face's Jinja form */
 };
 
 static const anv_chat_template_t TEMPLATES[] = {
-    {"chatml", "", {"<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n"}, "<|im_end|>", "\n", 0},
+    {"chatml",
+     "",
+     {"<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n"},
+     "<|im_end|>",
+     "\n",
+     0,
+     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+     "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"},
     {"llama3",
      "<|begin_of_text|>",
      {"<|start_header_id|>system<|end_header_id|>\n\n", "<|start_header_id|>user<|end_header_id|>\n\n",
       "<|start_header_id|>assistant<|end_header_id|>\n\n"},
      "<|eot_id|>",
      "",
-     1},
-    {"plain", "", {"", "", ""}, NULL, "", 0},
+     1,
+     "{{ '<|begin_of_text|>' }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
+     "'<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt "
+     "%}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"},
+    {"plain",
+     "",
+     {"", "", ""},
+     NULL,
+     "",
+     0,
+     "{% for message in messages %}{{ message['content'] }}{% if message['role'] == 'assistant' %}{{ eos_token }}"
+     "{% endif %}{% endfor %}"},
 };
 
 const anv_chat_template_t *anv_chat_template_builtin(const char *name) {
@@ -43,6 +61,29 @@ const anv_chat_template_t *anv_chat_template_builtin(const char *name) {
 }
 
 const char *anv_chat_template_name(const anv_chat_template_t *t) { return t->name; }
+const char *anv_chat_template_jinja(const anv_chat_template_t *t) { return t->jinja; }
+
+const char *anv_chat_template_stop(const anv_chat_template_t *t, const anv_tokenizer_t *tok, size_t *len) {
+    if (t->close) {
+        *len = strlen(t->close);
+        return t->close;
+    }
+    return anv_tokenizer_token_bytes(tok, (uint32_t)anv_tokenizer_eot(tok), len);
+}
+
+int anv_chat_template_of_run(const char *run_dir, const anv_chat_template_t **out) {
+    char path[4200];
+    *out = NULL;
+    if (anv_path_join(path, sizeof path, run_dir, "sft/meta.json") != 0) return -1;
+    if (!anv_path_exists(path)) return 0;
+    anv_json_doc_t *doc;
+    const char *name;
+    if (anv_json_parse_file(path, &doc) != 0) return -1;
+    int rc = anv_json_get_string(anv_json_root(doc), "chat_template", path, &name);
+    if (rc == 0 && !(*out = anv_chat_template_builtin(name))) rc = anv_error_prefix("%s", path);
+    anv_json_free(doc);
+    return rc;
+}
 
 void anv_sft_example_free(anv_sft_example_t *e) {
     anv_free(e->ids);
@@ -102,6 +143,25 @@ static int push_turn(render_t *r, int role, const char *text, size_t len) {
         if (push(r, &eot, 1, 1) != 0) return -1;
     }
     return push_markup(r, t->after, 0);
+}
+
+int anv_chat_render_prompt(const anv_chat_template_t *t, const anv_tokenizer_t *tok, const char *const *roles,
+                           const char *const *texts, const size_t *lens, size_t n, anv_tokens_t *out) {
+    anv_sft_opts_t o = {tok, t, 0, 0};
+    anv_sft_example_t e = {0};
+    render_t r = {.o = &o, .out = &e};
+    int rc = push_markup(&r, t->begin, 0);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int k = 0;
+        while (k < N_ROLES && strcmp(roles[i], ROLES[k])) k++;
+        rc = k < N_ROLES ? push_turn(&r, k, texts[i], lens[i])
+                         : anv_error("message %zu: unknown role \"%s\" (system, user or assistant)", i + 1, roles[i]);
+    }
+    if (rc == 0) rc = push_markup(&r, t->open[ROLE_ASSISTANT], 0);
+    for (size_t i = 0; i < e.len && rc == 0; i++) rc = anv_tokens_push(out, e.ids[i]);
+    anv_sft_example_free(&e);
+    anv_tokens_free(&r.piece);
+    return rc;
 }
 
 static int string_field(const anv_json_t *obj, const char *key, const char *where, const char *what,

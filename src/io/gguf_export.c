@@ -211,8 +211,20 @@ static int add_hparams(anv_gguf_writer_t *w, const anv_config_t *c) {
     return anv_error("GGUF export: unknown architecture %d", (int)c->arch);
 }
 
+/* The chat template, and the token that ends a reply when its marker is one token. */
+static int add_chat(anv_gguf_writer_t *w, const anv_tokenizer_t *tok, const anv_chat_template_t *chat) {
+    size_t stop_len;
+    const char *jinja = anv_chat_template_jinja(chat), *stop = anv_chat_template_stop(chat, tok, &stop_len);
+    anv_tokens_t ids = {0};
+    int rc = anv_gguf_add_string(w, "tokenizer.chat_template", jinja, strlen(jinja));
+    if (rc == 0) rc = anv_tokenizer_encode_special(tok, stop, stop_len, &ids);
+    if (rc == 0 && ids.len == 1) rc = anv_gguf_add_u32(w, "tokenizer.ggml.eot_token_id", ids.ids[0]);
+    anv_tokens_free(&ids);
+    return rc;
+}
+
 int anv_gguf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *name, anv_ggml_type_t dtype,
-                    const char *path) {
+                    const char *path, const anv_chat_template_t *chat) {
     const anv_config_t *cfg = anv_model_config(m);
     const char *arch = anv_arch_name(cfg->arch);
     uint32_t ftype = dtype == ANV_GGML_F32   ? FTYPE_ALL_F32
@@ -225,7 +237,8 @@ int anv_gguf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *name
         anv_gguf_add_string(w, "general.name", name, strlen(name)) != 0 ||
         anv_gguf_add_u32(w, "general.file_type", ftype) != 0 ||
         anv_gguf_add_u32(w, "general.quantization_version", 2) != 0 || add_hparams(w, cfg) != 0 ||
-        add_vocab(w, tok, cfg->vocab_size, path) != 0 || add_tensors(w, m, dtype) != 0)
+        add_vocab(w, tok, cfg->vocab_size, path) != 0 || (chat && add_chat(w, tok, chat) != 0) ||
+        add_tensors(w, m, dtype) != 0)
         goto done;
     rc = anv_gguf_write(w, path);
 done:

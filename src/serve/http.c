@@ -627,7 +627,7 @@ int anv_serve(const anv_serve_opts_t *o) {
     pthread_mutex_init(&s->conn_mu, NULL);
     s->o = o;
     s->created = (long long)time(NULL);
-    s->lim = (anv_srv_limits_t){o->tok, anv_model_config(o->model)->block_size, o->max_tokens_limit};
+    s->lim = (anv_srv_limits_t){o->tok, anv_model_config(o->model)->block_size, o->max_tokens_limit, o->chat};
     int rc = anv_srv_pool_start(&s->pool, o->model, o->tok, o->slots, o->threads_per_slot);
     if (rc == 0 && (rc = start_daemon(s)) != 0) anv_srv_pool_stop(&s->pool);
     if (rc != 0) {

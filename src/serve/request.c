@@ -151,41 +151,71 @@ static int parse_logprobs(const anv_json_t *o, anv_srv_request_t *req, anv_srv_e
     return 0;
 }
 
-/* Chat messages through the template documented in serve.h. */
-static int parse_messages(const anv_json_t *o, anv_srv_request_t *req, anv_srv_error_t *err) {
+/* Chat messages: with the run's chat template (lim->chat) rendered into token ids, ending with what
+ * opens the assistant's reply and stopping at what closes it; without one, the text format documented
+ * in serve.h. */
+static int parse_messages(const anv_json_t *o, const anv_srv_limits_t *lim, anv_srv_request_t *req,
+                          anv_srv_error_t *err) {
     const anv_json_t *v = field(o, "messages");
     if (!v) return BAD("messages", "'messages' is required");
     if (v->type != ANV_JSON_ARRAY || v->len == 0) return BAD("messages", "'messages' must be a non-empty array");
-    anv_buf_t *b = &req->prompt_text;
-    for (size_t i = 0; i < v->len; i++) {
+    anv_buf_t *b = &req->prompt_text, texts = {0};
+    size_t n = v->len, *offs = anv_calloc(2 * n * sizeof *offs, "chat messages"), *lens = offs + n;
+    const char **roles = anv_calloc(2 * n * sizeof *roles, "chat messages"), **ptrs = roles + n;
+    int rc = offs && roles ? 0 : -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         const anv_json_t *m = &v->items[i], *role = anv_json_get(m, "role"), *content = field(m, "content");
-        if (m->type != ANV_JSON_OBJECT || !role || role->type != ANV_JSON_STRING)
-            return BAD("messages", "messages[%zu] must be an object with a string 'role'", i);
-        const char *label = !strcmp(role->str, "system") || !strcmp(role->str, "developer") ? "System"
-                            : !strcmp(role->str, "user")                                    ? "User"
-                            : !strcmp(role->str, "assistant")                               ? "Assistant"
-                                                                                            : NULL;
-        if (!label) return BAD("messages", "messages[%zu]: unsupported role '%s'", i, role->str);
-        if (anv_buf_printf(b, "%s: ", label) != 0) return -1;
+        if (m->type != ANV_JSON_OBJECT || !role || role->type != ANV_JSON_STRING) {
+            rc = BAD("messages", "messages[%zu] must be an object with a string 'role'", i);
+            break;
+        }
+        roles[i] = !strcmp(role->str, "system") || !strcmp(role->str, "developer") ? "system"
+                   : !strcmp(role->str, "user")                                    ? "user"
+                   : !strcmp(role->str, "assistant")                               ? "assistant"
+                                                                                   : NULL;
+        if (!roles[i]) {
+            rc = BAD("messages", "messages[%zu]: unsupported role '%s'", i, role->str);
+            break;
+        }
+        offs[i] = texts.len;
         if (content && content->type == ANV_JSON_STRING) {
-            if (anv_buf_append(b, content->str, content->len) != 0) return -1;
+            rc = anv_buf_append(&texts, content->str, content->len);
         } else if (content && content->type == ANV_JSON_ARRAY) { /* content parts: text only */
-            for (size_t k = 0; k < content->len; k++) {
+            for (size_t k = 0; k < content->len && rc == 0; k++) {
                 const anv_json_t *part = &content->items[k], *type = anv_json_get(part, "type"),
                                  *text = anv_json_get(part, "text");
                 if (!type || type->type != ANV_JSON_STRING || strcmp(type->str, "text") || !text ||
                     text->type != ANV_JSON_STRING)
-                    return BAD("messages", "messages[%zu].content[%zu]: only text parts are supported", i, k);
-                if (anv_buf_append(b, text->str, text->len) != 0) return -1;
+                    rc = BAD("messages", "messages[%zu].content[%zu]: only text parts are supported", i, k);
+                else
+                    rc = anv_buf_append(&texts, text->str, text->len);
             }
-        } else if (content || strcmp(label, "Assistant")) {
-            return BAD("messages", "messages[%zu].content must be a string or an array of text parts", i);
+        } else if (content || strcmp(roles[i], "assistant")) {
+            rc = BAD("messages", "messages[%zu].content must be a string or an array of text parts", i);
         }
-        if (anv_buf_puts(b, "\n") != 0) return -1;
+        lens[i] = texts.len - offs[i];
     }
-    if (anv_buf_puts(b, "Assistant:") != 0) return -1;
-    if (req->gen.n_stop + 2 > ANV_GEN_MAX_STOP) return BAD("stop", "too many stop strings");
-    return add_stop(req, "\nUser:", 6, err) != 0 || add_stop(req, "\nSystem:", 8, err) != 0 ? -1 : 0;
+    for (size_t i = 0; i < n && rc == 0; i++) ptrs[i] = texts.data ? texts.data + offs[i] : "";
+    if (rc == 0 && lim->chat) {
+        rc = anv_chat_render_prompt(lim->chat, lim->tok, roles, ptrs, lens, n, &req->prompt);
+        size_t stop_len = 0;
+        const char *stop = rc == 0 ? anv_chat_template_stop(lim->chat, lim->tok, &stop_len) : NULL;
+        if (rc == 0 && req->gen.n_stop + 1 > ANV_GEN_MAX_STOP) rc = BAD("stop", "too many stop strings");
+        if (rc == 0) rc = add_stop(req, stop, stop_len, err);
+    } else if (rc == 0) {
+        static const char *const labels[] = {"System", "User", "Assistant"};
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            const char *label = labels[roles[i][0] == 's' ? 0 : roles[i][0] == 'u' ? 1 : 2];
+            rc = anv_buf_printf(b, "%s: %.*s\n", label, (int)lens[i], ptrs[i]);
+        }
+        if (rc == 0) rc = anv_buf_puts(b, "Assistant:");
+        if (rc == 0 && req->gen.n_stop + 2 > ANV_GEN_MAX_STOP) rc = BAD("stop", "too many stop strings");
+        if (rc == 0) rc = add_stop(req, "\nUser:", 6, err) != 0 || add_stop(req, "\nSystem:", 8, err) != 0 ? -1 : 0;
+    }
+    anv_free(offs);
+    anv_free(roles);
+    anv_buf_free(&texts);
+    return rc;
 }
 
 static int parse_object(const anv_json_t *o, const anv_srv_limits_t *lim, anv_srv_request_t *req,
@@ -196,7 +226,7 @@ static int parse_object(const anv_json_t *o, const anv_srv_limits_t *lim, anv_sr
         const anv_json_t *lp = field(o, "logprobs");
         if (lp && lp->type == ANV_JSON_BOOL && lp->boolean)
             return BAD("logprobs", "log-probabilities are served on /v1/completions");
-        if (parse_messages(o, req, err) != 0) return -1;
+        if (parse_messages(o, lim, req, err) != 0) return -1;
     } else if (get_bool(o, "echo", &req->echo, err) != 0 || parse_prompt(o, lim, req, err) != 0 ||
                parse_logprobs(o, req, err) != 0) {
         return -1;

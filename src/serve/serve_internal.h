@@ -26,6 +26,7 @@ typedef struct {
     const anv_tokenizer_t *tok;
     int block_size;
     int max_tokens_limit;
+    const anv_chat_template_t *chat; /* NULL: the text format of serve.h */
 } anv_srv_limits_t;
 
 #define ANV_SRV_MAX_STOP_LEN 256

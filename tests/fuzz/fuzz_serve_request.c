@@ -1,6 +1,7 @@
 /* libFuzzer target: `anvil serve`'s request parser (completions when the first byte is even, chat
- * otherwise) must accept or refuse any body with a 4xx error and never crash; what it accepts must
- * respect the limits and render as response and stream JSON. */
+ * otherwise; chat messages in the text format, or with the chatml template when bit 1 is set) must accept or refuse any
+ * body with a 4xx error and never crash; what it accepts must respect the limits and render as response and stream
+ * JSON. */
 #include "serve/serve_internal.h"
 
 #include <math.h>
@@ -12,7 +13,7 @@ static anv_tokenizer_t *tok;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     if (!tok && anv_tokenizer_create_bytes(&tok) != 0) abort();
-    anv_srv_limits_t lim = {tok, 64, 256};
+    anv_srv_limits_t lim = {tok, 64, 256, data[0] & 2 ? anv_chat_template_builtin("chatml") : NULL};
     anv_srv_request_t req;
     anv_srv_error_t err;
     anv_buf_t out = {0};
