@@ -6,10 +6,13 @@
 #     examples (anvil eval of BASE on RUN/sft), for the plain and the chatml templates;
 #   - a run stopped after some steps and resumed ends bitwise as the uninterrupted one (epochs reshuffled);
 #   - anvil serve renders chat messages with the run's template and the reply ends where training taught;
+#   - the GGUF export's tokenizer.chat_template, read by llama.cpp (node-llama-cpp) and rendered by
+#     Hugging Face's Jinja engine, gives the text anvil rendered;
 #   - bad input fails with one line naming the file and line (unknown role, empty completion), and
 #     --sft without --init-from or with --data is refused.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+src=${ANVIL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 e2e_workdir
 
 grammar_corpus 3000 7 > corpus.txt
@@ -73,6 +76,31 @@ if [[ "$(ldd "$anvil")" == *libmicrohttpd* ]] && command -v curl >/dev/null; the
   echo "served reply: $(echo "$reply" | grep -o '"content":"[^"]*"'), $(echo "$reply" | grep -o '"finish_reason":"[a-z]*"')"
   echo "$reply" | grep -q '"content":"The [^"]*\."' && echo "$reply" | grep -q '"finish_reason":"stop"' &&
     echo "$reply" | grep -q '"prompt_tokens":[0-9]*,' || fail "chat reply: $reply"
+fi
+
+# exported: the GGUF carries the template; llama.cpp's reader finds it and Hugging Face's Jinja engine
+# renders a conversation with it exactly as anvil rendered the training examples
+if command -v node >/dev/null && [ -z "${ANVIL_E2E_NO_NODE:-}" ]; then
+  cache=$(dirname "$("$src/tools/npm_cache.sh" llama_check --omit=optional)")
+  cp "$src/tools/llama_check/chat.mjs" "$cache/chat.mjs"
+  printf '%s' '[{"role": "user", "content": "Which word goes with the cat? "},
+    {"role": "assistant", "content": "The cat is red."}]' > conv.json
+  for chat in plain chatml; do
+    "$anvil" export --run "ft_$chat" --format gguf --out "$chat.gguf" 2>/dev/null || fail "export $chat"
+    node "$cache/chat.mjs" --model "$chat.gguf" --messages conv.json > "$chat.chat.json" || fail "llama.cpp: $chat"
+    CHAT=$chat /usr/bin/python3 - <<'EOF' || fail "the exported $chat template renders otherwise than anvil"
+import json, os
+chat = os.environ["CHAT"]
+r = json.load(open(chat + ".chat.json"))
+q, a = "Which word goes with the cat? ", "The cat is red."
+want = {"plain": (q + a + "<|endoftext|>", q),
+        "chatml": ("<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n%s<|im_end|>\n" % (q, a),
+                   "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" % q)}[chat]
+assert (r["rendered"], r["prompt"]) == want, (r["rendered"], r["prompt"], want)
+print("%s: llama.cpp reads tokenizer.chat_template (%d bytes), eot %s; Jinja renders %r" %
+      (chat, len(r["template"]), r["eot"], r["rendered"]))
+EOF
+  done
 fi
 
 # bad input: one line naming the file and line
