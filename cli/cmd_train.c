@@ -143,13 +143,9 @@ static int prepare_sft(const sft_args_t *a, const char *out, const char *init_fr
         return -1;
     anv_sft_opts_t so = {tok, chat, (size_t)cfg.block_size + 1, a->train_on_prompt};
     anv_sft_stats_t tr, va;
-    char *data = NULL;
-    size_t len = 0;
     int rc = anv_sft_prepare(&so, a->path, a->val_path, 0.05, seed, dir, &tr, &va);
-    if (rc == 0) rc = anv_read_file(tok_path, &data, &len);
-    if (rc == 0 && anv_path_join(path, sizeof path, dir, "tokenizer.json") == 0)
-        rc = anv_write_file_atomic(path, data, len);
-    anv_free(data);
+    if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "tokenizer.json");
+    if (rc == 0) rc = anv_copy_file_atomic(tok_path, path);
     anv_tokenizer_free(tok);
     if (rc != 0) return -1;
     *longest = (int)(tr.longest > va.longest ? tr.longest : va.longest);

@@ -69,6 +69,8 @@ int anv_atomic_commit(anv_atomic_file_t *af);
 void anv_atomic_abort(anv_atomic_file_t *af);
 /* Whole-buffer convenience wrapper around the above. */
 int anv_write_file_atomic(const char *path, const void *data, size_t n);
+/* A whole file's bytes to another path, atomically. */
+int anv_copy_file_atomic(const char *from, const char *to);
 
 /* Read-only memory map of a whole file (empty files map to NULL with size 0). */
 typedef struct {

@@ -92,6 +92,7 @@ void anv_dedup_free(anv_dedup_t *d);
 /* The set's entries, appended to out as {hash, hash, tag} triples of uint64 (in no particular order),
  * and back: import adds n such entries that are not there yet, with their own tags or, when tag is not
  * NULL, with *tag. Sets built on several machines combine this way into the set one would have built. */
+#define ANV_DEDUP_ENTRY_BYTES 24 /* one exported entry */
 int anv_dedup_export(const anv_dedup_t *d, anv_buf_t *out);
 int anv_dedup_import(anv_dedup_t *d, const void *entries, size_t n, const uint64_t *tag);
 

@@ -188,6 +188,15 @@ int anv_write_file_atomic(const char *path, const void *data, size_t n) {
     return anv_atomic_commit(&af);
 }
 
+int anv_copy_file_atomic(const char *from, const char *to) {
+    char *data;
+    size_t len;
+    if (anv_read_file(from, &data, &len) != 0) return -1;
+    int rc = anv_write_file_atomic(to, data, len);
+    anv_free(data);
+    return rc;
+}
+
 int anv_mmap_open(const char *path, anv_mmap_t *m) {
     m->data = NULL;
     m->size = 0;

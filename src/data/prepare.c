@@ -558,12 +558,11 @@ static int get_tokenizer(const anv_prepare_opts_t *o, const anv_corpus_opts_t *p
     int rc = ranks_agree(o->comm, count_part(part, &o->filter, ctx, o->tokenizer_sample, o->pattern, o->progress,
                                              o->progress_ctx, &words, stats));
     if (rc == 0 && ranks_size(o->comm) > 1) rc = words_to_rank0(o->comm, words, stats);
-    if (rc == 0 && ranks_rank(o->comm) == 0 && no_words(words, stats) == 0) {
+    if (rc == 0 && ranks_rank(o->comm) == 0) rc = no_words(words, stats);
+    if (rc == 0 && ranks_rank(o->comm) == 0) {
         anv_bpe_train_opts_t to = {
             .min_frequency = o->min_frequency, .progress = o->progress, .progress_ctx = o->progress_ctx};
         rc = anv_bpe_train_tokenizer(words, o->pattern, o->vocab_size, o->specials, o->n_specials, &to, tok);
-    } else if (rc == 0 && ranks_rank(o->comm) == 0) {
-        rc = -1;
     }
     anv_bpe_words_free(words);
     return rc;

@@ -37,11 +37,13 @@ int source_open(source_t *s, const anv_corpus_opts_t *copts, const anv_doc_filte
     s->near_id = s->ctx->near_first;
     s->rejected = rejected;
     if (anv_corpus_open(copts, &s->corpus) != 0) return -1;
-    if (filter->dedup && (anv_dedup_init(&s->dedup) != 0 ||
-                          anv_dedup_import(s->dedup, s->ctx->docs.data, s->ctx->docs.len / 24, NULL) != 0))
+    if (filter->dedup &&
+        (anv_dedup_init(&s->dedup) != 0 ||
+         anv_dedup_import(s->dedup, s->ctx->docs.data, s->ctx->docs.len / ANV_DEDUP_ENTRY_BYTES, NULL) != 0))
         return -1;
-    if (filter->dedup_lines && (anv_dedup_init(&s->lines) != 0 ||
-                                anv_dedup_import(s->lines, s->ctx->lines.data, s->ctx->lines.len / 24, &earlier) != 0))
+    if (filter->dedup_lines &&
+        (anv_dedup_init(&s->lines) != 0 ||
+         anv_dedup_import(s->lines, s->ctx->lines.data, s->ctx->lines.len / ANV_DEDUP_ENTRY_BYTES, &earlier) != 0))
         return -1;
     return batch_open(s);
 }
@@ -450,7 +452,9 @@ static int share_set(anv_comm_t *comm, const anv_corpus_opts_t *copts, const anv
     if (rc == 0) rc = anv_dedup_export(lines ? src.lines : src.dedup, &mine);
     source_close(&src);
     earlier_t e = {lines ? &ctx->lines : &ctx->docs, ranks_rank(comm)};
-    if (ranks_agree(comm, rc) != 0 || ranks_share(comm, mine.data, NULL, mine.len, 24, take_earlier, &e) != 0) rc = -1;
+    if (ranks_agree(comm, rc) != 0 ||
+        ranks_share(comm, mine.data, NULL, mine.len, ANV_DEDUP_ENTRY_BYTES, take_earlier, &e) != 0)
+        rc = -1;
     anv_buf_free(&mine);
     return rc;
 }

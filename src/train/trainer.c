@@ -88,15 +88,6 @@ static int load_data_tokenizer(trainer_t *t, const char *dir) {
     return anv_tokenizer_load(path, &t->tok);
 }
 
-static int copy_file(const char *from, const char *to) {
-    char *data;
-    size_t len;
-    if (anv_read_file(from, &data, &len) != 0) return -1;
-    int rc = anv_write_file_atomic(to, data, len);
-    anv_free(data);
-    return rc;
-}
-
 /* --init-from: the config of another run, whose tokenizer must be the one the data is encoded with. */
 static int init_from_config(trainer_t *t, anv_config_t *cfg) {
     char path[4200];
@@ -137,7 +128,7 @@ static int setup_fresh(trainer_t *t) {
     if (anv_run_lock(t->o->run_dir, 1, &t->lock) != 0) return -1;
     if (run_path(t, "config.json", path, sizeof path) != 0 || anv_config_save(&t->cfg, path) != 0) return -1;
     if (anv_path_join(src, sizeof src, t->data_dir, "tokenizer.json") != 0 ||
-        run_path(t, "tokenizer.json", path, sizeof path) != 0 || copy_file(src, path) != 0)
+        run_path(t, "tokenizer.json", path, sizeof path) != 0 || anv_copy_file_atomic(src, path) != 0)
         return -1;
     if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0) return -1;
     if (t->o->init_from) {
