@@ -102,6 +102,7 @@ typedef struct {
 
 static int push(render_t *r, const uint32_t *ids, size_t n, int trained) {
     anv_sft_example_t *e = r->out;
+    if (n == 0) return 0;
     size_t cap = e->cap;
     if (anv_grow(&e->ids, &cap, e->len + n, sizeof *e->ids, "fine-tuning example") != 0) return -1;
     cap = e->cap;
