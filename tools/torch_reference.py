@@ -15,6 +15,9 @@ Writes, each a safetensors file (8-byte little-endian header length, JSON header
                              ignored targets
   llama_t8.safetensors       Llama, vocab 128, 4 query heads / 1 key-value head, tied head, Llama 3 RoPE
                              scaling, T == block_size
+  lora_gpt.safetensors       LoRA adapters on every GPT-2 target (c_attn, both c_proj, c_fc) of a frozen base
+  lora_llama.safetensors     LoRA adapters on Llama's k, v, o, gate and down projections (so that k's and v's
+                             columns follow a q without one, and gate is half of gate | up), untied head
 For the models: initial weights (Hugging Face names: GPT-2 with Conv1D (in, out) weights, Llama with
 nn.Linear (out, in) weights), tokens, logits, loss, every parameter gradient, then 10 AdamW steps with
 global-norm clipping and warmup + cosine learning rate: the losses, gradient norms, learning rates and the
@@ -652,6 +655,84 @@ def llama_model_golden(name, cfg, B, T, n_ignored, gen):
     return t, meta
 
 
+# ---- LoRA goldens ----
+#
+# An adapter adds scale * B A x to a linear layer's output W x (A (r, in), B (out, r), scale = alpha / r),
+# which is the layer with the weight W + scale * B A (nn.Linear) or W + scale * (B A)^T (GPT-2's Conv1D,
+# stored (in, out)): the forward is the model's own forward with those weights, and autograd gives the
+# gradients of A and B through them. B starts random here (not zero, as in training) so that every
+# gradient is non-trivial.
+
+LORA_TARGETS = {"c_attn": ("attn.c_attn",), "c_proj": ("attn.c_proj", "mlp.c_proj"), "c_fc": ("mlp.c_fc",),
+                "q": ("self_attn.q_proj",), "k": ("self_attn.k_proj",), "v": ("self_attn.v_proj",),
+                "o": ("self_attn.o_proj",), "gate": ("mlp.gate_proj",), "up": ("mlp.up_proj",),
+                "down": ("mlp.down_proj",)}
+
+
+def lora_golden(cfg, B, T, rank, alpha, targets, gen, init, forward):
+    base = {k: f32(v) for k, v in init(cfg, gen, torch.float64, random_norms=True).items()}
+    V = cfg["vocab_size"]
+    idx = torch.randint(0, V, (B, T), generator=gen)
+    tgt = torch.randint(0, V, (B, T), generator=gen)
+    tgt.view(-1)[torch.randperm(B * T, generator=gen)[:3]] = -1
+    conv1d = "arch" not in cfg
+    modules = [m for t in targets.split(",") for m in LORA_TARGETS[t]]
+    # the adapted weights in the base's (table) order, which is also the adapters' order
+    adapted = [n for n in base if n.endswith(".weight") and any(n.endswith(m + ".weight") for m in modules)]
+    scale = alpha / rank
+    L = {}
+    for n in adapted:
+        w = base[n]
+        fan_in, fan_out = (w.shape[0], w.shape[1]) if conv1d else (w.shape[1], w.shape[0])
+        stem = "base_model.model." + n[:-len(".weight")]
+        L[stem + ".lora_A.weight"] = f32(torch.randn(rank, fan_in, generator=gen, dtype=torch.float64) / rank)
+        L[stem + ".lora_B.weight"] = f32(torch.randn(fan_out, rank, generator=gen, dtype=torch.float64) * 0.05)
+    L = {k: v.requires_grad_() for k, v in L.items()}
+
+    def effective():
+        P = dict(base)
+        for n in adapted:
+            stem = "base_model.model." + n[:-len(".weight")]
+            delta = scale * (L[stem + ".lora_B.weight"] @ L[stem + ".lora_A.weight"])
+            P[n] = base[n] + (delta.t() if conv1d else delta)
+        return P
+
+    out = {"inputs": idx, "targets": tgt}
+    out.update({"base." + k: v.clone() for k, v in base.items()})
+    out.update({"init." + k: v.detach().clone() for k, v in L.items()})
+    logits = forward(effective(), cfg, idx)
+    loss = gpt_loss(logits, tgt)
+    loss.backward()
+    out["logits"] = logits.detach()
+    out["loss"] = loss.detach().reshape(1)
+    out.update({"grad." + k: v.grad.clone() for k, v in L.items()})
+
+    opt_cfg = dict(steps=10, warmup=3, max_lr=3e-3, min_lr=3e-4, clip=0.5, beta1=0.9, beta2=0.95, eps=1e-8,
+                   weight_decay=0.1)
+    opt = torch.optim.AdamW(list(L.values()), lr=opt_cfg["max_lr"], betas=(opt_cfg["beta1"], opt_cfg["beta2"]),
+                            eps=opt_cfg["eps"], weight_decay=opt_cfg["weight_decay"])
+    losses, norms, lrs = [], [], []
+    for step in range(opt_cfg["steps"]):
+        opt.zero_grad(set_to_none=True)
+        loss = gpt_loss(forward(effective(), cfg, idx), tgt)
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(list(L.values()), opt_cfg["clip"])))
+        lr = cosine_lr(step, opt_cfg["warmup"], opt_cfg["steps"], opt_cfg["max_lr"], opt_cfg["min_lr"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        losses.append(float(loss))
+        lrs.append(lr)
+    out["losses"] = torch.tensor(losses, dtype=torch.float64)
+    out["grad_norms"] = torch.tensor(norms, dtype=torch.float64)
+    out["lrs"] = torch.tensor(lrs, dtype=torch.float64)
+    out.update({"final." + k: v.detach().clone() for k, v in L.items()})
+    meta = dict(cfg, B=B, T=T, lora_rank=rank, lora_alpha=alpha, lora_targets=targets, **opt_cfg)
+    print(f"  LoRA {targets}: {len(L)} adapter tensors, loss {float(out['loss']):.6f}, "
+          f"losses {losses[0]:.5f} .. {losses[-1]:.5f}")
+    return out, meta
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: torch_reference.py OUTDIR")
@@ -679,6 +760,17 @@ def main():
                                 original_max_position_embeddings=8))
     t, meta = llama_model_golden("llama_t8", cfg, B=3, T=8, n_ignored=0, gen=gen)
     write_safetensors(os.path.join(outdir, "llama_t8.safetensors"), t, meta)
+
+    gen = torch.Generator().manual_seed(9012)
+    cfg = dict(n_layer=2, n_head=4, n_embd=32, vocab_size=97, block_size=16)
+    t, meta = lora_golden(cfg, B=2, T=12, rank=4, alpha=8.0, targets="c_attn,c_proj,c_fc", gen=gen, init=gpt_init,
+                          forward=gpt_logits)
+    write_safetensors(os.path.join(outdir, "lora_gpt.safetensors"), t, meta)
+    cfg = llama_cfg(n_layer=2, n_head=4, n_kv_head=2, n_embd=32, n_ff=48, vocab_size=97, block_size=16,
+                    norm_eps=1e-5, rope_theta=10000.0, tie_embeddings=False)
+    t, meta = lora_golden(cfg, B=2, T=12, rank=3, alpha=6.0, targets="k,v,o,gate,down", gen=gen, init=llama_init,
+                          forward=llama_logits)
+    write_safetensors(os.path.join(outdir, "lora_llama.safetensors"), t, meta)
 
 
 if __name__ == "__main__":

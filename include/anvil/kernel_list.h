@@ -31,7 +31,8 @@ ANV_KERNEL(void, matmul_forward,
            (float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC),
            (out, inp, w, bias, N, C, OC))
 /* dinp (N, C) = dout (N, OC) @ w^T  (overwritten);
- * dw (C, OC) += inp^T @ dout;  dbias (OC) += column sums of dout (dbias may be NULL). */
+ * dw (C, OC) += inp^T @ dout;  dbias (OC) += column sums of dout. dw and dbias may be NULL (a frozen
+ * or absent tensor: not computed). */
 ANV_KERNEL(void, matmul_backward,
            (float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N, int C,
             int OC),
@@ -40,11 +41,25 @@ ANV_KERNEL(void, matmul_backward,
  * out (N, OC) = inp (N, C) @ w (OC, C)^T. */
 ANV_KERNEL(void, matmul_nt_forward, (float *out, const float *inp, const float *w, int N, int C, int OC),
            (out, inp, w, N, C, OC))
-/* dinp (N, C) += dout (N, OC) @ w;  dw (OC, C) += dout^T @ inp. Both accumulate, so the head can be
- * differentiated one chunk of vocabulary rows of w at a time. */
+/* dinp (N, C) += dout (N, OC) @ w;  dw (OC, C) += dout^T @ inp (dw may be NULL: frozen). Both
+ * accumulate, so the head can be differentiated one chunk of vocabulary rows of w at a time. */
 ANV_KERNEL(void, matmul_nt_backward,
            (float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int C, int OC),
            (dinp, dw, dout, inp, w, N, C, OC))
+/* LoRA, a low-rank update beside a linear layer (Hu et al. 2021): a (r, IC) and b (OC, r) are PEFT's
+ * lora_A and lora_B. u (N, r) = inp (N, IC) @ a^T, kept for the backward pass; then the OC columns of
+ * out, rows of stride ld (a slice of a fused product such as q | k | v), += scale * u @ b^T. */
+ANV_KERNEL(void, lora_forward,
+           (float *out, int ld, float *u, const float *inp, const float *a, const float *b, float scale, int N, int IC,
+            int OC, int r),
+           (out, ld, u, inp, a, b, scale, N, IC, OC, r))
+/* Its gradients from dout, the OC columns (row stride ld) of the product's gradient:
+ * db (OC, r) += scale * dout^T @ u;  du (N, r) = scale * dout @ b (overwritten);  da (r, IC) += du^T @ inp;
+ * dinp (N, IC) += du @ a. */
+ANV_KERNEL(void, lora_backward,
+           (float *dinp, float *da, float *db, float *du, const float *dout, int ld, const float *inp, const float *u,
+            const float *a, const float *b, float scale, int N, int IC, int OC, int r),
+           (dinp, da, db, du, dout, ld, inp, u, a, b, scale, N, IC, OC, r))
 
 /* ---- embeddings ---- */
 
@@ -66,7 +81,7 @@ ANV_KERNEL(void, layernorm_forward,
            (float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N, int C),
            (out, mean, rstd, inp, w, b, N, C))
 /* dinp (N, C) += d(out)/d(inp)^T dout (accumulated: dinp is the residual-stream gradient);
- * dw (C) += sum over rows of dout * xhat;  db (C) += sum over rows of dout. */
+ * dw (C) += sum over rows of dout * xhat;  db (C) += sum over rows of dout (dw and db NULL: frozen). */
 ANV_KERNEL(void, layernorm_backward,
            (float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, const float *mean,
             const float *rstd, int N, int C),
@@ -77,7 +92,7 @@ ANV_KERNEL(void, layernorm_backward,
 ANV_KERNEL(void, rmsnorm_forward, (float *out, float *rstd, const float *inp, const float *w, float eps, int N, int C),
            (out, rstd, inp, w, eps, N, C))
 /* dinp (N, C) += d(out)/d(inp)^T dout (accumulated, as layernorm_backward); dw (C) += sum over rows of
- * dout * inp * rstd. */
+ * dout * inp * rstd (dw NULL: frozen). */
 ANV_KERNEL(void, rmsnorm_backward,
            (float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd, int N,
             int C),

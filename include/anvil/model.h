@@ -70,7 +70,7 @@ void anv_config_rope_inv_freq(const anv_config_t *cfg, float *inv_freq);
 
 /* One named parameter tensor: a view into the parameter (and gradient) block. */
 typedef struct {
-    char name[64]; /* Hugging Face name, e.g. "transformer.h.0.attn.c_attn.weight" */
+    char name[96]; /* Hugging Face name, e.g. "transformer.h.0.attn.c_attn.weight" */
     char gguf[64]; /* llama.cpp's name, e.g. "blk.0.attn_qkv.weight" */
     int ndim;
     int shape[2];
@@ -96,6 +96,45 @@ const anv_param_t *anv_model_tensor(const anv_model_t *m, int i);
 /* The tensors as AdamW's segments (anv_adamw_update): adjacent tensors with the same decay merged,
  * padding between tensors left out; device memory made with the model. */
 const anv_adamw_segments_t *anv_model_segments(const anv_model_t *m);
+
+/* The parameters that training updates, as the optimizer and the checkpoint see them: the whole model,
+ * or only its LoRA adapters once they are added (the base is then frozen). */
+typedef struct {
+    float *params, *grads;
+    size_t n_params; /* floats in each block */
+    const anv_param_t *tensors;
+    int n_tensors;
+    const anv_adamw_segments_t *segments;
+    const char *file; /* its checkpoint in a run: "model.safetensors" | "adapter_model.safetensors" */
+} anv_trainable_t;
+const anv_trainable_t *anv_model_trainable(anv_model_t *m);
+
+/* ---- LoRA: "LoRA: Low-Rank Adaptation of Large Language Models" (Hu et al. 2021) ----
+ * An adapter beside a linear layer adds (alpha / r) B A x to its output W x: A (r, in) starts N(0, 1/r),
+ * B (out, r) zero, so training starts from the base model's outputs. Adding adapters freezes the base:
+ * its gradients are freed and anv_model_trainable() becomes the adapters, which carry PEFT's names
+ * ("base_model.model.<module>.lora_A.weight", "...lora_B.weight") so that a run's
+ * adapter_model.safetensors is a PEFT adapter. */
+typedef struct {
+    int rank;          /* r */
+    float alpha;       /* the scale is alpha / r */
+    char targets[128]; /* comma-separated linear layers of the architecture; "" for all of them */
+} anv_lora_config_t;
+
+/* The architecture's LoRA targets, as --lora-targets names them: "c_attn, c_proj, c_fc" (GPT-2; c_proj
+ * is both the attention's and the MLP's output projection, as in PEFT), "q, k, v, o, gate, up, down". */
+const char *anv_lora_target_names(anv_arch_t arch);
+/* Checks rank (1..min width), alpha (> 0, finite) and every target against the architecture;
+ * errors start with `source`. */
+int anv_lora_config_validate(const anv_lora_config_t *lc, const anv_config_t *cfg, const char *source);
+/* Adds adapters to every layer's targets, A drawn from seed, and freezes the base (see above). */
+int anv_model_add_lora(anv_model_t *m, const anv_lora_config_t *lc, uint64_t seed);
+const anv_lora_config_t *anv_model_lora(const anv_model_t *m); /* NULL without adapters */
+/* Folds the adapters into the base weights, W += (alpha / r) B A (in W's stored layout), and removes
+ * them: what is left is a plain model of the base's architecture (its gradients stay freed). */
+void anv_model_merge_lora(anv_model_t *m);
+/* Identity of the base weights (a hash of every parameter float), which a LoRA run records. */
+uint64_t anv_model_weights_hash(anv_model_t *m);
 
 /* The architecture's init rule of every tensor: N(0, 0.02) weights, residual projections (GPT-2's
  * c_proj, Llama's o_proj and down_proj) N(0, 0.02/sqrt(2 L)), zero biases, norm weights 1, padding

@@ -19,8 +19,8 @@ int anv_adamw_init(anv_adamw_t *opt, size_t n_params);
 /* ZeRO-1: state for the parameter floats [lo, hi) only (one rank's shard). */
 int anv_adamw_init_shard(anv_adamw_t *opt, size_t lo, size_t hi);
 void anv_adamw_free(anv_adamw_t *opt);
-/* One update of every parameter of m from its gradient block, at learning rate lr. Weight decay
- * applies to tensors with decay=1 only: p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p). */
+/* One update of every trainable parameter of m (anv_model_trainable) from its gradients, at learning rate lr. Weight
+ * decay applies to tensors with decay=1 only: p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p). */
 void anv_adamw_step(anv_adamw_t *opt, anv_model_t *m, const anv_adamw_config_t *cfg, float lr);
 /* The same update of the parameters [opt->lo, opt->lo + opt->n) only, from grad (opt->n floats of
  * that range); each float gets bitwise the update anv_adamw_step would give it. */

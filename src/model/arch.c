@@ -11,57 +11,62 @@
 
 /* GPT2LMHeadModel: Conv1D weights (in, out) with biases, LayerNorm, learned positions, tied head. */
 static const anv_tensor_spec_t gpt2_before[] = {
-    {"transformer.wte.weight", "token_embd.weight", DIM_V, DIM_C, INIT_NORMAL, 0, 0, GLOBAL(wte)},
-    {"transformer.wpe.weight", "position_embd.weight", DIM_T, DIM_C, INIT_NORMAL, 0, 0, GLOBAL(wpe)},
+    {"transformer.wte.weight", "token_embd.weight", DIM_V, DIM_C, INIT_NORMAL, 0, 0, GLOBAL(wte), NULL},
+    {"transformer.wpe.weight", "position_embd.weight", DIM_T, DIM_C, INIT_NORMAL, 0, 0, GLOBAL(wpe), NULL},
 };
 static const anv_tensor_spec_t gpt2_layer[] = {
-    {"transformer.h.%d.ln_1.weight", "blk.%d.attn_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0, LAYER(norm1_w)},
-    {"transformer.h.%d.ln_1.bias", "blk.%d.attn_norm.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0, LAYER(norm1_b)},
-    {"transformer.h.%d.attn.c_attn.weight", "blk.%d.attn_qkv.weight", DIM_C, DIM_3C, INIT_NORMAL, 0, 0, LAYER(qkv_w)},
-    {"transformer.h.%d.attn.c_attn.bias", "blk.%d.attn_qkv.bias", DIM_3C, DIM_NONE, INIT_ZERO, 0, 0, LAYER(qkv_b)},
+    {"transformer.h.%d.ln_1.weight", "blk.%d.attn_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0, LAYER(norm1_w), NULL},
+    {"transformer.h.%d.ln_1.bias", "blk.%d.attn_norm.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0, LAYER(norm1_b), NULL},
+    {"transformer.h.%d.attn.c_attn.weight", "blk.%d.attn_qkv.weight", DIM_C, DIM_3C, INIT_NORMAL, 0, 0, LAYER(qkv_w),
+     "c_attn"},
+    {"transformer.h.%d.attn.c_attn.bias", "blk.%d.attn_qkv.bias", DIM_3C, DIM_NONE, INIT_ZERO, 0, 0, LAYER(qkv_b),
+     NULL},
     {"transformer.h.%d.attn.c_proj.weight", "blk.%d.attn_output.weight", DIM_C, DIM_C, INIT_RESIDUAL, 0, 0,
-     LAYER(attn_proj_w)},
+     LAYER(attn_proj_w), "c_proj"},
     {"transformer.h.%d.attn.c_proj.bias", "blk.%d.attn_output.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0,
-     LAYER(attn_proj_b)},
-    {"transformer.h.%d.ln_2.weight", "blk.%d.ffn_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0, LAYER(norm2_w)},
-    {"transformer.h.%d.ln_2.bias", "blk.%d.ffn_norm.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0, LAYER(norm2_b)},
-    {"transformer.h.%d.mlp.c_fc.weight", "blk.%d.ffn_up.weight", DIM_C, DIM_F, INIT_NORMAL, 0, 0, LAYER(mlp_in_w)},
-    {"transformer.h.%d.mlp.c_fc.bias", "blk.%d.ffn_up.bias", DIM_F, DIM_NONE, INIT_ZERO, 0, 0, LAYER(mlp_in_b)},
+     LAYER(attn_proj_b), NULL},
+    {"transformer.h.%d.ln_2.weight", "blk.%d.ffn_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0, LAYER(norm2_w), NULL},
+    {"transformer.h.%d.ln_2.bias", "blk.%d.ffn_norm.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0, LAYER(norm2_b), NULL},
+    {"transformer.h.%d.mlp.c_fc.weight", "blk.%d.ffn_up.weight", DIM_C, DIM_F, INIT_NORMAL, 0, 0, LAYER(mlp_in_w),
+     "c_fc"},
+    {"transformer.h.%d.mlp.c_fc.bias", "blk.%d.ffn_up.bias", DIM_F, DIM_NONE, INIT_ZERO, 0, 0, LAYER(mlp_in_b), NULL},
     {"transformer.h.%d.mlp.c_proj.weight", "blk.%d.ffn_down.weight", DIM_F, DIM_C, INIT_RESIDUAL, 0, 0,
-     LAYER(mlp_out_w)},
-    {"transformer.h.%d.mlp.c_proj.bias", "blk.%d.ffn_down.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0, LAYER(mlp_out_b)},
+     LAYER(mlp_out_w), "c_proj"},
+    {"transformer.h.%d.mlp.c_proj.bias", "blk.%d.ffn_down.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0, LAYER(mlp_out_b),
+     NULL},
 };
 static const anv_tensor_spec_t gpt2_after[] = {
-    {"transformer.ln_f.weight", "output_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0, GLOBAL(norm_w)},
-    {"transformer.ln_f.bias", "output_norm.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0, GLOBAL(norm_b)},
+    {"transformer.ln_f.weight", "output_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0, GLOBAL(norm_w), NULL},
+    {"transformer.ln_f.bias", "output_norm.bias", DIM_C, DIM_NONE, INIT_ZERO, 0, 0, GLOBAL(norm_b), NULL},
 };
 
 /* LlamaForCausalLM: nn.Linear weights (out, in) without biases, RMSNorm, RoPE, SwiGLU, grouped-query
  * attention, tied or untied head. q, k, v (and gate, up) are adjacent: the block multiplies by each
  * group at once. */
 static const anv_tensor_spec_t llama_before[] = {
-    {"model.embed_tokens.weight", "token_embd.weight", DIM_V, DIM_C, INIT_NORMAL, 0, 0, GLOBAL(wte)},
+    {"model.embed_tokens.weight", "token_embd.weight", DIM_V, DIM_C, INIT_NORMAL, 0, 0, GLOBAL(wte), NULL},
 };
 static const anv_tensor_spec_t llama_layer[] = {
     {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0,
-     LAYER(norm1_w)},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", DIM_C, DIM_C, INIT_NORMAL, 0, 'q',
-     LAYER(qkv_w)},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", DIM_KV, DIM_C, INIT_NORMAL, 0, 'k', NO_VIEW},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", DIM_KV, DIM_C, INIT_NORMAL, 0, 0, NO_VIEW},
+     LAYER(norm1_w), NULL},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", DIM_C, DIM_C, INIT_NORMAL, 0, 'q', LAYER(qkv_w),
+     "q"},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", DIM_KV, DIM_C, INIT_NORMAL, 0, 'k', NO_VIEW,
+     "k"},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", DIM_KV, DIM_C, INIT_NORMAL, 0, 0, NO_VIEW, "v"},
     {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", DIM_C, DIM_C, INIT_RESIDUAL, 0, 0,
-     LAYER(attn_proj_w)},
+     LAYER(attn_proj_w), "o"},
     {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0,
-     LAYER(norm2_w)},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", DIM_F, DIM_C, INIT_NORMAL, 0, 0,
-     LAYER(mlp_in_w)},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", DIM_F, DIM_C, INIT_NORMAL, 0, 0, NO_VIEW},
+     LAYER(norm2_w), NULL},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", DIM_F, DIM_C, INIT_NORMAL, 0, 0, LAYER(mlp_in_w),
+     "gate"},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", DIM_F, DIM_C, INIT_NORMAL, 0, 0, NO_VIEW, "up"},
     {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", DIM_C, DIM_F, INIT_RESIDUAL, 0, 0,
-     LAYER(mlp_out_w)},
+     LAYER(mlp_out_w), "down"},
 };
 static const anv_tensor_spec_t llama_after[] = {
-    {"model.norm.weight", "output_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0, GLOBAL(norm_w)},
-    {"lm_head.weight", "output.weight", DIM_V, DIM_C, INIT_NORMAL, 1, 0, GLOBAL(head)},
+    {"model.norm.weight", "output_norm.weight", DIM_C, DIM_NONE, INIT_ONE, 0, 0, GLOBAL(norm_w), NULL},
+    {"lm_head.weight", "output.weight", DIM_V, DIM_C, INIT_NORMAL, 1, 0, GLOBAL(head), NULL},
 };
 
 #define N(a) ((int)(sizeof a / sizeof a[0]))
@@ -80,7 +85,7 @@ int anv_mlp_in_width(const anv_config_t *c) {
     return anv_arch_info(c->arch)->mlp == ANV_MLP_SWIGLU ? 2 * c->n_ff : c->n_ff;
 }
 
-static int dim(const anv_config_t *c, anv_dim_t d) {
+int anv_arch_dim(const anv_config_t *c, anv_dim_t d) {
     switch (d) {
     case DIM_NONE:
         return 0;
@@ -104,7 +109,7 @@ static int dim(const anv_config_t *c, anv_dim_t d) {
 static void add(const anv_config_t *c, const anv_tensor_spec_t *s, int layer, size_t *off, int *count,
                 anv_param_t *params, anv_tensor_origin_t *origins) {
     if (s->untied_only && c->tie_embeddings) return;
-    int d0 = dim(c, s->rows), d1 = dim(c, s->cols);
+    int d0 = anv_arch_dim(c, s->rows), d1 = anv_arch_dim(c, s->cols);
     int rows = s->rows == DIM_V ? anv_config_padded_vocab(c) : d0; /* the block reserves the padding rows */
     if (params) {
         anv_param_t *p = &params[*count];

@@ -32,8 +32,9 @@ typedef struct {
     size_t n;
 } act_view_t;
 
-/* The float views of the activation block for N token rows, in allocation order; returns the count. */
-static int act_views(anv_acts_t *a, const anv_config_t *c, size_t N, act_view_t *v) {
+/* The float views of the activation block for N token rows, in allocation order; returns the count.
+ * lora_row: floats of the adapters' u per token row and layer (0 without); frozen: no head gradient. */
+static int act_views(anv_acts_t *a, const anv_config_t *c, size_t N, size_t lora_row, int frozen, act_view_t *v) {
     const anv_arch_info_t *arch = anv_arch_info(c->arch);
     size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, F = c->n_ff, Vp = anv_config_padded_vocab(c);
     size_t QKV = anv_qkv_width(c), FI = anv_mlp_in_width(c);
@@ -61,11 +62,13 @@ static int act_views(anv_acts_t *a, const anv_config_t *c, size_t N, act_view_t 
         {&a->ce_tlogit, N},
         {&a->ce_dlnf, N * C},
         {&a->ce_logits, (size_t)ce_block_rows(N, (int)Vp) * Vp},
-        {&a->ce_dhead, Vp * C},
+        {&a->ce_dhead, !frozen * Vp * C},
         {&a->tmp, N * C},
         {&a->dres, N * C},
         {&a->dbranch, N * (FI > QKV ? FI : QKV)},
         {&a->dact, dact * N * F},
+        {&a->lora_u, L * N * lora_row},
+        {&a->lora_du, N * lora_row},
     };
     int n = (int)(sizeof t / sizeof t[0]);
     for (int i = 0; i < n; i++) v[i] = t[i];
@@ -87,7 +90,7 @@ static int ensure_acts(anv_model_t *m, int B, int T) {
     if (ensure_att_scratch(m, T)) return -1;
     if (N <= a->cap_n) return 0;
     act_view_t views[MAX_ACT_VIEWS];
-    int nv = act_views(a, &m->cfg, N, views);
+    int nv = act_views(a, &m->cfg, N, anv_lora_row_floats(m), m->lora != NULL, views);
     anv_device_free(a->block);
     anv_device_free(a->inputs);
     a->cap_n = 0;
@@ -111,7 +114,7 @@ void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_b
     size_t n_params = anv_arch_layout(cfg, NULL, NULL, &(int){0}); /* padding rows included */
     anv_acts_t dummy;
     act_view_t views[MAX_ACT_VIEWS];
-    int nv = act_views(&dummy, cfg, N, views);
+    int nv = act_views(&dummy, cfg, N, 0, 0, views);
     out->params = n_params * sizeof(float);
     out->grads = n_params * sizeof(float);
     out->optimizer = 2 * n_params * sizeof(float); /* AdamW m and v */
@@ -158,6 +161,7 @@ static void layer_bufs(anv_model_t *m, int l, int B, int T, anv_block_bufs_t *b,
         .fch_act = a->fch_act + lN * c->n_ff,
         .tmp = a->tmp,
         .out = a->res3 + l * NC,
+        .lora_u = m->lora ? a->lora_u + l * N * anv_lora_row_floats(m) : NULL,
     };
     *att = (anv_block_attention_t){.B = B, .T = T, .lse = a->att_lse + lN * c->n_head, .scratch = a->att_scratch};
 }
@@ -192,9 +196,10 @@ static void forward_hidden(anv_model_t *m, int B, int T) {
 static void head_loss(anv_model_t *m, int N, int grads) {
     anv_acts_t *a = &m->acts;
     int C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
+    float *dhead = m->g.head ? a->ce_dhead : NULL; /* NULL: the head is frozen */
     if (grads) {
         anv_fill(a->ce_dlnf, 0.0f, (size_t)N * C);
-        anv_fill(a->ce_dhead, 0.0f, (size_t)Vp * C);
+        if (dhead) anv_fill(dhead, 0.0f, (size_t)Vp * C);
     }
     float dloss = m->n_targets ? 1.0f / m->n_targets : 0.0f;
     for (int r0 = 0; r0 < N; r0 += R) {
@@ -206,7 +211,7 @@ static void head_loss(anv_model_t *m, int N, int grads) {
         anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, Vp, tg, n, 0, V);
         if (!grads) continue;
         anv_crossentropy_chunk_backward(a->ce_logits, Vp, lse, tg, dloss, n, 0, V);
-        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, a->ce_dhead, a->ce_logits, lnf, m->w.head, n, C, Vp);
+        anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, dhead, a->ce_logits, lnf, m->w.head, n, C, Vp);
     }
 }
 
@@ -261,18 +266,18 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
 
     /* The head's gradients, computed by the forward for a loss scale of 1. */
     anv_scale_into(a->tmp, a->ce_dlnf, loss_scale, NC);
-    anv_add_scaled(m->g.head, a->ce_dhead, loss_scale, (size_t)c->vocab_size * C);
+    if (m->g.head) anv_add_scaled(m->g.head, a->ce_dhead, loss_scale, (size_t)c->vocab_size * C);
     anv_fill(a->dres, 0.0f, NC);
     anv_block_norm_backward(m, a->dres, m->g.norm_w, m->g.norm_b, a->tmp, a->res3 + (L - 1) * NC, m->w.norm_w,
                             a->lnf_mean, a->lnf_rstd, N);
-    anv_block_grads_t d = {a->tmp, a->dbranch, a->dact};
+    anv_block_grads_t d = {a->tmp, a->dbranch, a->dact, a->lora_du};
     anv_block_bufs_t bufs;
     anv_block_attention_t att;
     for (int l = L - 1; l >= 0; l--) {
         layer_bufs(m, l, B, T, &bufs, &att);
         anv_block_backward(m, &m->w.h[l], &m->g.h[l], &bufs, &att, a->dres, &d);
     }
-    anv_embedding_backward(m->g.wte, m->g.wpe, a->dres, a->inputs, B, T, C);
+    if (m->g.wte) anv_embedding_backward(m->g.wte, m->g.wpe, a->dres, a->inputs, B, T, C);
     return anv_kernel_status() == 0 ? 0 : anv_error_prefix("model backward");
 }
 

@@ -14,6 +14,7 @@ struct anv_kv_cache {
     float *atty, *tmp;    /* (CHUNK, C) each */
     float *fch, *fch_act; /* (CHUNK, FI), (CHUNK, F) */
     float *logits;        /* (CHUNK, Vp) */
+    float *lora_u;        /* (adapters per layer, CHUNK, r) the LoRA adapters' A x; empty without */
     int32_t *tokens;      /* (CHUNK) the chunk's tokens where the device's kernels can read them */
     float *block;
 };
@@ -27,11 +28,17 @@ static size_t kv_layout(const anv_model_t *m, int max_len, anv_kv_cache_t *kv) {
     struct {
         float **p;
         size_t n;
-    } views[] = {{&kv->k, L * T * KV},      {&kv->v, L * T * KV},
-                 {&kv->x, CHUNK * C},       {&kv->ln, CHUNK * C},
-                 {&kv->qkv, CHUNK * QKV},   {&kv->atty, CHUNK * C},
-                 {&kv->tmp, CHUNK * C},     {&kv->fch, CHUNK * FI},
-                 {&kv->fch_act, CHUNK * F}, {&kv->logits, CHUNK * (size_t)m->Vp}};
+    } views[] = {{&kv->k, L * T * KV},
+                 {&kv->v, L * T * KV},
+                 {&kv->x, CHUNK * C},
+                 {&kv->ln, CHUNK * C},
+                 {&kv->qkv, CHUNK * QKV},
+                 {&kv->atty, CHUNK * C},
+                 {&kv->tmp, CHUNK * C},
+                 {&kv->fch, CHUNK * FI},
+                 {&kv->fch_act, CHUNK * F},
+                 {&kv->logits, CHUNK * (size_t)m->Vp},
+                 {&kv->lora_u, CHUNK * anv_lora_row_floats(m)}};
     size_t total = CHUNK; /* the tokens first: int32 and float have the same size */
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
         if (kv->block) *views[i].p = kv->block + total;
@@ -93,7 +100,8 @@ static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *toke
                              .fch = kv->fch,
                              .fch_act = kv->fch_act,
                              .tmp = kv->tmp,
-                             .out = kv->x};
+                             .out = kv->x,
+                             .lora_u = kv->lora_u};
     anv_block_attention_t att = {.decode = 1, .B = 1, .T = n, .pos = pos};
     for (int l = 0; l < c->n_layer; l++) {
         att.kc = kv->k + l * LKV;

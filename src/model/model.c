@@ -17,12 +17,11 @@ static void make_views(const anv_model_t *m, float *block, anv_weights_t *w) {
     if (m->cfg.tie_embeddings) w->head = w->wte;
 }
 
-/* The tensors (in increasing offset) as AdamW segments in device memory: start and end offsets, then
- * the decay flags, in one block. */
-static int make_segments(anv_model_t *m) {
+/* The segments' block holds the start and end offsets, then the decay flags. */
+int anv_make_segments(const anv_param_t *tensors, int n, anv_adamw_segments_t *segs, void **block) {
     int count = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const anv_param_t *t = &m->tensors[i], *prev = i ? &m->tensors[i - 1] : NULL;
+    for (int i = 0; i < n; i++) {
+        const anv_param_t *t = &tensors[i], *prev = i ? &tensors[i - 1] : NULL;
         count += !prev || prev->offset + prev->numel != t->offset || prev->decay != t->decay;
     }
     size_t *start = anv_device_alloc(count * (2 * sizeof(size_t) + 1), "AdamW segments");
@@ -30,8 +29,8 @@ static int make_segments(anv_model_t *m) {
     size_t *end = start + count;
     unsigned char *decay = (unsigned char *)(end + count);
     int s = -1;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const anv_param_t *t = &m->tensors[i];
+    for (int i = 0; i < n; i++) {
+        const anv_param_t *t = &tensors[i];
         if (s < 0 || end[s] != t->offset || decay[s] != t->decay) {
             s++;
             start[s] = t->offset;
@@ -39,8 +38,8 @@ static int make_segments(anv_model_t *m) {
         }
         end[s] = t->offset + t->numel;
     }
-    m->segment_block = start;
-    m->segments = (anv_adamw_segments_t){count, start, end, decay};
+    *block = start;
+    *segs = (anv_adamw_segments_t){count, start, end, decay};
     return 0;
 }
 
@@ -75,9 +74,13 @@ int anv_model_create(const anv_config_t *cfg, anv_model_t **out) {
     m->n_params = anv_arch_layout(cfg, m->tensors, m->origins, &m->n_tensors);
     m->params = anv_device_alloc(m->n_params * sizeof(float), "model parameters");
     m->grads = m->params ? anv_device_alloc(m->n_params * sizeof(float), "model gradients") : NULL;
-    if (!m->grads || make_segments(m) != 0 || make_rope(m) != 0) goto fail;
+    if (!m->grads || anv_make_segments(m->tensors, m->n_tensors, &m->segments, &m->segment_block) != 0 ||
+        make_rope(m) != 0)
+        goto fail;
     make_views(m, m->params, &m->w);
     make_views(m, m->grads, &m->g);
+    m->base = (anv_trainable_t){m->params,    m->grads,     m->n_params,        m->tensors,
+                                m->n_tensors, &m->segments, "model.safetensors"};
     *out = m;
     return 0;
 fail:
@@ -90,6 +93,7 @@ void anv_model_free(anv_model_t *m) {
     anv_device_free(m->acts.block);
     anv_device_free(m->acts.inputs);
     anv_device_free(m->acts.att_scratch);
+    anv_lora_free(m->lora);
     anv_device_free(m->params);
     anv_device_free(m->grads);
     anv_device_free(m->segment_block);
@@ -135,7 +139,46 @@ void anv_model_init(anv_model_t *m, uint64_t seed) {
     }
 }
 
-void anv_model_zero_grad(anv_model_t *m) { anv_fill(m->grads, 0.0f, m->n_params); }
+void anv_model_zero_grad(anv_model_t *m) {
+    const anv_trainable_t *t = anv_model_trainable(m);
+    anv_fill(t->grads, 0.0f, t->n_params);
+}
+
+const anv_trainable_t *anv_model_trainable(anv_model_t *m) {
+    anv_device_sync();
+    return m->lora ? &m->lora->set : &m->base;
+}
+
+/* Activations are laid out for the model as it is: adding adapters changes them. */
+void anv_model_drop_activations(anv_model_t *m) {
+    anv_device_free(m->acts.block);
+    anv_device_free(m->acts.inputs);
+    m->acts.block = NULL;
+    m->acts.inputs = NULL;
+    m->acts.cap_n = 0;
+    m->have_forward = 0;
+}
+
+int anv_model_add_lora(anv_model_t *m, const anv_lora_config_t *lc, uint64_t seed) {
+    if (m->lora) return anv_error("LoRA: the model already has adapters");
+    if (anv_lora_create(m, lc, seed, &m->lora) != 0) return -1;
+    anv_model_drop_activations(m);
+    anv_device_free(m->grads);
+    m->grads = NULL;
+    m->base.grads = NULL;
+    anv_layer_t *h = m->g.h;
+    memset(h, 0, sizeof *h * m->cfg.n_layer);
+    m->g = (anv_weights_t){.h = h};
+    for (int l = 0; l < m->cfg.n_layer; l++) m->w.h[l].lora = &m->lora->layers[l];
+    return 0;
+}
+
+const anv_lora_config_t *anv_model_lora(const anv_model_t *m) { return m->lora ? &m->lora->cfg : NULL; }
+
+uint64_t anv_model_weights_hash(anv_model_t *m) {
+    anv_device_sync();
+    return anv_hash64(m->params, m->n_params * sizeof(float), 0);
+}
 
 double anv_model_flops_per_token(const anv_config_t *cfg, int T) {
     return 6.0 * (double)anv_config_num_params(cfg) + 12.0 * cfg->n_layer * cfg->n_embd * (double)T;

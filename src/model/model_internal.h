@@ -37,9 +37,10 @@ typedef struct {
     const char *hf, *gguf; /* Hugging Face and llama.cpp names; "%d" in a layer's tensors is the layer */
     anv_dim_t rows, cols;  /* the shape as stored; cols DIM_NONE for a vector */
     anv_init_t init;
-    int untied_only; /* the LM head: present only when it is not the token embedding */
-    int rope_heads;  /* 'q' or 'k': rows of query or key heads that RoPE rotates; else 0 */
-    ptrdiff_t view;  /* offsetof its pointer in anv_layer_t (layer tensors) or anv_weights_t; NO_VIEW */
+    int untied_only;  /* the LM head: present only when it is not the token embedding */
+    int rope_heads;   /* 'q' or 'k': rows of query or key heads that RoPE rotates; else 0 */
+    ptrdiff_t view;   /* offsetof its pointer in anv_layer_t (layer tensors) or anv_weights_t; NO_VIEW */
+    const char *lora; /* a linear layer: its name as a LoRA target (--lora-targets); else NULL */
 } anv_tensor_spec_t;
 
 typedef struct {
@@ -63,10 +64,55 @@ typedef struct {
  * *count, and returns the parameter block's size in floats (padding rows included). */
 size_t anv_arch_layout(const anv_config_t *cfg, anv_param_t *params, anv_tensor_origin_t *origins, int *count);
 
+/* The size of a dimension for cfg (vocabulary: the real vocab_size). */
+int anv_arch_dim(const anv_config_t *cfg, anv_dim_t d);
+
 /* Widths of the block's fused products: q | k | v = (NH + 2 NKV) hs; the MLP's first product = F
  * (c_fc) or 2F (gate | up). */
 int anv_qkv_width(const anv_config_t *c);
 int anv_mlp_in_width(const anv_config_t *c);
+
+/* ---- LoRA adapters (lora.c) ---- */
+
+/* The block's four products, which adapters add to. */
+typedef enum { PRODUCT_QKV, PRODUCT_ATTN_OUT, PRODUCT_MLP_IN, PRODUCT_MLP_OUT, N_PRODUCTS } anv_product_t;
+
+/* One adapter: on the weight that makes the columns [col, col + out) of a product, from `in` inputs. */
+typedef struct {
+    int in, out, col;
+    int index;      /* its place among its layer's adapters: which (n, r) block of the layer's u it uses */
+    float *a, *b;   /* A (r, in), B (out, r) in the adapter block */
+    float *da, *db; /* their gradients */
+} anv_adapter_t;
+
+/* A layer's adapters by product (q, k and v: three on one product). */
+typedef struct {
+    anv_adapter_t ad[N_PRODUCTS][3];
+    int n[N_PRODUCTS];
+} anv_layer_adapters_t;
+
+typedef struct {
+    anv_lora_config_t cfg;
+    float scale;                  /* alpha / r */
+    int per_layer;                /* adapters in each layer */
+    anv_layer_adapters_t *layers; /* n_layer entries */
+    float *params, *grads;        /* the adapter block and its gradients */
+    anv_param_t *tensors;         /* A then B of each adapter, layer by layer */
+    anv_trainable_t set;
+    anv_adamw_segments_t segments;
+    void *segment_block;
+} anv_lora_t;
+
+/* Frees the activations, to be laid out again by the next forward (adapters added or removed). */
+void anv_model_drop_activations(anv_model_t *m);
+int anv_lora_create(const anv_model_t *m, const anv_lora_config_t *lc, uint64_t seed, anv_lora_t **out);
+void anv_lora_free(anv_lora_t *l);
+/* Floats of u per token row: every adapter of one layer keeps r values (times n_layer in training). */
+size_t anv_lora_row_floats(const anv_model_t *m);
+
+/* The tensors in increasing offset as AdamW segments (adjacent ones with the same decay merged), in one
+ * block of device memory (*block, to free). */
+int anv_make_segments(const anv_param_t *t, int n, anv_adamw_segments_t *segs, void **block);
 
 /* ---- views ---- */
 
@@ -80,6 +126,7 @@ typedef struct {
     float *norm2_w, *norm2_b;         /* (C): ln_2 | post_attention_layernorm */
     float *mlp_in_w, *mlp_in_b;       /* c_fc (C, F), (F) | gate_proj, up_proj (2F, C) */
     float *mlp_out_w, *mlp_out_b;     /* mlp.c_proj (F, C), (C) | down_proj (C, F) */
+    const anv_layer_adapters_t *lora; /* the layer's LoRA adapters (weights' views only); NULL without */
 } anv_layer_t;
 
 /* The whole parameter (or gradient) block. */
@@ -119,6 +166,8 @@ typedef struct {
     float *dres;                /* (B, T, C) gradient of the residual stream */
     float *dbranch;             /* (B, T, max(FI, QKV)) gradient inside a branch (MLP hidden, qkv) */
     float *dact;                /* (B, T, F) gradient of SwiGLU's output (GELU's is taken in place) */
+    float *lora_u;              /* (L, per-layer adapters, B, T, r) each adapter's A x */
+    float *lora_du;             /* (B, T, r) an adapter's gradient of A x */
     float *block;               /* the allocation all of the float views above point into */
     int32_t *inputs, *targets;  /* (B, T) copies of the last forward's tokens (inputs owns both) */
     float *att_scratch;         /* attention's per-thread (T, T) work areas */
@@ -138,6 +187,7 @@ typedef struct {
     float *fch, *fch_act;                    /* (n, FI), (n, F) */
     float *tmp;                              /* (n, C) a branch's output before its residual */
     float *out;                              /* (n, C) the residual stream leaving the block */
+    float *lora_u;                           /* (adapters, n, r) the layer's adapters' A x; NULL without */
 } anv_block_bufs_t;
 
 /* Positions and attention of the block's n = B*T rows: B sequences of T rows at positions pos..pos+T-1.
@@ -151,9 +201,10 @@ typedef struct {
     float *kc, *vc;       /* decoding */
 } anv_block_attention_t;
 
-/* Gradient buffers of the backward pass over n rows: tmp (n, C), dbranch (n, max(FI, QKV)), dact (n, F). */
+/* Gradient buffers of the backward pass over n rows: tmp (n, C), dbranch (n, max(FI, QKV)), dact (n, F),
+ * lora_du (n, r). */
 typedef struct {
-    float *tmp, *dbranch, *dact;
+    float *tmp, *dbranch, *dact, *lora_du;
 } anv_block_grads_t;
 
 /* One block, the same for training and decoding: x -> out through the attention and the MLP. */
@@ -182,7 +233,9 @@ struct anv_model {
     void *segment_block;           /* device memory of the segments' arrays */
     float *rope_inv_freq;          /* (hs / 2) device memory; NULL without rotary positions */
     anv_weights_t w;               /* views into params */
-    anv_weights_t g;               /* the same views into grads */
+    anv_weights_t g;               /* the same views into grads; all NULL when the base is frozen */
+    anv_trainable_t base;          /* the parameter block as a trainable set */
+    anv_lora_t *lora;              /* LoRA adapters (the base is frozen); NULL without */
     anv_acts_t acts;               /* training activations, allocated by the first forward */
     int B, T;                      /* shape of the last forward */
     int n_targets;                 /* non-ignored targets of the last forward */

@@ -29,7 +29,7 @@ void anv_adamw_free(anv_adamw_t *opt) {
 }
 
 void anv_adamw_step(anv_adamw_t *opt, anv_model_t *model, const anv_adamw_config_t *cfg, float lr) {
-    anv_adamw_step_shard(opt, model, anv_model_grads(model) + opt->lo, cfg, lr);
+    anv_adamw_step_shard(opt, model, anv_model_trainable(model)->grads + opt->lo, cfg, lr);
 }
 
 void anv_adamw_step_shard(anv_adamw_t *opt, anv_model_t *model, const float *grad, const anv_adamw_config_t *cfg,
@@ -37,8 +37,9 @@ void anv_adamw_step_shard(anv_adamw_t *opt, anv_model_t *model, const float *gra
     opt->t++;
     float bc1 = (float)(1.0 - pow(cfg->beta1, (double)opt->t));
     float bc2_sqrt = (float)sqrt(1.0 - pow(cfg->beta2, (double)opt->t));
-    anv_adamw_update(anv_model_params(model) + opt->lo, grad, opt->m, opt->v, opt->lo, opt->n,
-                     anv_model_segments(model), lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay, bc1, bc2_sqrt);
+    const anv_trainable_t *t = anv_model_trainable(model);
+    anv_adamw_update(t->params + opt->lo, grad, opt->m, opt->v, opt->lo, opt->n, t->segments, lr, cfg->beta1,
+                     cfg->beta2, cfg->eps, cfg->weight_decay, bc1, bc2_sqrt);
 }
 
 float anv_clip_grads_by(float *grads, size_t n, double sumsq, float max_norm) {

@@ -135,7 +135,7 @@ static int write_tensors(const char *path, anv_model_t *m, const float *const *b
                          int n_blocks, long long step) {
     int n = anv_model_n_tensors(m), total = n * n_blocks;
     anv_st_write_t *t = anv_calloc((size_t)total * sizeof *t, "tensor list");
-    char(*names)[96] = anv_alloc((size_t)total * sizeof *names, "tensor names");
+    char(*names)[128] = anv_alloc((size_t)total * sizeof *names, "tensor names");
     int rc = t && names ? 0 : -1;
     for (int b = 0; rc == 0 && b < n_blocks; b++)
         for (int i = 0; i < n; i++) {
@@ -175,7 +175,7 @@ static int read_tensors_from(anv_safetensors_t *st, const char *path, anv_model_
         memset(blocks[b], 0, anv_model_n_params(m) * sizeof(float)); /* padding rows stay zero */
         for (int i = 0; rc == 0 && i < n; i++) {
             const anv_param_t *p = anv_model_tensor(m, i);
-            char name[96];
+            char name[128];
             int64_t shape[2] = {p->shape[0], p->shape[1]};
             snprintf(name, sizeof name, "%s%s", prefix[b], p->name);
             rc = anv_safetensors_read_f32(st, name, p->ndim, shape, blocks[b] + p->offset);

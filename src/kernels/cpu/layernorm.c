@@ -48,6 +48,7 @@ void anv_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
             di[c] += rs * (d[c] * w[c] - mg - xhat * mgx);
         }
     }
+    if (!dw) return;
     enum { CB = 64 };
     int nb = (C + CB - 1) / CB;
 #pragma omp parallel for schedule(static)

@@ -32,6 +32,7 @@ void anv_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float
         float *di = dinp + (size_t)n * C;
         for (int c = 0; c < C; c++) di[c] += rs * (d[c] * w[c] - x[c] * rs * mgx);
     }
+    if (!dw) return;
     enum { CB = 64 };
     int nb = (C + CB - 1) / CB;
 #pragma omp parallel for schedule(static)

@@ -73,6 +73,7 @@ void anv_cuda_layernorm_backward(float *dinp, float *dw, float *db, const float 
     ln_backward_dinp<<<(N + LN_WARPS - 1) / LN_WARPS, LN_WARPS * 32, 0, anv_cuda_stream()>>>(dinp, dout, inp, w, mean,
                                                                                              rstd, N, C);
     ANV_CUDA_LAUNCHED("layernorm backward");
+    if (!dw) return;
     anv_cuda_colsum(dw, N, C, ln_param_grad{dout, inp, mean, rstd, C, 1}, "layernorm backward dw");
     anv_cuda_colsum(db, N, C, ln_param_grad{dout, inp, mean, rstd, C, 0}, "layernorm backward db");
 }

@@ -17,5 +17,5 @@ void anv_cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const 
     unsigned blocks = (N + rms::WARPS - 1) / rms::WARPS;
     rms::backward_dinp<<<blocks, rms::THREADS, 0, anv_cuda_stream()>>>(dinp, dout, inp, w, rstd, N, C);
     ANV_CUDA_LAUNCHED("rmsnorm backward");
-    anv_cuda_colsum(dw, N, C, rms::dw_term{dout, inp, rstd, C}, "rmsnorm backward dw");
+    if (dw) anv_cuda_colsum(dw, N, C, rms::dw_term{dout, inp, rstd, C}, "rmsnorm backward dw");
 }
