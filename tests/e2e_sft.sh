@@ -93,9 +93,10 @@ import json, os
 chat = os.environ["CHAT"]
 r = json.load(open(chat + ".chat.json"))
 q, a = "Which word goes with the cat? ", "The cat is red."
-want = {"plain": (q + a + "<|endoftext|>", q),
-        "chatml": ("<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n%s<|im_end|>\n" % (q, a),
-                   "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" % q)}[chat]
+e = "<|endoftext|>"  # as bos_token, which the export sets to the end-of-text token
+want = {"plain": (e + q + a + e, e + q),
+        "chatml": (e + "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n%s<|im_end|>\n" % (q, a),
+                   e + "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" % q)}[chat]
 assert (r["rendered"], r["prompt"]) == want, (r["rendered"], r["prompt"], want)
 print("%s: llama.cpp reads tokenizer.chat_template (%d bytes), eot %s; Jinja renders %r" %
       (chat, len(r["template"]), r["eot"], r["rendered"]))

@@ -40,22 +40,24 @@ static void test_templates(void) {
     const char *conv = "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
                        "\"content\": \"Hi?\"}, {\"role\": \"assistant\", \"content\": \"Hello.\"}, {\"role\": "
                        "\"user\", \"content\": \" More \"}, {\"role\": \"assistant\", \"content\": \"Bye.\"}]}";
-    expect("chatml", 0, conv,
-           "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\n"
-           "Hello.<|im_end|>\n<|im_start|>user\n More <|im_end|>\n<|im_start|>assistant\nBye.<|im_end|>\n",
-           "Hello.<|im_end|>Bye.<|im_end|>");
+    expect(
+        "chatml", 0, conv,
+        "<|endoftext|><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\n"
+        "Hello.<|im_end|>\n<|im_start|>user\n More <|im_end|>\n<|im_start|>assistant\nBye.<|im_end|>\n",
+        "Hello.<|im_end|>Bye.<|im_end|>");
     expect("llama3", 0, conv,
            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
            "<|start_header_id|>user<|end_header_id|>\n\nHi?<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
            "\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nMore<|eot_id|>"
            "<|start_header_id|>assistant<|end_header_id|>\n\nBye.<|eot_id|>",
            "Hello.<|eot_id|>Bye.<|eot_id|>");
-    expect("plain", 0, conv, "Be brief.Hi?Hello.<|endoftext|> More Bye.<|endoftext|>",
+    expect("plain", 0, conv, "<|endoftext|>Be brief.Hi?Hello.<|endoftext|> More Bye.<|endoftext|>",
            "Hello.<|endoftext|>Bye.<|endoftext|>");
     const char *pc = "{\"prompt\": \"2+2=\", \"completion\": \"4\"}";
-    expect("plain", 0, pc, "2+2=4<|endoftext|>", "4<|endoftext|>");
-    expect("plain", 1, pc, "2+2=4<|endoftext|>", "2+2=4<|endoftext|>");
-    expect("chatml", 0, pc, "<|im_start|>user\n2+2=<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n", "4<|im_end|>");
+    expect("plain", 0, pc, "<|endoftext|>2+2=4<|endoftext|>", "4<|endoftext|>");
+    expect("plain", 1, pc, "<|endoftext|>2+2=4<|endoftext|>", "<|endoftext|>2+2=4<|endoftext|>");
+    expect("chatml", 0, pc, "<|endoftext|><|im_start|>user\n2+2=<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n",
+           "4<|im_end|>");
 
     /* markers: one special token each in the template, plain text inside a message */
     anv_sft_opts_t o = {tok, anv_chat_template_builtin("chatml"), 1000, 0};
@@ -77,7 +79,8 @@ static void test_templates(void) {
     CHECK(anv_chat_render_prompt(o.chat, tok, roles, texts, lens, 2, &p) == 0, "%s", anv_last_error());
     anv_tokenizer_decode(tok, p.ids, p.len, &b);
     anv_buf_append(&b, "", 1);
-    CHECK(!strcmp(b.data, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"),
+    CHECK(!strcmp(b.data, "<|endoftext|><|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n"
+                          "<|im_start|>assistant\n"),
           "prompt: '%s'", b.data);
     size_t n1, n2;
     const char *s1 = anv_chat_template_stop(o.chat, tok, &n1),
@@ -147,9 +150,10 @@ static void test_rows(void) {
     if (!l) return;
     int32_t in[8], tg[8];
     uint32_t eot = anv_tokenizer_eot(tok);
-    /* "abcde<eot>": inputs a b c d e, targets only d e <eot> */
+    /* "<eot>abcde<eot>": inputs <eot> a b c d e, targets only d e <eot> */
     anv_loader_next(l, in, tg);
-    int32_t want_in[8] = {'a', 'b', 'c', 'd', 'e', 0, 0, 0}, want_tg[8] = {-1, -1, 'd', 'e', (int32_t)eot, -1, -1, -1};
+    int32_t want_in[8] = {(int32_t)eot, 'a', 'b', 'c', 'd', 'e', 0, 0},
+            want_tg[8] = {-1, -1, -1, 'd', 'e', (int32_t)eot, -1, -1};
     CHECK(!memcmp(in, want_in, sizeof in) && !memcmp(tg, want_tg, sizeof tg), "row 0: padded, prompt targets -1");
     /* the long one, cut to 20 tokens and then to T+1 = 9 from the left: "456789xy<eot>" */
     anv_loader_next(l, in, tg);

@@ -5,7 +5,9 @@
  * {"messages": [{"role": "system" | "user" | "assistant", "content": "..."}, ...]} with at least one
  * assistant turn.
  *
- * Templates (built in; each is the text around every turn):
+ * Templates (built in; each is the text around every turn; chatml and plain start with the end-of-text
+ * token, as every prompt anvil feeds a model does, so that a fine-tuned model sees at inference what it
+ * was trained on; their Jinja form writes it as bos_token, which anvil's exports set to it):
  *   chatml  <|im_start|>ROLE\nCONTENT<|im_end|>\n              (the generation prompt <|im_start|>assistant\n)
  *   llama3  <|begin_of_text|> once, then
  *           <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>

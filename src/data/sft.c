@@ -15,7 +15,8 @@ static const char *const ROLES[N_ROLES] = {"system", "user", "assistant"};
 /* The text around each turn. */
 struct anv_chat_template {
     const char *name;
-    const char *begin;         /* once, before the first turn */
+    const char *begin;         /* once, before the first turn; NULL: the end-of-text token, which every prompt
+                                  anvil feeds a model starts with (anv_generate_prompt) */
     const char *open[N_ROLES]; /* before a turn's content */
     const char *close;         /* after a turn's content (trained after the assistant's); NULL: the
                                   end-of-text token after assistant turns, nothing after the others */
@@ -26,12 +27,12 @@ struct anv_chat_template {
 
 static const anv_chat_template_t TEMPLATES[] = {
     {"chatml",
-     "",
+     NULL,
      {"<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n"},
      "<|im_end|>",
      "\n",
      0,
-     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+     "{{ bos_token }}{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
      "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"},
     {"llama3",
      "<|begin_of_text|>",
@@ -44,12 +45,13 @@ static const anv_chat_template_t TEMPLATES[] = {
      "'<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt "
      "%}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"},
     {"plain",
-     "",
+     NULL,
      {"", "", ""},
      NULL,
      "",
      0,
-     "{% for message in messages %}{{ message['content'] }}{% if message['role'] == 'assistant' %}{{ eos_token }}"
+     "{{ bos_token }}{% for message in messages %}{{ message['content'] }}{% if message['role'] == 'assistant' %}"
+     "{{ eos_token }}"
      "{% endif %}{% endfor %}"},
 };
 
@@ -146,12 +148,19 @@ static int push_turn(render_t *r, int role, const char *text, size_t len) {
     return push_markup(r, t->after, 0);
 }
 
+static int push_begin(render_t *r) {
+    if (r->o->chat->begin) return push_markup(r, r->o->chat->begin, 0);
+    int64_t eot = anv_tokenizer_eot(r->o->tok);
+    uint32_t id = (uint32_t)eot;
+    return eot < 0 ? 0 : push(r, &id, 1, 0);
+}
+
 int anv_chat_render_prompt(const anv_chat_template_t *t, const anv_tokenizer_t *tok, const char *const *roles,
                            const char *const *texts, const size_t *lens, size_t n, anv_tokens_t *out) {
     anv_sft_opts_t o = {tok, t, 0, 0};
     anv_sft_example_t e = {0};
     render_t r = {.o = &o, .out = &e};
-    int rc = push_markup(&r, t->begin, 0);
+    int rc = push_begin(&r);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int k = 0;
         while (k < N_ROLES && strcmp(roles[i], ROLES[k])) k++;
@@ -205,7 +214,7 @@ int anv_sft_render(const anv_sft_opts_t *o, const char *json, size_t len, const 
     if (anv_json_parse(json, len, where, &doc) != 0) return -1;
     const anv_json_t *root = anv_json_root(doc), *msgs, *prompt = NULL, *completion = NULL;
     render_t r = {.o = o, .out = out, .all_trained = o->train_on_prompt};
-    int rc = push_markup(&r, o->chat->begin, 0);
+    int rc = push_begin(&r);
     if (rc != 0) {
     } else if (root->type != ANV_JSON_OBJECT) {
         rc = anv_error("%s: %s, not an object", where, anv_json_type_name(root->type));
