@@ -13,6 +13,8 @@
 
 static const char usage[] =
     "anvil export --run RUN --format gguf|hf [--dtype f32|f16|q8_0] --out FILE|DIR [--force]\n"
+    "       anvil export --run LORA_RUN --format gguf-lora --out FILE     (llama.cpp's adapter file)\n"
+    "       anvil export --run LORA_RUN --merge --format gguf|hf --out FILE|DIR\n"
     "Refuses an --out that exists (a file) or is not empty (a directory) unless --force; never writes into\n"
     "the run itself.";
 
@@ -53,10 +55,12 @@ static int check_out(const char *run, const char *out, int gguf, int force) {
 
 int cmd_export(int argc, char **argv) {
     const char *run = NULL, *format = NULL, *dtype = "f32", *out = NULL, *name = NULL;
-    int force = 0;
+    int force = 0, merge = 0;
     const opt_t opts[] = {
         {"--run", OPT_STRING, &run, "run directory (config.json, model.safetensors, tokenizer.json)"},
-        {"--format", OPT_STRING, &format, "gguf (llama.cpp) or hf (Hugging Face directory)"},
+        {"--format", OPT_STRING, &format,
+         "gguf (llama.cpp), hf (Hugging Face directory) or gguf-lora (a LoRA run's adapters for llama.cpp)"},
+        {"--merge", OPT_FLAG, &merge, "a LoRA run: fold the adapters into the base weights and export the result"},
         {"--dtype", OPT_STRING, &dtype, "gguf: f32 (default), f16 or q8_0 for the 2-D weights"},
         {"--out", OPT_STRING, &out, "output file (gguf) or directory (hf)"},
         {"--name", OPT_STRING, &name, "gguf: general.name (default: the run directory's name)"},
@@ -69,10 +73,14 @@ int cmd_export(int argc, char **argv) {
         anv_error("export needs --run, --format and --out (see --help)");
         return cli_fail();
     }
-    int gguf = !strcmp(format, "gguf");
+    int lora = !strcmp(format, "gguf-lora"), gguf = lora || !strcmp(format, "gguf");
     anv_ggml_type_t type;
     if (!gguf && strcmp(format, "hf") != 0) {
-        anv_error("--format: unknown format '%s' (expected gguf or hf)", format);
+        anv_error("--format: unknown format '%s' (expected gguf, hf or gguf-lora)", format);
+        return cli_fail();
+    }
+    if (lora && merge) {
+        anv_error("--merge exports a whole model: use it with --format gguf or hf");
         return cli_fail();
     }
     if (parse_dtype(dtype, &type) != 0) return cli_fail();
@@ -89,15 +97,25 @@ int cmd_export(int argc, char **argv) {
     anv_tokenizer_t *tok = NULL;
     char base[4200];
     double t0 = anv_now();
+    snprintf(base, sizeof base, "%s", run);
     if (anv_run_load(run, &m, &tok) != 0) {
         rc = -1;
+    } else if (!anv_model_lora(m) && (lora || merge)) {
+        rc = anv_error("%s: not a LoRA run (it has no adapter_config.json): export it with --format gguf or hf", run);
+    } else if (lora) {
+        rc = anv_gguf_export_lora(m, name ? name : basename(base), type, out);
+    } else if (anv_model_lora(m) && !merge) {
+        rc = anv_error("%s: a LoRA run; export its adapters with --format gguf-lora (llama.cpp loads them with the "
+                       "base's GGUF) or the merged model with --merge",
+                       run);
     } else if (gguf) {
         const anv_chat_template_t *chat;
-        snprintf(base, sizeof base, "%s", run);
+        anv_model_merge_lora(m);
         rc = anv_chat_template_of_run(run, &chat);
         if (rc == 0) rc = anv_gguf_export(m, tok, name ? name : basename(base), type, out, chat);
     } else {
         char card[4200];
+        anv_model_merge_lora(m);
         rc = anv_hf_export(m, tok, out) == 0 && anv_path_join(card, sizeof card, out, "README.md") == 0 &&
                      anv_model_card_write(run, m, tok, card) == 0
                  ? 0
@@ -106,7 +124,7 @@ int cmd_export(int argc, char **argv) {
     anv_model_free(m);
     anv_tokenizer_free(tok);
     if (rc != 0) return cli_fail();
-    fprintf(stderr, "exported %s as %s%s%s to %s in %.2f s\n", run, format, gguf ? " " : "", gguf ? dtype : "", out,
-            anv_now() - t0);
+    fprintf(stderr, "exported %s%s as %s%s%s to %s in %.2f s\n", run, merge ? " (adapters merged)" : "", format,
+            gguf ? " " : "", gguf ? dtype : "", out, anv_now() - t0);
     return 0;
 }

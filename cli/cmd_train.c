@@ -16,6 +16,7 @@ static const char usage[] =
     "anvil train --data DIR --out RUN [--preset NAME | --config FILE | --init-from RUN0] [options]\n"
     "       anvil train --out RUN --resume [--steps S | --tokens N]\n"
     "       anvil train --init-from RUN0 --sft FILE.jsonl [--sft-val FILE.jsonl] --out RUN [options]\n"
+    "       anvil train --init-from RUN0 (--data DIR | --sft FILE.jsonl) --lora-rank R --out RUN [options]\n"
     "Trains a GPT-2 family model on the token shards of DIR (from `anvil data prepare`) into RUN.\n"
     "Bitwise reproducible for the same seed, options and --threads; resume continues bitwise only with\n"
     "the same --threads.\n"
@@ -114,6 +115,9 @@ enum {
     O_CHAT,
     O_TRAIN_PROMPT,
     O_EPOCHS,
+    O_LORA_RANK,
+    O_LORA_ALPHA,
+    O_LORA_TARGETS,
     O_N
 };
 
@@ -158,6 +162,14 @@ static int prepare_sft(const sft_args_t *a, const char *out, const char *init_fr
             (unsigned long long)va.examples, (unsigned long long)va.trained_tokens,
             (unsigned long long)(tr.truncated + va.truncated), (unsigned long long)(tr.dropped + va.dropped), dir);
     return 0;
+}
+
+/* --lora-*: checked against the model of --init-from before anything is written. */
+static int check_lora(const anv_lora_config_t *lc, const char *init_from) {
+    char path[4200];
+    anv_config_t cfg;
+    if (anv_path_join(path, sizeof path, init_from, "config.json") != 0 || anv_config_load(path, &cfg) != 0) return -1;
+    return anv_lora_config_validate(lc, &cfg, "LoRA");
 }
 
 /* On resume the run's hyperparameters replace hp; given options that would change the update stream
@@ -226,6 +238,9 @@ int cmd_train(int argc, char **argv) {
     const char *sample_prompt = NULL;
     int sequential = 0, zero = 0, epochs = 0;
     sft_args_t sft = {.chat = "chatml"};
+    int lora_rank = 0;
+    double lora_alpha = 0;
+    const char *lora_targets = "";
     char sft_dir[4200];
     long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
     double lr = 6e-4, min_lr = -1, wd = 0.1, clip = 1.0, minutes = 0;
@@ -278,6 +293,13 @@ int cmd_train(int argc, char **argv) {
         [O_TRAIN_PROMPT] = {"--train-on-prompt", OPT_FLAG, &sft.train_on_prompt,
                             "with --sft: the loss on every token, the prompts too"},
         [O_EPOCHS] = {"--epochs", OPT_INT, &epochs, "passes over the data (default 1) instead of --steps"},
+        [O_LORA_RANK] = {"--lora-rank", OPT_INT, &lora_rank,
+                         "with --init-from: train LoRA adapters of rank R on the frozen model instead of every weight"},
+        [O_LORA_ALPHA] = {"--lora-alpha", OPT_DOUBLE, &lora_alpha,
+                          "with --lora-rank: the adapters' scale is alpha / R (default alpha 2 R)"},
+        [O_LORA_TARGETS] = {"--lora-targets", OPT_STRING, &lora_targets,
+                            "with --lora-rank: the layers to adapt (default all: q,k,v,o,gate,up,down for Llama, "
+                            "c_attn,c_proj,c_fc for GPT-2)"},
     };
     const opt_range_t ranges[] = {
         {"--batch", 1, 1 << 20},
@@ -301,6 +323,8 @@ int cmd_train(int argc, char **argv) {
         {"--sample-every", 0, 2147483647},
         {"--sample-tokens", 1, 1 << 20},
         {"--epochs", 1, 1 << 20},
+        {"--lora-rank", 1, 1 << 20},
+        {"--lora-alpha", 1e-30, 1e30},
     };
     int seen[O_N];
     int rc = cli_parse_bounded(argc, argv, opts, O_N, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, seen);
@@ -320,6 +344,17 @@ int cmd_train(int argc, char **argv) {
         return anv_error("give one of --steps, --tokens or --minutes"), cli_fail();
     if (resume && seen[O_MINUTES])
         return anv_error("--minutes sets the length of a new run; resume with --steps"), cli_fail();
+    if (!seen[O_LORA_RANK] && (seen[O_LORA_ALPHA] || seen[O_LORA_TARGETS]))
+        return anv_error("--lora-alpha and --lora-targets go with --lora-rank"), cli_fail();
+    if (seen[O_LORA_RANK] && resume)
+        return anv_error("a LoRA run keeps its adapters' settings (RUN/adapter_config.json): resume without --lora-*"),
+               cli_fail();
+    if (seen[O_LORA_RANK] && !init_from)
+        return anv_error("--lora-rank trains adapters on a trained model: name it with --init-from RUN0"), cli_fail();
+    anv_lora_config_t lora = {.rank = lora_rank, .alpha = (float)(seen[O_LORA_ALPHA] ? lora_alpha : 2.0 * lora_rank)};
+    if (strlen(lora_targets) >= sizeof lora.targets) return anv_error("--lora-targets: too long a list"), cli_fail();
+    strcpy(lora.targets, lora_targets);
+    if (seen[O_LORA_RANK] && check_lora(&lora, init_from) != 0) return cli_fail();
     if (seen[O_MINLR] && min_lr > lr) return anv_error("--min-lr %g is above the peak --lr %g", min_lr, lr), cli_fail();
     anv_precision_t prec;
     if (anv_precision_parse(precision, &prec) != 0) return cli_fail();
@@ -371,6 +406,7 @@ int cmd_train(int argc, char **argv) {
                           .preset = preset,
                           .config_path = config,
                           .init_from = init_from,
+                          .lora = seen[O_LORA_RANK] ? &lora : NULL,
                           .hp = hp,
                           .target_tokens = tokens,
                           .epochs = epochs,

@@ -1,6 +1,8 @@
 /* Training checkpoints in a run directory:
  *   model.safetensors  parameters under Hugging Face names (embedding and head without padding rows)
- *   optim.safetensors  AdamW moments: "exp_avg.<name>" (m) and "exp_avg_sq.<name>" (v) per tensor
+ *   adapter_model.safetensors  instead of model.safetensors in a LoRA run: the adapters only (PEFT
+ *                      names; the frozen base is the run named in adapter_config.json, train/lora_run.h)
+ *   optim.safetensors  AdamW moments: "exp_avg.<name>" (m) and "exp_avg_sq.<name>" (v) per trained tensor
  *   state.json         progress, loader position, hyperparameters, data dir, tokenizer hash
  * Saving: model and optim are first written completely (tmp + fsync + rename) as *.next; then state.json
  * is replaced atomically: that is the commit point; then the *.next files are renamed over the old
@@ -48,10 +50,11 @@ int anv_checkpoint_save(const char *run_dir, anv_model_t *m, const anv_adamw_t *
 /* Finishes a save that crashed after its commit point (renames *.next whose step matches state.json)
  * and removes *.next files of saves that never committed. No-op for a clean run directory. */
 int anv_checkpoint_recover(const char *run_dir);
-/* Reads parameters from a model.safetensors written for this model's config (names and shapes
- * checked; errors name the file); *step is the step recorded in the file (-1 if none). */
+/* Reads the trained tensors of m (anv_model_trainable: every parameter, or the adapters of a LoRA model)
+ * from a file written for this model's config (names and shapes checked; errors name the file); *step is
+ * the step recorded in the file (-1 if none). */
 int anv_checkpoint_load_model(const char *path, anv_model_t *m, long long *step);
-/* Reads the parameters of the last committed checkpoint of run_dir (see above) without changing
+/* Reads the trained tensors of the last committed checkpoint of run_dir (see above) without changing
  * anything there; a run without state.json (imported) is read from model.safetensors as it is. */
 int anv_checkpoint_load_committed(const char *run_dir, anv_model_t *m, long long *step);
 /* Reads AdamW moments from optim.safetensors into opt (sized for m). */

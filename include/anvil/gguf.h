@@ -141,5 +141,9 @@ void anv_gguf_tensor_to_f32(const anv_gguf_tensor_t *t, float *dst);
  * token, tokenizer.ggml.eot_token_id (where llama.cpp's chat stops). */
 int anv_gguf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *name, anv_ggml_type_t dtype,
                     const char *path, const anv_chat_template_t *chat);
+/* The LoRA adapters of m as llama.cpp's adapter GGUF (general.type "adapter", adapter.type "lora",
+ * adapter.lora.alpha; "<weight>.lora_a" (r, in) and "<weight>.lora_b" (out, r) beside each adapted weight,
+ * B's q/k rows in llama.cpp's RoPE order), to be loaded with the base's export. dtype as above. */
+int anv_gguf_export_lora(anv_model_t *m, const char *name, anv_ggml_type_t dtype, const char *path);
 
 #endif

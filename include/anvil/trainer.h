@@ -40,6 +40,9 @@ typedef struct {
      * model.safetensors as the starting weights, a fresh optimizer state. Its tokenizer.json must be
      * the data's (same hash); without one, its vocab_size must hold the data's vocabulary. */
     const char *init_from;
+    /* Fresh runs from init_from: train LoRA adapters on its frozen weights instead of every weight; the run
+     * is a LoRA run (lora_run.h), and resumes as one. NULL: full training. */
+    const anv_lora_config_t *lora;
     /* On resume: the run's, as merged by the caller. Fresh runs resolve zero/negative values: T 0 =
      * block_size, total_batch_tokens 0 = B*T, steps 0 = one epoch (or target_tokens), warmup < 0 =
      * steps/10 (at most 2000), min_lr < 0 = max_lr/10, decay_steps < 0 = steps/5. */
@@ -81,7 +84,7 @@ int anv_evaluate(anv_model_t *m, anv_loader_t *val, int batches, int B, int T, i
 int anv_val_bytes_per_token(const char *data_dir, const anv_tokenizer_t *tok, const anv_loader_t *val,
                             double *bytes_per_token);
 
-/* Loads a run for inference: config.json, model.safetensors and tokenizer.json of run_dir. */
+/* Loads a run for inference: its model (anv_run_load_model: a LoRA run with its adapters) and tokenizer.json. */
 int anv_run_load(const char *run_dir, anv_model_t **model, anv_tokenizer_t **tok);
 
 /* ---- log.jsonl ---- */

@@ -1,5 +1,6 @@
 /* A model and its tokenizer as a GGUF file for llama.cpp: its "gpt2" or "llama" architecture, the
- * tensors from the model's own list (llama.cpp names and layouts), the vocabulary as GPT-2's. */
+ * tensors from the model's own list (llama.cpp names and layouts), the vocabulary as GPT-2's; or its
+ * LoRA adapters alone as llama.cpp's adapter file. */
 #include "anvil/gguf.h"
 #include "anvil/tokenizer.h"
 
@@ -240,6 +241,28 @@ int anv_gguf_export(anv_model_t *m, const anv_tokenizer_t *tok, const char *name
         add_vocab(w, tok, cfg->vocab_size, path) != 0 || (chat && add_chat(w, tok, chat) != 0) ||
         add_tensors(w, m, dtype) != 0)
         goto done;
+    rc = anv_gguf_write(w, path);
+done:
+    anv_gguf_writer_free(w);
+    return rc;
+}
+
+int anv_gguf_export_lora(anv_model_t *m, const char *name, anv_ggml_type_t dtype, const char *path) {
+    const anv_lora_config_t *lc = anv_model_lora(m);
+    if (!lc) return anv_error("%s: the model has no LoRA adapters to export", path);
+    const char *arch = anv_arch_name(anv_model_config(m)->arch);
+    const anv_trainable_t *tr = anv_model_trainable(m);
+    anv_gguf_writer_t *w = NULL;
+    int rc = -1, fallback = 0;
+    if (anv_gguf_writer_create(&w) != 0) return -1;
+    if (anv_gguf_add_string(w, "general.architecture", arch, strlen(arch)) != 0 ||
+        anv_gguf_add_string(w, "general.type", "adapter", 7) != 0 ||
+        anv_gguf_add_string(w, "general.name", name, strlen(name)) != 0 ||
+        anv_gguf_add_string(w, "adapter.type", "lora", 4) != 0 ||
+        anv_gguf_add_f32(w, "adapter.lora.alpha", lc->alpha) != 0)
+        goto done;
+    for (int i = 0; i < tr->n_tensors; i++)
+        if (add_param(w, &tr->tensors[i], tr->params + tr->tensors[i].offset, dtype, &fallback) != 0) goto done;
     rc = anv_gguf_write(w, path);
 done:
     anv_gguf_writer_free(w);

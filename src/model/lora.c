@@ -41,10 +41,9 @@ int anv_lora_config_validate(const anv_lora_config_t *lc, const anv_config_t *cf
     int narrowest = cfg->n_kv_head * anv_config_head_size(cfg);
     if (cfg->n_embd < narrowest) narrowest = cfg->n_embd;
     if (lc->rank < 1 || lc->rank > narrowest)
-        return anv_error("%s: LoRA rank %d is outside 1..%d (the narrowest adapted layer)", source, lc->rank,
-                         narrowest);
+        return anv_error("%s: rank %d is outside 1..%d (the narrowest adapted layer)", source, lc->rank, narrowest);
     if (!(lc->alpha > 0) || !isfinite(lc->alpha))
-        return anv_error("%s: LoRA alpha must be positive, not %g", source, (double)lc->alpha);
+        return anv_error("%s: alpha must be positive, not %g", source, (double)lc->alpha);
     const char *list = lc->targets;
     for (const char *p = list; *p;) {
         while (*p == ' ' || *p == ',') p++;

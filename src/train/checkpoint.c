@@ -131,15 +131,15 @@ int anv_state_load(const char *path, anv_train_state_t *s) {
 
 /* ---- safetensors files ---- */
 
-static int write_tensors(const char *path, anv_model_t *m, const float *const *blocks, const char *const *prefix,
-                         int n_blocks, long long step) {
-    int n = anv_model_n_tensors(m), total = n * n_blocks;
+static int write_tensors(const char *path, const anv_trainable_t *tr, const float *const *blocks,
+                         const char *const *prefix, int n_blocks, long long step) {
+    int n = tr->n_tensors, total = n * n_blocks;
     anv_st_write_t *t = anv_calloc((size_t)total * sizeof *t, "tensor list");
     char(*names)[128] = anv_alloc((size_t)total * sizeof *names, "tensor names");
     int rc = t && names ? 0 : -1;
     for (int b = 0; rc == 0 && b < n_blocks; b++)
         for (int i = 0; i < n; i++) {
-            const anv_param_t *p = anv_model_tensor(m, i);
+            const anv_param_t *p = &tr->tensors[i];
             anv_st_write_t *w = &t[b * n + i];
             snprintf(names[b * n + i], sizeof names[0], "%s%s", prefix[b], p->name);
             w->name = names[b * n + i];
@@ -165,16 +165,16 @@ static long long file_step(const anv_safetensors_t *st) {
 
 /* Fills blocks from an open file; each tensor must be finite, so a diverged or damaged checkpoint is
  * refused by name instead of producing NaN losses and garbage text. */
-static int read_tensors_from(anv_safetensors_t *st, const char *path, anv_model_t *m, float *const *blocks,
+static int read_tensors_from(anv_safetensors_t *st, const char *path, const anv_trainable_t *tr, float *const *blocks,
                              const char *const *prefix, int n_blocks) {
-    int n = anv_model_n_tensors(m), rc = 0;
+    int n = tr->n_tensors, rc = 0;
     if (anv_safetensors_count(st) != n * n_blocks)
         return anv_error("%s: holds %d tensors, this model has %d (another model configuration?)", path,
                          anv_safetensors_count(st), n * n_blocks);
     for (int b = 0; rc == 0 && b < n_blocks; b++) {
-        memset(blocks[b], 0, anv_model_n_params(m) * sizeof(float)); /* padding rows stay zero */
+        memset(blocks[b], 0, tr->n_params * sizeof(float)); /* padding rows stay zero */
         for (int i = 0; rc == 0 && i < n; i++) {
-            const anv_param_t *p = anv_model_tensor(m, i);
+            const anv_param_t *p = &tr->tensors[i];
             char name[128];
             int64_t shape[2] = {p->shape[0], p->shape[1]};
             snprintf(name, sizeof name, "%s%s", prefix[b], p->name);
@@ -189,27 +189,29 @@ static int read_tensors_from(anv_safetensors_t *st, const char *path, anv_model_
     return rc;
 }
 
-static int read_tensors(const char *path, anv_model_t *m, float *const *blocks, const char *const *prefix, int n_blocks,
-                        long long *step) {
+static int read_tensors(const char *path, const anv_trainable_t *tr, float *const *blocks, const char *const *prefix,
+                        int n_blocks, long long *step) {
     anv_safetensors_t *st;
     if (anv_safetensors_open(path, &st) != 0) return -1;
-    int rc = read_tensors_from(st, path, m, blocks, prefix, n_blocks);
+    int rc = read_tensors_from(st, path, tr, blocks, prefix, n_blocks);
     if (step) *step = file_step(st);
     anv_safetensors_close(st);
     return rc;
 }
 
 int anv_checkpoint_load_model(const char *path, anv_model_t *m, long long *step) {
-    float *blocks[1] = {anv_model_params(m)};
+    const anv_trainable_t *tr = anv_model_trainable(m);
+    float *blocks[1] = {tr->params};
     const char *prefix[1] = {""};
-    return read_tensors(path, m, blocks, prefix, 1, step);
+    return read_tensors(path, tr, blocks, prefix, 1, step);
 }
 
 int anv_checkpoint_load_optim(const char *path, anv_model_t *m, anv_adamw_t *opt, long long *step) {
-    if (opt->n != anv_model_n_params(m)) return anv_error("%s: optimizer state does not match the model", path);
+    const anv_trainable_t *tr = anv_model_trainable(m);
+    if (opt->n != tr->n_params) return anv_error("%s: optimizer state does not match the model", path);
     float *blocks[2] = {opt->m, opt->v};
     const char *prefix[2] = {"exp_avg.", "exp_avg_sq."};
-    return read_tensors(path, m, blocks, prefix, 2, step);
+    return read_tensors(path, tr, blocks, prefix, 2, step);
 }
 
 /* ---- the commit protocol ---- */
@@ -222,22 +224,30 @@ static void fsync_dir(const char *dir) {
     }
 }
 
-static const char *const ckpt_files[2] = {"model.safetensors", "optim.safetensors"};
-static const char *const ckpt_next[2] = {"model.safetensors.next", "optim.safetensors.next"};
+/* A full run's trained file is model.safetensors, a LoRA run's adapter_model.safetensors. */
+static const char *const ckpt_files[3] = {"model.safetensors", "adapter_model.safetensors", "optim.safetensors"};
+
+static int next_path(char *out, size_t size, const char *run_dir, const char *file) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.next", file);
+    return anv_path_join(out, size, run_dir, name);
+}
 
 int anv_checkpoint_save(const char *run_dir, anv_model_t *m, const anv_adamw_t *opt, const anv_train_state_t *s) {
+    const anv_trainable_t *tr = anv_model_trainable(m);
+    const char *files[2] = {tr->file, "optim.safetensors"};
     char path[2][4200], next[2][4200], state[4200];
     for (int i = 0; i < 2; i++) {
-        if (anv_path_join(path[i], sizeof path[i], run_dir, ckpt_files[i]) != 0 ||
-            anv_path_join(next[i], sizeof next[i], run_dir, ckpt_next[i]) != 0)
+        if (anv_path_join(path[i], sizeof path[i], run_dir, files[i]) != 0 ||
+            next_path(next[i], sizeof next[i], run_dir, files[i]) != 0)
             return -1;
     }
     if (anv_path_join(state, sizeof state, run_dir, "state.json") != 0) return -1;
-    const float *params[1] = {anv_model_params(m)}, *moments[2] = {opt->m, opt->v};
+    const float *params[1] = {tr->params}, *moments[2] = {opt->m, opt->v};
     const char *no_prefix[1] = {""}, *opt_prefix[2] = {"exp_avg.", "exp_avg_sq."};
     int had_checkpoint = anv_path_exists(state);
-    int rc = write_tensors(next[0], m, params, no_prefix, 1, s->step);
-    if (rc == 0) rc = write_tensors(next[1], m, moments, opt_prefix, 2, s->step);
+    int rc = write_tensors(next[0], tr, params, no_prefix, 1, s->step);
+    if (rc == 0) rc = write_tensors(next[1], tr, moments, opt_prefix, 2, s->step);
     if (rc == 0) rc = anv_state_save(state, s); /* commit point */
     if (rc != 0) {
         unlink(next[0]);
@@ -256,9 +266,9 @@ int anv_checkpoint_recover(const char *run_dir) {
     if (anv_path_join(state_path, sizeof state_path, run_dir, "state.json") != 0) return -1;
     anv_train_state_t s;
     int have_state = anv_path_exists(state_path) && anv_state_load(state_path, &s) == 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (anv_path_join(path, sizeof path, run_dir, ckpt_files[i]) != 0 ||
-            anv_path_join(next, sizeof next, run_dir, ckpt_next[i]) != 0)
+            next_path(next, sizeof next, run_dir, ckpt_files[i]) != 0)
             return -1;
         if (!anv_path_exists(next)) continue;
         anv_safetensors_t *st;
@@ -283,12 +293,13 @@ int anv_checkpoint_recover(const char *run_dir) {
  * committed step depends on where the save is: before the commit model.safetensors, after it the
  * .next file until it is renamed. A few retries cover a save that moved on between the reads. */
 int anv_checkpoint_load_committed(const char *run_dir, anv_model_t *m, long long *step) {
+    const anv_trainable_t *tr = anv_model_trainable(m);
     char state_path[4200], path[2][4200];
     if (anv_path_join(state_path, sizeof state_path, run_dir, "state.json") != 0 ||
-        anv_path_join(path[0], sizeof path[0], run_dir, ckpt_next[0]) != 0 ||
-        anv_path_join(path[1], sizeof path[1], run_dir, ckpt_files[0]) != 0)
+        next_path(path[0], sizeof path[0], run_dir, tr->file) != 0 ||
+        anv_path_join(path[1], sizeof path[1], run_dir, tr->file) != 0)
         return -1;
-    float *blocks[1] = {anv_model_params(m)};
+    float *blocks[1] = {tr->params};
     const char *prefix[1] = {""};
     long long committed = -1;
     int unreadable = 0; /* a file there could not be opened: its error is the one to report */
@@ -308,7 +319,7 @@ int anv_checkpoint_load_committed(const char *run_dir, anv_model_t *m, long long
                 continue;
             }
             int rc = 1;
-            if (file_step(st) == committed) rc = read_tensors_from(st, path[i], m, blocks, prefix, 1);
+            if (file_step(st) == committed) rc = read_tensors_from(st, path[i], tr, blocks, prefix, 1);
             anv_safetensors_close(st);
             if (rc <= 0) {
                 if (rc == 0 && step) *step = committed;

@@ -1,5 +1,6 @@
 /* Validation loss, bytes per token for bits per byte, and loading a run for inference. */
 #include "anvil/json.h"
+#include "anvil/lora_run.h"
 #include "anvil/shard.h"
 #include "anvil/trainer.h"
 
@@ -75,18 +76,14 @@ int anv_run_load(const char *run_dir, anv_model_t **model, anv_tokenizer_t **tok
     *model = NULL;
     *tok = NULL;
     char path[4200];
-    anv_config_t cfg;
     if (!anv_is_dir(run_dir)) return anv_error("%s: run directory does not exist", run_dir);
-    if (anv_path_join(path, sizeof path, run_dir, "config.json") != 0 || anv_config_load(path, &cfg) != 0 ||
-        anv_config_validate(&cfg, path) != 0)
-        return -1;
     if (anv_path_join(path, sizeof path, run_dir, "tokenizer.json") != 0 || anv_tokenizer_load(path, tok) != 0)
         return -1;
-    if (anv_tokenizer_vocab_size(*tok) > (size_t)cfg.vocab_size) {
+    if (anv_run_load_model(run_dir, model) == 0) {
+        int vocab = anv_model_config(*model)->vocab_size;
+        if (anv_tokenizer_vocab_size(*tok) <= (size_t)vocab) return 0;
         anv_error("%s: the tokenizer has %zu tokens but the model's vocab_size is %d", path,
-                  anv_tokenizer_vocab_size(*tok), cfg.vocab_size);
-    } else if (anv_model_create(&cfg, model) == 0) {
-        if (anv_checkpoint_load_committed(run_dir, *model, NULL) == 0) return 0;
+                  anv_tokenizer_vocab_size(*tok), vocab);
         anv_model_free(*model);
         *model = NULL;
     }

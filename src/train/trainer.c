@@ -1,7 +1,9 @@
 /* The training loop: set up a fresh or resumed run, then step, log, evaluate and checkpoint.
  *
- * Test hook: the environment variable ANVIL_TEST_NAN_AT_STEP=N poisons the loss of step N with NaN,
- * so tests can check that a diverged run stops, names the step and keeps its last good checkpoint.
+ * Test hooks: the environment variable ANVIL_TEST_NAN_AT_STEP=N poisons the loss of step N with NaN,
+ * so tests can check that a diverged run stops, names the step and keeps its last good checkpoint;
+ * ANVIL_TEST_STOP_AT_STEP=N stops the run after step N as a signal would, for runs too quick to
+ * interrupt at a chosen step from outside.
  *
  * Nothing is allocated per step: batches, gradients and optimizer state are sized before the loop and
  * the model's activations by its first forward; only checkpoints (every --save-every) allocate.
@@ -15,11 +17,13 @@
 
 #include "anvil/generate.h"
 #include "anvil/kernels.h"
+#include "anvil/lora_run.h"
 #include "anvil/run_dir.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const anv_train_opts_t *o;
@@ -35,13 +39,15 @@ typedef struct {
     anv_runlog_t log;
     double bytes_per_token;
     long long saved_step; /* last step with a checkpoint on disk (-1: none) */
-    long long nan_at;     /* test hook, 0 = off */
-    anv_comm_t *comm;     /* NULL for one process */
+    long long nan_at;     /* test hooks, 0 = off */
+    long long stop_at;
+    anv_comm_t *comm; /* NULL for one process */
     int rank, world, zero;
     float *gshard;       /* ZeRO-1: this rank's shard of the averaged gradients (opt.n floats) */
     int stop;            /* a stop was requested on some rank during the last step */
     double peak_flops;   /* this rank's measured peak FLOP/s for the run's precision (0: unknown) */
     anv_run_lock_t lock; /* rank 0: this process is the run directory's one writer */
+    anv_lora_run_t lora; /* a LoRA run's settings and base (lora.lora.rank 0: every weight trains) */
 } trainer_t;
 
 /* The peak that MFU divides by: on the CPU the measured FMA peak of this rank's threads, or the bf16
@@ -114,6 +120,16 @@ static int init_from_config(trainer_t *t, anv_config_t *cfg) {
     return 0;
 }
 
+/* LoRA: freezes the base just loaded, adds the adapters and records the base in adapter_config.json. */
+static int add_adapters(trainer_t *t) {
+    anv_lora_run_t *r = &t->lora;
+    if (!realpath(t->o->init_from, r->base))
+        return anv_error("%s: cannot resolve the base run's path", t->o->init_from);
+    r->base_hash = anv_model_weights_hash(t->m);
+    if (anv_model_add_lora(t->m, &r->lora, t->hp.seed) != 0) return -1;
+    return anv_lora_run_write(t->o->run_dir, r, t->m);
+}
+
 static int setup_fresh(trainer_t *t) {
     char path[4200], src[4200];
     if (run_path(t, "state.json", path, sizeof path) != 0) return -1;
@@ -124,19 +140,28 @@ static int setup_fresh(trainer_t *t) {
     if (load_data_tokenizer(t, t->o->data_dir) != 0 ||
         (t->o->init_from ? init_from_config(t, &t->cfg) : requested_config(t, &t->cfg)) != 0)
         return -1;
+    if (t->o->lora) {
+        if (!t->o->init_from) return anv_error("LoRA trains adapters on a trained model: name it with --init-from RUN");
+        t->lora.lora = *t->o->lora;
+        if (anv_lora_config_validate(&t->lora.lora, &t->cfg, "LoRA") != 0) return -1;
+    }
     /* the inputs are good: only now is the run directory made and claimed */
     if (anv_run_lock(t->o->run_dir, 1, &t->lock) != 0) return -1;
     if (run_path(t, "config.json", path, sizeof path) != 0 || anv_config_save(&t->cfg, path) != 0) return -1;
     if (anv_path_join(src, sizeof src, t->data_dir, "tokenizer.json") != 0 ||
         run_path(t, "tokenizer.json", path, sizeof path) != 0 || anv_copy_file_atomic(src, path) != 0)
         return -1;
-    if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0) return -1;
+    /* an earlier attempt at a LoRA run here must not make this one look like one */
+    if (!t->o->lora && run_path(t, "adapter_config.json", path, sizeof path) == 0) unlink(path);
+    if (anv_model_create(&t->cfg, &t->m) != 0) return -1;
     if (t->o->init_from) {
-        if (anv_checkpoint_load_committed(t->o->init_from, t->m, NULL) != 0) return -1;
+        if (anv_run_load_weights(t->o->init_from, t->m) != 0) return -1;
         anv_log(ANV_LOG_INFO, "initialised from %s", t->o->init_from);
     } else {
         anv_model_init(t->m, t->hp.seed);
     }
+    if (t->o->lora && add_adapters(t) != 0) return -1;
+    if (anv_adamw_init(&t->opt, anv_model_trainable(t->m)->n_params) != 0) return -1;
     t->saved_step = -1;
     return 0;
 }
@@ -167,10 +192,14 @@ static int setup_resume(trainer_t *t) {
                              t->o->preset ? "--preset" : "--config", t->o->preset ? t->o->preset : t->o->config_path,
                              why);
     }
-    if (anv_model_create(&t->cfg, &t->m) != 0 || anv_adamw_init(&t->opt, anv_model_n_params(t->m)) != 0) return -1;
-    long long ms, os;
-    if (run_path(t, "model.safetensors", path, sizeof path) != 0 || anv_checkpoint_load_model(path, t->m, &ms) != 0)
+    if (anv_model_create(&t->cfg, &t->m) != 0) return -1;
+    if (anv_lora_run_is(run) &&
+        (anv_lora_run_read(run, &t->lora) != 0 || anv_lora_run_base(run, &t->lora, t->m, t->st.hp.seed) != 0))
         return -1;
+    const anv_trainable_t *tr = anv_model_trainable(t->m);
+    if (anv_adamw_init(&t->opt, tr->n_params) != 0) return -1;
+    long long ms, os;
+    if (run_path(t, tr->file, path, sizeof path) != 0 || anv_checkpoint_load_model(path, t->m, &ms) != 0) return -1;
     if (ms != t->st.step) return anv_error("%s: holds step %lld but state.json is at step %lld", path, ms, t->st.step);
     if (run_path(t, "optim.safetensors", path, sizeof path) != 0 ||
         anv_checkpoint_load_optim(path, t->m, &t->opt, &os) != 0)
@@ -194,6 +223,7 @@ static int share_setup(trainer_t *t, int rc0) {
         anv_config_t cfg;
         anv_hparams_t hp;
         anv_train_state_t st;
+        anv_lora_config_t lora; /* rank 0 for none */
     } msg;
     memset(&msg, 0, sizeof msg);
     msg.rc = rc0;
@@ -201,6 +231,7 @@ static int share_setup(trainer_t *t, int rc0) {
         msg.cfg = t->cfg;
         msg.hp = t->hp;
         msg.st = t->st;
+        msg.lora = t->lora.lora;
     }
     if (anv_comm_broadcast(t->comm, &msg, sizeof msg, 0) != 0) return -1;
     if (msg.rc != 0) return t->rank == 0 ? -1 : anv_error("rank 0 could not set up the run (its error says why)");
@@ -208,18 +239,25 @@ static int share_setup(trainer_t *t, int rc0) {
     t->cfg = msg.cfg;
     t->hp = msg.hp;
     t->st = msg.st;
+    t->lora.lora = msg.lora;
     t->saved_step = t->o->resume ? t->st.step : -1;
     anv_threads_set(t->hp.threads);
     char dir[sizeof t->st.data_dir];
     strcpy(dir, t->st.data_dir);
-    return load_data_tokenizer(t, dir) == 0 && anv_model_create(&t->cfg, &t->m) == 0 ? 0 : -1;
+    if (load_data_tokenizer(t, dir) != 0 || anv_model_create(&t->cfg, &t->m) != 0) return -1;
+    return t->lora.lora.rank ? anv_model_add_lora(t->m, &t->lora.lora, t->hp.seed) : 0;
 }
 
-/* Every rank gets rank 0's weights; the AdamW state goes whole to every rank (data parallel) or one
- * shard to each (ZeRO-1; rank 0 holds the whole state from setup and then keeps its shard only). */
+/* Every rank gets rank 0's weights (a LoRA run's frozen base and its adapters); the AdamW state goes whole
+ * to every rank (data parallel) or one shard to each (ZeRO-1; rank 0 holds the whole state from setup and
+ * then keeps its shard only). */
 static int distribute_state(trainer_t *t) {
-    size_t n = anv_model_n_params(t->m), bytes = n * sizeof(float);
-    if (anv_comm_broadcast(t->comm, anv_model_params(t->m), bytes, 0) != 0) return -1;
+    const anv_trainable_t *tr = anv_model_trainable(t->m);
+    size_t n = tr->n_params, bytes = n * sizeof(float);
+    if (t->lora.lora.rank &&
+        anv_comm_broadcast(t->comm, anv_model_params(t->m), anv_model_n_params(t->m) * sizeof(float), 0) != 0)
+        return -1;
+    if (anv_comm_broadcast(t->comm, tr->params, bytes, 0) != 0) return -1;
     if (!t->zero) {
         if (t->rank != 0 && anv_adamw_init(&t->opt, n) != 0) return -1;
         if (t->o->resume && (anv_comm_broadcast(t->comm, t->opt.m, bytes, 0) != 0 ||
@@ -306,6 +344,30 @@ static int resolve_steps(trainer_t *t) {
     return 0;
 }
 
+/* What the run holds in memory and, for LoRA, how its trained part compares with the whole model's. */
+static void log_memory(const trainer_t *t) {
+    const double MiB = 1048576.0;
+    anv_memory_budget_t mb;
+    anv_model_memory_budget(&t->cfg, t->hp.B, t->hp.T, &mb);
+    if (!t->lora.lora.rank) {
+        anv_log(ANV_LOG_INFO,
+                "memory: %.0f MiB (parameters, gradients, AdamW state, activations); activations %.1f KiB per token",
+                mb.total / MiB, mb.activations_per_token / 1024.0);
+        return;
+    }
+    const anv_lora_config_t *lc = &t->lora.lora;
+    double n = (double)anv_model_trainable(t->m)->n_params, base = (double)anv_config_num_params(&t->cfg);
+    double bytes = n * sizeof(float);
+    anv_log(
+        ANV_LOG_INFO,
+        "LoRA r=%d alpha=%g on %s: %.0f adapter parameters (%.3f%% of the frozen base's %.0f); checkpoint %.2f MiB, "
+        "gradients %.2f MiB, AdamW state %.2f MiB (full fine-tuning: %.2f, %.2f and %.2f MiB)",
+        lc->rank, (double)lc->alpha, *lc->targets ? lc->targets : anv_lora_target_names(t->cfg.arch), n, 100 * n / base,
+        base, bytes / MiB, bytes / MiB, 2 * bytes / MiB, mb.params / MiB, mb.grads / MiB, mb.optimizer / MiB);
+    anv_log(ANV_LOG_INFO, "memory: %.0f MiB (frozen base, adapters, their gradients and AdamW state, activations)",
+            (mb.params + mb.activations + 4 * bytes) / MiB);
+}
+
 static int open_loaders(trainer_t *t) {
     anv_hparams_t *h = &t->hp;
     if (h->T == 0) h->T = t->cfg.block_size;
@@ -337,21 +399,14 @@ static int open_loaders(trainer_t *t) {
     t->in = anv_alloc(n, "batch inputs");
     t->tg = anv_alloc(n, "batch targets");
     if (!t->in || !t->tg) return -1;
-    if (t->rank == 0) {
-        anv_memory_budget_t mb;
-        anv_model_memory_budget(&t->cfg, h->B, h->T, &mb);
-        anv_log(ANV_LOG_INFO,
-                "memory: %.0f MiB (parameters, gradients, AdamW state, activations); "
-                "activations %.1f KiB per token",
-                mb.total / 1048576.0, mb.activations_per_token / 1024.0);
-    }
+    if (t->rank == 0) log_memory(t);
     return resolve_steps(t);
 }
 
 /* ZeRO-1: rank 0 gathers the AdamW shards into a whole state (full), so checkpoints do not depend
  * on the number of ranks. Collective. */
 static int gather_optim(trainer_t *t, anv_adamw_t *full) {
-    size_t n = anv_model_n_params(t->m);
+    size_t n = anv_model_trainable(t->m)->n_params;
     memset(full, 0, sizeof *full);
     if (t->rank == 0 && anv_adamw_init(full, n) != 0) return -1;
     full->t = t->opt.t;
@@ -442,8 +497,9 @@ static int diverged(const trainer_t *t, long long step, const char *what, double
 /* Averages the gradients over the ranks and applies the update; *norm: the global gradient norm. */
 static int update(trainer_t *t, float lr, float *norm) {
     const anv_hparams_t *h = &t->hp;
-    float *grads = anv_model_grads(t->m);
-    size_t n = anv_model_n_params(t->m);
+    const anv_trainable_t *tr = anv_model_trainable(t->m);
+    float *grads = tr->grads;
+    size_t n = tr->n_params;
     if (!t->zero) {
         if (t->comm && anv_comm_allreduce(t->comm, grads, n, ANV_REDUCE_AVG) != 0) return -1;
         *norm = anv_clip_grad_norm(grads, n, h->clip);
@@ -457,7 +513,13 @@ static int update(trainer_t *t, float lr, float *norm) {
     *norm = anv_clip_grads_by(t->gshard, t->opt.n, sumsq, h->clip);
     if (!isfinite(*norm)) return 0;
     anv_adamw_step_shard(&t->opt, t->m, t->gshard, &h->adamw, lr);
-    return anv_comm_allgather(t->comm, anv_model_params(t->m), n);
+    return anv_comm_allgather(t->comm, tr->params, n);
+}
+
+/* Model FLOPs per trained token; a frozen base skips its weight gradients, 2 N of the 6 N. */
+static double flops_per_token(const trainer_t *t) {
+    double f = anv_model_flops_per_token(&t->cfg, t->hp.T);
+    return t->lora.lora.rank ? f - 2.0 * (double)anv_config_num_params(&t->cfg) : f;
 }
 
 /* One optimizer step over `accum` micro-batches on every rank. */
@@ -478,7 +540,7 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
     /* the loss sum and the stop flag of every rank, in one message */
     double global[2] = {sum, t->o->stop && *t->o->stop};
     if (t->comm && anv_comm_allreduce_f64(t->comm, global, 2, ANV_REDUCE_SUM) != 0) return -1;
-    t->stop = global[1] > 0;
+    t->stop = global[1] > 0 || step == t->stop_at;
     float loss = (float)(global[0] / (double)(accum * t->world));
     if (step == t->nan_at) loss = NAN;
     if (!isfinite(loss)) return diverged(t, step, "the loss", loss);
@@ -495,8 +557,7 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
     r->tokens = t->st.tokens;
     r->step_s = anv_now() - t0;
     r->tokens_per_s = (double)h->total_batch_tokens / r->step_s;
-    r->mfu =
-        t->peak_flops > 0 ? anv_model_flops_per_token(&t->cfg, h->T) * r->tokens_per_s / (t->peak_flops * t->world) : 0;
+    r->mfu = t->peak_flops > 0 ? flops_per_token(t) * r->tokens_per_s / (t->peak_flops * t->world) : 0;
     r->comm_s = t->comm ? anv_comm_seconds(t->comm) - comm0 : 0;
     return 0;
 }
@@ -548,7 +609,9 @@ int anv_train(const anv_train_opts_t *o, long long *last_step) {
     t.rank = t.comm ? anv_comm_rank(t.comm) : 0;
     t.zero = o->zero && t.comm;
     const char *nan_at = getenv("ANVIL_TEST_NAN_AT_STEP");
+    const char *stop_at = getenv("ANVIL_TEST_STOP_AT_STEP");
     t.nan_at = nan_at ? atoll(nan_at) : 0;
+    t.stop_at = stop_at ? atoll(stop_at) : 0;
     int rc = setup(&t);
     if (rc == 0) t.peak_flops = measured_peak((anv_precision_t)t.hp.precision);
     if (rc == 0) rc = open_loaders(&t);

@@ -44,7 +44,7 @@
 #define TOL_SUMSQ 1e-12
 #define TOL_LOSS 1e-6
 
-enum { MAXBUF = 8 };
+enum { MAXBUF = 9 };
 
 /* The sizes and scalars of one case (each op reads the ones it needs). */
 typedef struct {
@@ -211,6 +211,46 @@ static void test_matmul(const char *label, int N, int C, int OC, anv_precision_t
     add_floats(&bs, "w", (size_t)C * OC, 0.05f, 0, 0);
     snprintf(what, sizeof what, "matmul bwd %s %s", p, label);
     run_case(what, op_matmul_bwd, &s, &bs, TOL_MM, 0);
+    anv_matmul_precision_set(ANV_PRECISION_FP32);
+}
+
+/* LoRA beside a product: the adapter's OC columns start at column `col` of a product ld wide. */
+static double op_lora_fwd(void **b, const shape_t *s) {
+    anv_lora_forward((float *)b[0] + s->pos, s->ld, b[1], b[2], b[3], b[4], s->alpha, s->N, s->C, s->OC, s->K);
+    return 0;
+}
+static double op_lora_bwd(void **b, const shape_t *s) {
+    anv_lora_backward(b[0], b[1], b[2], b[3], (const float *)b[4] + s->pos, s->ld, b[5], b[6], b[7], b[8], s->alpha,
+                      s->N, s->C, s->OC, s->K);
+    return 0;
+}
+
+static void test_lora(const char *label, int N, int IC, int OC, int ld, int col, int r, anv_precision_t prec) {
+    char what[64];
+    shape_t s = {.N = N, .C = IC, .OC = OC, .ld = ld, .pos = col, .K = r, .alpha = 2.0f};
+    bufs_t bs = {0};
+    anv_matmul_precision_set(prec);
+    const char *p = anv_precision_name(prec);
+
+    add_floats(&bs, "out", (size_t)N * ld, 1, 1, 0);
+    add_floats(&bs, "u", (size_t)N * r, 1, 1, 0);
+    add_floats(&bs, "inp", (size_t)N * IC, 1, 0, 0);
+    add_floats(&bs, "a", (size_t)r * IC, 0.1f, 0, 0);
+    add_floats(&bs, "b", (size_t)OC * r, 0.1f, 0, 0);
+    snprintf(what, sizeof what, "lora fwd %s %s", p, label);
+    run_case(what, op_lora_fwd, &s, &bs, TOL_MM, 0);
+
+    add_floats(&bs, "dinp", (size_t)N * IC, 1, 1, 0);
+    add_floats(&bs, "da", (size_t)r * IC, 1, 1, 0);
+    add_floats(&bs, "db", (size_t)OC * r, 1, 1, 0);
+    add_floats(&bs, "du", (size_t)N * r, 1, 1, 0);
+    add_floats(&bs, "dout", (size_t)N * ld, 1, 0, 0);
+    add_floats(&bs, "inp", (size_t)N * IC, 1, 0, 0);
+    add_floats(&bs, "u", (size_t)N * r, 1, 0, 0);
+    add_floats(&bs, "a", (size_t)r * IC, 0.1f, 0, 0);
+    snprintf(what, sizeof what, "lora bwd %s %s", p, label);
+    add_floats(&bs, "b", (size_t)OC * r, 0.1f, 0, 0);
+    run_case(what, op_lora_bwd, &s, &bs, TOL_MM, 0);
     anv_matmul_precision_set(ANV_PRECISION_FP32);
 }
 
@@ -678,6 +718,10 @@ int main(void) {
     test_matmul("gpt2", 1024, 768, 3072, ANV_PRECISION_FP32);
     test_matmul("odd", 37, 13, 9, ANV_PRECISION_BF16);
     test_matmul("gpt2", 1024, 768, 3072, ANV_PRECISION_BF16);
+    test_lora("odd", 37, 13, 9, 27, 9, 3, ANV_PRECISION_FP32); /* k's adapter in a fused q | k | v */
+    test_lora("odd", 37, 13, 9, 27, 9, 3, ANV_PRECISION_BF16);
+    test_lora("llama mlp", 256, 576, 1536, 3072, 1536, 16, ANV_PRECISION_FP32); /* up's in gate | up */
+    test_lora("llama mlp", 256, 576, 1536, 3072, 1536, 16, ANV_PRECISION_BF16);
     test_matmul_nt("odd", 37, 13, 9, ANV_PRECISION_FP32);
     test_matmul_nt("odd", 37, 13, 9, ANV_PRECISION_BF16);
     test_matmul_nt("gpt2 head", 256, 768, 50304, ANV_PRECISION_FP32); /* the padded vocabulary */

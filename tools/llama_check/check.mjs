@@ -7,15 +7,17 @@
 //   text    the greedy tokens detokenized
 // With --anvil FILE (the JSON of `anvil logits`), it also prints the comparison to stderr and exits
 // non-zero when the tokens differ or max|logit diff| / max|anvil logit| exceeds --tol; with --encode
-// FILE (the output of `anvil tokenizer encode`), likewise when the prompt's ids differ from it.
+// FILE (the output of `anvil tokenizer encode`), likewise when the prompt's ids differ from it. With
+// --lora FILE, the context applies that LoRA adapter GGUF (scale 1) to the model.
 // Usage: node check.mjs --model FILE.gguf --prompt TEXT [--n 32] [--anvil FILE] [--tol 5e-3] [--encode FILE]
+//                       [--lora FILE]
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 import {readFileSync} from "node:fs";
 
 const args = {n: "32", tol: "5e-3"};
 for (let i = 2; i < process.argv.length; i += 2) {
     const key = process.argv[i].replace(/^--/, "");
-    if (!["model", "prompt", "n", "anvil", "tol", "encode"].includes(key) || i + 1 >= process.argv.length) {
+    if (!["model", "prompt", "n", "anvil", "tol", "encode", "lora"].includes(key) || i + 1 >= process.argv.length) {
         console.error(`check.mjs: bad argument '${process.argv[i]}'`);
         process.exit(2);
     }
@@ -34,6 +36,7 @@ const context = await model.createContext({
     threads: 1,
     experimentalKvCacheKeyType: "F32",
     experimentalKvCacheValueType: "F32",
+    ...(args.lora ? {lora: {adapters: [{filePath: args.lora}]}} : {}),
 });
 const seq = context.getSequence();
 const eos = model.tokens.eos;

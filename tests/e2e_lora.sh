@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# LoRA end to end (GPT-2, and Llama with E2E_ARCH=llama): a tiny base model trained on generated
+# sentences is fine-tuned with `anvil train --init-from BASE --sft FILE --lora-rank 8` on a generated
+# instruction set:
+#   - the held-out masked loss falls well below the base's, while the base run's files stay untouched;
+#   - the run's checkpoint and optimizer state hold the adapters only: their sizes are printed and
+#     checked against the adapter count (4 and 8 bytes per adapter float), far below the base's;
+#   - stopped after a step and resumed: the losses and the adapters bitwise those of the uninterrupted run;
+#   - `anvil sample`, `anvil eval` and `anvil serve` load the base with the adapters;
+#   - real llama.cpp (node-llama-cpp) with the base's GGUF plus the adapter GGUF (`--format gguf-lora`)
+#     agrees with `anvil logits` and greedy-decodes exactly what `anvil sample` does; the merged
+#     export (`--merge`) too; without the adapter llama.cpp's logits differ (the adapter does something);
+#   - bf16 LoRA also learns; under mpirun (when built with MPI) 2 ranks with ZeRO-1 follow 1 process;
+#   - bad input: a base that moved or changed, targets the architecture lacks, a rank out of range,
+#     --lora-rank without --init-from, a plain export of a LoRA run.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+src=${ANVIL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+e2e_workdir
+
+grammar_corpus 3000 7 > corpus.txt
+"$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
+  --threads 1 >/dev/null 2>&1 || fail "data prepare"
+e2e_model_json 300 96 > model.json
+"$anvil" train --data data --config model.json --seq 64 --steps 200 --lr 3e-3 --eval-every 0 --out base --threads 1 \
+  2>base.err || { cat base.err; fail "base run"; }
+/usr/bin/python3 - <<'EOF'
+import json, random
+rng = random.Random(5)
+things = "cat dog river stone bird garden house child letter machine window forest".split()
+words = "red green old quiet bright heavy tired clever young small slow gentle".split()
+pair = dict(zip(things, words))
+def line(i):
+    t = rng.choice(things)
+    q, a = "Which word goes with the %s?" % t, "The %s is %s." % (t, pair[t])
+    if i % 2: return {"prompt": q + " ", "completion": a}
+    return {"messages": [{"role": "user", "content": q + " "}, {"role": "assistant", "content": a}]}
+with open("sft.jsonl", "w") as f:
+    for i in range(300): f.write(json.dumps(line(i)) + "\n")
+with open("held.jsonl", "w") as f:
+    for i in range(40): f.write(json.dumps(line(i)) + "\n")
+EOF
+base_sum=$(cat base/* 2>/dev/null | md5sum)
+lora=(--init-from base --sft sft.jsonl --sft-val held.jsonl --chat-template plain --batch 8 --epochs 3 --lr 1e-2
+      --eval-every 0 --save-every 10 --threads 1 --lora-rank 8)
+"$anvil" train "${lora[@]}" --out ft 2>ft.err || { cat ft.err; fail "LoRA run"; }
+grep "^LoRA r=8" ft.err || { cat ft.err; fail "no LoRA line"; }
+[ "$(cat base/* | md5sum)" = "$base_sum" ] || fail "the LoRA run changed its base run's files"
+val_loss() { grep -o 'val loss [0-9.]*' | head -1 | grep -o '[0-9.]*$'; }
+before=$("$anvil" eval --run base --data ft/sft --batch 8 --threads 1 2>&1 | val_loss)
+after=$("$anvil" eval --run ft --batch 8 --threads 1 2>&1 | val_loss)
+echo "held-out masked loss: base $before, LoRA $after"
+awk -v b="$before" -v a="$after" 'BEGIN { exit !(a < b / 1.8) }' || fail "LoRA did not lower the loss enough"
+
+# sizes: the checkpoint is the adapters (4 bytes each), the optimizer state twice that; both small
+n=$(sed -n 's/.*: \([0-9]*\) adapter parameters.*/\1/p' ft.err)
+adapter=$(stat -c %s ft/adapter_model.safetensors) optim=$(stat -c %s ft/optim.safetensors)
+full=$(stat -c %s base/model.safetensors)
+echo "sizes: $n adapter floats; adapter_model.safetensors $adapter bytes, optim.safetensors $optim bytes;" \
+  "the base's model.safetensors $full bytes"
+[ ! -e ft/model.safetensors ] || fail "a LoRA run wrote model.safetensors"
+awk -v n="$n" -v a="$adapter" -v o="$optim" -v f="$full" 'BEGIN { ha = a - 4 * n; ho = o - 8 * n;
+  exit !(n > 0 && ha > 0 && ha < 16384 && ho > 0 && ho < 32768 && 4 * a < f) }' || fail "sizes out of proportion"
+grep -q '"peft_type": "LORA"' ft/adapter_config.json && grep -q '"r": 8,' ft/adapter_config.json ||
+  fail "adapter_config.json: $(cat ft/adapter_config.json)"
+
+# stopped after step 40 and resumed: bitwise the uninterrupted run
+losses() { grep -o '"step":[0-9]*,"loss":[^,]*' "$1/log.jsonl"; }
+rc=0; ANVIL_TEST_STOP_AT_STEP=40 "$anvil" train "${lora[@]}" --out part 2>part.err || rc=$?
+grep -q 'saved at step 40' part.err || { cat part.err; fail "stop at step 40 (exit $rc)"; }
+"$anvil" train --out part --resume 2>part2.err || { cat part2.err; fail "resume"; }
+[ "$(losses part)" = "$(losses ft)" ] || fail "the resumed run's losses differ from the uninterrupted run's"
+cmp -s part/adapter_model.safetensors ft/adapter_model.safetensors || fail "the resumed run's adapters differ"
+echo "stopped at step 40 + resume: all $(losses part | wc -l) losses and the adapters bitwise equal"
+
+# anvil serve on the LoRA run (the base with the adapters)
+prompt="Which word goes with the cat? "
+"$anvil" sample --run ft --prompt "$prompt" --temperature 0 --max-tokens 12 --threads 1 >sample.txt 2>/dev/null ||
+  fail "sample on the LoRA run"
+echo "anvil sample: $(cat sample.txt)"
+grep -q "^The cat is red\." sample.txt || fail "the LoRA run did not learn the reply"
+if [[ "$(ldd "$anvil")" == *libmicrohttpd* ]] && command -v curl >/dev/null; then
+  "$anvil" serve --run ft --port 0 --threads 1 2>serve.err & bg=$!
+  for _ in $(seq 100); do grep -q "listening on" serve.err && break; sleep 0.1; done
+  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' serve.err)
+  reply=$(curl -s "localhost:$port/v1/completions" -d "{\"prompt\": \"$prompt\", \"max_tokens\": 12, \"temperature\": 0}")
+  kill "$bg"; wait "$bg" 2>/dev/null || true; bg=
+  echo "$reply" | grep -q '"text":"The cat is red\.' || fail "served completion: $reply"
+fi
+
+# llama.cpp: the base's GGUF + the adapter GGUF, and the merged model, against anvil
+if command -v node >/dev/null; then
+  cache=$(dirname "$("$src/tools/npm_cache.sh" llama_check --omit=optional)")
+  cp "$src/tools/llama_check/check.mjs" "$cache/check.mjs"
+  tol=1e-4; [ "${E2E_ARCH:-gpt2}" = gpt2 ] && tol=5e-3 # ggml's CPU GELU rounds its input to fp16
+  "$anvil" export --run base --format gguf --out base.gguf 2>/dev/null || fail "export base"
+  "$anvil" export --run ft --format gguf-lora --out adapter.gguf 2>/dev/null || fail "export --format gguf-lora"
+  "$anvil" export --run ft --merge --format gguf --out merged.gguf 2>/dev/null || fail "export --merge"
+  "$anvil" logits --run ft --prompt "$prompt" --out logits.json 2>/dev/null
+  "$anvil" sample --run ft --prompt "$prompt" --temperature 0 --max-tokens 16 >greedy.txt 2>/dev/null
+  for kind in adapter merged; do
+    model=(--model base.gguf --lora adapter.gguf); [ $kind = merged ] && model=(--model merged.gguf)
+    node "$cache/check.mjs" "${model[@]}" --prompt "$prompt" --n 16 --anvil logits.json --tol "$tol" \
+      >"llama_$kind.json" 2>"llama_$kind.log" || { cat "llama_$kind.log"; fail "llama.cpp with the $kind"; }
+    node -e 'const fs = require("fs"), [file, want] = process.argv.slice(1);
+      const got = JSON.parse(fs.readFileSync(file, "utf8")).text, ref = fs.readFileSync(want, "utf8");
+      if (got !== ref) { console.error(`llama.cpp greedy ${JSON.stringify(got)} != anvil ${JSON.stringify(ref)}`); process.exit(1); }' \
+      "llama_$kind.json" greedy.txt || fail "llama.cpp's greedy text with the $kind"
+    echo "llama.cpp with the $kind ($(stat -c %s "$kind.gguf") bytes): $(cat "llama_$kind.log"); greedy text equal"
+  done
+  node "$cache/check.mjs" --model base.gguf --prompt "$prompt" --n 1 --anvil logits.json --tol "$tol" >/dev/null \
+    2>base_only.log && fail "llama.cpp without the adapter agrees with the LoRA run: the adapter is not applied"
+  echo "without the adapter: $(grep -o 'relative [^ ]*' base_only.log)"
+fi
+
+# bf16 LoRA learns too
+"$anvil" train "${lora[@]}" --precision bf16 --out bf 2>bf.err || { cat bf.err; fail "bf16 LoRA run"; }
+bf=$("$anvil" eval --run bf --batch 8 --threads 1 2>&1 | val_loss)
+echo "bf16 LoRA: held-out masked loss $bf"
+awk -v b="$before" -v a="$bf" 'BEGIN { exit !(a < b / 1.8) }' || fail "bf16 LoRA did not lower the loss enough"
+
+# 2 ranks (ZeRO-1) against 1 process with the same global batch
+if [[ "$(ldd "$anvil")" == *libmpi* ]] && command -v mpirun >/dev/null; then
+  mpi=(mpirun -np 2 --oversubscribe --mca btl self,vader)
+  [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
+  short=(--init-from base --data data --seq 64 --steps 12 --lr 1e-2 --eval-every 0 --threads 1 --lora-rank 4
+         --lora-targets "$( [ "${E2E_ARCH:-gpt2}" = gpt2 ] && echo c_attn,c_fc || echo q,v,down)")
+  "$anvil" train "${short[@]}" --batch 8 --out one 2>one.err || { cat one.err; fail "1-process LoRA"; }
+  "${mpi[@]}" "$anvil" train "${short[@]}" --batch 4 --zero 1 --out two >two.err 2>&1 || { cat two.err; fail "mpirun LoRA"; }
+  paste <(losses one | sed 's/.*://') <(losses two | sed 's/.*://') | awk '{ d = $1 - $2; d = d < 0 ? -d : d;
+    r = d / $1; if (r > m) m = r; n++ } END { printf "2 ranks (ZeRO-1) against 1 process: %d losses, max relative difference %.1e\n", n, m;
+    exit !(n == 12 && m < 1e-5) }' || fail "2 ranks diverge from 1 process"
+fi
+
+# bad input: one line naming the file or the option
+expect_error() { # pattern command...
+  local pattern=$1 rc=0; shift
+  "$@" >err.txt 2>&1 || rc=$?
+  [ "$rc" != 0 ] && [ "$(wc -l <err.txt)" = 1 ] && grep -q -- "$pattern" err.txt || { cat err.txt; fail "expected '$pattern'"; }
+  echo "refused: $(cat err.txt)"
+}
+targets=q,wq; [ "${E2E_ARCH:-gpt2}" = gpt2 ] && targets=c_fc,wq
+expect_error "has no LoRA target 'wq'" "$anvil" train "${lora[@]}" --lora-targets "$targets" --out bad1
+[ ! -e bad1 ] || fail "a refused LoRA run left files in bad1"
+expect_error "rank 999 is outside" "$anvil" train "${lora[@]}" --lora-rank 999 --out bad2
+expect_error "name it with --init-from" "$anvil" train --data data --config model.json --lora-rank 4 --out bad3
+expect_error "a LoRA run; export its adapters" "$anvil" export --run ft --format gguf --out x.gguf
+expect_error "not a LoRA run" "$anvil" export --run base --format gguf-lora --out x.gguf
+mv base base.moved
+expect_error "base run .*/base is missing" "$anvil" sample --run ft --prompt x --max-tokens 1
+mv base.moved base
+"$anvil" train --out base --resume --steps 201 --threads 1 2>/dev/null || fail "continuing the base"
+expect_error "changed since the adapters were trained" "$anvil" sample --run ft --prompt x --max-tokens 1
+expect_error "changed since the adapters were trained" "$anvil" train --out ft --resume --steps 200
