@@ -118,6 +118,7 @@ enum {
     O_LORA_RANK,
     O_LORA_ALPHA,
     O_LORA_TARGETS,
+    O_LORA_DROPOUT,
     O_N
 };
 
@@ -239,7 +240,7 @@ int cmd_train(int argc, char **argv) {
     int sequential = 0, zero = 0, epochs = 0;
     sft_args_t sft = {.chat = "chatml"};
     int lora_rank = 0;
-    double lora_alpha = 0;
+    double lora_alpha = 0, lora_dropout = 0;
     const char *lora_targets = "";
     char sft_dir[4200];
     long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
@@ -300,6 +301,8 @@ int cmd_train(int argc, char **argv) {
         [O_LORA_TARGETS] = {"--lora-targets", OPT_STRING, &lora_targets,
                             "with --lora-rank: the layers to adapt (default all: q,k,v,o,gate,up,down for Llama, "
                             "c_attn,c_proj,c_fc for GPT-2)"},
+        [O_LORA_DROPOUT] = {"--lora-dropout", OPT_DOUBLE, &lora_dropout,
+                            "with --lora-rank: zero each adapter input with probability P while training (default 0)"},
     };
     const opt_range_t ranges[] = {
         {"--batch", 1, 1 << 20},
@@ -325,6 +328,7 @@ int cmd_train(int argc, char **argv) {
         {"--epochs", 1, 1 << 20},
         {"--lora-rank", 1, 1 << 20},
         {"--lora-alpha", 1e-30, 1e30},
+        {"--lora-dropout", 0, 0.999},
     };
     int seen[O_N];
     int rc = cli_parse_bounded(argc, argv, opts, O_N, ranges, (int)(sizeof ranges / sizeof ranges[0]), usage, seen);
@@ -344,14 +348,16 @@ int cmd_train(int argc, char **argv) {
         return anv_error("give one of --steps, --tokens or --minutes"), cli_fail();
     if (resume && seen[O_MINUTES])
         return anv_error("--minutes sets the length of a new run; resume with --steps"), cli_fail();
-    if (!seen[O_LORA_RANK] && (seen[O_LORA_ALPHA] || seen[O_LORA_TARGETS]))
-        return anv_error("--lora-alpha and --lora-targets go with --lora-rank"), cli_fail();
+    if (!seen[O_LORA_RANK] && (seen[O_LORA_ALPHA] || seen[O_LORA_TARGETS] || seen[O_LORA_DROPOUT]))
+        return anv_error("--lora-alpha, --lora-targets and --lora-dropout go with --lora-rank"), cli_fail();
     if (seen[O_LORA_RANK] && resume)
         return anv_error("a LoRA run keeps its adapters' settings (RUN/adapter_config.json): resume without --lora-*"),
                cli_fail();
     if (seen[O_LORA_RANK] && !init_from)
         return anv_error("--lora-rank trains adapters on a trained model: name it with --init-from RUN0"), cli_fail();
-    anv_lora_config_t lora = {.rank = lora_rank, .alpha = (float)(seen[O_LORA_ALPHA] ? lora_alpha : 2.0 * lora_rank)};
+    anv_lora_config_t lora = {.rank = lora_rank,
+                              .alpha = (float)(seen[O_LORA_ALPHA] ? lora_alpha : 2.0 * lora_rank),
+                              .dropout = (float)lora_dropout};
     if (strlen(lora_targets) >= sizeof lora.targets) return anv_error("--lora-targets: too long a list"), cli_fail();
     strcpy(lora.targets, lora_targets);
     if (seen[O_LORA_RANK] && check_lora(&lora, init_from) != 0) return cli_fail();

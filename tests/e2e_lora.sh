@@ -5,7 +5,8 @@
 #   - the held-out masked loss falls well below the base's, while the base run's files stay untouched;
 #   - the run's checkpoint and optimizer state hold the adapters only: their sizes are printed and
 #     checked against the adapter count (4 and 8 bytes per adapter float), far below the base's;
-#   - stopped after a step and resumed: the losses and the adapters bitwise those of the uninterrupted run;
+#   - stopped after a step and resumed: the losses and the adapters bitwise those of the uninterrupted run
+#     (with --lora-dropout, so the masks are drawn again the same);
 #   - `anvil sample`, `anvil eval` and `anvil serve` load the base with the adapters;
 #   - real llama.cpp (node-llama-cpp) with the base's GGUF plus the adapter GGUF (`--format gguf-lora`)
 #     agrees with `anvil logits` and greedy-decodes exactly what `anvil sample` does; the merged
@@ -42,7 +43,7 @@ with open("held.jsonl", "w") as f:
 EOF
 base_sum=$(cat base/* 2>/dev/null | md5sum)
 lora=(--init-from base --sft sft.jsonl --sft-val held.jsonl --chat-template plain --batch 8 --epochs 3 --lr 1e-2
-      --eval-every 0 --save-every 10 --threads 1 --lora-rank 8)
+      --eval-every 0 --save-every 10 --threads 1 --lora-rank 8 --lora-dropout 0.1)
 "$anvil" train "${lora[@]}" --out ft 2>ft.err || { cat ft.err; fail "LoRA run"; }
 grep "^LoRA r=8" ft.err || { cat ft.err; fail "no LoRA line"; }
 [ "$(cat base/* | md5sum)" = "$base_sum" ] || fail "the LoRA run changed its base run's files"
@@ -61,7 +62,8 @@ echo "sizes: $n adapter floats; adapter_model.safetensors $adapter bytes, optim.
 [ ! -e ft/model.safetensors ] || fail "a LoRA run wrote model.safetensors"
 awk -v n="$n" -v a="$adapter" -v o="$optim" -v f="$full" 'BEGIN { ha = a - 4 * n; ho = o - 8 * n;
   exit !(n > 0 && ha > 0 && ha < 16384 && ho > 0 && ho < 32768 && 4 * a < f) }' || fail "sizes out of proportion"
-grep -q '"peft_type": "LORA"' ft/adapter_config.json && grep -q '"r": 8,' ft/adapter_config.json ||
+grep -q "\"peft_type\": \"LORA\"" ft/adapter_config.json && grep -q "\"r\": 8," ft/adapter_config.json &&
+  grep -q "\"lora_dropout\": 0.1" ft/adapter_config.json ||
   fail "adapter_config.json: $(cat ft/adapter_config.json)"
 
 # stopped after step 40 and resumed: bitwise the uninterrupted run

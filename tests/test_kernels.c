@@ -426,6 +426,38 @@ static void test_determinism(anv_safetensors_t *st) {
     free(qkv), free(dout), free(out), free(lse), free(d1), free(d2), free(scratch);
 }
 
+/* Dropout: about p of the elements zeroed, the rest scaled by 1 / (1 - p); accumulate adds the same
+ * masked values; the mask depends on the seed only (the same bits on 1 thread and on all, so PyTorch and
+ * the GPU draw it too: tools/torch_reference.py, test_cuda_kernels). */
+static void test_dropout(void) {
+    size_t n = 100003;
+    float *x = zeros(n), *a = zeros(n), *b = zeros(n);
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f + (float)(i % 7);
+    anv_dropout(a, x, n, 0.3f, 42, 0);
+    size_t zeroed = 0;
+    int scaled = 1;
+    for (size_t i = 0; i < n; i++) {
+        zeroed += a[i] == 0.0f;
+        scaled &= a[i] == 0.0f || a[i] == x[i] * (1.0f / 0.7f);
+    }
+    double frac = (double)zeroed / (double)n;
+    printf("dropout p 0.3: %.4f of %zu zeroed\n", frac, n);
+    CHECK(scaled && frac > 0.29 && frac < 0.31, "dropout: %.4f zeroed, scaled %d", frac, scaled);
+    int threads = anv_threads_count();
+    anv_threads_set(1);
+    anv_dropout(b, x, n, 0.3f, 42, 0);
+    anv_threads_set(threads);
+    CHECK(!memcmp(a, b, n * sizeof *a), "dropout: another mask on one thread");
+    anv_dropout(b, x, n, 0.3f, 43, 0);
+    CHECK(memcmp(a, b, n * sizeof *a) != 0, "dropout: seeds 42 and 43 give one mask");
+    anv_dropout(b, x, n, 0.3f, 42, 1); /* b = mask43(x) + mask42(x) */
+    anv_dropout(a, x, n, 0.3f, 43, 1);
+    CHECK(!memcmp(a, b, n * sizeof *a), "dropout: accumulate does not add the masked values");
+    anv_dropout(b, x, n, 0.0f, 42, 0);
+    CHECK(!memcmp(b, x, n * sizeof *x), "dropout 0 changed its input");
+    free(x), free(a), free(b);
+}
+
 /* Every test above, once per instruction-set copy of the kernels this CPU runs. */
 /* The profiler counts the calls of the thread that started it (not another thread's, nor calls after
  * stop), and reports the kernels called, the most time first, at most max of them. */
@@ -483,6 +515,7 @@ int main(void) {
         test_crossentropy(st);
         test_gemm_builtin();
         test_determinism(st);
+        test_dropout();
         test_llama_kernels(llama);
     }
     CHECK(ran >= 1 && anv_cpu_isa_set("portable") == 0, "the portable kernels must always run");

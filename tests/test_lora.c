@@ -1,7 +1,8 @@
 /* LoRA adapters against PyTorch (tests/golden/lora_*.safetensors, made by tools/torch_reference.py): a
  * frozen base with adapters on GPT-2's c_attn, c_proj and c_fc, and on Llama's k, v, o, gate and down.
- * Logits and loss 1e-5, adapter gradients 1e-4, 10 AdamW steps on the adapters alone (losses, gradient
- * norms, final adapters), the base left bitwise alone; then what folding the adapters into the base
+ * Logits and loss 1e-5, adapter gradients 1e-4 (also with dropout on the adapters' inputs, PyTorch drawing
+ * anvil's masks), 10 AdamW steps on the adapters alone (losses, gradient norms, final adapters), the base
+ * left bitwise alone; then what folding the adapters into the base
  * gives (the same logits), decoding with adapters (the same logits as the training forward), bf16, and
  * the targets an architecture refuses. */
 #include "anvil/model.h"
@@ -72,7 +73,7 @@ static anv_model_t *load(anv_safetensors_t *st, const anv_lora_config_t *lc) {
 
 static void test_golden(const char *file) {
     anv_safetensors_t *st = golden_open(file);
-    anv_lora_config_t lc = {golden_meta_int(st, "lora_rank"), (float)golden_meta_double(st, "lora_alpha"), ""};
+    anv_lora_config_t lc = {golden_meta_int(st, "lora_rank"), (float)golden_meta_double(st, "lora_alpha"), "", 0};
     snprintf(lc.targets, sizeof lc.targets, "%s", anv_safetensors_metadata(st, "lora_targets"));
     anv_model_t *m = load(st, &lc);
     const anv_config_t *c = anv_model_config(m);
@@ -105,6 +106,23 @@ static void test_golden(const char *file) {
     golden_compare(st, "loss", "loss", &loss, 1, 1e-5);
     CHECK(anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
     printf("  %-44s rel err %.2e (tol 1e-04)\n", "adapter gradients", compare_set(st, ad, ad->grads, "grad.", 1e-4));
+
+    /* with dropout on every adapter's input: PyTorch drew the same masks (tools/torch_reference.py) */
+    anv_model_free(m);
+    anv_lora_config_t dc = lc;
+    dc.dropout = (float)golden_meta_double(st, "lora_dropout");
+    m = load(st, &dc);
+    ad = anv_model_trainable(m);
+    anv_model_lora_dropout_seed(m, (uint64_t)golden_meta_double(st, "dropout_seed"));
+    anv_model_zero_grad(m);
+    CHECK(anv_model_forward(m, inputs, targets, B, T, &loss) == 0, "%s", anv_last_error());
+    golden_compare(st, "loss with dropout", "dropout.loss", &loss, 1, 1e-5);
+    CHECK(anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
+    printf("  %-44s rel err %.2e (tol 1e-04)\n", "adapter gradients with dropout",
+           compare_set(st, ad, ad->grads, "dropout.grad.", 1e-4));
+    float eval_loss;
+    CHECK(anv_model_loss(m, inputs, targets, B, T, &eval_loss) == 0, "%s", anv_last_error());
+    golden_compare(st, "evaluation loss: no dropout", "loss", &eval_loss, 1, 1e-5);
 
     /* 10 AdamW steps on the adapters: the base never moves */
     anv_model_free(m);
@@ -166,7 +184,7 @@ static void test_golden(const char *file) {
 
 static void test_bad_configs(void) {
     anv_config_t gpt = anv_config_gpt2(2, 2, 32, 100, 16), llama = anv_config_llama(2, 4, 2, 32, 48, 100, 16);
-    anv_lora_config_t lc = {4, 8, "q,v"};
+    anv_lora_config_t lc = {4, 8, "q,v", 0};
     CHECK(anv_lora_config_validate(&lc, &gpt, "x") != 0 && strstr(anv_last_error(), "no LoRA target 'q'") &&
               strstr(anv_last_error(), "c_attn, c_proj, c_fc"),
           "%s", anv_last_error());
@@ -174,10 +192,12 @@ static void test_bad_configs(void) {
     snprintf(lc.targets, sizeof lc.targets, "q, gate ,bogus");
     CHECK(anv_lora_config_validate(&lc, &llama, "x") != 0 && strstr(anv_last_error(), "'bogus'"), "%s",
           anv_last_error());
-    lc = (anv_lora_config_t){17, 8, ""}; /* wider than the 16-wide key/value projections */
+    lc = (anv_lora_config_t){17, 8, "", 0}; /* wider than the 16-wide key/value projections */
     CHECK(anv_lora_config_validate(&lc, &llama, "x") != 0 && strstr(anv_last_error(), "1..16"), "%s", anv_last_error());
-    lc = (anv_lora_config_t){4, 0, ""};
+    lc = (anv_lora_config_t){4, 0, "", 0};
     CHECK(anv_lora_config_validate(&lc, &llama, "x") != 0, "alpha 0 accepted");
+    lc = (anv_lora_config_t){4, 8, "", 1.0f};
+    CHECK(anv_lora_config_validate(&lc, &llama, "x") != 0 && strstr(anv_last_error(), "dropout"), "dropout 1 accepted");
 
     /* fresh adapters: B = 0, so the model's outputs are the base's */
     anv_model_t *m;
@@ -187,7 +207,7 @@ static void test_bad_configs(void) {
     for (int i = 0; i < 16; i++) in[i] = (i * 7) % 100;
     float *a = malloc(sizeof(float) * 16 * 100), *b = malloc(sizeof(float) * 16 * 100);
     anv_model_logits(m, in, 1, 16, a);
-    lc = (anv_lora_config_t){8, 16, ""};
+    lc = (anv_lora_config_t){8, 16, "", 0};
     CHECK(anv_model_add_lora(m, &lc, 3) == 0, "%s", anv_last_error());
     CHECK(anv_model_trainable(m)->n_tensors == 2 * 7 * 2, "%d adapter tensors", anv_model_trainable(m)->n_tensors);
     anv_model_logits(m, in, 1, 16, b);

@@ -35,6 +35,7 @@ import os
 import struct
 import sys
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -78,18 +79,24 @@ def causal_attention(qkv, n_head):
     return y.transpose(1, 2).reshape(B, T, C), lse
 
 
-def gpt_logits(P, cfg, idx):
-    """GPT-2 forward: P maps Hugging Face names to tensors; idx (B, T) -> logits (B, T, V)."""
+def no_adapter(layer, module, x, y):
+    return y
+
+
+def gpt_logits(P, cfg, idx, adapt=no_adapter):
+    """GPT-2 forward: P maps Hugging Face names to tensors; idx (B, T) -> logits (B, T, V). adapt(layer,
+    module, x, y) may change the output y of each linear layer from its input x (LoRA with dropout)."""
     B, T = idx.shape
     C = cfg["n_embd"]
     x = P["transformer.wte.weight"][idx] + P["transformer.wpe.weight"][:T]
     for l in range(cfg["n_layer"]):
         ln1w, ln1b, aw, ab, pw, pb, ln2w, ln2b, fw, fb, fpw, fpb = (P[n] for n in layer_names(l))
         h = F.layer_norm(x, (C,), ln1w, ln1b, LN_EPS)
-        y, _ = causal_attention(h @ aw + ab, cfg["n_head"])
-        x = x + y @ pw + pb
+        y, _ = causal_attention(adapt(l, "attn.c_attn", h, h @ aw + ab), cfg["n_head"])
+        x = x + adapt(l, "attn.c_proj", y, y @ pw + pb)
         h = F.layer_norm(x, (C,), ln2w, ln2b, LN_EPS)
-        x = x + F.gelu(h @ fw + fb, approximate="tanh") @ fpw + fpb
+        a = F.gelu(adapt(l, "mlp.c_fc", h, h @ fw + fb), approximate="tanh")
+        x = x + adapt(l, "mlp.c_proj", a, a @ fpw + fpb)
     x = F.layer_norm(x, (C,), P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], LN_EPS)
     return x @ P["transformer.wte.weight"].t()
 
@@ -237,8 +244,9 @@ def gqa_attention(qkv, n_head, n_kv_head):
     return y.transpose(1, 2).reshape(B, T, n_head * hs), lse
 
 
-def llama_logits(P, cfg, idx):
-    """Llama forward: P maps Hugging Face names to tensors; idx (B, T) -> logits (B, T, V)."""
+def llama_logits(P, cfg, idx, adapt=no_adapter):
+    """Llama forward: P maps Hugging Face names to tensors; idx (B, T) -> logits (B, T, V); adapt as in
+    gpt_logits."""
     B, T = idx.shape
     C, NH, NKV, eps = cfg["n_embd"], cfg["n_head"], cfg["n_kv_head"], cfg["norm_eps"]
     hs = C // NH
@@ -249,13 +257,15 @@ def llama_logits(P, cfg, idx):
     for l in range(cfg["n_layer"]):
         ln1, wq, wk, wv, wo, ln2, wg, wu, wd = (P[n] for n in llama_layer_names(l))
         h = rms_norm(x, ln1, eps)
-        q = apply_rope(F.linear(h, wq).view(B, T, NH, hs), cos, sin).transpose(1, 2)
-        k = apply_rope(F.linear(h, wk).view(B, T, NKV, hs), cos, sin).transpose(1, 2)
-        v = F.linear(h, wv).view(B, T, NKV, hs).transpose(1, 2)
+        q = apply_rope(adapt(l, "self_attn.q_proj", h, F.linear(h, wq)).view(B, T, NH, hs), cos, sin).transpose(1, 2)
+        k = apply_rope(adapt(l, "self_attn.k_proj", h, F.linear(h, wk)).view(B, T, NKV, hs), cos, sin).transpose(1, 2)
+        v = adapt(l, "self_attn.v_proj", h, F.linear(h, wv)).view(B, T, NKV, hs).transpose(1, 2)
         y, _ = gqa_attend(q, k, v)
-        x = x + F.linear(y.transpose(1, 2).reshape(B, T, C), wo)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        x = x + adapt(l, "self_attn.o_proj", y, F.linear(y, wo))
         h = rms_norm(x, ln2, eps)
-        x = x + F.linear(F.silu(F.linear(h, wg)) * F.linear(h, wu), wd)
+        a = F.silu(adapt(l, "mlp.gate_proj", h, F.linear(h, wg))) * adapt(l, "mlp.up_proj", h, F.linear(h, wu))
+        x = x + adapt(l, "mlp.down_proj", a, F.linear(a, wd))
     x = rms_norm(x, P["model.norm.weight"], eps)
     return F.linear(x, wte if cfg["tie_embeddings"] else P["lm_head.weight"])
 
@@ -669,7 +679,47 @@ LORA_TARGETS = {"c_attn": ("attn.c_attn",), "c_proj": ("attn.c_proj", "mlp.c_pro
                 "down": ("mlp.down_proj",)}
 
 
-def lora_golden(cfg, B, T, rank, alpha, targets, gen, init, forward):
+MASK64 = (1 << 64) - 1
+
+
+def dropout_keep(seed, n, p):
+    """anvil's dropout mask (src/kernels/dropout_mask.h): element i of n is kept when 24 bits of SplitMix64's
+    output for seed + (i + 1) * golden are at least p * 2^24 (p as a float32)."""
+    i = np.arange(1, n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + i * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return torch.from_numpy((z >> np.uint64(40)) >= np.uint64(int(float(np.float32(p)) * 16777216.0)))
+
+
+def lora_dropout_loss(base, L, cfg, idx, tgt, forward, adapted, conv1d, scale, p, seed):
+    """The loss with LoRA dropout: every adapter reads its own dropped copy of its layer's input, the mask of
+    adapter j of layer l drawn from seed ^ (64 l + j + 1) * 0xD1B54A32D192ED03 (anvil's anv_lora_adapter_seed)."""
+    where = {}
+    for n in adapted:
+        parts = n.split(".")
+        layer = int(parts[2] if parts[1] in ("h", "layers") else parts[1])
+        where[(layer, ".".join(parts[-3:-1]))] = (sum(1 for k in where if k[0] == layer), n)
+    keep_scale = np.float32(1) / (np.float32(1) - np.float32(p))
+
+    def adapt(l, module, x, y):
+        if (l, module) not in where:
+            return y
+        j, n = where[(l, module)]
+        stem = "base_model.model." + n[:-len(".weight")]
+        xs = x.reshape(-1, x.shape[-1])
+        ad_seed = (seed ^ ((64 * l + j + 1) * 0xD1B54A32D192ED03)) & MASK64
+        keep = dropout_keep(ad_seed, xs.numel(), p).reshape(xs.shape)
+        xd = torch.where(keep, xs * float(keep_scale), torch.zeros_like(xs))
+        delta = scale * (xd @ L[stem + ".lora_A.weight"].t() @ L[stem + ".lora_B.weight"].t())
+        return y + delta.reshape(y.shape)
+
+    return gpt_loss(forward(base, cfg, idx, adapt), tgt)
+
+
+def lora_golden(cfg, B, T, rank, alpha, targets, gen, init, forward, dropout=0.25, dropout_seed=0x5EED1234ABCD):
     base = {k: f32(v) for k, v in init(cfg, gen, torch.float64, random_norms=True).items()}
     V = cfg["vocab_size"]
     idx = torch.randint(0, V, (B, T), generator=gen)
@@ -707,6 +757,13 @@ def lora_golden(cfg, B, T, rank, alpha, targets, gen, init, forward):
     out["loss"] = loss.detach().reshape(1)
     out.update({"grad." + k: v.grad.clone() for k, v in L.items()})
 
+    for v in L.values():
+        v.grad = None
+    loss = lora_dropout_loss(base, L, cfg, idx, tgt, forward, adapted, conv1d, scale, dropout, dropout_seed)
+    loss.backward()
+    out["dropout.loss"] = loss.detach().reshape(1)
+    out.update({"dropout.grad." + k: v.grad.clone() for k, v in L.items()})
+
     opt_cfg = dict(steps=10, warmup=3, max_lr=3e-3, min_lr=3e-4, clip=0.5, beta1=0.9, beta2=0.95, eps=1e-8,
                    weight_decay=0.1)
     opt = torch.optim.AdamW(list(L.values()), lr=opt_cfg["max_lr"], betas=(opt_cfg["beta1"], opt_cfg["beta2"]),
@@ -727,8 +784,10 @@ def lora_golden(cfg, B, T, rank, alpha, targets, gen, init, forward):
     out["grad_norms"] = torch.tensor(norms, dtype=torch.float64)
     out["lrs"] = torch.tensor(lrs, dtype=torch.float64)
     out.update({"final." + k: v.detach().clone() for k, v in L.items()})
-    meta = dict(cfg, B=B, T=T, lora_rank=rank, lora_alpha=alpha, lora_targets=targets, **opt_cfg)
-    print(f"  LoRA {targets}: {len(L)} adapter tensors, loss {float(out['loss']):.6f}, "
+    meta = dict(cfg, B=B, T=T, lora_rank=rank, lora_alpha=alpha, lora_targets=targets, lora_dropout=dropout,
+                dropout_seed=dropout_seed, **opt_cfg)
+    print(f"  LoRA {targets}: {len(L)} adapter tensors, loss {float(out['loss']):.6f} "
+          f"(dropout {dropout}: {float(out['dropout.loss']):.6f}), "
           f"losses {losses[0]:.5f} .. {losses[-1]:.5f}")
     return out, meta
 

@@ -184,6 +184,12 @@ ANV_KERNEL(void, fill, (float *x, float value, size_t n), (x, value, n))
 ANV_KERNEL(void, scale_into, (float *dst, const float *src, float scale, size_t n), (dst, src, scale, n))
 /* dst (n) += scale * src (n) */
 ANV_KERNEL(void, add_scaled, (float *dst, const float *src, float scale, size_t n), (dst, src, scale, n))
+/* Inverted dropout: element i of inp (n) is kept, times 1 / (1 - p), when its mask draw
+ * anv_dropout_keep(seed, i, p) (kernels/dropout_mask.h) says so, else zeroed; out = the result
+ * (accumulate 0) or out += it (accumulate 1: the backward pass through the same mask). The same mask on
+ * every backend and thread count. */
+ANV_KERNEL(void, dropout, (float *out, const float *inp, size_t n, float p, uint64_t seed, int accumulate),
+           (out, inp, n, p, seed, accumulate))
 /* Sum of squares of x (n) in double; the same bits for any thread count on a given backend. */
 ANV_KERNEL_VALUE(double, sumsq, (const float *x, size_t n), (x, n))
 

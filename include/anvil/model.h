@@ -119,17 +119,22 @@ typedef struct {
     int rank;          /* r */
     float alpha;       /* the scale is alpha / r */
     char targets[128]; /* comma-separated linear layers of the architecture; "" for all of them */
+    float dropout;     /* in training, each adapter's input elements are zeroed with this probability (and the
+                        * kept ones scaled by 1 / (1 - dropout)), a fresh mask for every adapter and forward */
 } anv_lora_config_t;
 
 /* The architecture's LoRA targets, as --lora-targets names them: "c_attn, c_proj, c_fc" (GPT-2; c_proj
  * is both the attention's and the MLP's output projection, as in PEFT), "q, k, v, o, gate, up, down". */
 const char *anv_lora_target_names(anv_arch_t arch);
-/* Checks rank (1..min width), alpha (> 0, finite) and every target against the architecture;
+/* Checks rank (1..min width), alpha (> 0, finite), dropout (in [0, 1)) and every target against the architecture;
  * errors start with `source`. */
 int anv_lora_config_validate(const anv_lora_config_t *lc, const anv_config_t *cfg, const char *source);
 /* Adds adapters to every layer's targets, A drawn from seed, and freezes the base (see above). */
 int anv_model_add_lora(anv_model_t *m, const anv_lora_config_t *lc, uint64_t seed);
 const anv_lora_config_t *anv_model_lora(const anv_model_t *m); /* NULL without adapters */
+/* The dropout masks of the next training forward (and its backward) derive from seed: the trainer gives
+ * every micro-batch its own, so that a resumed run draws the same masks. */
+void anv_model_lora_dropout_seed(anv_model_t *m, uint64_t seed);
 /* Folds the adapters into the base weights, W += (alpha / r) B A (in W's stored layout), and removes
  * them: what is left is a plain model of the base's architecture (its gradients stay freed). */
 void anv_model_merge_lora(anv_model_t *m);

@@ -33,8 +33,10 @@ typedef struct {
 } act_view_t;
 
 /* The float views of the activation block for N token rows, in allocation order; returns the count.
- * lora_row: floats of the adapters' u per token row and layer (0 without); frozen: no head gradient. */
-static int act_views(anv_acts_t *a, const anv_config_t *c, size_t N, size_t lora_row, int frozen, act_view_t *v) {
+ * lora_row: floats of the adapters' u per token row and layer (0 without); dropout: LoRA dropout's scratch;
+ * frozen: no head gradient. */
+static int act_views(anv_acts_t *a, const anv_config_t *c, size_t N, size_t lora_row, int dropout, int frozen,
+                     act_view_t *v) {
     const anv_arch_info_t *arch = anv_arch_info(c->arch);
     size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, F = c->n_ff, Vp = anv_config_padded_vocab(c);
     size_t QKV = anv_qkv_width(c), FI = anv_mlp_in_width(c);
@@ -69,6 +71,8 @@ static int act_views(anv_acts_t *a, const anv_config_t *c, size_t N, size_t lora
         {&a->dact, dact * N * F},
         {&a->lora_u, L * N * lora_row},
         {&a->lora_du, N * lora_row},
+        {&a->lora_x, dropout * N * (C > F ? C : F)},
+        {&a->lora_dx, dropout * N * (C > F ? C : F)},
     };
     int n = (int)(sizeof t / sizeof t[0]);
     for (int i = 0; i < n; i++) v[i] = t[i];
@@ -83,6 +87,9 @@ static size_t act_floats(const act_view_t *v, int n) {
     return total;
 }
 
+/* Whether training forwards drop the adapters' inputs. */
+static int lora_dropout(const anv_model_t *m) { return m->lora && m->lora->cfg.dropout > 0; }
+
 /* Sizes the activation block for N = B*T token rows; keeps one that is already big enough. */
 static int ensure_acts(anv_model_t *m, int B, int T) {
     anv_acts_t *a = &m->acts;
@@ -90,7 +97,7 @@ static int ensure_acts(anv_model_t *m, int B, int T) {
     if (ensure_att_scratch(m, T)) return -1;
     if (N <= a->cap_n) return 0;
     act_view_t views[MAX_ACT_VIEWS];
-    int nv = act_views(a, &m->cfg, N, anv_lora_row_floats(m), m->lora != NULL, views);
+    int nv = act_views(a, &m->cfg, N, anv_lora_row_floats(m), lora_dropout(m), m->lora != NULL, views);
     anv_device_free(a->block);
     anv_device_free(a->inputs);
     a->cap_n = 0;
@@ -114,7 +121,7 @@ void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_b
     size_t n_params = anv_arch_layout(cfg, NULL, NULL, &(int){0}); /* padding rows included */
     anv_acts_t dummy;
     act_view_t views[MAX_ACT_VIEWS];
-    int nv = act_views(&dummy, cfg, N, 0, 0, views);
+    int nv = act_views(&dummy, cfg, N, 0, 0, 0, views);
     out->params = n_params * sizeof(float);
     out->grads = n_params * sizeof(float);
     out->optimizer = 2 * n_params * sizeof(float); /* AdamW m and v */
@@ -140,8 +147,10 @@ static int check_tokens(const anv_model_t *m, const int32_t *inputs, const int32
     return 0;
 }
 
-/* The buffers and attention of layer l over the activations of a (B, T) batch. */
-static void layer_bufs(anv_model_t *m, int l, int B, int T, anv_block_bufs_t *b, anv_block_attention_t *att) {
+/* The buffers and attention of layer l over the activations of a (B, T) batch; with LoRA dropout when
+ * `dropout` (training). */
+static void layer_bufs(anv_model_t *m, int l, int B, int T, int dropout, anv_block_bufs_t *b,
+                       anv_block_attention_t *att) {
     const anv_config_t *c = &m->cfg;
     anv_acts_t *a = &m->acts;
     size_t N = (size_t)B * T, lN = l * N, NC = N * c->n_embd;
@@ -162,12 +171,14 @@ static void layer_bufs(anv_model_t *m, int l, int B, int T, anv_block_bufs_t *b,
         .tmp = a->tmp,
         .out = a->res3 + l * NC,
         .lora_u = m->lora ? a->lora_u + l * N * anv_lora_row_floats(m) : NULL,
+        .lora_x = dropout ? a->lora_x : NULL,
+        .layer = l,
     };
     *att = (anv_block_attention_t){.B = B, .T = T, .lse = a->att_lse + lN * c->n_head, .scratch = a->att_scratch};
 }
 
-/* Runs the network up to the final norm's output (B, T, C) in acts.lnf. */
-static void forward_hidden(anv_model_t *m, int B, int T) {
+/* Runs the network up to the final norm's output (B, T, C) in acts.lnf (with LoRA dropout when `dropout`). */
+static void forward_hidden(anv_model_t *m, int B, int T, int dropout) {
     const anv_config_t *c = &m->cfg;
     anv_acts_t *a = &m->acts;
     int N = B * T;
@@ -175,7 +186,7 @@ static void forward_hidden(anv_model_t *m, int B, int T) {
     anv_block_bufs_t bufs;
     anv_block_attention_t att;
     for (int l = 0; l < c->n_layer; l++) {
-        layer_bufs(m, l, B, T, &bufs, &att);
+        layer_bufs(m, l, B, T, dropout, &bufs, &att);
         anv_block_forward(m, &m->w.h[l], &bufs, &att);
     }
     anv_block_norm(m, a->lnf, a->lnf_mean, a->lnf_rstd, bufs.out, m->w.norm_w, m->w.norm_b, N);
@@ -233,7 +244,7 @@ static int loss_forward(anv_model_t *m, const int32_t *inputs, const int32_t *ta
                         float *loss) {
     if (!targets) return anv_error("model forward: training forward needs targets");
     if (begin_forward(m, inputs, targets, B, T)) return -1;
-    forward_hidden(m, B, T);
+    forward_hidden(m, B, T, grads && lora_dropout(m));
     int N = B * T;
     m->n_targets = 0;
     for (int i = 0; i < N; i++) m->n_targets += targets[i] >= 0;
@@ -270,11 +281,11 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
     anv_fill(a->dres, 0.0f, NC);
     anv_block_norm_backward(m, a->dres, m->g.norm_w, m->g.norm_b, a->tmp, a->res3 + (L - 1) * NC, m->w.norm_w,
                             a->lnf_mean, a->lnf_rstd, N);
-    anv_block_grads_t d = {a->tmp, a->dbranch, a->dact, a->lora_du};
+    anv_block_grads_t d = {a->tmp, a->dbranch, a->dact, a->lora_du, a->lora_dx};
     anv_block_bufs_t bufs;
     anv_block_attention_t att;
     for (int l = L - 1; l >= 0; l--) {
-        layer_bufs(m, l, B, T, &bufs, &att);
+        layer_bufs(m, l, B, T, lora_dropout(m), &bufs, &att);
         anv_block_backward(m, &m->w.h[l], &m->g.h[l], &bufs, &att, a->dres, &d);
     }
     if (m->g.wte) anv_embedding_backward(m->g.wte, m->g.wpe, a->dres, a->inputs, B, T, C);
@@ -285,7 +296,7 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
  * `logits` may be ordinary host memory whatever the device. */
 int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float *logits) {
     if (begin_forward(m, inputs, NULL, B, T)) return -1;
-    forward_hidden(m, B, T);
+    forward_hidden(m, B, T, 0);
     int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     for (int r0 = 0; r0 < N; r0 += R) {
         int n = N - r0 < R ? N - r0 : R;

@@ -44,6 +44,8 @@ int anv_lora_config_validate(const anv_lora_config_t *lc, const anv_config_t *cf
         return anv_error("%s: rank %d is outside 1..%d (the narrowest adapted layer)", source, lc->rank, narrowest);
     if (!(lc->alpha > 0) || !isfinite(lc->alpha))
         return anv_error("%s: alpha must be positive, not %g", source, (double)lc->alpha);
+    if (!(lc->dropout >= 0 && lc->dropout < 1))
+        return anv_error("%s: dropout must be at least 0 and below 1, not %g", source, (double)lc->dropout);
     const char *list = lc->targets;
     for (const char *p = list; *p;) {
         while (*p == ' ' || *p == ',') p++;
@@ -86,6 +88,10 @@ static int layer_adapters(const anv_config_t *c, const anv_lora_config_t *lc, an
         col += out;
     }
     return count;
+}
+
+uint64_t anv_lora_adapter_seed(uint64_t seed, int layer, int index) {
+    return seed ^ ((uint64_t)layer * 64 + (uint64_t)index + 1) * 0xD1B54A32D192ED03ull;
 }
 
 size_t anv_lora_row_floats(const anv_model_t *m) {

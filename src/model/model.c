@@ -175,6 +175,10 @@ int anv_model_add_lora(anv_model_t *m, const anv_lora_config_t *lc, uint64_t see
 
 const anv_lora_config_t *anv_model_lora(const anv_model_t *m) { return m->lora ? &m->lora->cfg : NULL; }
 
+void anv_model_lora_dropout_seed(anv_model_t *m, uint64_t seed) {
+    if (m->lora) m->lora->dropout_seed = seed;
+}
+
 uint64_t anv_model_weights_hash(anv_model_t *m) {
     anv_device_sync();
     return anv_hash64(m->params, m->n_params * sizeof(float), 0);

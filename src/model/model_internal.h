@@ -101,12 +101,15 @@ typedef struct {
     anv_trainable_t set;
     anv_adamw_segments_t segments;
     void *segment_block;
+    uint64_t dropout_seed; /* of the next training forward (anv_model_lora_dropout_seed) */
 } anv_lora_t;
 
 /* Frees the activations, to be laid out again by the next forward (adapters added or removed). */
 void anv_model_drop_activations(anv_model_t *m);
 int anv_lora_create(const anv_model_t *m, const anv_lora_config_t *lc, uint64_t seed, anv_lora_t **out);
 void anv_lora_free(anv_lora_t *l);
+/* The seed of the dropout mask of adapter `index` of layer `layer` in a forward seeded with `seed`. */
+uint64_t anv_lora_adapter_seed(uint64_t seed, int layer, int index);
 /* Floats of u per token row: every adapter of one layer keeps r values (times n_layer in training). */
 size_t anv_lora_row_floats(const anv_model_t *m);
 
@@ -168,6 +171,7 @@ typedef struct {
     float *dact;                /* (B, T, F) gradient of SwiGLU's output (GELU's is taken in place) */
     float *lora_u;              /* (L, per-layer adapters, B, T, r) each adapter's A x */
     float *lora_du;             /* (B, T, r) an adapter's gradient of A x */
+    float *lora_x, *lora_dx;    /* (B, T, max(C, F)) LoRA dropout: an adapter's dropped input, its gradient */
     float *block;               /* the allocation all of the float views above point into */
     int32_t *inputs, *targets;  /* (B, T) copies of the last forward's tokens (inputs owns both) */
     float *att_scratch;         /* attention's per-thread (T, T) work areas */
@@ -188,6 +192,9 @@ typedef struct {
     float *tmp;                              /* (n, C) a branch's output before its residual */
     float *out;                              /* (n, C) the residual stream leaving the block */
     float *lora_u;                           /* (adapters, n, r) the layer's adapters' A x; NULL without */
+    float *lora_x;                           /* (n, max(C, F)) scratch for a dropped adapter input: training
+                                                with LoRA dropout; NULL: no dropout */
+    int layer;                               /* the block's index, which seeds its dropout masks */
 } anv_block_bufs_t;
 
 /* Positions and attention of the block's n = B*T rows: B sequences of T rows at positions pos..pos+T-1.
@@ -202,9 +209,9 @@ typedef struct {
 } anv_block_attention_t;
 
 /* Gradient buffers of the backward pass over n rows: tmp (n, C), dbranch (n, max(FI, QKV)), dact (n, F),
- * lora_du (n, r). */
+ * lora_du (n, r), lora_dx (n, max(C, F)) with LoRA dropout. */
 typedef struct {
-    float *tmp, *dbranch, *dact, *lora_du;
+    float *tmp, *dbranch, *dact, *lora_du, *lora_dx;
 } anv_block_grads_t;
 
 /* One block, the same for training and decoding: x -> out through the attention and the MLP. */

@@ -41,8 +41,8 @@ int anv_lora_run_write(const char *run_dir, const anv_lora_run_t *r, const anv_m
     anv_buf_t b = {0};
     int rc = anv_buf_printf(&b,
                             "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"r\": %d,\n"
-                            "  \"lora_alpha\": %.9g,\n  \"lora_dropout\": 0,\n  \"target_modules\": ",
-                            r->lora.rank, (double)r->lora.alpha);
+                            "  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n  \"target_modules\": ",
+                            r->lora.rank, (double)r->lora.alpha, (double)r->lora.dropout);
     rc |= write_target_modules(&b, anv_model_trainable(mm));
     rc |= anv_buf_printf(&b,
                          ",\n  \"fan_in_fan_out\": %s,\n  \"bias\": \"none\",\n  \"init_lora_weights\": \"gaussian\",\n"
@@ -59,9 +59,10 @@ int anv_lora_run_write(const char *run_dir, const anv_lora_run_t *r, const anv_m
 
 static int parse_lora_run(const anv_json_t *root, const char *src, anv_lora_run_t *r) {
     long long rank;
-    double alpha;
+    double alpha, dropout;
     const char *base, *targets, *hash;
     if (anv_json_get_int(root, "r", src, &rank) || anv_json_get_double(root, "lora_alpha", src, &alpha) ||
+        anv_json_get_double(root, "lora_dropout", src, &dropout) ||
         anv_json_get_string(root, "base_model_name_or_path", src, &base) ||
         anv_json_get_string(root, "anvil_targets", src, &targets) ||
         anv_json_get_string(root, "anvil_base_weights_hash", src, &hash))
@@ -74,6 +75,7 @@ static int parse_lora_run(const anv_json_t *root, const char *src, anv_lora_run_
     if (strlen(hash) != 16 || *end) return anv_error("%s: anvil_base_weights_hash is not 16 hex digits", src);
     r->lora.rank = (int)rank;
     r->lora.alpha = (float)alpha;
+    r->lora.dropout = (float)dropout;
     strcpy(r->lora.targets, targets);
     strcpy(r->base, base);
     return 0;

@@ -360,10 +360,11 @@ static void log_memory(const trainer_t *t) {
     double bytes = n * sizeof(float);
     anv_log(
         ANV_LOG_INFO,
-        "LoRA r=%d alpha=%g on %s: %.0f adapter parameters (%.3f%% of the frozen base's %.0f); checkpoint %.2f MiB, "
-        "gradients %.2f MiB, AdamW state %.2f MiB (full fine-tuning: %.2f, %.2f and %.2f MiB)",
-        lc->rank, (double)lc->alpha, *lc->targets ? lc->targets : anv_lora_target_names(t->cfg.arch), n, 100 * n / base,
-        base, bytes / MiB, bytes / MiB, 2 * bytes / MiB, mb.params / MiB, mb.grads / MiB, mb.optimizer / MiB);
+        "LoRA r=%d alpha=%g dropout %g on %s: %.0f adapter parameters (%.3f%% of the frozen base's %.0f); checkpoint "
+        "%.2f MiB, gradients %.2f MiB, AdamW state %.2f MiB (full fine-tuning: %.2f, %.2f and %.2f MiB)",
+        lc->rank, (double)lc->alpha, (double)lc->dropout,
+        *lc->targets ? lc->targets : anv_lora_target_names(t->cfg.arch), n, 100 * n / base, base, bytes / MiB,
+        bytes / MiB, 2 * bytes / MiB, mb.params / MiB, mb.grads / MiB, mb.optimizer / MiB);
     anv_log(ANV_LOG_INFO, "memory: %.0f MiB (frozen base, adapters, their gradients and AdamW state, activations)",
             (mb.params + mb.activations + 4 * bytes) / MiB);
 }
@@ -522,6 +523,13 @@ static double flops_per_token(const trainer_t *t) {
     return t->lora.lora.rank ? f - 2.0 * (double)anv_config_num_params(&t->cfg) : f;
 }
 
+/* The LoRA dropout masks of micro-batch k of a step on this rank: drawn anew for each, the same again
+ * when a resumed run repeats the step. */
+static uint64_t dropout_seed(const trainer_t *t, long long step, long long k) {
+    uint64_t words[4] = {t->hp.seed, (uint64_t)step, (uint64_t)k, (uint64_t)t->rank};
+    return anv_hash64(words, sizeof words, 0x4C6F5241ull);
+}
+
 /* One optimizer step over `accum` micro-batches on every rank. */
 static int train_step(trainer_t *t, anv_step_report_t *r) {
     const anv_hparams_t *h = &t->hp;
@@ -532,6 +540,7 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
     for (long long k = 0; k < accum; k++) {
         float l;
         anv_loader_next(t->train, t->in, t->tg);
+        anv_model_lora_dropout_seed(t->m, dropout_seed(t, step, k));
         if (anv_model_forward(t->m, t->in, t->tg, h->B, h->T, &l) != 0 ||
             anv_model_backward(t->m, 1.0f / (float)accum) != 0)
             return -1;

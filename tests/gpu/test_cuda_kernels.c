@@ -503,6 +503,15 @@ static double op_gelu_bwd_inplace(void **b, const shape_t *s) {
     anv_gelu_backward(b[0], b[1], b[0], s->n);
     return 0;
 }
+/* the same mask as the CPU's: an element kept on one side and dropped on the other is an error of 1 */
+static double op_dropout(void **b, const shape_t *s) {
+    anv_dropout(b[0], b[1], s->n, 0.3f, 0x5EEDull, 0);
+    return 0;
+}
+static double op_dropout_acc(void **b, const shape_t *s) {
+    anv_dropout(b[0], b[1], s->n, 0.3f, 0x5EEDull, 1);
+    return 0;
+}
 static double op_residual_fwd(void **b, const shape_t *s) {
     anv_residual_forward(b[0], b[1], b[2], s->n);
     return 0;
@@ -561,7 +570,9 @@ static void test_elementwise(const char *label, size_t n) {
                {"fill", op_fill, 0},
                {"scale_into", op_scale_into, 1},
                {"scale_into in place", op_scale_inplace, 0},
-               {"add_scaled", op_add_scaled, 1}};
+               {"add_scaled", op_add_scaled, 1},
+               {"dropout", op_dropout, 1},
+               {"dropout accumulate", op_dropout_acc, 1}};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         add_floats(&bs, "out", n, 1, 1, 0);
         for (int i = 0; i < ops[k].nin; i++) add_floats(&bs, "in", n, 2, 0, 0);

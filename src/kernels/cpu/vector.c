@@ -1,6 +1,7 @@
-/* Vector kernels: fill, scale, scaled add, sum of squares. */
+/* Vector kernels: fill, scale, scaled add, dropout, sum of squares. */
 #include "anvil/kernels.h"
 #include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
+#include "kernels/dropout_mask.h"
 
 void anv_fill(float *x, float value, size_t n) {
 #pragma omp parallel for schedule(static)
@@ -15,6 +16,16 @@ void anv_scale_into(float *dst, const float *src, float scale, size_t n) {
 void anv_add_scaled(float *dst, const float *src, float scale, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) dst[i] += scale * src[i];
+}
+
+void anv_dropout(float *out, const float *inp, size_t n, float p, uint64_t seed, int accumulate) {
+    uint32_t threshold = anv_dropout_threshold(p);
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float v = anv_dropout_keep(seed, i, threshold) ? scale * inp[i] : 0.0f;
+        out[i] = accumulate ? out[i] + v : v;
+    }
 }
 
 /* Fixed chunks summed in double (8 lanes each), then the chunk sums in order: the same bits for any
