@@ -111,8 +111,9 @@ int cmd_export(int argc, char **argv) {
     } else if (gguf) {
         const anv_chat_template_t *chat;
         anv_model_merge_lora(m);
-        rc = anv_chat_template_of_run(run, &chat);
+        rc = anv_chat_template_of_run(run, tok, &chat);
         if (rc == 0) rc = anv_gguf_export(m, tok, name ? name : basename(base), type, out, chat);
+        anv_chat_template_free(chat);
     } else {
         char card[4200];
         anv_model_merge_lora(m);

@@ -88,7 +88,8 @@ int cmd_serve(int argc, char **argv) {
         {"--model-name", OPT_STRING, &name, "model id in responses (default: the run directory's name)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda (the slots then take turns on the GPU)"},
         {"--chat-template", OPT_STRING, &chat_name,
-         "chat messages as chatml, llama3, plain or text (default: the run's from --sft, else text: User:/Assistant:)"},
+         "chat messages as chatml, llama3, plain, a Jinja template file or text (default: the run's from --sft, else "
+         "text: User:/Assistant:)"},
     };
     const opt_range_t ranges[] = {
         {"--port", 0, 65535},
@@ -114,10 +115,6 @@ int cmd_serve(int argc, char **argv) {
                cli_fail();
     if (max_per_address > max_connections) max_per_address = max_connections;
     if (!anv_serve_available()) return anv_serve(NULL), cli_fail();
-    const anv_chat_template_t *chat = NULL;
-    if (chat_name ? strcmp(chat_name, "text") && !(chat = anv_chat_template_builtin(chat_name))
-                  : anv_chat_template_of_run(run, &chat) != 0)
-        return cli_fail();
     if (device && anv_device_set(device) != 0) return cli_fail();
 
     anv_threads_set(threads);
@@ -127,7 +124,11 @@ int cmd_serve(int argc, char **argv) {
     anv_model_t *m;
     anv_tokenizer_t *tok;
     if (anv_run_load(run, &m, &tok) != 0) return cli_fail();
-    if (check_memory(m, slots) != 0) {
+    const anv_chat_template_t *chat = NULL;
+    if ((chat_name ? strcmp(chat_name, "text") && anv_chat_template_open(chat_name, tok, &chat)
+                   : anv_chat_template_of_run(run, tok, &chat)) ||
+        check_memory(m, slots) != 0) {
+        anv_chat_template_free(chat);
         anv_model_free(m);
         anv_tokenizer_free(tok);
         return cli_fail();
@@ -161,6 +162,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "anvil serve: chat messages rendered with the %s template\n", anv_chat_template_name(chat));
     rc = anv_serve(&o);
     if (rc == 0) fprintf(stderr, "anvil serve: stopped\n");
+    anv_chat_template_free(chat);
     anv_model_free(m);
     anv_tokenizer_free(tok);
     return rc == 0 ? 0 : cli_fail();

@@ -139,18 +139,23 @@ static int prepare_sft(const sft_args_t *a, const char *out, const char *init_fr
     anv_config_t cfg;
     anv_tokenizer_t *tok = NULL;
     anv_run_lock_t lock; /* claims RUN (a folder of other files is refused) while RUN/sft is written */
-    const anv_chat_template_t *chat = anv_chat_template_builtin(a->chat);
-    if (!chat || anv_run_lock(out, 1, &lock) != 0) return -1;
-    anv_run_unlock(&lock); /* the trainer takes it again */
+    const anv_chat_template_t *chat = NULL;
     if (anv_path_join(path, sizeof path, init_from, "config.json") != 0 || anv_config_load(path, &cfg) != 0 ||
         anv_path_join(tok_path, sizeof tok_path, init_from, "tokenizer.json") != 0 ||
-        anv_tokenizer_load(tok_path, &tok) != 0 || anv_path_join(dir, size, out, "sft") != 0)
+        anv_tokenizer_load(tok_path, &tok) != 0)
         return -1;
+    int rc = anv_chat_template_open(a->chat, tok, &chat);
+    if (rc == 0) rc = anv_run_lock(out, 1, &lock);
+    if (rc == 0) anv_run_unlock(&lock); /* the trainer takes it again */
+    if (rc == 0) rc = anv_path_join(dir, size, out, "sft");
     anv_sft_opts_t so = {tok, chat, (size_t)cfg.block_size + 1, a->train_on_prompt};
     anv_sft_stats_t tr, va;
-    int rc = anv_sft_prepare(&so, a->path, a->val_path, 0.05, seed, dir, &tr, &va);
+    if (rc == 0) rc = anv_sft_prepare(&so, a->path, a->val_path, 0.05, seed, dir, &tr, &va);
     if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "tokenizer.json");
     if (rc == 0) rc = anv_copy_file_atomic(tok_path, path);
+    char chat_name[4200];
+    snprintf(chat_name, sizeof chat_name, "%s", chat ? anv_chat_template_name(chat) : "");
+    anv_chat_template_free(chat);
     anv_tokenizer_free(tok);
     if (rc != 0) return -1;
     *longest = (int)(tr.longest > va.longest ? tr.longest : va.longest);
@@ -158,10 +163,10 @@ static int prepare_sft(const sft_args_t *a, const char *out, const char *init_fr
             "fine-tuning data (%s template, loss on %s): train %llu examples, %llu tokens, %llu trained; val %llu "
             "examples, %llu trained tokens; %llu cut to the block size (from the left), %llu dropped with nothing "
             "left to learn -> %s\n",
-            anv_chat_template_name(chat), a->train_on_prompt ? "every token" : "the replies",
-            (unsigned long long)tr.examples, (unsigned long long)tr.tokens, (unsigned long long)tr.trained_tokens,
-            (unsigned long long)va.examples, (unsigned long long)va.trained_tokens,
-            (unsigned long long)(tr.truncated + va.truncated), (unsigned long long)(tr.dropped + va.dropped), dir);
+            chat_name, a->train_on_prompt ? "every token" : "the replies", (unsigned long long)tr.examples,
+            (unsigned long long)tr.tokens, (unsigned long long)tr.trained_tokens, (unsigned long long)va.examples,
+            (unsigned long long)va.trained_tokens, (unsigned long long)(tr.truncated + va.truncated),
+            (unsigned long long)(tr.dropped + va.dropped), dir);
     return 0;
 }
 
@@ -290,7 +295,9 @@ int cmd_train(int argc, char **argv) {
                    "{\"messages\": [{\"role\", \"content\"}, ...]}), the loss on the replies only"},
         [O_SFT_VAL] = {"--sft-val", OPT_STRING, &sft.val_path,
                        "with --sft: validate on these examples (default: 5% of --sft held out)"},
-        [O_CHAT] = {"--chat-template", OPT_STRING, &sft.chat, "with --sft: chatml (default), llama3 or plain"},
+        [O_CHAT] =
+            {"--chat-template", OPT_STRING, &sft.chat,
+             "with --sft: chatml (default), llama3, plain, or a Jinja template file (Hugging Face's chat_template)"},
         [O_TRAIN_PROMPT] = {"--train-on-prompt", OPT_FLAG, &sft.train_on_prompt,
                             "with --sft: the loss on every token, the prompts too"},
         [O_EPOCHS] = {"--epochs", OPT_INT, &epochs, "passes over the data (default 1) instead of --steps"},

@@ -3,7 +3,8 @@
 # with `anvil train --init-from BASE --sft` on a generated instruction set (which word goes with which
 # noun; prompt/completion lines and chat conversations mixed) whose validation examples are held out:
 #   - the masked validation loss (reply tokens only) falls well below the base model's on the same
-#     examples (anvil eval of BASE on RUN/sft), for the plain and the chatml templates;
+#     examples (anvil eval of BASE on RUN/sft), for the plain and the chatml templates and for a Jinja
+#     template file (--chat-template FILE, Hugging Face's chat_template form);
 #   - a run stopped after some steps and resumed ends bitwise as the uninterrupted one (epochs reshuffled);
 #   - anvil serve renders chat messages with the run's template and the reply ends where training taught;
 #   - the GGUF export's tokenizer.chat_template, read by llama.cpp (node-llama-cpp) and rendered by
@@ -38,8 +39,23 @@ with open("sft.jsonl", "w") as f:
 with open("held.jsonl", "w") as f:
     for i in range(40): f.write(json.dumps(line(i)) + "\n")
 EOF
+# a template file in Hugging Face's Jinja, laid out with trim_blocks/lstrip_blocks as real ones are
+cat > turns.jinja <<'EOF'
+{% for message in messages %}
+    {% if message['role'] == 'assistant' %}
+<|assistant|>
+{{ message['content'] | trim }}{{ eos_token }}
+    {% else %}
+<|{{ message['role'] }}|>
+{{ message['content'] | trim }}
+    {% endif %}
+{% endfor %}
+{% if add_generation_prompt %}
+<|assistant|>
+{% endif %}
+EOF
 val_loss() { grep -o 'val loss [0-9.]*' | head -1 | grep -o '[0-9.]*$'; }
-for chat in plain chatml; do
+for chat in plain chatml turns.jinja; do
   "$anvil" train --init-from base --sft sft.jsonl --sft-val held.jsonl --chat-template "$chat" --out "ft_$chat" \
     --batch 8 --epochs 3 --lr 1e-3 --eval-every 0 --threads 1 2>"ft_$chat.err" || { cat "ft_$chat.err"; fail "--sft $chat"; }
   grep "^fine-tuning data" "ft_$chat.err"
@@ -66,16 +82,25 @@ echo "SIGINT ($stopped, epoch 2 of 3) + resume: all $(losses part | wc -l) losse
 # served: /v1/chat/completions renders the messages with the run's template (plain: the user's text,
 # then the reply) and stops at the end-of-text token the fine-tuning taught
 if [[ "$(ldd "$anvil")" == *libmicrohttpd* ]] && command -v curl >/dev/null; then
-  "$anvil" serve --run ft_plain --port 0 --threads 1 2>serve.err & bg=$!
+ for run in ft_plain ft_turns.jinja; do
+  "$anvil" serve --run "$run" --port 0 --threads 1 2>serve.err & bg=$!
   for _ in $(seq 100); do grep -q "listening on" serve.err && break; sleep 0.1; done
   port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' serve.err)
-  grep -q "rendered with the plain template" serve.err || { cat serve.err; fail "serve did not take the run's template"; }
+  grep -q "rendered with the ${run/ft_plain/plain}" serve.err && [ "$run" = ft_plain ] ||
+    grep -q "rendered with the .*$run/sft/chat_template.jinja template" serve.err ||
+    { cat serve.err; fail "serve did not take the run's template"; }
   reply=$(curl -s "localhost:$port/v1/chat/completions" -d '{"messages": [{"role": "user", "content":
     "Which word goes with the cat? "}], "max_tokens": 40, "temperature": 0}')
   kill "$bg"; wait "$bg" 2>/dev/null || true; bg=
-  echo "served reply: $(echo "$reply" | grep -o '"content":"[^"]*"'), $(echo "$reply" | grep -o '"finish_reason":"[a-z]*"')"
-  echo "$reply" | grep -q '"content":"The [^"]*\."' && echo "$reply" | grep -q '"finish_reason":"stop"' &&
-    echo "$reply" | grep -q '"prompt_tokens":[0-9]*,' || fail "chat reply: $reply"
+  echo "$run served reply: $(echo "$reply" | grep -o '"content":"[^"]*"'), $(echo "$reply" | grep -o '"finish_reason":"[a-z]*"')"
+  if [ "$run" = ft_plain ]; then # the reply ends where training taught
+    echo "$reply" | grep -q '"content":"The [^"]*\."' && echo "$reply" | grep -q '"finish_reason":"stop"' &&
+      echo "$reply" | grep -q '"prompt_tokens":[0-9]*,' || fail "chat reply: $reply"
+  else # the template file's prompt: the 42 tokens its training examples hold before a reply, then "The"
+    echo "$reply" | grep -q '"content":"The ' && echo "$reply" | grep -q '"prompt_tokens":42,' ||
+      fail "chat reply: $reply"
+  fi
+ done
 fi
 
 # exported: the GGUF carries the template; llama.cpp's reader finds it and Hugging Face's Jinja engine
@@ -85,7 +110,7 @@ if command -v node >/dev/null && [ -z "${ANVIL_E2E_NO_NODE:-}" ]; then
   cp "$src/tools/llama_check/chat.mjs" "$cache/chat.mjs"
   printf '%s' '[{"role": "user", "content": "Which word goes with the cat? "},
     {"role": "assistant", "content": "The cat is red."}]' > conv.json
-  for chat in plain chatml; do
+  for chat in plain chatml turns.jinja; do
     "$anvil" export --run "ft_$chat" --format gguf --out "$chat.gguf" 2>/dev/null || fail "export $chat"
     node "$cache/chat.mjs" --model "$chat.gguf" --messages conv.json > "$chat.chat.json" || fail "llama.cpp: $chat"
     CHAT=$chat /usr/bin/python3 - <<'EOF' || fail "the exported $chat template renders otherwise than anvil"
@@ -96,7 +121,9 @@ q, a = "Which word goes with the cat? ", "The cat is red."
 e = "<|endoftext|>"  # as bos_token, which the export sets to the end-of-text token
 want = {"plain": (e + q + a + e, e + q),
         "chatml": (e + "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n%s<|im_end|>\n" % (q, a),
-                   e + "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" % q)}[chat]
+                   e + "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" % q),
+        "turns.jinja": ("<|user|>\n%s\n<|assistant|>\n%s%s\n" % (q.strip(), a, e),
+                        "<|user|>\n%s\n<|assistant|>\n" % q.strip())}[chat]
 assert (r["rendered"], r["prompt"]) == want, (r["rendered"], r["prompt"], want)
 print("%s: llama.cpp reads tokenizer.chat_template (%d bytes), eot %s; Jinja renders %r" %
       (chat, len(r["template"]), r["eot"], r["rendered"]))

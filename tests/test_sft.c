@@ -116,11 +116,104 @@ static void test_errors(void) {
     expect_error("{\"prompt\": ", "data.jsonl:7");
 }
 
+static void put_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f) fputs(text, f), fclose(f);
+}
+
 static void put(const char *name, const char *text) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     if (f) fputs(text, f), fclose(f);
+}
+
+/* A template file (Jinja) renders and marks an example as a built-in template does when it is that
+ * template's Jinja form: the same token ids; the same trained tokens but the whitespace that ends a reply
+ * (a file's replies are found by rendering, and their trailing whitespace is left untrained). */
+static void expect_file_like_builtin(const char *chat, const char *json) {
+    const anv_chat_template_t *builtin = anv_chat_template_builtin(chat), *file = NULL;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.jinja", dir, chat);
+    put_text(path, anv_chat_template_jinja(builtin));
+    CHECK(anv_chat_template_open(path, tok, &file) == 0, "%s", anv_last_error());
+    if (!file) return;
+    anv_sft_example_t a = {0}, b = {0};
+    anv_sft_opts_t ob = {tok, builtin, 1000, 0}, of = {tok, file, 1000, 0};
+    CHECK(anv_sft_render(&ob, json, strlen(json), "t", &a) == 0 &&
+              anv_sft_render(&of, json, strlen(json), "t", &b) == 0,
+          "%s", anv_last_error());
+    int same_ids = a.len == b.len && !memcmp(a.ids, b.ids, a.len * sizeof *a.ids), same_flags = same_ids;
+    for (size_t i = 0; same_ids && i < a.len; i++) {
+        size_t n;
+        const char *t = anv_tokenizer_token_bytes(tok, a.ids[i], &n);
+        int trailing_space = n == 1 && strchr(" \n", t[0]) && a.trained[i] && (i + 1 == a.len || !a.trained[i + 1]);
+        same_flags &= a.trained[i] == b.trained[i] || (trailing_space && !b.trained[i]);
+    }
+    size_t stop_b, stop_f;
+    const char *sb = anv_chat_template_stop(builtin, tok, &stop_b), *sf = anv_chat_template_stop(file, tok, &stop_f);
+    printf("%s as a file: %zu tokens, ids %s, trained tokens %s, stop '%.*s'\n", chat, b.len,
+           same_ids ? "equal" : "DIFFER", same_flags ? "equal" : "DIFFER", (int)stop_f, sf);
+    CHECK(same_ids && same_flags, "%s as a template file renders or marks otherwise", chat);
+    CHECK(stop_b == stop_f && !memcmp(sb, sf, stop_b), "%s as a file: stop '%.*s'", chat, (int)stop_f, sf);
+    /* a served conversation's prompt: the same tokens */
+    const char *roles[] = {"system", "user"}, *texts[] = {"S", "Q?"};
+    size_t lens[] = {1, 2};
+    anv_tokens_t pa = {0}, pb = {0};
+    CHECK(anv_chat_render_prompt(builtin, tok, roles, texts, lens, 2, &pa) == 0 &&
+              anv_chat_render_prompt(file, tok, roles, texts, lens, 2, &pb) == 0 && pa.len == pb.len &&
+              !memcmp(pa.ids, pb.ids, pa.len * sizeof *pa.ids),
+          "%s as a file: another prompt", chat);
+    anv_tokens_free(&pa), anv_tokens_free(&pb);
+    anv_sft_example_free(&a), anv_sft_example_free(&b);
+    anv_chat_template_free(file);
+}
+
+static void expect_file_refused(const char *text, const char *json, const char *needle) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad.jinja", dir);
+    put_text(path, text);
+    const anv_chat_template_t *file = NULL;
+    int rc = anv_chat_template_open(path, tok, &file);
+    if (rc == 0 && json) {
+        anv_sft_opts_t o = {tok, file, 1000, 0};
+        anv_sft_example_t e = {0};
+        rc = anv_sft_render(&o, json, strlen(json), "data.jsonl:3", &e);
+        anv_sft_example_free(&e);
+    }
+    CHECK(rc != 0 && strstr(anv_last_error(), needle), "want '%s', got %s", needle, rc ? anv_last_error() : "success");
+    if (rc != 0) printf("refused: %s\n", anv_last_error());
+    anv_chat_template_free(file);
+}
+
+static void test_template_files(void) {
+    const char *conv = "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+                       "\"content\": \"Hi?\"}, {\"role\": \"assistant\", \"content\": \"Hello.\"}, {\"role\": "
+                       "\"user\", \"content\": \" More \"}, {\"role\": \"assistant\", \"content\": \"Bye.\"}]}";
+    expect_file_like_builtin("chatml", conv);
+    expect_file_like_builtin("llama3", conv);
+    expect_file_like_builtin("plain", conv);
+    expect_file_like_builtin("plain", "{\"prompt\": \"2+2=\", \"completion\": \"4\"}");
+    expect_file_refused("{% for m in messages %}{{ m.content }}", NULL,
+                        "bad.jinja:1: the template ends inside a block");
+    expect_file_refused("{{ raise_exception('roles must alternate') if messages | length > 2 }}{% for m in messages "
+                        "%}{{ m.content }}{% endfor %}",
+                        "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": "
+                        "\"b\"}, {\"role\": \"assistant\", \"content\": \"c\"}]}",
+                        "bad.jinja:1: the template raised: roles must alternate");
+    CHECK(!strncmp(anv_last_error(), "data.jsonl:3: ", 14), "the line is not named: %s", anv_last_error());
+    expect_file_refused("{{ messages[-1].content }}{% if add_generation_prompt %}>{% endif %}", NULL,
+                        "a reply does not follow its generation prompt");
+    expect_file_refused("{% for m in messages %}{{ m.content }}{% endfor %}{% if messages | length == 3 %}!{% endif %}"
+                        "{{ '<|endoftext|>' if not add_generation_prompt }}",
+                        "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", "
+                        "\"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}, {\"role\": \"assistant\", "
+                        "\"content\": \"d\"}]}",
+                        "data.jsonl:3: ");
+    const anv_chat_template_t *none = NULL;
+    CHECK(anv_chat_template_open("/nonexistent/t.jinja", tok, &none) != 0 &&
+              strstr(anv_last_error(), "nor a template file"),
+          "%s", anv_last_error());
 }
 
 /* A prepared directory through the loader: each row is its example's last T+1 tokens, the targets
@@ -184,6 +277,7 @@ int main(void) {
     test_templates();
     test_errors();
     test_rows();
+    test_template_files();
     anv_tokenizer_free(tok);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -33,14 +33,22 @@
 typedef struct anv_chat_template anv_chat_template_t;
 /* "chatml", "llama3" or "plain"; NULL for another name (with an error listing the names). */
 const anv_chat_template_t *anv_chat_template_builtin(const char *name);
+/* A built-in template by name, or a template file in Hugging Face's Jinja (jinja.h) by path: rendered with
+ * bos_token and eos_token the end-of-text token's text (as anvil's exports declare it), its replies found
+ * as the text between a conversation's generation prompt and its rendering through the reply, and what
+ * ends a reply as the text after one up to its first whitespace. Errors name the file and line. */
+int anv_chat_template_open(const char *name, const anv_tokenizer_t *tok, const anv_chat_template_t **out);
+/* Frees what anv_chat_template_open loaded from a file (nothing for the built-in ones). */
+void anv_chat_template_free(const anv_chat_template_t *t);
 const char *anv_chat_template_name(const anv_chat_template_t *t);
 /* The text that ends a reply ("<|im_end|>"; for plain the end-of-text token's text), *len bytes. */
 const char *anv_chat_template_stop(const anv_chat_template_t *t, const anv_tokenizer_t *tok, size_t *len);
 /* The template in the Jinja form of Hugging Face's tokenizer_config.json and GGUF's
  * tokenizer.chat_template (messages, add_generation_prompt, eos_token). */
 const char *anv_chat_template_jinja(const anv_chat_template_t *t);
-/* The template a run was fine-tuned with (RUN/sft/meta.json), or *out NULL when it has none. */
-int anv_chat_template_of_run(const char *run_dir, const anv_chat_template_t **out);
+/* The template a run was fine-tuned with (RUN/sft/meta.json, a file's copy in RUN/sft/chat_template.jinja),
+ * or *out NULL when it has none; free it with anv_chat_template_free. */
+int anv_chat_template_of_run(const char *run_dir, const anv_tokenizer_t *tok, const anv_chat_template_t **out);
 /* The prompt of a reply: n turns (roles "system", "user", "assistant"; contents as ordinary text) as
  * the template renders them, then what opens the assistant's reply. Errors name the unknown role. */
 int anv_chat_render_prompt(const anv_chat_template_t *t, const anv_tokenizer_t *tok, const char *const *roles,

@@ -2,6 +2,7 @@
  * ones marked; see anvil/sft.h. */
 #include "anvil/sft.h"
 
+#include "anvil/jinja.h"
 #include "anvil/json.h"
 
 #include <errno.h>
@@ -23,7 +24,16 @@ struct anv_chat_template {
     const char *after;         /* after close, not trained */
     int trim;                  /* contents lose their leading and trailing whitespace */
     const char *jinja;         /* the same in Hugging Face's Jinja form */
+    struct chat_file *file;    /* a template from a file: rendered by its Jinja alone; NULL for the built-in ones */
 };
+
+/* A template file (jinja.h): bos_token and eos_token are the end-of-text token's text, as anvil's exports
+ * declare it; the stop marker is what follows a reply up to its first whitespace (or end-of-text). */
+typedef struct chat_file {
+    anv_chat_template_t t;
+    anv_jinja_t *compiled;
+    char *path, *text, *eot, *stop;
+} chat_file_t;
 
 static const anv_chat_template_t TEMPLATES[] = {
     {"chatml",
@@ -33,7 +43,8 @@ static const anv_chat_template_t TEMPLATES[] = {
      "\n",
      0,
      "{{ bos_token }}{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-     "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"},
+     "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+     NULL},
     {"llama3",
      "<|begin_of_text|>",
      {"<|start_header_id|>system<|end_header_id|>\n\n", "<|start_header_id|>user<|end_header_id|>\n\n",
@@ -43,7 +54,8 @@ static const anv_chat_template_t TEMPLATES[] = {
      1,
      "{{ '<|begin_of_text|>' }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
      "'<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt "
-     "%}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"},
+     "%}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}",
+     NULL},
     {"plain",
      NULL,
      {"", "", ""},
@@ -52,7 +64,8 @@ static const anv_chat_template_t TEMPLATES[] = {
      0,
      "{{ bos_token }}{% for message in messages %}{{ message['content'] }}{% if message['role'] == 'assistant' %}"
      "{{ eos_token }}"
-     "{% endif %}{% endfor %}"},
+     "{% endif %}{% endfor %}",
+     NULL},
 };
 
 const anv_chat_template_t *anv_chat_template_builtin(const char *name) {
@@ -62,10 +75,86 @@ const anv_chat_template_t *anv_chat_template_builtin(const char *name) {
     return NULL;
 }
 
+static char *copy_text(const char *s, size_t n) {
+    char *c = anv_alloc(n + 1, "chat template");
+    if (c) memcpy(c, s, n), c[n] = 0;
+    return c;
+}
+
+/* A rendering of the file template's Jinja into out (appended). */
+static int render_jinja(const chat_file_t *f, const anv_jinja_message_t *m, size_t n, int generation_prompt,
+                        anv_buf_t *out) {
+    anv_jinja_chat_t chat = {m, n, generation_prompt, f->eot, f->eot};
+    return anv_jinja_render(f->compiled, &chat, out);
+}
+
+/* What ends a reply: the text after a reply's content up to its first whitespace, found by rendering a
+ * one-exchange conversation without and with the reply. */
+static int find_stop(chat_file_t *f) {
+    anv_jinja_message_t m[2] = {{"user", "Hi", 2}, {"assistant", "Hello", 5}};
+    anv_buf_t prompt = {0}, whole = {0};
+    int rc = render_jinja(f, m, 1, 1, &prompt) || render_jinja(f, m, 2, 0, &whole) ? -1 : 0;
+    if (rc == 0 && (whole.len < prompt.len + 5 || memcmp(whole.data, prompt.data, prompt.len) ||
+                    memcmp(whole.data + prompt.len, "Hello", 5)))
+        rc = anv_error("%s: a reply does not follow its generation prompt (rendering user \"Hi\" then assistant "
+                       "\"Hello\"), so the replies cannot be found in a conversation",
+                       f->path);
+    if (rc == 0) {
+        const char *a = whole.data + prompt.len + 5, *b = a, *end = whole.data + whole.len;
+        while (a < end && strchr(" \t\r\n", *a)) a++;
+        for (b = a; b < end && !strchr(" \t\r\n", *b); b++) {
+        }
+        f->stop = b > a ? copy_text(a, (size_t)(b - a)) : copy_text(f->eot, strlen(f->eot));
+        rc = f->stop ? 0 : -1;
+    }
+    anv_buf_free(&prompt);
+    anv_buf_free(&whole);
+    return rc;
+}
+
+int anv_chat_template_open(const char *name, const anv_tokenizer_t *tok, const anv_chat_template_t **out) {
+    *out = NULL;
+    for (size_t i = 0; i < sizeof TEMPLATES / sizeof TEMPLATES[0]; i++)
+        if (!strcmp(name, TEMPLATES[i].name)) return *out = &TEMPLATES[i], 0;
+    if (!anv_path_exists(name))
+        return anv_error("chat template \"%s\": not one of chatml, llama3, plain, nor a template file", name);
+    chat_file_t *f = anv_calloc(sizeof *f, "chat template");
+    if (!f) return -1;
+    size_t len, eot_len = 0;
+    int64_t eot = anv_tokenizer_eot(tok);
+    const char *eot_text = eot >= 0 ? anv_tokenizer_token_bytes(tok, (uint32_t)eot, &eot_len) : "";
+    int rc = (f->path = copy_text(name, strlen(name))) && (f->eot = copy_text(eot_text, eot_len)) ? 0 : -1;
+    if (rc == 0) rc = anv_read_file(name, &f->text, &len);
+    if (rc == 0) rc = anv_jinja_parse(f->text, len, name, &f->compiled);
+    if (rc == 0) rc = find_stop(f);
+    f->t = (anv_chat_template_t){.name = f->path, .jinja = f->text, .file = f};
+    if (rc != 0) {
+        anv_chat_template_free(&f->t);
+        return -1;
+    }
+    *out = &f->t;
+    return 0;
+}
+
+void anv_chat_template_free(const anv_chat_template_t *t) {
+    if (!t || !t->file) return;
+    chat_file_t *f = t->file;
+    anv_jinja_free(f->compiled);
+    anv_free(f->path);
+    anv_free(f->text);
+    anv_free(f->eot);
+    anv_free(f->stop);
+    anv_free(f);
+}
+
 const char *anv_chat_template_name(const anv_chat_template_t *t) { return t->name; }
 const char *anv_chat_template_jinja(const anv_chat_template_t *t) { return t->jinja; }
 
 const char *anv_chat_template_stop(const anv_chat_template_t *t, const anv_tokenizer_t *tok, size_t *len) {
+    if (t->file) {
+        *len = strlen(t->file->stop);
+        return t->file->stop;
+    }
     if (t->close) {
         *len = strlen(t->close);
         return t->close;
@@ -73,8 +162,11 @@ const char *anv_chat_template_stop(const anv_chat_template_t *t, const anv_token
     return anv_tokenizer_token_bytes(tok, (uint32_t)anv_tokenizer_eot(tok), len);
 }
 
-int anv_chat_template_of_run(const char *run_dir, const anv_chat_template_t **out) {
-    char path[4200];
+/* A run's template file, beside its rows (anv_sft_prepare). */
+#define RUN_TEMPLATE_FILE "chat_template.jinja"
+
+int anv_chat_template_of_run(const char *run_dir, const anv_tokenizer_t *tok, const anv_chat_template_t **out) {
+    char path[4200], file[4200];
     *out = NULL;
     if (anv_path_join(path, sizeof path, run_dir, "sft/meta.json") != 0) return -1;
     if (!anv_path_exists(path)) return 0;
@@ -82,7 +174,12 @@ int anv_chat_template_of_run(const char *run_dir, const anv_chat_template_t **ou
     const char *name;
     if (anv_json_parse_file(path, &doc) != 0) return -1;
     int rc = anv_json_get_string(anv_json_root(doc), "chat_template", path, &name);
-    if (rc == 0 && !(*out = anv_chat_template_builtin(name))) rc = anv_error_prefix("%s", path);
+    if (rc == 0 && !strcmp(name, RUN_TEMPLATE_FILE)) {
+        rc = anv_path_join(file, sizeof file, run_dir, "sft/" RUN_TEMPLATE_FILE);
+        if (rc == 0) rc = anv_chat_template_open(file, tok, out);
+    } else if (rc == 0 && !(*out = anv_chat_template_builtin(name))) {
+        rc = anv_error_prefix("%s", path);
+    }
     anv_json_free(doc);
     return rc;
 }
@@ -124,6 +221,13 @@ static int push_markup(render_t *r, const char *text, int trained) {
     return push(r, r->piece.ids, r->piece.len, trained);
 }
 
+/* A template file's rendered text: its marker strings become special tokens. */
+static int push_text(render_t *r, const char *text, size_t len, int trained) {
+    r->piece.len = 0;
+    if (len && anv_tokenizer_encode_special(r->o->tok, text, len, &r->piece) != 0) return -1;
+    return push(r, r->piece.ids, r->piece.len, trained);
+}
+
 /* A turn's content: always ordinary text. */
 static int push_content(render_t *r, const char *text, size_t len, int trained) {
     if (r->o->chat->trim) {
@@ -155,19 +259,75 @@ static int push_begin(render_t *r) {
     return eot < 0 ? 0 : push(r, &id, 1, 0);
 }
 
+/* A conversation with a template file. Its renderings of a conversation's beginnings (up to each reply's
+ * generation prompt, and through the reply) must be beginnings of the whole one: the reply between them is
+ * trained, without the whitespace that ends it; everything else is not. */
+static int render_file_turns(render_t *r, const anv_jinja_message_t *m, size_t n, const char *where) {
+    const chat_file_t *f = r->o->chat->file;
+    anv_buf_t whole = {0}, part = {0};
+    size_t done = 0;
+    int rc = render_jinja(f, m, n, 0, &whole);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (strcmp(m[i].role, "assistant")) continue;
+        part.len = 0;
+        rc = render_jinja(f, m, i, 1, &part);
+        size_t open = part.len;
+        if (rc == 0) rc = render_jinja(f, m, i + 1, 0, &part);
+        if (rc != 0) break;
+        size_t end = part.len - open;
+        if (rc == 0 && (open < done || end < open || end > whole.len || memcmp(part.data, whole.data, open) ||
+                        memcmp(part.data + open, whole.data, end)))
+            rc = anv_error("%s: %s renders the conversation up to message %zu otherwise than within the whole one, so "
+                           "its reply cannot be marked",
+                           where, f->path, i + 1);
+        size_t trail = end;
+        while (rc == 0 && trail > open && strchr(" \t\r\n", whole.data[trail - 1])) trail--;
+        if (rc == 0) rc = push_text(r, whole.data + done, open - done, 0);
+        if (rc == 0) rc = push_text(r, whole.data + open, trail - open, 1);
+        if (rc == 0) rc = push_text(r, whole.data + trail, end - trail, 0);
+        done = end;
+    }
+    if (rc == 0)
+        rc = push_text(r, whole.data + done, whole.len - done, 0);
+    else if (!strstr(anv_last_error(), where))
+        anv_error_prefix("%s", where);
+    anv_buf_free(&whole);
+    anv_buf_free(&part);
+    return rc;
+}
+
+/* Roles by name, or an error naming the message. */
+static int role_of(const char *role, size_t i, const char *where, int *k) {
+    for (*k = 0; *k < N_ROLES; ++*k)
+        if (!strcmp(role, ROLES[*k])) return 0;
+    return anv_error("%s%smessage %zu: unknown role \"%s\" (system, user or assistant)", where, *where ? ": " : "",
+                     i + 1, role);
+}
+
 int anv_chat_render_prompt(const anv_chat_template_t *t, const anv_tokenizer_t *tok, const char *const *roles,
                            const char *const *texts, const size_t *lens, size_t n, anv_tokens_t *out) {
     anv_sft_opts_t o = {tok, t, 0, 0};
     anv_sft_example_t e = {0};
     render_t r = {.o = &o, .out = &e};
-    int rc = push_begin(&r);
+    anv_jinja_message_t *m = t->file ? anv_calloc(sizeof *m * (n ? n : 1), "chat messages") : NULL;
+    int rc = t->file ? (m ? 0 : -1) : push_begin(&r);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        int k = 0;
-        while (k < N_ROLES && strcmp(roles[i], ROLES[k])) k++;
-        rc = k < N_ROLES ? push_turn(&r, k, texts[i], lens[i])
-                         : anv_error("message %zu: unknown role \"%s\" (system, user or assistant)", i + 1, roles[i]);
+        int k;
+        rc = role_of(roles[i], i, "", &k);
+        if (rc == 0 && m)
+            m[i] = (anv_jinja_message_t){ROLES[k], texts[i], lens[i]};
+        else if (rc == 0)
+            rc = push_turn(&r, k, texts[i], lens[i]);
     }
-    if (rc == 0) rc = push_markup(&r, t->open[ROLE_ASSISTANT], 0);
+    if (rc == 0 && m) {
+        anv_buf_t text = {0};
+        rc = render_jinja(t->file, m, n, 1, &text);
+        if (rc == 0) rc = push_text(&r, text.data, text.len, 0);
+        anv_buf_free(&text);
+    } else if (rc == 0) {
+        rc = push_markup(&r, t->open[ROLE_ASSISTANT], 0);
+    }
+    anv_free(m);
     for (size_t i = 0; i < e.len && rc == 0; i++) rc = anv_tokens_push(out, e.ids[i]);
     anv_sft_example_free(&e);
     anv_tokens_free(&r.piece);
@@ -184,28 +344,46 @@ static int string_field(const anv_json_t *obj, const char *key, const char *wher
     return 0;
 }
 
+/* The turns of an example, checked, then rendered: by the built-in template's pieces, or by the file's
+ * Jinja. */
+static int render_turns(render_t *r, const anv_jinja_message_t *m, size_t n, const char *where) {
+    if (r->o->chat->file) return render_file_turns(r, m, n, where);
+    int rc = push_begin(r);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int k;
+        role_of(m[i].role, i, where, &k);
+        rc = push_turn(r, k, m[i].content, m[i].content_len);
+    }
+    return rc;
+}
+
 static int render_messages(render_t *r, const anv_json_t *msgs, const char *where) {
     if (msgs->type != ANV_JSON_ARRAY)
         return anv_error("%s: \"messages\" is %s, not an array", where, anv_json_type_name(msgs->type));
-    int assistants = 0;
-    for (size_t i = 0; i < msgs->len; i++) {
+    int assistants = 0, rc = 0;
+    anv_jinja_message_t *turns = anv_calloc(sizeof *turns * (msgs->len ? msgs->len : 1), "fine-tuning example");
+    if (!turns) return -1;
+    for (size_t i = 0; i < msgs->len && rc == 0; i++) {
         const anv_json_t *m = &msgs->items[i], *role = NULL, *content = NULL;
         char what[64];
-        snprintf(what, sizeof what, "message %zu", i + 1);
-        if (m->type != ANV_JSON_OBJECT) return anv_error("%s: %s is not an object", where, what);
-        if (string_field(m, "role", where, what, &role) != 0 || string_field(m, "content", where, what, &content) != 0)
-            return -1;
         int k = 0;
-        while (k < N_ROLES && strcmp(role->str, ROLES[k])) k++;
-        if (k == N_ROLES)
-            return anv_error("%s: %s: unknown role \"%s\" (system, user or assistant)", where, what, role->str);
-        if (k == ROLE_ASSISTANT && content->len == 0)
-            return anv_error("%s: %s: an empty assistant turn (nothing to learn)", where, what);
-        assistants += k == ROLE_ASSISTANT;
-        if (push_turn(r, k, content->str, content->len) != 0) return -1;
+        snprintf(what, sizeof what, "message %zu", i + 1);
+        if (m->type != ANV_JSON_OBJECT)
+            rc = anv_error("%s: %s is not an object", where, what);
+        else if (string_field(m, "role", where, what, &role) != 0 ||
+                 string_field(m, "content", where, what, &content) != 0 || role_of(role->str, i, where, &k) != 0)
+            rc = -1;
+        else if (k == ROLE_ASSISTANT && content->len == 0)
+            rc = anv_error("%s: %s: an empty assistant turn (nothing to learn)", where, what);
+        else
+            turns[i] = (anv_jinja_message_t){ROLES[k], content->str, content->len};
+        assistants += rc == 0 && k == ROLE_ASSISTANT;
     }
-    if (!assistants) return anv_error("%s: a conversation without an assistant turn (nothing to learn)", where);
-    return 0;
+    if (rc == 0 && !assistants)
+        rc = anv_error("%s: a conversation without an assistant turn (nothing to learn)", where);
+    if (rc == 0) rc = render_turns(r, turns, msgs->len, where);
+    anv_free(turns);
+    return rc;
 }
 
 int anv_sft_render(const anv_sft_opts_t *o, const char *json, size_t len, const char *where, anv_sft_example_t *out) {
@@ -214,9 +392,8 @@ int anv_sft_render(const anv_sft_opts_t *o, const char *json, size_t len, const 
     if (anv_json_parse(json, len, where, &doc) != 0) return -1;
     const anv_json_t *root = anv_json_root(doc), *msgs, *prompt = NULL, *completion = NULL;
     render_t r = {.o = o, .out = out, .all_trained = o->train_on_prompt};
-    int rc = push_begin(&r);
-    if (rc != 0) {
-    } else if (root->type != ANV_JSON_OBJECT) {
+    int rc = 0;
+    if (root->type != ANV_JSON_OBJECT) {
         rc = anv_error("%s: %s, not an object", where, anv_json_type_name(root->type));
     } else if ((msgs = anv_json_get(root, "messages"))) {
         rc = render_messages(&r, msgs, where);
@@ -228,8 +405,9 @@ int anv_sft_render(const anv_sft_opts_t *o, const char *json, size_t len, const 
     } else if (completion->len == 0) {
         rc = anv_error("%s: an empty completion (nothing to learn)", where);
     } else {
-        rc = push_turn(&r, ROLE_USER, prompt->str, prompt->len);
-        if (rc == 0) rc = push_turn(&r, ROLE_ASSISTANT, completion->str, completion->len);
+        anv_jinja_message_t turns[2] = {{"user", prompt->str, prompt->len},
+                                        {"assistant", completion->str, completion->len}};
+        rc = render_turns(&r, turns, 2, where);
     }
     anv_json_free(doc);
     anv_tokens_free(&r.piece);
@@ -443,7 +621,8 @@ static int write_meta(const anv_sft_opts_t *o, const char *dir, const anv_sft_st
                              (unsigned long long)s[i]->trained_bytes, (unsigned long long)s[i]->tokens,
                              (unsigned long long)s[i]->truncated, (unsigned long long)s[i]->dropped);
     rc |= anv_buf_printf(&b, "  \"chat_template\": \"%s\",\n  \"train_on_prompt\": %s,\n  \"max_tokens\": %zu\n}\n",
-                         o->chat->name, o->train_on_prompt ? "true" : "false", o->max_tokens);
+                         o->chat->file ? RUN_TEMPLATE_FILE : o->chat->name, o->train_on_prompt ? "true" : "false",
+                         o->max_tokens);
     char path[4200];
     if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "meta.json");
     if (rc == 0) rc = anv_write_file_atomic(path, b.data, b.len);
@@ -475,6 +654,8 @@ int anv_sft_prepare(const anv_sft_opts_t *o, const char *train_path, const char 
     if (rc == 0) rc = anv_path_join(path, sizeof path, dir, "val.sft");
     if (rc == 0) rc = rows_finish(&vw, path);
     if (rc == 0) rc = write_meta(o, dir, train, val);
+    if (rc == 0 && o->chat->file && (rc = anv_path_join(path, sizeof path, dir, RUN_TEMPLATE_FILE)) == 0)
+        rc = anv_write_file_atomic(path, o->chat->jinja, strlen(o->chat->jinja));
     anv_sft_example_free(&split.held);
     rows_free(&tw);
     rows_free(&vw);
