@@ -83,7 +83,7 @@ int cmd_eval(int argc, char **argv) {
             anv_loader_config_t vc = {data, "val", batch, seq, 0, 1, 0, 0, (size_t)cfg->vocab_size};
             size_t n = (size_t)batch * (size_t)seq * sizeof(int32_t);
             if (anv_loader_open(&vc, &val) == 0 && (in = anv_alloc(n, "batch")) && (tg = anv_alloc(n, "batch")) &&
-                anv_evaluate(m, val, batches, batch, seq, in, tg, &loss) == 0 &&
+                anv_evaluate(m, val, batches, batch, seq, in, tg, &loss, NULL) == 0 &&
                 anv_val_bytes_per_token(data, tok, val, &bpt) == 0)
                 rc = 0;
         }

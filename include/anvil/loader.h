@@ -53,6 +53,8 @@ void anv_loader_rewind(anv_loader_t *l);
 size_t anv_loader_num_tokens(const anv_loader_t *l);         /* tokens in all shards */
 int64_t anv_loader_batches_per_epoch(const anv_loader_t *l); /* global batches per epoch */
 int anv_loader_num_shards(const anv_loader_t *l);
+/* 1 for fine-tuning rows, whose targets are -1 where nothing is trained (padding, prompts). */
+int anv_loader_masked(const anv_loader_t *l);
 const char *anv_loader_shard_path(const anv_loader_t *l, int i);
 
 #endif

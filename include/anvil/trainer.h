@@ -76,9 +76,11 @@ typedef struct {
 int anv_train(const anv_train_opts_t *o, long long *last_step);
 
 /* Mean loss over the first `batches` validation batches (fewer if the split is smaller), with the
- * model's training forward. inputs/targets: (B, T) scratch of the loader's shape. */
+ * model's training forward: over their batches, or for fine-tuning rows over their trained tokens.
+ * *weight (may be NULL) gets what the mean is over (batches or trained tokens), to combine ranks' losses.
+ * inputs/targets: (B, T) scratch of the loader's shape. */
 int anv_evaluate(anv_model_t *m, anv_loader_t *val, int batches, int B, int T, int32_t *inputs, int32_t *targets,
-                 double *loss);
+                 double *loss, double *weight);
 /* Bytes of text per validation token: from <data_dir>/meta.json ("val": {"bytes", "tokens"}) or, when
  * absent, by decoding the validation shards. bits per byte = loss / ln 2 / bytes_per_token. */
 int anv_val_bytes_per_token(const char *data_dir, const anv_tokenizer_t *tok, const anv_loader_t *val,

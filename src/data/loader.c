@@ -258,4 +258,7 @@ void anv_loader_rewind(anv_loader_t *l) {
 size_t anv_loader_num_tokens(const anv_loader_t *l) { return l->n_tokens; }
 int64_t anv_loader_batches_per_epoch(const anv_loader_t *l) { return l->n_batches; }
 int anv_loader_num_shards(const anv_loader_t *l) { return l->n_shards; }
+
+int anv_loader_masked(const anv_loader_t *l) { return l->rows.path != NULL; }
+
 const char *anv_loader_shard_path(const anv_loader_t *l, int i) { return l->shards[i].path; }

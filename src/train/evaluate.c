@@ -5,18 +5,23 @@
 #include "anvil/trainer.h"
 
 int anv_evaluate(anv_model_t *m, anv_loader_t *val, int batches, int B, int T, int32_t *inputs, int32_t *targets,
-                 double *loss) {
+                 double *loss, double *weight) {
     int64_t n = anv_loader_batches_per_epoch(val);
     if (batches < 1 || batches > n) batches = (int)(n < 2147483647 ? n : 2147483647);
     anv_loader_rewind(val);
-    double sum = 0;
+    double sum = 0, total = 0;
     for (int i = 0; i < batches; i++) {
         float l;
         anv_loader_next(val, inputs, targets);
         if (anv_model_loss(m, inputs, targets, B, T, &l) != 0) return -1;
-        sum += l;
+        double w = 1;
+        if (anv_loader_masked(val))
+            for (size_t k = w = 0; k < (size_t)B * T; k++) w += targets[k] >= 0;
+        sum += l * w;
+        total += w;
     }
-    *loss = sum / batches;
+    *loss = total > 0 ? sum / total : 0;
+    if (weight) *weight = total;
     return 0;
 }
 

@@ -44,6 +44,7 @@ typedef struct {
     anv_comm_t *comm; /* NULL for one process */
     int rank, world, zero;
     float *gshard;       /* ZeRO-1: this rank's shard of the averaged gradients (opt.n floats) */
+    double *counted;     /* fine-tuning: the trained tokens of each micro-batch of a step (count_targets) */
     int stop;            /* a stop was requested on some rank during the last step */
     double peak_flops;   /* this rank's measured peak FLOP/s for the run's precision (0: unknown) */
     anv_run_lock_t lock; /* rank 0: this process is the run directory's one writer */
@@ -399,7 +400,8 @@ static int open_loaders(trainer_t *t) {
     size_t n = (size_t)h->B * (size_t)h->T * sizeof(int32_t);
     t->in = anv_alloc(n, "batch inputs");
     t->tg = anv_alloc(n, "batch targets");
-    if (!t->in || !t->tg) return -1;
+    t->counted = anv_alloc((size_t)(h->total_batch_tokens / rows) * sizeof *t->counted, "target counts");
+    if (!t->in || !t->tg || !t->counted) return -1;
     if (t->rank == 0) log_memory(t);
     return resolve_steps(t);
 }
@@ -448,8 +450,14 @@ static int evaluate(trainer_t *t) {
     /* eval_batches batches of B rows in all: with several ranks, each evaluates its share of them (the
      * same sequences one process with B rows reads when the ranks divide eval_batches) */
     int batches = (t->hp.eval_batches + t->world - 1) / t->world;
-    if (anv_evaluate(t->m, t->val, batches, t->hp.B, t->hp.T, t->in, t->tg, &r.val_loss) != 0) return -1;
-    if (t->comm && anv_comm_allreduce_f64(t->comm, &r.val_loss, 1, ANV_REDUCE_AVG) != 0) return -1;
+    double sums[2]; /* loss times weight, weight: fine-tuning ranks weigh by their trained tokens */
+    if (anv_evaluate(t->m, t->val, batches, t->hp.B, t->hp.T, t->in, t->tg, &r.val_loss, &sums[1]) != 0) return -1;
+    if (t->comm) {
+        if (!anv_loader_masked(t->val)) sums[1] = 1;
+        sums[0] = r.val_loss * sums[1];
+        if (anv_comm_allreduce_f64(t->comm, sums, 2, ANV_REDUCE_SUM) != 0) return -1;
+        r.val_loss = sums[1] > 0 ? sums[0] / sums[1] : 0;
+    }
     if (t->rank != 0) return 0;
     r.val_bpb = r.val_loss / log(2.0) / t->bytes_per_token;
     if (anv_runlog_eval(&t->log, &r) != 0) return -1;
@@ -530,27 +538,48 @@ static uint64_t dropout_seed(const trainer_t *t, long long step, long long k) {
     return anv_hash64(words, sizeof words, 0x4C6F5241ull);
 }
 
+/* Fine-tuning rows hold different numbers of trained tokens; every trained token of a step weighs the
+ * same however they fall over micro-batches and ranks, so micro-batch k's mean loss counts with its share
+ * of the step's targets: counted[k] of them, *total over every rank (one look ahead at the step's
+ * batches). 0 for pre-training data, where every micro-batch weighs 1 / accum. */
+static int count_targets(trainer_t *t, long long accum, double *counted, double *total) {
+    *total = 0;
+    if (!anv_loader_masked(t->train)) return 0;
+    anv_loader_pos_t pos = anv_loader_position(t->train);
+    size_t n = (size_t)t->hp.B * t->hp.T;
+    for (long long k = 0; k < accum; k++) {
+        anv_loader_next(t->train, t->in, t->tg);
+        counted[k] = 0;
+        for (size_t i = 0; i < n; i++) counted[k] += t->tg[i] >= 0;
+        *total += counted[k];
+    }
+    if (t->comm && anv_comm_allreduce_f64(t->comm, total, 1, ANV_REDUCE_SUM) != 0) return -1;
+    return anv_loader_seek(t->train, &pos);
+}
+
 /* One optimizer step over `accum` micro-batches on every rank. */
 static int train_step(trainer_t *t, anv_step_report_t *r) {
     const anv_hparams_t *h = &t->hp;
     long long accum = accum_steps(t);
     long long step = t->st.step + 1;
-    double t0 = anv_now(), sum = 0, comm0 = t->comm ? anv_comm_seconds(t->comm) : 0;
+    double t0 = anv_now(), sum = 0, comm0 = t->comm ? anv_comm_seconds(t->comm) : 0, total;
+    if (count_targets(t, accum, t->counted, &total) != 0) return -1;
     anv_model_zero_grad(t->m);
     for (long long k = 0; k < accum; k++) {
         float l;
+        /* the ranks average their gradients: world / total makes that a mean over the step's targets */
+        double share = total > 0 ? t->counted[k] * t->world / total : 1.0 / (double)accum;
         anv_loader_next(t->train, t->in, t->tg);
         anv_model_lora_dropout_seed(t->m, dropout_seed(t, step, k));
-        if (anv_model_forward(t->m, t->in, t->tg, h->B, h->T, &l) != 0 ||
-            anv_model_backward(t->m, 1.0f / (float)accum) != 0)
+        if (anv_model_forward(t->m, t->in, t->tg, h->B, h->T, &l) != 0 || anv_model_backward(t->m, (float)share) != 0)
             return -1;
-        sum += l;
+        sum += total > 0 ? l * share : l;
     }
     /* the loss sum and the stop flag of every rank, in one message */
     double global[2] = {sum, t->o->stop && *t->o->stop};
     if (t->comm && anv_comm_allreduce_f64(t->comm, global, 2, ANV_REDUCE_SUM) != 0) return -1;
     t->stop = global[1] > 0 || step == t->stop_at;
-    float loss = (float)(global[0] / (double)(accum * t->world));
+    float loss = (float)(global[0] / (double)(total > 0 ? t->world : accum * t->world));
     if (step == t->nan_at) loss = NAN;
     if (!isfinite(loss)) return diverged(t, step, "the loss", loss);
     float norm, lr = anv_schedule_lr(&h->sched, t->st.step);
@@ -603,6 +632,7 @@ static void teardown(trainer_t *t) {
     anv_tokenizer_free(t->tok);
     anv_free(t->in);
     anv_free(t->tg);
+    anv_free(t->counted);
     anv_device_free(t->gshard);
     anv_run_unlock(&t->lock);
 }
