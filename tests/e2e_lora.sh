@@ -11,7 +11,8 @@
 #   - real llama.cpp (node-llama-cpp) with the base's GGUF plus the adapter GGUF (`--format gguf-lora`)
 #     agrees with `anvil logits` and greedy-decodes exactly what `anvil sample` does; the merged
 #     export (`--merge`) too; without the adapter llama.cpp's logits differ (the adapter does something);
-#   - bf16 LoRA also learns; under mpirun (when built with MPI) 2 ranks with ZeRO-1 follow 1 process;
+#   - bf16 LoRA also learns; 2 accumulated micro-batches, and under mpirun (when built with MPI) 2 ranks
+#     with ZeRO-1, follow 1 process with the whole batch (every trained token weighs the same);
 #   - bad input: a base that moved or changed, targets the architecture lacks, a rank out of range,
 #     --lora-rank without --init-from, a plain export of a LoRA run.
 set -euo pipefail
@@ -19,28 +20,7 @@ source "$(dirname "$0")/lib.sh"
 src=${ANVIL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 e2e_workdir
 
-grammar_corpus 3000 7 > corpus.txt
-"$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
-  --threads 1 >/dev/null 2>&1 || fail "data prepare"
-e2e_model_json 300 96 > model.json
-"$anvil" train --data data --config model.json --seq 64 --steps 200 --lr 3e-3 --eval-every 0 --out base --threads 1 \
-  2>base.err || { cat base.err; fail "base run"; }
-/usr/bin/python3 - <<'EOF'
-import json, random
-rng = random.Random(5)
-things = "cat dog river stone bird garden house child letter machine window forest".split()
-words = "red green old quiet bright heavy tired clever young small slow gentle".split()
-pair = dict(zip(things, words))
-def line(i):
-    t = rng.choice(things)
-    q, a = "Which word goes with the %s?" % t, "The %s is %s." % (t, pair[t])
-    if i % 2: return {"prompt": q + " ", "completion": a}
-    return {"messages": [{"role": "user", "content": q + " "}, {"role": "assistant", "content": a}]}
-with open("sft.jsonl", "w") as f:
-    for i in range(300): f.write(json.dumps(line(i)) + "\n")
-with open("held.jsonl", "w") as f:
-    for i in range(40): f.write(json.dumps(line(i)) + "\n")
-EOF
+sft_setup 200
 base_sum=$(cat base/* 2>/dev/null | md5sum)
 lora=(--init-from base --sft sft.jsonl --sft-val held.jsonl --chat-template plain --batch 8 --epochs 3 --lr 1e-2
       --eval-every 0 --save-every 10 --threads 1 --lora-rank 8 --lora-dropout 0.1)
@@ -121,17 +101,26 @@ bf=$("$anvil" eval --run bf --batch 8 --threads 1 2>&1 | val_loss)
 echo "bf16 LoRA: held-out masked loss $bf"
 awk -v b="$before" -v a="$bf" 'BEGIN { exit !(a < b / 1.8) }' || fail "bf16 LoRA did not lower the loss enough"
 
-# 2 ranks (ZeRO-1) against 1 process with the same global batch
+# fine-tuning rows hold different numbers of trained tokens: every one weighs the same however the
+# global batch is split, so 1 process with 2 accumulated micro-batches of 4 rows, and 2 ranks (ZeRO-1)
+# of 4 rows each, follow 1 process with 8 rows
+short=(--init-from base --sft sft.jsonl --sft-val held.jsonl --chat-template plain --seq 64 --steps 12 --lr 1e-2
+       --eval-every 6 --threads 1 --lora-rank 4
+       --lora-targets "$( [ "${E2E_ARCH:-gpt2}" = gpt2 ] && echo c_attn,c_fc || echo q,v,down)")
+all_losses() { grep -o '"loss":[0-9.]*\|"val_loss":[0-9.]*' "$1/log.jsonl" | sed 's/.*://'; }
+follows() { # what against
+  paste <(all_losses one) <(all_losses "$1") | awk -v what="$2" '{ d = $1 - $2; d = d < 0 ? -d : d;
+    r = d / $1; if (r > m) m = r; n++ } END { printf "%s against 1 process: %d losses, max relative difference %.1e\n",
+    what, n, m; exit !(n == 14 && m < 1e-5) }' || fail "$2 diverges from 1 process"
+}
+"$anvil" train "${short[@]}" --batch 8 --out one 2>one.err || { cat one.err; fail "1-process LoRA"; }
+"$anvil" train "${short[@]}" --batch 4 --total-batch-tokens 512 --out acc 2>acc.err || { cat acc.err; fail "accumulated"; }
+follows acc "2 accumulated micro-batches"
 if [[ "$(ldd "$anvil")" == *libmpi* ]] && command -v mpirun >/dev/null; then
   mpi=(mpirun -np 2 --oversubscribe --mca btl self,vader)
   [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
-  short=(--init-from base --data data --seq 64 --steps 12 --lr 1e-2 --eval-every 0 --threads 1 --lora-rank 4
-         --lora-targets "$( [ "${E2E_ARCH:-gpt2}" = gpt2 ] && echo c_attn,c_fc || echo q,v,down)")
-  "$anvil" train "${short[@]}" --batch 8 --out one 2>one.err || { cat one.err; fail "1-process LoRA"; }
   "${mpi[@]}" "$anvil" train "${short[@]}" --batch 4 --zero 1 --out two >two.err 2>&1 || { cat two.err; fail "mpirun LoRA"; }
-  paste <(losses one | sed 's/.*://') <(losses two | sed 's/.*://') | awk '{ d = $1 - $2; d = d < 0 ? -d : d;
-    r = d / $1; if (r > m) m = r; n++ } END { printf "2 ranks (ZeRO-1) against 1 process: %d losses, max relative difference %.1e\n", n, m;
-    exit !(n == 12 && m < 1e-5) }' || fail "2 ranks diverge from 1 process"
+  follows two "2 ranks (ZeRO-1)"
 fi
 
 # bad input: one line naming the file or the option

@@ -16,29 +16,7 @@ source "$(dirname "$0")/lib.sh"
 src=${ANVIL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 e2e_workdir
 
-grammar_corpus 3000 7 > corpus.txt
-"$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
-  --threads 1 >/dev/null 2>&1 || fail "data prepare"
-e2e_model_json 300 96 > model.json
-"$anvil" train --data data --config model.json --seq 64 --steps 30 --lr 3e-3 --eval-every 0 --out base --threads 1 \
-  2>base.err || { cat base.err; fail "base run"; }
-/usr/bin/python3 - <<'EOF'
-import json, random
-rng = random.Random(5)
-things = "cat dog river stone bird garden house child letter machine window forest".split()
-words = "red green old quiet bright heavy tired clever young small slow gentle".split()
-pair = dict(zip(things, words))
-def line(i):
-    t = rng.choice(things)
-    q, a = "Which word goes with the %s?" % t, "The %s is %s." % (t, pair[t])
-    if i % 2: return {"prompt": q + " ", "completion": a}
-    return {"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q},
-                         {"role": "assistant", "content": a}]}
-with open("sft.jsonl", "w") as f:
-    for i in range(300): f.write(json.dumps(line(i)) + "\n")
-with open("held.jsonl", "w") as f:
-    for i in range(40): f.write(json.dumps(line(i)) + "\n")
-EOF
+sft_setup 30 "Answer briefly."
 # a template file in Hugging Face's Jinja, laid out with trim_blocks/lstrip_blocks as real ones are
 cat > turns.jinja <<'EOF'
 {% for message in messages %}

@@ -4,6 +4,7 @@
 #ifndef ANVIL_TEST_GOLDEN_IO_H
 #define ANVIL_TEST_GOLDEN_IO_H
 
+#include "anvil/model.h"
 #include "anvil/safetensors.h"
 
 #include <stdlib.h>
@@ -75,6 +76,28 @@ static inline double golden_compare(anv_safetensors_t *st, const char *what, con
     CHECK(gn == n && err <= tol, "%s: %zu vs %zu values, rel err %.3e > %.0e", what, n, gn, err, tol);
     free(ref);
     return err;
+}
+
+/* The model config of a model golden (its "__metadata__": GPT-2, or Llama with its RoPE scaling). */
+static inline anv_config_t golden_config(anv_safetensors_t *st) {
+    const char *arch = anv_safetensors_metadata(st, "arch");
+    if (!arch || strcmp(arch, "llama") != 0)
+        return anv_config_gpt2(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"),
+                               golden_meta_int(st, "n_embd"), golden_meta_int(st, "vocab_size"),
+                               golden_meta_int(st, "block_size"));
+    anv_config_t c =
+        anv_config_llama(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"),
+                         golden_meta_int(st, "n_kv_head"), golden_meta_int(st, "n_embd"), golden_meta_int(st, "n_ff"),
+                         golden_meta_int(st, "vocab_size"), golden_meta_int(st, "block_size"));
+    c.norm_eps = (float)golden_meta_double(st, "norm_eps");
+    c.rope_theta = (float)golden_meta_double(st, "rope_theta");
+    c.tie_embeddings = golden_meta_int(st, "tie_embeddings");
+    if (!strcmp(anv_safetensors_metadata(st, "rope_scaling"), "llama3"))
+        c.rope_scaling = (anv_rope_scaling_t){1, (float)golden_meta_double(st, "rope_factor"),
+                                              (float)golden_meta_double(st, "rope_low_freq_factor"),
+                                              (float)golden_meta_double(st, "rope_high_freq_factor"),
+                                              golden_meta_int(st, "rope_original_max_position_embeddings")};
+    return c;
 }
 
 #endif

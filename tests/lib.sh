@@ -41,3 +41,34 @@ e2e_model_json() {
     printf '{"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab_size": %d, "block_size": %d}\n' "$1" "$2"
   fi
 }
+
+# sft_setup STEPS [SYSTEM]: a tiny base run (`base`: e2e_model_json trained STEPS steps on grammar_corpus
+# sentences) and a generated instruction set (which word goes with which noun): sft.jsonl (300 examples)
+# and held.jsonl (40), prompt/completion lines and conversations mixed, the conversations opening with the
+# system turn SYSTEM when given. Needs $anvil.
+sft_setup() {
+  grammar_corpus 3000 7 > corpus.txt
+  "$anvil" data prepare --input corpus.txt --vocab-size 300 --val-fraction 0.05 --split-blank-lines 1 --out data \
+    --threads 1 >/dev/null 2>&1 || fail "data prepare"
+  e2e_model_json 300 96 > model.json
+  "$anvil" train --data data --config model.json --seq 64 --steps "$1" --lr 3e-3 --eval-every 0 --out base \
+    --threads 1 2>base.err || { cat base.err; fail "base run"; }
+  SYSTEM=${2:-} /usr/bin/python3 - <<'EOF'
+import json, os, random
+rng = random.Random(5)
+things = "cat dog river stone bird garden house child letter machine window forest".split()
+words = "red green old quiet bright heavy tired clever young small slow gentle".split()
+pair = dict(zip(things, words))
+def line(i):
+    t = rng.choice(things)
+    q, a = "Which word goes with the %s?" % t, "The %s is %s." % (t, pair[t])
+    if i % 2: return {"prompt": q + " ", "completion": a}
+    system = [{"role": "system", "content": os.environ["SYSTEM"]}] if os.environ["SYSTEM"] else []
+    return {"messages": system + [{"role": "user", "content": q + ("" if system else " ")},
+                                  {"role": "assistant", "content": a}]}
+with open("sft.jsonl", "w") as f:
+    for i in range(300): f.write(json.dumps(line(i)) + "\n")
+with open("held.jsonl", "w") as f:
+    for i in range(40): f.write(json.dumps(line(i)) + "\n")
+EOF
+}

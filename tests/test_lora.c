@@ -13,22 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static anv_config_t golden_config(anv_safetensors_t *st) {
-    const char *arch = anv_safetensors_metadata(st, "arch");
-    if (!arch)
-        return anv_config_gpt2(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"),
-                               golden_meta_int(st, "n_embd"), golden_meta_int(st, "vocab_size"),
-                               golden_meta_int(st, "block_size"));
-    anv_config_t c =
-        anv_config_llama(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"),
-                         golden_meta_int(st, "n_kv_head"), golden_meta_int(st, "n_embd"), golden_meta_int(st, "n_ff"),
-                         golden_meta_int(st, "vocab_size"), golden_meta_int(st, "block_size"));
-    c.norm_eps = (float)golden_meta_double(st, "norm_eps");
-    c.rope_theta = (float)golden_meta_double(st, "rope_theta");
-    c.tie_embeddings = golden_meta_int(st, "tie_embeddings");
-    return c;
-}
-
 /* Reads "<prefix><name>" of every tensor of a set into its block. */
 static void read_set(anv_safetensors_t *st, const anv_param_t *t, int n, float *block, const char *prefix) {
     char name[160];

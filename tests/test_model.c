@@ -12,27 +12,6 @@
 #include <unistd.h>
 
 /* The golden file's model config, from its metadata. */
-static anv_config_t golden_config(anv_safetensors_t *st) {
-    const char *arch = anv_safetensors_metadata(st, "arch");
-    if (!arch || strcmp(arch, "llama") != 0)
-        return anv_config_gpt2(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"),
-                               golden_meta_int(st, "n_embd"), golden_meta_int(st, "vocab_size"),
-                               golden_meta_int(st, "block_size"));
-    anv_config_t c =
-        anv_config_llama(golden_meta_int(st, "n_layer"), golden_meta_int(st, "n_head"),
-                         golden_meta_int(st, "n_kv_head"), golden_meta_int(st, "n_embd"), golden_meta_int(st, "n_ff"),
-                         golden_meta_int(st, "vocab_size"), golden_meta_int(st, "block_size"));
-    c.norm_eps = (float)golden_meta_double(st, "norm_eps");
-    c.rope_theta = (float)golden_meta_double(st, "rope_theta");
-    c.tie_embeddings = golden_meta_int(st, "tie_embeddings");
-    if (!strcmp(anv_safetensors_metadata(st, "rope_scaling"), "llama3"))
-        c.rope_scaling = (anv_rope_scaling_t){1, (float)golden_meta_double(st, "rope_factor"),
-                                              (float)golden_meta_double(st, "rope_low_freq_factor"),
-                                              (float)golden_meta_double(st, "rope_high_freq_factor"),
-                                              golden_meta_int(st, "rope_original_max_position_embeddings")};
-    return c;
-}
-
 /* Creates the golden file's model and loads tensors "<prefix><HF name>" into its parameter block. */
 static anv_model_t *load_model(anv_safetensors_t *st, const char *prefix) {
     anv_config_t cfg = golden_config(st);

@@ -20,19 +20,24 @@ static int product_of_view(ptrdiff_t view) {
     return -1;
 }
 
-/* Whether `name` is in the comma-separated list (spaces around names ignored); "" holds every name. */
+/* The next name of a comma-separated list at *p, without the spaces around it; 0 at the list's end. */
+static int next_name(const char **p, const char **name, size_t *len) {
+    while (**p == ' ' || **p == ',') ++*p;
+    if (!**p) return 0;
+    const char *end = *p, *last;
+    while (*end && *end != ',') end++;
+    for (last = end; last > *p && last[-1] == ' ';) last--;
+    *name = *p, *len = (size_t)(last - *p), *p = end;
+    return 1;
+}
+
+/* Whether `name` is in the comma-separated list; "" holds every name. */
 static int listed(const char *list, const char *name) {
     if (!*list) return 1;
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == ',') p++;
-        const char *end = p;
-        while (*end && *end != ',') end++;
-        const char *last = end;
-        while (last > p && last[-1] == ' ') last--;
-        if ((size_t)(last - p) == n && memcmp(p, name, n) == 0) return 1;
-        p = end;
-    }
+    const char *item;
+    size_t n;
+    while (next_name(&list, &item, &n))
+        if (n == strlen(name) && memcmp(item, name, n) == 0) return 1;
     return 0;
 }
 
@@ -46,22 +51,17 @@ int anv_lora_config_validate(const anv_lora_config_t *lc, const anv_config_t *cf
         return anv_error("%s: alpha must be positive, not %g", source, (double)lc->alpha);
     if (!(lc->dropout >= 0 && lc->dropout < 1))
         return anv_error("%s: dropout must be at least 0 and below 1, not %g", source, (double)lc->dropout);
-    const char *list = lc->targets;
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == ',') p++;
-        const char *end = p;
-        while (*end && *end != ',') end++;
-        const char *last = end;
-        while (last > p && last[-1] == ' ') last--;
-        int found = last == p;
+    const char *list = lc->targets, *item;
+    size_t n;
+    while (next_name(&list, &item, &n)) {
+        int found = 0;
         for (int i = 0; !found && i < a->n_layer; i++) {
             const char *t = a->layer[i].lora;
-            found = t && strlen(t) == (size_t)(last - p) && memcmp(t, p, strlen(t)) == 0;
+            found = t && strlen(t) == n && memcmp(t, item, n) == 0;
         }
         if (!found)
             return anv_error("%s: %s has no LoRA target '%.*s' (its targets: %s)", source, anv_arch_name(cfg->arch),
-                             (int)(last - p), p, anv_lora_target_names(cfg->arch));
-        p = end;
+                             (int)n, item, anv_lora_target_names(cfg->arch));
     }
     return 0;
 }
