@@ -5,6 +5,7 @@
 #define ANVIL_TEST_GOLDEN_IO_H
 
 #include "anvil/model.h"
+#include "anvil/optim.h"
 #include "anvil/safetensors.h"
 
 #include <stdlib.h>
@@ -98,6 +99,21 @@ static inline anv_config_t golden_config(anv_safetensors_t *st) {
                                               (float)golden_meta_double(st, "rope_high_freq_factor"),
                                               golden_meta_int(st, "rope_original_max_position_embeddings")};
     return c;
+}
+
+/* The AdamW settings and the warmup + cosine schedule of a golden's training steps (its "__metadata__"). */
+static inline anv_adamw_config_t golden_adamw_config(anv_safetensors_t *st) {
+    return (anv_adamw_config_t){(float)golden_meta_double(st, "beta1"), (float)golden_meta_double(st, "beta2"),
+                                (float)golden_meta_double(st, "eps"), (float)golden_meta_double(st, "weight_decay")};
+}
+
+static inline anv_schedule_t golden_schedule(anv_safetensors_t *st) {
+    return (anv_schedule_t){ANV_SCHEDULE_COSINE,
+                            (float)golden_meta_double(st, "max_lr"),
+                            (float)golden_meta_double(st, "min_lr"),
+                            golden_meta_int(st, "warmup"),
+                            golden_meta_int(st, "steps"),
+                            0};
 }
 
 #endif

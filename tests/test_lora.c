@@ -116,14 +116,8 @@ static void test_golden(const char *file) {
     float *base0 = malloc(sizeof(float) * nb);
     memcpy(base0, anv_model_params(m), sizeof(float) * nb);
     int steps = golden_meta_int(st, "steps");
-    anv_adamw_config_t oc = {(float)golden_meta_double(st, "beta1"), (float)golden_meta_double(st, "beta2"),
-                             (float)golden_meta_double(st, "eps"), (float)golden_meta_double(st, "weight_decay")};
-    anv_schedule_t sched = {ANV_SCHEDULE_COSINE,
-                            (float)golden_meta_double(st, "max_lr"),
-                            (float)golden_meta_double(st, "min_lr"),
-                            golden_meta_int(st, "warmup"),
-                            steps,
-                            0};
+    anv_adamw_config_t oc = golden_adamw_config(st);
+    anv_schedule_t sched = golden_schedule(st);
     anv_adamw_t opt;
     CHECK(anv_adamw_init(&opt, ad->n_params) == 0, "%s", anv_last_error());
     float losses[16], norms[16], lrs[16];

@@ -110,14 +110,8 @@ static void test_golden(const char *file) {
     anv_model_free(m);
     m = load_model(st, "init.");
     int steps = golden_meta_int(st, "steps");
-    anv_adamw_config_t oc = {(float)golden_meta_double(st, "beta1"), (float)golden_meta_double(st, "beta2"),
-                             (float)golden_meta_double(st, "eps"), (float)golden_meta_double(st, "weight_decay")};
-    anv_schedule_t sched = {ANV_SCHEDULE_COSINE,
-                            (float)golden_meta_double(st, "max_lr"),
-                            (float)golden_meta_double(st, "min_lr"),
-                            golden_meta_int(st, "warmup"),
-                            steps,
-                            0};
+    anv_adamw_config_t oc = golden_adamw_config(st);
+    anv_schedule_t sched = golden_schedule(st);
     float clip = (float)golden_meta_double(st, "clip");
     anv_adamw_t opt;
     CHECK(anv_adamw_init(&opt, anv_model_n_params(m)) == 0, "%s", anv_last_error());

@@ -575,6 +575,27 @@ def check_llama3(hs, theta, l3, inv_freq):
 
 # ---- model goldens ----
 
+def train_steps(out, opt, opt_cfg, params, loss_fn):
+    """opt_cfg["steps"] AdamW steps with global-norm clipping and warmup + cosine; their losses, gradient norms
+    and learning rates go into out ("losses", "grad_norms", "lrs")."""
+    losses, norms, lrs = [], [], []
+    for step in range(opt_cfg["steps"]):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(params, opt_cfg["clip"])))
+        lr = cosine_lr(step, opt_cfg["warmup"], opt_cfg["steps"], opt_cfg["max_lr"], opt_cfg["min_lr"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        losses.append(float(loss))
+        lrs.append(lr)
+    out["losses"] = torch.tensor(losses, dtype=torch.float64)
+    out["grad_norms"] = torch.tensor(norms, dtype=torch.float64)
+    out["lrs"] = torch.tensor(lrs, dtype=torch.float64)
+    return losses, norms
+
+
 def model_golden(cfg, B, T, n_ignored, gen, init=gpt_init, forward=gpt_logits):
     P = {k: f32(v).requires_grad_() for k, v in init(cfg, gen, torch.float64, random_norms=True).items()}
     V = cfg["vocab_size"]
@@ -604,21 +625,7 @@ def model_golden(cfg, B, T, n_ignored, gen, init=gpt_init, forward=gpt_logits):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": opt_cfg["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=opt_cfg["max_lr"], betas=(opt_cfg["beta1"], opt_cfg["beta2"]), eps=opt_cfg["eps"])
-    losses, norms, lrs = [], [], []
-    for step in range(opt_cfg["steps"]):
-        opt.zero_grad(set_to_none=True)
-        loss = gpt_loss(forward(P, cfg, idx), tgt)
-        loss.backward()
-        norms.append(float(torch.nn.utils.clip_grad_norm_(list(P.values()), opt_cfg["clip"])))
-        lr = cosine_lr(step, opt_cfg["warmup"], opt_cfg["steps"], opt_cfg["max_lr"], opt_cfg["min_lr"])
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.step()
-        losses.append(float(loss))
-        lrs.append(lr)
-    out["losses"] = torch.tensor(losses, dtype=torch.float64)
-    out["grad_norms"] = torch.tensor(norms, dtype=torch.float64)
-    out["lrs"] = torch.tensor(lrs, dtype=torch.float64)
+    losses, norms = train_steps(out, opt, opt_cfg, list(P.values()), lambda: gpt_loss(forward(P, cfg, idx), tgt))
     out.update({"final." + k: v.detach().clone() for k, v in P.items()})
     meta = dict(cfg, B=B, T=T, **opt_cfg)
     print(f"  loss {float(out['loss']):.6f}, losses {losses[0]:.5f} .. {losses[-1]:.5f}, "
@@ -768,21 +775,8 @@ def lora_golden(cfg, B, T, rank, alpha, targets, gen, init, forward, dropout=0.2
                    weight_decay=0.1)
     opt = torch.optim.AdamW(list(L.values()), lr=opt_cfg["max_lr"], betas=(opt_cfg["beta1"], opt_cfg["beta2"]),
                             eps=opt_cfg["eps"], weight_decay=opt_cfg["weight_decay"])
-    losses, norms, lrs = [], [], []
-    for step in range(opt_cfg["steps"]):
-        opt.zero_grad(set_to_none=True)
-        loss = gpt_loss(forward(effective(), cfg, idx), tgt)
-        loss.backward()
-        norms.append(float(torch.nn.utils.clip_grad_norm_(list(L.values()), opt_cfg["clip"])))
-        lr = cosine_lr(step, opt_cfg["warmup"], opt_cfg["steps"], opt_cfg["max_lr"], opt_cfg["min_lr"])
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.step()
-        losses.append(float(loss))
-        lrs.append(lr)
-    out["losses"] = torch.tensor(losses, dtype=torch.float64)
-    out["grad_norms"] = torch.tensor(norms, dtype=torch.float64)
-    out["lrs"] = torch.tensor(lrs, dtype=torch.float64)
+    losses, norms = train_steps(out, opt, opt_cfg, list(L.values()),
+                                lambda: gpt_loss(forward(effective(), cfg, idx), tgt))
     out.update({"final." + k: v.detach().clone() for k, v in L.items()})
     meta = dict(cfg, B=B, T=T, lora_rank=rank, lora_alpha=alpha, lora_targets=targets, lora_dropout=dropout,
                 dropout_seed=dropout_seed, **opt_cfg)
