@@ -33,7 +33,8 @@ static int time_steps(anv_model_t *m, anv_adamw_t *opt, const int32_t *tokens, i
         float loss;
         double t0 = anv_now();
         anv_model_zero_grad(m);
-        if (anv_model_forward(m, tokens, tokens + 1, B, T, &loss) != 0 || anv_model_backward(m, 1.0f) != 0) return -1;
+        if (anv_model_forward(m, tokens, tokens + 1, NULL, B, T, &loss) != 0 || anv_model_backward(m, 1.0f) != 0)
+            return -1;
         anv_clip_grad_norm(anv_model_grads(m), anv_model_n_params(m), 1.0f);
         anv_adamw_step(opt, m, &oc, 1e-4f);
         anv_device_sync(); /* a GPU runs the step asynchronously */

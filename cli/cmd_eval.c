@@ -80,7 +80,7 @@ int cmd_eval(int argc, char **argv) {
         if (anv_tokenizer_hash(data_tok) != anv_tokenizer_hash(tok)) {
             anv_error("%s: not the tokenizer of run %s; its token ids mean other text", path, run);
         } else {
-            anv_loader_config_t vc = {data, "val", batch, seq, 0, 1, 0, 0, (size_t)cfg->vocab_size};
+            anv_loader_config_t vc = {data, "val", batch, seq, 0, 1, 0, 0, (size_t)cfg->vocab_size, 0};
             size_t n = (size_t)batch * (size_t)seq * sizeof(int32_t);
             if (anv_loader_open(&vc, &val) == 0 && (in = anv_alloc(n, "batch")) && (tg = anv_alloc(n, "batch")) &&
                 anv_evaluate(m, val, batches, batch, seq, in, tg, &loss, NULL) == 0 &&

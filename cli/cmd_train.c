@@ -114,6 +114,7 @@ enum {
     O_SFT_VAL,
     O_CHAT,
     O_TRAIN_PROMPT,
+    O_SFT_PACK,
     O_EPOCHS,
     O_LORA_RANK,
     O_LORA_ALPHA,
@@ -242,7 +243,7 @@ int cmd_train(int argc, char **argv) {
     int batch = 4, seq = 0, eval_every = 250, eval_batches = 20, save_every = 500, resume = 0, threads = 0;
     int sample_every = 0, sample_tokens = 64;
     const char *sample_prompt = NULL;
-    int sequential = 0, zero = 0, epochs = 0;
+    int sequential = 0, zero = 0, epochs = 0, sft_pack = 0;
     sft_args_t sft = {.chat = "chatml"};
     int lora_rank = 0;
     double lora_alpha = 0, lora_dropout = 0;
@@ -300,6 +301,9 @@ int cmd_train(int argc, char **argv) {
              "with --sft: chatml (default), llama3, plain, or a Jinja template file (Hugging Face's chat_template)"},
         [O_TRAIN_PROMPT] = {"--train-on-prompt", OPT_FLAG, &sft.train_on_prompt,
                             "with --sft: the loss on every token, the prompts too"},
+        [O_SFT_PACK] = {"--sft-pack", OPT_FLAG, &sft_pack,
+                        "with --sft: pack several examples into each row (attention stays within each), "
+                        "instead of one padded example per row; rows default to the model's block_size"},
         [O_EPOCHS] = {"--epochs", OPT_INT, &epochs, "passes over the data (default 1) instead of --steps"},
         [O_LORA_RANK] = {"--lora-rank", OPT_INT, &lora_rank,
                          "with --init-from: train LoRA adapters of rank R on the frozen model instead of every weight"},
@@ -344,8 +348,8 @@ int cmd_train(int argc, char **argv) {
     if (!resume && !data && !sft.path) return anv_error("--data DIR is required"), cli_fail();
     if (sft.path && (data || resume))
         return anv_error("--sft reads its examples instead of --data, for a new run"), cli_fail();
-    if (!sft.path && (seen[O_SFT_VAL] || seen[O_CHAT] || seen[O_TRAIN_PROMPT]))
-        return anv_error("--sft-val, --chat-template and --train-on-prompt go with --sft"), cli_fail();
+    if (!sft.path && (seen[O_SFT_VAL] || seen[O_CHAT] || seen[O_TRAIN_PROMPT] || seen[O_SFT_PACK]))
+        return anv_error("--sft-val, --chat-template, --train-on-prompt and --sft-pack go with --sft"), cli_fail();
     if (seen[O_EPOCHS] + seen[O_STEPS] + seen[O_TOKENS] + seen[O_MINUTES] > 1 || (resume && seen[O_EPOCHS]))
         return anv_error("give one of --epochs, --steps, --tokens or --minutes (resume with --steps)"), cli_fail();
     if (!!preset + !!config + !!init_from > 1)
@@ -386,7 +390,7 @@ int cmd_train(int argc, char **argv) {
             return rank == 0 ? fail_ranks(comm) : (anv_error("rank 0 could not prepare --sft"), fail_ranks(comm));
         if (rank != 0 && anv_path_join(sft_dir, sizeof sft_dir, out, "sft") != 0) return fail_ranks(comm);
         data = sft_dir;
-        if (!seen[O_SEQ]) seq = msg[1] - 1 > 0 ? msg[1] - 1 : 1;
+        if (!seen[O_SEQ] && !sft_pack) seq = msg[1] - 1 > 0 ? msg[1] - 1 : 1; /* packing: 0, the block_size */
     }
     anv_hparams_t hp = {.B = batch,
                         .T = seq,
@@ -399,6 +403,7 @@ int cmd_train(int argc, char **argv) {
                         .eval_batches = eval_batches,
                         .save_every = save_every,
                         .shuffle = !sequential,
+                        .pack = sft_pack,
                         .seed = (uint64_t)seed,
                         .threads = anv_threads_count(),
                         .precision = (int)prec};

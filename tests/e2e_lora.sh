@@ -11,6 +11,7 @@
 #   - real llama.cpp (node-llama-cpp) with the base's GGUF plus the adapter GGUF (`--format gguf-lora`)
 #     agrees with `anvil logits` and greedy-decodes exactly what `anvil sample` does; the merged
 #     export (`--merge`) too; without the adapter llama.cpp's logits differ (the adapter does something);
+#   - with packed rows (--sft-pack) it learns too, and resumes bitwise;
 #   - bf16 LoRA also learns; 2 accumulated micro-batches, and under mpirun (when built with MPI) 2 ranks
 #     with ZeRO-1, follow 1 process with the whole batch (every trained token weighs the same);
 #   - bad input: a base that moved or changed, targets the architecture lacks, a rank out of range,
@@ -54,6 +55,20 @@ grep -q 'saved at step 40' part.err || { cat part.err; fail "stop at step 40 (ex
 [ "$(losses part)" = "$(losses ft)" ] || fail "the resumed run's losses differ from the uninterrupted run's"
 cmp -s part/adapter_model.safetensors ft/adapter_model.safetensors || fail "the resumed run's adapters differ"
 echo "stopped at step 40 + resume: all $(losses part | wc -l) losses and the adapters bitwise equal"
+# packed rows (--sft-pack): several examples per row of the block size, attention within each; learns as
+# the padded run does, and stopped after a step and resumed, bitwise the uninterrupted run
+packed=("${lora[@]}" --sft-pack --batch 2)
+"$anvil" train "${packed[@]}" --out pk 2>pk.err || { cat pk.err; fail "packed LoRA run"; }
+grep "several examples packed per row" pk.err || { cat pk.err; fail "no packing line"; }
+pk=$("$anvil" eval --run pk --batch 8 --threads 1 2>&1 | val_loss)
+echo "packed rows: held-out masked loss $pk"
+awk -v b="$before" -v a="$pk" 'BEGIN { exit !(a < b / 1.8) }' || fail "packed LoRA did not lower the loss enough"
+rc=0; ANVIL_TEST_STOP_AT_STEP=30 "$anvil" train "${packed[@]}" --out pkpart 2>pkpart.err || rc=$?
+grep -q 'saved at step 30' pkpart.err || { cat pkpart.err; fail "packed: stop at step 30 (exit $rc)"; }
+"$anvil" train --out pkpart --resume 2>pkpart2.err || { cat pkpart2.err; fail "packed: resume"; }
+[ "$(losses pkpart)" = "$(losses pk)" ] || fail "the resumed packed run's losses differ from the uninterrupted run's"
+cmp -s pkpart/adapter_model.safetensors pk/adapter_model.safetensors || fail "the resumed packed run's adapters differ"
+echo "packed: stopped at step 30 + resume: all $(losses pk | wc -l) losses and the adapters bitwise equal"
 
 # anvil serve on the LoRA run (the base with the adapters)
 prompt="Which word goes with the cat? "

@@ -44,6 +44,7 @@ static void fill_state(anv_train_state_t *s, long long step) {
                             4,
                             50,
                             1,
+                            1,
                             9223372036854775813ull,
                             2,
                             ANV_PRECISION_BF16};
@@ -65,7 +66,7 @@ static int same_hparams(const anv_hparams_t *a, const anv_hparams_t *b) {
            a->adamw.beta2 == b->adamw.beta2 && a->adamw.eps == b->adamw.eps &&
            a->adamw.weight_decay == b->adamw.weight_decay && a->clip == b->clip && a->eval_every == b->eval_every &&
            a->eval_batches == b->eval_batches && a->save_every == b->save_every && a->shuffle == b->shuffle &&
-           a->seed == b->seed && a->threads == b->threads && a->precision == b->precision;
+           a->pack == b->pack && a->seed == b->seed && a->threads == b->threads && a->precision == b->precision;
 }
 
 int main(void) {
@@ -240,7 +241,7 @@ int main(void) {
     anv_shard_writer_open(&w, path, 257);
     for (int i = 0; i < 3; i++) anv_shard_writer_append(&w, doc, 7);
     CHECK(anv_shard_writer_close(&w) == 0, "shard: %s", anv_last_error());
-    anv_loader_config_t vc = {dir, "val", 1, 4, 0, 1, 0, 0, 257};
+    anv_loader_config_t vc = {dir, "val", 1, 4, 0, 1, 0, 0, 257, 0};
     anv_loader_t *val;
     double bpt = 0;
     CHECK(anv_loader_open(&vc, &val) == 0 && anv_val_bytes_per_token(dir, tok, val, &bpt) == 0, "bytes per token: %s",

@@ -24,9 +24,9 @@ static void test_embedding(anv_safetensors_t *st) {
     float *wte = golden_f32(st, "emb.wte", NULL), *wpe = golden_f32(st, "emb.wpe", NULL);
     float *dout = golden_f32(st, "emb.dout", NULL);
     float *out = zeros(B * T * C), *dwte = zeros(V * C), *dwpe = zeros(T * C);
-    anv_embedding_forward(out, tok, wte, wpe, B, T, C);
+    anv_embedding_forward(out, tok, NULL, wte, wpe, B, T, C);
     golden_compare(st, "embedding forward", "emb.out", out, B * T * C, TOL_FWD);
-    anv_embedding_backward(dwte, dwpe, dout, tok, B, T, C);
+    anv_embedding_backward(dwte, dwpe, dout, tok, NULL, B, T, C);
     golden_compare(st, "embedding backward dwte", "emb.dwte", dwte, V * C, TOL_BWD);
     golden_compare(st, "embedding backward dwpe", "emb.dwpe", dwpe, T * C, TOL_BWD);
     free(tok), free(wte), free(wpe), free(dout), free(out), free(dwte), free(dwpe);
@@ -85,10 +85,10 @@ static void test_attention(anv_safetensors_t *st) {
     float *qkv = golden_f32(st, "att.qkv", NULL), *dout = golden_f32(st, "att.dout", NULL);
     float *out = zeros(B * T * C), *lse = zeros(B * NH * T), *dqkv = zeros(B * T * 3 * C);
     float *scratch = zeros(anv_attention_scratch_floats(T));
-    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH, NH);
+    anv_attention_forward(out, lse, scratch, qkv, NULL, B, T, C, NH, NH);
     golden_compare(st, "attention forward", "att.out", out, B * T * C, TOL_FWD);
     golden_compare(st, "attention log-sum-exp", "att.lse", lse, B * NH * T, TOL_FWD);
-    anv_attention_backward(dqkv, scratch, dout, qkv, out, lse, B, T, C, NH, NH);
+    anv_attention_backward(dqkv, scratch, dout, qkv, out, lse, NULL, B, T, C, NH, NH);
     golden_compare(st, "attention backward dqkv", "att.dqkv", dqkv, B * T * 3 * C, TOL_BWD);
     free(qkv), free(dout), free(out), free(lse), free(dqkv), free(scratch);
 }
@@ -126,7 +126,7 @@ static void test_attention_decode(anv_safetensors_t *st) {
         state = state * 6364136223846793005u + 1442695040888963407u;
         big[i] = (float)(state >> 40) / 8388608.0f - 1.0f;
     }
-    anv_attention_forward(ref, lse, scratch, big, 1, T, C, NH, NH);
+    anv_attention_forward(ref, lse, scratch, big, NULL, 1, T, C, NH, NH);
     decode_sequence(got, big, 0, T, C, NH, 130);
     double num = 0, den = 0;
     for (int i = 0; i < T * C; i++) {
@@ -170,9 +170,9 @@ static void test_rope(anv_safetensors_t *st) {
     size_t n;
     float *qkv = golden_f32(st, "rope.qkv", &n), *d = golden_f32(st, "rope.dout", NULL);
     float *inv_freq = golden_f32(st, "rope.inv_freq", NULL);
-    anv_rope_forward(qkv, inv_freq, B, T, pos, NH, NKV, hs);
+    anv_rope_forward(qkv, NULL, inv_freq, B, T, pos, NH, NKV, hs);
     golden_compare(st, "rope forward (positions 3..7)", "rope.out", qkv, n, TOL_FWD);
-    anv_rope_backward(d, inv_freq, B, T, pos, NH, NKV, hs);
+    anv_rope_backward(d, NULL, inv_freq, B, T, pos, NH, NKV, hs);
     golden_compare(st, "rope backward", "rope.dqkv", d, n, TOL_BWD);
     free(qkv), free(d), free(inv_freq);
 }
@@ -204,14 +204,14 @@ static void test_gqa(anv_safetensors_t *st, const char *name, int B, int T) {
     float *dout = golden_f32(st, key, NULL);
     float *out = zeros(B * T * C), *lse = zeros(B * NH * T), *d1 = zeros(B * T * QKV), *d2 = zeros(B * T * QKV);
     float *scratch = zeros(anv_attention_scratch_floats(T));
-    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH, NKV);
+    anv_attention_forward(out, lse, scratch, qkv, NULL, B, T, C, NH, NKV);
     snprintf(what, sizeof what, "%s attention forward (NH %d, NKV %d)", name, NH, NKV);
     snprintf(key, sizeof key, "%s.out", name);
     golden_compare(st, what, key, out, B * T * C, TOL_FWD);
     snprintf(key, sizeof key, "%s.lse", name);
     golden_compare(st, "  log-sum-exp", key, lse, B * NH * T, TOL_FWD);
-    anv_attention_backward(d1, scratch, dout, qkv, out, lse, B, T, C, NH, NKV);
-    anv_attention_backward(d2, scratch, dout, qkv, out, lse, B, T, C, NH, NKV);
+    anv_attention_backward(d1, scratch, dout, qkv, out, lse, NULL, B, T, C, NH, NKV);
+    anv_attention_backward(d2, scratch, dout, qkv, out, lse, NULL, B, T, C, NH, NKV);
     snprintf(key, sizeof key, "%s.dqkv", name);
     golden_compare(st, "  backward dqkv", key, d1, B * T * QKV, TOL_BWD);
     CHECK(!memcmp(d1, d2, sizeof(float) * B * T * QKV), "%s backward is not deterministic", name);
@@ -277,8 +277,8 @@ static void test_attention_blocks(void) {
                     ref_d[u * W + kv + j] += P[t * T + u] * dout[t * C + h * hs + j];
                 }
     }
-    anv_attention_forward(out, lse, scratch, qkv, 1, T, C, NH, NKV);
-    anv_attention_backward(dqkv, scratch, dout, qkv, out, lse, 1, T, C, NH, NKV);
+    anv_attention_forward(out, lse, scratch, qkv, NULL, 1, T, C, NH, NKV);
+    anv_attention_backward(dqkv, scratch, dout, qkv, out, lse, NULL, 1, T, C, NH, NKV);
     const struct {
         const char *what;
         const float *got;
@@ -307,8 +307,8 @@ static void test_embedding_no_positions(void) {
     float wte[3 * 4], out[4 * 4], dwte[3 * 4] = {0}, dout[4 * 4];
     for (int i = 0; i < 12; i++) wte[i] = (float)i;
     for (int i = 0; i < 16; i++) dout[i] = 0.5f * i;
-    anv_embedding_forward(out, tok, wte, NULL, 2, 2, 4);
-    anv_embedding_backward(dwte, NULL, dout, tok, 2, 2, 4);
+    anv_embedding_forward(out, tok, NULL, wte, NULL, 2, 2, 4);
+    anv_embedding_backward(dwte, NULL, dout, tok, NULL, 2, 2, 4);
     int ok = 1;
     for (int r = 0; r < 4; r++)
         for (int c = 0; c < 4; c++) ok &= out[r * 4 + c] == wte[tok[r] * 4 + c];
@@ -419,9 +419,9 @@ static void test_determinism(anv_safetensors_t *st) {
     float *qkv = golden_f32(st, "att.qkv", NULL), *dout = golden_f32(st, "att.dout", NULL);
     float *out = zeros(B * T * C), *lse = zeros(B * NH * T), *d1 = zeros(B * T * 3 * C), *d2 = zeros(B * T * 3 * C);
     float *scratch = zeros(anv_attention_scratch_floats(T));
-    anv_attention_forward(out, lse, scratch, qkv, B, T, C, NH, NH);
-    anv_attention_backward(d1, scratch, dout, qkv, out, lse, B, T, C, NH, NH);
-    anv_attention_backward(d2, scratch, dout, qkv, out, lse, B, T, C, NH, NH);
+    anv_attention_forward(out, lse, scratch, qkv, NULL, B, T, C, NH, NH);
+    anv_attention_backward(d1, scratch, dout, qkv, out, lse, NULL, B, T, C, NH, NH);
+    anv_attention_backward(d2, scratch, dout, qkv, out, lse, NULL, B, T, C, NH, NH);
     CHECK(!memcmp(d1, d2, sizeof(float) * B * T * 3 * C), "attention backward not bitwise repeatable");
     free(qkv), free(dout), free(out), free(lse), free(d1), free(d2), free(scratch);
 }

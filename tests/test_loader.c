@@ -23,7 +23,7 @@ static void write_shard(const char *name, size_t n, uint32_t base, uint32_t mod,
 }
 
 static anv_loader_t *open_loader(const char *split, int B, int T, int rank, int world, int shuffle, size_t vocab) {
-    anv_loader_config_t c = {dir, split, B, T, rank, world, shuffle, 7, vocab};
+    anv_loader_config_t c = {dir, split, B, T, rank, world, shuffle, 7, vocab, 0};
     anv_loader_t *l = NULL;
     if (anv_loader_open(&c, &l) != 0) return NULL;
     return l;
@@ -43,7 +43,7 @@ static void test_sequential(void) {
     int32_t in[16], tg[16];
     int ok = 1;
     for (int k = 0; k < 9; k++) {
-        anv_loader_next(l, in, tg);
+        anv_loader_next(l, in, tg, NULL);
         for (int b = 0; b < 2; b++) {
             int seq = 2 * k + b; /* sequences 0..11 in shard 0, 12..17 in shard 1 */
             int32_t start = seq < 12 ? seq * 8 : 500 + (seq - 12) * 8;
@@ -51,7 +51,7 @@ static void test_sequential(void) {
         }
     }
     CHECK(ok, "sequential windows are consecutive (T+1)-token slices of the shards in order");
-    anv_loader_next(l, in, tg);
+    anv_loader_next(l, in, tg, NULL);
     CHECK(anv_loader_position(l).epoch == 1 && in[0] == 0, "wraps to epoch 1 at the start");
     anv_loader_close(l);
     printf("loader: sequential 9 batches of 2x8 over 2 shards checked token by token\n");
@@ -68,9 +68,9 @@ static void test_ranks_and_shuffle(void) {
         int same = 1;
         int32_t a[32], at[32], b[32], bt[32];
         for (int k = 0; k < 11; k++) { /* crosses two epoch boundaries */
-            anv_loader_next(one, a, at);
-            anv_loader_next(r0, b, bt);
-            anv_loader_next(r1, b + 16, bt + 16);
+            anv_loader_next(one, a, at, NULL);
+            anv_loader_next(r0, b, bt, NULL);
+            anv_loader_next(r1, b + 16, bt + 16, NULL);
             same &= !memcmp(a, b, sizeof a) && !memcmp(at, bt, sizeof at);
         }
         CHECK(same, "shuffle=%d: rank slices of world 2 concatenate to the world-1 batch", shuffle);
@@ -84,7 +84,7 @@ static void test_ranks_and_shuffle(void) {
     int seen[2][18] = {{0}}, order[2][18], perm_ok = 1;
     for (int e = 0; e < 2; e++)
         for (int k = 0; k < 18; k++) {
-            anv_loader_next(l, in, tg);
+            anv_loader_next(l, in, tg, NULL);
             int seq = in[0] < 500 ? in[0] / 8 : 12 + (in[0] - 500) / 8;
             perm_ok &= seq >= 0 && seq < 18 && !seen[e][seq];
             if (seq >= 0 && seq < 18) seen[e][seq] = 1;
@@ -101,13 +101,13 @@ static void test_ranks_and_shuffle(void) {
 static void test_resume(void) {
     anv_loader_t *a = open_loader("train", 2, 8, 0, 1, 1, 1000), *b = open_loader("train", 2, 8, 0, 1, 1, 1000);
     int32_t x[16], xt[16], y[16], yt[16];
-    for (int k = 0; k < 13; k++) anv_loader_next(a, x, xt); /* mid epoch 1 */
+    for (int k = 0; k < 13; k++) anv_loader_next(a, x, xt, NULL); /* mid epoch 1 */
     anv_loader_pos_t pos = anv_loader_position(a);
     CHECK(anv_loader_seek(b, &pos) == 0, "seek: %s", anv_last_error());
     int same = 1;
     for (int k = 0; k < 20; k++) {
-        anv_loader_next(a, x, xt);
-        anv_loader_next(b, y, yt);
+        anv_loader_next(a, x, xt, NULL);
+        anv_loader_next(b, y, yt, NULL);
         same &= !memcmp(x, y, sizeof x) && !memcmp(xt, yt, sizeof xt);
     }
     CHECK(same, "a loader seeked to a saved position continues identically (20 batches)");
@@ -128,7 +128,7 @@ static void test_errors(void) {
     CHECK(!l && strstr(anv_last_error(), "fewer than one batch"), "too little data: %s", anv_last_error());
     l = open_loader("test", 1, 8, 0, 1, 0, 1000);
     CHECK(!l && strstr(anv_last_error(), "no test shards"), "no shards: %s", anv_last_error());
-    anv_loader_config_t c = {"/nonexistent/anvil", "train", 1, 8, 0, 1, 0, 0, 10};
+    anv_loader_config_t c = {"/nonexistent/anvil", "train", 1, 8, 0, 1, 0, 0, 10, 0};
     CHECK(anv_loader_open(&c, &l) != 0 && strstr(anv_last_error(), "/nonexistent/anvil"), "missing dir: %s",
           anv_last_error());
     /* A foreign file among the shards. */

@@ -86,7 +86,7 @@ static void test_golden(const char *file) {
 
     float loss;
     anv_model_zero_grad(m);
-    CHECK(anv_model_forward(m, inputs, targets, B, T, &loss) == 0, "%s", anv_last_error());
+    CHECK(anv_model_forward(m, inputs, targets, NULL, B, T, &loss) == 0, "%s", anv_last_error());
     golden_compare(st, "loss", "loss", &loss, 1, 1e-5);
     CHECK(anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
     printf("  %-44s rel err %.2e (tol 1e-04)\n", "adapter gradients", compare_set(st, ad, ad->grads, "grad.", 1e-4));
@@ -99,13 +99,13 @@ static void test_golden(const char *file) {
     ad = anv_model_trainable(m);
     anv_model_lora_dropout_seed(m, (uint64_t)golden_meta_double(st, "dropout_seed"));
     anv_model_zero_grad(m);
-    CHECK(anv_model_forward(m, inputs, targets, B, T, &loss) == 0, "%s", anv_last_error());
+    CHECK(anv_model_forward(m, inputs, targets, NULL, B, T, &loss) == 0, "%s", anv_last_error());
     golden_compare(st, "loss with dropout", "dropout.loss", &loss, 1, 1e-5);
     CHECK(anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
     printf("  %-44s rel err %.2e (tol 1e-04)\n", "adapter gradients with dropout",
            compare_set(st, ad, ad->grads, "dropout.grad.", 1e-4));
     float eval_loss;
-    CHECK(anv_model_loss(m, inputs, targets, B, T, &eval_loss) == 0, "%s", anv_last_error());
+    CHECK(anv_model_loss(m, inputs, targets, NULL, B, T, &eval_loss) == 0, "%s", anv_last_error());
     golden_compare(st, "evaluation loss: no dropout", "loss", &eval_loss, 1, 1e-5);
 
     /* 10 AdamW steps on the adapters: the base never moves */
@@ -123,7 +123,7 @@ static void test_golden(const char *file) {
     float losses[16], norms[16], lrs[16];
     for (int s = 0; s < steps; s++) {
         anv_model_zero_grad(m);
-        anv_model_forward(m, inputs, targets, B, T, &losses[s]);
+        anv_model_forward(m, inputs, targets, NULL, B, T, &losses[s]);
         anv_model_backward(m, 1.0f);
         norms[s] = anv_clip_grad_norm(ad->grads, ad->n_params, (float)golden_meta_double(st, "clip"));
         lrs[s] = anv_schedule_lr(&sched, s);

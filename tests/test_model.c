@@ -80,7 +80,7 @@ static void test_golden(const char *file) {
 
     float loss;
     anv_model_zero_grad(m);
-    CHECK(anv_model_forward(m, inputs, targets, B, T, &loss) == 0, "%s", anv_last_error());
+    CHECK(anv_model_forward(m, inputs, targets, NULL, B, T, &loss) == 0, "%s", anv_last_error());
     golden_compare(st, "loss", "loss", &loss, 1, 1e-5);
     CHECK(anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
     compare_tensors(st, m, anv_model_grads(m), "grad.", 1e-4);
@@ -91,14 +91,14 @@ static void test_golden(const char *file) {
     float *g1 = malloc(sizeof(float) * n);
     memcpy(g1, anv_model_grads(m), sizeof(float) * n);
     anv_model_zero_grad(m);
-    anv_model_forward(m, inputs, targets, B, T, &loss);
+    anv_model_forward(m, inputs, targets, NULL, B, T, &loss);
     anv_model_backward(m, 1.0f);
     CHECK(!memcmp(g1, anv_model_grads(m), sizeof(float) * n), "gradients differ between identical runs");
 
     /* Accumulation: two half-scaled backward passes add up to one full one. */
     anv_model_zero_grad(m);
     for (int k = 0; k < 2; k++) {
-        anv_model_forward(m, inputs, targets, B, T, &loss);
+        anv_model_forward(m, inputs, targets, NULL, B, T, &loss);
         anv_model_backward(m, 0.5f);
     }
     double acc_err = check_rel_err(anv_model_grads(m), g1, n);
@@ -119,7 +119,7 @@ static void test_golden(const char *file) {
     float *lrs = malloc(sizeof(float) * steps);
     for (int s = 0; s < steps; s++) {
         anv_model_zero_grad(m);
-        anv_model_forward(m, inputs, targets, B, T, &losses[s]);
+        anv_model_forward(m, inputs, targets, NULL, B, T, &losses[s]);
         anv_model_backward(m, 1.0f);
         norms[s] = anv_clip_grad_norm(anv_model_grads(m), anv_model_n_params(m), clip);
         lrs[s] = anv_schedule_lr(&sched, s);
@@ -146,9 +146,9 @@ static void test_threads_and_ignored(void) {
     for (int i = 0; i < 32; i++) in[i] = (i * 37) % 100, tg[i] = (i * 11 + 5) % 100;
     int threads = anv_threads_count();
     float l_many, l_one;
-    anv_model_forward(m, in, tg, 2, 16, &l_many);
+    anv_model_forward(m, in, tg, NULL, 2, 16, &l_many);
     anv_threads_set(1);
-    anv_model_forward(m, in, tg, 2, 16, &l_one);
+    anv_model_forward(m, in, tg, NULL, 2, 16, &l_one);
     anv_threads_set(threads);
     double e = fabs((double)l_many - l_one) / fabs((double)l_one);
     printf("  %-44s rel err %.2e\n", "loss, 1 thread vs default threads", e);
@@ -157,7 +157,7 @@ static void test_threads_and_ignored(void) {
     for (int i = 0; i < 32; i++) tg[i] = -1;
     float loss = 1;
     anv_model_zero_grad(m);
-    CHECK(anv_model_forward(m, in, tg, 2, 16, &loss) == 0 && loss == 0.0f, "all-ignored loss %g", loss);
+    CHECK(anv_model_forward(m, in, tg, NULL, 2, 16, &loss) == 0 && loss == 0.0f, "all-ignored loss %g", loss);
     CHECK(anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
     int nz = 0;
     for (size_t i = 0; i < anv_model_n_params(m); i++) nz += anv_model_grads(m)[i] != 0.0f;
@@ -179,7 +179,8 @@ static void test_vocab_chunks(void) {
     for (int i = 0; i < N; i++) in[i] = (i * 7) % 500, tg[i] = i % 13 == 0 ? -1 : (i * 7919) % V;
     float loss;
     anv_model_zero_grad(m);
-    CHECK(anv_model_forward(m, in, tg, B, T, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
+    CHECK(anv_model_forward(m, in, tg, NULL, B, T, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s",
+          anv_last_error());
     float *lnf = malloc(sizeof(float) * N * C), *logits = malloc(sizeof(float) * (size_t)N * V);
     memcpy(lnf, m->acts.lnf, sizeof(float) * N * C);
     CHECK(anv_model_logits(m, in, B, T, logits) == 0, "%s", anv_last_error());
@@ -207,8 +208,8 @@ static void test_vocab_chunks(void) {
     printf("  %-44s rel err %.2e\n", "loss, 2 row blocks of the head vs full logits", e);
     CHECK(e < 1e-5, "chunked loss %g vs %g", loss, ref_loss);
     float eval_loss = -1;
-    CHECK(anv_model_loss(m, in, tg, B, T, &eval_loss) == 0 && eval_loss == loss, "anv_model_loss %g vs forward %g",
-          eval_loss, loss);
+    CHECK(anv_model_loss(m, in, tg, NULL, B, T, &eval_loss) == 0 && eval_loss == loss,
+          "anv_model_loss %g vs forward %g", eval_loss, loss);
     CHECK(anv_model_backward(m, 1.0f) != 0 && strstr(anv_last_error(), "no training forward"),
           "backward after anv_model_loss: %s", anv_last_error());
     printf("  %-44s %s\n", "anv_model_loss == forward's loss, no backward", eval_loss == loss ? "equal" : "DIFFERENT");
@@ -342,6 +343,66 @@ static void test_config(void) {
     unlink(path);
 }
 
+/* Packed rows (several sequences per row, kernel_list.h) compute what the sequences compute one per
+ * row: 7 examples of 3 to 70 tokens (some targets ignored, as fine-tuning prompts are) packed into 2 rows
+ * of 150 with padding, across the CPU attention's 64-row blocks, against each example alone (B = 1,
+ * T = its length), its gradients weighted by its share of the targets: the loss and every gradient. */
+static void test_packing(const anv_config_t *cfg, const char *name) {
+    enum { B = 2, T = 150, EXAMPLES = 7 };
+    static const int len[EXAMPLES] = {50, 40, 45, 7, 70, 60, 3}, row_of[EXAMPLES] = {0, 0, 0, 0, 1, 1, 1};
+    anv_model_t *m;
+    CHECK(anv_model_create(cfg, &m) == 0, "%s", anv_last_error());
+    anv_model_init(m, 11);
+    int32_t in[B * T], tg[B * T], st[B * T], at[EXAMPLES];
+    int used[B] = {0, 0}, targets = 0;
+    for (int e = 0; e < EXAMPLES; e++) {
+        int r = row_of[e];
+        at[e] = r * T + used[r];
+        for (int i = 0; i < len[e]; i++) {
+            int k = at[e] + i;
+            in[k] = (k * 37 + e) % cfg->vocab_size;
+            tg[k] = i < len[e] / 3 ? -1 : (k * 11 + 5) % cfg->vocab_size; /* a prompt, then a reply */
+            st[k] = used[r];
+            targets += tg[k] >= 0;
+        }
+        used[r] += len[e];
+    }
+    for (int r = 0; r < B; r++)
+        for (int t = used[r]; t < T; t++) in[r * T + t] = 0, tg[r * T + t] = -1, st[r * T + t] = t;
+    size_t n = anv_model_n_params(m);
+    float *one_by_one = calloc(n, sizeof(float)), packed_loss;
+    double loss = 0;
+    anv_model_zero_grad(m);
+    for (int e = 0; e < EXAMPLES; e++) {
+        int count = 0;
+        float l;
+        for (int i = 0; i < len[e]; i++) count += tg[at[e] + i] >= 0;
+        CHECK(anv_model_forward(m, in + at[e], tg + at[e], NULL, 1, len[e], &l) == 0 &&
+                  anv_model_backward(m, (float)count / targets) == 0,
+              "%s", anv_last_error());
+        loss += (double)l * count / targets;
+    }
+    memcpy(one_by_one, anv_model_grads(m), n * sizeof(float));
+    anv_model_zero_grad(m);
+    CHECK(anv_model_forward(m, in, tg, st, B, T, &packed_loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s",
+          anv_last_error());
+    double e = fabs(packed_loss - loss) / loss, num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)anv_model_grads(m)[i] - one_by_one[i];
+        num += d * d, den += (double)one_by_one[i] * one_by_one[i];
+    }
+    double eg = sqrt(num / den);
+    printf("  %-44s rel err %.2e\n", name, e);
+    printf("  %-44s rel err %.2e\n", "  its gradients", eg);
+    CHECK(e < 1e-6, "%s: packed loss %.9g vs one by one %.9g", name, packed_loss, loss);
+    CHECK(eg < 1e-5, "%s: packed gradients differ from one by one by %.3e", name, eg);
+    for (int r = 0; r < B; r++) st[r * T + 5] = 2; /* not a start of the column before */
+    CHECK(anv_model_forward(m, in, tg, st, B, T, &packed_loss) != 0 && strstr(anv_last_error(), "row 0, column 5"),
+          "bad starts: %s", anv_last_error());
+    free(one_by_one);
+    anv_model_free(m);
+}
+
 /* Hugging Face LlamaForCausalLM config.json: read, written, round-tripped; what anvil does not implement
  * is refused naming the key and the file. */
 static void test_llama_config(void) {
@@ -427,24 +488,26 @@ static void test_bad_input(void) {
     float loss, logits[8 * 50];
     CHECK(anv_model_backward(m, 1.0f) != 0 && strstr(anv_last_error(), "no training forward"), "%s", anv_last_error());
     in[3] = 50;
-    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) != 0 && strstr(anv_last_error(), "input token 50 at position 3"),
+    CHECK(anv_model_forward(m, in, tg, NULL, 1, 8, &loss) != 0 &&
+              strstr(anv_last_error(), "input token 50 at position 3"),
           "%s", anv_last_error());
     CHECK(anv_model_backward(m, 1.0f) != 0, "backward after a failed forward");
     in[3] = 4;
     tg[7] = -2;
-    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) != 0 && strstr(anv_last_error(), "target -2"), "%s",
+    CHECK(anv_model_forward(m, in, tg, NULL, 1, 8, &loss) != 0 && strstr(anv_last_error(), "target -2"), "%s",
           anv_last_error());
     tg[7] = 9;
-    CHECK(anv_model_forward(m, in, tg, 1, 9, &loss) != 0 && strstr(anv_last_error(), "block_size 8"), "%s",
+    CHECK(anv_model_forward(m, in, tg, NULL, 1, 9, &loss) != 0 && strstr(anv_last_error(), "block_size 8"), "%s",
           anv_last_error());
     CHECK(anv_model_logits(m, in, 0, 8, logits) != 0, "empty batch accepted");
-    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s", anv_last_error());
+    CHECK(anv_model_forward(m, in, tg, NULL, 1, 8, &loss) == 0 && anv_model_backward(m, 1.0f) == 0, "%s",
+          anv_last_error());
     CHECK(anv_model_backward(m, 1.0f) != 0, "second backward without a forward");
     /* A kernel failure (as a GPU backend records one) reaches the caller of the model, once. */
     CHECK(anv_kernel_status() == 0, "no kernel failure yet");
     anv_error("CUDA launch: too many resources requested");
     anv_kernel_failed();
-    CHECK(anv_model_forward(m, in, tg, 1, 8, &loss) != 0 &&
+    CHECK(anv_model_forward(m, in, tg, NULL, 1, 8, &loss) != 0 &&
               !strcmp(anv_last_error(), "model forward: CUDA launch: too many resources requested"),
           "kernel failure: %s", anv_last_error());
     CHECK(anv_kernel_status() == 0 && anv_model_logits(m, in, 1, 8, logits) == 0, "the failure is reported once");
@@ -469,5 +532,8 @@ int main(void) {
     test_config();
     test_llama_config();
     test_bad_input();
+    anv_config_t gpt = anv_config_gpt2(2, 2, 32, 100, 160), llama = anv_config_llama(2, 4, 2, 32, 48, 100, 160);
+    test_packing(&gpt, "GPT-2: packed rows vs examples one by one");
+    test_packing(&llama, "Llama: packed rows vs examples one by one");
     return check_done("test_model");
 }

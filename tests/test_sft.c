@@ -5,6 +5,7 @@
 #include "anvil/sft.h"
 #include "check.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -216,6 +217,39 @@ static void test_template_files(void) {
           "%s", anv_last_error());
 }
 
+/* Packed rows: consecutive examples share a row while they fit, each token's start is its example's
+ * first column, and padding tokens are sequences of one. */
+static void test_packed_rows(const anv_sft_opts_t *o) {
+    put("pack.jsonl", "{\"prompt\": \"ab\", \"completion\": \"c\"}\n{\"prompt\": \"d\", \"completion\": \"ef\"}\n"
+                      "{\"prompt\": \"gh\", \"completion\": \"ij\"}\n");
+    char tp[512], out[512];
+    snprintf(tp, sizeof tp, "%s/pack.jsonl", dir);
+    snprintf(out, sizeof out, "%s/packed", dir);
+    anv_sft_stats_t tr, va;
+    CHECK(anv_sft_prepare(o, tp, tp, 0, 0, out, &tr, &va) == 0, "prepare: %s", anv_last_error());
+    enum { T = 10 };
+    anv_loader_config_t lc = {out, "train", 1, T, 0, 1, 0, 0, anv_tokenizer_vocab_size(tok), 1};
+    anv_loader_t *l = NULL;
+    CHECK(anv_loader_open(&lc, &l) == 0, "%s", anv_last_error());
+    if (!l) return;
+    int32_t e = (int32_t)anv_tokenizer_eot(tok), in[T], tg[T], st[T];
+    CHECK(anv_loader_batches_per_epoch(l) == 2, "3 examples of 4, 4 and 5 positions in 2 rows of 10, not %lld",
+          (long long)anv_loader_batches_per_epoch(l));
+    CHECK(fabs(anv_loader_fill(l) - 13.0 / 20) < 1e-12, "fill %g, not 13/20", anv_loader_fill(l));
+    anv_loader_next(l, in, tg, st);
+    int32_t in0[T] = {e, 'a', 'b', 'c', e, 'd', 'e', 'f', 0, 0}, tg0[T] = {-1, -1, 'c', e, -1, 'e', 'f', e, -1, -1},
+            st0[T] = {0, 0, 0, 0, 4, 4, 4, 4, 8, 9};
+    CHECK(!memcmp(in, in0, sizeof in) && !memcmp(tg, tg0, sizeof tg) && !memcmp(st, st0, sizeof st),
+          "packed row 0: two examples, then two padding tokens");
+    anv_loader_next(l, in, tg, st);
+    int32_t in1[T] = {e, 'g', 'h', 'i', 'j', 0, 0, 0, 0, 0}, tg1[T] = {-1, -1, 'i', 'j', e, -1, -1, -1, -1, -1},
+            st1[T] = {0, 0, 0, 0, 0, 5, 6, 7, 8, 9};
+    CHECK(!memcmp(in, in1, sizeof in) && !memcmp(tg, tg1, sizeof tg) && !memcmp(st, st1, sizeof st),
+          "packed row 1: the example that did not fit");
+    printf("rows: 3 examples packed into 2 rows of %d, %.0f%% of the positions theirs\n", T, 100 * anv_loader_fill(l));
+    anv_loader_close(l);
+}
+
 /* A prepared directory through the loader: each row is its example's last T+1 tokens, the targets
  * of untrained tokens and of the padding -1; too long examples are cut from the left. */
 static void test_rows(void) {
@@ -237,23 +271,24 @@ static void test_rows(void) {
     CHECK(tr.examples == 3 && tr.truncated == 1 && tr.trained_tokens == 3 + 3 + 2 && va.examples == 1,
           "counts: 3 examples, 1 cut, 8 trained tokens");
     const int T = 8;
-    anv_loader_config_t lc = {out, "train", 1, T, 0, 1, 0, 0, anv_tokenizer_vocab_size(tok)};
+    anv_loader_config_t lc = {out, "train", 1, T, 0, 1, 0, 0, anv_tokenizer_vocab_size(tok), 0};
     anv_loader_t *l = NULL;
     CHECK(anv_loader_open(&lc, &l) == 0, "%s", anv_last_error());
     if (!l) return;
     int32_t in[8], tg[8];
     uint32_t eot = anv_tokenizer_eot(tok);
     /* "<eot>abcde<eot>": inputs <eot> a b c d e, targets only d e <eot> */
-    anv_loader_next(l, in, tg);
+    anv_loader_next(l, in, tg, NULL);
     int32_t want_in[8] = {(int32_t)eot, 'a', 'b', 'c', 'd', 'e', 0, 0},
             want_tg[8] = {-1, -1, -1, 'd', 'e', (int32_t)eot, -1, -1};
     CHECK(!memcmp(in, want_in, sizeof in) && !memcmp(tg, want_tg, sizeof tg), "row 0: padded, prompt targets -1");
     /* the long one, cut to 20 tokens and then to T+1 = 9 from the left: "456789xy<eot>" */
-    anv_loader_next(l, in, tg);
+    anv_loader_next(l, in, tg, NULL);
     int32_t want_in1[8] = {'4', '5', '6', '7', '8', '9', 'x', 'y'};
     int32_t want_tg1[8] = {-1, -1, -1, -1, -1, 'x', 'y', (int32_t)eot};
     CHECK(!memcmp(in, want_in1, sizeof in) && !memcmp(tg, want_tg1, sizeof tg), "row 1: its last T+1 tokens");
     anv_loader_close(l);
+    test_packed_rows(&o);
     /* a damaged rows file is refused by name */
     char rows[600];
     snprintf(rows, sizeof rows, "%s/train.sft", out);

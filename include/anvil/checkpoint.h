@@ -28,6 +28,7 @@ typedef struct {
     float clip; /* max global grad norm; 0 = no clipping */
     int eval_every, eval_batches, save_every;
     int shuffle;
+    int pack;      /* fine-tuning: several examples per row (anv_loader_config_t.pack) */
     uint64_t seed; /* model init and shuffling */
     int threads;   /* bitwise reproducibility needs the same thread count */
     int precision; /* anv_precision_t of the matrix products (kernels.h): fp32 or bf16 */

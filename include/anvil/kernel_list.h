@@ -61,17 +61,27 @@ ANV_KERNEL(void, lora_backward,
             const float *a, const float *b, float scale, int N, int IC, int OC, int r),
            (dinp, da, db, du, dout, ld, inp, u, a, b, scale, N, IC, OC, r))
 
+/* ---- packed rows ----
+ * A row of (B, T) may hold several sequences back to back (fine-tuning examples packed together). Then
+ * starts (B, T) gives, for the token at (b, t), the column where its sequence begins in row b: its
+ * position is t - starts[b, t] and it attends to the columns starts[b, t] .. t only. A sequence's columns
+ * are contiguous, so starts[b, t] is t or starts[b, t - 1]. starts NULL: each row is one sequence
+ * (starts[b, t] = 0). */
+
 /* ---- embeddings ---- */
 
-/* out (B, T, C) = wte[tokens[b, t]] + wpe[t]; without position embeddings (wpe NULL, rotary models)
- * wte[tokens[b, t]]. Tokens must be valid rows of wte. */
+/* out (B, T, C) = wte[tokens[b, t]] + wpe[position of (b, t)]; without position embeddings (wpe NULL,
+ * rotary models) wte[tokens[b, t]]. Tokens must be valid rows of wte. */
 ANV_KERNEL(void, embedding_forward,
-           (float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C),
-           (out, tokens, wte, wpe, B, T, C))
-/* dwte[tokens[b, t]] += dout[b, t];  dwpe[t] += sum over b of dout[b, t] (dwpe may be NULL). */
+           (float *out, const int32_t *tokens, const int32_t *starts, const float *wte, const float *wpe, int B, int T,
+            int C),
+           (out, tokens, starts, wte, wpe, B, T, C))
+/* dwte[tokens[b, t]] += dout[b, t];  dwpe[p] += dout[b, t] over the tokens at position p (dwpe may be
+ * NULL). */
 ANV_KERNEL(void, embedding_backward,
-           (float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T, int C),
-           (dwte, dwpe, dout, tokens, B, T, C))
+           (float *dwte, float *dwpe, const float *dout, const int32_t *tokens, const int32_t *starts, int B, int T,
+            int C),
+           (dwte, dwpe, dout, tokens, starts, B, T, C))
 
 /* ---- normalisation ---- */
 
@@ -100,15 +110,18 @@ ANV_KERNEL(void, rmsnorm_backward,
 
 /* ---- rotary position embeddings (RoPE), Hugging Face's rotate_half convention ----
  * In place on the query and key heads of qkv (B, T, (NH + 2 NKV) hs) (q | k | v per row, as attention
- * takes it; v is left alone). Row (b, t) is at position pos + t; for each head x (hs) and i < hs/2,
- * with a = (pos + t) * inv_freq[i] (the product rounded to float, as PyTorch forms it):
+ * takes it; v is left alone). Row (b, t) is at position p = pos + t - starts[b, t] (packed rows, above);
+ * for each head x (hs) and i < hs/2, with a = p * inv_freq[i] (the product rounded to float, as PyTorch
+ * forms it):
  *   x[i] = x[i] cos a - x[i + hs/2] sin a;  x[i + hs/2] = x[i + hs/2] cos a + x[i] sin a.
  * inv_freq (hs/2) is device memory (the model's, from rope_theta and the RoPE scaling). */
-ANV_KERNEL(void, rope_forward, (float *qkv, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs),
-           (qkv, inv_freq, B, T, pos, NH, NKV, hs))
+ANV_KERNEL(void, rope_forward,
+           (float *qkv, const int32_t *starts, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs),
+           (qkv, starts, inv_freq, B, T, pos, NH, NKV, hs))
 /* The gradient through the rotation (its transpose, the rotation by -a), in place on dqkv's q and k. */
-ANV_KERNEL(void, rope_backward, (float *dqkv, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs),
-           (dqkv, inv_freq, B, T, pos, NH, NKV, hs))
+ANV_KERNEL(void, rope_backward,
+           (float *dqkv, const int32_t *starts, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs),
+           (dqkv, starts, inv_freq, B, T, pos, NH, NKV, hs))
 
 /* ---- activations and residuals ---- */
 
@@ -131,21 +144,23 @@ ANV_KERNEL(void, residual_backward, (float *da, float *db, const float *dout, si
  * qkv (B, T, (NH + 2 NKV) hs) holds q | k | v per row: NH query heads, NKV key and value heads, each of
  * hs = C / NH values (NKV divides NH; GPT-2 has NKV = NH). Query head h reads key/value head
  * h / (NH / NKV): the K/V heads are indexed, never copied. For each (b, h):
- * out[b, t, h] = softmax over s <= t of (q_t . k_s / sqrt(hs)) applied to v_s.
+ * out[b, t, h] = softmax over starts[b, t] <= s <= t of (q_t . k_s / sqrt(hs)) applied to v_s (a packed row's
+ * sequences never see each other; starts NULL: over s <= t).
  * out (B, T, C); lse (B, NH, T) saves each softmax row's log-sum-exp for the backward pass, which
  * recomputes the probabilities instead of storing (B, NH, T, T) of them. */
 
 /* The scratch the forward and backward take: floats for the thread count in effect at the call. */
 ANV_KERNEL_VALUE(size_t, attention_scratch_floats, (int T), (T))
 ANV_KERNEL(void, attention_forward,
-           (float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH, int NKV),
-           (out, lse, scratch, qkv, B, T, C, NH, NKV))
+           (float *out, float *lse, float *scratch, const float *qkv, const int32_t *starts, int B, int T, int C,
+            int NH, int NKV),
+           (out, lse, scratch, qkv, starts, B, T, C, NH, NKV))
 /* dqkv (B, T, (NH + 2 NKV) hs) = gradient of qkv (overwritten) from dout (B, T, C); out and lse from
  * the forward. A K/V head's gradient sums over the query heads of its group. */
 ANV_KERNEL(void, attention_backward,
-           (float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out, const float *lse, int B,
-            int T, int C, int NH, int NKV),
-           (dqkv, scratch, dout, qkv, out, lse, B, T, C, NH, NKV))
+           (float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out, const float *lse,
+            const int32_t *starts, int B, int T, int C, int NH, int NKV),
+           (dqkv, scratch, dout, qkv, out, lse, starts, B, T, C, NH, NKV))
 /* Inference with a KV cache: n new rows of one sequence at positions pos..pos+n-1. Their keys and
  * values are first copied from qkv (n, (NH + 2 NKV) hs) into the caches kc, vc (rows of NKV hs, at least
  * pos + n of them) at rows pos..pos+n-1; then out (n, C) = new row i's attention over the cached rows

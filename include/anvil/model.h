@@ -146,13 +146,18 @@ uint64_t anv_model_weights_hash(anv_model_t *m);
  * rows 0. Deterministic for a seed. */
 void anv_model_init(anv_model_t *m, uint64_t seed);
 
-/* Training forward over tokens (B, T). targets (B, T) may hold -1 (ignored). Stores activations for
- * backward and returns the mean cross-entropy over non-ignored targets (0 when all are ignored). The
- * LM head runs in blocks of token rows and its gradients are formed here, block by block, so the
- * (B, T, vocab) logits are never stored; backward only scales them in. */
-int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
+/* Training forward over tokens (B, T). targets (B, T) may hold -1 (ignored). starts (B, T) packs several
+ * sequences into a row: the token at (b, t) belongs to the sequence that begins at column starts[b, t] of
+ * row b, sits at position t - starts[b, t] and attends within its sequence only (kernel_list.h), so a
+ * packed row computes what its sequences would one per row; NULL (or all 0): each row is one sequence.
+ * Stores activations for backward and returns the mean cross-entropy over non-ignored targets (0 when
+ * all are ignored). The LM head runs in blocks of token rows and its gradients are formed here, block by
+ * block, so the (B, T, vocab) logits are never stored; backward only scales them in. */
+int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, const int32_t *starts, int B,
+                      int T, float *loss);
 /* The same loss without preparing a backward (evaluation): skips the LM head's gradients. */
-int anv_model_loss(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
+int anv_model_loss(anv_model_t *m, const int32_t *inputs, const int32_t *targets, const int32_t *starts, int B, int T,
+                   float *loss);
 /* Adds loss_scale * d(mean loss)/d(params) into the gradient block (call after forward). */
 int anv_model_backward(anv_model_t *m, float loss_scale);
 void anv_model_zero_grad(anv_model_t *m);

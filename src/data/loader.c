@@ -23,7 +23,9 @@ struct anv_loader {
     anv_loader_pos_t pos;
     anv_rng_t rng; /* state after drawing this epoch's permutation */
     size_t n_tokens;
-    anv_sft_rows_t rows; /* fine-tuning examples, one per sequence, instead of shards (rows.path set) */
+    anv_sft_rows_t rows; /* fine-tuning examples instead of shards (rows.path set) */
+    int64_t *row_first;  /* packed fine-tuning rows: (n_seq + 1) the first example of each row; else NULL */
+    uint64_t row_tokens; /* fine-tuning: the examples' positions in rows (anv_loader_fill) */
 };
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -103,6 +105,30 @@ static void start_epoch(anv_loader_t *l, int64_t epoch, const anv_rng_t *state) 
     if (l->perm) draw_permutation(l->perm, l->n_seq, &l->rng);
 }
 
+/* The positions fine-tuning example g takes in a row: one per token of its last T+1 but the last. */
+static uint64_t example_len(const anv_loader_t *l, int64_t g) {
+    uint64_t n = l->rows.offsets[g + 1] - l->rows.offsets[g], T = (uint64_t)l->cfg.T;
+    return (n < T + 1 ? n : T + 1) - 1;
+}
+
+/* Counts the examples' positions and, when packing, fills rows greedily in file order: row k holds the
+ * examples row_first[k] .. row_first[k + 1] - 1. */
+static int plan_rows(anv_loader_t *l) {
+    int64_t n = (int64_t)l->rows.n, rows = 0;
+    uint64_t T = (uint64_t)l->cfg.T, used = 0;
+    for (int64_t g = 0; g < n; g++) l->row_tokens += example_len(l, g);
+    if (!l->cfg.pack) return 0;
+    if (!(l->row_first = anv_alloc((size_t)(n + 1) * sizeof *l->row_first, "packed rows"))) return -1;
+    for (int64_t g = 0; g < n; g++) {
+        uint64_t len = example_len(l, g);
+        if (g == 0 || used + len > T) l->row_first[rows++] = g, used = 0;
+        used += len;
+    }
+    l->row_first[rows] = n;
+    l->n_seq = rows;
+    return 0;
+}
+
 int anv_loader_open(const anv_loader_config_t *cfg, anv_loader_t **out) {
     *out = NULL;
     if (cfg->B <= 0 || cfg->T <= 0 || cfg->world <= 0 || cfg->rank < 0 || cfg->rank >= cfg->world)
@@ -142,15 +168,18 @@ int anv_loader_open(const anv_loader_config_t *cfg, anv_loader_t **out) {
     }
     for (int i = 0; i < n; i++) anv_free(names[i]);
     anv_free(names);
+    if (rc == 0 && cfg->pack && !fine_tuning)
+        rc = anv_error("%s: packing applies to fine-tuning examples (%s), not to token shards", cfg->dir, rows);
     if (rc == 0 && fine_tuning) rc = anv_sft_rows_open(rows, cfg->vocab_size, &l->rows);
+    if (rc == 0 && fine_tuning) rc = plan_rows(l);
     if (rc == 0) {
-        l->n_seq = fine_tuning ? (int64_t)l->rows.n : l->first_seq[n];
+        l->n_seq = l->row_first ? l->n_seq : fine_tuning ? (int64_t)l->rows.n : l->first_seq[n];
         if (fine_tuning) l->n_tokens = l->rows.tokens;
         l->global = (int64_t)cfg->world * cfg->B;
         l->n_batches = l->n_seq / l->global;
         if (l->n_batches == 0 && fine_tuning)
-            rc = anv_error("%s: %lld examples, fewer than one batch of %lld rows", rows, (long long)l->n_seq,
-                           (long long)l->global);
+            rc = anv_error("%s: %llu examples in %lld rows, fewer than one batch of %lld rows", rows,
+                           (unsigned long long)l->rows.n, (long long)l->n_seq, (long long)l->global);
         else if (l->n_batches == 0)
             rc = anv_error("%s: the %s shards hold %zu tokens, fewer than one batch of %lld rows of %d+1 tokens",
                            cfg->dir, cfg->split, l->n_tokens, (long long)l->global, cfg->T);
@@ -178,30 +207,53 @@ void anv_loader_close(anv_loader_t *l) {
     anv_sft_rows_close(&l->rows);
     anv_free(l->shards);
     anv_free(l->first_seq);
+    anv_free(l->row_first);
     anv_free(l->perm);
     anv_free(l->dir);
     anv_free(l);
 }
 
-/* Fine-tuning example g as one row: its last T+1 tokens at most, the targets that are not trained -1,
- * padded with token 0 and target -1 (causal attention: the padding is never seen by the example). */
-static void copy_row(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t *targets) {
+/* Writes the positions of fine-tuning example g from column c of a row: its last T+1 tokens at most, the
+ * targets that are not trained -1, every start c; returns the column after it. */
+static uint64_t copy_example(const anv_loader_t *l, int64_t g, uint64_t c, int32_t *inputs, int32_t *targets,
+                             int32_t *starts) {
     const anv_sft_rows_t *r = &l->rows;
-    uint64_t off = r->offsets[g], n = r->offsets[g + 1] - off, T = (uint64_t)l->cfg.T;
-    if (n > T + 1) off += n - (T + 1), n = T + 1;
-    for (uint64_t i = 0; i < T; i++) {
-        int real = i + 1 < n;
-        inputs[i] = real ? (int32_t)r->ids[off + i] : 0;
-        targets[i] = real && r->trained[off + i + 1] ? (int32_t)r->ids[off + i + 1] : -1;
+    uint64_t len = example_len(l, g), off = r->offsets[g + 1] - (len + 1);
+    for (uint64_t i = 0; i < len; i++, c++) {
+        inputs[c] = (int32_t)r->ids[off + i];
+        targets[c] = r->trained[off + i + 1] ? (int32_t)r->ids[off + i + 1] : -1;
+        if (starts) starts[c] = (int32_t)(c - i);
     }
+    return c;
 }
 
-/* Copies sequence g (global index): T inputs and the T targets shifted by one. */
-static void copy_sequence(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t *targets) {
+/* Fine-tuning row g: example g alone, or packed row g's examples side by side; padded with token 0 and
+ * target -1 (padding after one example is causal attention's future, never seen; in a packed row each
+ * padding token is a sequence of its own). */
+static void copy_row(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t *targets, int32_t *starts) {
+    uint64_t c = 0, T = (uint64_t)l->cfg.T;
+    if (l->row_first)
+        for (int64_t e = l->row_first[g]; e < l->row_first[g + 1]; e++)
+            c = copy_example(l, e, c, inputs, targets, starts);
+    else
+        c = copy_example(l, g, 0, inputs, targets, NULL);
+    for (; c < T; c++) {
+        inputs[c] = 0;
+        targets[c] = -1;
+        if (starts && l->row_first) starts[c] = (int32_t)c;
+    }
+    if (starts && !l->row_first)
+        for (c = 0; c < T; c++) starts[c] = 0;
+}
+
+/* Copies sequence g (global index): T inputs, the T targets shifted by one and (unless NULL) T starts. */
+static void copy_sequence(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t *targets, int32_t *starts) {
     if (l->rows.path) {
-        copy_row(l, g, inputs, targets);
+        copy_row(l, g, inputs, targets, starts);
         return;
     }
+    if (starts)
+        for (int i = 0; i < l->cfg.T; i++) starts[i] = 0;
     int lo = 0, hi = l->n_shards - 1; /* the shard with first_seq[s] <= g < first_seq[s + 1] */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
@@ -222,7 +274,7 @@ static void copy_sequence(const anv_loader_t *l, int64_t g, int32_t *inputs, int
     }
 }
 
-void anv_loader_next(anv_loader_t *l, int32_t *inputs, int32_t *targets) {
+void anv_loader_next(anv_loader_t *l, int32_t *inputs, int32_t *targets, int32_t *starts) {
     if (l->pos.index + l->global > l->n_seq) {
         anv_rng_t next = l->rng;
         start_epoch(l, l->pos.epoch + 1, &next);
@@ -231,7 +283,8 @@ void anv_loader_next(anv_loader_t *l, int32_t *inputs, int32_t *targets) {
     for (int b = 0; b < l->cfg.B; b++) {
         int64_t k = first + b;
         int64_t g = l->perm ? (int64_t)l->perm[k] : k;
-        copy_sequence(l, g, inputs + (size_t)b * l->cfg.T, targets + (size_t)b * l->cfg.T);
+        size_t at = (size_t)b * l->cfg.T;
+        copy_sequence(l, g, inputs + at, targets + at, starts ? starts + at : NULL);
     }
     l->pos.index += l->global;
 }
@@ -260,5 +313,7 @@ int64_t anv_loader_batches_per_epoch(const anv_loader_t *l) { return l->n_batche
 int anv_loader_num_shards(const anv_loader_t *l) { return l->n_shards; }
 
 int anv_loader_masked(const anv_loader_t *l) { return l->rows.path != NULL; }
+
+double anv_loader_fill(const anv_loader_t *l) { return (double)l->row_tokens / ((double)l->n_seq * l->cfg.T); }
 
 const char *anv_loader_shard_path(const anv_loader_t *l, int i) { return l->shards[i].path; }

@@ -96,11 +96,11 @@ void anv_block_forward(const anv_model_t *m, const anv_layer_t *w, const anv_blo
     linear(m, b->qkv, b->ln1, w->qkv_w, w->qkv_b, n, C, QKV); /* (n, QKV) */
     adapters_forward(m, w, b, PRODUCT_QKV, b->qkv, QKV, b->ln1, n);
     if (m->arch->positions == ANV_POS_ROTARY)
-        anv_rope_forward(b->qkv, m->rope_inv_freq, att->B, att->T, att->pos, NH, NKV, C / NH);
+        anv_rope_forward(b->qkv, att->starts, m->rope_inv_freq, att->B, att->T, att->pos, NH, NKV, C / NH);
     if (att->decode)
         anv_attention_decode(b->atty, att->kc, att->vc, b->qkv, att->pos, n, C, NH, NKV);
     else
-        anv_attention_forward(b->atty, att->lse, att->scratch, b->qkv, att->B, att->T, C, NH, NKV);
+        anv_attention_forward(b->atty, att->lse, att->scratch, b->qkv, att->starts, att->B, att->T, C, NH, NKV);
     linear(m, b->tmp, b->atty, w->attn_proj_w, w->attn_proj_b, n, C, C);
     adapters_forward(m, w, b, PRODUCT_ATTN_OUT, b->tmp, C, b->atty, n);
     anv_residual_forward(b->res2, b->x, b->tmp, nC);
@@ -136,9 +136,10 @@ void anv_block_backward(const anv_model_t *m, const anv_layer_t *w, anv_layer_t 
     /* Attention branch; dres is now the gradient of res2. */
     linear_backward(m, d->tmp, g->attn_proj_w, g->attn_proj_b, dres, b->atty, w->attn_proj_w, n, C, C);
     adapters_backward(m, w, b, d, PRODUCT_ATTN_OUT, d->tmp, dres, C, b->atty, n);
-    anv_attention_backward(d->dbranch, att->scratch, d->tmp, b->qkv, b->atty, att->lse, att->B, att->T, C, NH, NKV);
+    anv_attention_backward(d->dbranch, att->scratch, d->tmp, b->qkv, b->atty, att->lse, att->starts, att->B, att->T, C,
+                           NH, NKV);
     if (m->arch->positions == ANV_POS_ROTARY)
-        anv_rope_backward(d->dbranch, m->rope_inv_freq, att->B, att->T, att->pos, NH, NKV, C / NH);
+        anv_rope_backward(d->dbranch, att->starts, m->rope_inv_freq, att->B, att->T, att->pos, NH, NKV, C / NH);
     linear_backward(m, d->tmp, g->qkv_w, g->qkv_b, d->dbranch, b->ln1, w->qkv_w, n, C, QKV);
     adapters_backward(m, w, b, d, PRODUCT_QKV, d->tmp, d->dbranch, QKV, b->ln1, n);
     anv_block_norm_backward(m, dres, g->norm1_w, g->norm1_b, d->tmp, b->x, w->norm1_w, b->ln1_mean, b->ln1_rstd, n);

@@ -104,9 +104,10 @@ static int ensure_acts(anv_model_t *m, int B, int T) {
     a->inputs = NULL;
     a->block = anv_device_alloc(act_floats(views, nv) * sizeof(float), "model activations");
     if (!a->block) return -1;
-    a->inputs = anv_device_alloc(2 * N * sizeof(int32_t), "model token copies");
+    a->inputs = anv_device_alloc(3 * N * sizeof(int32_t), "model token copies");
     if (!a->inputs) return -1;
     a->targets = a->inputs + N;
+    a->starts = a->inputs + 2 * N;
     float *p = a->block;
     for (int i = 0; i < nv; i++) {
         *views[i].p = p;
@@ -125,10 +126,28 @@ void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_b
     out->params = n_params * sizeof(float);
     out->grads = n_params * sizeof(float);
     out->optimizer = 2 * n_params * sizeof(float); /* AdamW m and v */
-    out->activations = act_floats(views, nv) * sizeof(float) + 2 * N * sizeof(int32_t) +
+    out->activations = act_floats(views, nv) * sizeof(float) + 3 * N * sizeof(int32_t) +
                        anv_attention_scratch_floats(T) * sizeof(float);
     out->activations_per_token = (double)out->activations / (double)N;
     out->total = out->params + out->grads + out->optimizer + out->activations;
+}
+
+/* Whether starts (B, T) packs sequences (a nonzero entry); an error when it does not describe
+ * contiguous sequences (kernel_list.h). */
+static int check_starts(const int32_t *starts, int B, int T, int *packed) {
+    *packed = 0;
+    if (!starts) return 0;
+    for (int b = 0; b < B; b++) {
+        const int32_t *st = starts + (size_t)b * T;
+        for (int t = 0; t < T; t++) {
+            if (st[t] != t && (t == 0 || st[t] != st[t - 1]))
+                return anv_error("model forward: sequence start %d of row %d, column %d is neither the column nor "
+                                 "the start of the column before",
+                                 (int)st[t], b, t);
+            *packed |= st[t] != 0;
+        }
+    }
+    return 0;
 }
 
 static int check_tokens(const anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
@@ -174,7 +193,11 @@ static void layer_bufs(anv_model_t *m, int l, int B, int T, int dropout, anv_blo
         .lora_x = dropout ? a->lora_x : NULL,
         .layer = l,
     };
-    *att = (anv_block_attention_t){.B = B, .T = T, .lse = a->att_lse + lN * c->n_head, .scratch = a->att_scratch};
+    *att = (anv_block_attention_t){.B = B,
+                                   .T = T,
+                                   .starts = a->packed ? a->starts : NULL,
+                                   .lse = a->att_lse + lN * c->n_head,
+                                   .scratch = a->att_scratch};
 }
 
 /* Runs the network up to the final norm's output (B, T, C) in acts.lnf (with LoRA dropout when `dropout`). */
@@ -182,7 +205,7 @@ static void forward_hidden(anv_model_t *m, int B, int T, int dropout) {
     const anv_config_t *c = &m->cfg;
     anv_acts_t *a = &m->acts;
     int N = B * T;
-    anv_embedding_forward(a->encoded, a->inputs, m->w.wte, m->w.wpe, B, T, c->n_embd);
+    anv_embedding_forward(a->encoded, a->inputs, a->packed ? a->starts : NULL, m->w.wte, m->w.wpe, B, T, c->n_embd);
     anv_block_bufs_t bufs;
     anv_block_attention_t att;
     for (int l = 0; l < c->n_layer; l++) {
@@ -226,24 +249,29 @@ static void head_loss(anv_model_t *m, int N, int grads) {
     }
 }
 
-/* Validates the tokens, sizes the activations and copies the tokens in (targets may be NULL). */
-static int begin_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
+/* Validates the tokens, sizes the activations and copies the tokens in (targets and starts may be NULL). */
+static int begin_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, const int32_t *starts, int B,
+                         int T) {
     m->have_forward = 0;
-    if (check_tokens(m, inputs, targets, B, T) || ensure_acts(m, B, T)) return -1;
+    int packed;
+    if (check_tokens(m, inputs, targets, B, T) || check_starts(starts, B, T, &packed) || ensure_acts(m, B, T))
+        return -1;
     size_t N = (size_t)B * T;
     /* a backward still running on a GPU may read the previous tokens: upload waits for it */
     anv_device_upload(m->acts.inputs, inputs, N * sizeof(int32_t));
     if (targets) anv_device_upload(m->acts.targets, targets, N * sizeof(int32_t));
+    if (packed) anv_device_upload(m->acts.starts, starts, N * sizeof(int32_t));
+    m->acts.packed = packed;
     m->B = B;
     m->T = T;
     return 0;
 }
 
 /* The network and the loss for inputs/targets; the head's gradients too when `grads`. */
-static int loss_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, int grads,
-                        float *loss) {
+static int loss_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, const int32_t *starts, int B,
+                        int T, int grads, float *loss) {
     if (!targets) return anv_error("model forward: training forward needs targets");
-    if (begin_forward(m, inputs, targets, B, T)) return -1;
+    if (begin_forward(m, inputs, targets, starts, B, T)) return -1;
     forward_hidden(m, B, T, grads && lora_dropout(m));
     int N = B * T;
     m->n_targets = 0;
@@ -256,12 +284,14 @@ static int loss_forward(anv_model_t *m, const int32_t *inputs, const int32_t *ta
     return 0;
 }
 
-int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
-    return loss_forward(m, inputs, targets, B, T, 1, loss);
+int anv_model_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, const int32_t *starts, int B,
+                      int T, float *loss) {
+    return loss_forward(m, inputs, targets, starts, B, T, 1, loss);
 }
 
-int anv_model_loss(anv_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
-    return loss_forward(m, inputs, targets, B, T, 0, loss);
+int anv_model_loss(anv_model_t *m, const int32_t *inputs, const int32_t *targets, const int32_t *starts, int B, int T,
+                   float *loss) {
+    return loss_forward(m, inputs, targets, starts, B, T, 0, loss);
 }
 
 int anv_model_backward(anv_model_t *m, float loss_scale) {
@@ -288,14 +318,14 @@ int anv_model_backward(anv_model_t *m, float loss_scale) {
         layer_bufs(m, l, B, T, lora_dropout(m), &bufs, &att);
         anv_block_backward(m, &m->w.h[l], &m->g.h[l], &bufs, &att, a->dres, &d);
     }
-    if (m->g.wte) anv_embedding_backward(m->g.wte, m->g.wpe, a->dres, a->inputs, B, T, C);
+    if (m->g.wte) anv_embedding_backward(m->g.wte, m->g.wpe, a->dres, a->inputs, a->packed ? a->starts : NULL, B, T, C);
     return anv_kernel_status() == 0 ? 0 : anv_error_prefix("model backward");
 }
 
 /* The logits are computed a block of rows at a time into the head's device buffer and copied out, so
  * `logits` may be ordinary host memory whatever the device. */
 int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float *logits) {
-    if (begin_forward(m, inputs, NULL, B, T)) return -1;
+    if (begin_forward(m, inputs, NULL, NULL, B, T)) return -1;
     forward_hidden(m, B, T, 0);
     int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     for (int r0 = 0; r0 < N; r0 += R) {

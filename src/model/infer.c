@@ -89,7 +89,7 @@ static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *toke
     int C = c->n_embd, pos = kv->len;
     size_t LKV = (size_t)kv->max_len * c->n_kv_head * anv_config_head_size(c);
     anv_device_upload(kv->tokens, tokens, (size_t)n * sizeof *tokens); /* waits for the previous chunk */
-    anv_embedding_forward(kv->x, kv->tokens, m->w.wte, m->w.wpe ? m->w.wpe + (size_t)pos * C : NULL, 1, n, C);
+    anv_embedding_forward(kv->x, kv->tokens, NULL, m->w.wte, m->w.wpe ? m->w.wpe + (size_t)pos * C : NULL, 1, n, C);
     /* every layer reuses the same scratch; the residual stream x is updated in place */
     anv_block_bufs_t bufs = {.x = kv->x,
                              .ln1 = kv->ln,

@@ -173,7 +173,9 @@ typedef struct {
     float *lora_du;             /* (B, T, r) an adapter's gradient of A x */
     float *lora_x, *lora_dx;    /* (B, T, max(C, F)) LoRA dropout: an adapter's dropped input, its gradient */
     float *block;               /* the allocation all of the float views above point into */
-    int32_t *inputs, *targets;  /* (B, T) copies of the last forward's tokens (inputs owns both) */
+    int32_t *inputs, *targets;  /* (B, T) copies of the last forward's tokens (inputs owns both and starts) */
+    int32_t *starts;            /* (B, T) copy of the last forward's sequence starts, when packed */
+    int packed;                 /* the last forward's rows pack several sequences: pass starts */
     float *att_scratch;         /* attention's per-thread (T, T) work areas */
     size_t att_scratch_n;       /* floats in att_scratch */
 } anv_acts_t;
@@ -197,13 +199,14 @@ typedef struct {
     int layer;                               /* the block's index, which seeds its dropout masks */
 } anv_block_bufs_t;
 
-/* Positions and attention of the block's n = B*T rows: B sequences of T rows at positions pos..pos+T-1.
- * Training: a whole batch from position 0, with lse and scratch as anv_attention_forward takes them.
- * Decoding: B = 1 sequence of n new rows at pos.. against a KV cache (kc, vc as anv_attention_decode
- * takes them). */
+/* Positions and attention of the block's n = B*T rows: B rows of T tokens at positions pos..pos+T-1.
+ * Training: a whole batch from position 0, with lse and scratch as anv_attention_forward takes them, and
+ * starts (B, T) where rows pack several sequences (kernel_list.h), else NULL. Decoding: B = 1 sequence
+ * of n new rows at pos.. against a KV cache (kc, vc as anv_attention_decode takes them). */
 typedef struct {
     int decode;
     int B, T, pos;
+    const int32_t *starts;
     float *lse, *scratch; /* training */
     float *kc, *vc;       /* decoding */
 } anv_block_attention_t;

@@ -29,7 +29,8 @@ static int time_step(const anv_config_t *cfg, int B, int T, int steps, double *s
         float loss;
         double t0 = anv_now();
         anv_model_zero_grad(m);
-        if (anv_model_forward(m, tokens, tokens + 1, B, T, &loss) != 0 || anv_model_backward(m, 1.0f) != 0) goto done;
+        if (anv_model_forward(m, tokens, tokens + 1, NULL, B, T, &loss) != 0 || anv_model_backward(m, 1.0f) != 0)
+            goto done;
         anv_clip_grad_norm(anv_model_grads(m), anv_model_n_params(m), 1.0f);
         anv_adamw_step(&opt, m, &oc, 1e-4f);
         anv_device_sync();

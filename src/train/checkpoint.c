@@ -34,12 +34,12 @@ int anv_state_save(const char *path, const anv_train_state_t *s) {
         "    \"schedule\": \"%s\", \"lr\": %.9g, \"min_lr\": %.9g, \"warmup\": %lld, "
         "\"decay_steps\": %lld,\n"
         "    \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"weight_decay\": %.9g, \"clip\": %.9g,\n"
-        "    \"eval_every\": %d, \"eval_batches\": %d, \"save_every\": %d, \"shuffle\": %d, "
+        "    \"eval_every\": %d, \"eval_batches\": %d, \"save_every\": %d, \"shuffle\": %d, \"pack\": %d, "
         "\"seed\": \"%" PRIu64 "\", \"threads\": %d, \"precision\": \"%s\"}\n}\n",
         h->B, h->T, h->total_batch_tokens, h->steps, schedule_name(h->sched.kind), (double)h->sched.max_lr,
         (double)h->sched.min_lr, h->sched.warmup, h->sched.decay_steps, (double)h->adamw.beta1, (double)h->adamw.beta2,
         (double)h->adamw.eps, (double)h->adamw.weight_decay, (double)h->clip, h->eval_every, h->eval_batches,
-        h->save_every, h->shuffle, h->seed, h->threads, anv_precision_name((anv_precision_t)h->precision));
+        h->save_every, h->shuffle, h->pack, h->seed, h->threads, anv_precision_name((anv_precision_t)h->precision));
     if (rc == 0) rc = anv_write_file_atomic(path, b.data, b.len);
     anv_buf_free(&b);
     return rc;
@@ -114,6 +114,9 @@ static int parse_state(const anv_json_t *root, const char *src, anv_train_state_
     if (pv && (pv->type != ANV_JSON_STRING || anv_precision_parse(pv->str, &prec) != 0))
         return anv_error("%s: \"precision\" must be \"fp32\" or \"bf16\"", src);
     h->precision = (int)prec;
+    /* Runs from before packing have no "pack": one example per row. */
+    h->pack = 0;
+    if (anv_json_get(hp, "pack") && get_i32(hp, "pack", src, &h->pack)) return -1;
     h->sched.total = h->steps;
     if (h->B <= 0 || h->T <= 0 || s->step < 0 || s->step > h->steps || s->tokens < 0)
         return anv_error("%s: inconsistent values (batch %d, seq %d, step %lld of %lld)", src, h->B, h->T, s->step,

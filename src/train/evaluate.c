@@ -12,8 +12,8 @@ int anv_evaluate(anv_model_t *m, anv_loader_t *val, int batches, int B, int T, i
     double sum = 0, total = 0;
     for (int i = 0; i < batches; i++) {
         float l;
-        anv_loader_next(val, inputs, targets);
-        if (anv_model_loss(m, inputs, targets, B, T, &l) != 0) return -1;
+        anv_loader_next(val, inputs, targets, NULL); /* validation loaders keep one sequence per row */
+        if (anv_model_loss(m, inputs, targets, NULL, B, T, &l) != 0) return -1;
         double w = 1;
         if (anv_loader_masked(val))
             for (size_t k = w = 0; k < (size_t)B * T; k++) w += targets[k] >= 0;

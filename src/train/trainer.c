@@ -35,7 +35,7 @@ typedef struct {
     anv_model_t *m;
     anv_adamw_t opt;
     anv_loader_t *train, *val;
-    int32_t *in, *tg; /* (B, T) */
+    int32_t *in, *tg, *starts; /* (B, T) */
     anv_runlog_t log;
     double bytes_per_token;
     long long saved_step; /* last step with a checkpoint on disk (-1: none) */
@@ -313,8 +313,9 @@ static int time_one_step(trainer_t *t, double *seconds) {
         double t0 = anv_now();
         for (long long k = 0; k < accum; k++) {
             float l;
-            anv_loader_next(t->train, t->in, t->tg);
-            if (anv_model_forward(t->m, t->in, t->tg, h->B, h->T, &l) != 0 || anv_model_backward(t->m, 1.0f) != 0)
+            anv_loader_next(t->train, t->in, t->tg, t->starts);
+            if (anv_model_forward(t->m, t->in, t->tg, t->starts, h->B, h->T, &l) != 0 ||
+                anv_model_backward(t->m, 1.0f) != 0)
                 return -1;
         }
         *seconds = anv_now() - t0;
@@ -392,16 +393,25 @@ static int open_loaders(trainer_t *t) {
                               t->world,
                               h->shuffle,
                               h->seed ^ 0x5DEECE66Dull,
-                              (size_t)t->cfg.vocab_size};
-    anv_loader_config_t vc = {t->data_dir, "val", h->B, h->T, t->rank, t->world, 0, 0, (size_t)t->cfg.vocab_size};
+                              (size_t)t->cfg.vocab_size,
+                              h->pack};
+    /* validation keeps one example per row: the same held-out loss whether the run packs or not */
+    anv_loader_config_t vc = {t->data_dir, "val", h->B, h->T, t->rank, t->world, 0, 0, (size_t)t->cfg.vocab_size, 0};
     if (anv_loader_open(&tc, &t->train) != 0 || anv_loader_open(&vc, &t->val) != 0) return -1;
     if (t->o->resume && anv_loader_seek(t->train, &t->st.loader) != 0) return -1;
     if (anv_val_bytes_per_token(t->data_dir, t->tok, t->val, &t->bytes_per_token) != 0) return -1;
     size_t n = (size_t)h->B * (size_t)h->T * sizeof(int32_t);
     t->in = anv_alloc(n, "batch inputs");
     t->tg = anv_alloc(n, "batch targets");
+    t->starts = anv_alloc(n, "batch sequence starts");
     t->counted = anv_alloc((size_t)(h->total_batch_tokens / rows) * sizeof *t->counted, "target counts");
-    if (!t->in || !t->tg || !t->counted) return -1;
+    if (!t->in || !t->tg || !t->starts || !t->counted) return -1;
+    if (t->rank == 0 && anv_loader_masked(t->train))
+        anv_log(ANV_LOG_INFO,
+                "fine-tuning rows: %lld rows of %d tokens an epoch, %s, %.1f%% of their tokens the examples'",
+                (long long)anv_loader_batches_per_epoch(t->train) * h->B * t->world, h->T,
+                h->pack ? "several examples packed per row" : "one example per row, padded",
+                100.0 * anv_loader_fill(t->train));
     if (t->rank == 0) log_memory(t);
     return resolve_steps(t);
 }
@@ -548,7 +558,7 @@ static int count_targets(trainer_t *t, long long accum, double *counted, double 
     anv_loader_pos_t pos = anv_loader_position(t->train);
     size_t n = (size_t)t->hp.B * t->hp.T;
     for (long long k = 0; k < accum; k++) {
-        anv_loader_next(t->train, t->in, t->tg);
+        anv_loader_next(t->train, t->in, t->tg, NULL);
         counted[k] = 0;
         for (size_t i = 0; i < n; i++) counted[k] += t->tg[i] >= 0;
         *total += counted[k];
@@ -569,9 +579,10 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
         float l;
         /* the ranks average their gradients: world / total makes that a mean over the step's targets */
         double share = total > 0 ? t->counted[k] * t->world / total : 1.0 / (double)accum;
-        anv_loader_next(t->train, t->in, t->tg);
+        anv_loader_next(t->train, t->in, t->tg, t->starts);
         anv_model_lora_dropout_seed(t->m, dropout_seed(t, step, k));
-        if (anv_model_forward(t->m, t->in, t->tg, h->B, h->T, &l) != 0 || anv_model_backward(t->m, (float)share) != 0)
+        if (anv_model_forward(t->m, t->in, t->tg, t->starts, h->B, h->T, &l) != 0 ||
+            anv_model_backward(t->m, (float)share) != 0)
             return -1;
         sum += total > 0 ? l * share : l;
     }
@@ -631,6 +642,7 @@ static void teardown(trainer_t *t) {
     anv_model_free(t->m);
     anv_tokenizer_free(t->tok);
     anv_free(t->in);
+    anv_free(t->starts);
     anv_free(t->tg);
     anv_free(t->counted);
     anv_device_free(t->gshard);

@@ -41,11 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!f) return 0;
     fwrite(data, 1, size, f);
     fclose(f);
-    anv_loader_config_t c = {dir, "train", 1, 1 + (size ? data[size - 1] % 9 : 0), 0, 1, 1, 1, 259};
-    anv_loader_t *l;
-    if (anv_loader_open(&c, &l) != 0) return 0;
-    int32_t in[16], tg[16];
-    for (int i = 0; i < 3; i++) anv_loader_next(l, in, tg);
-    anv_loader_close(l);
+    for (int pack = 0; pack < 2; pack++) { /* one example per row, and packed rows */
+        anv_loader_config_t c = {dir, "train", 1, 1 + (size ? data[size - 1] % 9 : 0), 0, 1, 1, 1, 259, pack};
+        anv_loader_t *l;
+        if (anv_loader_open(&c, &l) != 0) return 0;
+        int32_t in[16], tg[16], st[16];
+        for (int i = 0; i < 3; i++) {
+            anv_loader_next(l, in, tg, st);
+            for (int t = 0; t < c.T; t++) /* what the model accepts (kernel_list.h) */
+                if (st[t] != t && (t == 0 || st[t] != st[t - 1])) abort();
+        }
+        anv_loader_close(l);
+    }
     return 0;
 }

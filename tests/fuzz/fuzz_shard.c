@@ -36,12 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* The first byte picks the shape and the vocabulary bound. */
     int B = 1 + (size ? data[0] % 3 : 0), T = 1 + (size ? (data[0] >> 2) % 8 : 0);
     size_t vocab = size && (data[0] & 0x80) ? 300 : 70000;
-    anv_loader_config_t c = {dir, "train", B, T, 0, 1, size && (data[0] & 0x40), 1, vocab};
+    anv_loader_config_t c = {dir, "train", B, T, 0, 1, size && (data[0] & 0x40), 1, vocab, 0};
     anv_loader_t *l;
     if (anv_loader_open(&c, &l) != 0) return 0;
     int32_t in[3 * 8], tg[3 * 8];
     for (int k = 0; k < 5; k++) {
-        anv_loader_next(l, in, tg);
+        anv_loader_next(l, in, tg, NULL);
         for (int j = 0; j < B * T; j++)
             if (in[j] < 0 || (size_t)in[j] >= vocab || tg[j] < 0 || (size_t)tg[j] >= vocab) __builtin_trap();
     }

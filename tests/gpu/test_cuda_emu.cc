@@ -49,11 +49,13 @@ static void check(const char *what, double err, double tol) {
 }
 
 /* Attention and its gradient in double, with NKV key/value heads (query head h reads key/value head
- * h / (NH / NKV)): out (B, T, C), lse (B, NH, T), dqkv (B, T, C + 2 KC) with KC = NKV hs, the gradient of
- * a key/value head summed over the query heads of its group. */
+ * h / (NH / NKV)) and, where given, packed rows (starts (B, T): row t attends to starts[b, t]..t): out (B, T, C), lse
+ * (B, NH, T), dqkv (B, T, C + 2 KC) with KC = NKV hs, the gradient of a key/value head summed over the query heads of
+ * its group. */
 struct reference {
     std::vector<double> out, lse, dqkv;
-    reference(const std::vector<float> &qkv, const std::vector<float> &dout, int B, int T, int C, int NH, int NKV) {
+    reference(const std::vector<float> &qkv, const std::vector<float> &dout, int B, int T, int C, int NH, int NKV,
+              const std::vector<int32_t> &starts = {}) {
         int hs = C / NH, KC = NKV * hs;
         size_t C3 = (size_t)C + 2 * KC;
         double scale = 1.0 / std::sqrt((double)hs);
@@ -69,32 +71,33 @@ struct reference {
                 auto v = [&](int t, int d) { return (double)qkv[row0 + t * C3 + kh + KC + d]; };
                 auto dO = [&](int t, int d) { return (double)dout[((size_t)b * T + t) * C + qh + d]; };
                 auto o = [&](int t, int d) -> double & { return out[((size_t)b * T + t) * C + qh + d]; };
+                auto lo = [&](int t) { return starts.empty() ? 0 : starts[(size_t)b * T + t]; };
                 for (int t = 0; t < T; t++) {
                     double mx = -INFINITY, sum = 0;
-                    for (int s = 0; s <= t; s++) {
+                    for (int s = lo(t); s <= t; s++) {
                         double x = 0;
                         for (int d = 0; d < hs; d++) x += q(t, d) * k(s, d);
                         P[(size_t)t * T + s] = x * scale;
                         mx = std::max(mx, x * scale);
                     }
-                    for (int s = 0; s <= t; s++) sum += std::exp(P[(size_t)t * T + s] - mx);
+                    for (int s = lo(t); s <= t; s++) sum += std::exp(P[(size_t)t * T + s] - mx);
                     lse[((size_t)b * NH + h) * T + t] = mx + std::log(sum);
-                    for (int s = 0; s <= t; s++) P[(size_t)t * T + s] = std::exp(P[(size_t)t * T + s] - mx) / sum;
+                    for (int s = lo(t); s <= t; s++) P[(size_t)t * T + s] = std::exp(P[(size_t)t * T + s] - mx) / sum;
                     for (int d = 0; d < hs; d++) {
                         double x = 0;
-                        for (int s = 0; s <= t; s++) x += P[(size_t)t * T + s] * v(s, d);
+                        for (int s = lo(t); s <= t; s++) x += P[(size_t)t * T + s] * v(s, d);
                         o(t, d) = x;
                     }
                     double D = 0;
                     for (int d = 0; d < hs; d++) D += dO(t, d) * o(t, d);
-                    for (int s = 0; s <= t; s++) {
+                    for (int s = lo(t); s <= t; s++) {
                         double dp = 0;
                         for (int d = 0; d < hs; d++) dp += dO(t, d) * v(s, d);
                         dS[(size_t)t * T + s] = P[(size_t)t * T + s] * (dp - D);
                     }
                 }
                 for (int t = 0; t < T; t++)
-                    for (int s = 0; s <= t; s++)
+                    for (int s = lo(t); s <= t; s++)
                         for (int d = 0; d < hs; d++) {
                             double *g = &dqkv[row0 + d];
                             g[t * C3 + qh] += scale * dS[(size_t)t * T + s] * k(s, d);
@@ -111,6 +114,18 @@ static std::vector<float> normal_floats(size_t n, float sd, std::mt19937 &rng) {
     std::vector<float> x(n);
     for (auto &v : x) v = normal(rng);
     return x;
+}
+
+/* starts (B, T) of rows packed with sequences of 1 to max_len tokens (kernel_list.h). */
+static std::vector<int32_t> packed_starts(int B, int T, int max_len, std::mt19937 &rng) {
+    std::uniform_int_distribution<int> len(1, max_len);
+    std::vector<int32_t> starts((size_t)B * T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0, end = 0, first = 0; t < T; t++) {
+            if (t == end) first = t, end = t + len(rng);
+            starts[(size_t)b * T + t] = first;
+        }
+    return starts;
 }
 
 /* delta (B, NH, T) = each head row's sum of out * dout, as attention.cu's attention_delta computes it. */
@@ -151,34 +166,38 @@ static void check_dqkv_parts(const std::vector<float> &dqkv, const std::vector<d
     }
 }
 
-/* The tensor-core kernels (attention_tc.cuh), NH query heads and NKV key/value heads of HS. */
-template <int HS> static void test_case(int B, int T, int NH, int NKV, unsigned seed) {
+/* The tensor-core kernels (attention_tc.cuh), NH query heads and NKV key/value heads of HS; rows packed
+ * with sequences of at most `packed` tokens (0: one sequence per row). */
+template <int HS> static void test_case(int B, int T, int NH, int NKV, unsigned seed, int packed = 0) {
     int C = NH * HS, KC = NKV * HS;
     std::mt19937 rng(seed);
     /* peaked softmax rows as well as flat ones */
     std::vector<float> qkv = normal_floats((size_t)B * T * (C + 2 * KC), 1.5f, rng);
     std::vector<float> dout = normal_floats((size_t)B * T * C, 1.0f, rng);
+    std::vector<int32_t> starts = packed ? packed_starts(B, T, packed, rng) : std::vector<int32_t>();
+    const int32_t *st = packed ? starts.data() : nullptr;
     std::vector<float> qkv16(qkv), dout16(dout);
     for (auto &x : qkv16) x = round_bf16(x);
     for (auto &x : dout16) x = round_bf16(x);
-    reference exact(qkv16, dout16, B, T, C, NH, NKV), fp32(qkv, dout, B, T, C, NH, NKV);
+    reference exact(qkv16, dout16, B, T, C, NH, NKV, starts), fp32(qkv, dout, B, T, C, NH, NKV, starts);
 
     /* the forward, then the backward from the kernel's own out and lse, as in training */
     std::vector<float> out((size_t)B * T * C, NAN), lse((size_t)B * NH * T, NAN), dqkv(qkv.size(), NAN);
     unsigned row_blocks = (T + att_tc::ROWS - 1) / att_tc::ROWS;
     dim3 grid(row_blocks, B * NH), kv_grid(row_blocks, B * NKV);
     emu_launch(att_tc::forward<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::forward_bytes, out.data(),
-               lse.data(), (const float *)qkv.data(), T, C, NH, NKV);
+               lse.data(), (const float *)qkv.data(), st, T, C, NH, NKV);
     std::vector<float> delta = row_delta(out, dout, B, T, C, NH);
     emu_launch(att_tc::backward_dq<HS>, grid, dim3(att_tc::THREADS), att_tc::dims<HS>::dq_bytes, dqkv.data(),
                (const float *)dout.data(), (const float *)qkv.data(), (const float *)lse.data(),
-               (const float *)delta.data(), T, C, NH, NKV);
+               (const float *)delta.data(), st, T, C, NH, NKV);
     emu_launch(att_tc::backward_dkv<HS>, kv_grid, dim3(att_tc::THREADS), att_tc::dims<HS>::dkv_bytes, dqkv.data(),
                (const float *)dout.data(), (const float *)qkv.data(), (const float *)lse.data(),
-               (const float *)delta.data(), T, C, NH, NKV);
+               (const float *)delta.data(), st, T, C, NH, NKV);
 
     char what[96];
-    printf("tensor cores B %d T %d heads %d (key/value %d) of %d:\n", B, T, NH, NKV, HS);
+    printf("tensor cores B %d T %d heads %d (key/value %d) of %d%s:\n", B, T, NH, NKV, HS,
+           packed ? ", packed rows" : "");
     const char *names[3] = {"out", "lse", "dqkv"};
     const std::vector<float> *got[3] = {&out, &lse, &dqkv};
     const std::vector<double> *want[3] = {&exact.out, &exact.lse, &exact.dqkv},
@@ -195,22 +214,25 @@ template <int HS> static void test_case(int B, int T, int NH, int NKV, unsigned 
 /* The fp32 kernels (attention.cuh), NH query heads and NKV key/value heads of hs <= HS, against the
  * reference from the same inputs (tolerance 1e-5: fp32 sums of at most a few hundred terms); the
  * backward from the kernel's out and lse, as in training. */
-template <int HS> static void fp32_case(int B, int T, int NH, int NKV, int hs, unsigned seed) {
+template <int HS> static void fp32_case(int B, int T, int NH, int NKV, int hs, unsigned seed, int packed = 0) {
     int C = NH * hs, KC = NKV * hs;
     std::mt19937 rng(seed);
     std::vector<float> qkv = normal_floats((size_t)B * T * (C + 2 * KC), 1.5f, rng);
     std::vector<float> dout = normal_floats((size_t)B * T * C, 1.0f, rng);
-    reference exact(qkv, dout, B, T, C, NH, NKV);
+    std::vector<int32_t> starts = packed ? packed_starts(B, T, packed, rng) : std::vector<int32_t>();
+    const int32_t *st = packed ? starts.data() : nullptr;
+    reference exact(qkv, dout, B, T, C, NH, NKV, starts);
     std::vector<float> out((size_t)B * T * C, NAN), lse((size_t)B * NH * T, NAN), dqkv(qkv.size(), NAN);
     unsigned row_blocks = (T + att_fp32::WARPS - 1) / att_fp32::WARPS;
     dim3 grid(row_blocks, B * NH), kv_grid(row_blocks, B * NKV), block(att_fp32::WARPS * 32);
-    emu_launch(att_fp32::forward<HS>, grid, block, 0, out.data(), lse.data(), (const float *)qkv.data(), T, C, NH, NKV);
+    emu_launch(att_fp32::forward<HS>, grid, block, 0, out.data(), lse.data(), (const float *)qkv.data(), st, T, C, NH,
+               NKV);
     std::vector<float> delta = row_delta(out, dout, B, T, C, NH);
     emu_launch(att_fp32::backward_dq<HS>, grid, block, 0, dqkv.data(), (const float *)dout.data(),
-               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), T, C, NH, NKV);
+               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), st, T, C, NH, NKV);
     emu_launch(att_fp32::backward_dkv<HS>, kv_grid, block, 0, dqkv.data(), (const float *)dout.data(),
-               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), T, C, NH, NKV);
-    printf("fp32 B %d T %d heads %d (key/value %d) of %d:\n", B, T, NH, NKV, hs);
+               (const float *)qkv.data(), (const float *)lse.data(), (const float *)delta.data(), st, T, C, NH, NKV);
+    printf("fp32 B %d T %d heads %d (key/value %d) of %d%s:\n", B, T, NH, NKV, hs, packed ? ", packed rows" : "");
     check("out vs reference (fp32 inputs)", rel_err(out, exact.out), 1e-5);
     check("lse vs reference (fp32 inputs)", rel_err(lse, exact.lse), 1e-5);
     check_dqkv_parts(dqkv, exact.dqkv, C, KC, "fp32", 1e-5);
@@ -291,12 +313,15 @@ static void rmsnorm_case(int N, int C, unsigned seed) {
 
 /* The RoPE kernel (rope.cuh) over qkv (B, T, (NH + 2 NKV) hs) at positions pos.., forward then
  * backward, against the rotations in double from the same float angle (the contract's
- * (pos + t) * inv_freq[i] rounded to float): q and k within 1e-6 (a rotation in fp32 with accurate
- * sine and cosine); v keeps its bits. */
-static void rope_case(int B, int T, int pos, int NH, int NKV, int hs, unsigned seed) {
+ * (pos + t - starts[b, t]) * inv_freq[i] rounded to float; rows packed with sequences of at most `packed`
+ * tokens, or 0): q and k within 1e-6 (a rotation in fp32 with accurate sine and cosine); v keeps its
+ * bits. */
+static void rope_case(int B, int T, int pos, int NH, int NKV, int hs, unsigned seed, int packed = 0) {
     int half = hs / 2, heads = NH + NKV, row = (NH + 2 * NKV) * hs;
     std::mt19937 rng(seed);
     std::vector<float> qkv = normal_floats((size_t)B * T * row, 1.0f, rng), inv_freq(half);
+    std::vector<int32_t> starts = packed ? packed_starts(B, T, packed, rng) : std::vector<int32_t>();
+    const int32_t *st = packed ? starts.data() : nullptr;
     for (int i = 0; i < half; i++) inv_freq[i] = (float)std::pow(10000.0, -2.0 * i / hs);
     /* want[0]: rotated by the angle (the forward), want[1]: by its opposite (the backward) */
     std::vector<double> want[2];
@@ -304,7 +329,8 @@ static void rope_case(int B, int T, int pos, int NH, int NKV, int hs, unsigned s
         want[k].assign(qkv.begin(), qkv.end());
         for (int bt = 0; bt < B * T; bt++)
             for (int i = 0; i < half; i++) {
-                double a = (float)(pos + bt % T) * inv_freq[i], c = std::cos(a), s = (k ? -1 : 1) * std::sin(a);
+                double a = (float)(pos + bt % T - (packed ? starts[bt] : 0)) * inv_freq[i], c = std::cos(a),
+                       s = (k ? -1 : 1) * std::sin(a);
                 for (int h = 0; h < heads; h++) {
                     size_t j = (size_t)bt * row + (size_t)h * hs + i;
                     want[k][j] = qkv[j] * c - qkv[j + half] * s;
@@ -313,11 +339,12 @@ static void rope_case(int B, int T, int pos, int NH, int NKV, int hs, unsigned s
             }
     }
     const char *names[2] = {"forward vs reference", "backward vs reference"};
-    printf("rope B %d T %d pos %d heads %d (key/value %d) of %d:\n", B, T, pos, NH, NKV, hs);
+    printf("rope B %d T %d pos %d heads %d (key/value %d) of %d%s:\n", B, T, pos, NH, NKV, hs,
+           packed ? ", packed rows" : "");
     for (int k = 0; k < 2; k++) {
         std::vector<float> x = qkv;
-        emu_launch(rope::rotate, dim3(3), dim3(64), 0, x.data(), (const float *)inv_freq.data(), B, T, pos, heads, row,
-                   hs, k ? -1.0f : 1.0f);
+        emu_launch(rope::rotate, dim3(3), dim3(64), 0, x.data(), st, (const float *)inv_freq.data(), B, T, pos, heads,
+                   row, hs, k ? -1.0f : 1.0f);
         check(names[k], rel_err(x, want[k]), 1e-6);
         bool v_kept = true;
         for (int bt = 0; bt < B * T; bt++) {
@@ -406,17 +433,21 @@ int main() {
     test_case<64>(1, 130, 3, 3, 3); /* a ragged third tile */
     test_case<32>(2, 100, 2, 2, 4);
     test_case<128>(1, 129, 2, 2, 5);
-    test_case<64>(1, 130, 4, 2, 16);    /* grouped-query: two query heads per key/value head */
-    test_case<32>(2, 70, 6, 1, 17);     /* multi-query: one key/value head */
-    fp32_case<32>(2, 37, 3, 3, 8, 13);  /* a ragged second tile; head dimensions past 8 idle */
-    fp32_case<64>(1, 45, 2, 2, 40, 14); /* a ragged last dimension group */
+    test_case<64>(1, 130, 4, 2, 16);     /* grouped-query: two query heads per key/value head */
+    test_case<32>(2, 70, 6, 1, 17);      /* multi-query: one key/value head */
+    test_case<64>(2, 150, 2, 1, 27, 50); /* packed rows: sequences across and within tiles, of one token too */
+    test_case<32>(1, 140, 1, 1, 28, 8);  /* packed rows of short sequences: tiles with no key of a row */
+    fp32_case<32>(2, 37, 3, 3, 8, 13);   /* a ragged second tile; head dimensions past 8 idle */
+    fp32_case<64>(1, 45, 2, 2, 40, 14);  /* a ragged last dimension group */
     fp32_case<128>(1, 33, 1, 1, 128, 15);
-    fp32_case<32>(1, 40, 4, 2, 20, 18);   /* grouped-query */
-    fp32_case<64>(1, 35, 6, 1, 64, 19);   /* multi-query */
-    decode_case<1>(5, 3, 3, 16, 5, 6);    /* a prompt alone; head dimensions past 16 idle; fewer keys than warps */
-    decode_case<1>(70, 2, 2, 32, 3, 7);   /* single rows after a short prefill */
-    decode_case<2>(129, 2, 2, 64, 64, 8); /* a full prefill chunk */
-    decode_case<4>(40, 1, 1, 100, 1, 9);  /* a ragged last dimension group */
+    fp32_case<32>(1, 40, 4, 2, 20, 18);     /* grouped-query */
+    fp32_case<64>(1, 35, 6, 1, 64, 19);     /* multi-query */
+    fp32_case<32>(2, 90, 2, 1, 24, 29, 40); /* packed rows */
+    fp32_case<32>(1, 70, 1, 1, 32, 30, 5);  /* packed rows of short sequences */
+    decode_case<1>(5, 3, 3, 16, 5, 6);      /* a prompt alone; head dimensions past 16 idle; fewer keys than warps */
+    decode_case<1>(70, 2, 2, 32, 3, 7);     /* single rows after a short prefill */
+    decode_case<2>(129, 2, 2, 64, 64, 8);   /* a full prefill chunk */
+    decode_case<4>(40, 1, 1, 100, 1, 9);    /* a ragged last dimension group */
     decode_case<4>(33, 2, 2, 128, 17, 10);
     decode_case<1>(40, 4, 2, 24, 9, 20); /* grouped-query */
     decode_case<2>(30, 6, 1, 64, 4, 21); /* multi-query */
@@ -424,6 +455,7 @@ int main() {
     rmsnorm_case(9, 13, 23);             /* rows shorter than a warp */
     rope_case(2, 5, 0, 4, 2, 16, 24);
     rope_case(1, 7, 100000, 3, 1, 64, 25); /* large angles */
+    rope_case(2, 30, 0, 2, 1, 16, 31, 7);  /* packed rows */
     swiglu_case(7, 50, 26);
     adamw_case(5, 11); /* one float per thread */
     adamw_case(1, 12); /* several per thread */

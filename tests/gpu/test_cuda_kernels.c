@@ -49,6 +49,7 @@ enum { MAXBUF = 9 };
 /* The sizes and scalars of one case (each op reads the ones it needs). */
 typedef struct {
     int B, T, C, NH, NKV, hs, pos, F, N, OC, V, ld, vsplit, M, K, ta, tb, lda, ldb, ldc;
+    int packed; /* rows packed with sequences of at most this many tokens (kernel_list.h); 0: one per row */
     size_t n;
     float alpha, beta;
 } shape_t;
@@ -101,6 +102,20 @@ static int32_t *add_tokens(bufs_t *bs, const char *name, size_t n, int hi, int i
     for (size_t i = 0; i < n; i++) t[i] = ignore && i % 7 == 3 ? -1 : (int32_t)(anv_rng_u64(&rng) % (uint64_t)hi);
     return t;
 }
+
+/* Sequence starts (B, T) of rows packed with sequences of 1 to max_len tokens, or all 0 (max_len 0). */
+static int32_t *add_starts(bufs_t *bs, int B, int T, int max_len) {
+    int32_t *st = bs->init[add_buf(bs, "starts", (size_t)B * T * sizeof(int32_t), 0)];
+    for (int b = 0; b < B; b++)
+        for (int t = 0, end = 0, first = 0; t < T; t++) {
+            if (t == end) first = t, end = max_len ? t + 1 + (int)(anv_rng_u64(&rng) % (uint64_t)max_len) : T;
+            st[(size_t)b * T + t] = first;
+        }
+    return st;
+}
+
+/* The starts buffer b[i] of a packed case, else NULL. */
+static const int32_t *starts_arg(void **b, int i, const shape_t *s) { return s->packed ? b[i] : NULL; }
 
 static void free_bufs(bufs_t *bs) {
     for (int i = 0; i < bs->count; i++) free(bs->init[i]);
@@ -318,33 +333,35 @@ static void test_gemm(void) {
 /* ---- embeddings ---- */
 
 static double op_embedding_fwd(void **b, const shape_t *s) {
-    anv_embedding_forward(b[0], b[1], b[2], b[3], s->B, s->T, s->C);
+    anv_embedding_forward(b[0], b[1], starts_arg(b, 4, s), b[2], b[3], s->B, s->T, s->C);
     return 0;
 }
 static double op_embedding_bwd(void **b, const shape_t *s) {
-    anv_embedding_backward(b[0], b[1], b[2], b[3], s->B, s->T, s->C);
+    anv_embedding_backward(b[0], b[1], b[2], b[3], starts_arg(b, 4, s), s->B, s->T, s->C);
     return 0;
 }
 /* Without position embeddings (rotary models): wpe and dwpe NULL. */
 static double op_embedding_fwd_nowpe(void **b, const shape_t *s) {
-    anv_embedding_forward(b[0], b[1], b[2], NULL, s->B, s->T, s->C);
+    anv_embedding_forward(b[0], b[1], NULL, b[2], NULL, s->B, s->T, s->C);
     return 0;
 }
 static double op_embedding_bwd_nowpe(void **b, const shape_t *s) {
-    anv_embedding_backward(b[0], NULL, b[1], b[2], s->B, s->T, s->C);
+    anv_embedding_backward(b[0], NULL, b[1], b[2], NULL, s->B, s->T, s->C);
     return 0;
 }
 
 /* Tokens drawn from the first `distinct` ids of V, so that they repeat; with or without position
- * embeddings. */
-static void test_embedding(const char *label, int B, int T, int C, int V, int distinct, int with_wpe) {
+ * embeddings; rows packed with sequences of at most `packed` tokens (with position embeddings), or 0. */
+static void test_embedding(const char *label, int B, int T, int C, int V, int distinct, int with_wpe, int packed) {
     char what[64];
-    shape_t s = {.B = B, .T = T, .C = C};
+    shape_t s = {.B = B, .T = T, .C = C, .packed = packed};
     bufs_t bs = {0};
     add_floats(&bs, "out", (size_t)B * T * C, 1, 1, 0);
     add_tokens(&bs, "tokens", (size_t)B * T, distinct, 0);
     add_floats(&bs, "wte", (size_t)V * C, 1, 0, 0);
     if (with_wpe) add_floats(&bs, "wpe", (size_t)T * C, 1, 0, 0);
+    int32_t *st = malloc(sizeof(int32_t) * B * T);
+    if (with_wpe) memcpy(st, add_starts(&bs, B, T, packed), sizeof(int32_t) * B * T);
     snprintf(what, sizeof what, "embedding fwd %s", label);
     run_case(what, with_wpe ? op_embedding_fwd : op_embedding_fwd_nowpe, &s, &bs, TOL_EW, 0);
 
@@ -352,8 +369,10 @@ static void test_embedding(const char *label, int B, int T, int C, int V, int di
     if (with_wpe) add_floats(&bs, "dwpe", (size_t)T * C, 1, 1, 0);
     add_floats(&bs, "dout", (size_t)B * T * C, 1, 0, 0);
     add_tokens(&bs, "tokens", (size_t)B * T, distinct, 0);
+    if (with_wpe) memcpy(add_starts(&bs, B, T, 0), st, sizeof(int32_t) * B * T);
     snprintf(what, sizeof what, "embedding bwd %s", label);
     run_case(what, with_wpe ? op_embedding_bwd : op_embedding_bwd_nowpe, &s, &bs, TOL_EW, 0);
+    free(st);
 }
 
 /* ---- layernorm ---- */
@@ -440,18 +459,19 @@ static void test_rmsnorm(const char *label, int N, int C) {
 /* ---- rope and swiglu ---- */
 
 static double op_rope_fwd(void **b, const shape_t *s) {
-    anv_rope_forward(b[0], b[1], s->B, s->T, s->pos, s->NH, s->NKV, s->hs);
+    anv_rope_forward(b[0], starts_arg(b, 2, s), b[1], s->B, s->T, s->pos, s->NH, s->NKV, s->hs);
     return 0;
 }
 static double op_rope_bwd(void **b, const shape_t *s) {
-    anv_rope_backward(b[0], b[1], s->B, s->T, s->pos, s->NH, s->NKV, s->hs);
+    anv_rope_backward(b[0], starts_arg(b, 2, s), b[1], s->B, s->T, s->pos, s->NH, s->NKV, s->hs);
     return 0;
 }
 
-/* In place on qkv (B, T, (NH + 2 NKV) hs) from position pos, Llama's inv_freq (theta 500000). */
-static void test_rope(const char *label, int B, int T, int pos, int NH, int NKV, int hs) {
+/* In place on qkv (B, T, (NH + 2 NKV) hs) from position pos, Llama's inv_freq (theta 500000); rows packed
+ * with sequences of at most `packed` tokens, or 0. */
+static void test_rope(const char *label, int B, int T, int pos, int NH, int NKV, int hs, int packed) {
     char what[64];
-    shape_t s = {.B = B, .T = T, .pos = pos, .NH = NH, .NKV = NKV, .hs = hs};
+    shape_t s = {.B = B, .T = T, .pos = pos, .NH = NH, .NKV = NKV, .hs = hs, .packed = packed};
     size_t n = (size_t)B * T * (NH + 2 * NKV) * hs;
     op_fn *ops[2] = {op_rope_fwd, op_rope_bwd};
     for (int k = 0; k < 2; k++) {
@@ -459,6 +479,7 @@ static void test_rope(const char *label, int B, int T, int pos, int NH, int NKV,
         add_floats(&bs, "qkv", n, 1, 1, 0);
         float *inv_freq = add_floats(&bs, "inv_freq", hs / 2, 0, 0, 0);
         for (int i = 0; i < hs / 2; i++) inv_freq[i] = (float)pow(500000.0, -2.0 * i / hs);
+        add_starts(&bs, B, T, packed);
         snprintf(what, sizeof what, "rope %s %s", k ? "bwd" : "fwd", label);
         run_case(what, ops[k], &s, &bs, TOL_EW, 0);
     }
@@ -602,25 +623,26 @@ static void test_elementwise(const char *label, size_t n) {
 /* The scratch buffer is the current device's size, allocated and freed on it. */
 static double op_attention_fwd(void **b, const shape_t *s) {
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(s->T), "attention scratch");
-    anv_attention_forward(b[0], b[1], scratch, b[2], s->B, s->T, s->C, s->NH, s->NKV);
+    anv_attention_forward(b[0], b[1], scratch, b[2], starts_arg(b, 3, s), s->B, s->T, s->C, s->NH, s->NKV);
     anv_device_sync();
     anv_device_free(scratch);
     return 0;
 }
 static double op_attention_bwd(void **b, const shape_t *s) {
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(s->T), "attention scratch");
-    anv_attention_backward(b[0], scratch, b[1], b[2], b[3], b[4], s->B, s->T, s->C, s->NH, s->NKV);
+    anv_attention_backward(b[0], scratch, b[1], b[2], b[3], b[4], starts_arg(b, 5, s), s->B, s->T, s->C, s->NH, s->NKV);
     anv_device_sync();
     anv_device_free(scratch);
     return 0;
 }
 
-/* NH query heads and NKV key/value heads, in the precision prec (the CPU's attention is fp32 in both). */
-static void test_attention(const char *label, int B, int T, int C, int NH, int NKV, anv_precision_t prec) {
+/* NH query heads and NKV key/value heads, in the precision prec (the CPU's attention is fp32 in both);
+ * rows packed with sequences of at most `packed` tokens, or 0. */
+static void test_attention(const char *label, int B, int T, int C, int NH, int NKV, anv_precision_t prec, int packed) {
     char what[64];
     double tol = prec == ANV_PRECISION_BF16 ? TOL_ATT_BF16 : TOL_ATT;
     anv_matmul_precision_set(prec);
-    shape_t s = {.B = B, .T = T, .C = C, .NH = NH, .NKV = NKV};
+    shape_t s = {.B = B, .T = T, .C = C, .NH = NH, .NKV = NKV, .packed = packed};
     size_t nqkv = (size_t)B * T * (C + 2 * NKV * (C / NH)), nout = (size_t)B * T * C, nlse = (size_t)B * NH * T;
     bufs_t bs = {0};
     add_floats(&bs, "out", nout, 1, 1, 0);
@@ -628,6 +650,8 @@ static void test_attention(const char *label, int B, int T, int C, int NH, int N
     float *qkv = add_floats(&bs, "qkv", nqkv, 1, 0, 0);
     float *qkv_copy = malloc(sizeof(float) * nqkv);
     memcpy(qkv_copy, qkv, sizeof(float) * nqkv);
+    int32_t *st = add_starts(&bs, B, T, packed), *st_copy = malloc(sizeof(int32_t) * B * T);
+    memcpy(st_copy, st, sizeof(int32_t) * B * T);
     snprintf(what, sizeof what, "attention fwd %s %s", anv_precision_name(prec), label);
     run_case(what, op_attention_fwd, &s, &bs, tol, 0);
 
@@ -637,14 +661,16 @@ static void test_attention(const char *label, int B, int T, int C, int NH, int N
     float *q = add_floats(&bs, "qkv", nqkv, 0, 0, 0);
     float *out = add_floats(&bs, "out", nout, 0, 0, 0), *lse = add_floats(&bs, "lse", nlse, 0, 0, 0);
     memcpy(q, qkv_copy, sizeof(float) * nqkv);
+    memcpy(add_starts(&bs, B, T, 0), st_copy, sizeof(int32_t) * B * T);
     CHECK(anv_device_set("cpu") == 0, "%s", anv_last_error());
     float *scratch = anv_device_alloc(sizeof(float) * anv_attention_scratch_floats(T), "attention scratch");
-    anv_attention_forward(out, lse, scratch, q, B, T, C, NH, NKV);
+    anv_attention_forward(out, lse, scratch, q, packed ? st_copy : NULL, B, T, C, NH, NKV);
     anv_device_free(scratch);
     CHECK(anv_device_set("cuda") == 0, "%s", anv_last_error());
     snprintf(what, sizeof what, "attention bwd %s %s", anv_precision_name(prec), label);
     run_case(what, op_attention_bwd, &s, &bs, tol, 0);
     free(qkv_copy);
+    free(st_copy);
     anv_matmul_precision_set(ANV_PRECISION_FP32);
 }
 
@@ -739,41 +765,47 @@ int main(void) {
     test_matmul_nt("gpt2 head", 256, 768, 50304, ANV_PRECISION_BF16);
     test_matmul_nt("vocab 50257", 256, 768, 50257, ANV_PRECISION_BF16);
     test_bf16_rounds();
-    test_embedding("odd", 3, 7, 13, 20, 5, 1);
-    test_embedding("gpt2", 4, 256, 768, 50257, 512, 1);
-    test_embedding("odd no wpe", 3, 7, 13, 20, 5, 0);
-    test_embedding("rotary no wpe", 2, 256, 512, 32000, 512, 0);
+    test_embedding("odd", 3, 7, 13, 20, 5, 1, 0);
+    test_embedding("gpt2", 4, 256, 768, 50257, 512, 1, 0);
+    test_embedding("gpt2 packed rows", 4, 256, 768, 50257, 512, 1, 60);
+    test_embedding("odd no wpe", 3, 7, 13, 20, 5, 0, 0);
+    test_embedding("rotary no wpe", 2, 256, 512, 32000, 512, 0, 0);
     test_layernorm("odd", 37, 13);
     test_layernorm("gpt2", 1024, 768);
     test_rmsnorm("odd", 37, 13);
     test_rmsnorm("llama", 1024, 2048);
-    test_rope("odd", 3, 7, 0, 3, 1, 10);
-    test_rope("llama", 2, 256, 0, 32, 8, 64);
-    test_rope("llama pos 100000", 1, 16, 100000, 32, 8, 128);
+    test_rope("odd", 3, 7, 0, 3, 1, 10, 0);
+    test_rope("llama", 2, 256, 0, 32, 8, 64, 0);
+    test_rope("llama pos 100000", 1, 16, 100000, 32, 8, 128, 0);
+    test_rope("packed rows", 2, 256, 0, 32, 8, 64, 40);
     test_swiglu("odd", 37, 13);
     test_swiglu("llama", 512, 8192);
     test_elementwise("odd", 1001);
     test_elementwise("gpt2", (size_t)1024 * 3072 + 7);
-    test_attention("hs 8", 2, 37, 24, 3, 3, ANV_PRECISION_FP32);
-    test_attention("hs 20", 1, 70, 60, 3, 3, ANV_PRECISION_FP32);
-    test_attention("hs 96", 2, 33, 192, 2, 2, ANV_PRECISION_FP32);
-    test_attention("hs 128", 1, 5, 128, 1, 1, ANV_PRECISION_FP32);
-    test_attention("gpt2", 4, 256, 768, 12, 12, ANV_PRECISION_FP32);
+    test_attention("hs 8", 2, 37, 24, 3, 3, ANV_PRECISION_FP32, 0);
+    test_attention("hs 20", 1, 70, 60, 3, 3, ANV_PRECISION_FP32, 0);
+    test_attention("hs 96", 2, 33, 192, 2, 2, ANV_PRECISION_FP32, 0);
+    test_attention("hs 128", 1, 5, 128, 1, 1, ANV_PRECISION_FP32, 0);
+    test_attention("gpt2", 4, 256, 768, 12, 12, ANV_PRECISION_FP32, 0);
     /* grouped-query (NH / NKV query heads per key/value head) and multi-query (NKV 1) */
-    test_attention("gqa 4/2 hs 20", 2, 37, 80, 4, 2, ANV_PRECISION_FP32);
-    test_attention("mqa 6/1 hs 64", 1, 70, 384, 6, 1, ANV_PRECISION_FP32);
-    test_attention("llama 32/8 hs 64", 1, 256, 2048, 32, 8, ANV_PRECISION_FP32);
+    test_attention("gqa 4/2 hs 20", 2, 37, 80, 4, 2, ANV_PRECISION_FP32, 0);
+    test_attention("gpt2 packed rows", 2, 256, 768, 12, 12, ANV_PRECISION_FP32, 70);
+    test_attention("gqa packed rows of short ones", 1, 300, 256, 4, 2, ANV_PRECISION_FP32, 6);
+    test_attention("mqa 6/1 hs 64", 1, 70, 384, 6, 1, ANV_PRECISION_FP32, 0);
+    test_attention("llama 32/8 hs 64", 1, 256, 2048, 32, 8, ANV_PRECISION_FP32, 0);
     /* the tensor-core kernels: head sizes 32, 64 and 128, ragged last tiles; hs 20 stays fp32 */
-    test_attention("hs 32", 2, 100, 64, 2, 2, ANV_PRECISION_BF16);
-    test_attention("hs 128", 1, 129, 256, 2, 2, ANV_PRECISION_BF16);
-    test_attention("hs 20", 1, 70, 60, 3, 3, ANV_PRECISION_BF16);
-    test_attention("gpt2", 4, 256, 768, 12, 12, ANV_PRECISION_BF16);
-    test_attention("gpt2 T 1024", 1, 1024, 768, 12, 12, ANV_PRECISION_BF16);
+    test_attention("hs 32", 2, 100, 64, 2, 2, ANV_PRECISION_BF16, 0);
+    test_attention("hs 128", 1, 129, 256, 2, 2, ANV_PRECISION_BF16, 0);
+    test_attention("hs 20", 1, 70, 60, 3, 3, ANV_PRECISION_BF16, 0);
+    test_attention("gpt2", 4, 256, 768, 12, 12, ANV_PRECISION_BF16, 0);
+    test_attention("gpt2 T 1024", 1, 1024, 768, 12, 12, ANV_PRECISION_BF16, 0);
     /* grouped-query and multi-query on tensor cores; hs 20 takes the fp32 kernels in bf16 too */
-    test_attention("gqa 4/2 hs 32", 2, 100, 128, 4, 2, ANV_PRECISION_BF16);
-    test_attention("mqa 6/1 hs 64", 1, 130, 384, 6, 1, ANV_PRECISION_BF16);
-    test_attention("llama 32/8 hs 128", 1, 512, 4096, 32, 8, ANV_PRECISION_BF16);
-    test_attention("gqa 4/2 hs 20", 2, 37, 80, 4, 2, ANV_PRECISION_BF16);
+    test_attention("gqa 4/2 hs 32", 2, 100, 128, 4, 2, ANV_PRECISION_BF16, 0);
+    test_attention("mqa 6/1 hs 64", 1, 130, 384, 6, 1, ANV_PRECISION_BF16, 0);
+    test_attention("llama 32/8 hs 128", 1, 512, 4096, 32, 8, ANV_PRECISION_BF16, 0);
+    test_attention("gqa 4/2 hs 20", 2, 37, 80, 4, 2, ANV_PRECISION_BF16, 0);
+    test_attention("gpt2 packed rows", 2, 256, 768, 12, 12, ANV_PRECISION_BF16, 70);
+    test_attention("gqa packed rows of short ones", 1, 300, 256, 4, 2, ANV_PRECISION_BF16, 6);
     test_attention_decode("hs 20", 70, 60, 3, 3, 5);
     test_attention_decode("hs 128", 40, 256, 2, 2, 1);
     test_attention_decode("gpt2", 300, 768, 12, 12, 64);

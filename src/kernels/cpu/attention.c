@@ -9,7 +9,10 @@
  *   dK = dS^T Q / sqrt(hs).
  * The causal mask is used to skip work: the products run in blocks of RB query rows (and RB keys for
  * dK, dV), each over the keys (queries) the mask lets through, so about half of the T x T scores are
- * never computed. Entries above the diagonal inside a block are zero. */
+ * never computed. Entries above the diagonal inside a block are zero. In a packed row (starts, see
+ * kernel_list.h) a block of query rows starts at the first key of its first row's sequence and a block of
+ * keys ends at the last query of its last key's sequence; the entries before a row's sequence are zero
+ * from the start of that RB block of keys on. */
 #include "anvil/base.h"
 #include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
@@ -34,8 +37,19 @@ enum { RB = 64 };
 
 static inline int block_end(int r0, int T) { return r0 + RB < T ? r0 + RB : T; }
 
-void anv_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH,
-                           int NKV) {
+/* The first key of row t's sequence (st: the row's starts, or NULL). */
+static inline int seq_start(const int32_t *st, int t) { return st ? st[t] : 0; }
+
+/* One past the last query that sees key s: the end of s's sequence. */
+static inline int seq_end(const int32_t *st, int s, int T) {
+    if (!st) return T;
+    int t = s + 1;
+    while (t < T && st[t] <= s) t++;
+    return t;
+}
+
+void anv_attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int32_t *starts, int B,
+                           int T, int C, int NH, int NKV) {
     int hs = C / NH, KC = NKV * hs, C3 = C + 2 * KC, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
@@ -45,29 +59,34 @@ void anv_attention_forward(float *out, float *lse, float *scratch, const float *
         const float *q = qkv + (size_t)b * T * C3 + h * hs;
         const float *k = qkv + (size_t)b * T * C3 + C + (h / group) * hs, *v = k + KC;
         float *o = out + (size_t)b * T * C + h * hs;
-        for (int r0 = 0; r0 < T; r0 += RB) { /* rows r0..r1-1 see keys 0..r1-1 */
-            int r1 = block_end(r0, T);
+        const int32_t *st = starts ? starts + (size_t)b * T : NULL;
+        for (int r0 = 0; r0 < T; r0 += RB) { /* rows r0..r1-1 see keys k0..r1-1 */
+            int r1 = block_end(r0, T), k0 = seq_start(st, r0);
             float *Sb = S + (size_t)r0 * T;
-            anv_gemm_builtin(0, 1, r1 - r0, r1, hs, scale, q + (size_t)r0 * C3, C3, k, C3, 0.0f, Sb, T);
+            anv_gemm_builtin(0, 1, r1 - r0, r1 - k0, hs, scale, q + (size_t)r0 * C3, C3, k + (size_t)k0 * C3, C3, 0.0f,
+                             Sb + k0, T);
             for (int t = r0; t < r1; t++) {
                 float *row = S + (size_t)t * T;
-                float mx = row[0];
-                for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
-                for (int s = 0; s <= t; s++) row[s] = anv_vexpf(row[s] - mx); /* vectorised; the sum is not */
+                int lo = seq_start(st, t);
+                float mx = row[lo];
+                for (int s = lo + 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+                for (int s = lo; s <= t; s++) row[s] = anv_vexpf(row[s] - mx); /* vectorised; the sum is not */
                 double sum = 0;
-                for (int s = 0; s <= t; s++) sum += row[s];
+                for (int s = lo; s <= t; s++) sum += row[s];
                 float inv = (float)(1.0 / sum);
-                for (int s = 0; s <= t; s++) row[s] *= inv;
+                for (int s = lo; s <= t; s++) row[s] *= inv;
+                for (int s = k0; s < lo; s++) row[s] = 0.0f;
                 for (int s = t + 1; s < r1; s++) row[s] = 0.0f;
                 lse[(size_t)bh * T + t] = mx + (float)log(sum);
             }
-            anv_gemm_builtin(0, 0, r1 - r0, hs, r1, 1.0f, Sb, T, v, C3, 0.0f, o + (size_t)r0 * C, C);
+            anv_gemm_builtin(0, 0, r1 - r0, hs, r1 - k0, 1.0f, Sb + k0, T, v + (size_t)k0 * C3, C3, 0.0f,
+                             o + (size_t)r0 * C, C);
         }
     }
 }
 
 void anv_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out,
-                            const float *lse, int B, int T, int C, int NH, int NKV) {
+                            const float *lse, const int32_t *starts, int B, int T, int C, int NH, int NKV) {
     int hs = C / NH, KC = NKV * hs, C3 = C + 2 * KC, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
@@ -77,6 +96,7 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
         size_t row0 = (size_t)b * T * C3;
         const float *k = qkv + row0 + C + kvh * hs, *v = k + KC;
         float *dk = dqkv + row0 + C + kvh * hs, *dv = dk + KC;
+        const int32_t *st = starts ? starts + (size_t)b * T : NULL;
         for (int h = kvh * group; h < (kvh + 1) * group; h++) {
             int bh = b * NH + h;
             float acc = h == kvh * group ? 0.0f : 1.0f; /* the group's first head writes dK, dV; the rest add */
@@ -85,30 +105,34 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
             const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
             /* By blocks of query rows: P, then dS = P * (dO V^T - rowsum(dO * O)), then dQ = dS K. */
             for (int r0 = 0; r0 < T; r0 += RB) {
-                int r1 = block_end(r0, T);
-                float *Pb = P + (size_t)r0 * T, *dSb = dS + (size_t)r0 * T;
-                anv_gemm_builtin(0, 1, r1 - r0, r1, hs, scale, q + (size_t)r0 * C3, C3, k, C3, 0.0f, Pb, T);
-                anv_gemm_builtin(0, 1, r1 - r0, r1, hs, 1.0f, dO + (size_t)r0 * C, C, v, C3, 0.0f, dSb, T);
+                int r1 = block_end(r0, T), k0 = seq_start(st, r0);
+                float *Pb = P + (size_t)r0 * T + k0, *dSb = dS + (size_t)r0 * T + k0;
+                const float *kb = k + (size_t)k0 * C3;
+                anv_gemm_builtin(0, 1, r1 - r0, r1 - k0, hs, scale, q + (size_t)r0 * C3, C3, kb, C3, 0.0f, Pb, T);
+                anv_gemm_builtin(0, 1, r1 - r0, r1 - k0, hs, 1.0f, dO + (size_t)r0 * C, C, v + (size_t)k0 * C3, C3,
+                                 0.0f, dSb, T);
                 for (int t = r0; t < r1; t++) {
                     float *p = P + (size_t)t * T, *ds = dS + (size_t)t * T, l = lse[(size_t)bh * T + t];
                     const float *ot = o + (size_t)t * C, *dot = dO + (size_t)t * C;
+                    int lo = seq_start(st, t), z0 = lo / RB * RB < k0 ? lo / RB * RB : k0;
                     double d = 0;
                     for (int j = 0; j < hs; j++) d += (double)ot[j] * dot[j];
-                    for (int s = 0; s <= t; s++) {
+                    for (int s = lo; s <= t; s++) {
                         p[s] = anv_vexpf(p[s] - l);
                         ds[s] = p[s] * (ds[s] - (float)d);
                     }
+                    for (int s = z0; s < lo; s++) p[s] = ds[s] = 0.0f; /* read by this and the dK, dV products */
                     for (int s = t + 1; s < r1; s++) p[s] = ds[s] = 0.0f;
                 }
-                anv_gemm_builtin(0, 0, r1 - r0, hs, r1, scale, dSb, T, k, C3, 0.0f, dq + (size_t)r0 * C3, C3);
+                anv_gemm_builtin(0, 0, r1 - r0, hs, r1 - k0, scale, dSb, T, kb, C3, 0.0f, dq + (size_t)r0 * C3, C3);
             }
-            /* By blocks of keys c0..c1-1, over the queries c0..T-1 that see them: dV = P^T dO, dK = dS^T Q. */
+            /* By blocks of keys c0..c1-1, over the queries c0..t1-1 that see them: dV = P^T dO, dK = dS^T Q. */
             for (int c0 = 0; c0 < T; c0 += RB) {
-                int c1 = block_end(c0, T);
+                int c1 = block_end(c0, T), t1 = seq_end(st, c1 - 1, T);
                 size_t at = (size_t)c0 * T + c0;
-                anv_gemm_builtin(1, 0, c1 - c0, hs, T - c0, 1.0f, P + at, T, dO + (size_t)c0 * C, C, acc,
+                anv_gemm_builtin(1, 0, c1 - c0, hs, t1 - c0, 1.0f, P + at, T, dO + (size_t)c0 * C, C, acc,
                                  dv + (size_t)c0 * C3, C3);
-                anv_gemm_builtin(1, 0, c1 - c0, hs, T - c0, scale, dS + at, T, q + (size_t)c0 * C3, C3, acc,
+                anv_gemm_builtin(1, 0, c1 - c0, hs, t1 - c0, scale, dS + at, T, q + (size_t)c0 * C3, C3, acc,
                                  dk + (size_t)c0 * C3, C3);
             }
         }

@@ -6,12 +6,13 @@
 #include <math.h>
 
 /* Rotates the NH + NKV q and k heads of every row by sign * angle; one row per task. */
-static void rotate(float *qkv, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs, float sign) {
+static void rotate(float *qkv, const int32_t *starts, const float *inv_freq, int B, int T, int pos, int NH, int NKV,
+                   int hs, float sign) {
     int half = hs / 2, heads = NH + NKV;
     size_t row = (size_t)(NH + 2 * NKV) * hs;
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
-        float p = (float)(pos + bt % T);
+        float p = (float)(pos + bt % T - (starts ? starts[bt] : 0));
         float *x = qkv + (size_t)bt * row;
         for (int i = 0; i < half; i++) {
             float a = p * inv_freq[i];
@@ -25,10 +26,12 @@ static void rotate(float *qkv, const float *inv_freq, int B, int T, int pos, int
     }
 }
 
-void anv_rope_forward(float *qkv, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs) {
-    rotate(qkv, inv_freq, B, T, pos, NH, NKV, hs, 1.0f);
+void anv_rope_forward(float *qkv, const int32_t *starts, const float *inv_freq, int B, int T, int pos, int NH, int NKV,
+                      int hs) {
+    rotate(qkv, starts, inv_freq, B, T, pos, NH, NKV, hs, 1.0f);
 }
 
-void anv_rope_backward(float *dqkv, const float *inv_freq, int B, int T, int pos, int NH, int NKV, int hs) {
-    rotate(dqkv, inv_freq, B, T, pos, NH, NKV, hs, -1.0f);
+void anv_rope_backward(float *dqkv, const int32_t *starts, const float *inv_freq, int B, int T, int pos, int NH,
+                       int NKV, int hs) {
+    rotate(dqkv, starts, inv_freq, B, T, pos, NH, NKV, hs, -1.0f);
 }

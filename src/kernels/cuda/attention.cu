@@ -44,24 +44,24 @@ static int use_tensor_cores(int C, int NH) {
     return anv_matmul_precision() == ANV_PRECISION_BF16 && anv_cuda_attention_tc_head(C, NH) > 0;
 }
 
-void anv_cuda_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int C, int NH,
-                                int NKV) {
+void anv_cuda_attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int32_t *starts, int B,
+                                int T, int C, int NH, int NKV) {
     (void)scratch;
     if (B <= 0 || T <= 0) return;
     int HS = head_tile(C, NH, NKV, "attention forward");
     if (!HS) return;
     if (use_tensor_cores(C, NH)) {
-        anv_cuda_attention_tc_forward(out, lse, qkv, B, T, C, NH, NKV);
+        anv_cuda_attention_tc_forward(out, lse, qkv, starts, B, T, C, NH, NKV);
         return;
     }
     dim3 grid((T + att_fp32::WARPS - 1) / att_fp32::WARPS, B * NH);
     cudaStream_t st = anv_cuda_stream();
     if (HS == 32)
-        att_fp32::forward<32><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH, NKV);
+        att_fp32::forward<32><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, starts, T, C, NH, NKV);
     else if (HS == 64)
-        att_fp32::forward<64><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH, NKV);
+        att_fp32::forward<64><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, starts, T, C, NH, NKV);
     else
-        att_fp32::forward<128><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, T, C, NH, NKV);
+        att_fp32::forward<128><<<grid, att_fp32::WARPS * 32, 0, st>>>(out, lse, qkv, starts, T, C, NH, NKV);
     ANV_CUDA_LAUNCHED("attention forward");
 }
 
@@ -69,17 +69,17 @@ void anv_cuda_attention_forward(float *out, float *lse, float *scratch, const fl
  * key rows of a key/value head. */
 template <int HS>
 static void backward_passes(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
-                            int B, int T, int C, int NH, int NKV) {
+                            const int32_t *starts, int B, int T, int C, int NH, int NKV) {
     unsigned row_blocks = (T + att_fp32::WARPS - 1) / att_fp32::WARPS;
     cudaStream_t st = anv_cuda_stream();
     att_fp32::backward_dq<HS>
-        <<<dim3(row_blocks, B * NH), att_fp32::WARPS * 32, 0, st>>>(dqkv, dout, qkv, lse, delta, T, C, NH, NKV);
-    att_fp32::backward_dkv<HS>
-        <<<dim3(row_blocks, B * NKV), att_fp32::WARPS * 32, 0, st>>>(dqkv, dout, qkv, lse, delta, T, C, NH, NKV);
+        <<<dim3(row_blocks, B * NH), att_fp32::WARPS * 32, 0, st>>>(dqkv, dout, qkv, lse, delta, starts, T, C, NH, NKV);
+    att_fp32::backward_dkv<HS><<<dim3(row_blocks, B * NKV), att_fp32::WARPS * 32, 0, st>>>(dqkv, dout, qkv, lse, delta,
+                                                                                           starts, T, C, NH, NKV);
 }
 
 void anv_cuda_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *out,
-                                 const float *lse, int B, int T, int C, int NH, int NKV) {
+                                 const float *lse, const int32_t *starts, int B, int T, int C, int NH, int NKV) {
     (void)scratch;
     if (B <= 0 || T <= 0) return;
     int HS = head_tile(C, NH, NKV, "attention backward");
@@ -90,13 +90,13 @@ void anv_cuda_attention_backward(float *dqkv, float *scratch, const float *dout,
     attention_delta<<<(unsigned)((rows + att_fp32::WARPS - 1) / att_fp32::WARPS), att_fp32::WARPS * 32, 0,
                       anv_cuda_stream()>>>(delta, out, dout, B, T, C, NH);
     if (use_tensor_cores(C, NH))
-        anv_cuda_attention_tc_backward(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
+        anv_cuda_attention_tc_backward(dqkv, dout, qkv, lse, delta, starts, B, T, C, NH, NKV);
     else if (HS == 32)
-        backward_passes<32>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
+        backward_passes<32>(dqkv, dout, qkv, lse, delta, starts, B, T, C, NH, NKV);
     else if (HS == 64)
-        backward_passes<64>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
+        backward_passes<64>(dqkv, dout, qkv, lse, delta, starts, B, T, C, NH, NKV);
     else
-        backward_passes<128>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
+        backward_passes<128>(dqkv, dout, qkv, lse, delta, starts, B, T, C, NH, NKV);
     ANV_CUDA_LAUNCHED("attention backward");
 }
 

@@ -1,10 +1,10 @@
 /* Causal multi-head self-attention in fp32 with grouped-query heads, in the style of flash attention:
  * the (T, T) scores never leave the chip. Per (b, h), with hs = C / NH and Q, K, V (T, hs) strided views
  * into qkv (row stride C + 2 KC, KC = NKV hs; query head h reads key/value head h / (NH / NKV)):
- *   S = Q K^T / sqrt(hs), masked to s <= t;  P = softmax(S) row-wise;  O = P V;  lse = log-sum-exp of
- *   each row of S (the CPU's definition: max + log(sum of exp(S - max))).
- * Backward, with P recomputed from lse and D_t = sum_j dO_tj O_tj:
- *   dS = P * (dO V^T - D);  dQ = dS K / sqrt(hs);  dK = dS^T Q / sqrt(hs);  dV = P^T dO.
+ *   S = Q K^T / sqrt(hs), masked to starts[b, t] <= s <= t (packed rows, kernel_list.h; starts NULL: 0);  P =
+ * softmax(S) row-wise;  O = P V;  lse = log-sum-exp of each row of S (the CPU's definition: max + log(sum of exp(S -
+ * max))). Backward, with P recomputed from lse and D_t = sum_j dO_tj O_tj: dS = P * (dO V^T - D);  dQ = dS K /
+ * sqrt(hs);  dK = dS^T Q / sqrt(hs);  dV = P^T dO.
  *
  * Layout: a block of WARPS warps, one warp per row (a query row t in the forward and the dQ pass, a
  * key row s in the dK/dV pass); the block stages tiles of TILE rows of the other operand in shared
@@ -15,7 +15,9 @@
  * fixed order of additions, and dQ and dK/dV are separate passes that write disjoint parts of dqkv:
  * deterministic, no atomics. A block of the dK/dV pass owns key rows of one key/value head and walks
  * the query heads of its group in order, so their contributions add up in its registers. HS, the head
- * size rounded up to 32, 64 or 128, sizes the registers and the shared tiles. In the bf16 precision,
+ * size rounded up to 32, 64 or 128, sizes the registers and the shared tiles. In packed rows, a block
+ * of query rows starts at the tile of its first row's first key, and a block of key rows stops at the
+ * first query tile whose first row starts after its keys. In the bf16 precision,
  * head sizes of 32, 64 and 128 go to the tensor-core kernels of attention_tc.cuh instead.
  *
  * The kernels are in a header so that tests/gpu/test_cuda_emu.cc runs the same source on the CPU;
@@ -44,10 +46,13 @@ __device__ inline void load_row(float *dst, const float *src, int hs) {
     for (int d = threadIdx.x % 32; d < hs; d += 32) dst[d] = src[d];
 }
 
+/* The first key of row t's sequence (st: the row's starts, or NULL). */
+__device__ inline int seq_start(const int32_t *st, int t) { return st ? st[t] : 0; }
+
 /* grid (ceil(T / WARPS), B * NH): out (B, T, C) and lse (B, NH, T) from qkv (B, T, C + 2 NKV hs). */
 template <int HS>
 __global__ void __launch_bounds__(WARPS * 32)
-    forward(float *out, float *lse, const float *qkv, int T, int C, int NH, int NKV) {
+    forward(float *out, float *lse, const float *qkv, const int32_t *starts, int T, int C, int NH, int NKV) {
     __shared__ float ks[TILE][HS + 1], vs[TILE][HS + 1], qs[WARPS][HS];
     int bh = blockIdx.y, b = bh / NH, h = bh % NH, hs = C / NH, KC = NKV * hs;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -56,25 +61,27 @@ __global__ void __launch_bounds__(WARPS * 32)
     const float *q = qkv + row0 + (size_t)h * hs;
     const float *k = qkv + row0 + C + (size_t)(h / (NH / NKV)) * hs, *v = k + KC;
     float scale = 1.0f / sqrtf((float)hs);
+    const int32_t *st = starts ? starts + (size_t)b * T : nullptr;
+    int lo = t < T ? seq_start(st, t) : 0;
     if (t < T) load_row(qs[warp], q + t * C3, hs);
     float m = -INFINITY, l = 0.0f, acc[HS / 32];
 #pragma unroll
     for (int j = 0; j < HS / 32; j++) acc[j] = 0.0f;
-    for (int s0 = 0; s0 <= t_last; s0 += TILE) {
+    for (int s0 = seq_start(st, blockIdx.x * WARPS) / TILE * TILE; s0 <= t_last; s0 += TILE) {
         __syncthreads(); /* the previous tile is consumed (and qs written) */
         load_tile<HS>(ks, k, C3, s0, T, hs);
         load_tile<HS>(vs, v, C3, s0, T, hs);
         __syncthreads();
-        if (t >= T || s0 > t) continue; /* warp-uniform */
+        if (t >= T || s0 > t || s0 + TILE <= lo) continue; /* warp-uniform */
         int s = s0 + lane;
         float score = -INFINITY;
-        if (s <= t) {
+        if (s >= lo && s <= t) {
             float dot = 0.0f;
             for (int d = 0; d < hs; d++) dot += qs[warp][d] * ks[lane][d];
             score = scale * dot;
         }
-        float m_new = fmaxf(m, anv_warp_max(score)); /* finite: key s0 <= t is in the tile */
-        float p = s <= t ? expf(score - m_new) : 0.0f, corr = expf(m - m_new);
+        float m_new = fmaxf(m, anv_warp_max(score)); /* finite: a key of lo..t is in the tile */
+        float p = s >= lo && s <= t ? expf(score - m_new) : 0.0f, corr = expf(m - m_new);
         l = l * corr + anv_warp_sum(p);
         int nk = min(TILE, t - s0 + 1);
 #pragma unroll
@@ -99,8 +106,8 @@ __global__ void __launch_bounds__(WARPS * 32)
  * dS K / sqrt(hs). */
 template <int HS>
 __global__ void __launch_bounds__(WARPS * 32)
-    backward_dq(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int T, int C,
-                int NH, int NKV) {
+    backward_dq(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
+                const int32_t *starts, int T, int C, int NH, int NKV) {
     __shared__ float ks[TILE][HS + 1], vs[TILE][HS + 1], qs[WARPS][HS], dos[WARPS][HS];
     int bh = blockIdx.y, b = bh / NH, h = bh % NH, hs = C / NH, KC = NKV * hs;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -110,6 +117,8 @@ __global__ void __launch_bounds__(WARPS * 32)
     const float *k = qkv + row0 + C + (size_t)(h / (NH / NKV)) * hs, *v = k + KC;
     const float *dO = dout + (size_t)b * T * C + (size_t)h * hs;
     float scale = 1.0f / sqrtf((float)hs), L = 0.0f, D = 0.0f;
+    const int32_t *st = starts ? starts + (size_t)b * T : nullptr;
+    int lo = t < T ? seq_start(st, t) : 0;
     if (t < T) {
         load_row(qs[warp], q + t * C3, hs);
         load_row(dos[warp], dO + (size_t)t * C, hs);
@@ -119,15 +128,15 @@ __global__ void __launch_bounds__(WARPS * 32)
     float acc[HS / 32];
 #pragma unroll
     for (int j = 0; j < HS / 32; j++) acc[j] = 0.0f;
-    for (int s0 = 0; s0 <= t_last; s0 += TILE) {
+    for (int s0 = seq_start(st, blockIdx.x * WARPS) / TILE * TILE; s0 <= t_last; s0 += TILE) {
         __syncthreads();
         load_tile<HS>(ks, k, C3, s0, T, hs);
         load_tile<HS>(vs, v, C3, s0, T, hs);
         __syncthreads();
-        if (t >= T || s0 > t) continue;
+        if (t >= T || s0 > t || s0 + TILE <= lo) continue;
         int s = s0 + lane;
         float ds = 0.0f;
-        if (s <= t) {
+        if (s >= lo && s <= t) {
             float dot = 0.0f, dp = 0.0f;
             for (int d = 0; d < hs; d++) {
                 dot += qs[warp][d] * ks[lane][d];
@@ -151,19 +160,23 @@ __global__ void __launch_bounds__(WARPS * 32)
 }
 
 /* grid (ceil(T / WARPS), B * NKV), a warp per key row s of key/value head kvh: dk = dS^T Q / sqrt(hs),
- * dv = P^T dO over the query rows t >= s of each query head of kvh's group, the heads in order. */
+ * dv = P^T dO over the query rows t >= s of s's sequence, of each query head of kvh's group, the heads
+ * in order. */
 template <int HS>
 __global__ void __launch_bounds__(WARPS * 32)
-    backward_dkv(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int T, int C,
-                 int NH, int NKV) {
+    backward_dkv(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
+                 const int32_t *starts, int T, int C, int NH, int NKV) {
     __shared__ float qs[TILE][HS + 1], dos[TILE][HS + 1], ks[WARPS][HS], vs[WARPS][HS];
     __shared__ float Ls[TILE], Ds[TILE];
+    __shared__ int Ss[TILE];
     int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV, hs = C / NH, KC = NKV * hs, group = NH / NKV;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     int s = blockIdx.x * WARPS + warp;
     size_t C3 = (size_t)C + 2 * KC, row0 = (size_t)b * T * C3;
     const float *k = qkv + row0 + C + (size_t)kvh * hs, *v = k + KC;
     float scale = 1.0f / sqrtf((float)hs);
+    const int32_t *st = starts ? starts + (size_t)b * T : nullptr;
+    int s_last = min(T - 1, (int)(blockIdx.x + 1) * WARPS - 1);
     if (s < T) {
         load_row(ks[warp], k + s * C3, hs);
         load_row(vs[warp], v + s * C3, hs);
@@ -175,19 +188,20 @@ __global__ void __launch_bounds__(WARPS * 32)
         const float *q = qkv + row0 + (size_t)h * hs, *dO = dout + (size_t)b * T * C + (size_t)h * hs;
         const float *L = lse + ((size_t)b * NH + h) * T, *D = delta + ((size_t)b * NH + h) * T;
         /* query tiles from the one holding the block's first key row to the end */
-        for (int t0 = (int)blockIdx.x * WARPS / TILE * TILE; t0 < T; t0 += TILE) {
+        for (int t0 = (int)blockIdx.x * WARPS / TILE * TILE; t0 < T && seq_start(st, t0) <= s_last; t0 += TILE) {
             __syncthreads();
             load_tile<HS>(qs, q, C3, t0, T, hs);
             load_tile<HS>(dos, dO, C, t0, T, hs);
             for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
                 Ls[i] = t0 + i < T ? L[t0 + i] : 0.0f;
                 Ds[i] = t0 + i < T ? D[t0 + i] : 0.0f;
+                Ss[i] = t0 + i < T ? seq_start(st, t0 + i) : T;
             }
             __syncthreads();
             if (s >= T || t0 + TILE <= s) continue; /* warp-uniform: no query t >= s in this tile */
             int t = t0 + lane;
             float p = 0.0f, ds = 0.0f;
-            if (t >= s && t < T) {
+            if (t >= s && t < T && Ss[lane] <= s) {
                 float dot = 0.0f, dp = 0.0f;
                 for (int d = 0; d < hs; d++) {
                     dot += qs[lane][d] * ks[warp][d];

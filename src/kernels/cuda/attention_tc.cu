@@ -22,30 +22,33 @@ static void launch(Kernel kernel, int smem, int B, int T, int heads, const char 
     ANV_CUDA_LAUNCHED(what);
 }
 
-template <int HS> static void forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH, int NKV) {
+template <int HS>
+static void forward(float *out, float *lse, const float *qkv, const int32_t *starts, int B, int T, int C, int NH,
+                    int NKV) {
     launch(att_tc::forward<HS>, att_tc::dims<HS>::forward_bytes, B, T, NH, "attention forward (tensor cores)", out, lse,
-           qkv, T, C, NH, NKV);
+           qkv, starts, T, C, NH, NKV);
 }
 
 template <int HS>
-static void backward(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int B,
-                     int T, int C, int NH, int NKV) {
+static void backward(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
+                     const int32_t *starts, int B, int T, int C, int NH, int NKV) {
     launch(att_tc::backward_dq<HS>, att_tc::dims<HS>::dq_bytes, B, T, NH, "attention backward dq (tensor cores)", dqkv,
-           dout, qkv, lse, delta, T, C, NH, NKV);
+           dout, qkv, lse, delta, starts, T, C, NH, NKV);
     launch(att_tc::backward_dkv<HS>, att_tc::dims<HS>::dkv_bytes, B, T, NKV, "attention backward dk dv (tensor cores)",
-           dqkv, dout, qkv, lse, delta, T, C, NH, NKV);
+           dqkv, dout, qkv, lse, delta, starts, T, C, NH, NKV);
 }
 
-void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH, int NKV) {
+void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, const int32_t *starts, int B, int T, int C,
+                                   int NH, int NKV) {
     switch (anv_cuda_attention_tc_head(C, NH)) {
     case 32:
-        forward<32>(out, lse, qkv, B, T, C, NH, NKV);
+        forward<32>(out, lse, qkv, starts, B, T, C, NH, NKV);
         break;
     case 64:
-        forward<64>(out, lse, qkv, B, T, C, NH, NKV);
+        forward<64>(out, lse, qkv, starts, B, T, C, NH, NKV);
         break;
     case 128:
-        forward<128>(out, lse, qkv, B, T, C, NH, NKV);
+        forward<128>(out, lse, qkv, starts, B, T, C, NH, NKV);
         break;
     default:
         break;
@@ -53,16 +56,16 @@ void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int
 }
 
 void anv_cuda_attention_tc_backward(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                                    const float *delta, int B, int T, int C, int NH, int NKV) {
+                                    const float *delta, const int32_t *starts, int B, int T, int C, int NH, int NKV) {
     switch (anv_cuda_attention_tc_head(C, NH)) {
     case 32:
-        backward<32>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
+        backward<32>(dqkv, dout, qkv, lse, delta, starts, B, T, C, NH, NKV);
         break;
     case 64:
-        backward<64>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
+        backward<64>(dqkv, dout, qkv, lse, delta, starts, B, T, C, NH, NKV);
         break;
     case 128:
-        backward<128>(dqkv, dout, qkv, lse, delta, B, T, C, NH, NKV);
+        backward<128>(dqkv, dout, qkv, lse, delta, starts, B, T, C, NH, NKV);
         break;
     default:
         break;

@@ -2,7 +2,8 @@
  * of their own so that tests/gpu/test_cuda_emu.cc can also run them on the CPU (through
  * tests/gpu/cuda_emu.h, which emulates the few CUDA features used here).
  *
- * The maths is attention.cuh's (S = Q K^T / sqrt(hs), P = softmax(S) causal, O = P V, lse per row;
+ * The maths is attention.cuh's (S = Q K^T / sqrt(hs), P = softmax(S) causal and within a packed row's
+ * sequences, O = P V, lse per row;
  * backward with D_t = sum_j dO_tj O_tj: dS = P * (dO V^T - D), dQ = dS K / sqrt(hs),
  * dK = dS^T Q / sqrt(hs), dV = P^T dO), with every product on the tensor cores: mma.sync m16n8k16,
  * bf16 inputs, fp32 accumulation. Q, K, V, dO are rounded to bf16 (nearest even) on their way into
@@ -57,7 +58,7 @@ template <int HS> struct dims {
     static const int ttile = HS * TPITCH;
     static const int forward_bytes = (2 * tile + ttile) * 2;                /* Q, K; V^T */
     static const int dq_bytes = (4 * tile + ttile) * 2;                     /* Q, dO, K, V; K^T */
-    static const int dkv_bytes = (4 * tile + 2 * ttile) * 2 + 2 * ROWS * 4; /* K, V, Q, dO; Q^T, dO^T; L, D */
+    static const int dkv_bytes = (4 * tile + 2 * ttile) * 2 + 3 * ROWS * 4; /* K, V, Q, dO; Q^T, dO^T; L, D, starts */
 };
 
 /* The kernels' dynamic shared memory (tests/gpu/cuda_emu.h defines it when emulated). */
@@ -192,11 +193,19 @@ __device__ inline void write_rows(float *dst, size_t ld, int row0, int rows, flo
     }
 }
 
+/* The first key of row t's sequence (st: the row's starts, or NULL; packed rows, kernel_list.h). */
+__device__ inline int seq_start(const int32_t *st, int t) { return st ? st[t] : 0; }
+
+/* The first key of each of a lane's two rows (0 past the end). */
+__device__ inline void row_starts(int lo[2], const int32_t *st, const int row[2], int T) {
+    for (int r = 0; r < 2; r++) lo[r] = row[r] < T ? seq_start(st, row[r]) : 0;
+}
+
 /* grid (ceil(T / 64), B * NH), THREADS threads, dims<HS>::forward_bytes of dynamic shared memory:
  * out (B, T, C) and lse (B, NH, T) from qkv (B, T, C + 2 NKV HS). */
 template <int HS>
 __global__ void __launch_bounds__(THREADS)
-    forward(float *out, float *lse, const float *qkv, int T, int C, int NH, int NKV) {
+    forward(float *out, float *lse, const float *qkv, const int32_t *starts, int T, int C, int NH, int NKV) {
     bf16 *qs = reinterpret_cast<bf16 *>(att_tc_smem), *ks = qs + dims<HS>::tile, *vt = ks + dims<HS>::tile;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
     int bh = blockIdx.y, b = bh / NH, h = bh % NH;
@@ -206,36 +215,41 @@ __global__ void __launch_bounds__(THREADS)
     const float *qp = qkv + row0 + (size_t)h * HS;
     const float *kp = qkv + row0 + C + (size_t)(h / (NH / NKV)) * HS, *vp = kp + KC;
     const float scale = 1.0f / sqrtf((float)HS);
+    const int32_t *st = starts ? starts + (size_t)b * T : nullptr;
+    int lo[2];
+    row_starts(lo, st, row, T);
     load_tile<HS>(qs, nullptr, qp, C3, q0, T);
 
     /* per row (g, g + 8): running max m and this lane's part of the running sum l */
     float o[HS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-    for (int s0 = 0; s0 <= q0; s0 += ROWS) {
+    for (int s0 = seq_start(st, q0) / ROWS * ROWS; s0 <= q0; s0 += ROWS) {
         __syncthreads(); /* the previous K and V are consumed (and Q is staged) */
         load_tile<HS>(ks, nullptr, kp, C3, s0, T);
         load_tile<HS>(nullptr, vt, vp, C3, s0, T);
         __syncthreads();
         float s[ROWS / 8][4];
         rows_times_tile_t<HS>(s, qs, warp * 16, ks);
-        /* online softmax; key s0 <= row is always in the tile, so each row's new maximum is finite */
+        /* online softmax; a row may have no key in this tile yet (packed rows), so a maximum still -inf
+         * counts as 0 when exponentiating, which turns the row's scores into zeros */
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
         for (int n = 0; n < ROWS / 8; n++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                int key = s0 + 8 * n + 2 * q + i % 2;
-                s[n][i] = key <= row[i / 2] ? scale * s[n][i] : -INFINITY;
-                mx[i / 2] = fmaxf(mx[i / 2], s[n][i]);
+                int key = s0 + 8 * n + 2 * q + i % 2, r = i / 2;
+                s[n][i] = key >= lo[r] && key <= row[r] ? scale * s[n][i] : -INFINITY;
+                mx[r] = fmaxf(mx[r], s[n][i]);
             }
-        float alpha[2];
+        float alpha[2], m_exp[2];
 #pragma unroll
         for (int r = 0; r < 2; r++) { /* the row's four lanes are q = 0..3 of the same g */
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(ATT_TC_FULL, mx[r], 1));
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(ATT_TC_FULL, mx[r], 2));
             float m_new = fmaxf(m[r], mx[r]);
-            alpha[r] = expf(m[r] - m_new);
+            m_exp[r] = m_new == -INFINITY ? 0.0f : m_new;
+            alpha[r] = expf(m[r] - m_exp[r]);
             m[r] = m_new;
             l[r] *= alpha[r];
         }
@@ -243,7 +257,7 @@ __global__ void __launch_bounds__(THREADS)
         for (int n = 0; n < ROWS / 8; n++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                s[n][i] = expf(s[n][i] - m[i / 2]);
+                s[n][i] = expf(s[n][i] - m_exp[i / 2]);
                 l[i / 2] += s[n][i];
             }
 #pragma unroll
@@ -274,8 +288,8 @@ __global__ void __launch_bounds__(THREADS)
  * (B, T, C + 2 NKV HS). lse and delta (B, NH, T). */
 template <int HS>
 __global__ void __launch_bounds__(THREADS)
-    backward_dq(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int T, int C,
-                int NH, int NKV) {
+    backward_dq(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
+                const int32_t *starts, int T, int C, int NH, int NKV) {
     bf16 *qs = reinterpret_cast<bf16 *>(att_tc_smem), *dos = qs + dims<HS>::tile, *ks = dos + dims<HS>::tile,
          *vs = ks + dims<HS>::tile, *kt = vs + dims<HS>::tile;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
@@ -287,6 +301,9 @@ __global__ void __launch_bounds__(THREADS)
     const float *kp = qkv + row0 + C + (size_t)(h / (NH / NKV)) * HS, *vp = kp + KC;
     const float *dop = dout + (size_t)b * T * C + (size_t)h * HS;
     const float scale = 1.0f / sqrtf((float)HS);
+    const int32_t *st = starts ? starts + (size_t)b * T : nullptr;
+    int lo[2];
+    row_starts(lo, st, row, T);
     load_tile<HS>(qs, nullptr, qp, C3, q0, T);
     load_tile<HS>(dos, nullptr, dop, C, q0, T);
     float L[2], D[2];
@@ -299,7 +316,7 @@ __global__ void __launch_bounds__(THREADS)
     float dq[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
-    for (int s0 = 0; s0 <= q0; s0 += ROWS) {
+    for (int s0 = seq_start(st, q0) / ROWS * ROWS; s0 <= q0; s0 += ROWS) {
         __syncthreads();
         load_tile<HS>(ks, kt, kp, C3, s0, T);
         load_tile<HS>(vs, nullptr, vp, C3, s0, T);
@@ -312,7 +329,7 @@ __global__ void __launch_bounds__(THREADS)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 int key = s0 + 8 * n + 2 * q + i % 2, r = i / 2;
-                float p = key <= row[r] ? expf(scale * s[n][i] - L[r]) : 0.0f;
+                float p = key >= lo[r] && key <= row[r] ? expf(scale * s[n][i] - L[r]) : 0.0f;
                 s[n][i] = p * (dp[n][i] - D[r]); /* dS */
             }
         u32 ds[ROWS / 16][4];
@@ -324,15 +341,16 @@ __global__ void __launch_bounds__(THREADS)
 
 /* grid (ceil(T / 64), B * NKV), THREADS threads, dims<HS>::dkv_bytes of dynamic shared memory; a block per
  * 64 key rows s of key/value head kvh: dK = dS^T Q / sqrt(hs) and dV = P^T dO over the query rows t >= s
- * of each query head of kvh's group, the heads in order, written to the k and v parts of dqkv
- * (B, T, C + 2 NKV HS). */
+ * of s's sequence, of each query head of kvh's group, the heads in order, written to the k and v parts
+ * of dqkv (B, T, C + 2 NKV HS). */
 template <int HS>
 __global__ void __launch_bounds__(THREADS)
-    backward_dkv(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta, int T, int C,
-                 int NH, int NKV) {
+    backward_dkv(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
+                 const int32_t *starts, int T, int C, int NH, int NKV) {
     bf16 *ks = reinterpret_cast<bf16 *>(att_tc_smem), *vs = ks + dims<HS>::tile, *qs = vs + dims<HS>::tile,
          *dos = qs + dims<HS>::tile, *qt = dos + dims<HS>::tile, *dot = qt + dims<HS>::ttile;
     float *Ls = reinterpret_cast<float *>(dot + dims<HS>::ttile), *Ds = Ls + ROWS;
+    int *Ss = reinterpret_cast<int *>(Ds + ROWS);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
     int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV, group = NH / NKV;
     int k0 = (gridDim.x - 1 - blockIdx.x) * ROWS; /* the fewest query tiles last */
@@ -340,6 +358,7 @@ __global__ void __launch_bounds__(THREADS)
     size_t KC = (size_t)NKV * HS, C3 = C + 2 * KC, row0 = (size_t)b * T * C3;
     const float *kp = qkv + row0 + C + (size_t)kvh * HS, *vp = kp + KC;
     const float scale = 1.0f / sqrtf((float)HS);
+    const int32_t *st = starts ? starts + (size_t)b * T : nullptr;
     load_tile<HS>(ks, nullptr, kp, C3, k0, T);
     load_tile<HS>(vs, nullptr, vp, C3, k0, T);
 
@@ -351,29 +370,32 @@ __global__ void __launch_bounds__(THREADS)
     for (int h = kvh * group; h < (kvh + 1) * group; h++) {
         const float *qp = qkv + row0 + (size_t)h * HS, *dop = dout + (size_t)b * T * C + (size_t)h * HS;
         const float *L = lse + ((size_t)b * NH + h) * T, *D = delta + ((size_t)b * NH + h) * T;
-        for (int t0 = k0; t0 < T; t0 += ROWS) {
+        /* query tiles up to the first whose first row starts after the block's keys */
+        for (int t0 = k0; t0 < T && seq_start(st, t0) < k0 + ROWS; t0 += ROWS) {
             __syncthreads();
             load_tile<HS>(qs, qt, qp, C3, t0, T);
             load_tile<HS>(dos, dot, dop, C, t0, T);
             for (int i = threadIdx.x; i < ROWS; i += THREADS) {
                 Ls[i] = t0 + i < T ? L[t0 + i] : 0.0f;
                 Ds[i] = t0 + i < T ? D[t0 + i] : 0.0f;
+                Ss[i] = t0 + i < T ? seq_start(st, t0 + i) : T;
             }
             __syncthreads();
-            float st[ROWS / 8][4], dpt[ROWS / 8][4];
-            rows_times_tile_t<HS>(st, ks, warp * 16, qs);   /* S^T = K Q^T (keys x queries) */
+            float pt[ROWS / 8][4], dpt[ROWS / 8][4];
+            rows_times_tile_t<HS>(pt, ks, warp * 16, qs);   /* S^T = K Q^T (keys x queries) */
             rows_times_tile_t<HS>(dpt, vs, warp * 16, dos); /* dP^T = V dO^T */
 #pragma unroll
             for (int n = 0; n < ROWS / 8; n++)
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     int c = 8 * n + 2 * q + i % 2, t = t0 + c;
-                    float p = t >= key[i / 2] && t < T ? expf(scale * st[n][i] - Ls[c]) : 0.0f;
-                    st[n][i] = p;
+                    int k = key[i / 2];
+                    float p = t >= k && t < T && Ss[c] <= k ? expf(scale * pt[n][i] - Ls[c]) : 0.0f;
+                    pt[n][i] = p;
                     dpt[n][i] = p * (dpt[n][i] - Ds[c]); /* dS^T */
                 }
             u32 pa[ROWS / 16][4], dsa[ROWS / 16][4];
-            scores_to_a(pa, st);
+            scores_to_a(pa, pt);
             scores_to_a(dsa, dpt);
             scores_times_tile<HS>(dv, pa, dot); /* dV += P^T dO */
             scores_times_tile<HS>(dk, dsa, qt); /* dK += dS^T Q */

@@ -15,9 +15,10 @@
  * and dK/dV passes, with delta (B, NH, T) = the rows' sum of dout * out already computed. The caller
  * has checked that NKV divides NH. */
 int anv_cuda_attention_tc_head(int C, int NH);
-void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH, int NKV);
+void anv_cuda_attention_tc_forward(float *out, float *lse, const float *qkv, const int32_t *starts, int B, int T, int C,
+                                   int NH, int NKV);
 void anv_cuda_attention_tc_backward(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                                    const float *delta, int B, int T, int C, int NH, int NKV);
+                                    const float *delta, const int32_t *starts, int B, int T, int C, int NH, int NKV);
 
 /* The GEMM of anv_gemm_fn with an optional bias (N) added to every row of C by cuBLASLt's epilogue
  * (beta must be 0 with a bias), in bf16 x bf16 -> fp32 when bf16 (inputs rounded to nearest even),

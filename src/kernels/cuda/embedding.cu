@@ -7,26 +7,34 @@
  * first position a block whose threads own columns and walk that token's positions in order, adding
  * into dwte. Each dwte element is then the old value plus the rows of its token in position order:
  * the same additions in the same order as the CPU, so the same bits, on every run. dwpe (one row per
- * position t, summed over the batch; NULL for rotary models) needs no links: a thread per (t, column)
- * adds b = 0, 1, ... */
+ * position, summed over the batch; NULL for rotary models) needs no links where each row is one
+ * sequence: a thread per (t, column) adds b = 0, 1, ...; in packed rows (starts, kernel_list.h) a thread
+ * per (position, column) walks the tokens in order, skipping those that cannot be at its position, and
+ * adds those that are. */
 #include "kernels/cuda/cuda_common.h"
 #include "kernels/cuda/cuda_kernels.h"
 
-/* out (B, T, C) = wte[tokens[b, t]] + wpe[t], or wte[tokens[b, t]] where wpe is NULL */
-__global__ void embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int T, int C,
-                                  size_t n) {
+/* The position of token bt of a (B, T) batch. */
+__device__ inline size_t position(const int32_t *starts, size_t bt, int T) {
+    return bt % T - (starts ? (size_t)starts[bt] : 0);
+}
+
+/* out (B, T, C) = wte[tokens[b, t]] + wpe[position], or wte[tokens[b, t]] where wpe is NULL */
+__global__ void embedding_forward(float *out, const int32_t *tokens, const int32_t *starts, const float *wte,
+                                  const float *wpe, int T, int C, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t bt = i / C, c = i % C;
         float e = wte[(size_t)tokens[bt] * C + c];
-        out[i] = wpe ? e + wpe[(bt % T) * C + c] : e;
+        out[i] = wpe ? e + wpe[position(starts, bt, T) * C + c] : e;
     }
 }
 
-void anv_cuda_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T,
-                                int C) {
+void anv_cuda_embedding_forward(float *out, const int32_t *tokens, const int32_t *starts, const float *wte,
+                                const float *wpe, int B, int T, int C) {
     size_t n = (size_t)B * T * C;
     if (n == 0) return;
-    embedding_forward<<<anv_cuda_blocks(n), ANV_CUDA_THREADS, 0, anv_cuda_stream()>>>(out, tokens, wte, wpe, T, C, n);
+    embedding_forward<<<anv_cuda_blocks(n), ANV_CUDA_THREADS, 0, anv_cuda_stream()>>>(out, tokens, starts, wte, wpe, T,
+                                                                                      C, n);
     ANV_CUDA_LAUNCHED("embedding forward");
 }
 
@@ -83,8 +91,23 @@ __global__ void embedding_dwpe(float *dwpe, const float *dout, int B, int T, int
     }
 }
 
-void anv_cuda_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T,
-                                 int C) {
+/* Packed rows: dwpe[p] (T, C) += dout[b, t] over the tokens at position p, in token order. */
+__global__ void embedding_dwpe_packed(float *dwpe, const float *dout, const int32_t *starts, int B, int T, int C) {
+    size_t n = (size_t)T * C, N = (size_t)B * T;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t p = i / C, c = i % C;
+        float acc = dwpe[i];
+        for (size_t bt = p; bt < N;) { /* below p, no token before the one p - position(bt) on is at p */
+            size_t at = position(starts, bt, T);
+            if (at == p) acc += dout[bt * C + c];
+            bt += at < p ? p - at : 1;
+        }
+        dwpe[i] = acc;
+    }
+}
+
+void anv_cuda_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+                                 const int32_t *starts, int B, int T, int C) {
     int N = B * T;
     if (N <= 0 || C <= 0) return;
     int *links = (int *)anv_cuda_scratch(sizeof(int) * 2 * (size_t)N, "embedding backward");
@@ -93,6 +116,9 @@ void anv_cuda_embedding_backward(float *dwte, float *dwpe, const float *dout, co
     embedding_links<<<(N + ANV_CUDA_THREADS - 1) / ANV_CUDA_THREADS, ANV_CUDA_THREADS, 0, st>>>(links, links + N,
                                                                                                 tokens, N);
     embedding_dwte<<<N, 128, 0, st>>>(dwte, dout, tokens, links, links + N, C);
-    if (dwpe) embedding_dwpe<<<anv_cuda_blocks((size_t)T * C), ANV_CUDA_THREADS, 0, st>>>(dwpe, dout, B, T, C);
+    if (dwpe && starts)
+        embedding_dwpe_packed<<<anv_cuda_blocks((size_t)T * C), ANV_CUDA_THREADS, 0, st>>>(dwpe, dout, starts, B, T, C);
+    else if (dwpe)
+        embedding_dwpe<<<anv_cuda_blocks((size_t)T * C), ANV_CUDA_THREADS, 0, st>>>(dwpe, dout, B, T, C);
     ANV_CUDA_LAUNCHED("embedding backward");
 }
