@@ -121,8 +121,25 @@ static void test_matmul(const char *isa) {
         free(dw_ref), free(dbias);
 }
 
-/* Everything above on one instruction set. */
+static void test_isa_once(const char *isa, const gemm_problem_t *probs, int n_probs, char *summary, size_t size);
+
+/* Everything below on one instruction set; on AVX-512 machines with AMX both on the AVX512_BF16 kernel
+ * and on the AMX tiles. */
 static void test_isa(const char *isa, const gemm_problem_t *probs, int n_probs, char *summary, size_t size) {
+    if (!strcmp(isa, "avx512") && anv_cpu_amx()) {
+        int before = check_failed;
+        anv_cpu_amx_allow(0);
+        test_isa_once("avx512 without AMX", probs, n_probs, summary, size);
+        printf("  %-10s %s; largest error / bound: %s\n", "avx512 without AMX",
+               check_failed == before ? "ok" : "FAILED", summary);
+        anv_cpu_amx_allow(1);
+        test_isa_once("avx512 on AMX", probs, n_probs, summary, size);
+        return;
+    }
+    test_isa_once(isa, probs, n_probs, summary, size);
+}
+
+static void test_isa_once(const char *isa, const gemm_problem_t *probs, int n_probs, char *summary, size_t size) {
     worst_rounded = worst_exact = 0;
     test_rounding(isa);
     for (int p = 0; p < n_probs; p++) {

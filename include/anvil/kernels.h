@@ -100,11 +100,13 @@ int anv_cpu_isa_set(const char *name);
  * The measured fp32 FMA peak in GFLOP/s of all anv_threads_count() threads: the best of 8 slices
  * over about `seconds` in all; *vector_bits (may be NULL) gets the vector width used (512, 256). */
 double anv_cpu_fma_peak(double seconds, int *vector_bits);
-/* The same for bf16 dot products (vdpbf16ps, the bf16 matmuls' instruction); 0 on CPUs without
- * AVX512_BF16, where bf16 products run at the fp32 peak. */
+/* The same for the bf16 matmuls' instruction: AMX's tdpbf16ps where the bf16 GEMM runs on AMX tiles,
+ * else vdpbf16ps; 0 on CPUs without AVX512_BF16, where bf16 products run at the fp32 peak. */
 double anv_cpu_bf16_peak(double seconds);
-/* The ceiling of the matmuls in precision p, from the two peaks above (GFLOP/s, either may be 0 if not
- * measured): the bf16 peak for BF16 where the CPU has one, else the fp32 FMA peak. */
+/* The ceiling of a step in precision p, from the two peaks above (GFLOP/s, either may be 0 if not
+ * measured): FP32 runs fp32 FMAs only, so the FMA peak; BF16 runs bf16 dot products in the matmuls and
+ * fp32 FMAs elsewhere (attention), so the higher of the two: on CPUs whose bf16 peak is below the fp32
+ * one (some Intel cores) a bf16 step can run faster than the bf16 peak, never faster than both. */
 double anv_cpu_precision_peak(anv_precision_t p, double fma_peak, double bf16_peak);
 
 #ifdef __cplusplus

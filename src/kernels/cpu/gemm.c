@@ -131,7 +131,7 @@ static void kernel_f32(int w, const void *a, const void *b, float *c, int ldc, i
 /* K slices of at most 384 (a B micro-panel of up to 48 KiB, the L1 of Zen 5): on one thread the LM
  * head's dW (K 333) runs at 175-180 GFLOP/s in one slice, 133-144 in three of 111; the other GPT-2
  * shapes are as fast as with slices of at most 128 or 256. */
-static const anv_gemm_packing_t packing_f32 = {1, 384, pack_a_f32, pack_b_f32, kernel_f32};
+static const anv_gemm_packing_t packing_f32 = {ANV_GEMM_MR, ANV_GEMM_NR, 1, 1, 384, pack_a_f32, pack_b_f32, kernel_f32};
 
 /* Smaller products stay on the simple kernel below: on one thread it is faster at 64 x 64 x 64
  * (90 vs 72 GFLOP/s), as fast at 128 x 64 x 64, slower from 96 x 96 x 64 up (101 vs 113). */

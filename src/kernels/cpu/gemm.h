@@ -16,4 +16,11 @@ enum { ANV_GEMM_MC = 96, ANV_GEMM_NC = 256, ANV_GEMM_KC = 256 };
  * not per ISA copy, so every thread carries one set of thread-local buffers instead of three. */
 float *anv_gemm_pack_buffer(void);
 
+/* 1 when the bf16 GEMM may run on AMX tiles here (amx.c); anv_cpu_amx_allow(0) turns that off (tests of
+ * the AVX512_BF16 kernel on AMX machines), 1 back on. Defined once, not per ISA copy. */
+int anv_cpu_amx(void);
+void anv_cpu_amx_allow(int allow);
+/* Configures the calling thread's eight tiles as 16 rows of 64 bytes (palette 1), once per thread. */
+void anv_cpu_amx_configure(void);
+
 #endif

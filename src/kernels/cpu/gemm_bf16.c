@@ -5,6 +5,8 @@
  * (a pair of bf16 is one 32-bit word, even k in the low half, odd K zero-padded), converted while
  * packing, and a 12 x 32 register kernel of vdpbf16ps.
  *
+ * With AMX (Intel's tile unit, anv_cpu_amx), the same driver with 32 x 32 tiles of tdpbf16ps instead.
+ *
  * Elsewhere (AVX2, portable, or no AVX512_BF16): op(A) and op(B) are rounded to bf16 in software into
  * fp32 copies, whose products are exact in fp32, and the built-in fp32 GEMM multiplies those. */
 #include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
@@ -96,7 +98,105 @@ static void kernel_bf16(int w, const void *a, const void *b, float *c, int ldc, 
 }
 
 /* K slices of at most 256 values (128 pairs). */
-static const anv_gemm_packing_t packing_bf16 = {2, 256, pack_a_bf16, pack_b_bf16, kernel_bf16};
+static const anv_gemm_packing_t packing_bf16 = {MR, NR, 2, 2, 256, pack_a_bf16, pack_b_bf16, kernel_bf16};
+
+/* ---- AMX: the same products on Intel's tile unit, 16 x 16 fp32 results per tdpbf16ps ----
+ * A tile is 16 rows of 64 bytes. The kernel's C tile is 32 x 32, four accumulator tiles (0-3); per K
+ * block of 32 values it loads two A tiles (4, 5: rows 0-15 and 16-31, each row 16 bf16 pairs) and two B
+ * tiles (6, 7: columns 0-15 and 16-31, each row one K pair of 16 columns, VNNI order) and multiplies
+ * each A tile by each B tile. B panels are the AVX-512 layout (a K pair's 32 columns per 128 bytes, read
+ * with a stride of 128); A panels hold the A tiles themselves: K block kb's tile h (rows 16h ..) at word
+ * (2 kb + h) * 256, row r at + 16 r. */
+enum { AMX_MR = 32, AMX_NR = 32, AMX_K = 32 /* K values per tile product */ };
+
+/* A tiles of rows r0 .. r0 + 15 of op(A) over K [k0, k0 + kc) padded with zeros to w words (w a multiple
+ * of 16): tile kb at dst + kb * 512 words (the panel's second row tile follows each first at + 256). */
+static void amx_pack_a_rows(uint32_t *restrict dst, int ta, const float *A, int lda, int M, int r0, int k0, int kc,
+                            int w) {
+    int rows = gemm_min(M - r0, 16);
+    for (int kb = 0; kb < w / 16; kb++) {
+        int k = kb * AMX_K, left = kc - k; /* K values of this block that exist */
+        __m512i v[16];
+        if (!ta) { /* A (M, K): a row's 32 values are consecutive */
+            for (int r = 0; r < 16; r++) {
+                const float *row = A + (size_t)(r0 + (r < rows ? r : 0)) * lda + k0 + k;
+                __m512 lo = _mm512_maskz_loadu_ps(r < rows ? gemm_mask16(left) : 0, row);
+                __m512 hi = _mm512_maskz_loadu_ps(r < rows ? gemm_mask16(left - 16) : 0, row + 16);
+                v[r] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* bf16 j of the row: value k + j */
+            }
+        } else { /* A (K, M): each K pair's 16 rows are consecutive; transposed to rows */
+            for (int p = 0; p < 16; p++) {
+                int kk = k + 2 * p;
+                v[p] = kk < kc
+                           ? gemm_step_words(A + (size_t)(k0 + kk) * lda + r0, lda, gemm_mask16(rows), kk + 1 < kc, 1)
+                           : _mm512_setzero_si512();
+            }
+            gemm_transpose16(v);
+        }
+        for (int r = 0; r < 16; r++) _mm512_store_si512(dst + (size_t)kb * 512 + r * 16, v[r]);
+    }
+}
+
+static void amx_pack_a(void *ap, int ta, const float *A, int lda, int M, int i, int np, int k0, int kc) {
+    int w = (kc + AMX_K - 1) / AMX_K * (AMX_K / 2);
+    for (int q = 0; q < np; q++)
+        for (int h = 0; h < 2; h++)
+            amx_pack_a_rows((uint32_t *)ap + (size_t)q * AMX_MR * w + h * 256, ta, A, lda, M, i + q * AMX_MR + 16 * h,
+                            k0, kc, w);
+}
+
+/* The AVX-512 B panels, each padded with zero K pairs to w words. */
+static void amx_pack_b(void *bp, int tb, const float *B, int ldb, int N, int j, int np, int k0, int kc) {
+    int w = (kc + AMX_K - 1) / AMX_K * (AMX_K / 2), used = (kc + 1) / 2;
+    for (int q = 0; q < np; q++) {
+        uint32_t *panel = (uint32_t *)bp + (size_t)q * AMX_NR * w;
+        gemm_pack_b_panels(panel, tb, B, ldb, N, j + q * AMX_NR, 1, k0, kc, 1);
+        memset(panel + (size_t)used * AMX_NR, 0, sizeof(uint32_t) * (size_t)(w - used) * AMX_NR);
+    }
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) static void
+amx_kernel(int w, const void *a, const void *b, float *c, int ldc, int mr, int nr, float alpha, float beta, int first) {
+    const uint32_t *ap = a, *bp = b;
+    float acc[AMX_MR][AMX_NR] __attribute__((aligned(64)));
+    anv_cpu_amx_configure();
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int kb = 0; kb < w / 16; kb++) {
+        const uint32_t *at = ap + (size_t)kb * 512, *bt = bp + (size_t)kb * 16 * AMX_NR;
+        _tile_loadd(4, at, 64);
+        _tile_loadd(5, at + 256, 64);
+        _tile_loadd(6, bt, AMX_NR * 4);
+        _tile_loadd(7, bt + 16, AMX_NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, &acc[0][0], AMX_NR * 4);
+    _tile_stored(1, &acc[0][16], AMX_NR * 4);
+    _tile_stored(2, &acc[16][0], AMX_NR * 4);
+    _tile_stored(3, &acc[16][16], AMX_NR * 4);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m[2] = {gemm_mask16(nr), gemm_mask16(nr - 16)};
+    for (int r = 0; r < gemm_min(mr, AMX_MR); r++)
+        for (int h = 0; h < 2; h++) { /* as gemm_store_tile */
+            float *dst = c + (size_t)r * ldc + 16 * h;
+            __m512 x = _mm512_load_ps(&acc[r][16 * h]), v;
+            if (!first)
+                v = _mm512_fmadd_ps(x, va, _mm512_maskz_loadu_ps(m[h], dst));
+            else if (beta != 0.0f)
+                v = _mm512_fmadd_ps(x, va, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m[h], dst)));
+            else
+                v = _mm512_mul_ps(x, va);
+            _mm512_mask_storeu_ps(dst, m[h], v);
+        }
+}
+
+/* K slices of at most 512 values (16 tile products). */
+static const anv_gemm_packing_t packing_amx = {AMX_MR, AMX_NR, 2, AMX_K, 512, amx_pack_a, amx_pack_b, amx_kernel};
 #endif
 
 void anv_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
@@ -108,6 +208,8 @@ void anv_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float
         return;
     }
 #ifdef ANVIL_ISA_AVX512
+    if (anv_cpu_amx() && anv_gemm_packed(&packing_amx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+        return;
     if (__builtin_cpu_supports("avx512bf16") &&
         anv_gemm_packed(&packing_bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
         return;

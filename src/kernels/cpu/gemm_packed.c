@@ -12,12 +12,17 @@
 /* C in (MC, NB) tiles per task, NC columns of B packed at a time, and as many K slices packed at a
  * time as fit in PACK_BYTES (at least one). A packing task covers AG panels of A or PG panels of B, so
  * that operands read across rows are read in pieces of 1-1.5 KiB. */
-enum { MR = ANV_GEMM_MR, NR = ANV_GEMM_NR, MC = 192, NB = 256, NC = 16384, PACK_BYTES = 32 << 20, PG = 8, AG = 32 };
-_Static_assert(MC % MR == 0 && NB % NR == 0 && NC % NB == 0, "packed GEMM blocking");
+enum { MC = 192, NB = 256, NC = 16384, PACK_BYTES = 32 << 20, PG = 8, AG = 32 };
+_Static_assert(MC % ANV_GEMM_MR == 0 && NB % ANV_GEMM_NR == 0 && NC % NB == 0, "packed GEMM blocking");
 
 typedef uint32_t word_t;
 
 static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* Packed words per row or column of a slice of kc values. */
+static int words(const anv_gemm_packing_t *op, int kc) {
+    return (kc + op->k_align - 1) / op->k_align * op->k_align / op->per_word;
+}
 
 int anv_gemm_in_parallel(void) {
 #ifdef _OPENMP
@@ -42,12 +47,12 @@ static word_t *pack_buffer(size_t words) {
 
 int anv_gemm_packed(const anv_gemm_packing_t *op, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    int pw = op->per_word;
+    int MR = op->mr, NR = op->nr, ka = op->k_align;
     int mpan = (M + MR - 1) / MR, ncap = min_int((N + NR - 1) / NR * NR, NC), slices = (K + op->kc - 1) / op->kc;
-    int ks = ((K + slices - 1) / slices + pw - 1) / pw * pw; /* K in near-equal slices of ks <= kc */
+    int ks = ((K + slices - 1) / slices + ka - 1) / ka * ka; /* K in near-equal slices of ks <= kc */
     slices = (K + ks - 1) / ks;
     /* words per packed K slice, rounded so that every slice starts 64-byte aligned */
-    size_t a_slice = ((size_t)mpan * MR * (ks / pw) + 15) / 16 * 16, b_slice = (size_t)ncap * (ks / pw);
+    size_t a_slice = ((size_t)mpan * MR * words(op, ks) + 15) / 16 * 16, b_slice = (size_t)ncap * words(op, ks);
     int span = (int)(PACK_BYTES / (sizeof(word_t) * (a_slice + b_slice)));
     span = span < 1 ? 1 : min_int(span, slices);
     word_t *ap = pack_buffer(span * (a_slice + b_slice));
@@ -67,13 +72,13 @@ int anv_gemm_packed(const anv_gemm_packing_t *op, int ta, int tb, int M, int N, 
 #pragma omp for schedule(dynamic, 1) nowait
             for (int x = 0; x < ns * ngrp; x++) { /* groups of PG panels: rows of B read along */
                 int k0 = (s0 + x / ngrp) * ks, kc = min_int(K - k0, ks), jp = x % ngrp * PG;
-                op->pack_b(bp + x / ngrp * b_slice + (size_t)jp * NR * ((kc + pw - 1) / pw), tb, B, ldb, N,
-                           jc + jp * NR, min_int(PG, npan - jp), k0, kc);
+                op->pack_b(bp + x / ngrp * b_slice + (size_t)jp * NR * words(op, kc), tb, B, ldb, N, jc + jp * NR,
+                           min_int(PG, npan - jp), k0, kc);
             }
 #pragma omp for schedule(dynamic, 1)
             for (int x = 0; x < ns * agrp; x++) { /* groups of AG panels */
                 int k0 = (s0 + x / agrp) * ks, kc = min_int(K - k0, ks), ip = x % agrp * AG;
-                op->pack_a(ap + x / agrp * a_slice + (size_t)ip * MR * ((kc + pw - 1) / pw), ta, A, lda, M, ip * MR,
+                op->pack_a(ap + x / agrp * a_slice + (size_t)ip * MR * words(op, kc), ta, A, lda, M, ip * MR,
                            min_int(AG, mpan - ip), k0, kc);
             }
 #pragma omp for schedule(dynamic, 1)
@@ -81,7 +86,7 @@ int anv_gemm_packed(const anv_gemm_packing_t *op, int ta, int tb, int M, int N, 
                 int i0 = (a_major ? t / nt : t % mt) * MC, j0 = (a_major ? t % nt : t / mt) * NB;
                 int i1 = min_int(i0 + MC, M), j1 = min_int(j0 + NB, nc);
                 for (int s = 0; s < ns; s++) {
-                    int k0 = (s0 + s) * ks, w = (min_int(K - k0, ks) + pw - 1) / pw;
+                    int k0 = (s0 + s) * ks, w = words(op, min_int(K - k0, ks));
                     const word_t *as = ap + s * a_slice, *bs = bp + s * b_slice;
                     for (int j = j0; j < j1; j += NR)
                         for (int i = i0; i < i1; i += MR)

@@ -14,20 +14,25 @@
 /* 1 inside an OpenMP parallel region (or without OpenMP): GEMMs then run on the calling thread. */
 int anv_gemm_in_parallel(void);
 
-/* The register tile: MR rows of C by NR columns (two vectors of 16 fp32). */
+/* The AVX-512 register tile: MR rows of C by NR columns (two vectors of 16 fp32). */
 enum { ANV_GEMM_MR = 12, ANV_GEMM_NR = 32 };
 
-/* One element type's packing and register kernel. With w = words(kc) = ceil(kc / per_word):
- *  pack_a: A panels q < np (MR rows each from row i + q * MR of M): ap[(q * w + p) * MR + r] = word p of
- *          op(A) row i + q * MR + r over K [k0, k0 + kc); rows past M and a bf16 pair's missing half zero.
- *  pack_b: B panels q < np (NR columns each from j + q * NR of N): bp[(q * w + p) * NR + c] = word p of
- *          op(B) column j + q * NR + c over K [k0, k0 + kc); columns past N zero.
- *  kernel: acc (MR, NR) = ap (w words of MR) . bp (w words of NR); then for the first K slice
+/* One element type's packing and kernel. A slice of kc values of K packs into w = words(kc) words per
+ * row or column: kc rounded up to a multiple of k_align, over per_word.
+ *  pack_a: A panels q < np (mr rows each from row i + q * mr of M), each mr * w words from
+ *          ap + q * mr * w, laid out as the kernel reads them; the AVX-512 kernels' layout is
+ *          ap[(q * w + p) * mr + r] = word p of op(A) row i + q * mr + r over K [k0, k0 + kc). Rows past M,
+ *          K past kc and a bf16 pair's missing half are zero.
+ *  pack_b: B panels q < np (nr columns each from j + q * nr of N): bp[(q * w + p) * nr + c] = word p of
+ *          op(B) column j + q * nr + c over K [k0, k0 + kc); columns past N and K past kc zero.
+ *  kernel: acc (mr, nr) = ap (w words of mr rows) . bp (w words of nr); then for the first K slice
  *          C = alpha acc + beta C (beta 0: C not read), for later slices C += alpha acc; only the
- *          mr x nr corner of the tile is stored. bp is 64-byte aligned. */
+ *          rows x cols corner of the tile is stored. ap and bp are 64-byte aligned. */
 typedef struct {
-    int per_word; /* K values in one packed word: 1 (fp32) or 2 (bf16 pair); divides kc */
-    int kc;       /* the most K values in one slice */
+    int mr, nr;   /* the kernel's tile of C; MC (192) and NB (256) of the driver are multiples */
+    int per_word; /* K values in one packed word: 1 (fp32) or 2 (bf16 pair) */
+    int k_align;  /* a slice's K values are padded (with zeros) to a multiple of this */
+    int kc;       /* the most K values in one slice, a multiple of k_align */
     void (*pack_a)(void *ap, int ta, const float *A, int lda, int M, int i, int np, int k0, int kc);
     void (*pack_b)(void *bp, int tb, const float *B, int ldb, int N, int j, int np, int k0, int kc);
     void (*kernel)(int w, const void *ap, const void *bp, float *c, int ldc, int mr, int nr, float alpha, float beta,

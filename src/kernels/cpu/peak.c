@@ -1,9 +1,10 @@
 /* The machine's peaks, measured: every thread runs independent chains of fused multiply-adds on the
  * widest vectors the CPU has (AVX-512, else AVX2+FMA, else whatever the compiler makes of a plain
- * loop), or of bf16 dot products (vdpbf16ps), enough chains to cover the latency, for a fixed wall
- * time. */
+ * loop), or of bf16 dot products (vdpbf16ps, and AMX's tdpbf16ps where the bf16 GEMM uses it), enough
+ * chains to cover the latency, for a fixed wall time. */
 #include "anvil/base.h"
 #include "anvil/kernels.h"
+#include "kernels/cpu/gemm.h"
 
 enum { CHAINS = 12, ITERS = 1 << 14 };
 
@@ -32,6 +33,30 @@ __attribute__((target("avx512f,avx512bf16"))) static double dot_bf16(long reps) 
     float sink = 0;
     for (int c = 0; c < CHAINS; c++) sink += _mm512_reduce_add_ps(acc[c]);
     return sink;
+}
+
+/* tdpbf16ps on four independent accumulator tiles, ITERS per rep: each 16 x 16 fp32 results of 32 bf16
+ * products (16384 floating-point operations). */
+__attribute__((target("amx-tile,amx-bf16"))) static double dot_amx(long reps) {
+    float out[16 * 16];
+    anv_cpu_amx_configure();
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_zero(6);
+    _tile_zero(7);
+    for (long r = 0; r < reps; r++)
+        for (int i = 0; i < ITERS / 4; i++) {
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    _tile_stored(0, out, 64);
+    return out[0];
 }
 
 __attribute__((target("avx2,fma"))) static double fma_avx2(long reps) {
@@ -63,7 +88,7 @@ static double fma_plain(long reps) {
     return sink;
 }
 
-enum { BF16_DOT = -16 }; /* `width` of the bf16 dot-product loop: 16 lanes of 4 operations each */
+enum { BF16_DOT = -16, AMX_DOT = -1 }; /* `width` of the bf16 dot-product loops */
 
 /* Runs `reps` blocks on every thread; returns the floating-point operations done (2 per FMA lane, 4 per
  * bf16 dot-product lane). */
@@ -73,7 +98,9 @@ static double run_all(int width, long reps, volatile double *sink) {
     for (int t = 0; t < threads; t++) {
         double s;
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (width == BF16_DOT)
+        if (width == AMX_DOT)
+            s = dot_amx(reps);
+        else if (width == BF16_DOT)
             s = dot_bf16(reps);
         else if (width == 16)
             s = fma_avx512(reps);
@@ -86,6 +113,7 @@ static double run_all(int width, long reps, volatile double *sink) {
 #endif
         if (s == 12345.0) *sink = s; /* keeps the chains live */
     }
+    if (width == AMX_DOT) return 16384.0 * ITERS * (double)reps * threads;
     double per_lane = width == BF16_DOT ? 4.0 : 2.0;
     return per_lane * (width < 0 ? -width : width) * CHAINS * (double)ITERS * (double)reps * threads;
 }
@@ -125,6 +153,7 @@ double anv_cpu_fma_peak(double seconds, int *vector_bits) {
 double anv_cpu_bf16_peak(double seconds) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
+    if (anv_cpu_amx()) return measure(AMX_DOT, seconds);
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return measure(BF16_DOT, seconds);
 #endif
     (void)seconds;
@@ -132,5 +161,5 @@ double anv_cpu_bf16_peak(double seconds) {
 }
 
 double anv_cpu_precision_peak(anv_precision_t p, double fma_peak, double bf16_peak) {
-    return p == ANV_PRECISION_BF16 && bf16_peak > 0 ? bf16_peak : fma_peak;
+    return p == ANV_PRECISION_BF16 && bf16_peak > fma_peak ? bf16_peak : fma_peak;
 }
