@@ -78,6 +78,31 @@ static int time_near(machine_t *mc, double params) {
     return 0;
 }
 
+/* The precision train's --precision auto would take, measured on the shape nearest the budget's optimum
+ * (for a time budget, the FLOPs it would hold at the assumed MFU of the best peak; or a token count). */
+static int choose_precision(const machine_t *mc, const anv_law_t *law, double flops, double tokens, double unique,
+                            anv_precision_t *prec) {
+    anv_optimum_t guess;
+    if (tokens > 0)
+        anv_law_optimum_for_tokens(law, tokens, &guess);
+    else if (unique > 0)
+        anv_law_optimum_repeated(law, flops, unique, &guess);
+    else
+        anv_law_optimum_for_flops(law, flops, &guess);
+    anv_config_t shapes[MAX_SHAPES];
+    int n = anv_plan_shapes(mc->arch, guess.params, mc->vocab, mc->seq, shapes, MAX_SHAPES);
+    anv_config_t c =
+        n ? shapes[anv_plan_nearest(shapes, n, guess.params)] : anv_plan_smallest(mc->arch, mc->vocab, mc->seq);
+    anv_precision_timing_t pt;
+    if (anv_precision_measure(&c, mc->batch, mc->seq, &pt) != 0) return -1;
+    *prec = pt.faster;
+    printf("precision: %s, as train's --precision auto takes it: a step's matrix products of %.4g parameters take "
+           "%.3g s in bf16 against %.3g s in fp32 here (%s)\n",
+           anv_precision_name(pt.faster), (double)anv_config_num_params(&c), pt.seconds[ANV_PRECISION_BF16],
+           pt.seconds[ANV_PRECISION_FP32], pt.injected ? "given by ANVIL_TEST_MATMUL_SECONDS" : "measured");
+    return 0;
+}
+
 /* Hours: every size trains on what it reads in that time at its own speed here (small models use the
  * machine far worse than large ones). Shapes are timed around the compute-optimal size at an assumed
  * MFU, then near the answer until it lies within a factor of 2 of a timed size. */
@@ -208,7 +233,11 @@ int cmd_plan(int argc, char **argv) {
     anv_threads_set(threads);
     int bits = 0;
     double fma = anv_cpu_fma_peak(0.2, &bits), bf16 = anv_cpu_bf16_peak(0.2);
-    anv_precision_t prec = bf16 > 0 ? ANV_PRECISION_BF16 : ANV_PRECISION_FP32;
+    anv_precision_t prec;
+    if (choose_precision(&mc, &law,
+                         seen[O_HOURS] ? hours * 3600.0 * (fma > bf16 ? fma : bf16) * 1e9 * ASSUMED_MFU : flops,
+                         seen[O_TOKENS] ? tokens : 0, unique, &prec) != 0)
+        return cli_fail();
     anv_matmul_precision_set(prec);
     mc.peak = anv_cpu_precision_peak(prec, fma, bf16);
     printf("law: %s: L(N, D) = %.6g + %.6g / N^%.6g + %.6g / D^%.6g\n", fit ? fit : law_name, law.E, law.A, law.alpha,

@@ -49,19 +49,20 @@ static void format_duration(char *buf, size_t n, double s) {
 
 static void on_step(const anv_step_report_t *r, void *ctx) {
     display_t *d = ctx;
-    char eta[32], comm[48] = "";
+    char eta[32], comm[48] = "", best[32] = "";
     format_duration(eta, sizeof eta, r->eta_s);
+    if (r->mfu_best < r->mfu) snprintf(best, sizeof best, " (%.1f%% of the best)", 100 * r->mfu_best);
     if (d->distributed) snprintf(comm, sizeof comm, " comm %.1f ms", 1e3 * r->comm_s);
     if (d->tty) {
         fprintf(stderr,
-                "\rstep %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s%s%s | MFU %.1f%% | ETA %s\033[K",
+                "\rstep %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s%s%s | MFU %.1f%%%s | ETA %s\033[K",
                 r->step, r->steps, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s,
-                *comm ? " |" : "", comm, 100 * r->mfu, eta);
+                *comm ? " |" : "", comm, 100 * r->mfu, best, eta);
         d->open_line = 1;
     } else if (r->step == 1 || r->step % d->print_every == 0 || r->step == r->steps) {
-        fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e norm %.3f %.0f tok/s%s MFU %.1f%% ETA %s\n", r->step,
+        fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e norm %.3f %.0f tok/s%s MFU %.1f%%%s ETA %s\n", r->step,
                 r->steps, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens_per_s, comm, 100 * r->mfu,
-                eta);
+                best, eta);
     }
 }
 
@@ -218,7 +219,8 @@ static int merge_resume(const char *run, const int *seen, anv_hparams_t *hp) {
     if (seen[O_EVERY]) hp->eval_every = given->eval_every;
     if (seen[O_EVALB]) hp->eval_batches = given->eval_batches;
     if (seen[O_SAVE]) hp->save_every = given->save_every;
-    if (seen[O_PRECISION]) hp->precision = given->precision;
+    /* auto keeps what the run measured when it started */
+    if (seen[O_PRECISION] && given->precision != ANV_PRECISION_AUTO) hp->precision = given->precision;
     if (!seen[O_THREADS]) anv_threads_set(h->threads); /* the run's count keeps the continuation bitwise */
     hp->threads = anv_threads_count();
     if (hp->steps != 0 && hp->steps < st.step)
@@ -251,7 +253,7 @@ int cmd_train(int argc, char **argv) {
     char sft_dir[4200];
     long long total = 0, steps = 0, tokens = 0, warmup = -1, decay = -1, seed = 1337;
     double lr = 6e-4, min_lr = -1, wd = 0.1, clip = 1.0, minutes = 0;
-    const char *precision = "fp32", *device = NULL;
+    const char *precision = "auto", *device = NULL;
     opt_t opts[O_N] = {
         [O_DATA] = {"--data", OPT_STRING, &data, "data directory from `anvil data prepare`"},
         [O_OUT] = {"--out", OPT_STRING, &out, "run directory (created)"},
@@ -284,7 +286,8 @@ int cmd_train(int argc, char **argv) {
         [O_ZERO] = {"--zero", OPT_INT, &zero,
                     "under mpirun: 1 shards the AdamW state over the ranks (ZeRO-1); 0 (default)"},
         [O_PRECISION] = {"--precision", OPT_STRING, &precision,
-                         "matrix products in fp32 (default) or bf16 (mixed precision)"},
+                         "matrix products in auto (default: fp32 or bf16, whichever a measurement at the start "
+                         "finds faster for this model here; the run keeps it), fp32 or bf16 (mixed precision)"},
         [O_DEVICE] = {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
         [O_SAMPLE_PROMPT] = {"--sample-prompt", OPT_STRING, &sample_prompt,
                              "sample the model from TEXT as it trains (log.jsonl, the dashboard)"},
@@ -373,8 +376,8 @@ int cmd_train(int argc, char **argv) {
     strcpy(lora.targets, lora_targets);
     if (seen[O_LORA_RANK] && check_lora(&lora, init_from) != 0) return cli_fail();
     if (seen[O_MINLR] && min_lr > lr) return anv_error("--min-lr %g is above the peak --lr %g", min_lr, lr), cli_fail();
-    anv_precision_t prec;
-    if (anv_precision_parse(precision, &prec) != 0) return cli_fail();
+    int prec;
+    if (anv_precision_option(precision, &prec) != 0) return cli_fail();
     anv_comm_t *comm;
     /* The communicator first: with several ranks on GPUs it picks this rank's GPU, which the device
      * then initialises. */
@@ -406,7 +409,7 @@ int cmd_train(int argc, char **argv) {
                         .pack = sft_pack,
                         .seed = (uint64_t)seed,
                         .threads = anv_threads_count(),
-                        .precision = (int)prec};
+                        .precision = prec};
     if (anv_schedule_parse(schedule, &hp.sched.kind) != 0) return fail_ranks(comm);
     /* rank 0 owns the run directory; the trainer gives the other ranks its merged hyperparameters */
     if (resume && rank == 0 && merge_resume(out, seen, &hp) != 0) return fail_ranks(comm);

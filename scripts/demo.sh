@@ -16,15 +16,13 @@ rm -rf "$out/demo-data" "$out/demo"
 "$anvil" data prepare --input "$text" --vocab-size 4096 --split-blank-lines 5 --val-fraction 0.05 \
   --out "$out/demo-data"
 
-# bf16 mixed precision where the CPU multiplies bf16 natively (AVX512_BF16), as anvil plan times it: 1.4-1.6x
-# the tokens of fp32 in the same minutes (bench/vs_pytorch.sh), with a loss curve within 1% of fp32's on a
-# 20-step average (bench/bf16_curve.sh). Elsewhere fp32.
-precision=fp32
-grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && precision=bf16
 echo "== anvil plan (the compute-optimal model for ${minutes} minutes here)"
 "$anvil" plan --hours "$(awk -v m="$minutes" 'BEGIN { print m / 60 }')" --data "$out/demo-data" --arch gpt2 --seq 256 \
   --batch 8 --batch-tokens 2048 --out "$out/demo-model.json" | tee "$out/demo-plan.txt"
 steps=$(awk '/^steps / { print $2 }' "$out/demo-plan.txt")
+# the precision the plan measured faster here and timed its steps in (bf16 mixed precision is 1.4-1.6x
+# fp32 on AVX512_BF16 AMD cores, slower on some Intel ones), as train's --precision auto would choose
+precision=$(awk '/^precision: / { sub(",", "", $2); print $2 }' "$out/demo-plan.txt")
 echo "== anvil train (the planned model, $steps steps, $precision)"
 start=$(date +%s)
 "$anvil" train --data "$out/demo-data" --out "$out/demo" --config "$out/demo-model.json" --batch 8 --seq 256 \

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # anvil bench train: a tiny run prints the measured peak, the step rate with % of peak, the memory
-# budget and the peak RSS against it, in fp32 and in bf16, and with --profile each kernel's time; bad
-# options exit non-zero with one line naming the problem.
+# budget and the peak RSS against it, in fp32 and in bf16, and with --profile each kernel's time;
+# --precision auto (the default) takes the precision the measurement finds faster, both ways (the
+# measurement injected); no share of a peak above 100%; bad options exit non-zero with one line naming
+# the problem.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 e2e_workdir
 
-"$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 2 --warmup 1 >out.txt 2>err.txt ||
-  fail "bench train exited $?: $(cat err.txt)"
+# every share of a peak printed in FILE is at most 100%
+shares_at_most_100() {
+  grep -oE '[0-9.]+% of (the best )?peak' "$1" | awk '{ if ($1 + 0 > 100) { print "share above 100%: " $0; bad = 1 } }
+    END { exit bad }' || fail "a share of the peak above 100% in $1"
+}
+"$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 2 --warmup 1 --precision fp32 >out.txt \
+  2>err.txt || fail "bench train exited $?: $(cat err.txt)"
+shares_at_most_100 out.txt
 cat out.txt
 grep -Eq '^machine: .* measured fp32 FMA peak [0-9.]+ GFLOP/s' out.txt || fail "no measured peak"
 grep -Eq 'activation memory per token [0-9.]+ KiB' out.txt || fail "no activation memory per token"
@@ -20,6 +28,18 @@ grep -Eq '^peak RSS: [0-9.]+ MiB = [0-9.]+ MiB before the model .* \+ [0-9.]+ Mi
 "$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 2 --warmup 1 --precision bf16 >out.txt \
   2>err.txt || fail "bench train bf16 exited $?: $(cat err.txt)"
 grep -Eq '^train step B=2 T=32 bf16: .* [0-9.]+ tokens/s' out.txt || fail "no bf16 step rate: $(cat out.txt)"
+shares_at_most_100 out.txt
+for want in fp32 bf16; do # the faster precision by the (injected) measurement: fp32 seconds, bf16 seconds
+  seconds=1,2; [ $want = bf16 ] && seconds=2,1
+  ANVIL_TEST_MATMUL_SECONDS=$seconds "$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 1 \
+    --warmup 0 >out.txt 2>err.txt || fail "bench train auto exited $?: $(cat err.txt)"
+  grep -q "^precision auto: $want " out.txt && grep -Eq "^train step B=2 T=32 $want: " out.txt ||
+    fail "auto with $seconds did not take $want: $(cat out.txt)"
+done
+env -u ANVIL_TEST_MATMUL_SECONDS "$anvil" bench train --preset tiny --batch 2 --seq 32 --threads 2 --steps 1 \
+  --warmup 0 >out.txt 2>err.txt || fail "bench train auto exited $?: $(cat err.txt)"
+grep "^precision auto: .*, measured)" out.txt || fail "no measured auto line: $(cat out.txt)"
+shares_at_most_100 out.txt
 
 # --profile: each kernel's calls and time per step; the shares and the time outside the kernels add up to
 # the step. tiny has 4 layers: 4 attention calls and 16 linear layers per step.
@@ -45,7 +65,7 @@ expect "no preset" "needs --preset" -- "$anvil" bench train --batch 2
 expect "unknown preset" "huge" -- "$anvil" bench train --preset huge
 expect "seq over block_size" "--seq <= 256" -- "$anvil" bench train --preset tiny --seq 257
 expect "zero steps" "--steps 0: out of range" -- "$anvil" bench train --preset tiny --steps 0
-expect "bad precision" "precision 'fp8'" -- "$anvil" bench train --preset tiny --precision fp8
+expect "bad precision" "precision fp8: expected auto, fp32 or bf16" -- "$anvil" bench train --preset tiny --precision fp8
 expect "bad device" "device 'tpu'" -- "$anvil" bench train --preset tiny --device tpu
 rc=0
 "$anvil" bench nothing 2>err.txt || rc=$?

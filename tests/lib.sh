@@ -17,6 +17,11 @@ grammar_corpus() {
     } }'
 }
 
+# --precision auto (train's default) measures fp32 against bf16 at the start of a run; the tests take fp32
+# (fp32 seconds 1, bf16 2) so that two runs compared bitwise never differ by a measurement. Tests of auto
+# itself set their own.
+export ANVIL_TEST_MATMUL_SECONDS=${ANVIL_TEST_MATMUL_SECONDS:-1,2}
+
 # e2e_workdir: sets $anvil (the binary under test), makes a scratch folder $work and enters it; on exit
 # the folder and the background job whose pid is in $bg (if any) are removed.
 e2e_workdir() {

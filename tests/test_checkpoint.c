@@ -200,7 +200,7 @@ int main(void) {
     anv_runlog_t log;
     CHECK(anv_runlog_open(&log, dir, 0) == 0, "log: %s", anv_last_error());
     for (int s = 1; s <= 5; s++) {
-        anv_step_report_t r = {s, 5, 4.0f / s, 1e-3f, 0.5f, s * 100, 0.1, 1000, 0.1, 1, 0};
+        anv_step_report_t r = {s, 5, 4.0f / s, 1e-3f, 0.5f, s * 100, 0.1, 1000, 0.1, 1, 1, 0};
         anv_runlog_step(&log, &r);
         if (s % 2 == 0) {
             anv_eval_report_t e = {s, s * 100, 5.0 / s, 7.0 / s};

@@ -173,6 +173,21 @@ typedef struct {
 } anv_memory_budget_t;
 void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_budget_t *out);
 
+/* --precision auto: a run measures which precision multiplies its matrices faster on this machine
+ * (never decided by a CPU flag alone: AVX512_BF16 is slower than fp32 on some CPUs) and records the
+ * result. anv_precision_option reads "auto" (ANV_PRECISION_AUTO), "fp32" or "bf16". */
+enum { ANV_PRECISION_AUTO = -1 };
+int anv_precision_option(const char *name, int *out);
+typedef struct {
+    double seconds[2];      /* one training step's matrix products, indexed by anv_precision_t */
+    anv_precision_t faster; /* the precision with fewer seconds */
+    int injected;           /* the seconds came from ANVIL_TEST_MATMUL_SECONDS="FP32,BF16" (tests) */
+} anv_precision_timing_t;
+/* Times the products of one training step of B rows of T tokens (every layer shape, forward and
+ * backward, and the LM head, on the current device) in fp32 and in bf16, on at most 512 rows and 8192
+ * head rows, scaled to the step; a fraction of a second for small models, a few seconds for 1B. */
+int anv_precision_measure(const anv_config_t *cfg, int B, int T, anv_precision_timing_t *out);
+
 /* Model FLOPs per token for forward + backward: 6 N + 12 L C T (for MFU; grouped-query attention has
  * as many query heads of the same size, so the attention term is the same). */
 double anv_model_flops_per_token(const anv_config_t *cfg, int T);

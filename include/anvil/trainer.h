@@ -22,8 +22,10 @@ typedef struct {
     float loss, lr, grad_norm;
     long long tokens; /* training tokens consumed after this step */
     double step_s, tokens_per_s, eta_s;
-    double mfu;    /* model FLOP/s over the measured peak of the run's threads and precision (0: unknown, GPU) */
-    double comm_s; /* of step_s: seconds this rank spent in collectives (0 for one process) */
+    double mfu;      /* model FLOP/s over the measured peak of the products the run's precision executes, on
+                        its threads (0: unknown, GPU); never above 1 */
+    double mfu_best; /* the same over the machine's best peak of any precision */
+    double comm_s;   /* of step_s: seconds this rank spent in collectives (0 for one process) */
 } anv_step_report_t;
 
 typedef struct {

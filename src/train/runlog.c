@@ -63,9 +63,9 @@ static int flush_line(anv_runlog_t *log, int printed) {
 int anv_runlog_step(anv_runlog_t *log, const anv_step_report_t *r) {
     int n = fprintf(log->f,
                     "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld,"
-                    "\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"mfu\":%.4f}\n",
+                    "\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"mfu\":%.4f,\"mfu_best\":%.4f}\n",
                     r->step, (double)r->loss, (double)r->lr, (double)r->grad_norm, r->tokens, r->tokens_per_s,
-                    r->step_s, r->mfu);
+                    r->step_s, r->mfu, r->mfu_best);
     return flush_line(log, n);
 }
 

@@ -46,17 +46,56 @@ typedef struct {
     float *gshard;       /* ZeRO-1: this rank's shard of the averaged gradients (opt.n floats) */
     double *counted;     /* fine-tuning: the trained tokens of each micro-batch of a step (count_targets) */
     int stop;            /* a stop was requested on some rank during the last step */
-    double peak_flops;   /* this rank's measured peak FLOP/s for the run's precision (0: unknown) */
+    double peak_flops;   /* this rank's measured peak FLOP/s of the products its precision runs (0: unknown) */
+    double best_flops;   /* this rank's measured peak FLOP/s of any precision (0: unknown) */
     anv_run_lock_t lock; /* rank 0: this process is the run directory's one writer */
     anv_lora_run_t lora; /* a LoRA run's settings and base (lora.lora.rank 0: every weight trains) */
 } trainer_t;
 
-/* The peak that MFU divides by: on the CPU the measured FMA peak of this rank's threads, or the bf16
- * dot-product peak for bf16 runs on CPUs that have one; unknown (0) on a GPU. */
-static double measured_peak(anv_precision_t prec) {
-    if (strcmp(anv_device(), "cpu") != 0) return 0;
-    double bf16 = prec == ANV_PRECISION_BF16 ? anv_cpu_bf16_peak(0.05) : 0;
-    return 1e9 * anv_cpu_precision_peak(prec, anv_cpu_fma_peak(0.05, NULL), bf16);
+/* The peaks MFU divides by, measured on this rank's threads (unknown, 0, on a GPU): the ceiling of the
+ * products the run's precision executes (anv_cpu_precision_peak) and the best of any precision. */
+static void measure_peaks(trainer_t *t) {
+    if (strcmp(anv_device(), "cpu") != 0) return;
+    double fma = anv_cpu_fma_peak(0.1, NULL), bf16 = anv_cpu_bf16_peak(0.1);
+    anv_precision_t prec = (anv_precision_t)t->hp.precision;
+    t->peak_flops = 1e9 * anv_cpu_precision_peak(prec, fma, bf16);
+    t->best_flops = 1e9 * (bf16 > fma ? bf16 : fma);
+    if (t->rank == 0)
+        anv_log(ANV_LOG_INFO,
+                "peaks measured on %d threads: fp32 FMA %.1f GFLOP/s, bf16 dot product %s%.1f GFLOP/s; MFU is "
+                "against %.1f (the products %s runs)%s",
+                anv_threads_count(), fma, bf16 > 0 ? "" : "(none) ", bf16, t->peak_flops / 1e9,
+                anv_precision_name(prec), t->best_flops > t->peak_flops ? " and against the best" : "");
+}
+
+/* MFU against a measured peak, which a step can exceed only if the measurement fell short (a busy
+ * machine): then the peak rises to what the step reached, said once, and the share is 1. */
+static double mfu(const trainer_t *t, double flops, double *peak, const char *which) {
+    if (!(*peak > 0)) return 0;
+    if (flops > *peak) {
+        if (t->rank == 0)
+            anv_log(ANV_LOG_INFO,
+                    "a step ran at %.1f GFLOP/s, above the measured %s peak of %.1f: the peak is now that", flops / 1e9,
+                    which, *peak / 1e9);
+        *peak = flops;
+    }
+    return flops / *peak;
+}
+
+/* --precision auto: the precision whose matrix products ran faster on this model's shapes, measured now. */
+static int choose_precision(trainer_t *t) {
+    anv_precision_timing_t pt;
+    int T = t->hp.T ? t->hp.T : t->cfg.block_size;
+    if (anv_precision_measure(&t->cfg, t->hp.B, T, &pt) != 0) return -1;
+    t->hp.precision = (int)pt.faster;
+    anv_matmul_precision_set(pt.faster);
+    double fp32 = pt.seconds[ANV_PRECISION_FP32], bf16 = pt.seconds[ANV_PRECISION_BF16];
+    anv_log(ANV_LOG_INFO,
+            "precision auto: %s; a step's matrix products take %.3g s in bf16 against %.3g s in fp32 here (%.2fx, "
+            "%s)",
+            anv_precision_name(pt.faster), bf16, fp32, fp32 / bf16,
+            pt.injected ? "given by ANVIL_TEST_MATMUL_SECONDS" : "measured on this model's shapes");
+    return 0;
 }
 
 static int run_path(const trainer_t *t, const char *name, char *buf, size_t size) {
@@ -141,6 +180,7 @@ static int setup_fresh(trainer_t *t) {
     if (load_data_tokenizer(t, t->o->data_dir) != 0 ||
         (t->o->init_from ? init_from_config(t, &t->cfg) : requested_config(t, &t->cfg)) != 0)
         return -1;
+    if (t->hp.precision == ANV_PRECISION_AUTO && choose_precision(t) != 0) return -1;
     if (t->o->lora) {
         if (!t->o->init_from) return anv_error("LoRA trains adapters on a trained model: name it with --init-from RUN");
         t->lora.lora = *t->o->lora;
@@ -290,7 +330,7 @@ static int distribute_state(trainer_t *t) {
 /* Sets up the run on rank 0, then shares it with the other ranks. */
 static int setup(trainer_t *t) {
     int rc = 0;
-    anv_matmul_precision_set((anv_precision_t)t->hp.precision);
+    if (t->hp.precision != ANV_PRECISION_AUTO) anv_matmul_precision_set((anv_precision_t)t->hp.precision);
     if (t->rank == 0) rc = t->o->resume ? setup_resume(t) : setup_fresh(t);
     if (t->world == 1) return rc;
     if (share_setup(t, rc) != 0) return -1;
@@ -606,7 +646,9 @@ static int train_step(trainer_t *t, anv_step_report_t *r) {
     r->tokens = t->st.tokens;
     r->step_s = anv_now() - t0;
     r->tokens_per_s = (double)h->total_batch_tokens / r->step_s;
-    r->mfu = t->peak_flops > 0 ? flops_per_token(t) * r->tokens_per_s / (t->peak_flops * t->world) : 0;
+    double flops = flops_per_token(t) * r->tokens_per_s / t->world; /* this rank's */
+    r->mfu = mfu(t, flops, &t->peak_flops, anv_precision_name((anv_precision_t)h->precision));
+    r->mfu_best = mfu(t, flops, &t->best_flops, "best");
     r->comm_s = t->comm ? anv_comm_seconds(t->comm) - comm0 : 0;
     return 0;
 }
@@ -664,7 +706,7 @@ int anv_train(const anv_train_opts_t *o, long long *last_step) {
     t.nan_at = nan_at ? atoll(nan_at) : 0;
     t.stop_at = stop_at ? atoll(stop_at) : 0;
     int rc = setup(&t);
-    if (rc == 0) t.peak_flops = measured_peak((anv_precision_t)t.hp.precision);
+    if (rc == 0) measure_peaks(&t);
     if (rc == 0) rc = open_loaders(&t);
     /* --minutes: every rank timed itself; rank 0's plan holds for all */
     if (rc == 0 && t.comm) rc = anv_comm_broadcast(t.comm, &t.hp, sizeof t.hp, 0);
