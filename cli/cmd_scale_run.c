@@ -23,7 +23,7 @@
 static const char usage[] =
     "anvil scale run --data DIR (--budget-hours H | --budget-flops C) --out LADDER [--arch gpt2|llama]\n"
     "                [--levels L] [--sizes S] [--level-ratio R] [--size-step F] [--seq T] [--batch B]\n"
-    "                [--batch-tokens N] [--lr LR] [--min-steps N] [--law epoch|hoffmann] [--precision fp32|bf16]\n"
+    "                [--batch-tokens N] [--lr LR] [--min-steps N] [--law epoch|hoffmann] [--precision auto|fp32|bf16]\n"
     "                [--check K] [--target-hours H | --target-flops C] [--threads N]\n"
     "Run the same command again to continue a ladder that stopped; its design is kept.";
 
@@ -446,8 +446,22 @@ static int design(ladder_t *L, const char *data, const char *arch, const char *l
     long long eval_rows = (long long)fmin(val_tokens, EVAL_TOKENS) / L->spec.seq;
     L->eval_batches = (int)(eval_rows / L->batch > 0 ? eval_rows / L->batch : 1);
     double fma = anv_cpu_fma_peak(0.2, NULL), bf16 = anv_cpu_bf16_peak(0.2);
-    L->precision = bf16 > 0 ? ANV_PRECISION_BF16 : ANV_PRECISION_FP32;
-    if (precision && anv_precision_parse(precision, &L->precision) != 0) return -1;
+    int option;
+    if (anv_precision_option(precision ? precision : "auto", &option) != 0) return -1;
+    L->precision = (anv_precision_t)option;
+    if (option == ANV_PRECISION_AUTO) { /* as train's: measured, on a shape of the ladder's middle size */
+        anv_config_t shapes[4], c;
+        int n = anv_plan_shapes(L->spec.arch, 1e7, L->spec.vocab, L->spec.seq, shapes, 4);
+        c = n ? shapes[anv_plan_nearest(shapes, n, 1e7)] : anv_plan_smallest(L->spec.arch, L->spec.vocab, L->spec.seq);
+        anv_precision_timing_t pt;
+        if (anv_precision_measure(&c, L->batch, L->spec.seq, &pt) != 0) return -1;
+        L->precision = pt.faster;
+        fprintf(stderr,
+                "precision auto: %s (a step's matrix products of a 10M-parameter shape: %.3g s in bf16, %.3g s "
+                "in fp32, %s)\n",
+                anv_precision_name(pt.faster), pt.seconds[ANV_PRECISION_BF16], pt.seconds[ANV_PRECISION_FP32],
+                pt.injected ? "given by ANVIL_TEST_MATMUL_SECONDS" : "measured");
+    }
     anv_matmul_precision_set(L->precision);
     double peak = anv_cpu_precision_peak(L->precision, fma, bf16) * 1e9;
     fprintf(stderr, "designing the ladder: %s, vocabulary %d, %d threads, %s peak %.1f GFLOP/s\n", arch, L->spec.vocab,
@@ -477,7 +491,8 @@ int cmd_scale_run(int argc, char **argv) {
     const opt_t opts[] = {
         [O_HOURS] = {"--budget-hours", OPT_DOUBLE, &budget_hours, "wall time of the ladder on this machine (timed)"},
         [O_FLOPS] = {"--budget-flops", OPT_DOUBLE, &budget_flops, "or its compute: the sum of 6 N D over its runs"},
-        [O_PRECISION] = {"--precision", OPT_STRING, &precision, "fp32 or bf16 (default: bf16 where the CPU has it)"},
+        [O_PRECISION] = {"--precision", OPT_STRING, &precision,
+                         "auto (default: the faster here, measured as train's), fp32 or bf16"},
         {"--data", OPT_STRING, &data, "data directory from `anvil data prepare`"},
         {"--out", OPT_STRING, &out, "ladder directory (created; the same one continues a stopped ladder)"},
         {"--arch", OPT_STRING, &arch, "gpt2 (default) or llama"},

@@ -47,8 +47,8 @@ static double time_product(const anv_config_t *cfg, int N, int IC, int OC) {
 static double time_step_products(const anv_config_t *cfg, int N) {
     int C = cfg->n_embd, Vp = anv_config_padded_vocab(cfg), head = Vp < MEASURE_HEAD ? Vp : MEASURE_HEAD;
     product_t p[] = {
-        {C, anv_qkv_width(cfg), cfg->n_layer},       {C, C, cfg->n_layer}, {C, anv_mlp_in_width(cfg), cfg->n_layer},
-        {cfg->n_ff, C, cfg->n_layer}, {C, head, (double)Vp / head},
+        {C, anv_qkv_width(cfg), cfg->n_layer}, {C, C, cfg->n_layer},         {C, anv_mlp_in_width(cfg), cfg->n_layer},
+        {cfg->n_ff, C, cfg->n_layer},          {C, head, (double)Vp / head},
     };
     double total = 0;
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
@@ -86,8 +86,8 @@ int anv_precision_measure(const anv_config_t *cfg, int B, int T, anv_precision_t
         out->seconds[p] = s * (double)rows / N;
     }
     anv_matmul_precision_set(was);
-    out->faster = out->seconds[ANV_PRECISION_BF16] < out->seconds[ANV_PRECISION_FP32] ? ANV_PRECISION_BF16
-                                                                                       : ANV_PRECISION_FP32;
+    out->faster =
+        out->seconds[ANV_PRECISION_BF16] < out->seconds[ANV_PRECISION_FP32] ? ANV_PRECISION_BF16 : ANV_PRECISION_FP32;
     return 0;
 }
 

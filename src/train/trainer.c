@@ -62,10 +62,10 @@ static void measure_peaks(trainer_t *t) {
     t->best_flops = 1e9 * (bf16 > fma ? bf16 : fma);
     if (t->rank == 0)
         anv_log(ANV_LOG_INFO,
-                "peaks measured on %d threads: fp32 FMA %.1f GFLOP/s, bf16 dot product %s%.1f GFLOP/s; MFU is "
-                "against %.1f (the products %s runs)%s",
-                anv_threads_count(), fma, bf16 > 0 ? "" : "(none) ", bf16, t->peak_flops / 1e9,
-                anv_precision_name(prec), t->best_flops > t->peak_flops ? " and against the best" : "");
+                "peaks measured for this run's pool: fp32 FMA %.1f GFLOP/s, bf16 dot product %s%.1f GFLOP/s; MFU "
+                "is against %.1f (the products %s runs)%s",
+                fma, bf16 > 0 ? "" : "(none) ", bf16, t->peak_flops / 1e9, anv_precision_name(prec),
+                t->best_flops > t->peak_flops ? " and against the best" : "");
 }
 
 /* MFU against a measured peak, which a step can exceed only if the measurement fell short (a busy
@@ -82,13 +82,15 @@ static double mfu(const trainer_t *t, double flops, double *peak, const char *wh
     return flops / *peak;
 }
 
-/* --precision auto: the precision whose matrix products ran faster on this model's shapes, measured now. */
+/* --precision auto: the precision whose matrix products ran faster on this model's shapes, measured now on
+ * rank 0 (after the data has been checked, so that bad input is one line) and taken by every rank. */
 static int choose_precision(trainer_t *t) {
-    anv_precision_timing_t pt;
-    int T = t->hp.T ? t->hp.T : t->cfg.block_size;
-    if (anv_precision_measure(&t->cfg, t->hp.B, T, &pt) != 0) return -1;
+    anv_precision_timing_t pt = {0};
+    if (t->rank == 0 && anv_precision_measure(&t->cfg, t->hp.B, t->hp.T, &pt) != 0) return -1;
+    if (t->comm && anv_comm_broadcast(t->comm, &pt, sizeof pt, 0) != 0) return -1;
     t->hp.precision = (int)pt.faster;
     anv_matmul_precision_set(pt.faster);
+    if (t->rank != 0) return 0;
     double fp32 = pt.seconds[ANV_PRECISION_FP32], bf16 = pt.seconds[ANV_PRECISION_BF16];
     anv_log(ANV_LOG_INFO,
             "precision auto: %s; a step's matrix products take %.3g s in bf16 against %.3g s in fp32 here (%.2fx, "
@@ -180,7 +182,6 @@ static int setup_fresh(trainer_t *t) {
     if (load_data_tokenizer(t, t->o->data_dir) != 0 ||
         (t->o->init_from ? init_from_config(t, &t->cfg) : requested_config(t, &t->cfg)) != 0)
         return -1;
-    if (t->hp.precision == ANV_PRECISION_AUTO && choose_precision(t) != 0) return -1;
     if (t->o->lora) {
         if (!t->o->init_from) return anv_error("LoRA trains adapters on a trained model: name it with --init-from RUN");
         t->lora.lora = *t->o->lora;
@@ -334,7 +335,7 @@ static int setup(trainer_t *t) {
     if (t->rank == 0) rc = t->o->resume ? setup_resume(t) : setup_fresh(t);
     if (t->world == 1) return rc;
     if (share_setup(t, rc) != 0) return -1;
-    anv_matmul_precision_set((anv_precision_t)t->hp.precision);
+    if (t->hp.precision != ANV_PRECISION_AUTO) anv_matmul_precision_set((anv_precision_t)t->hp.precision);
     return distribute_state(t);
 }
 
@@ -438,6 +439,8 @@ static int open_loaders(trainer_t *t) {
     /* validation keeps one example per row: the same held-out loss whether the run packs or not */
     anv_loader_config_t vc = {t->data_dir, "val", h->B, h->T, t->rank, t->world, 0, 0, (size_t)t->cfg.vocab_size, 0};
     if (anv_loader_open(&tc, &t->train) != 0 || anv_loader_open(&vc, &t->val) != 0) return -1;
+    if (t->hp.precision == ANV_PRECISION_AUTO && choose_precision(t) != 0) return -1;
+    measure_peaks(t);
     if (t->o->resume && anv_loader_seek(t->train, &t->st.loader) != 0) return -1;
     if (anv_val_bytes_per_token(t->data_dir, t->tok, t->val, &t->bytes_per_token) != 0) return -1;
     size_t n = (size_t)h->B * (size_t)h->T * sizeof(int32_t);
@@ -706,7 +709,6 @@ int anv_train(const anv_train_opts_t *o, long long *last_step) {
     t.nan_at = nan_at ? atoll(nan_at) : 0;
     t.stop_at = stop_at ? atoll(stop_at) : 0;
     int rc = setup(&t);
-    if (rc == 0) measure_peaks(&t);
     if (rc == 0) rc = open_loaders(&t);
     /* --minutes: every rank timed itself; rank 0's plan holds for all */
     if (rc == 0 && t.comm) rc = anv_comm_broadcast(t.comm, &t.hp, sizeof t.hp, 0);

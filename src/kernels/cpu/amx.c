@@ -47,7 +47,8 @@ __attribute__((target("amx-tile"))) void anv_cpu_amx_configure(void) {
         uint8_t palette, start_row, reserved[14];
         uint16_t colsb[16];
         uint8_t rows[16];
-    } __attribute__((aligned(64))) cfg = {1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
+    } __attribute__((aligned(64)))
+    cfg = {1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
     static _Thread_local int configured;
     if (configured) return;
     _tile_loadconfig(&cfg);
