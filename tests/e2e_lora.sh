@@ -47,28 +47,28 @@ grep -q "\"peft_type\": \"LORA\"" ft/adapter_config.json && grep -q "\"r\": 8," 
   grep -q "\"lora_dropout\": 0.1" ft/adapter_config.json ||
   fail "adapter_config.json: $(cat ft/adapter_config.json)"
 
-# stopped after step 40 and resumed: bitwise the uninterrupted run
+# stopped after a step and resumed: bitwise the uninterrupted run
 losses() { grep -o '"step":[0-9]*,"loss":[^,]*' "$1/log.jsonl"; }
-rc=0; ANVIL_TEST_STOP_AT_STEP=40 "$anvil" train "${lora[@]}" --out part 2>part.err || rc=$?
-grep -q 'saved at step 40' part.err || { cat part.err; fail "stop at step 40 (exit $rc)"; }
-"$anvil" train --out part --resume 2>part2.err || { cat part2.err; fail "resume"; }
-[ "$(losses part)" = "$(losses ft)" ] || fail "the resumed run's losses differ from the uninterrupted run's"
-cmp -s part/adapter_model.safetensors ft/adapter_model.safetensors || fail "the resumed run's adapters differ"
-echo "stopped at step 40 + resume: all $(losses part | wc -l) losses and the adapters bitwise equal"
+resumes_bitwise() { # RUN STEP TRAIN_ARGS...: RUN's arguments stopped at STEP (in RUN_part) and resumed
+  local run=$1 step=$2 rc=0; shift 2
+  ANVIL_TEST_STOP_AT_STEP=$step "$anvil" train "$@" --out "${run}_part" 2>"${run}_part.err" || rc=$?
+  grep -q "saved at step $step" "${run}_part.err" || { cat "${run}_part.err"; fail "$run: stop at step $step (exit $rc)"; }
+  "$anvil" train --out "${run}_part" --resume 2>"${run}_part2.err" || { cat "${run}_part2.err"; fail "$run: resume"; }
+  [ "$(losses "${run}_part")" = "$(losses "$run")" ] || fail "$run: the resumed run's losses differ from the uninterrupted run's"
+  cmp -s "${run}_part/adapter_model.safetensors" "$run/adapter_model.safetensors" || fail "$run: the resumed run's adapters differ"
+  echo "$run: stopped at step $step + resume: all $(losses "$run" | wc -l) losses and the adapters bitwise equal"
+}
+resumes_bitwise ft 40 "${lora[@]}"
+
 # packed rows (--sft-pack): several examples per row of the block size, attention within each; learns as
-# the padded run does, and stopped after a step and resumed, bitwise the uninterrupted run
+# the padded run does, and resumes bitwise
 packed=("${lora[@]}" --sft-pack --batch 2)
 "$anvil" train "${packed[@]}" --out pk 2>pk.err || { cat pk.err; fail "packed LoRA run"; }
 grep "several examples packed per row" pk.err || { cat pk.err; fail "no packing line"; }
 pk=$("$anvil" eval --run pk --batch 8 --threads 1 2>&1 | val_loss)
 echo "packed rows: held-out masked loss $pk"
 awk -v b="$before" -v a="$pk" 'BEGIN { exit !(a < b / 1.8) }' || fail "packed LoRA did not lower the loss enough"
-rc=0; ANVIL_TEST_STOP_AT_STEP=30 "$anvil" train "${packed[@]}" --out pkpart 2>pkpart.err || rc=$?
-grep -q 'saved at step 30' pkpart.err || { cat pkpart.err; fail "packed: stop at step 30 (exit $rc)"; }
-"$anvil" train --out pkpart --resume 2>pkpart2.err || { cat pkpart2.err; fail "packed: resume"; }
-[ "$(losses pkpart)" = "$(losses pk)" ] || fail "the resumed packed run's losses differ from the uninterrupted run's"
-cmp -s pkpart/adapter_model.safetensors pk/adapter_model.safetensors || fail "the resumed packed run's adapters differ"
-echo "packed: stopped at step 30 + resume: all $(losses pk | wc -l) losses and the adapters bitwise equal"
+resumes_bitwise pk 30 "${packed[@]}"
 
 # anvil serve on the LoRA run (the base with the adapters)
 prompt="Which word goes with the cat? "
