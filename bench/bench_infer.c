@@ -3,7 +3,7 @@
  *   bench_infer make-run --encoder encoder.json --vocab-bpe vocab.bpe --out DIR [--preset gpt2-124m]
  *       writes a loadable run (Hugging Face layout: config.json, model.safetensors, tokenizer.json)
  *       with GPT-2 init weights (seed 1) and GPT-2's tokenizer.
- *   bench_infer time --run DIR [--threads 2] [--prompt 512] [--gen 128] [--gen-prompt 16]
+ *   bench_infer time --run DIR [--threads 2] [--prompt 512] [--gen 128] [--gen-prompt 16] [--weights f32|q8]
  *       prompt: one decode call of `prompt` tokens into an empty cache (prefill), tokens/s;
  *       generation: `gen-prompt` tokens prefilled, then `gen` single-token decode steps, each feeding
  *       the argmax of the previous logits, tokens/s of those steps. Prints one JSON object.
@@ -56,15 +56,17 @@ static int time_run(int argc, char **argv) {
     const char *run = arg(argc, argv, "--run", NULL);
     int threads = atoi(arg(argc, argv, "--threads", "2")), n_prompt = atoi(arg(argc, argv, "--prompt", "512"));
     int n_gen = atoi(arg(argc, argv, "--gen", "128")), n_gen_prompt = atoi(arg(argc, argv, "--gen-prompt", "16"));
+    const char *weights = arg(argc, argv, "--weights", "f32");
     if (!run || n_prompt < 1 || n_gen < 1 || n_gen_prompt < 1) {
-        fprintf(stderr,
-                "usage: bench_infer time --run DIR [--threads 2] [--prompt 512] [--gen 128] [--gen-prompt 16]\n");
+        fprintf(stderr, "usage: bench_infer time --run DIR [--threads 2] [--prompt 512] [--gen 128] [--gen-prompt 16] "
+                        "[--weights f32|q8]\n");
         return 2;
     }
     anv_threads_set(threads);
     anv_model_t *m;
     anv_tokenizer_t *tok;
     if (anv_run_load(run, &m, &tok) != 0) return fail();
+    if (!strcmp(weights, "q8") && anv_model_quantize_q8(m, NULL) != 0) return fail();
     const anv_config_t *cfg = anv_model_config(m);
     int V = cfg->vocab_size, len = n_prompt > n_gen_prompt + n_gen ? n_prompt : n_gen_prompt + n_gen;
     if (len > cfg->block_size) {

@@ -37,6 +37,9 @@ int cli_eval_task(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, c
 
 /* From an anvil data directory's meta.json: training and validation tokens and the vocabulary size. */
 int cli_data_meta(const char *dir, double *train_tokens, double *val_tokens, int *vocab);
+/* --weights f32 (NULL: the same) or q8: quantizes m's matrices to int8 for inference and prints their size
+ * and the logits' error against f32 on a probe. */
+int cli_weights(anv_model_t *m, const char *weights);
 
 typedef enum { OPT_STRING, OPT_INT, OPT_LONG, OPT_DOUBLE, OPT_FLAG, OPT_STRINGS, OPT_WORDS } opt_type_t;
 

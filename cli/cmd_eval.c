@@ -16,7 +16,7 @@ static const char usage[] =
     "perplexity and bits per byte of any text. Task results are also saved as RUN/eval/TASK.json.";
 
 int cmd_eval(int argc, char **argv) {
-    const char *run = NULL, *data = NULL, *precision = NULL, *device = NULL, *task = NULL, *out = NULL;
+    const char *run = NULL, *data = NULL, *precision = NULL, *device = NULL, *task = NULL, *out = NULL, *weights = NULL;
     int batches = 0, batch = 0, seq = 0, threads = 0, stride = 0, skip_bad = 0;
     long long limit = 0;
     opt_t opts[] = {
@@ -33,6 +33,8 @@ int cmd_eval(int argc, char **argv) {
         {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
         {"--precision", OPT_STRING, &precision, "matrix products in fp32 or bf16 (default: the run's)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda"},
+        {"--weights", OPT_STRING, &weights,
+         "f32 (default) or q8: the model's matrices in int8, as sample --weights q8"},
     };
     const opt_range_t ranges[] = {
         {"--batches", 0, 2147483647},        {"--batch", 0, 1 << 20},  {"--seq", 0, 1 << 24},
@@ -50,6 +52,11 @@ int cmd_eval(int argc, char **argv) {
     anv_model_t *m;
     anv_tokenizer_t *tok, *data_tok = NULL;
     if (anv_run_load(run, &m, &tok) != 0) return cli_fail();
+    if (cli_weights(m, weights) != 0) { /* before the run's precision: the probe compares with fp32 */
+        anv_model_free(m);
+        anv_tokenizer_free(tok);
+        return cli_fail();
+    }
     char path[4200];
     anv_train_state_t st;
     int have_state = anv_path_join(path, sizeof path, run, "state.json") == 0 && anv_path_exists(path) &&

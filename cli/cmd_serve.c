@@ -64,7 +64,8 @@ static int check_memory(const anv_model_t *m, int slots) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *run = NULL, *host = "127.0.0.1", *api_key = NULL, *name = NULL, *device = NULL, *chat_name = NULL;
+    const char *run = NULL, *host = "127.0.0.1", *api_key = NULL, *name = NULL, *device = NULL, *chat_name = NULL,
+               *weights = NULL;
     int port = 8080, slots = 0, max_tokens_limit = 2048, threads = 0, timeout = 30, max_connections = 64;
     int max_per_address = 32;
     long long max_body = 1 << 20;
@@ -87,6 +88,7 @@ int cmd_serve(int argc, char **argv) {
         {"--drain", OPT_DOUBLE, &drain, "seconds to finish requests in flight on SIGTERM (default 30)"},
         {"--model-name", OPT_STRING, &name, "model id in responses (default: the run directory's name)"},
         {"--device", OPT_STRING, &device, "cpu (default) or cuda (the slots then take turns on the GPU)"},
+        {"--weights", OPT_STRING, &weights, "f32 (default) or q8: int8 matrices, about 4x less to read per token"},
         {"--chat-template", OPT_STRING, &chat_name,
          "chat messages as chatml, llama3, plain, a Jinja template file or text (default: the run's from --sft, else "
          "text: User:/Assistant:)"},
@@ -127,7 +129,7 @@ int cmd_serve(int argc, char **argv) {
     const anv_chat_template_t *chat = NULL;
     if ((chat_name ? strcmp(chat_name, "text") && anv_chat_template_open(chat_name, tok, &chat)
                    : anv_chat_template_of_run(run, tok, &chat)) ||
-        check_memory(m, slots) != 0) {
+        cli_weights(m, weights) != 0 || check_memory(m, slots) != 0) {
         anv_chat_template_free(chat);
         anv_model_free(m);
         anv_tokenizer_free(tok);

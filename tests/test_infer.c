@@ -1,19 +1,20 @@
 /* KV-cached decoding: logits of anv_model_decode must equal the full forward's (anv_model_logits)
  * at every position, for a chunked prefill followed by one-token steps; a prompt decoded as one batch
  * must give the logits of the same prompt fed one token at a time, and a batch appended to a cache
- * that already holds tokens (at a position that is not a chunk boundary) must match too. */
+ * that already holds tokens (at a position that is not a chunk boundary) must match too. All of it again on
+ * int8 weights (anv_model_quantize_q8), whose logits must also stay near the fp32 ones. */
 #include "anvil/model.h"
 #include "check.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void test_decode(anv_config_t cfg) {
+static void test_decode(anv_config_t cfg, int q8) {
     anv_model_t *m;
     CHECK(anv_model_create(&cfg, &m) == 0, "create: %s", anv_last_error());
     if (!m) return;
-    printf("%s, %d heads, %d key/value heads, %s head:\n", anv_arch_name(cfg.arch), cfg.n_head, cfg.n_kv_head,
-           cfg.tie_embeddings ? "tied" : "untied");
+    printf("%s, %d heads, %d key/value heads, %s head, %s weights:\n", anv_arch_name(cfg.arch), cfg.n_head,
+           cfg.n_kv_head, cfg.tie_embeddings ? "tied" : "untied", q8 ? "int8" : "fp32");
     anv_model_init(m, 5);
     /* Weights at twice the init scale, so attention is less uniform than at init. */
     float *p = anv_model_params(m);
@@ -25,6 +26,20 @@ static void test_decode(anv_config_t cfg) {
     for (int t = 0; t < T; t++) tokens[t] = (int32_t)(anv_rng_u64(&rng) % (uint64_t)V);
     float *full = malloc((size_t)T * V * sizeof *full), *got = malloc((size_t)V * sizeof *got);
     CHECK(anv_model_logits(m, tokens, 1, T, full) == 0, "full forward: %s", anv_last_error());
+    if (q8) {
+        float *f32 = full;
+        full = malloc((size_t)T * V * sizeof *full);
+        CHECK(anv_model_quantize_q8(m, NULL) == 0, "quantize: %s", anv_last_error());
+        CHECK(anv_model_logits(m, tokens, 1, T, full) == 0, "int8 forward: %s", anv_last_error());
+        double e = check_rel_err(full, f32, (size_t)T * V);
+        printf("infer: int8 weights vs fp32, full forward logits max rel err %.3g\n", e);
+        CHECK(e < 4e-2, "int8 logits stray from fp32: %g", e); /* random weights at twice the init scale */
+        float loss;
+        CHECK(anv_model_forward(m, tokens, tokens + 1, NULL, 1, T - 1, &loss) != 0 &&
+                  strstr(anv_last_error(), "int8 weights"),
+              "training forward on int8 weights: %s", anv_last_error());
+        free(f32);
+    }
     anv_kv_cache_t *kv;
     CHECK(anv_kv_cache_create(m, T, &kv) == 0, "cache: %s", anv_last_error());
     double worst = 0;
@@ -72,12 +87,15 @@ static void test_decode(anv_config_t cfg) {
 }
 
 int main(void) {
-    test_decode(anv_config_gpt2(2, 4, 64, 100, 128)); /* n_layer, n_head, n_embd, vocab (padded to 128), block */
-    /* Llama: grouped-query heads, an untied head, and Llama 3's RoPE scaling with a short original context
-     * so that positions past it matter. */
-    anv_config_t llama = anv_config_llama(2, 4, 2, 64, 96, 100, 128);
-    llama.tie_embeddings = 0;
-    llama.rope_scaling = (anv_rope_scaling_t){1, 4.0f, 1.0f, 4.0f, 32};
-    test_decode(llama);
+    for (int q8 = 0; q8 < 2; q8++) {
+        test_decode(anv_config_gpt2(2, 4, 64, 100, 128),
+                    q8); /* n_layer, n_head, n_embd, vocab (padded to 128), block */
+        /* Llama: grouped-query heads, an untied head, and Llama 3's RoPE scaling with a short original context
+         * so that positions past it matter. */
+        anv_config_t llama = anv_config_llama(2, 4, 2, 64, 96, 100, 128);
+        llama.tie_embeddings = 0;
+        llama.rope_scaling = (anv_rope_scaling_t){1, 4.0f, 1.0f, 4.0f, 32};
+        test_decode(llama, q8);
+    }
     return check_done("test_infer");
 }

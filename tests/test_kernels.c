@@ -461,6 +461,52 @@ static void test_dropout(void) {
 /* Every test above, once per instruction-set copy of the kernels this CPU runs. */
 /* The profiler counts the calls of the thread that started it (not another thread's, nor calls after
  * stop), and reports the kernels called, the most time first, at most max of them. */
+/* The int8 kernels: quantization against its definition (q = round-to-even(x 127 / amax), d = amax / 127),
+ * and matmul_q8_forward against the same quantized product in double (exact integer dots, so only the
+ * fp32 sum over blocks differs: 1e-5), with a bias and an OC past a multiple of 4; and the product's error
+ * against fp32 weights and inputs, what q8 costs (a few 1e-3, as llama.cpp's q8_0). */
+static void test_q8(void) {
+    enum { N = 3, IC = 96, OC = 37, BL = IC / ANV_Q8_BLOCK };
+    static float x[N * IC], w[OC * IC], bias[OC], out[N * OC], xd[N * BL], wd[OC * BL];
+    static int8_t xq[N * IC], wq[OC * IC];
+    anv_rng_t rng;
+    anv_rng_seed(&rng, 41);
+    for (int i = 0; i < N * IC; i++) x[i] = (float)anv_rng_normal(&rng);
+    for (int i = 0; i < OC * IC; i++) w[i] = (float)anv_rng_normal(&rng) * 0.1f;
+    for (int i = 0; i < OC; i++) bias[i] = (float)anv_rng_normal(&rng);
+    for (int i = 0; i < 32; i++) x[i] = 0.0f; /* an all-zero block */
+    anv_quantize_q8(wq, wd, w, OC * IC);
+    anv_quantize_q8(xq, xd, x, N * IC);
+    int exact = 1;
+    for (int b = 0; b < OC * BL; b++) {
+        float amax = 0;
+        for (int i = 0; i < ANV_Q8_BLOCK; i++) amax = fmaxf(amax, fabsf(w[b * ANV_Q8_BLOCK + i]));
+        exact &= wd[b] == amax / 127.0f;
+        for (int i = 0; i < ANV_Q8_BLOCK; i++)
+            exact &= wq[b * ANV_Q8_BLOCK + i] == (int8_t)lrintf(w[b * ANV_Q8_BLOCK + i] * (127.0f / amax));
+    }
+    CHECK(exact && xd[0] == 0.0f && xq[0] == 0, "quantize_q8 differs from its definition");
+    anv_matmul_q8_forward(out, x, wq, wd, bias, N, IC, OC);
+    double num = 0, den = 0, num32 = 0, den32 = 0;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double want = bias[o], f32 = bias[o];
+            for (int b = 0; b < BL; b++) {
+                long dot = 0;
+                for (int i = b * ANV_Q8_BLOCK; i < (b + 1) * ANV_Q8_BLOCK; i++)
+                    dot += (long)wq[o * IC + i] * xq[n * IC + i];
+                want += (double)wd[o * BL + b] * xd[n * BL + b] * (double)dot;
+            }
+            for (int i = 0; i < IC; i++) f32 += (double)w[o * IC + i] * x[n * IC + i];
+            num = fmax(num, fabs(out[n * OC + o] - want)), den = fmax(den, fabs(want));
+            num32 = fmax(num32, fabs(out[n * OC + o] - f32)), den32 = fmax(den32, fabs(f32));
+        }
+    printf("  %-44s max|diff|/max|ref| = %.2e\n", "matmul q8 vs its quantized product", num / den);
+    printf("  %-44s max|diff|/max|ref| = %.2e\n", "matmul q8 vs fp32 weights and inputs", num32 / den32);
+    CHECK(num / den < 1e-5, "matmul_q8_forward: %.3e from the quantized product", num / den);
+    CHECK(num32 / den32 < 2e-2, "matmul_q8_forward: %.3e from fp32", num32 / den32);
+}
+
 static void *fill_elsewhere(void *x) {
     anv_fill(x, 1.0f, 1000);
     return NULL;
@@ -517,6 +563,7 @@ int main(void) {
         test_determinism(st);
         test_dropout();
         test_llama_kernels(llama);
+        test_q8();
     }
     CHECK(ran >= 1 && anv_cpu_isa_set("portable") == 0, "the portable kernels must always run");
     CHECK(anv_cpu_isa_set("sse9") != 0 && strstr(anv_last_error(), "unknown instruction set"), "%s", anv_last_error());

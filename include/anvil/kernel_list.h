@@ -68,6 +68,21 @@ ANV_KERNEL(void, lora_backward,
  * are contiguous, so starts[b, t] is t or starts[b, t - 1]. starts NULL: each row is one sequence
  * (starts[b, t] = 0). */
 
+/* ---- int8 weights for inference (--weights q8): llama.cpp's q8_0 scheme ----
+ * x (n), n a multiple of ANV_Q8_BLOCK (32, kernels.h), is held as n / 32 blocks: q, 32 int8, and a scale
+ * d, the block's values being d q with d = max |x| / 127 and q = round(x / d) (nearest, ties to even; an
+ * all-zero block has d 0). */
+
+/* q (n), d (n / 32) = x (n) quantized. */
+ANV_KERNEL(void, quantize_q8, (int8_t * q, float *d, const float *x, size_t n), (q, d, x, n))
+/* out (N, OC) = inp (N, IC) @ W^T + bias (OC, may be NULL) for a weight W (OC, IC) quantized row by row
+ * (wq (OC, IC), wd (OC, IC / 32)), IC a multiple of 32. Each row of inp is quantized the same way first,
+ * so each block contributes d_w d_x times the exact integer sum of its 32 products (llama.cpp's
+ * q8_0 x q8_0 dot product); the blocks add up in fp32. */
+ANV_KERNEL(void, matmul_q8_forward,
+           (float *out, const float *inp, const int8_t *wq, const float *wd, const float *bias, int N, int IC, int OC),
+           (out, inp, wq, wd, bias, N, IC, OC))
+
 /* ---- embeddings ---- */
 
 /* out (B, T, C) = wte[tokens[b, t]] + wpe[position of (b, t)]; without position embeddings (wpe NULL,

@@ -36,6 +36,8 @@ typedef struct {
  * head) rounds its two inputs to bfloat16 (round to nearest even) and accumulates in fp32; outputs, all
  * other kernels, master weights and optimizer state stay fp32. Default FP32. Not while kernels run. */
 typedef enum { ANV_PRECISION_FP32, ANV_PRECISION_BF16 } anv_precision_t;
+/* Values per block of the int8 weights of inference (quantize_q8, matmul_q8_forward in kernel_list.h). */
+enum { ANV_Q8_BLOCK = 32 };
 void anv_matmul_precision_set(anv_precision_t p);
 anv_precision_t anv_matmul_precision(void);
 /* "fp32" or "bf16"; -1 with an error otherwise. */

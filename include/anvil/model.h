@@ -173,6 +173,14 @@ typedef struct {
 } anv_memory_budget_t;
 void anv_model_memory_budget(const anv_config_t *cfg, int B, int T, anv_memory_budget_t *out);
 
+/* Inference with int8 weights (--weights q8 of sample, serve, eval): every linear layer's weight and the
+ * LM head are quantized in llama.cpp's q8_0 blocks (kernel_list.h: 32 int8 and a scale along the input
+ * dimension), and the forward passes and decoding multiply with them (activations quantized the same
+ * way), reading about a quarter of the bytes; training forwards are refused. The fp32 parameters stay
+ * (embeddings, norms). Needs n_embd and the MLP width to be multiples of 32 and no unmerged LoRA
+ * adapters. *bytes (may be NULL) gets the int8 weights' size. */
+int anv_model_quantize_q8(anv_model_t *m, size_t *bytes);
+
 /* --precision auto: a run measures which precision multiplies its matrices faster on this machine
  * (never decided by a CPU flag alone: AVX512_BF16 is slower than fp32 on some CPUs) and records the
  * result. anv_precision_option reads "auto" (ANV_PRECISION_AUTO), "fp32" or "bf16". */

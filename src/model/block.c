@@ -19,10 +19,13 @@ void anv_block_norm_backward(const anv_model_t *m, float *dinp, float *dw, float
         anv_layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, n, m->cfg.n_embd);
 }
 
-/* out (n, OC) = inp (n, IC) through a weight stored (IC, OC) with a bias (Conv1D) or (OC, IC) without. */
-static void linear(const anv_model_t *m, float *out, const float *inp, const float *w, const float *b, int n, int IC,
-                   int OC) {
-    if (m->arch->weights == ANV_WEIGHTS_IN_OUT)
+/* out (n, OC) = inp (n, IC) through a weight stored (IC, OC) with a bias (Conv1D) or (OC, IC) without, or
+ * through its int8 copy q (NULL: none). */
+static void linear(const anv_model_t *m, float *out, const float *inp, const float *w, const float *b,
+                   const anv_q8_matrix_t *q, int n, int IC, int OC) {
+    if (q)
+        anv_matmul_q8_forward(out, inp, q->q, q->d, b, n, IC, OC);
+    else if (m->arch->weights == ANV_WEIGHTS_IN_OUT)
         anv_matmul_forward(out, inp, w, b, n, IC, OC);
     else
         anv_matmul_nt_forward(out, inp, w, n, IC, OC);
@@ -91,9 +94,10 @@ void anv_block_forward(const anv_model_t *m, const anv_layer_t *w, const anv_blo
     int C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head, F = c->n_ff, n = att->B * att->T;
     int QKV = anv_qkv_width(c), FI = anv_mlp_in_width(c);
     size_t nC = (size_t)n * C;
+    const anv_q8_layer_t *q8 = m->q8 ? &m->q8->h[b->layer] : NULL; /* inference on int8 weights */
     /* attention: res2 (n, C) = x + proj(attention(rope(qkv(norm1(x))))) */
     anv_block_norm(m, b->ln1, b->ln1_mean, b->ln1_rstd, b->x, w->norm1_w, w->norm1_b, n);
-    linear(m, b->qkv, b->ln1, w->qkv_w, w->qkv_b, n, C, QKV); /* (n, QKV) */
+    linear(m, b->qkv, b->ln1, w->qkv_w, w->qkv_b, q8 ? &q8->qkv : NULL, n, C, QKV); /* (n, QKV) */
     adapters_forward(m, w, b, PRODUCT_QKV, b->qkv, QKV, b->ln1, n);
     if (m->arch->positions == ANV_POS_ROTARY)
         anv_rope_forward(b->qkv, att->starts, m->rope_inv_freq, att->B, att->T, att->pos, NH, NKV, C / NH);
@@ -101,18 +105,18 @@ void anv_block_forward(const anv_model_t *m, const anv_layer_t *w, const anv_blo
         anv_attention_decode(b->atty, att->kc, att->vc, b->qkv, att->pos, n, C, NH, NKV);
     else
         anv_attention_forward(b->atty, att->lse, att->scratch, b->qkv, att->starts, att->B, att->T, C, NH, NKV);
-    linear(m, b->tmp, b->atty, w->attn_proj_w, w->attn_proj_b, n, C, C);
+    linear(m, b->tmp, b->atty, w->attn_proj_w, w->attn_proj_b, q8 ? &q8->attn_proj : NULL, n, C, C);
     adapters_forward(m, w, b, PRODUCT_ATTN_OUT, b->tmp, C, b->atty, n);
     anv_residual_forward(b->res2, b->x, b->tmp, nC);
     /* MLP: out (n, C) = res2 + mlp_out(act(mlp_in(norm2(res2)))) */
     anv_block_norm(m, b->ln2, b->ln2_mean, b->ln2_rstd, b->res2, w->norm2_w, w->norm2_b, n);
-    linear(m, b->fch, b->ln2, w->mlp_in_w, w->mlp_in_b, n, C, FI); /* (n, FI) */
+    linear(m, b->fch, b->ln2, w->mlp_in_w, w->mlp_in_b, q8 ? &q8->mlp_in : NULL, n, C, FI); /* (n, FI) */
     adapters_forward(m, w, b, PRODUCT_MLP_IN, b->fch, FI, b->ln2, n);
     if (m->arch->mlp == ANV_MLP_SWIGLU)
         anv_swiglu_forward(b->fch_act, b->fch, n, F);
     else
         anv_gelu_forward(b->fch_act, b->fch, (size_t)n * F);
-    linear(m, b->tmp, b->fch_act, w->mlp_out_w, w->mlp_out_b, n, F, C);
+    linear(m, b->tmp, b->fch_act, w->mlp_out_w, w->mlp_out_b, q8 ? &q8->mlp_out : NULL, n, F, C);
     adapters_forward(m, w, b, PRODUCT_MLP_OUT, b->tmp, C, b->fch_act, n);
     anv_residual_forward(b->out, b->res2, b->tmp, nC);
 }

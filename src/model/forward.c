@@ -241,12 +241,19 @@ static void head_loss(anv_model_t *m, int N, int grads) {
         const int32_t *tg = a->targets + r0;
         float *lse = a->ce_lse + r0, *lnf = a->lnf + (size_t)r0 * C;
         anv_fill(lse, -INFINITY, (size_t)n);
-        anv_matmul_nt_forward(a->ce_logits, lnf, m->w.head, n, C, Vp);
+        anv_model_head_forward(m, a->ce_logits, lnf, n);
         anv_crossentropy_chunk_forward(lse, a->ce_tlogit + r0, a->ce_logits, Vp, tg, n, 0, V);
         if (!grads) continue;
         anv_crossentropy_chunk_backward(a->ce_logits, Vp, lse, tg, dloss, n, 0, V);
         anv_matmul_nt_backward(a->ce_dlnf + (size_t)r0 * C, dhead, a->ce_logits, lnf, m->w.head, n, C, Vp);
     }
+}
+
+void anv_model_head_forward(const anv_model_t *m, float *logits, const float *x, int n) {
+    if (m->q8)
+        anv_matmul_q8_forward(logits, x, m->q8->head.q, m->q8->head.d, NULL, n, m->cfg.n_embd, m->Vp);
+    else
+        anv_matmul_nt_forward(logits, x, m->w.head, n, m->cfg.n_embd, m->Vp);
 }
 
 /* Validates the tokens, sizes the activations and copies the tokens in (targets and starts may be NULL). */
@@ -271,6 +278,7 @@ static int begin_forward(anv_model_t *m, const int32_t *inputs, const int32_t *t
 static int loss_forward(anv_model_t *m, const int32_t *inputs, const int32_t *targets, const int32_t *starts, int B,
                         int T, int grads, float *loss) {
     if (!targets) return anv_error("model forward: training forward needs targets");
+    if (grads && m->q8) return anv_error("model forward: a model with int8 weights is for inference, not training");
     if (begin_forward(m, inputs, targets, starts, B, T)) return -1;
     forward_hidden(m, B, T, grads && lora_dropout(m));
     int N = B * T;
@@ -330,7 +338,7 @@ int anv_model_logits(anv_model_t *m, const int32_t *inputs, int B, int T, float 
     int N = B * T, C = m->cfg.n_embd, V = m->cfg.vocab_size, Vp = m->Vp, R = ce_block_rows((size_t)N, Vp);
     for (int r0 = 0; r0 < N; r0 += R) {
         int n = N - r0 < R ? N - r0 : R;
-        anv_matmul_nt_forward(m->acts.ce_logits, m->acts.lnf + (size_t)r0 * C, m->w.head, n, C, Vp);
+        anv_model_head_forward(m, m->acts.ce_logits, m->acts.lnf + (size_t)r0 * C, n);
         for (int i = 0; i < n; i++)
             anv_device_download(logits + (size_t)(r0 + i) * V, m->acts.ce_logits + (size_t)i * Vp,
                                 (size_t)V * sizeof(float));

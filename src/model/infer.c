@@ -104,6 +104,7 @@ static void decode_chunk(anv_model_t *m, anv_kv_cache_t *kv, const int32_t *toke
                              .lora_u = kv->lora_u};
     anv_block_attention_t att = {.decode = 1, .B = 1, .T = n, .pos = pos};
     for (int l = 0; l < c->n_layer; l++) {
+        bufs.layer = l;
         att.kc = kv->k + l * LKV;
         att.vc = kv->v + l * LKV;
         anv_block_forward(m, &m->w.h[l], &bufs, &att);
@@ -116,7 +117,7 @@ static void chunk_logits(anv_model_t *m, anv_kv_cache_t *c, int first, int rows,
     const anv_config_t *cfg = &m->cfg;
     int C = cfg->n_embd;
     anv_block_norm(m, c->ln, NULL, NULL, c->x + (size_t)first * C, m->w.norm_w, m->w.norm_b, rows);
-    anv_matmul_nt_forward(c->logits, c->ln, m->w.head, rows, C, m->Vp); /* (rows, Vp) */
+    anv_model_head_forward(m, c->logits, c->ln, rows); /* (rows, Vp) */
     for (int i = 0; i < rows; i++)
         anv_device_download(logits + (size_t)i * cfg->vocab_size, c->logits + (size_t)i * m->Vp,
                             (size_t)cfg->vocab_size * sizeof *logits);

@@ -94,6 +94,7 @@ void anv_model_free(anv_model_t *m) {
     anv_device_free(m->acts.inputs);
     anv_device_free(m->acts.att_scratch);
     anv_lora_free(m->lora);
+    anv_q8_free(m->q8);
     anv_device_free(m->params);
     anv_device_free(m->grads);
     anv_device_free(m->segment_block);

@@ -230,6 +230,29 @@ void anv_block_norm(const anv_model_t *m, float *out, float *mean, float *rstd, 
 void anv_block_norm_backward(const anv_model_t *m, float *dinp, float *dw, float *db, const float *dout,
                              const float *inp, const float *w, const float *mean, const float *rstd, int n);
 
+/* Int8 weights for inference (quant.c): a weight (out, in) quantized row by row in kernel_list.h's q8
+ * blocks, q (out, in) and d (out, in / 32). */
+typedef struct {
+    int8_t *q;
+    float *d;
+} anv_q8_matrix_t;
+
+typedef struct {
+    anv_q8_matrix_t qkv, attn_proj, mlp_in, mlp_out;
+} anv_q8_layer_t;
+
+typedef struct {
+    anv_q8_layer_t *h; /* n_layer entries */
+    anv_q8_matrix_t head;
+    void *block; /* device memory of every q and d */
+    size_t bytes;
+} anv_q8_weights_t;
+
+void anv_q8_free(anv_q8_weights_t *q8);
+
+/* The LM head: logits (n, Vp) = x (n, C) @ head^T, on the int8 head where the model has one. */
+void anv_model_head_forward(const anv_model_t *m, float *logits, const float *x, int n);
+
 struct anv_model {
     anv_config_t cfg;
     const anv_arch_info_t *arch;
@@ -246,6 +269,7 @@ struct anv_model {
     anv_weights_t g;               /* the same views into grads; all NULL when the base is frozen */
     anv_trainable_t base;          /* the parameter block as a trainable set */
     anv_lora_t *lora;              /* LoRA adapters (the base is frozen); NULL without */
+    anv_q8_weights_t *q8;          /* int8 copies of the matrices that inference runs on; NULL: fp32 */
     anv_acts_t acts;               /* training activations, allocated by the first forward */
     int B, T;                      /* shape of the last forward */
     int n_targets;                 /* non-ignored targets of the last forward */

@@ -42,6 +42,8 @@ struct float4 {
     float x, y, z, w;
 };
 static inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+/* round to nearest, ties to even (the default rounding mode) */
+static inline int __float2int_rn(float x) { return (int)std::nearbyint(x); }
 
 inline thread_local dim3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;

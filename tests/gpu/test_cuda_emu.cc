@@ -6,8 +6,8 @@
  * - the fp32 attention (attention.cuh) and the decoding attention (attention_decode.cuh) against the
  *   same reference from fp32 inputs; every attention with one key/value head per query head (GPT-2),
  *   grouped-query heads (two query heads per key/value head) and multi-query (one key/value head);
- * - RMSNorm (rmsnorm.cuh), RoPE (rope.cuh), SwiGLU (swiglu.cuh) and the multi-tensor AdamW
- *   (adamw.cuh), below.
+ * - RMSNorm (rmsnorm.cuh), RoPE (rope.cuh), SwiGLU (swiglu.cuh), the multi-tensor AdamW (adamw.cuh)
+ *   and the int8-weight kernels (matmul_q8.cuh), below.
  *
  * Tensor-core attention tolerance: max |kernel - reference| / max |reference| <= 1e-2 for every output.
  * What remains after both sides start from the same bf16 inputs is the kernels' rounding of P and dS to
@@ -20,6 +20,7 @@
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/attention_decode.cuh"
 #include "kernels/cuda/attention_tc.cuh"
+#include "kernels/cuda/matmul_q8.cuh"
 #include "kernels/cuda/rmsnorm.cuh"
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/swiglu.cuh"
@@ -427,6 +428,46 @@ static void adamw_case(int blocks, unsigned seed) {
     check("p, m, v vs the update in double", worst, 1e-6);
 }
 
+/* The int8 kernels (matmul_q8.cuh): quantize against its definition bitwise (the CPU's arithmetic), and
+ * the product of N rows of IC by OC outputs against the same quantized product in double (exact integer
+ * dots; only the fp32 sum over blocks differs: 1e-5). */
+static void q8_case(int N, int IC, int OC, unsigned seed) {
+    int blocks = IC / q8::BLOCK;
+    std::mt19937 rng(seed);
+    std::vector<float> x = normal_floats((size_t)N * IC, 1.0f, rng), w = normal_floats((size_t)OC * IC, 0.1f, rng);
+    std::vector<float> bias = normal_floats(OC, 1.0f, rng), out((size_t)N * OC, NAN);
+    std::vector<float> xd((size_t)N * blocks), wd((size_t)OC * blocks);
+    std::vector<int8_t> xq((size_t)N * IC), wq((size_t)OC * IC);
+    emu_launch(q8::quantize, dim3(2), dim3(32), 0, wq.data(), wd.data(), (const float *)w.data(), wd.size());
+    emu_launch(q8::quantize, dim3(2), dim3(32), 0, xq.data(), xd.data(), (const float *)x.data(), xd.size());
+    bool exact = true;
+    for (size_t b = 0; b < wd.size(); b++) {
+        float amax = 0;
+        for (int i = 0; i < q8::BLOCK; i++) amax = std::max(amax, std::fabs(w[b * q8::BLOCK + i]));
+        exact = exact && wd[b] == amax / 127.0f;
+        for (int i = 0; i < q8::BLOCK; i++)
+            exact = exact && wq[b * q8::BLOCK + i] == (int8_t)std::nearbyint(w[b * q8::BLOCK + i] * (127.0f / amax));
+    }
+    emu_launch(q8::forward, dim3((OC + q8::WARPS - 1) / q8::WARPS, N), dim3(q8::WARPS * 32), 0, out.data(),
+               (const int8_t *)xq.data(), (const float *)xd.data(), (const int8_t *)wq.data(), (const float *)wd.data(),
+               (const float *)bias.data(), IC, OC);
+    std::vector<double> want((size_t)N * OC);
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double sum = bias[o];
+            for (int b = 0; b < blocks; b++) {
+                long dot = 0;
+                for (int i = b * q8::BLOCK; i < (b + 1) * q8::BLOCK; i++)
+                    dot += (long)wq[(size_t)o * IC + i] * xq[(size_t)n * IC + i];
+                sum += (double)wd[(size_t)o * blocks + b] * xd[(size_t)n * blocks + b] * (double)dot;
+            }
+            want[(size_t)n * OC + o] = sum;
+        }
+    printf("q8 N %d IC %d OC %d:\n", N, IC, OC);
+    check("quantize as its definition", exact ? 0.0 : 1.0, 0.0);
+    check("matmul vs the quantized product", rel_err(out, want), 1e-5);
+}
+
 int main() {
     test_case<64>(1, 3, 1, 1, 1);   /* fewer rows than a warp's 16 */
     test_case<64>(2, 64, 2, 2, 2);  /* exactly one tile */
@@ -457,8 +498,10 @@ int main() {
     rope_case(1, 7, 100000, 3, 1, 64, 25); /* large angles */
     rope_case(2, 30, 0, 2, 1, 16, 31, 7);  /* packed rows */
     swiglu_case(7, 50, 26);
-    adamw_case(5, 11); /* one float per thread */
-    adamw_case(1, 12); /* several per thread */
+    adamw_case(5, 11);        /* one float per thread */
+    adamw_case(1, 12);        /* several per thread */
+    q8_case(3, 96, 37, 32);   /* OC past whole warps of outputs; fewer blocks than lanes */
+    q8_case(1, 1088, 20, 33); /* more blocks (34) than lanes */
     printf("test_cuda_emu: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
 }
