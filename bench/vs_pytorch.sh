@@ -69,7 +69,7 @@ printf '%-7s %-24s %-10s %12s %14s %12s %14s %8s %11s\n' "copy" "shape" "precisi
 for r in "${rows[@]}"; do
   read -r isa preset B T prec atok agf ptok pgf rss <<<"$r"
   printf '%-7s %-24s %-10s %12s %14s %12s %14s %7.2fx %11s\n' "$isa" "$preset B=$B T=$T" "$prec" "$atok" "$agf" "$ptok" \
-    "$pgf" "$(awk -v a="$atok" -v p="$ptok" 'BEGIN { print p + 0 > 0 ? a / p : 0 }')" "$rss"
+    "$pgf" "$(awk -v a="$atok" -v p="$ptok" 'BEGIN { print (p + 0 > 0 ? a / p : 0) }')" "$rss"
 done
 echo "(copy: anvil's ANVIL_CPU and PyTorch's ATEN_CPU_CAPABILITY; avx2 also OPENBLAS_CORETYPE=Haswell for both and"
 echo " ONEDNN_MAX_CPU_ISA=AVX2 for PyTorch, whose bf16 then has no kernel (n/a, ratio 0). precision: anvil's --precision against PyTorch"
