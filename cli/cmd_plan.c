@@ -89,12 +89,9 @@ static int choose_precision(const machine_t *mc, const anv_law_t *law, double fl
         anv_law_optimum_repeated(law, flops, unique, &guess);
     else
         anv_law_optimum_for_flops(law, flops, &guess);
-    anv_config_t shapes[MAX_SHAPES];
-    int n = anv_plan_shapes(mc->arch, guess.params, mc->vocab, mc->seq, shapes, MAX_SHAPES);
-    anv_config_t c =
-        n ? shapes[anv_plan_nearest(shapes, n, guess.params)] : anv_plan_smallest(mc->arch, mc->vocab, mc->seq);
+    anv_config_t c;
     anv_precision_timing_t pt;
-    if (anv_precision_measure(&c, mc->batch, mc->seq, &pt) != 0) return -1;
+    if (anv_plan_precision(mc->arch, guess.params, mc->vocab, mc->batch, mc->seq, &c, &pt) != 0) return -1;
     *prec = pt.faster;
     printf("precision: %s, as train's --precision auto takes it: a step's matrix products of %.4g parameters take "
            "%.3g s in bf16 against %.3g s in fp32 here (%s)\n",

@@ -450,11 +450,9 @@ static int design(ladder_t *L, const char *data, const char *arch, const char *l
     if (anv_precision_option(precision ? precision : "auto", &option) != 0) return -1;
     L->precision = (anv_precision_t)option;
     if (option == ANV_PRECISION_AUTO) { /* as train's: measured, on a shape of the ladder's middle size */
-        anv_config_t shapes[4], c;
-        int n = anv_plan_shapes(L->spec.arch, 1e7, L->spec.vocab, L->spec.seq, shapes, 4);
-        c = n ? shapes[anv_plan_nearest(shapes, n, 1e7)] : anv_plan_smallest(L->spec.arch, L->spec.vocab, L->spec.seq);
+        anv_config_t c;
         anv_precision_timing_t pt;
-        if (anv_precision_measure(&c, L->batch, L->spec.seq, &pt) != 0) return -1;
+        if (anv_plan_precision(L->spec.arch, 1e7, L->spec.vocab, L->batch, L->spec.seq, &c, &pt) != 0) return -1;
         L->precision = pt.faster;
         fprintf(stderr,
                 "precision auto: %s (a step's matrix products of a 10M-parameter shape: %.3g s in bf16, %.3g s "

@@ -123,6 +123,9 @@ int anv_thread_id(void); /* this thread's number inside an OpenMP parallel regio
  * one at a time. After a body fails no new one starts, and the first failure's error is returned. */
 int anv_parallel_for(size_t n, int threads, int (*body)(void *ctx, size_t i, int thread), void *ctx);
 
+/* dst (rows, cols) = src (cols, rows) transposed, in tiles that stay in cache. */
+void anv_transpose(float *dst, const float *src, size_t rows, size_t cols);
+
 /* Progress of a long-running phase: `done` of `total` units (total 0 when unknown). */
 typedef void (*anv_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);
 

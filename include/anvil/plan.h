@@ -137,6 +137,10 @@ typedef struct {
 int anv_speed_add(anv_speed_t *s, const anv_config_t *cfg, int B, int T, double *seconds);
 double anv_speed_mfu(const anv_speed_t *s, double params);
 double anv_speed_tokens_per_s(const anv_speed_t *s, const anv_config_t *cfg, int T);
+/* --precision auto for models not made yet (plan, scale run): anv_precision_measure on the shape nearest
+ * params (the smallest one when none is near), which *shape gets, with micro-batches of B rows of T. */
+int anv_plan_precision(anv_arch_t arch, double params, int vocab_size, int B, int T, anv_config_t *shape,
+                       anv_precision_timing_t *out);
 
 /* The model that reaches the lowest loss (repeated data counted when unique > 0) in `seconds` of
  * training on this machine: each size trains on seconds x its own tokens per second, so sizes that use

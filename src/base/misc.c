@@ -138,3 +138,11 @@ int anv_secret_equal(const char *given, const char *secret) {
     for (size_t i = 0; i < n; i++) diff |= (unsigned char)given[i] ^ (unsigned char)secret[i < k ? i : 0];
     return diff == 0;
 }
+
+void anv_transpose(float *dst, const float *src, size_t rows, size_t cols) {
+    enum { TILE = 32 };
+    for (size_t r0 = 0; r0 < rows; r0 += TILE)
+        for (size_t c0 = 0; c0 < cols; c0 += TILE)
+            for (size_t r = r0; r < r0 + TILE && r < rows; r++)
+                for (size_t c = c0; c < c0 + TILE && c < cols; c++) dst[r * cols + c] = src[c * rows + r];
+}

@@ -227,9 +227,9 @@ static uint64_t copy_example(const anv_loader_t *l, int64_t g, uint64_t c, int32
     return c;
 }
 
-/* Fine-tuning row g: example g alone, or packed row g's examples side by side; padded with token 0 and
- * target -1 (padding after one example is causal attention's future, never seen; in a packed row each
- * padding token is a sequence of its own). */
+/* Fine-tuning row g: example g alone, or packed row g's examples side by side with their starts (NULL:
+ * not wanted, or not packed); padded with token 0 and target -1 (padding after one example is causal
+ * attention's future, never seen; in a packed row each padding token is a sequence of its own). */
 static void copy_row(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t *targets, int32_t *starts) {
     uint64_t c = 0, T = (uint64_t)l->cfg.T;
     if (l->row_first)
@@ -240,20 +240,18 @@ static void copy_row(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t 
     for (; c < T; c++) {
         inputs[c] = 0;
         targets[c] = -1;
-        if (starts && l->row_first) starts[c] = (int32_t)c;
+        if (starts) starts[c] = (int32_t)c;
     }
-    if (starts && !l->row_first)
-        for (c = 0; c < T; c++) starts[c] = 0;
 }
 
 /* Copies sequence g (global index): T inputs, the T targets shifted by one and (unless NULL) T starts. */
 static void copy_sequence(const anv_loader_t *l, int64_t g, int32_t *inputs, int32_t *targets, int32_t *starts) {
+    if (starts && !l->row_first) /* one sequence per row */
+        for (int i = 0; i < l->cfg.T; i++) starts[i] = 0;
     if (l->rows.path) {
-        copy_row(l, g, inputs, targets, starts);
+        copy_row(l, g, inputs, targets, l->row_first ? starts : NULL);
         return;
     }
-    if (starts)
-        for (int i = 0; i < l->cfg.T; i++) starts[i] = 0;
     int lo = 0, hi = l->n_shards - 1; /* the shard with first_seq[s] <= g < first_seq[s + 1] */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;

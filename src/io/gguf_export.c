@@ -13,15 +13,6 @@
 enum { TOKEN_NORMAL = 1, TOKEN_CONTROL = 3, TOKEN_UNUSED = 5 };
 enum { FTYPE_ALL_F32 = 0, FTYPE_MOSTLY_F16 = 1, FTYPE_MOSTLY_Q8_0 = 7 };
 
-/* dst (rows, cols) = transpose of src (cols, rows), in tiles that stay in cache. */
-static void transpose(const float *src, float *dst, size_t rows, size_t cols) {
-    enum { TILE = 32 };
-    for (size_t r0 = 0; r0 < rows; r0 += TILE)
-        for (size_t c0 = 0; c0 < cols; c0 += TILE)
-            for (size_t r = r0; r < r0 + TILE && r < rows; r++)
-                for (size_t c = c0; c < c0 + TILE && c < cols; c++) dst[r * cols + c] = src[c * rows + r];
-}
-
 /* Encodes n floats into a new buffer of type t (F16 or Q8_0). */
 static void *encode(const float *x, size_t n, anv_ggml_type_t t, const char *name) {
     void *out = anv_alloc(anv_ggml_nbytes(t, n), name);
@@ -59,7 +50,7 @@ static int add_param(anv_gguf_writer_t *w, const anv_param_t *p, const float *x,
     float *f = anv_alloc(p->numel * sizeof *f, p->gguf);
     if (!f) return -1;
     if (p->in_out)
-        transpose(x, f, rows, cols);
+        anv_transpose(f, x, rows, cols);
     else
         memcpy(f, x, p->numel * sizeof *f);
     if (p->rope_heads) {

@@ -39,8 +39,7 @@ static float *host_rows(const matrix_t *x) {
     }
     anv_device_download(stored, x->w, n * sizeof(float));
     if (x->in_out) {
-        for (int i = 0; i < x->in; i++)
-            for (int o = 0; o < x->out; o++) rows[(size_t)o * x->in + i] = stored[(size_t)i * x->out + o];
+        anv_transpose(rows, stored, (size_t)x->out, (size_t)x->in);
         anv_free(stored);
     }
     return rows;

@@ -96,3 +96,11 @@ int anv_plan_for_seconds(const anv_law_t *law, const anv_speed_t *speed, anv_arc
     }
     return found ? 0 : anv_error("plan: no %s model shape for vocabulary %d", anv_arch_name(arch), vocab);
 }
+
+int anv_plan_precision(anv_arch_t arch, double params, int vocab_size, int B, int T, anv_config_t *shape,
+                       anv_precision_timing_t *out) {
+    anv_config_t shapes[5];
+    int n = anv_plan_shapes(arch, params, vocab_size, T, shapes, 5);
+    *shape = n ? shapes[anv_plan_nearest(shapes, n, params)] : anv_plan_smallest(arch, vocab_size, T);
+    return anv_precision_measure(shape, B, T, out);
+}
