@@ -462,13 +462,17 @@ static void test_dropout(void) {
 /* The profiler counts the calls of the thread that started it (not another thread's, nor calls after
  * stop), and reports the kernels called, the most time first, at most max of them. */
 /* The int8 kernels: quantization against its definition (q = round-to-even(x 127 / amax), d = amax / 127),
- * and matmul_q8_forward against the same quantized product in double (exact integer dots, so only the
- * fp32 sum over blocks differs: 1e-5), with a bias and an OC past a multiple of 4; and the product's error
- * against fp32 weights and inputs, what q8 costs (a few 1e-3, as llama.cpp's q8_0). */
+ * and matmul_q8_forward on the packed weight against the same quantized product in double (exact integer
+ * dots, so only the fp32 sum over blocks differs: 1e-5), with a bias, tiles of rows past a multiple of 8
+ * and an OC past the last panel of 16; the product's error against fp32 weights and inputs, what q8 costs
+ * (a few 1e-3, as llama.cpp's q8_0); every row the same bits alone as in the batch, and the same bits on
+ * every instruction set. */
 static void test_q8(void) {
-    enum { N = 3, IC = 96, OC = 37, BL = IC / ANV_Q8_BLOCK };
-    static float x[N * IC], w[OC * IC], bias[OC], out[N * OC], xd[N * BL], wd[OC * BL];
-    static int8_t xq[N * IC], wq[OC * IC];
+    enum { N = 19, IC = 96, OC = 37, BL = IC / ANV_Q8_BLOCK };
+    static float x[N * IC], w[OC * IC], bias[OC], out[N * OC], one[OC], xd[N * BL], wd[OC * BL], pd[OC * BL];
+    static float first_isa[N * OC];
+    static int8_t xq[N * IC], wq[OC * IC], pq[OC * IC];
+    static int have_first;
     anv_rng_t rng;
     anv_rng_seed(&rng, 41);
     for (int i = 0; i < N * IC; i++) x[i] = (float)anv_rng_normal(&rng);
@@ -486,7 +490,10 @@ static void test_q8(void) {
             exact &= wq[b * ANV_Q8_BLOCK + i] == (int8_t)lrintf(w[b * ANV_Q8_BLOCK + i] * (127.0f / amax));
     }
     CHECK(exact && xd[0] == 0.0f && xq[0] == 0, "quantize_q8 differs from its definition");
-    anv_matmul_q8_forward(out, x, wq, wd, bias, N, IC, OC);
+    memcpy(pq, wq, sizeof wq);
+    memcpy(pd, wd, sizeof wd);
+    anv_pack_q8(pq, pd, IC, OC);
+    anv_matmul_q8_forward(out, x, pq, pd, bias, N, IC, OC);
     double num = 0, den = 0, num32 = 0, den32 = 0;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
@@ -505,6 +512,15 @@ static void test_q8(void) {
     printf("  %-44s max|diff|/max|ref| = %.2e\n", "matmul q8 vs fp32 weights and inputs", num32 / den32);
     CHECK(num / den < 1e-5, "matmul_q8_forward: %.3e from the quantized product", num / den);
     CHECK(num32 / den32 < 2e-2, "matmul_q8_forward: %.3e from fp32", num32 / den32);
+    int same = 1;
+    for (int n = 0; n < N; n++) {
+        anv_matmul_q8_forward(one, x + n * IC, pq, pd, bias, 1, IC, OC);
+        same &= !memcmp(one, out + n * OC, sizeof one);
+    }
+    CHECK(same, "matmul_q8_forward: a row alone differs from the same row in a batch");
+    if (have_first) CHECK(!memcmp(first_isa, out, sizeof out), "matmul_q8_forward differs between instruction sets");
+    memcpy(first_isa, out, sizeof out);
+    have_first = 1;
 }
 
 static void *fill_elsewhere(void *x) {

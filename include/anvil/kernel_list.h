@@ -75,8 +75,12 @@ ANV_KERNEL(void, lora_backward,
 
 /* q (n), d (n / 32) = x (n) quantized. */
 ANV_KERNEL(void, quantize_q8, (int8_t * q, float *d, const float *x, size_t n), (q, d, x, n))
+/* A weight (OC, IC) quantized row by row (wq (OC, IC), wd (OC, IC / 32)) rearranged in place into the
+ * layout this backend's matmul_q8_forward reads (the same bytes; the CPU's: panels of 16 rows, the CUDA
+ * backend's: as it is). */
+ANV_KERNEL(void, pack_q8, (int8_t * wq, float *wd, int IC, int OC), (wq, wd, IC, OC))
 /* out (N, OC) = inp (N, IC) @ W^T + bias (OC, may be NULL) for a weight W (OC, IC) quantized row by row
- * (wq (OC, IC), wd (OC, IC / 32)), IC a multiple of 32. Each row of inp is quantized the same way first,
+ * and packed (wq, wd), IC a multiple of 32. Each row of inp is quantized the same way first,
  * so each block contributes d_w d_x times the exact integer sum of its 32 products (llama.cpp's
  * q8_0 x q8_0 dot product); the blocks add up in fp32. */
 ANV_KERNEL(void, matmul_q8_forward,

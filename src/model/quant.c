@@ -1,7 +1,7 @@
 /* Int8 weights for inference (--weights q8): every linear layer's weight and the LM head quantized row
  * by row into kernel_list.h's q8 blocks along the input dimension (GPT-2's Conv1D weights, stored
- * (in, out), are transposed first). The forward passes of inference then multiply with
- * matmul_q8_forward; the fp32 parameters stay for the embeddings and norms. */
+ * (in, out), are transposed first) and packed as the backend's matmul_q8_forward reads them. The forward passes of
+ * inference then multiply with matmul_q8_forward; the fp32 parameters stay for the embeddings and norms. */
 #include "model/model_internal.h"
 
 #include <string.h>
@@ -78,6 +78,7 @@ int anv_model_quantize_q8(anv_model_t *m, size_t *bytes) {
         if (dev) {
             anv_device_upload(dev, rows, count * sizeof(float));
             anv_quantize_q8(list[i].q->q, list[i].q->d, dev, count);
+            anv_pack_q8(list[i].q->q, list[i].q->d, list[i].in, list[i].out);
             anv_device_sync();
         }
         rc = dev ? 0 : -1;

@@ -1,30 +1,53 @@
-/* Linear layers with int8 weights (inference, --weights q8): the rows of inp are quantized in blocks of
- * 32 as the weights are, then each output is the sum over blocks of d_w d_x times an exact integer dot
- * product of 32 int8 pairs. Groups of four weight rows go to threads, each group read once for all the
- * rows of inp, and the four share each load of a quantized input row. */
+/* Linear layers with int8 weights (inference, --weights q8). pack_q8 lays each weight out in panels of
+ * PANEL output rows, the layout of AVX-512 VNNI's vpdpbusd (16 int32 lanes, each summing 4 products of an
+ * unsigned and a signed byte):
+ *   panel p (rows 16p .. 16p + 15):  q[block][group of 4 inputs][row][4]  as w + 128 (unsigned)
+ *                                    d[block][row]
+ * the rows past the last whole panel staying as quantize_q8 wrote them; the bytes are the same. The rows of
+ * inp are quantized in blocks of 32 as the weights are, with their sums; then for every output
+ *   acc = fma(w_b . x_b, d_w d_x, acc) over the blocks b in order,  w_b . x_b = (w_b + 128) . x_b - 128 sum x_b
+ * an exact integer and the same fp32 steps on every instruction set and for any number of rows, so a prompt
+ * run as one batch and token by token give the same bits. Threads take (panel, tile of rows) pairs; a
+ * panel stays in L1 while its tiles of up to TILE rows go by. */
 #include "anvil/base.h"
 #include "anvil/kernels.h"
 #include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 #include <math.h>
+#include <string.h>
 #if defined(ANVIL_ISA_AVX512) || defined(ANVIL_ISA_AVX2)
 #include <immintrin.h>
 #endif
 
-enum { QB = ANV_Q8_BLOCK };
+enum { QB = ANV_Q8_BLOCK, PANEL = 16, GROUPS = QB / 4, TILE = 8 };
 
-/* The calling thread's buffer for the quantized rows of inp: n int8 values and n / QB scales. */
-static int8_t *quantized_buffer(size_t n, float **scales) {
+/* The quantized rows of inp: q (N, IC), d and sums (N, IC / 32), in the calling thread's buffer. */
+typedef struct {
+    int8_t *q;
+    float *d;
+    int32_t *offset; /* -128 times the block's sum of q: what the unsigned weights add */
+} rows_q8_t;
+
+static int quantize_rows(rows_q8_t *x, const float *inp, size_t n) {
     static _Thread_local int8_t *buffer;
     static _Thread_local size_t capacity;
-    size_t bytes = n + n / QB * sizeof(float);
+    size_t bytes = n + n / QB * (sizeof(float) + sizeof(int32_t));
     if (bytes > capacity) {
         anv_free(buffer);
         buffer = anv_alloc(bytes, "q8 activations");
         capacity = buffer ? bytes : 0;
     }
-    if (buffer) *scales = (float *)(buffer + n);
-    return buffer;
+    if (!buffer) return -1;
+    x->q = buffer;
+    x->d = (float *)(buffer + n); /* n is a multiple of 32: aligned */
+    x->offset = (int32_t *)(x->d + n / QB);
+    anv_quantize_q8(x->q, x->d, inp, n);
+    for (size_t b = 0; b < n / QB; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < QB; i++) sum += x->q[b * QB + i];
+        x->offset[b] = -128 * sum;
+    }
+    return 0;
 }
 
 void anv_quantize_q8(int8_t *q, float *d, const float *x, size_t n) {
@@ -39,74 +62,205 @@ void anv_quantize_q8(int8_t *q, float *d, const float *x, size_t n) {
     }
 }
 
-/* sum over the blocks of d_w[b] d_x[b] (w_b . x_b) for four weight rows w[0..3] against one x. */
-static void dot4(float out[4], const int8_t *const w[4], const float *const dw[4], const int8_t *x, const float *dx,
-                 int blocks) {
-#if defined(ANVIL_ISA_AVX512)
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int b = 0; b < blocks; b++) {
-        __m512i xv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(x + (size_t)b * QB)));
-        for (int r = 0; r < 4; r++) {
-            __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w[r] + (size_t)b * QB)));
-            __m512 p = _mm512_cvtepi32_ps(_mm512_madd_epi16(wv, xv)); /* 16 exact sums of two products */
-            acc[r] = _mm512_fmadd_ps(p, _mm512_set1_ps(dw[r][b] * dx[b]), acc[r]);
+void anv_pack_q8(int8_t *wq, float *wd, int IC, int OC) {
+    int blocks = IC / QB, panels = OC / PANEL;
+    size_t panel_bytes = (size_t)PANEL * IC, panel_floats = (size_t)PANEL * blocks;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        uint8_t *q = anv_alloc(panel_bytes + panel_floats * sizeof(float), "q8 panel");
+        float *d = (float *)(q + panel_bytes);
+        failed = !q;
+#pragma omp for schedule(static)
+        for (int p = 0; p < panels; p++) {
+            if (!q) continue;
+            int8_t *rows = wq + (size_t)p * panel_bytes;
+            float *scales = wd + (size_t)p * panel_floats;
+            for (int b = 0; b < blocks; b++)
+                for (int g = 0; g < GROUPS; g++)
+                    for (int r = 0; r < PANEL; r++)
+                        for (int i = 0; i < 4; i++)
+                            q[(((size_t)b * GROUPS + g) * PANEL + r) * 4 + i] =
+                                (uint8_t)(rows[(size_t)r * IC + b * QB + g * 4 + i] + 128);
+            for (int b = 0; b < blocks; b++)
+                for (int r = 0; r < PANEL; r++) d[b * PANEL + r] = scales[(size_t)r * blocks + b];
+            memcpy(rows, q, panel_bytes);
+            memcpy(scales, d, panel_floats * sizeof(float));
         }
+        anv_free(q);
     }
-    for (int r = 0; r < 4; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
-#elif defined(ANVIL_ISA_AVX2)
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int b = 0; b < blocks; b++)
-        for (int h = 0; h < 2; h++) {
-            __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + (size_t)b * QB + 16 * h)));
-            for (int r = 0; r < 4; r++) {
-                __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w[r] + (size_t)b * QB + 16 * h)));
-                __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(wv, xv));
-                acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw[r][b] * dx[b]), acc[r]);
+    if (failed) anv_kernel_failed();
+}
+
+#if !defined(ANVIL_ISA_AVX2) /* AVX2 has tile_avx2 */
+/* out[r][0..PANEL) = the panel's rows (q, d) against rows r < R of x (x.q, x.d, x.offset at the tile's first
+ * row). */
+static void tile_portable(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, int R, int IC) {
+    int blocks = IC / QB;
+    for (int r = 0; r < R; r++) {
+        const int8_t *xq = x->q + (size_t)r * IC;
+        float acc[PANEL] = {0};
+        for (int b = 0; b < blocks; b++) {
+            int32_t dot[PANEL];
+            for (int j = 0; j < PANEL; j++) dot[j] = x->offset[(size_t)r * blocks + b];
+            for (int g = 0; g < GROUPS; g++)
+                for (int j = 0; j < PANEL; j++)
+                    for (int i = 0; i < 4; i++)
+                        dot[j] += q[(((size_t)b * GROUPS + g) * PANEL + j) * 4 + i] * xq[b * QB + g * 4 + i];
+            float dx = x->d[(size_t)r * blocks + b];
+            for (int j = 0; j < PANEL; j++) acc[j] = fmaf((float)dot[j], d[b * PANEL + j] * dx, acc[j]);
+        }
+        memcpy(out + (size_t)r * ldo, acc, sizeof acc);
+    }
+}
+#endif
+
+#if defined(ANVIL_ISA_AVX512)
+/* tile_portable for a whole panel on vpdpbusd; R a constant where inlined. */
+__attribute__((target("avx512vnni"), always_inline)) static inline void
+tile_vnni_rows(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, const int R, int IC) {
+    int blocks = IC / QB;
+    __m512 acc[TILE];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        __m512i dot[TILE];
+        for (int r = 0; r < R; r++) dot[r] = _mm512_set1_epi32(x->offset[(size_t)r * blocks + b]);
+        for (int g = 0; g < GROUPS; g++) {
+            __m512i w = _mm512_loadu_si512(q + ((size_t)b * GROUPS + g) * PANEL * 4);
+            for (int r = 0; r < R; r++) {
+                int32_t four;
+                memcpy(&four, x->q + (size_t)r * IC + b * QB + g * 4, 4);
+                dot[r] = _mm512_dpbusd_epi32(dot[r], w, _mm512_set1_epi32(four));
             }
         }
-    for (int r = 0; r < 4; r++) {
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        out[r] = _mm_cvtss_f32(s);
-    }
-#else
-    for (int r = 0; r < 4; r++) {
-        float sum = 0.0f;
-        for (int b = 0; b < blocks; b++) {
-            int32_t dot = 0;
-            for (int i = 0; i < QB; i++) dot += (int32_t)w[r][(size_t)b * QB + i] * x[(size_t)b * QB + i];
-            sum += (float)dot * (dw[r][b] * dx[b]);
+        __m512 dw = _mm512_loadu_ps(d + b * PANEL);
+        for (int r = 0; r < R; r++) {
+            __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(x->d[(size_t)r * blocks + b]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), scale, acc[r]);
         }
-        out[r] = sum;
     }
+    for (int r = 0; r < R; r++) _mm512_storeu_ps(out + (size_t)r * ldo, acc[r]);
+}
+
+__attribute__((target("avx512vnni"))) static void tile_vnni(float *out, size_t ldo, const uint8_t *q, const float *d,
+                                                            const rows_q8_t *x, int R, int IC) {
+    switch (R) {
+#define ROWS(n)                                                                                                        \
+    case n:                                                                                                            \
+        tile_vnni_rows(out, ldo, q, d, x, n, IC);                                                                      \
+        break;
+        ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8)
+#undef ROWS
+    }
+}
+
+static int have_vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+#if defined(ANVIL_ISA_AVX2)
+/* tile_portable on AVX2, two rows at a time: vpdpbusd as two vpmaddwd of the even and the odd bytes
+ * (255 x 127 x 2 fits the int32 sums), each half of the panel's 16 lanes in a register. */
+static void tile_avx2(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, int R, int IC) {
+    int blocks = IC / QB;
+    const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
+    for (int r0 = 0; r0 < R; r0 += 2) {
+        int rows = R - r0 < 2 ? 1 : 2;
+        __m256 acc[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}};
+        for (int b = 0; b < blocks; b++) {
+            __m256i dot[2][2];
+            for (int r = 0; r < rows; r++)
+                dot[r][0] = dot[r][1] = _mm256_set1_epi32(x->offset[(size_t)(r0 + r) * blocks + b]);
+            for (int g = 0; g < GROUPS; g++) {
+                __m256i even[2], odd[2];
+                for (int h = 0; h < 2; h++) {
+                    __m256i w =
+                        _mm256_loadu_si256((const __m256i *)(q + (((size_t)b * GROUPS + g) * PANEL + 8 * h) * 4));
+                    even[h] = _mm256_and_si256(w, low_bytes);
+                    odd[h] = _mm256_srli_epi16(w, 8);
+                }
+                for (int r = 0; r < rows; r++) {
+                    int32_t four;
+                    memcpy(&four, x->q + (size_t)(r0 + r) * IC + b * QB + g * 4, 4);
+                    __m256i xv = _mm256_set1_epi32(four);
+                    __m256i xe = _mm256_srai_epi16(_mm256_slli_epi16(xv, 8), 8), xo = _mm256_srai_epi16(xv, 8);
+                    for (int h = 0; h < 2; h++)
+                        dot[r][h] = _mm256_add_epi32(
+                            dot[r][h], _mm256_add_epi32(_mm256_madd_epi16(even[h], xe), _mm256_madd_epi16(odd[h], xo)));
+                }
+            }
+            for (int r = 0; r < rows; r++) {
+                __m256 dx = _mm256_set1_ps(x->d[(size_t)(r0 + r) * blocks + b]);
+                for (int h = 0; h < 2; h++) {
+                    __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(d + b * PANEL + 8 * h), dx);
+                    acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][h]), scale, acc[r][h]);
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++)
+            for (int h = 0; h < 2; h++) _mm256_storeu_ps(out + (size_t)(r0 + r) * ldo + 8 * h, acc[r][h]);
+    }
+}
+#endif
+
+/* The panel's outputs for rows n .. n + R of x. */
+static void tile(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, int R, int IC,
+                 int vnni) {
+#if defined(ANVIL_ISA_AVX512)
+    if (vnni) {
+        tile_vnni(out, ldo, q, d, x, R, IC);
+        return;
+    }
+#endif
+    (void)vnni;
+#if defined(ANVIL_ISA_AVX2)
+    tile_avx2(out, ldo, q, d, x, R, IC);
+#else
+    tile_portable(out, ldo, q, d, x, R, IC);
 #endif
 }
 
 void anv_matmul_q8_forward(float *out, const float *inp, const int8_t *wq, const float *wd, const float *bias, int N,
                            int IC, int OC) {
-    int blocks = IC / QB;
-    float *xd;
-    int8_t *xq = quantized_buffer((size_t)N * IC, &xd);
-    if (!xq) {
+    int blocks = IC / QB, panels = OC / PANEL, tiles = (N + TILE - 1) / TILE;
+    rows_q8_t x;
+    if (quantize_rows(&x, inp, (size_t)N * IC) != 0) {
         anv_kernel_failed();
         return;
     }
-    anv_quantize_q8(xq, xd, inp, (size_t)N * IC); /* rows of whole blocks: the same as row by row */
-    int groups = (OC + 3) / 4;
+#if defined(ANVIL_ISA_AVX512)
+    int vnni = have_vnni();
+#else
+    const int vnni = 0;
+#endif
+    const uint8_t *packed = (const uint8_t *)wq;
 #pragma omp parallel for schedule(static) collapse(2)
-    for (int g = 0; g < groups; g++) /* a group's weights stay in L1 across the rows of inp */
-        for (int n = 0; n < N; n++) {
-            const int8_t *w[4];
-            const float *dw[4];
-            for (int r = 0; r < 4; r++) { /* past OC: the group's first row again, not stored */
-                int o = 4 * g + r < OC ? 4 * g + r : 4 * g;
-                w[r] = wq + (size_t)o * IC;
-                dw[r] = wd + (size_t)o * blocks;
+    for (int p = 0; p <= panels; p++) /* the last: the rows past the panels, one at a time */
+        for (int t = 0; t < tiles; t++) {
+            int n = t * TILE, R = N - n < TILE ? N - n : TILE;
+            rows_q8_t at = {x.q + (size_t)n * IC, x.d + (size_t)n * blocks, x.offset + (size_t)n * blocks};
+            float sums[TILE][PANEL];
+            if (p < panels) {
+                tile(sums[0], PANEL, packed + (size_t)p * PANEL * IC, wd + (size_t)p * PANEL * blocks, &at, R, IC,
+                     vnni);
+                for (int r = 0; r < R; r++)
+                    for (int j = 0; j < PANEL; j++)
+                        out[(size_t)(n + r) * OC + p * PANEL + j] = sums[r][j] + (bias ? bias[p * PANEL + j] : 0.0f);
+                continue;
             }
-            float sums[4];
-            dot4(sums, w, dw, xq + (size_t)n * IC, xd + (size_t)n * blocks, blocks);
-            for (int r = 0; r < 4 && 4 * g + r < OC; r++)
-                out[(size_t)n * OC + 4 * g + r] = sums[r] + (bias ? bias[4 * g + r] : 0.0f);
+            for (int o = panels * PANEL; o < OC; o++) { /* as quantize_q8 left them */
+                const int8_t *w = wq + (size_t)o * IC;
+                for (int r = 0; r < R; r++) {
+                    float acc = 0.0f;
+                    for (int b = 0; b < blocks; b++) {
+                        int32_t dot = 0;
+                        for (int i = 0; i < QB; i++) dot += (int32_t)w[b * QB + i] * at.q[(size_t)r * IC + b * QB + i];
+                        acc = fmaf((float)dot, wd[(size_t)o * blocks + b] * at.d[(size_t)r * blocks + b], acc);
+                    }
+                    out[(size_t)(n + r) * OC + o] = acc + (bias ? bias[o] : 0.0f);
+                }
+            }
         }
 }
