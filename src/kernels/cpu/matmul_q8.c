@@ -3,7 +3,7 @@
  * unsigned and a signed byte):
  *   panel p (rows 16p .. 16p + 15):  q[block][group of 4 inputs][row][4]  as w + 128 (unsigned)
  *                                    d[block][row]
- * the rows past the last whole panel staying as quantize_q8 wrote them; the bytes are the same. The rows of
+ * the last panel as many rows wide as are left; the bytes are the same. The rows of
  * inp are quantized in blocks of 32 as the weights are, with their sums; then for every output
  *   acc = fma(w_b . x_b, d_w d_x, acc) over the blocks b in order,  w_b . x_b = (w_b + 128) . x_b - 128 sum x_b
  * an exact integer and the same fp32 steps on every instruction set and for any number of rows, so a prompt
@@ -62,8 +62,11 @@ void anv_quantize_q8(int8_t *q, float *d, const float *x, size_t n) {
     }
 }
 
+/* The rows of panel p. */
+static int panel_rows(int p, int OC) { return OC - p * PANEL < PANEL ? OC - p * PANEL : PANEL; }
+
 void anv_pack_q8(int8_t *wq, float *wd, int IC, int OC) {
-    int blocks = IC / QB, panels = OC / PANEL;
+    int blocks = IC / QB, panels = (OC + PANEL - 1) / PANEL;
     size_t panel_bytes = (size_t)PANEL * IC, panel_floats = (size_t)PANEL * blocks;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
@@ -74,46 +77,46 @@ void anv_pack_q8(int8_t *wq, float *wd, int IC, int OC) {
 #pragma omp for schedule(static)
         for (int p = 0; p < panels; p++) {
             if (!q) continue;
+            int lanes = panel_rows(p, OC);
             int8_t *rows = wq + (size_t)p * panel_bytes;
             float *scales = wd + (size_t)p * panel_floats;
             for (int b = 0; b < blocks; b++)
                 for (int g = 0; g < GROUPS; g++)
-                    for (int r = 0; r < PANEL; r++)
+                    for (int r = 0; r < lanes; r++)
                         for (int i = 0; i < 4; i++)
-                            q[(((size_t)b * GROUPS + g) * PANEL + r) * 4 + i] =
+                            q[(((size_t)b * GROUPS + g) * lanes + r) * 4 + i] =
                                 (uint8_t)(rows[(size_t)r * IC + b * QB + g * 4 + i] + 128);
             for (int b = 0; b < blocks; b++)
-                for (int r = 0; r < PANEL; r++) d[b * PANEL + r] = scales[(size_t)r * blocks + b];
-            memcpy(rows, q, panel_bytes);
-            memcpy(scales, d, panel_floats * sizeof(float));
+                for (int r = 0; r < lanes; r++) d[b * lanes + r] = scales[(size_t)r * blocks + b];
+            memcpy(rows, q, (size_t)lanes * IC);
+            memcpy(scales, d, (size_t)lanes * blocks * sizeof(float));
         }
         anv_free(q);
     }
     if (failed) anv_kernel_failed();
 }
 
-#if !defined(ANVIL_ISA_AVX2) /* AVX2 has tile_avx2 */
-/* out[r][0..PANEL) = the panel's rows (q, d) against rows r < R of x (x.q, x.d, x.offset at the tile's first
- * row). */
-static void tile_portable(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, int R, int IC) {
+/* out[r][0..lanes) = a panel of that many rows (q, d) against rows r < R of x (x.q, x.d, x.offset at the tile's
+ * first row). */
+static void tile_portable(float *out, size_t ldo, const uint8_t *q, const float *d, int lanes, const rows_q8_t *x,
+                          int R, int IC) {
     int blocks = IC / QB;
     for (int r = 0; r < R; r++) {
         const int8_t *xq = x->q + (size_t)r * IC;
         float acc[PANEL] = {0};
         for (int b = 0; b < blocks; b++) {
             int32_t dot[PANEL];
-            for (int j = 0; j < PANEL; j++) dot[j] = x->offset[(size_t)r * blocks + b];
+            for (int j = 0; j < lanes; j++) dot[j] = x->offset[(size_t)r * blocks + b];
             for (int g = 0; g < GROUPS; g++)
-                for (int j = 0; j < PANEL; j++)
+                for (int j = 0; j < lanes; j++)
                     for (int i = 0; i < 4; i++)
-                        dot[j] += q[(((size_t)b * GROUPS + g) * PANEL + j) * 4 + i] * xq[b * QB + g * 4 + i];
+                        dot[j] += q[(((size_t)b * GROUPS + g) * lanes + j) * 4 + i] * xq[b * QB + g * 4 + i];
             float dx = x->d[(size_t)r * blocks + b];
-            for (int j = 0; j < PANEL; j++) acc[j] = fmaf((float)dot[j], d[b * PANEL + j] * dx, acc[j]);
+            for (int j = 0; j < lanes; j++) acc[j] = fmaf((float)dot[j], d[b * lanes + j] * dx, acc[j]);
         }
-        memcpy(out + (size_t)r * ldo, acc, sizeof acc);
+        memcpy(out + (size_t)r * ldo, acc, (size_t)lanes * sizeof(float));
     }
 }
-#endif
 
 #if defined(ANVIL_ISA_AVX512)
 /* tile_portable for a whole panel on vpdpbusd; R a constant where inlined. */
@@ -205,9 +208,13 @@ static void tile_avx2(float *out, size_t ldo, const uint8_t *q, const float *d, 
 }
 #endif
 
-/* The panel's outputs for rows n .. n + R of x. */
-static void tile(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, int R, int IC,
+/* The outputs of a panel of `lanes` rows for rows n .. n + R of x: a whole panel on the ISA's tile. */
+static void tile(float *out, size_t ldo, const uint8_t *q, const float *d, int lanes, const rows_q8_t *x, int R, int IC,
                  int vnni) {
+    if (lanes < PANEL) {
+        tile_portable(out, ldo, q, d, lanes, x, R, IC);
+        return;
+    }
 #if defined(ANVIL_ISA_AVX512)
     if (vnni) {
         tile_vnni(out, ldo, q, d, x, R, IC);
@@ -218,13 +225,13 @@ static void tile(float *out, size_t ldo, const uint8_t *q, const float *d, const
 #if defined(ANVIL_ISA_AVX2)
     tile_avx2(out, ldo, q, d, x, R, IC);
 #else
-    tile_portable(out, ldo, q, d, x, R, IC);
+    tile_portable(out, ldo, q, d, PANEL, x, R, IC);
 #endif
 }
 
 void anv_matmul_q8_forward(float *out, const float *inp, const int8_t *wq, const float *wd, const float *bias, int N,
                            int IC, int OC) {
-    int blocks = IC / QB, panels = OC / PANEL, tiles = (N + TILE - 1) / TILE;
+    int blocks = IC / QB, panels = (OC + PANEL - 1) / PANEL, tiles = (N + TILE - 1) / TILE;
     rows_q8_t x;
     if (quantize_rows(&x, inp, (size_t)N * IC) != 0) {
         anv_kernel_failed();
@@ -237,30 +244,15 @@ void anv_matmul_q8_forward(float *out, const float *inp, const int8_t *wq, const
 #endif
     const uint8_t *packed = (const uint8_t *)wq;
 #pragma omp parallel for schedule(static) collapse(2)
-    for (int p = 0; p <= panels; p++) /* the last: the rows past the panels, one at a time */
+    for (int p = 0; p < panels; p++)
         for (int t = 0; t < tiles; t++) {
-            int n = t * TILE, R = N - n < TILE ? N - n : TILE;
+            int n = t * TILE, R = N - n < TILE ? N - n : TILE, lanes = panel_rows(p, OC);
             rows_q8_t at = {x.q + (size_t)n * IC, x.d + (size_t)n * blocks, x.offset + (size_t)n * blocks};
             float sums[TILE][PANEL];
-            if (p < panels) {
-                tile(sums[0], PANEL, packed + (size_t)p * PANEL * IC, wd + (size_t)p * PANEL * blocks, &at, R, IC,
-                     vnni);
-                for (int r = 0; r < R; r++)
-                    for (int j = 0; j < PANEL; j++)
-                        out[(size_t)(n + r) * OC + p * PANEL + j] = sums[r][j] + (bias ? bias[p * PANEL + j] : 0.0f);
-                continue;
-            }
-            for (int o = panels * PANEL; o < OC; o++) { /* as quantize_q8 left them */
-                const int8_t *w = wq + (size_t)o * IC;
-                for (int r = 0; r < R; r++) {
-                    float acc = 0.0f;
-                    for (int b = 0; b < blocks; b++) {
-                        int32_t dot = 0;
-                        for (int i = 0; i < QB; i++) dot += (int32_t)w[b * QB + i] * at.q[(size_t)r * IC + b * QB + i];
-                        acc = fmaf((float)dot, wd[(size_t)o * blocks + b] * at.d[(size_t)r * blocks + b], acc);
-                    }
-                    out[(size_t)(n + r) * OC + o] = acc + (bias ? bias[o] : 0.0f);
-                }
-            }
+            tile(sums[0], PANEL, packed + (size_t)p * PANEL * IC, wd + (size_t)p * PANEL * blocks, lanes, &at, R, IC,
+                 vnni);
+            for (int r = 0; r < R; r++)
+                for (int j = 0; j < lanes; j++)
+                    out[(size_t)(n + r) * OC + p * PANEL + j] = sums[r][j] + (bias ? bias[p * PANEL + j] : 0.0f);
         }
 }
