@@ -20,6 +20,7 @@ static const char usage[] =
 #define MAX_SHAPES 5
 #define ASSUMED_MFU 0.3
 #define MAX_TIMING_SECONDS 30.0 /* larger shapes are not timed: their speed is the largest timed one's */
+#define SATURATED 0.001         /* the share of loss a doubling of the budget must save to be planned */
 
 typedef struct {
     anv_arch_t arch;
@@ -59,6 +60,49 @@ static double tokens_per_s(const machine_t *mc, const anv_config_t *c) {
 static double row_tokens(const machine_t *mc, const anv_optimum_t *opt, const anv_config_t *c, int fixed_tokens) {
     if (mc->seconds > 0) return mc->seconds * tokens_per_s(mc, c);
     return fixed_tokens ? opt->tokens : opt->flops / (6.0 * (double)anv_config_num_params(c));
+}
+
+/* The least budget, at most `budget`, past which each doubling lowers loss(budget) by less than SATURATED:
+ * once the unique tokens are repeated so often that more epochs add almost nothing (Muennighoff et al.
+ * 2023), the rest of a budget is not worth its time. Bisection in log space: the gain of a doubling
+ * shrinks as the budget grows. */
+static double saturated_budget(double budget, double (*loss)(void *, double), void *ctx) {
+#define GAIN(x) (1.0 - loss(ctx, 2.0 * exp(x)) / loss(ctx, exp(x)))
+    double lo = log(budget) - log(1e12), hi = log(budget);
+    if (GAIN(hi) >= SATURATED) return budget;
+    if (GAIN(lo) < SATURATED) return exp(lo);
+    for (int k = 0; k < 60; k++) {
+        double mid = 0.5 * (lo + hi);
+        if (GAIN(mid) < SATURATED)
+            hi = mid;
+        else
+            lo = mid;
+    }
+#undef GAIN
+    return exp(hi);
+}
+
+typedef struct {
+    const anv_law_t *law;
+    double unique;
+    const machine_t *mc;
+} saturation_t;
+
+static double loss_of_flops(void *ctx, double flops) {
+    const saturation_t *s = ctx;
+    anv_optimum_t opt;
+    anv_law_optimum_repeated(s->law, flops, s->unique, &opt);
+    return opt.loss;
+}
+
+static double loss_of_seconds(void *ctx, double seconds) {
+    const saturation_t *s = ctx;
+    anv_optimum_t opt;
+    anv_config_t shape;
+    const machine_t *mc = s->mc;
+    return anv_plan_for_seconds(s->law, &mc->speed, mc->arch, mc->vocab, mc->seq, seconds, s->unique, &opt, &shape) == 0
+               ? opt.loss
+               : HUGE_VAL;
 }
 
 /* Times a training step of the shape nearest params (unless one of that size is timed, or it would
@@ -117,6 +161,8 @@ static int time_optimum(machine_t *mc, const anv_law_t *law, double hours, doubl
         if (time_near(mc, guess.params * spread[i]) != 0) return -1;
     for (int round = 0;; round++) {
         anv_config_t shape;
+        saturation_t sat = {law, unique, mc};
+        mc->seconds = unique > 0 ? saturated_budget(hours * 3600.0, loss_of_seconds, &sat) : hours * 3600.0;
         if (anv_plan_for_seconds(law, &mc->speed, mc->arch, mc->vocab, mc->seq, mc->seconds, unique, opt, &shape) != 0)
             return -1;
         int near = 0;
@@ -126,11 +172,12 @@ static int time_optimum(machine_t *mc, const anv_law_t *law, double hours, doubl
         if (time_near(mc, opt->params) != 0) return -1;
         if (mc->speed.n == timed) break; /* too large to time */
     }
-    printf("throughput: the lowest loss in %g hours comes from %.4g parameters at %.1f%% MFU reached (%.0f tokens/s); "
-           "MFU timed from %.1f%% (%.4g parameters) to %.1f%% (%.4g)\n",
-           hours, opt->params, 100.0 * anv_speed_mfu(&mc->speed, opt->params), opt->tokens / mc->seconds,
-           100.0 * mc->speed.mfu[0], mc->speed.params[0], 100.0 * mc->speed.mfu[mc->speed.n - 1],
-           mc->speed.params[mc->speed.n - 1]);
+    printf(
+        "throughput: the lowest loss in %.4g hours comes from %.4g parameters at %.1f%% MFU reached (%.0f tokens/s); "
+        "MFU timed from %.1f%% (%.4g parameters) to %.1f%% (%.4g)\n",
+        mc->seconds / 3600.0, opt->params, 100.0 * anv_speed_mfu(&mc->speed, opt->params), opt->tokens / mc->seconds,
+        100.0 * mc->speed.mfu[0], mc->speed.params[0], 100.0 * mc->speed.mfu[mc->speed.n - 1],
+        mc->speed.params[mc->speed.n - 1]);
     return 0;
 }
 
@@ -249,7 +296,8 @@ int cmd_plan(int argc, char **argv) {
         anv_law_optimum_for_tokens(&law, tokens, &opt);
         if (unique > 0) opt.loss = anv_law_loss_repeated(&law, opt.params, tokens, unique);
     } else if (unique > 0) {
-        anv_law_optimum_repeated(&law, flops, unique, &opt);
+        saturation_t sat = {&law, unique, &mc};
+        anv_law_optimum_repeated(&law, saturated_budget(flops, loss_of_flops, &sat), unique, &opt);
     } else {
         anv_law_optimum_for_flops(&law, flops, &opt);
     }
@@ -265,6 +313,17 @@ int cmd_plan(int argc, char **argv) {
                anv_effective_params(&law, opt.params, unique), free_data.params);
     } else if (unique > 0)
         printf("data: %s holds %.0f unique tokens: no epoch is repeated\n", data, unique);
+    if (seen[O_HOURS] ? mc.seconds < hours * 3600.0 : seen[O_FLOPS] && opt.flops < flops)
+        printf("saturated: past %.4g %s a doubling of compute lowers the predicted loss by less than %g%%: the unique "
+               "tokens are spent, so the plan is for that part of the %g %s; more unique tokens, not more compute, "
+               "would lower the loss\n",
+               seen[O_HOURS] ? mc.seconds / 3600.0 : opt.flops, seen[O_HOURS] ? "hours" : "FLOPs", 100.0 * SATURATED,
+               seen[O_HOURS] ? hours : flops, seen[O_HOURS] ? "hours" : "FLOPs");
+    if (opt.loss > log((double)mc.vocab))
+        printf(
+            "note: the predicted loss is above ln %d = %.4f, a uniform guess over the vocabulary: the law was fitted "
+            "on other data, tokenizers or scales than these; fit one to this data with anvil scale run\n",
+            mc.vocab, log((double)mc.vocab));
 
     anv_config_t shapes[MAX_SHAPES];
     int n = anv_plan_shapes(mc.arch, opt.params, mc.vocab, mc.seq, shapes, MAX_SHAPES);

@@ -20,6 +20,10 @@ grep -q '^N_opt 805' tokens.txt || fail "plan --tokens D_opt(1e18) is not the 1e
 mkdir data && echo '{"train": {"documents": 1, "bytes": 1, "tokens": 100000000, "shards": 1}, "val": {"documents": 1, "bytes": 1, "tokens": 1000, "shards": 1}, "vocab_size": 50257}' > data/meta.json
 "$anvil" plan --flops 1e18 --data data > repeat.txt || fail "plan --data"
 grep -q 'epochs' repeat.txt || fail "plan --data does not plan repeated epochs"
+grep -q '^saturated' repeat.txt && fail "plan --data: 1e18 FLOPs (34 epochs) still lowers the loss, yet the plan stops short"
+# 1e21 FLOPs would read 1e8 tokens thousands of times: the plan stops where a doubling saves under 0.1%.
+"$anvil" plan --flops 1e21 --data data > saturated.txt || fail "plan --flops 1e21 --data"
+grep -q '^saturated: past 4\.3[0-9]*e+18 FLOPs' saturated.txt || fail "plan --flops 1e21 --data: $(grep -E '^(budget|saturated)' saturated.txt)"
 
 # A ladder from a known law (E 2, A 600, B 900, alpha 0.38, beta 0.32), 4 budgets x 5 sizes, 0.2% noise.
 awk 'BEGIN { print "params,tokens,loss"; s = 7
