@@ -19,8 +19,8 @@ static void test_decode(anv_config_t cfg, int q8) {
     /* Weights at twice the init scale, so attention is less uniform than at init. */
     float *p = anv_model_params(m);
     for (size_t i = 0; i < anv_model_n_params(m); i++) p[i] *= 2;
-    const int T = 128, V = cfg.vocab_size, prefill = 70; /* prefill spans two chunks of the cache */
-    int32_t tokens[128];
+    const int T = 320, V = cfg.vocab_size, prefill = 270; /* prefill spans two chunks of 256 rows */
+    int32_t tokens[320];
     anv_rng_t rng;
     anv_rng_seed(&rng, 9);
     for (int t = 0; t < T; t++) tokens[t] = (int32_t)(anv_rng_u64(&rng) % (uint64_t)V);
@@ -69,13 +69,21 @@ static void test_decode(anv_config_t cfg, int q8) {
     double e_seq = check_rel_err(got, batched, (size_t)V);
     printf("infer: %d-token prompt token by token vs as one batch, last logits max rel err %.3g\n", prefill, e_seq);
     CHECK(e_seq < 1e-5, "token-by-token prompt matches the batch: %g", e_seq);
-    /* 10 single steps, then a batch of 70 at position 10 (chunks at 10 and 74). */
+    /* 10 single steps, then a batch of 270 at position 10 (chunks at 10 and 266). */
     anv_kv_cache_reset(kv);
     for (int t = 0; t < 10; t++) CHECK(anv_model_decode(m, kv, tokens + t, 1, got) == 0, "single step %d", t);
-    CHECK(anv_model_decode(m, kv, tokens + 10, 70, got) == 0, "batch after singles: %s", anv_last_error());
-    double e_mid = check_rel_err(got, full + (size_t)79 * V, (size_t)V);
-    printf("infer: 10 single steps + a 70-token batch vs full forward at position 79, max rel err %.3g\n", e_mid);
+    CHECK(anv_model_decode(m, kv, tokens + 10, 270, got) == 0, "batch after singles: %s", anv_last_error());
+    double e_mid = check_rel_err(got, full + (size_t)279 * V, (size_t)V);
+    printf("infer: 10 single steps + a 270-token batch vs full forward at position 279, max rel err %.3g\n", e_mid);
     CHECK(e_mid < tolerance, "batch appended mid-sequence matches the full forward: %g", e_mid);
+    /* The logits of every position at once (the head in passes of fewer rows than a chunk). */
+    float *all = malloc((size_t)T * V * sizeof *all);
+    anv_kv_cache_reset(kv);
+    CHECK(anv_model_decode_all(m, kv, tokens, T, all) == 0, "decode all: %s", anv_last_error());
+    double e_all = check_rel_err(all, full, (size_t)T * V);
+    printf("infer: logits of all %d positions in one call vs full forward, max rel err %.3g\n", T, e_all);
+    CHECK(e_all < tolerance, "decode_all matches the full forward: %g", e_all);
+    free(all);
     free(batched);
     /* After a reset the cache reproduces the first position exactly. */
     anv_kv_cache_reset(kv);
@@ -92,11 +100,11 @@ static void test_decode(anv_config_t cfg, int q8) {
 
 int main(void) {
     for (int q8 = 0; q8 < 2; q8++) {
-        test_decode(anv_config_gpt2(2, 4, 64, 100, 128),
+        test_decode(anv_config_gpt2(2, 4, 64, 100, 320),
                     q8); /* n_layer, n_head, n_embd, vocab (padded to 128), block */
         /* Llama: grouped-query heads, an untied head, and Llama 3's RoPE scaling with a short original context
          * so that positions past it matter. */
-        anv_config_t llama = anv_config_llama(2, 4, 2, 64, 96, 100, 128);
+        anv_config_t llama = anv_config_llama(2, 4, 2, 64, 96, 100, 320);
         llama.tie_embeddings = 0;
         llama.rope_scaling = (anv_rope_scaling_t){1, 4.0f, 1.0f, 4.0f, 32};
         test_decode(llama, q8);

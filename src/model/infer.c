@@ -5,7 +5,8 @@
 #include "anvil/kernels.h"
 #include "model/model_internal.h"
 
-#define CHUNK 64
+#define CHUNK 256     /* rows per pass: each pass reads every weight once */
+#define LOGIT_ROWS 64 /* rows per pass of the head, whose output is a vocabulary wide */
 
 struct anv_kv_cache {
     int max_len, len;
@@ -13,7 +14,7 @@ struct anv_kv_cache {
     float *x, *ln, *qkv;  /* (CHUNK, C), (CHUNK, C), (CHUNK, QKV) */
     float *atty, *tmp;    /* (CHUNK, C) each */
     float *fch, *fch_act; /* (CHUNK, FI), (CHUNK, F) */
-    float *logits;        /* (CHUNK, Vp) */
+    float *logits;        /* (LOGIT_ROWS, Vp) */
     float *lora_u;        /* (adapters per layer, CHUNK, r) the LoRA adapters' A x; empty without */
     int32_t *tokens;      /* (CHUNK) the chunk's tokens where the device's kernels can read them */
     float *block;
@@ -37,7 +38,7 @@ static size_t kv_layout(const anv_model_t *m, int max_len, anv_kv_cache_t *kv) {
                  {&kv->tmp, CHUNK * C},
                  {&kv->fch, CHUNK * FI},
                  {&kv->fch_act, CHUNK * F},
-                 {&kv->logits, CHUNK * (size_t)m->Vp},
+                 {&kv->logits, LOGIT_ROWS * (size_t)m->Vp},
                  {&kv->lora_u, CHUNK * anv_lora_row_floats(m)}};
     size_t total = CHUNK; /* the tokens first: int32 and float have the same size */
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
@@ -117,10 +118,13 @@ static void chunk_logits(anv_model_t *m, anv_kv_cache_t *c, int first, int rows,
     const anv_config_t *cfg = &m->cfg;
     int C = cfg->n_embd;
     anv_block_norm(m, c->ln, NULL, NULL, c->x + (size_t)first * C, m->w.norm_w, m->w.norm_b, rows);
-    anv_model_head_forward(m, c->logits, c->ln, rows); /* (rows, Vp) */
-    for (int i = 0; i < rows; i++)
-        anv_device_download(logits + (size_t)i * cfg->vocab_size, c->logits + (size_t)i * m->Vp,
-                            (size_t)cfg->vocab_size * sizeof *logits);
+    for (int at = 0; at < rows; at += LOGIT_ROWS) {
+        int n = rows - at < LOGIT_ROWS ? rows - at : LOGIT_ROWS;
+        anv_model_head_forward(m, c->logits, c->ln + (size_t)at * C, n); /* (n, Vp) */
+        for (int i = 0; i < n; i++)
+            anv_device_download(logits + (size_t)(at + i) * cfg->vocab_size, c->logits + (size_t)i * m->Vp,
+                                (size_t)cfg->vocab_size * sizeof *logits);
+    }
 }
 
 /* Appends n tokens; writes the logits of every one (all) or of the last. */

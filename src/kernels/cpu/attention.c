@@ -141,8 +141,34 @@ void anv_attention_backward(float *dqkv, float *scratch, const float *dout, cons
 
 /* Decoding: each new row attends to its cached keys in blocks of DECODE_BLOCK with an online softmax
  * (running max m and sum l; the output so far is rescaled by e^(m_old - m_new) when a block raises the
- * max), so no (pos + n) scores are stored. One (row, head) pair per task. */
-enum { DECODE_BLOCK = 64 };
+ * max), so no (pos + n) scores are stored. One (row, head) pair per task. Dot products and sums run in
+ * LANES independent partial sums (one vector register), added pairwise at the end, so that they
+ * vectorise; the order is fixed, so a row's output does not depend on the rows decoded with it. */
+enum { DECODE_BLOCK = 64, LANES = 16 };
+
+static inline float sum_lanes(float *part) {
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int u = 0; u < w; u++) part[u] += part[u + w];
+    return part[0];
+}
+
+static inline float dot(const float *a, const float *b, int n) {
+    float part[LANES] = {0};
+    int d = 0;
+    for (; d + LANES <= n; d += LANES)
+        for (int u = 0; u < LANES; u++) part[u] += a[d + u] * b[d + u];
+    for (int u = 0; d + u < n; u++) part[u] += a[d + u] * b[d + u];
+    return sum_lanes(part);
+}
+
+static inline float sum(const float *a, int n) {
+    float part[LANES] = {0};
+    int d = 0;
+    for (; d + LANES <= n; d += LANES)
+        for (int u = 0; u < LANES; u++) part[u] += a[d + u];
+    for (int u = 0; d + u < n; u++) part[u] += a[d + u];
+    return sum_lanes(part);
+}
 
 void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, int pos, int n, int C, int NH, int NKV) {
     int hs = C / NH, KC = NKV * hs, group = NH / NKV;
@@ -162,20 +188,16 @@ void anv_attention_decode(float *out, float *kc, float *vc, const float *qkv, in
                 int nt = pos + i + 1 - t0 < DECODE_BLOCK ? pos + i + 1 - t0 : DECODE_BLOCK;
                 float m_new = m;
                 for (int j = 0; j < nt; j++) {
-                    const float *k = kh + (size_t)(t0 + j) * KC;
-                    float dot = 0.0f;
-                    for (int d = 0; d < hs; d++) dot += q[d] * k[d];
-                    s[j] = dot * scale;
+                    s[j] = dot(q, kh + (size_t)(t0 + j) * KC, hs) * scale;
                     m_new = s[j] > m_new ? s[j] : m_new;
                 }
+                for (int j = 0; j < nt; j++) s[j] = anv_vexpf(s[j] - m_new);
                 float corr = anv_vexpf(m - m_new); /* 0 (to float precision) on the first block */
-                l *= corr;
+                l = l * corr + sum(s, nt);
                 for (int d = 0; d < hs; d++) o[d] *= corr;
                 for (int j = 0; j < nt; j++) {
                     const float *v = vh + (size_t)(t0 + j) * KC;
-                    float p = anv_vexpf(s[j] - m_new);
-                    l += p;
-                    for (int d = 0; d < hs; d++) o[d] += p * v[d];
+                    for (int d = 0; d < hs; d++) o[d] += s[j] * v[d];
                 }
                 m = m_new;
             }

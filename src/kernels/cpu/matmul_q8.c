@@ -42,6 +42,7 @@ static int quantize_rows(rows_q8_t *x, const float *inp, size_t n) {
     x->d = (float *)(buffer + n); /* n is a multiple of 32: aligned */
     x->offset = (int32_t *)(x->d + n / QB);
     anv_quantize_q8(x->q, x->d, inp, n);
+#pragma omp parallel for schedule(static) if (n >= (1u << 16))
     for (size_t b = 0; b < n / QB; b++) {
         int32_t sum = 0;
         for (int i = 0; i < QB; i++) sum += x->q[b * QB + i];
@@ -50,15 +51,21 @@ static int quantize_rows(rows_q8_t *x, const float *inp, size_t n) {
     return 0;
 }
 
+/* Rounds to the nearest integer, ties to even (lrintf's rounding) for |x| < 2^22: adding 1.5 * 2^23 leaves
+ * no fraction bits. Unlike lrintf it vectorises. */
+static inline float round_even(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
 void anv_quantize_q8(int8_t *q, float *d, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= (1u << 20))
+#pragma omp parallel for schedule(static) if (n >= (1u << 16))
     for (size_t b = 0; b < n / QB; b++) {
         const float *v = x + b * QB;
-        float amax = 0.0f;
-        for (int i = 0; i < QB; i++) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
-        float scale = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        float amax[QB];
+        for (int i = 0; i < QB; i++) amax[i] = fabsf(v[i]);
+        for (int w = QB / 2; w > 0; w /= 2) /* a tree of vmaxps: the same maximum as a loop's */
+            for (int i = 0; i < w; i++) amax[i] = amax[i + w] > amax[i] ? amax[i + w] : amax[i];
+        float scale = amax[0] / 127.0f, inv = amax[0] > 0.0f ? 127.0f / amax[0] : 0.0f;
         d[b] = scale;
-        for (int i = 0; i < QB; i++) q[b * QB + i] = (int8_t)lrintf(v[i] * inv);
+        for (int i = 0; i < QB; i++) q[b * QB + i] = (int8_t)(int32_t)round_even(v[i] * inv);
     }
 }
 
