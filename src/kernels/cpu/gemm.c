@@ -112,6 +112,7 @@ static void kernel_f32(int w, const void *a, const void *b, float *c, int ldc, i
     enum { PMR = ANV_GEMM_MR, PNR = ANV_GEMM_NR };
     const float *restrict ap = a, *restrict bp = b;
     __m512 acc[PMR][2];
+    gemm_prefetch_tile(c, ldc, mr);
 #pragma GCC unroll 16
     for (int r = 0; r < PMR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int p = 0; p < w; p++) {
@@ -128,9 +129,8 @@ static void kernel_f32(int w, const void *a, const void *b, float *c, int ldc, i
     gemm_store_tile(acc, c, ldc, mr, nr, alpha, beta, first);
 }
 
-/* K slices of at most 384 (a B micro-panel of up to 48 KiB, the L1 of Zen 5): on one thread the LM
- * head's dW (K 333) runs at 175-180 GFLOP/s in one slice, 133-144 in three of 111; the other GPT-2
- * shapes are as fast as with slices of at most 128 or 256. */
+/* K slices of at most 384 (an A micro-panel of 18 KiB in L1): the LM head's dW (K 333) runs in one
+ * slice, far faster than in three; the other GPT-2 shapes are as fast as with slices of 192 or 256. */
 static const anv_gemm_packing_t packing_f32 = {ANV_GEMM_MR, ANV_GEMM_NR, 1, 1, 384, pack_a_f32, pack_b_f32, kernel_f32};
 
 /* Smaller products stay on the simple kernel below: on one thread it is faster at 64 x 64 x 64

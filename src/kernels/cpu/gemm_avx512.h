@@ -134,6 +134,15 @@ static inline void gemm_pack_b_panels(uint32_t *restrict bp, int tb, const float
     }
 }
 
+/* Asks for the rows of a C tile before the K loop, so that their misses (C is usually far larger than
+ * the caches) overlap the products instead of stalling the store at the end. */
+static inline void gemm_prefetch_tile(const float *c, int ldc, int mr) {
+    for (int r = 0; r < gemm_min(mr, ANV_GEMM_MR); r++) {
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + 16), _MM_HINT_T0);
+    }
+}
+
 /* The mr x nr corner of the (MR, NR) accumulator tile into c: C = alpha acc + beta C on the first K
  * slice (beta 0: C not read), C += alpha acc on later ones. */
 static inline void gemm_store_tile(__m512 acc[ANV_GEMM_MR][2], float *restrict c, int ldc, int mr, int nr, float alpha,

@@ -81,6 +81,7 @@ static void kernel_bf16(int w, const void *a, const void *b, float *c, int ldc, 
                         int first) {
     const uint32_t *restrict ap = a, *restrict bp = b;
     __m512 acc[MR][2];
+    gemm_prefetch_tile(c, ldc, mr);
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int p = 0; p < w; p++) {

@@ -88,8 +88,8 @@ int anv_gemm_packed(const anv_gemm_packing_t *op, int ta, int tb, int M, int N, 
                 for (int s = 0; s < ns; s++) {
                     int k0 = (s0 + s) * ks, w = words(op, min_int(K - k0, ks));
                     const word_t *as = ap + s * a_slice, *bs = bp + s * b_slice;
-                    for (int j = j0; j < j1; j += NR)
-                        for (int i = i0; i < i1; i += MR)
+                    for (int i = i0; i < i1; i += MR)
+                        for (int j = j0; j < j1; j += NR)
                             op->kernel(w, as + (size_t)i * w, bs + (size_t)j * w, C + (size_t)i * ldc + jc + j, ldc,
                                        i1 - i, j1 - j, alpha, beta, k0 == 0);
                 }

@@ -4,10 +4,10 @@
  * into near-equal slices of at most kc values. For each block of NC columns and each span of slices
  * (as many as fit in PACK_BYTES), the threads first pack op(B) and op(A) into shared panels of 32-bit
  * words (an fp32 value, or a pair of bf16), then take (MC, NB) tiles of C and, for each slice, run the
- * MR x NR register kernel over the tile: a B micro-panel (slice, NR) stays in L1 while the tile's A
- * block (MC, slice) streams from L2. Each C element gets its slice partial sums in increasing K order,
- * whatever the thread count. Compiled once (gemm_packed.c); the packers and kernels come from the
- * AVX-512 copies of gemm.c and gemm_bf16.c. */
+ * MR x NR register kernel over the tile, row panel by row panel: an A micro-panel (MR, slice) stays in
+ * L1 while the tile's B block (slice, NB) streams from L2. Each C element gets its slice partial sums in increasing K
+ * order, whatever the thread count. Compiled once (gemm_packed.c); the packers and kernels come from the AVX-512 copies
+ * of gemm.c and gemm_bf16.c. */
 #ifndef ANVIL_KERNELS_CPU_GEMM_PACKED_H
 #define ANVIL_KERNELS_CPU_GEMM_PACKED_H
 
