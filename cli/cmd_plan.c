@@ -320,10 +320,12 @@ int cmd_plan(int argc, char **argv) {
                seen[O_HOURS] ? mc.seconds / 3600.0 : opt.flops, seen[O_HOURS] ? "hours" : "FLOPs", 100.0 * SATURATED,
                seen[O_HOURS] ? hours : flops, seen[O_HOURS] ? "hours" : "FLOPs");
     if (opt.loss > log((double)mc.vocab))
-        printf(
-            "note: the predicted loss is above ln %d = %.4f, a uniform guess over the vocabulary: the law was fitted "
-            "on other data, tokenizers or scales than these; fit one to this data with anvil scale run\n",
-            mc.vocab, log((double)mc.vocab));
+        printf("note: the predicted loss is above ln %d = %.4f, a uniform guess over the vocabulary: the law does not "
+               "hold here (%s)\n",
+               mc.vocab, log((double)mc.vocab),
+               fit ? "a fitted law holds near its ladder's sizes and data; with --data it is also discounted for "
+                     "repetition, which a ladder on the same data already measured"
+                   : "it was fitted on other data, tokenizers and scales; fit one to this data with anvil scale run");
 
     anv_config_t shapes[MAX_SHAPES];
     int n = anv_plan_shapes(mc.arch, opt.params, mc.vocab, mc.seq, shapes, MAX_SHAPES);
