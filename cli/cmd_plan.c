@@ -10,12 +10,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char usage[] =
     "anvil plan (--flops C | --hours H | --tokens D) [--law hoffmann|epoch | --fit FIT.json] [--arch gpt2|llama]\n"
     "           [--data DIR] [--vocab V] [--seq T] [--batch B] [--batch-tokens N] [--mfu F] [--threads N]\n"
-    "           [--out CONFIG.json]";
+    "           [--device cpu|cuda] [--peak GFLOPS] [--out CONFIG.json]";
 
 #define MAX_SHAPES 5
 #define ASSUMED_MFU 0.3
@@ -184,12 +183,12 @@ static int time_optimum(machine_t *mc, const anv_law_t *law, double hours, doubl
 static void print_shapes(const machine_t *mc, const anv_law_t *law, const anv_optimum_t *opt, double unique,
                          const anv_config_t *shapes, int n, const char *data, const char *out, int fixed_tokens) {
     int best = anv_plan_nearest(shapes, n, opt->params);
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    double ram = (double)anv_device_memory_bytes();
     printf("\nshapes near N_opt (%s, vocabulary %d, seq %d, %lld tokens per step, micro-batch %d; hours at %s of "
-           "%.1f GFLOP/s; memory against %.1f GiB RAM):\n",
+           "%.1f GFLOP/s; memory against %.1f GiB of %s memory):\n",
            anv_arch_name(mc->arch), mc->vocab, mc->seq, mc->batch_tokens, mc->batch,
-           mc->seconds > 0 ? "the MFU measured for each size" : "an assumed MFU", mc->peak, ram / (1 << 30));
+           mc->seconds > 0 ? "the MFU measured for each size" : "an assumed MFU", mc->peak, ram / (1 << 30),
+           strcmp(anv_device(), "cpu") ? anv_device() : "host");
     printf("  %-3s %7s %6s %6s %9s %6s %14s %14s %10s %10s %10s %4s %7s\n", "row", "n_layer", "n_embd", "n_head",
            "n_kv_head", "n_ff", "params", "tokens", "steps", "hours", "memory", "fits", "loss");
     for (int i = 0; i < n; i++) {
@@ -223,8 +222,8 @@ static void print_shapes(const machine_t *mc, const anv_law_t *law, const anv_op
 }
 
 int cmd_plan(int argc, char **argv) {
-    double flops = 0, hours = 0, tokens = 0, mfu = ASSUMED_MFU;
-    const char *law_name = "epoch", *fit = NULL, *arch_name = "gpt2", *data = NULL, *out = NULL;
+    double flops = 0, hours = 0, tokens = 0, mfu = ASSUMED_MFU, peak = 0;
+    const char *law_name = "epoch", *fit = NULL, *arch_name = "gpt2", *data = NULL, *out = NULL, *device = NULL;
     int threads = 0, seq = 1024, vocab = 50257, batch = 4;
     long long batch_tokens = 524288;
     enum { O_FLOPS, O_HOURS, O_TOKENS, O_LAW, O_FIT, O_MFU, O_VOCAB };
@@ -243,12 +242,15 @@ int cmd_plan(int argc, char **argv) {
         {"--batch", OPT_INT, &batch, "rows per micro-batch (default 4)"},
         {"--batch-tokens", OPT_LONG, &batch_tokens, "tokens per optimizer step (default 524288)"},
         {"--threads", OPT_INT, &threads, "threads for timing (default: all cores)"},
+        {"--device", OPT_STRING, &device, "cpu (default) or cuda: the device timed, measured and planned for"},
+        {"--peak", OPT_DOUBLE, &peak, "the device's peak GFLOP/s at the precision used (default on the CPU: measured)"},
         {"--out", OPT_STRING, &out, "write the recommended config JSON here"},
     };
     const opt_range_t ranges[] = {
         {"--flops", 1, 1e30},    {"--hours", 1e-6, 1e7},      {"--tokens", 1, 1e16},
         {"--mfu", 1e-4, 1},      {"--vocab", 2, 1 << 24},     {"--seq", 1, 1 << 20},
         {"--batch", 1, 1 << 20}, {"--batch-tokens", 1, 1e12}, {"--threads", 0, cli_max_threads()},
+        {"--peak", 1e-3, 1e12},
     };
     int seen[sizeof opts / sizeof opts[0]];
     int rc = cli_parse_bounded(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), ranges,
@@ -275,19 +277,29 @@ int cmd_plan(int argc, char **argv) {
     if (data && !seen[O_VOCAB]) mc.vocab = data_vocab;
 
     anv_threads_set(threads);
+    if (device && anv_device_set(device) != 0) return cli_fail();
+    int on_cpu = !strcmp(anv_device(), "cpu");
+    if (!on_cpu && !(peak > 0))
+        return anv_error("plan --device %s: give --peak, the device's peak GFLOP/s at the precision it trains in "
+                         "(hours and MFU are reckoned against it)",
+                         anv_device()),
+               cli_fail();
     int bits = 0;
-    double fma = anv_cpu_fma_peak(0.2, &bits), bf16 = anv_cpu_bf16_peak(0.2);
+    double fma = on_cpu ? anv_cpu_fma_peak(0.2, &bits) : 0, bf16 = on_cpu ? anv_cpu_bf16_peak(0.2) : 0;
+    double best_peak = peak > 0 ? peak : fma > bf16 ? fma : bf16;
     anv_precision_t prec;
-    if (choose_precision(&mc, &law,
-                         seen[O_HOURS] ? hours * 3600.0 * (fma > bf16 ? fma : bf16) * 1e9 * ASSUMED_MFU : flops,
+    if (choose_precision(&mc, &law, seen[O_HOURS] ? hours * 3600.0 * best_peak * 1e9 * ASSUMED_MFU : flops,
                          seen[O_TOKENS] ? tokens : 0, unique, &prec) != 0)
         return cli_fail();
     anv_matmul_precision_set(prec);
-    mc.peak = anv_cpu_precision_peak(prec, fma, bf16);
+    mc.peak = peak > 0 ? peak : anv_cpu_precision_peak(prec, fma, bf16);
     printf("law: %s: L(N, D) = %.6g + %.6g / N^%.6g + %.6g / D^%.6g\n", fit ? fit : law_name, law.E, law.A, law.alpha,
            law.B, law.beta);
-    printf("machine: %d threads, %s peak %.1f GFLOP/s (measured)\n", anv_threads_count(), anv_precision_name(prec),
-           mc.peak);
+    if (on_cpu)
+        printf("machine: %d threads, %s peak %.1f GFLOP/s (%s)\n", anv_threads_count(), anv_precision_name(prec),
+               mc.peak, peak > 0 ? "given by --peak" : "measured");
+    else
+        printf("device: %s, %s peak %.1f GFLOP/s (given by --peak)\n", anv_device(), anv_precision_name(prec), mc.peak);
 
     anv_optimum_t opt;
     if (seen[O_HOURS]) {

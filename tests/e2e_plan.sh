@@ -62,6 +62,10 @@ expect_error 'budget too small' "$anvil" plan --flops 1e10
 expect_error 'give one of --flops, --hours or --tokens' "$anvil" plan
 expect_error '--flops: expected a number' "$anvil" plan --flops lots
 expect_error 'unknown law' "$anvil" plan --flops 1e18 --law kaplan
+expect_error "device 'tpu': unknown" "$anvil" plan --flops 1e18 --device tpu
+expect_error 'device cuda' "$anvil" plan --flops 1e18 --device cuda # no GPU here; with one, --peak is asked for
+"$anvil" plan --flops 1e18 --peak 1000 > peak.txt || fail "plan --peak"
+grep -q 'peak 1000.0 GFLOP/s (given by --peak)' peak.txt || fail "plan --peak: $(grep machine peak.txt)"
 echo '{"E": 1.7, "A": 400}' > partial.json
 expect_error 'partial.json' "$anvil" plan --flops 1e18 --fit partial.json
 echo "e2e_plan: ok"

@@ -62,6 +62,8 @@ void anv_device_sync(void);    /* waits until every kernel issued so far has fin
  * kernels that write src have finished. Model code moves data to and from device buffers only so. */
 void anv_device_upload(void *dst, const void *src, size_t bytes);
 void anv_device_download(void *dst, const void *src, size_t bytes);
+/* The device's memory in bytes: the RAM on the CPU, the GPU's own memory on cuda; 0 when unknown. */
+size_t anv_device_memory_bytes(void);
 /* Floats of the working blocks this device's products run best in: the LM head computes its logits in
  * blocks of about this many. */
 size_t anv_device_block_floats(void);

@@ -64,6 +64,7 @@ static void load(void) {
     *(void **)&module.alloc = symbol("anv_cuda_alloc");
     *(void **)&module.free = symbol("anv_cuda_free");
     *(void **)&module.sync = symbol("anv_cuda_sync");
+    *(void **)&module.memory_bytes = symbol("anv_cuda_memory_bytes");
     *(void **)&module.timer_mark = symbol("anv_cuda_timer_mark");
     *(void **)&module.timer_seconds = symbol("anv_cuda_timer_seconds");
     *(void **)&module.timer_reset = symbol("anv_cuda_timer_reset");

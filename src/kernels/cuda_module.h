@@ -10,6 +10,7 @@ typedef struct {
     void *(*alloc)(size_t bytes, const char *what); /* managed memory, zero-filled */
     void (*free)(void *p);
     void (*sync)(void);
+    size_t (*memory_bytes)(void); /* the GPU's memory; 0 when it cannot be read */
     /* The profiler's timers: mark records an event on the kernels' stream and returns its number (-1
      * when the pool of events is used up); seconds waits for event `end` and returns the time from
      * `begin`; reset makes every event free again. */

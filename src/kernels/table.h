@@ -30,6 +30,7 @@ int anv_cuda_init(void);
 void *anv_cuda_alloc(size_t bytes, const char *what); /* managed memory, zero-filled */
 void anv_cuda_free(void *p);
 void anv_cuda_sync(void);
+size_t anv_cuda_memory_bytes(void);
 /* Events for the kernel profiler (see cuda_module.h). */
 int anv_cuda_timer_mark(void);
 double anv_cuda_timer_seconds(int begin, int end);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const anv_cpu_kernels_t *const tables[] = {
 #ifdef ANVIL_HAVE_ISA_X86
@@ -165,6 +166,13 @@ int anv_precision_parse(const char *name, anv_precision_t *out) {
 }
 
 size_t anv_device_block_floats(void) { return table_in_use()->block_floats; }
+
+size_t anv_device_memory_bytes(void) {
+    pthread_once(&once, choose);
+    if (on_cuda) return anv_cuda_module()->memory_bytes();
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+}
 
 static _Thread_local char failure[512]; /* the first kernel failure not yet reported; "" when none */
 

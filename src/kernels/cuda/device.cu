@@ -107,6 +107,12 @@ void anv_cuda_free(void *p) {
 
 void anv_cuda_sync(void) { anv_cuda_report(cudaStreamSynchronize(stream), "waiting for the kernels"); }
 
+size_t anv_cuda_memory_bytes(void) {
+    size_t free_bytes = 0, total_bytes = 0;
+    if (anv_cuda_init() != 0 || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return 0;
+    return total_bytes;
+}
+
 void *anv_cuda_scratch(size_t bytes, const char *what) {
     if (bytes <= scratch_bytes) return scratch;
     size_t want = scratch_bytes + scratch_bytes / 2;
