@@ -26,10 +26,11 @@ int cmd_dashboard(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv); /* `anvil tokenizer train`, dispatched by cmd_tokenizer */
 int cmd_scale_run(int argc, char **argv);       /* `anvil scale run`, dispatched by cmd_scale */
 
-/* Fits a law to runs (anvil scale fit), prints it with bootstrap intervals and residuals, and writes
- * it as FIT.json to out (unless NULL); errors name source. */
-int cli_fit_report(const char *source, const anv_point_t *points, int n, int resamples, uint64_t seed, const char *out,
-                   anv_fit_t *fit);
+/* Fits a law to runs (anvil scale fit), on what their tokens were worth when they repeated `unique`
+ * tokens (> 0), prints it with bootstrap intervals and residuals, and writes it as FIT.json to out
+ * (unless NULL); errors name source. */
+int cli_fit_report(const char *source, const anv_point_t *runs, int n, double unique, int resamples, uint64_t seed,
+                   const char *out, anv_fit_t *fit);
 
 /* anvil eval --task: scores the run's model on a task file (see anvil/eval.h). */
 int cli_eval_task(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, const char *task, const char *data,

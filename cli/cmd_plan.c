@@ -335,9 +335,11 @@ int cmd_plan(int argc, char **argv) {
         printf("note: the predicted loss is above ln %d = %.4f, a uniform guess over the vocabulary: the law does not "
                "hold here (%s)\n",
                mc.vocab, log((double)mc.vocab),
-               fit ? "a fitted law holds near its ladder's sizes and data; with --data it is also discounted for "
-                     "repetition, which a ladder on the same data already measured"
-                   : "it was fitted on other data, tokenizers and scales; fit one to this data with anvil scale run");
+               !fit ? "it was fitted on other data, tokenizers and scales; fit one to this data with anvil scale run"
+               : data && law.unique_tokens <= 0
+                   ? "a fitted law holds near its ladder's sizes and data; with --data it is also discounted for "
+                     "repetition, which its runs, fitted on the tokens they read, already measured"
+                   : "a fitted law holds near its ladder's sizes and data");
 
     anv_config_t shapes[MAX_SHAPES];
     int n = anv_plan_shapes(mc.arch, opt.params, mc.vocab, mc.seq, shapes, MAX_SHAPES);

@@ -9,39 +9,51 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char usage[] = "anvil scale fit --points FILE.csv [--out FIT.json] [--resamples R] [--seed S]";
+static const char usage[] =
+    "anvil scale fit --points FILE.csv [--unique-tokens U] [--out FIT.json] [--resamples R] [--seed S]";
 
 #define CI_FLOPS 1e21 /* the budget whose N_opt interval is reported */
 
-int cli_fit_report(const char *source, const anv_point_t *points, int n, int resamples, uint64_t seed, const char *out,
-                   anv_fit_t *fit) {
+int cli_fit_report(const char *source, const anv_point_t *runs, int n, double unique, int resamples, uint64_t seed,
+                   const char *out, anv_fit_t *fit) {
     if (n < 5)
         return anv_error("%s: %d runs cannot determine the 5 parameters E, A, B, alpha, beta (need at least 5)", source,
                          n);
+    anv_point_t *points = anv_alloc((size_t)n * sizeof *points, "fit points");
+    if (!points) return -1;
+    for (int i = 0; i < n; i++)
+        points[i] = (anv_point_t){
+            runs[i].params, unique > 0 ? anv_effective_tokens(runs[i].tokens, unique) : runs[i].tokens, runs[i].loss};
     anv_fit_ci_t ci;
-    if (anv_law_fit(points, n, fit) != 0 ||
-        anv_law_bootstrap(points, n, &fit->law, resamples, CI_FLOPS, seed, &ci) != 0)
-        return -1;
+    int rc = anv_law_fit(points, n, fit);
+    if (rc == 0) rc = anv_law_bootstrap(points, n, &fit->law, resamples, CI_FLOPS, seed, &ci);
+    anv_free(points);
+    if (rc != 0) return -1;
+    fit->law.unique_tokens = unique;
     const anv_law_t *law = &fit->law;
     anv_optimum_t opt;
     anv_law_optimum_for_flops(law, CI_FLOPS, &opt);
     printf("fit of %d runs from %d starts (Huber objective %.6g):\n", n, fit->starts, fit->objective);
+    if (unique > 0)
+        printf("  D: what the tokens of each run are worth, %.0f unique tokens repeated (Muennighoff et al. 2023)\n",
+               unique);
     printf("  L(N, D) = %.4f + %.6g / N^%.4f + %.6g / D^%.4f\n", law->E, law->A, law->alpha, law->B, law->beta);
     const char *names[5] = {"E", "A", "B", "alpha", "beta"};
     const double values[5] = {law->E, law->A, law->B, law->alpha, law->beta};
     printf("bootstrap 95%% intervals (%d resamples of the runs):\n", resamples);
     for (int j = 0; j < 5; j++) printf("  %-6s %12.6g  [%.6g, %.6g]\n", names[j], values[j], ci.lo[j], ci.hi[j]);
     printf("  N_opt at %.0e FLOPs %.4g  [%.4g, %.4g]\n", CI_FLOPS, opt.params, ci.n_opt_lo, ci.n_opt_hi);
-    printf("residuals (log of the fitted over the measured loss):\n  %5s %14s %16s %9s %9s %9s\n", "run", "params",
-           "tokens", "loss", "fitted", "residual");
+    printf("residuals (log of the fitted over the measured loss):\n  %5s %14s %16s %16s %9s %9s %9s\n", "run", "params",
+           "tokens", "worth", "loss", "fitted", "residual");
     for (int i = 0; i < n; i++) {
-        double fitted = anv_law_loss(law, points[i].params, points[i].tokens);
-        printf("  %5d %14.0f %16.0f %9.4f %9.4f %+9.5f\n", i + 1, points[i].params, points[i].tokens, points[i].loss,
-               fitted, log(fitted / points[i].loss));
+        double worth = unique > 0 ? anv_effective_tokens(runs[i].tokens, unique) : runs[i].tokens;
+        double fitted = anv_law_loss(law, runs[i].params, worth);
+        printf("  %5d %14.0f %16.0f %16.0f %9.4f %9.4f %+9.5f\n", i + 1, runs[i].params, runs[i].tokens, worth,
+               runs[i].loss, fitted, log(fitted / runs[i].loss));
     }
     if (!out) return 0;
     anv_buf_t json = {0};
-    int rc = anv_fit_json(fit, &ci, n, &json);
+    rc = anv_fit_json(fit, &ci, n, &json);
     if (rc == 0) rc = anv_write_file_atomic(out, json.data, json.len);
     anv_buf_free(&json);
     if (rc == 0) printf("wrote %s\n", out);
@@ -50,15 +62,19 @@ int cli_fit_report(const char *source, const anv_point_t *points, int n, int res
 
 static int scale_fit(int argc, char **argv) {
     const char *points_path = NULL, *out = NULL;
+    double unique = 0;
     int resamples = 200;
     long long seed = 1;
     const opt_t opts[] = {
         {"--points", OPT_STRING, &points_path, "CSV with the header params,tokens,loss and one run per line"},
+        {"--unique-tokens", OPT_DOUBLE, &unique,
+         "the runs repeated a data set of U unique tokens: fit to what their tokens were worth (Muennighoff et al. "
+         "2023)"},
         {"--out", OPT_STRING, &out, "write the fit as JSON (E, A, B, alpha, beta, ...)"},
         {"--resamples", OPT_INT, &resamples, "bootstrap resamples for the 95% intervals (default 200)"},
         {"--seed", OPT_LONG, &seed, "seed of the bootstrap (default 1)"},
     };
-    const opt_range_t ranges[] = {{"--resamples", 2, 1e6}, {"--seed", 0, 9e18}};
+    const opt_range_t ranges[] = {{"--resamples", 2, 1e6}, {"--seed", 0, 9e18}, {"--unique-tokens", 1, 1e18}};
     int rc = cli_parse_bounded(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), ranges,
                                (int)(sizeof ranges / sizeof ranges[0]), usage, NULL);
     if (rc != 0) return rc > 0 ? 0 : cli_fail();
@@ -67,7 +83,7 @@ static int scale_fit(int argc, char **argv) {
     int n;
     if (anv_points_load(points_path, &points, &n) != 0) return cli_fail();
     anv_fit_t fit;
-    rc = cli_fit_report(points_path, points, n, resamples, (uint64_t)seed, out, &fit);
+    rc = cli_fit_report(points_path, points, n, unique, resamples, (uint64_t)seed, out, &fit);
     anv_free(points);
     return rc == 0 ? 0 : cli_fail();
 }

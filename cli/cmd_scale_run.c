@@ -326,23 +326,25 @@ static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, d
         if (anv_config_load(config, &cfg) != 0) return -1;
     } else {
         anv_config_t shapes[5];
-        int n = anv_plan_shapes(L->spec.arch, opt.params, L->spec.vocab, L->spec.seq, shapes, 5);
+        int n = anv_plan_usual_shapes(L->spec.arch, opt.params, L->spec.vocab, L->spec.seq, shapes, 5);
         if (n == 0) return anv_error("scale run --check: no model shape near N_opt %.4g", opt.params);
-        cfg = shapes[anv_plan_nearest(shapes, n, opt.params)];
+        cfg = shapes[anv_plan_best(shapes, n, opt.params)];
         if (anv_config_save(&cfg, config) != 0) return -1;
     }
     double params = (double)anv_config_num_params(&cfg);
     long long steps = llround(flops / (6.0 * params) / (double)L->spec.batch_tokens);
     if (steps < 1) steps = 1;
-    double tokens = (double)(steps * L->spec.batch_tokens), predicted = anv_law_loss(law, params, tokens), measured;
+    double tokens = (double)(steps * L->spec.batch_tokens), measured;
+    double predicted = anv_law_loss_repeated(law, params, tokens, law->unique_tokens);
     fprintf(stderr, "check: %s, %.4g FLOPs (%gx the largest level): %d layers x %d wide, %.0f parameters, %lld steps\n",
             name, flops, multiple, cfg.n_layer, cfg.n_embd, params, steps);
     int rc = train_run(L, dir, name, steps, &measured);
     if (rc != 0) return rc;
     double error = measured / predicted - 1.0;
-    printf("check at %gx the largest compute (%.4g FLOPs, %.0f parameters, %.0f tokens): predicted %.4f, measured "
-           "%.4f, error %+.2f%%\n",
-           multiple, flops, params, tokens, predicted, measured, 100.0 * error);
+    printf("check at %gx the largest compute (%.4g FLOPs, %.0f parameters, %.0f tokens worth %.0f): predicted %.4f, "
+           "measured %.4f, error %+.2f%%\n",
+           multiple, flops, params, tokens, anv_effective_tokens(tokens, law->unique_tokens), predicted, measured,
+           100.0 * error);
     anv_buf_t b = {0};
     rc = anv_buf_printf(&b,
                         "{\"multiple\": %.17g, \"flops\": %.17g, \"params\": %.17g, \"tokens\": %.17g, "
@@ -354,8 +356,8 @@ static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, d
     return rc;
 }
 
-/* The fitted law's plan for the target budget: anvil plan --fit, run in this process. Without --data:
- * the law was fitted to this data as the ladder read it, repeated epochs included. */
+/* The fitted law's plan for the target budget on the ladder's data: anvil plan --fit --data, run in this
+ * process. */
 static int target_plan(const ladder_t *L, const char *dir, double hours, double flops) {
     char fit[4200], budget[64], vocab[32], seq[32], batch[32], batch_tokens[32], threads[32];
     if (ladder_path(dir, NULL, "fit.json", NULL, fit, sizeof fit) != 0) return -1;
@@ -379,7 +381,9 @@ static int target_plan(const ladder_t *L, const char *dir, double hours, double 
                     "--batch",
                     batch,
                     "--batch-tokens",
-                    batch_tokens};
+                    batch_tokens,
+                    "--data",
+                    (char *)L->data};
     printf("\nplan from the fitted law (anvil plan --fit %s %s %s ...):\n", fit, argv[3], budget);
     fflush(stdout);
     return cmd_plan((int)(sizeof argv / sizeof argv[0]), argv);
@@ -408,11 +412,16 @@ static int run_ladder(ladder_t *L, const char *dir, double check, double target_
         ladder_path(dir, NULL, "fit.json", NULL, fit_path, sizeof fit_path) != 0)
         return cli_fail();
     anv_point_t points[MAX_RUNS];
-    for (int i = 0; i < L->n; i++)
+    double most = 0, unique, val_tokens;
+    int vocab;
+    for (int i = 0; i < L->n; i++) {
         points[i] = (anv_point_t){L->runs[i].params, (double)(L->runs[i].steps * L->spec.batch_tokens), loss[i]};
+        most = fmax(most, points[i].tokens);
+    }
+    if (cli_data_meta(L->data, &unique, &val_tokens, &vocab) != 0) return cli_fail();
     printf("ladder: %d runs in %s\n", L->n, dir);
-    anv_fit_t fit;
-    if (cli_fit_report(points_path, points, L->n, 200, 1, fit_path, &fit) != 0 ||
+    anv_fit_t fit; /* where runs repeated the data: on what their tokens were worth */
+    if (cli_fit_report(points_path, points, L->n, most > unique ? unique : 0, 200, 1, fit_path, &fit) != 0 ||
         anv_ladder_plots(dir, L->runs, loss, L->n, &fit.law) != 0)
         return cli_fail();
     printf("plots: %s/isoflop.svg, %s/prediction.svg\n", dir, dir);
@@ -473,8 +482,8 @@ static int design(ladder_t *L, const char *data, const char *arch, const char *l
             anv_ladder_flops(L->runs, L->n, L->spec.batch_tokens));
     if (most > train_tokens)
         fprintf(stderr,
-                "note: its longest run reads %.1f epochs of the %.0f training tokens in %s; losses of "
-                "repeated data fit a law that holds for this data size only\n",
+                "note: its longest run reads %.1f epochs of the %.0f training tokens in %s; the law is fitted "
+                "to what repeated tokens are worth (Muennighoff et al. 2023)\n",
                 most / train_tokens, train_tokens, data);
     return 0;
 }

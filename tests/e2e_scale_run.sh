@@ -27,6 +27,10 @@ for key in E A B alpha beta; do grep -q "\"$key\"" whole/fit.json || fail "fit.j
 grep -q '<circle' whole/isoflop.svg && grep -q 'fitted frontier' whole/isoflop.svg || fail "isoflop.svg"
 [ "$(grep -c '<circle' whole/prediction.svg)" -ge "$runs" ] || fail "prediction.svg does not show every run"
 grep -q '"predicted"' whole/check.json && grep -q 'check at 2x' whole.txt || fail "no check run"
+# its longest runs read the data many times: the fit and the check count those tokens at their worth
+grep -q 'epochs of the' whole.err || fail "the tiny ladder no longer repeats its data: $(grep note whole.err)"
+grep -q '"unique_tokens"' whole/fit.json && grep -q 'tokens worth' whole.txt ||
+  fail "the ladder repeated its data, yet the fit is not on what its tokens were worth"
 grep -q 'plan from the fitted law' whole.txt && grep -q '^N_opt ' whole.txt && grep -q 'recommended' whole.txt ||
   fail "no plan from the fitted law"
 "$anvil" scale fit --points whole/points.csv --resamples 20 > refit.txt || fail "scale fit of points.csv"

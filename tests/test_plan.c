@@ -63,6 +63,13 @@ static void test_repeated_data(void) {
         CHECK(l >= scarce.loss - 1e-12, "N x %.2f has a lower loss than the repeated-data optimum", f);
     }
     CHECK(many <= 1e10 * 16.4 && many > 1e10 * 16.3, "many epochs approach U (1 + R*): %g", many);
+    anv_law_t fitted = law;
+    fitted.unique_tokens = unique;
+    CHECK(anv_effective_params(&fitted, 1e3 * supported.params, unique) == 1e3 * supported.params,
+          "a law fitted to repeated runs measured its excess parameters: not discounted again");
+    CHECK(anv_effective_tokens(4e10, 0) == 4e10 &&
+              anv_law_loss_repeated(&law, 1e9, 4e10, 0) == anv_law_loss(&law, 1e9, 4e10),
+          "no unique-token limit: nothing discounted");
 }
 
 static void test_shapes(void) {
@@ -185,6 +192,23 @@ static void test_ladder(const anv_law_t *prior) {
     CHECK(n >= 3 && runs[0].params == (double)anv_config_num_params(&least), "a tiny ladder starts at %g",
           runs[0].params);
     CHECK(anv_ladder_design(&tiny, prior, 1e6, runs, 32) == 0, "runs shorter than min_steps are left out");
+    /* Models of 30k to 1M parameters (the demo corpus at vocabulary 512): every one of the usual
+     * proportions, though 4 layers x 32 wide is the nearest in size to 70k. */
+    const anv_ladder_spec_t small = {ANV_ARCH_GPT2, 512, 128, 512, 3, 5, 3.0, 2.0, 300};
+    n = anv_ladder_design(&small, prior, 1e12, runs, 32);
+    CHECK(n >= 12, "a ladder of small models has %d runs", n);
+    for (int i = 0; i < n; i++) {
+        double aspect = (double)runs[i].cfg.n_embd / runs[i].cfg.n_layer;
+        CHECK(aspect >= 16 && aspect <= 160, "run %d: %d layers x %d wide", i, runs[i].cfg.n_layer, runs[i].cfg.n_embd);
+    }
+    anv_config_t shapes[5];
+    int k = anv_plan_usual_shapes(ANV_ARCH_GPT2, 7e4, 512, 128, shapes, 5);
+    CHECK(k == 1 && shapes[0].n_embd / shapes[0].n_layer >= 16, "70k: %d usual shapes", k);
+    k = anv_plan_usual_shapes(ANV_ARCH_GPT2, 2.64e5, 512, 128, shapes, 5);
+    int best = anv_plan_best(shapes, k, 2.64e5), nearest = anv_plan_nearest(shapes, k, 2.64e5);
+    CHECK(k >= 2 && shapes[best].n_layer == 2 && shapes[best].n_embd == 96 && shapes[nearest].n_embd == 128,
+          "264k: best %d x %d, nearest %d x %d", shapes[best].n_layer, shapes[best].n_embd, shapes[nearest].n_layer,
+          shapes[nearest].n_embd);
 }
 
 int main(void) {

@@ -11,12 +11,15 @@
 
 typedef struct {
     double E, A, B, alpha, beta;
+    /* > 0: fitted to runs that repeated this many unique tokens, on what their tokens were worth
+     * (anv_effective_tokens); the cost of their excess parameters is then in A and alpha. */
+    double unique_tokens;
 } anv_law_t;
 
 /* "hoffmann" (Hoffmann et al. 2022) or "epoch" (Besiroglu et al. 2024, Epoch AI's replication). */
 int anv_law_builtin(const char *name, anv_law_t *law);
 extern const char *const anv_law_builtin_names; /* "hoffmann, epoch" for messages */
-/* A JSON object with the numbers E, A, B, alpha, beta (A, B, alpha, beta > 0). */
+/* A JSON object with the numbers E, A, B, alpha, beta (A, B, alpha, beta > 0) and optionally unique_tokens. */
 int anv_law_load(const char *path, anv_law_t *law);
 double anv_law_loss(const anv_law_t *law, double params, double tokens);
 
@@ -31,7 +34,8 @@ void anv_law_optimum_for_tokens(const anv_law_t *law, double tokens, anv_optimum
 
 /* Repeated data (Muennighoff et al. 2023), with `unique` distinct training tokens: what `tokens` trained
  * on are worth as unique tokens (tokens itself when tokens <= unique); what `params` are worth when they
- * exceed the compute-optimal size for the unique tokens; and the law's loss at both. */
+ * exceed the compute-optimal size for the unique tokens (params itself for a law fitted to repeated
+ * runs, whose cost it measured); and the law's loss at both. unique <= 0: no limit, nothing discounted. */
 double anv_effective_tokens(double tokens, double unique);
 double anv_effective_params(const anv_law_t *law, double params, double unique);
 double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens, double unique);
@@ -86,6 +90,12 @@ int anv_lbfgs(anv_objective_fn f, void *ctx, double *x, int n, const anv_lbfgs_o
  * heads of 64 (32 below 128 wide), depth-to-width ratios near those of trained models; Llama with
  * n_kv_head = n_head / 3 (or / 4, / 2) and n_ff = 8/3 n_embd rounded up to 64. Returns how many. */
 int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max);
+/* The same, but only shapes of the usual proportions (where a small size falls between them, the one
+ * nearest in size): the models of one study, whose losses should differ by size and not by a stray shape. */
+int anv_plan_usual_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max);
+/* The index of the shape that anv_plan_shapes ranks first for params: near it in size and nearest the
+ * usual proportions (n > 0). */
+int anv_plan_best(const anv_config_t *shapes, int n, double params);
 /* The index of the shape whose parameter count is nearest params (n > 0). */
 int anv_plan_nearest(const anv_config_t *shapes, int n, double params);
 /* The smallest shape anv_plan_shapes can give for an architecture and vocabulary. */
@@ -119,8 +129,9 @@ int anv_ladder_design(const anv_ladder_spec_t *spec, const anv_law_t *prior, dou
 double anv_ladder_flops(const anv_ladder_run_t *runs, int n, long long batch_tokens);
 
 /* Writes dir/isoflop.svg (loss against parameters per compute level: the runs, the law along each
- * level, its minima, the frontier) and dir/prediction.svg (the law's loss against each measured loss).
- * loss[i] is run i's measured loss; at most 8 levels. */
+ * level, its minima, the frontier) and dir/prediction.svg (the law's loss against each measured loss),
+ * with repeated tokens at their worth for a law fitted so. loss[i] is run i's measured loss; at most 8
+ * levels. */
 int anv_ladder_plots(const char *dir, const anv_ladder_run_t *runs, const double *loss, int n, const anv_law_t *law);
 
 /* Training speed on this machine against model size: the share of the peak (MFU) that whole training

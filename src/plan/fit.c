@@ -168,8 +168,9 @@ int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, int points, anv_b
     const char *names[5] = {"E", "A", "B", "alpha", "beta"};
     int rc = anv_buf_printf(out, "{\n  \"E\": %.17g,\n  \"A\": %.17g,\n  \"B\": %.17g,\n  \"alpha\": %.17g,\n", law->E,
                             law->A, law->B, law->alpha);
-    rc |= anv_buf_printf(out, "  \"beta\": %.17g,\n  \"objective\": %.17g,\n  \"points\": %d,\n  \"ci95\": {",
-                         law->beta, fit->objective, points);
+    rc |= anv_buf_printf(out, "  \"beta\": %.17g,\n", law->beta);
+    if (law->unique_tokens > 0) rc |= anv_buf_printf(out, "  \"unique_tokens\": %.17g,\n", law->unique_tokens);
+    rc |= anv_buf_printf(out, "  \"objective\": %.17g,\n  \"points\": %d,\n  \"ci95\": {", fit->objective, points);
     for (int j = 0; j < 5; j++)
         rc |= anv_buf_printf(out, "%s\"%s\": [%.17g, %.17g]", j ? ", " : "", names[j], ci->lo[j], ci->hi[j]);
     return rc | anv_buf_printf(out, "}\n}\n");

@@ -22,9 +22,9 @@ int anv_ladder_design(const anv_ladder_spec_t *spec, const anv_law_t *prior, dou
         for (int j = 0; j < spec->sizes && count < max; j++) {
             double target = lowest * pow(spec->size_step, j);
             anv_config_t shapes[MAX_SHAPES];
-            int n = anv_plan_shapes(spec->arch, target, spec->vocab, spec->seq, shapes, MAX_SHAPES);
+            int n = anv_plan_usual_shapes(spec->arch, target, spec->vocab, spec->seq, shapes, MAX_SHAPES);
             if (n == 0) continue;
-            anv_config_t cfg = shapes[anv_plan_nearest(shapes, n, target)];
+            anv_config_t cfg = shapes[anv_plan_best(shapes, n, target)];
             double params = (double)anv_config_num_params(&cfg);
             long long steps = llround(flops / (6.0 * params) / (double)spec->batch_tokens);
             if (steps < spec->min_steps) continue;

@@ -29,13 +29,14 @@ int anv_ladder_plots(const char *dir, const anv_ladder_run_t *runs, const double
     if (levels > MAX_LEVELS) return anv_error("%s: the plots show at most %d compute levels", dir, MAX_LEVELS);
     plot_data_t *d = anv_calloc(sizeof *d, "ladder plots");
     if (!d) return -1;
+    double unique = law->unique_tokens; /* a law fitted to repeated runs: tokens at what they were worth */
     double c_lo = INFINITY, c_hi = 0, loss_lo = INFINITY, loss_hi = 0;
     for (int i = 0; i < n; i++) {
         int l = runs[i].level, k = d->count[l];
         if (k == 64) continue;
         d->n[l][k] = runs[i].params;
         d->loss[l][k] = loss[i];
-        d->predicted[l][k] = anv_law_loss(law, runs[i].params, runs[i].flops / (6.0 * runs[i].params));
+        d->predicted[l][k] = anv_law_loss_repeated(law, runs[i].params, runs[i].flops / (6.0 * runs[i].params), unique);
         d->count[l]++;
         c_lo = fmin(c_lo, runs[i].flops), c_hi = fmax(c_hi, runs[i].flops);
         loss_lo = fmin(loss_lo, fmin(loss[i], d->predicted[l][k]));
@@ -52,10 +53,10 @@ int anv_ladder_plots(const char *dir, const anv_ladder_run_t *runs, const double
         for (int k = 0; k < CURVE_POINTS; k++) {
             double p = lo * pow(hi / lo, k / (CURVE_POINTS - 1.0));
             d->curve_n[l][k] = p;
-            d->curve_loss[l][k] = anv_law_loss(law, p, flops / (6.0 * p));
+            d->curve_loss[l][k] = anv_law_loss_repeated(law, p, flops / (6.0 * p), unique);
         }
         anv_optimum_t opt;
-        anv_law_optimum_for_flops(law, flops, &opt);
+        anv_law_optimum_repeated(law, flops, unique, &opt);
         d->min_n[l] = opt.params, d->min_loss[l] = opt.loss;
         snprintf(d->label[l], sizeof d->label[l], "C = %.3g FLOPs", flops);
         const char *color = palette[l];
@@ -68,7 +69,7 @@ int anv_ladder_plots(const char *dir, const anv_ladder_run_t *runs, const double
     }
     for (int k = 0; k < CURVE_POINTS; k++) { /* the frontier from half the smallest to twice the largest budget */
         anv_optimum_t opt;
-        anv_law_optimum_for_flops(law, c_lo / 2 * pow(4 * c_hi / c_lo, k / (CURVE_POINTS - 1.0)), &opt);
+        anv_law_optimum_repeated(law, c_lo / 2 * pow(4 * c_hi / c_lo, k / (CURVE_POINTS - 1.0)), unique, &opt);
         d->frontier_n[k] = opt.params, d->frontier_loss[k] = opt.loss;
     }
     iso[n_iso++] =

@@ -34,6 +34,12 @@ int anv_law_load(const char *path, anv_law_t *law) {
             rc = anv_error("%s: %s must be a %s finite number, got %g", path, keys[i],
                            i == 0 ? "non-negative" : "positive", *dst[i]);
     }
+    law->unique_tokens = 0;
+    if (rc == 0 && anv_json_get(root, "unique_tokens")) {
+        rc = anv_json_get_double(root, "unique_tokens", path, &law->unique_tokens);
+        if (rc == 0 && !(isfinite(law->unique_tokens) && law->unique_tokens > 0))
+            rc = anv_error("%s: unique_tokens must be a positive finite number, got %g", path, law->unique_tokens);
+    }
     anv_json_free(doc);
     return rc;
 }

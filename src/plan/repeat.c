@@ -4,7 +4,9 @@
  * and N parameters are worth
  *   N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)),  U_N = min(N, the compute-optimal N for U_D tokens),
  *                                                R_N = N / U_N - 1 (parameters beyond what U_D supports),
- * with their fitted R_D* = 15.3878 and R_N* = 5.3097; the loss is the law's at (N', D'). */
+ * with their fitted R_D* = 15.3878 and R_N* = 5.3097; the loss is the law's at (N', D'). A law fitted
+ * to D' of runs that repeated their data (anvil scale run) measured what excess parameters cost, and
+ * N' = N for it. */
 #include "anvil/plan.h"
 
 #include <math.h>
@@ -14,12 +16,13 @@
 #define SCAN_POINTS 200
 
 double anv_effective_tokens(double tokens, double unique) {
-    if (tokens <= unique) return tokens;
+    if (unique <= 0 || tokens <= unique) return tokens;
     double repeats = tokens / unique - 1.0;
     return unique + unique * REPEAT_DECAY * (1.0 - exp(-repeats / REPEAT_DECAY));
 }
 
 double anv_effective_params(const anv_law_t *law, double params, double unique) {
+    if (unique <= 0 || law->unique_tokens > 0) return params;
     anv_optimum_t supported;
     anv_law_optimum_for_tokens(law, unique, &supported);
     if (params <= supported.params) return params;
@@ -33,7 +36,7 @@ double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens,
 
 void anv_law_optimum_repeated(const anv_law_t *law, double flops, double unique, anv_optimum_t *out) {
     anv_law_optimum_for_flops(law, flops, out);
-    if (out->tokens <= unique) return;
+    if (unique <= 0 || out->tokens <= unique) return;
 #define LOSS_AT(log_n) anv_law_loss_repeated(law, exp(log_n), flops / (6.0 * exp(log_n)), unique)
     /* A scan of log N over 10^-4 to 10^4 times the unconstrained optimum, then golden-section search
      * between the neighbours of the best point. */

@@ -35,10 +35,13 @@ static double shape_score(const anv_config_t *c, double params) {
     return size + 0.25 * fabs(log((double)c->n_embd / c->n_layer / USUAL_ASPECT));
 }
 
-int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max) {
+static int shapes_of(anv_arch_t arch, double params, int vocab_size, int seq, int usual_only, anv_config_t *out,
+                     int max) {
     int count = 0;
-    /* Small models rarely meet the usual proportions: the second pass drops them. */
-    for (int strict = 1; strict >= 0 && count == 0; strict--)
+    anv_config_t nearest_usual = {0}; /* of any size */
+    double nearest_gap = INFINITY;
+    /* Small models rarely meet the usual proportions: unless usual_only, the second pass drops them. */
+    for (int strict = 1; strict >= !!usual_only && count == 0; strict--)
         for (int w = 32; w <= MAX_WIDTH; w = next_width(w)) {
             anv_config_t one = shape(arch, 1, w, vocab_size, seq), two = shape(arch, 2, w, vocab_size, seq);
             double per_layer = (double)anv_config_num_params(&two) - (double)anv_config_num_params(&one);
@@ -49,6 +52,7 @@ int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv
             if (strict && ((double)w / depth < MIN_ASPECT || (double)w / depth > MAX_ASPECT)) continue;
             anv_config_t c = shape(arch, depth, w, vocab_size, seq);
             double ratio = (double)anv_config_num_params(&c) / params;
+            if (strict && fabs(log(ratio)) < nearest_gap) nearest_usual = c, nearest_gap = fabs(log(ratio));
             if (ratio > SIZE_SLACK || ratio < 1.0 / SIZE_SLACK) continue;
             /* Insert by score, keeping the best max. */
             double score = shape_score(&c, params);
@@ -62,6 +66,8 @@ int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv
                 if (count < max) count++;
             }
         }
+    /* Where small sizes have gaps between the usual shapes: the usual shape nearest in size. */
+    if (usual_only && count == 0 && max > 0 && isfinite(nearest_gap)) out[count++] = nearest_usual;
     /* Smallest first. */
     for (int i = 1; i < count; i++)
         for (int j = i; j > 0 && anv_config_num_params(&out[j]) < anv_config_num_params(&out[j - 1]); j--) {
@@ -70,6 +76,21 @@ int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv
             out[j - 1] = t;
         }
     return count;
+}
+
+int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max) {
+    return shapes_of(arch, params, vocab_size, seq, 0, out, max);
+}
+
+int anv_plan_usual_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max) {
+    return shapes_of(arch, params, vocab_size, seq, 1, out, max);
+}
+
+int anv_plan_best(const anv_config_t *shapes, int n, double params) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (shape_score(&shapes[i], params) < shape_score(&shapes[best], params)) best = i;
+    return best;
 }
 
 int anv_plan_nearest(const anv_config_t *shapes, int n, double params) {
