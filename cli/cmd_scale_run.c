@@ -310,14 +310,15 @@ static int write_points(const ladder_t *L, const char *dir, const double *loss) 
     return rc;
 }
 
-/* A run at `multiple` times the largest level's compute, at the fitted law's N_opt: the law's
- * prediction against the measured loss, into check.json. */
+/* A run at `multiple` times the largest level's compute, at the fitted law's N_opt for the ladder's
+ * data (repeated as often as the law says pays): the law's prediction against the measured loss, into
+ * check.json. */
 static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, double multiple) {
     double top = 0;
     for (int i = 0; i < L->n; i++) top = fmax(top, L->runs[i].flops);
     double flops = multiple * top;
     anv_optimum_t opt;
-    anv_law_optimum_for_flops(law, flops, &opt);
+    anv_law_optimum_repeated(law, flops, law->unique_tokens, &opt);
     char name[64], config[4200], path[4200];
     snprintf(name, sizeof name, "check-%gx", multiple);
     if (ladder_path(dir, "configs", name, ".json", config, sizeof config) != 0) return -1;
