@@ -321,7 +321,7 @@ int cmd_plan(int argc, char **argv) {
         anv_law_optimum_for_flops(&law, opt.flops, &free_data);
         printf("data: %s holds %.0f unique tokens: %.2f epochs, worth %.4g unique tokens, and %.4g parameters worth "
                "%.4g (Muennighoff et al. 2023); with unlimited data N_opt would be %.4g\n",
-               data, unique, opt.tokens / unique, anv_effective_tokens(opt.tokens, unique), opt.params,
+               data, unique, opt.tokens / unique, anv_law_effective_tokens(&law, opt.tokens, unique), opt.params,
                anv_effective_params(&law, opt.params, unique), free_data.params);
     } else if (unique > 0)
         printf("data: %s holds %.0f unique tokens: no epoch is repeated\n", data, unique);

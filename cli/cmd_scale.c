@@ -21,22 +21,21 @@ int cli_fit_report(const char *source, const anv_point_t *runs, int n, double un
                          n);
     anv_point_t *points = anv_alloc((size_t)n * sizeof *points, "fit points");
     if (!points) return -1;
-    for (int i = 0; i < n; i++)
-        points[i] = (anv_point_t){
-            runs[i].params, unique > 0 ? anv_effective_tokens(runs[i].tokens, unique) : runs[i].tokens, runs[i].loss};
+    int rc = unique > 0 ? anv_law_fit_repeated(runs, n, unique, fit) : anv_law_fit(runs, n, fit);
+    const anv_law_t *law = &fit->law;
+    for (int i = 0; i < n; i++) /* the bootstrap keeps the fitted R_D* */
+        points[i] = (anv_point_t){runs[i].params, anv_law_effective_tokens(law, runs[i].tokens, unique), runs[i].loss};
     anv_fit_ci_t ci;
-    int rc = anv_law_fit(points, n, fit);
-    if (rc == 0) rc = anv_law_bootstrap(points, n, &fit->law, resamples, CI_FLOPS, seed, &ci);
+    if (rc == 0) rc = anv_law_bootstrap(points, n, law, resamples, CI_FLOPS, seed, &ci);
     anv_free(points);
     if (rc != 0) return -1;
-    fit->law.unique_tokens = unique;
-    const anv_law_t *law = &fit->law;
     anv_optimum_t opt;
     anv_law_optimum_for_flops(law, CI_FLOPS, &opt);
     printf("fit of %d runs from %d starts (Huber objective %.6g):\n", n, fit->starts, fit->objective);
     if (unique > 0)
-        printf("  D: what the tokens of each run are worth, %.0f unique tokens repeated (Muennighoff et al. 2023)\n",
-               unique);
+        printf("  D: what the tokens of each run are worth, %.0f unique tokens repeated (Muennighoff et al. 2023), "
+               "with R_D* %.4g fitted too (theirs: %.4g)\n",
+               unique, law->repeat_decay, ANV_REPEAT_DECAY);
     printf("  L(N, D) = %.4f + %.6g / N^%.4f + %.6g / D^%.4f\n", law->E, law->A, law->alpha, law->B, law->beta);
     const char *names[5] = {"E", "A", "B", "alpha", "beta"};
     const double values[5] = {law->E, law->A, law->B, law->alpha, law->beta};
@@ -46,7 +45,7 @@ int cli_fit_report(const char *source, const anv_point_t *runs, int n, double un
     printf("residuals (log of the fitted over the measured loss):\n  %5s %14s %16s %16s %9s %9s %9s\n", "run", "params",
            "tokens", "worth", "loss", "fitted", "residual");
     for (int i = 0; i < n; i++) {
-        double worth = unique > 0 ? anv_effective_tokens(runs[i].tokens, unique) : runs[i].tokens;
+        double worth = anv_law_effective_tokens(law, runs[i].tokens, unique);
         double fitted = anv_law_loss(law, runs[i].params, worth);
         printf("  %5d %14.0f %16.0f %16.0f %9.4f %9.4f %+9.5f\n", i + 1, runs[i].params, runs[i].tokens, worth,
                runs[i].loss, fitted, log(fitted / runs[i].loss));

@@ -344,8 +344,8 @@ static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, d
     double error = measured / predicted - 1.0;
     printf("check at %gx the largest compute (%.4g FLOPs, %.0f parameters, %.0f tokens worth %.0f): predicted %.4f, "
            "measured %.4f, error %+.2f%%\n",
-           multiple, flops, params, tokens, anv_effective_tokens(tokens, law->unique_tokens), predicted, measured,
-           100.0 * error);
+           multiple, flops, params, tokens, anv_law_effective_tokens(law, tokens, law->unique_tokens), predicted,
+           measured, 100.0 * error);
     anv_buf_t b = {0};
     rc = anv_buf_printf(&b,
                         "{\"multiple\": %.17g, \"flops\": %.17g, \"params\": %.17g, \"tokens\": %.17g, "

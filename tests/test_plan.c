@@ -36,8 +36,9 @@ static void test_closed_form(const char *name, const anv_law_t *law) {
 }
 
 static void test_repeated_data(void) {
-    CHECK(anv_effective_tokens(5e9, 1e10) == 5e9, "unique data is not discounted");
-    double four = anv_effective_tokens(4e10, 1e10), many = anv_effective_tokens(1e13, 1e10);
+    CHECK(anv_effective_tokens(5e9, 1e10, ANV_REPEAT_DECAY) == 5e9, "unique data is not discounted");
+    double four = anv_effective_tokens(4e10, 1e10, ANV_REPEAT_DECAY),
+           many = anv_effective_tokens(1e13, 1e10, ANV_REPEAT_DECAY);
     printf("  repeated data: 4 epochs of 1e10 count as %.4g, 1000 epochs as %.4g (limit %.4g)\n", four, many,
            1e10 * 16.4);
     CHECK(four > 3.7e10 && four < 4e10, "4 epochs are worth almost 4: %g", four);
@@ -67,7 +68,7 @@ static void test_repeated_data(void) {
     fitted.unique_tokens = unique;
     CHECK(anv_effective_params(&fitted, 1e3 * supported.params, unique) == 1e3 * supported.params,
           "a law fitted to repeated runs measured its excess parameters: not discounted again");
-    CHECK(anv_effective_tokens(4e10, 0) == 4e10 &&
+    CHECK(anv_effective_tokens(4e10, 0, ANV_REPEAT_DECAY) == 4e10 &&
               anv_law_loss_repeated(&law, 1e9, 4e10, 0) == anv_law_loss(&law, 1e9, 4e10),
           "no unique-token limit: nothing discounted");
 }

@@ -14,12 +14,16 @@ typedef struct {
     /* > 0: fitted to runs that repeated this many unique tokens, on what their tokens were worth
      * (anv_effective_tokens); the cost of their excess parameters is then in A and alpha. */
     double unique_tokens;
+    /* R_D*, how fast repeated tokens lose their worth (anv_effective_tokens): fitted with unique_tokens;
+     * 0 for Muennighoff et al.'s ANV_REPEAT_DECAY. */
+    double repeat_decay;
 } anv_law_t;
 
 /* "hoffmann" (Hoffmann et al. 2022) or "epoch" (Besiroglu et al. 2024, Epoch AI's replication). */
 int anv_law_builtin(const char *name, anv_law_t *law);
 extern const char *const anv_law_builtin_names; /* "hoffmann, epoch" for messages */
-/* A JSON object with the numbers E, A, B, alpha, beta (A, B, alpha, beta > 0) and optionally unique_tokens. */
+/* A JSON object with the numbers E, A, B, alpha, beta (A, B, alpha, beta > 0) and optionally unique_tokens
+ * and repeat_decay. */
 int anv_law_load(const char *path, anv_law_t *law);
 double anv_law_loss(const anv_law_t *law, double params, double tokens);
 
@@ -36,7 +40,10 @@ void anv_law_optimum_for_tokens(const anv_law_t *law, double tokens, anv_optimum
  * on are worth as unique tokens (tokens itself when tokens <= unique); what `params` are worth when they
  * exceed the compute-optimal size for the unique tokens (params itself for a law fitted to repeated
  * runs, whose cost it measured); and the law's loss at both. unique <= 0: no limit, nothing discounted. */
-double anv_effective_tokens(double tokens, double unique);
+#define ANV_REPEAT_DECAY 15.3878 /* Muennighoff et al.'s fitted R_D* */
+double anv_effective_tokens(double tokens, double unique, double repeat_decay);
+/* The same with the law's R_D*. */
+double anv_law_effective_tokens(const anv_law_t *law, double tokens, double unique);
 double anv_effective_params(const anv_law_t *law, double params, double unique);
 double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens, double unique);
 /* The optimum of a budget when only `unique` tokens exist: N minimises anv_law_loss_repeated along
@@ -60,6 +67,9 @@ typedef struct {
  * points with L-BFGS from every start of the grid alpha, beta in {0, 0.5, .., 2}, e in {-1, -0.5, .., 1},
  * a, b in {0, 5, .., 25}; keeps the best. Needs at least 5 points. */
 int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out);
+/* The same for runs that repeated `unique` tokens: on what their tokens were worth, with R_D* fitted too
+ * (the profile of the objective over 1 <= R_D* <= 1000); out->law holds unique and the R_D*. */
+int anv_law_fit_repeated(const anv_point_t *runs, int n, double unique, anv_fit_t *out);
 /* 95% percentile intervals of E, A, B, alpha, beta (lo[5], hi[5] in that order) and of the
  * compute-optimal N at `flops`: `resamples` fits to points drawn with replacement, each started from
  * `best` and its neighbours. Deterministic for a seed. */

@@ -1,7 +1,8 @@
 /* Fitting L(N, D) = E + A / N^alpha + B / D^beta to measured runs as Hoffmann et al. 2022 (Approach 3):
  * in x = (a, b, e, alpha, beta) with A = e^a, B = e^b, E = e^e, minimise the sum over runs of
  * Huber_delta(LSE(a - alpha log N, b - beta log D, e) - log L), delta = 1e-3, by L-BFGS from a grid of
- * starts. */
+ * starts. Runs that repeated their data are fitted on what their tokens were worth (anv_effective_tokens),
+ * with R_D* chosen by the profile of that objective. */
 #include "anvil/base.h"
 #include "anvil/plan.h"
 
@@ -108,6 +109,55 @@ int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out) {
     return 0;
 }
 
+/* R_D* from 1 (a repeat is worth almost nothing) to 1000 (every repeat is worth a fresh token, up
+ * to a hundred epochs): a grid in log R_D*, then golden-section search between the best point's
+ * neighbours. */
+#define DECAY_GRID 10
+#define DECAY_MIN 1.0
+#define DECAY_MAX 1000.0
+#define DECAY_REFINE 10
+
+static int fit_at_decay(const anv_point_t *runs, int n, double unique, double log_decay, anv_point_t *worth,
+                        anv_fit_t *out) {
+    for (int i = 0; i < n; i++)
+        worth[i] =
+            (anv_point_t){runs[i].params, anv_effective_tokens(runs[i].tokens, unique, exp(log_decay)), runs[i].loss};
+    if (anv_law_fit(worth, n, out) != 0) return -1;
+    out->law.unique_tokens = unique;
+    out->law.repeat_decay = exp(log_decay);
+    return 0;
+}
+
+int anv_law_fit_repeated(const anv_point_t *runs, int n, double unique, anv_fit_t *out) {
+    anv_point_t *worth = anv_alloc((size_t)n * sizeof *worth, "fit points");
+    if (!worth) return -1;
+    const double lo = log(DECAY_MIN), step = (log(DECAY_MAX) - lo) / (DECAY_GRID - 1);
+    double best = lo;
+    anv_fit_t at;
+    int rc = 0;
+    for (int k = 0; k < DECAY_GRID && rc == 0; k++) {
+        rc = fit_at_decay(runs, n, unique, lo + k * step, worth, &at);
+        if (rc == 0 && (k == 0 || at.objective < out->objective)) *out = at, best = lo + k * step;
+    }
+    const double ratio = 0.5 * (sqrt(5.0) - 1.0);
+    double a = fmax(best - step, lo), b = fmin(best + step, lo + (DECAY_GRID - 1) * step);
+    for (int k = 0; k < DECAY_REFINE && rc == 0; k++) {
+        double x = b - ratio * (b - a), y = a + ratio * (b - a);
+        anv_fit_t fx, fy;
+        rc = fit_at_decay(runs, n, unique, x, worth, &fx);
+        if (rc == 0) rc = fit_at_decay(runs, n, unique, y, worth, &fy);
+        if (rc != 0) break;
+        if (fx.objective < out->objective) *out = fx;
+        if (fy.objective < out->objective) *out = fy;
+        if (fx.objective < fy.objective)
+            b = y;
+        else
+            a = x;
+    }
+    anv_free(worth);
+    return rc;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -169,7 +219,9 @@ int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, int points, anv_b
     int rc = anv_buf_printf(out, "{\n  \"E\": %.17g,\n  \"A\": %.17g,\n  \"B\": %.17g,\n  \"alpha\": %.17g,\n", law->E,
                             law->A, law->B, law->alpha);
     rc |= anv_buf_printf(out, "  \"beta\": %.17g,\n", law->beta);
-    if (law->unique_tokens > 0) rc |= anv_buf_printf(out, "  \"unique_tokens\": %.17g,\n", law->unique_tokens);
+    if (law->unique_tokens > 0)
+        rc |= anv_buf_printf(out, "  \"unique_tokens\": %.17g,\n  \"repeat_decay\": %.17g,\n", law->unique_tokens,
+                             law->repeat_decay > 0 ? law->repeat_decay : ANV_REPEAT_DECAY);
     rc |= anv_buf_printf(out, "  \"objective\": %.17g,\n  \"points\": %d,\n  \"ci95\": {", fit->objective, points);
     for (int j = 0; j < 5; j++)
         rc |= anv_buf_printf(out, "%s\"%s\": [%.17g, %.17g]", j ? ", " : "", names[j], ci->lo[j], ci->hi[j]);

@@ -34,11 +34,15 @@ int anv_law_load(const char *path, anv_law_t *law) {
             rc = anv_error("%s: %s must be a %s finite number, got %g", path, keys[i],
                            i == 0 ? "non-negative" : "positive", *dst[i]);
     }
-    law->unique_tokens = 0;
-    if (rc == 0 && anv_json_get(root, "unique_tokens")) {
-        rc = anv_json_get_double(root, "unique_tokens", path, &law->unique_tokens);
-        if (rc == 0 && !(isfinite(law->unique_tokens) && law->unique_tokens > 0))
-            rc = anv_error("%s: unique_tokens must be a positive finite number, got %g", path, law->unique_tokens);
+    const char *optional[2] = {"unique_tokens", "repeat_decay"};
+    double *optional_dst[2] = {&law->unique_tokens, &law->repeat_decay};
+    for (int i = 0; i < 2; i++) {
+        *optional_dst[i] = 0;
+        if (rc == 0 && anv_json_get(root, optional[i])) {
+            rc = anv_json_get_double(root, optional[i], path, optional_dst[i]);
+            if (rc == 0 && !(isfinite(*optional_dst[i]) && *optional_dst[i] > 0))
+                rc = anv_error("%s: %s must be a positive finite number, got %g", path, optional[i], *optional_dst[i]);
+        }
     }
     anv_json_free(doc);
     return rc;

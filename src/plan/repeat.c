@@ -5,20 +5,23 @@
  *   N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)),  U_N = min(N, the compute-optimal N for U_D tokens),
  *                                                R_N = N / U_N - 1 (parameters beyond what U_D supports),
  * with their fitted R_D* = 15.3878 and R_N* = 5.3097; the loss is the law's at (N', D'). A law fitted
- * to D' of runs that repeated their data (anvil scale run) measured what excess parameters cost, and
- * N' = N for it. */
+ * to D' of runs that repeated their data (anvil scale run) has its own R_D*, fitted with it, and
+ * measured what excess parameters cost: N' = N for it. */
 #include "anvil/plan.h"
 
 #include <math.h>
 
-#define REPEAT_DECAY 15.3878 /* R_D*: after about 15 repetitions, more epochs add almost nothing */
-#define EXCESS_DECAY 5.3097  /* R_N*: parameters beyond about 5 times U_N add almost nothing */
+#define EXCESS_DECAY 5.3097 /* R_N*: parameters beyond about 5 times U_N add almost nothing */
 #define SCAN_POINTS 200
 
-double anv_effective_tokens(double tokens, double unique) {
+double anv_effective_tokens(double tokens, double unique, double repeat_decay) {
     if (unique <= 0 || tokens <= unique) return tokens;
     double repeats = tokens / unique - 1.0;
-    return unique + unique * REPEAT_DECAY * (1.0 - exp(-repeats / REPEAT_DECAY));
+    return unique + unique * repeat_decay * (1.0 - exp(-repeats / repeat_decay));
+}
+
+double anv_law_effective_tokens(const anv_law_t *law, double tokens, double unique) {
+    return anv_effective_tokens(tokens, unique, law->repeat_decay > 0 ? law->repeat_decay : ANV_REPEAT_DECAY);
 }
 
 double anv_effective_params(const anv_law_t *law, double params, double unique) {
@@ -31,7 +34,7 @@ double anv_effective_params(const anv_law_t *law, double params, double unique) 
 }
 
 double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens, double unique) {
-    return anv_law_loss(law, anv_effective_params(law, params, unique), anv_effective_tokens(tokens, unique));
+    return anv_law_loss(law, anv_effective_params(law, params, unique), anv_law_effective_tokens(law, tokens, unique));
 }
 
 void anv_law_optimum_repeated(const anv_law_t *law, double flops, double unique, anv_optimum_t *out) {
