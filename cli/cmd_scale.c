@@ -23,10 +23,13 @@ int cli_fit_report(const char *source, const anv_point_t *runs, int n, double un
     if (!points) return -1;
     int rc = unique > 0 ? anv_law_fit_repeated(runs, n, unique, fit) : anv_law_fit(runs, n, fit);
     const anv_law_t *law = &fit->law;
-    for (int i = 0; i < n; i++) /* the bootstrap keeps the fitted R_D* */
-        points[i] = (anv_point_t){runs[i].params, anv_law_effective_tokens(law, runs[i].tokens, unique), runs[i].loss};
     anv_fit_ci_t ci;
-    if (rc == 0) rc = anv_law_bootstrap(points, n, law, resamples, CI_FLOPS, seed, &ci);
+    if (rc == 0) { /* the bootstrap keeps the fitted R_D* */
+        for (int i = 0; i < n; i++)
+            points[i] =
+                (anv_point_t){runs[i].params, anv_law_effective_tokens(law, runs[i].tokens, unique), runs[i].loss};
+        rc = anv_law_bootstrap(points, n, law, resamples, CI_FLOPS, seed, &ci);
+    }
     anv_free(points);
     if (rc != 0) return -1;
     anv_optimum_t opt;
