@@ -83,6 +83,11 @@ int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, i
 /* FIT.json: E, A, B, alpha, beta, the objective, the number of points and the 95% intervals. */
 int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, int points, anv_buf_t *out);
 
+/* The x in [lo, hi] where f is least: f at `points` (>= 2) evenly spaced values, the first lowest kept,
+ * then `steps` golden-section narrowings between its neighbours; returns the middle of the last interval. */
+typedef double (*anv_scalar_fn)(void *ctx, double x);
+double anv_scan_min(anv_scalar_fn f, void *ctx, double lo, double hi, int points, int steps);
+
 /* Unconstrained minimisation by L-BFGS with a line search satisfying the strong Wolfe conditions.
  * f returns the objective at x (n) and writes its gradient into grad (n). */
 typedef double (*anv_objective_fn)(void *ctx, const double *x, double *grad);

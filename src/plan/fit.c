@@ -117,45 +117,40 @@ int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out) {
 #define DECAY_MAX 1000.0
 #define DECAY_REFINE 10 /* golden-section steps: R_D* to within about 1% */
 
-static int fit_at_decay(const anv_point_t *runs, int n, double unique, double log_decay, anv_point_t *worth,
-                        anv_fit_t *out) {
-    for (int i = 0; i < n; i++)
-        worth[i] =
-            (anv_point_t){runs[i].params, anv_effective_tokens(runs[i].tokens, unique, exp(log_decay)), runs[i].loss};
-    if (anv_law_fit(worth, n, out) != 0) return -1;
-    out->law.unique_tokens = unique;
-    out->law.repeat_decay = exp(log_decay);
-    return 0;
+typedef struct {
+    const anv_point_t *runs;
+    int n;
+    double unique;
+    anv_point_t *worth; /* (n) scratch */
+    anv_fit_t best;     /* the best fit at any R_D* tried */
+    int rc;
+} decay_fit_t;
+
+/* The objective of the fit at R_D* = e^log_decay. */
+static double objective_at(void *ctx, double log_decay) {
+    decay_fit_t *d = ctx;
+    for (int i = 0; i < d->n; i++)
+        d->worth[i] = (anv_point_t){
+            d->runs[i].params, anv_effective_tokens(d->runs[i].tokens, d->unique, exp(log_decay)), d->runs[i].loss};
+    anv_fit_t fit;
+    if (anv_law_fit(d->worth, d->n, &fit) != 0) {
+        d->rc = -1;
+        return INFINITY;
+    }
+    fit.law.unique_tokens = d->unique;
+    fit.law.repeat_decay = exp(log_decay);
+    if (fit.objective < d->best.objective) d->best = fit;
+    return fit.objective;
 }
 
 int anv_law_fit_repeated(const anv_point_t *runs, int n, double unique, anv_fit_t *out) {
-    anv_point_t *worth = anv_alloc((size_t)n * sizeof *worth, "fit points");
-    if (!worth) return -1;
-    const double lo = log(DECAY_MIN), step = (log(DECAY_MAX) - lo) / (DECAY_GRID - 1);
-    double best = lo;
-    anv_fit_t at;
-    int rc = 0;
-    for (int k = 0; k < DECAY_GRID && rc == 0; k++) {
-        rc = fit_at_decay(runs, n, unique, lo + k * step, worth, &at);
-        if (rc == 0 && (k == 0 || at.objective < out->objective)) *out = at, best = lo + k * step;
-    }
-    const double ratio = 0.5 * (sqrt(5.0) - 1.0);
-    double a = fmax(best - step, lo), b = fmin(best + step, lo + (DECAY_GRID - 1) * step);
-    for (int k = 0; k < DECAY_REFINE && rc == 0; k++) {
-        double x = b - ratio * (b - a), y = a + ratio * (b - a);
-        anv_fit_t fx, fy;
-        rc = fit_at_decay(runs, n, unique, x, worth, &fx);
-        if (rc == 0) rc = fit_at_decay(runs, n, unique, y, worth, &fy);
-        if (rc != 0) break;
-        if (fx.objective < out->objective) *out = fx;
-        if (fy.objective < out->objective) *out = fy;
-        if (fx.objective < fy.objective)
-            b = y;
-        else
-            a = x;
-    }
-    anv_free(worth);
-    return rc;
+    decay_fit_t d = {runs, n, unique, anv_alloc((size_t)n * sizeof *d.worth, "fit points"), {.objective = INFINITY}, 0};
+    if (!d.worth) return -1;
+    anv_scan_min(objective_at, &d, log(DECAY_MIN), log(DECAY_MAX), DECAY_GRID, DECAY_REFINE);
+    anv_free(d.worth);
+    if (d.rc != 0) return -1;
+    *out = d.best;
+    return 0;
 }
 
 static int cmp_double(const void *a, const void *b) {

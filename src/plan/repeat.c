@@ -37,29 +37,25 @@ double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens,
     return anv_law_loss(law, anv_effective_params(law, params, unique), anv_law_effective_tokens(law, tokens, unique));
 }
 
+typedef struct {
+    const anv_law_t *law;
+    double flops, unique;
+} along_t;
+
+/* The loss at N = e^log_n along C = 6 N D. */
+static double loss_along(void *ctx, double log_n) {
+    const along_t *a = ctx;
+    double params = exp(log_n);
+    return anv_law_loss_repeated(a->law, params, a->flops / (6.0 * params), a->unique);
+}
+
 void anv_law_optimum_repeated(const anv_law_t *law, double flops, double unique, anv_optimum_t *out) {
     anv_law_optimum_for_flops(law, flops, out);
     if (unique <= 0 || out->tokens <= unique) return;
-#define LOSS_AT(log_n) anv_law_loss_repeated(law, exp(log_n), flops / (6.0 * exp(log_n)), unique)
-    /* A scan of log N over 10^-4 to 10^4 times the unconstrained optimum, then golden-section search
-     * between the neighbours of the best point. */
-    const double span = log(1e4), center = log(out->params), step = 2.0 * span / SCAN_POINTS;
-    double best = center - span, best_loss = LOSS_AT(best);
-    for (int k = 1; k <= SCAN_POINTS; k++) {
-        double x = center - span + k * step, l = LOSS_AT(x);
-        if (l < best_loss) best = x, best_loss = l;
-    }
-    const double ratio = 0.5 * (sqrt(5.0) - 1.0);
-    double lo = best - step, hi = best + step;
-    for (int k = 0; k < 100; k++) {
-        double a = hi - ratio * (hi - lo), b = lo + ratio * (hi - lo);
-        if (LOSS_AT(a) < LOSS_AT(b))
-            hi = b;
-        else
-            lo = a;
-    }
-#undef LOSS_AT
-    out->params = exp(0.5 * (lo + hi));
+    /* log N over 10^-4 to 10^4 times the unconstrained optimum */
+    along_t along = {law, flops, unique};
+    const double span = log(1e4), center = log(out->params);
+    out->params = exp(anv_scan_min(loss_along, &along, center - span, center + span, SCAN_POINTS + 1, 100));
     out->tokens = flops / (6.0 * out->params);
     out->loss = anv_law_loss_repeated(law, out->params, out->tokens, unique);
 }
