@@ -62,6 +62,13 @@ static int ladder_path(const char *dir, const char *sub, const char *name, const
 
 /* ---- the design ---- */
 
+/* The tokens read by the ladder's longest run. */
+static double longest_run_tokens(const ladder_t *L) {
+    double most = 0;
+    for (int i = 0; i < L->n; i++) most = fmax(most, (double)(L->runs[i].steps * L->spec.batch_tokens));
+    return most;
+}
+
 static double ladder_seconds(const ladder_t *L, const anv_speed_t *s) {
     double sum = 0;
     for (int i = 0; i < L->n; i++) {
@@ -413,16 +420,15 @@ static int run_ladder(ladder_t *L, const char *dir, double check, double target_
         ladder_path(dir, NULL, "fit.json", NULL, fit_path, sizeof fit_path) != 0)
         return cli_fail();
     anv_point_t points[MAX_RUNS];
-    double most = 0, unique, val_tokens;
-    int vocab;
-    for (int i = 0; i < L->n; i++) {
+    for (int i = 0; i < L->n; i++)
         points[i] = (anv_point_t){L->runs[i].params, (double)(L->runs[i].steps * L->spec.batch_tokens), loss[i]};
-        most = fmax(most, points[i].tokens);
-    }
+    double unique, val_tokens;
+    int vocab;
     if (cli_data_meta(L->data, &unique, &val_tokens, &vocab) != 0) return cli_fail();
     printf("ladder: %d runs in %s\n", L->n, dir);
     anv_fit_t fit; /* where runs repeated the data: on what their tokens were worth */
-    if (cli_fit_report(points_path, points, L->n, most > unique ? unique : 0, 200, 1, fit_path, &fit) != 0 ||
+    if (cli_fit_report(points_path, points, L->n, longest_run_tokens(L) > unique ? unique : 0, 200, 1, fit_path,
+                       &fit) != 0 ||
         anv_ladder_plots(dir, L->runs, loss, L->n, &fit.law) != 0)
         return cli_fail();
     printf("plots: %s/isoflop.svg, %s/prediction.svg\n", dir, dir);
@@ -477,8 +483,7 @@ static int design(ladder_t *L, const char *data, const char *arch, const char *l
     if (hours ? design_for_hours(L, &prior, budget, peak) != 0 : (design_for_budget(L, &prior, budget, NULL), 0))
         return -1;
     if (check_design(L) != 0) return -1;
-    double most = 0;
-    for (int i = 0; i < L->n; i++) most = fmax(most, (double)(L->runs[i].steps * L->spec.batch_tokens));
+    double most = longest_run_tokens(L);
     fprintf(stderr, "ladder: %d runs over %d levels, %.4g FLOPs in all (6 N D)\n", L->n, L->spec.levels,
             anv_ladder_flops(L->runs, L->n, L->spec.batch_tokens));
     if (most > train_tokens)
