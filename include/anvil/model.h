@@ -190,11 +190,15 @@ typedef struct {
     double seconds[2];      /* one training step's matrix products, indexed by anv_precision_t */
     anv_precision_t faster; /* the precision with fewer seconds */
     int injected;           /* the seconds came from ANVIL_TEST_MATMUL_SECONDS="FP32,BF16" (tests) */
+    int bf16_cut;           /* bf16 was timed only until it passed fp32: seconds[BF16] is a lower bound */
 } anv_precision_timing_t;
 /* Times the products of one training step of B rows of T tokens (every layer shape, forward and
- * backward, and the LM head, on the current device) in fp32 and in bf16, on at most 512 rows and 8192
- * head rows, scaled to the step; a fraction of a second for small models, a few seconds for 1B. */
+ * backward, and the LM head, on the current device) in fp32, then in bf16 until they pass fp32's time
+ * (a CPU without bf16 instructions converts in software, many times slower), on at most 512 rows and
+ * 8192 head rows, scaled to the step; a fraction of a second for small models, a few seconds for 1B. */
 int anv_precision_measure(const anv_config_t *cfg, int B, int T, anv_precision_timing_t *out);
+/* "more than " for a precision whose seconds are a lower bound (bf16_cut), else "": for messages. */
+const char *anv_precision_at_least(const anv_precision_timing_t *t, anv_precision_t p);
 
 /* Model FLOPs per token for forward + backward: 6 N + 12 L C T (for MFU; grouped-query attention has
  * as many query heads of the same size, so the attention term is the same). */

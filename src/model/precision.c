@@ -5,6 +5,7 @@
  * plus the head on at most MEASURE_HEAD of its vocabulary rows, scaled to all of them. */
 #include "model/model_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +44,9 @@ static double time_product(const anv_config_t *cfg, int N, int IC, int OC) {
     return anv_kernel_status() == 0 ? best : -1;
 }
 
-/* The seconds the products of a step of N rows take in the current precision. */
-static double time_step_products(const anv_config_t *cfg, int N) {
+/* The seconds the products of a step of N rows take in the current precision; once they pass `limit`
+ * (what the other precision took) the rest is not timed, since it can only add, and *cut is set. */
+static double time_step_products(const anv_config_t *cfg, int N, double limit, int *cut) {
     int C = cfg->n_embd, Vp = anv_config_padded_vocab(cfg), head = Vp < MEASURE_HEAD ? Vp : MEASURE_HEAD;
     product_t p[] = {
         {C, anv_qkv_width(cfg), cfg->n_layer}, {C, C, cfg->n_layer},         {C, anv_mlp_in_width(cfg), cfg->n_layer},
@@ -55,6 +57,10 @@ static double time_step_products(const anv_config_t *cfg, int N) {
         double s = time_product(cfg, N, p[i].in, p[i].out);
         if (s < 0) return -1;
         total += s * p[i].count;
+        if (total > limit) {
+            *cut = i + 1 < (int)(sizeof p / sizeof p[0]);
+            break;
+        }
     }
     return total;
 }
@@ -76,19 +82,25 @@ int anv_precision_measure(const anv_config_t *cfg, int B, int T, anv_precision_t
     int N = rows < MEASURE_ROWS ? (int)rows : MEASURE_ROWS;
     out->injected = injected(out->seconds);
     anv_precision_t was = anv_matmul_precision();
+    double fp32 = INFINITY;
     for (int p = 0; !out->injected && p < 2; p++) {
         anv_matmul_precision_set((anv_precision_t)p);
-        double s = time_step_products(cfg, N);
+        double s = time_step_products(cfg, N, p == ANV_PRECISION_BF16 ? fp32 : INFINITY, &out->bf16_cut);
         if (s < 0) {
             anv_matmul_precision_set(was);
             return anv_error_prefix("--precision auto: timing the model's matrix products");
         }
+        if (p == ANV_PRECISION_FP32) fp32 = s;
         out->seconds[p] = s * (double)rows / N;
     }
     anv_matmul_precision_set(was);
     out->faster =
         out->seconds[ANV_PRECISION_BF16] < out->seconds[ANV_PRECISION_FP32] ? ANV_PRECISION_BF16 : ANV_PRECISION_FP32;
     return 0;
+}
+
+const char *anv_precision_at_least(const anv_precision_timing_t *t, anv_precision_t p) {
+    return p == ANV_PRECISION_BF16 && t->bf16_cut ? "more than " : "";
 }
 
 int anv_precision_option(const char *name, int *out) {
