@@ -7,7 +7,7 @@
 # start-up measurement takes, shown) against the faster of PyTorch's two. Shapes:
 #   gpt2-124m B=8 T=256, and smollm2-135m B=8 T=256 (Llama: grouped-query attention, SwiGLU, RoPE, tied
 #   head); with SWEEP=1 also gpt2-124m at T = 64 ... 1024 with B*T = 2048 tokens per step.
-# Usage: bench/vs_pytorch.sh   (BUILD=build-bench, STEPS=5, WARMUP=2, THREADS=2, ISAS="avx512 avx2",
+# Usage: bench/vs_pytorch.sh   (BUILD=build-bench, STEPS=5, WARMUP=2, THREADS=2, ISAS="avx512 avx2" or "avx2",
 #                               SWEEP=1 for the sweep, ONLY=PRESET the rows of one preset)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +16,7 @@ steps=${STEPS:-5}
 warmup=${WARMUP:-2}
 threads=${THREADS:-2}
 sweep=${SWEEP:-0}
-isas=${ISAS:-avx512 avx2}
+isas=${ISAS:-$(grep -qw avx512f /proc/cpuinfo && echo avx512) avx2} # the copies this CPU can run
 /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "bench/vs_pytorch.sh: needs Debian's PyTorch: apt-get install python3-torch" >&2; exit 1; }
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DANVIL_WERROR=OFF >/dev/null
 cmake --build "$build" -j 2 --target anvil_cli >/dev/null
@@ -35,7 +35,12 @@ anvil_step() { # isa preset B T precision -> the bench output
   env $(isa_env "$1") ANVIL_CPU=$1 "$build/anvil" bench train --preset "$2" --batch "$3" --seq "$4" --threads "$threads" --steps "$steps" \
     --warmup "$warmup" --precision "$5" 2>/dev/null
 }
-torch_step() { # isa preset B T precision; nothing when PyTorch cannot (bf16 on oneDNN's AVX2: no kernel)
+cpu=$(lscpu | sed -nE 's/^Model name: *//p')
+flags=$({ grep -m1 -o -E 'avx512_bf16|amx_bf16' /proc/cpuinfo || true; } | sort -u | tr '\n' ' ') # none on AVX2-only CPUs
+# PyTorch's step, or nothing when it cannot: bf16 on oneDNN's AVX2 has no kernel, and on a CPU without bf16
+# instructions its autocast falls back to a reference path (four steps of gpt2-124m ran over ten minutes on a Zen 3)
+torch_step() { # isa preset B T precision
+  [ "$5" = bf16 ] && [ -z "$flags" ] && return 0
   env $(isa_env "$1") ATEN_CPU_CAPABILITY=$1 /usr/bin/python3 "$root/bench/torch_model.py" --preset "$2" --batch "$3" \
     --seq "$4" --threads "$threads" --steps "$steps" --warmup "$warmup" --precision "$5" 2>/dev/null || true
 }
@@ -53,7 +58,6 @@ run() { # isa preset B T
   done
 }
 
-cpu=$(lscpu | sed -nE 's/^Model name: *//p'); flags=$(grep -m1 -o -E 'avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')
 for isa in $isas; do
   run "$isa" gpt2-124m 8 256
   run "$isa" smollm2-135m 8 256
@@ -72,7 +76,8 @@ for r in "${rows[@]}"; do
     "$pgf" "$(awk -v a="$atok" -v p="$ptok" 'BEGIN { print (p + 0 > 0 ? a / p : 0) }')" "$rss"
 done
 echo "(copy: anvil's ANVIL_CPU and PyTorch's ATEN_CPU_CAPABILITY; avx2 also OPENBLAS_CORETYPE=Haswell for both and"
-echo " ONEDNN_MAX_CPU_ISA=AVX2 for PyTorch, whose bf16 then has no kernel (n/a, ratio 0). precision: anvil's --precision against PyTorch"
+echo " ONEDNN_MAX_CPU_ISA=AVX2 for PyTorch, whose bf16 then has no kernel (n/a, ratio 0; also where the CPU has no bf16"
+echo " instructions). precision: anvil's --precision against PyTorch"
 echo " fp32, bf16 autocast, and for auto (anvil's choice shown) the faster of the two. ratio = anvil tokens/s /"
 echo " PyTorch tokens/s; $threads threads each; median of $steps steps after $warmup warm-up; RSS/budget: anvil's"
 echo " peak resident memory for training over parameters + gradients + AdamW state + activations. A shared"
