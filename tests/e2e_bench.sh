@@ -43,7 +43,8 @@ grep "^precision auto: .*, measured)" out.txt || fail "no measured auto line: $(
 # bf16 instructions, where it is many times slower), and then says its seconds are a lower bound
 sed -nE 's/^precision auto: ([a-z0-9]+) \(a step.s matrix products (more than )?([0-9.e+-]+) s in bf16, ([0-9.e+-]+) s in fp32.*/\1 \2\3 \4/p' \
   out.txt | awk '{ cut = $2 == "more"; b = cut ? $4 : $2; f = cut ? $5 : $3
-    if (($1 == "bf16") != (b < f) || (cut && $1 != "fp32")) { print "inconsistent: " $0; exit 1 } }' ||
+    if (($1 == "bf16") != (b < f) || (cut && $1 != "fp32")) { print "inconsistent: " $0; exit 1 } }
+    END { if (NR != 1) { print "auto line not parsed"; exit 1 } }' ||
   fail "auto's choice does not follow its seconds: $(cat out.txt)"
 shares_at_most_100 out.txt
 
