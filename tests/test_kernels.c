@@ -464,8 +464,9 @@ static void test_dropout(void) {
 /* The int8 kernels: quantization against its definition (q = round-to-even(x 127 / amax), d = amax / 127),
  * and matmul_q8_forward on the packed weight against the same quantized product in double (exact integer
  * dots, so only the fp32 sum over blocks differs: 1e-5), with a bias, tiles of rows past a multiple of 8
- * and an OC past the last panel of 16; the product's error against fp32 weights and inputs, what q8 costs
- * (a few 1e-3, as llama.cpp's q8_0); every row the same bits alone as in the batch, and the same bits on
+ * and an OC past the last panel of 16, and blocks of extreme values (weights of -128, inputs of +-127) whose
+ * pairs of products are the largest any kernel adds in 16 bits; the product's error against fp32 weights and inputs,
+ * what q8 costs (a few 1e-3, as llama.cpp's q8_0); every row the same bits alone as in the batch, and the same bits on
  * every instruction set. */
 static void test_q8(void) {
     enum { N = 19, IC = 96, OC = 37, BL = IC / ANV_Q8_BLOCK };
@@ -478,7 +479,8 @@ static void test_q8(void) {
     for (int i = 0; i < N * IC; i++) x[i] = (float)anv_rng_normal(&rng);
     for (int i = 0; i < OC * IC; i++) w[i] = (float)anv_rng_normal(&rng) * 0.1f;
     for (int i = 0; i < OC; i++) bias[i] = (float)anv_rng_normal(&rng);
-    for (int i = 0; i < 32; i++) x[i] = 0.0f; /* an all-zero block */
+    for (int i = 0; i < 32; i++) x[i] = 0.0f;                              /* an all-zero block */
+    for (int i = 32; i < 64; i++) x[IC + i] = 1.0f, x[2 * IC + i] = -1.0f; /* blocks of 127 and of -127 */
     anv_quantize_q8(wq, wd, w, OC * IC);
     anv_quantize_q8(xq, xd, x, N * IC);
     int exact = 1;
@@ -490,6 +492,8 @@ static void test_q8(void) {
             exact &= wq[b * ANV_Q8_BLOCK + i] == (int8_t)lrintf(w[b * ANV_Q8_BLOCK + i] * (127.0f / amax));
     }
     CHECK(exact && xd[0] == 0.0f && xq[0] == 0, "quantize_q8 differs from its definition");
+    for (int i = 32; i < 64; i++) /* a weight block at the bottom of int8, which GGUF files may hold */
+        wq[2 * IC + i] = -128, w[2 * IC + i] = -128.0f * wd[2 * BL + 1];
     memcpy(pq, wq, sizeof wq);
     memcpy(pd, wd, sizeof wd);
     anv_pack_q8(pq, pd, IC, OC);

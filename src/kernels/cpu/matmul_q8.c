@@ -171,46 +171,62 @@ static int have_vnni(void) {
 #endif
 
 #if defined(ANVIL_ISA_AVX2)
-/* tile_portable on AVX2, two rows at a time: vpdpbusd as two vpmaddwd of the even and the odd bytes
- * (255 x 127 x 2 fits the int32 sums), each half of the panel's 16 lanes in a register. */
-static void tile_avx2(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, int R, int IC) {
+/* tile_portable on AVX2, which has no vpdpbusd: w . x as vpmaddubsw of |w| (unsigned) and x with w's sign,
+ * then vpmaddwd with ones. The weights are stored as w + 128, so w is that xor 0x80; |w| <= 128 and
+ * |x| <= 127 keep each pair's sum within int16, so the integer is exact and no offset is needed. The
+ * panel's 16 lanes are two registers; R a constant where inlined. */
+enum { TILE_AVX2 = 4 };
+__attribute__((always_inline)) static inline void
+tile_avx2_rows(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, const int R, int IC) {
     int blocks = IC / QB;
-    const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
-    for (int r0 = 0; r0 < R; r0 += 2) {
-        int rows = R - r0 < 2 ? 1 : 2;
-        __m256 acc[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}};
-        for (int b = 0; b < blocks; b++) {
-            __m256i dot[2][2];
-            for (int r = 0; r < rows; r++)
-                dot[r][0] = dot[r][1] = _mm256_set1_epi32(x->offset[(size_t)(r0 + r) * blocks + b]);
-            for (int g = 0; g < GROUPS; g++) {
-                __m256i even[2], odd[2];
-                for (int h = 0; h < 2; h++) {
-                    __m256i w =
-                        _mm256_loadu_si256((const __m256i *)(q + (((size_t)b * GROUPS + g) * PANEL + 8 * h) * 4));
-                    even[h] = _mm256_and_si256(w, low_bytes);
-                    odd[h] = _mm256_srli_epi16(w, 8);
-                }
-                for (int r = 0; r < rows; r++) {
-                    int32_t four;
-                    memcpy(&four, x->q + (size_t)(r0 + r) * IC + b * QB + g * 4, 4);
-                    __m256i xv = _mm256_set1_epi32(four);
-                    __m256i xe = _mm256_srai_epi16(_mm256_slli_epi16(xv, 8), 8), xo = _mm256_srai_epi16(xv, 8);
-                    for (int h = 0; h < 2; h++)
-                        dot[r][h] = _mm256_add_epi32(
-                            dot[r][h], _mm256_add_epi32(_mm256_madd_epi16(even[h], xe), _mm256_madd_epi16(odd[h], xo)));
-                }
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    __m256 acc[TILE_AVX2][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        __m256i dot[TILE_AVX2][2];
+        for (int r = 0; r < R; r++) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
+        for (int g = 0; g < GROUPS; g++) {
+            __m256i w[2], magnitude[2];
+            for (int h = 0; h < 2; h++) {
+                w[h] = _mm256_xor_si256(
+                    _mm256_loadu_si256((const __m256i *)(q + (((size_t)b * GROUPS + g) * PANEL + 8 * h) * 4)), flip);
+                magnitude[h] = _mm256_abs_epi8(w[h]);
             }
-            for (int r = 0; r < rows; r++) {
-                __m256 dx = _mm256_set1_ps(x->d[(size_t)(r0 + r) * blocks + b]);
+            for (int r = 0; r < R; r++) {
+                int32_t four;
+                memcpy(&four, x->q + (size_t)r * IC + b * QB + g * 4, 4);
+                __m256i xv = _mm256_set1_epi32(four);
                 for (int h = 0; h < 2; h++) {
-                    __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(d + b * PANEL + 8 * h), dx);
-                    acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][h]), scale, acc[r][h]);
+                    __m256i pairs = _mm256_maddubs_epi16(magnitude[h], _mm256_sign_epi8(xv, w[h]));
+                    dot[r][h] = _mm256_add_epi32(dot[r][h], _mm256_madd_epi16(pairs, ones));
                 }
             }
         }
-        for (int r = 0; r < rows; r++)
-            for (int h = 0; h < 2; h++) _mm256_storeu_ps(out + (size_t)(r0 + r) * ldo + 8 * h, acc[r][h]);
+        for (int r = 0; r < R; r++) {
+            __m256 dx = _mm256_set1_ps(x->d[(size_t)r * blocks + b]);
+            for (int h = 0; h < 2; h++) {
+                __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(d + b * PANEL + 8 * h), dx);
+                acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][h]), scale, acc[r][h]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) _mm256_storeu_ps(out + (size_t)r * ldo + 8 * h, acc[r][h]);
+}
+
+static void tile_avx2(float *out, size_t ldo, const uint8_t *q, const float *d, const rows_q8_t *x, int R, int IC) {
+    int blocks = IC / QB;
+    for (int r0 = 0; r0 < R; r0 += TILE_AVX2) {
+        rows_q8_t at = {x->q + (size_t)r0 * IC, x->d + (size_t)r0 * blocks, NULL};
+        float *o = out + (size_t)r0 * ldo;
+        switch (R - r0 < TILE_AVX2 ? R - r0 : TILE_AVX2) {
+#define ROWS(n)                                                                                                        \
+    case n:                                                                                                            \
+        tile_avx2_rows(o, ldo, q, d, &at, n, IC);                                                                      \
+        break;
+            ROWS(1) ROWS(2) ROWS(3) ROWS(4)
+#undef ROWS
+        }
     }
 }
 #endif
