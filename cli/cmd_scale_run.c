@@ -1,6 +1,6 @@
 /* anvil scale run: the user's own scaling study on this machine. An IsoFLOP ladder sized to a budget of
  * hours (timed here) or FLOPs, each run an ordinary run directory trained with one recipe; then the
- * Approach 3 fit of their final validation losses, its plots, an optional check run at a multiple of the
+ * Approach 3 fit of their lowest validation losses (below), its plots, an optional check run at a multiple of the
  * largest budget, and a plan for a target budget from the fitted law. The same command continues a
  * ladder stopped at any point (Ctrl-C, kill -9, power loss):
  *   LADDER/ladder.json        the design (data, recipe, runs), written once before the first run
@@ -30,6 +30,12 @@ static const char usage[] =
 #define MAX_RUNS 128
 #define EVAL_TOKENS 262144 /* validation tokens per run at most: the same ones for every run */
 #define MIN_PER_LEVEL 3
+/* A run is evaluated at most MAX_EVALS times, evenly, the last at its end, and its point is its lowest
+ * validation loss: a model that reads its data many times can start to overfit before its last step, and
+ * the law, which only falls with more tokens, describes what the compute spent can reach. The
+ * evaluations cost at most EVAL_SHARE of the run's compute (a forward pass is a third of a step's). */
+#define MAX_EVALS 20
+#define EVAL_SHARE 0.1
 
 typedef struct {
     char data[4096];
@@ -69,11 +75,22 @@ static double longest_run_tokens(const ladder_t *L) {
     return most;
 }
 
+static double eval_tokens(const ladder_t *L) { return (double)L->eval_batches * L->batch * L->spec.seq; }
+
+/* How many times a run of `steps` steps is evaluated. */
+static int run_evals(const ladder_t *L, long long steps) {
+    double affordable = EVAL_SHARE * 3.0 * (double)(steps * L->spec.batch_tokens) / eval_tokens(L);
+    int n = affordable < MAX_EVALS ? (int)affordable : MAX_EVALS;
+    if (n > steps) n = (int)steps;
+    return n > 1 ? n : 1;
+}
+
 static double ladder_seconds(const ladder_t *L, const anv_speed_t *s) {
     double sum = 0;
     for (int i = 0; i < L->n; i++) {
         const anv_ladder_run_t *r = &L->runs[i];
-        sum += (double)(r->steps * L->spec.batch_tokens) / anv_speed_tokens_per_s(s, &r->cfg, L->spec.seq);
+        double train = (double)(r->steps * L->spec.batch_tokens), eval = run_evals(L, r->steps) * eval_tokens(L);
+        sum += (train + eval / 3.0) / anv_speed_tokens_per_s(s, &r->cfg, L->spec.seq);
     }
     return sum;
 }
@@ -122,7 +139,7 @@ static int design_for_hours(ladder_t *L, const anv_law_t *prior, double hours, d
         if (s.n == timed) break;
     }
     design_for_budget(L, prior, hours * 3600.0, &s);
-    fprintf(stderr, "  predicted: %.2f hours of training steps\n", ladder_seconds(L, &s) / 3600.0);
+    fprintf(stderr, "  predicted: %.2f hours of training steps and evaluations\n", ladder_seconds(L, &s) / 3600.0);
     return 0;
 }
 
@@ -245,9 +262,10 @@ static void on_step(const anv_step_report_t *r, void *ctx) {
                 (double)r->loss, r->tokens_per_s, r->eta_s);
 }
 
-/* Trains (or continues, or finds finished) the run `name` of `steps` steps from config; *loss: its final
- * validation loss. Returns 1 when stopped by a signal. */
-static int train_run(const ladder_t *L, const char *dir, const char *name, long long steps, double *loss) {
+/* Trains (or continues, or finds finished) the run `name` of `steps` steps from config; *best: its evaluation
+ * of the lowest validation loss, *last (may be NULL) its final one. Returns 1 when stopped by a signal. */
+static int train_run(const ladder_t *L, const char *dir, const char *name, long long steps, anv_eval_report_t *best,
+                     anv_eval_report_t *last) {
     char run_dir[4200], config[4200], state_path[4300];
     if (ladder_path(dir, "runs", name, "", run_dir, sizeof run_dir) != 0 ||
         ladder_path(dir, "configs", name, ".json", config, sizeof config) != 0 ||
@@ -261,7 +279,7 @@ static int train_run(const ladder_t *L, const char *dir, const char *name, long 
         .sched = {.kind = ANV_SCHEDULE_COSINE, .max_lr = (float)L->lr, .min_lr = -1, .warmup = -1, .decay_steps = -1},
         .adamw = {0.9f, 0.95f, 1e-8f, 0.1f},
         .clip = 1.0f,
-        .eval_every = 0,
+        .eval_every = (int)((steps + run_evals(L, steps) - 1) / run_evals(L, steps)),
         .eval_batches = L->eval_batches,
         .save_every = (int)(steps / 4 > 0 ? steps / 4 : 1),
         .shuffle = 1,
@@ -269,16 +287,16 @@ static int train_run(const ladder_t *L, const char *dir, const char *name, long 
         .threads = anv_threads_count(),
         .precision = (int)L->precision};
     int resume = anv_path_exists(state_path);
-    anv_eval_report_t last;
+    anv_eval_report_t final;
+    if (!last) last = &final;
     if (resume) {
         anv_train_state_t st;
         if (anv_state_load(state_path, &st) != 0) return -1;
         if (st.step >= steps) {
-            int found = anv_runlog_last_eval(run_dir, &last, NULL);
+            int found = anv_runlog_evals(run_dir, last, best, NULL);
             if (found < 0) return -1;
-            if (!found || last.step != steps)
+            if (!found || last->step != steps)
                 return anv_error("%s: finished, but log.jsonl has no evaluation at its last step %lld", run_dir, steps);
-            *loss = last.val_loss;
             return 0;
         }
         hp = st.hp;
@@ -296,10 +314,9 @@ static int train_run(const ladder_t *L, const char *dir, const char *name, long 
     long long done;
     int rc = anv_train(&o, &done);
     if (rc != 0) return rc;
-    int found = anv_runlog_last_eval(run_dir, &last, NULL);
-    if (found <= 0 || last.step != steps)
+    int found = anv_runlog_evals(run_dir, last, best, NULL);
+    if (found <= 0 || last->step != steps)
         return found < 0 ? -1 : anv_error("%s: log.jsonl has no evaluation at step %lld", run_dir, steps);
-    *loss = last.val_loss;
     return 0;
 }
 
@@ -342,22 +359,24 @@ static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, d
     double params = (double)anv_config_num_params(&cfg);
     long long steps = llround(flops / (6.0 * params) / (double)L->spec.batch_tokens);
     if (steps < 1) steps = 1;
-    double tokens = (double)(steps * L->spec.batch_tokens), measured;
+    double tokens = (double)(steps * L->spec.batch_tokens);
     double predicted = anv_law_loss_repeated(law, params, tokens, law->unique_tokens);
     fprintf(stderr, "check: %s, %.4g FLOPs (%gx the largest level): %d layers x %d wide, %.0f parameters, %lld steps\n",
             name, flops, multiple, cfg.n_layer, cfg.n_embd, params, steps);
-    int rc = train_run(L, dir, name, steps, &measured);
+    anv_eval_report_t best, last;
+    int rc = train_run(L, dir, name, steps, &best, &last);
     if (rc != 0) return rc;
-    double error = measured / predicted - 1.0;
+    double measured = best.val_loss, error = measured / predicted - 1.0;
     printf("check at %gx the largest compute (%.4g FLOPs, %.0f parameters, %.0f tokens worth %.0f): predicted %.4f, "
-           "measured %.4f, error %+.2f%%\n",
+           "measured %.4f (its lowest, at step %lld of %lld; %.4f at the end), error %+.2f%%\n",
            multiple, flops, params, tokens, anv_law_effective_tokens(law, tokens, law->unique_tokens), predicted,
-           measured, 100.0 * error);
+           measured, best.step, steps, last.val_loss, 100.0 * error);
     anv_buf_t b = {0};
     rc = anv_buf_printf(&b,
                         "{\"multiple\": %.17g, \"flops\": %.17g, \"params\": %.17g, \"tokens\": %.17g, "
-                        "\"predicted\": %.17g, \"measured\": %.17g, \"error\": %.17g}\n",
-                        multiple, flops, params, tokens, predicted, measured, error);
+                        "\"predicted\": %.17g, \"measured\": %.17g, \"measured_step\": %lld, \"final\": %.17g, "
+                        "\"error\": %.17g}\n",
+                        multiple, flops, params, tokens, predicted, measured, best.step, last.val_loss, error);
     if (rc == 0) rc = ladder_path(dir, NULL, "check.json", NULL, path, sizeof path);
     if (rc == 0) rc = anv_write_file_atomic(path, b.data, b.len);
     anv_buf_free(&b);
@@ -408,7 +427,9 @@ static int run_ladder(ladder_t *L, const char *dir, double check, double target_
         fprintf(stderr, "[%d/%d] %s: C %.3g FLOPs, %d layers x %d wide, %.0f parameters, %lld steps (%lld tokens)\n",
                 i + 1, L->n, name, r->flops, r->cfg.n_layer, r->cfg.n_embd, r->params, r->steps,
                 r->steps * L->spec.batch_tokens);
-        int rc = train_run(L, dir, name, r->steps, &loss[i]);
+        anv_eval_report_t best;
+        int rc = train_run(L, dir, name, r->steps, &best, NULL);
+        if (rc == 0) loss[i] = best.val_loss;
         if (rc == 1) {
             fprintf(stderr, "interrupted: run the same command to continue the ladder from %s\n", name);
             return 130;

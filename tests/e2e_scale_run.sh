@@ -34,6 +34,19 @@ grep -q '"unique_tokens"' whole/fit.json && grep -q 'tokens worth' whole.txt ||
 grep -q 'plan from the fitted law' whole.txt && grep -q '^N_opt ' whole.txt && grep -q 'recommended' whole.txt ||
   fail "no plan from the fitted law"
 "$anvil" scale fit --points whole/points.csv --resamples 20 > refit.txt || fail "scale fit of points.csv"
+# each run is evaluated along the way, and its point is the lowest of its validation losses
+lowest() { grep -o '"val_loss":[^,}]*' "$1" | cut -d: -f2 | sort -g | head -1; }
+evals=0
+for log in whole/runs/c[0-9]*/log.jsonl; do
+  low=$(lowest "$log")
+  cut -d, -f3 whole/points.csv | awk -v l="$low" 'NR > 1 && ($1 - l) ^ 2 < 1e-14 { found = 1 } END { exit !found }' ||
+    fail "$log: its lowest validation loss $low is not in points.csv"
+  evals=$((evals + $(grep -c '"val_loss"' "$log")))
+done
+[ "$evals" -gt $((2 * runs)) ] || fail "the runs were evaluated $evals times in all"
+[ "$(lowest whole/runs/check-2x/log.jsonl)" = "$(grep -o '"measured": [^,]*' whole/check.json | cut -d' ' -f2 |
+  xargs printf '%.9g')" ] || fail "check.json does not measure the check's lowest validation loss"
+grep -q '"final"' whole/check.json || fail "check.json has no final validation loss"
 
 # ---- killed part-way, then continued ----
 "$anvil" "${args[@]}" --out killed > /dev/null 2> killed.err &

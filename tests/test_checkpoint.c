@@ -219,6 +219,24 @@ int main(void) {
           "log keeps 3 steps + 1 eval, got %d lines", lines);
     anv_free(text);
 
+    /* The evaluations read back: the last, and the lowest (the first of equals), and the last step's loss. */
+    CHECK(anv_runlog_open(&log, dir, 0) == 0, "log: %s", anv_last_error());
+    const double losses[5] = {5.0, 3.0, 4.0, 3.0, 3.5};
+    for (int s = 1; s <= 5; s++) {
+        anv_step_report_t r = {s, 5, 4.0f / s, 1e-3f, 0.5f, s * 100, 0.1, 1000, 0.1, 1, 1, 0};
+        anv_eval_report_t e = {s, s * 100, losses[s - 1], losses[s - 1] / 2};
+        anv_runlog_step(&log, &r);
+        anv_runlog_eval(&log, &e);
+    }
+    anv_runlog_close(&log);
+    anv_eval_report_t last, best;
+    double train_loss = 0;
+    CHECK(anv_runlog_evals(dir, &last, &best, &train_loss) == 1, "evals: %s", anv_last_error());
+    CHECK(last.step == 5 && last.val_loss == 3.5 && best.step == 2 && best.tokens == 200 && best.val_loss == 3.0 &&
+              best.val_bpb == 1.5 && fabs(train_loss - 0.8) < 1e-6,
+          "evals: last step %lld (%g), best step %lld (%g), train loss %g", last.step, last.val_loss, best.step,
+          best.val_loss, train_loss);
+
     /* loss.svg from the log. */
     char log_path[512], svg_path[512];
     snprintf(log_path, sizeof log_path, "%s/log.jsonl", dir);

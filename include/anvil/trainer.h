@@ -104,9 +104,10 @@ int anv_runlog_eval(anv_runlog_t *log, const anv_eval_report_t *r);
 int anv_runlog_sample(anv_runlog_t *log, long long step, long long tokens, const char *prompt, const char *text,
                       size_t len);
 void anv_runlog_close(anv_runlog_t *log);
-/* The last evaluation in RUN/log.jsonl: 1 when found (*r filled), 0 when the log has none, -1 when
- * it cannot be read. train_loss (may be NULL) gets the last training step's loss, if any. */
-int anv_runlog_last_eval(const char *run_dir, anv_eval_report_t *r, double *train_loss);
+/* The evaluations in RUN/log.jsonl: 1 when there are any (*last filled, and *best, the one of the lowest
+ * validation loss, the first of equals, unless best is NULL), 0 when the log has none, -1 when it cannot be
+ * read. train_loss (may be NULL) gets the last training step's loss, if any. */
+int anv_runlog_evals(const char *run_dir, anv_eval_report_t *last, anv_eval_report_t *best, double *train_loss);
 
 /* Plots train loss (line) and validation loss (points) of a log.jsonl against tokens, atomically. */
 int anv_loss_svg_write(const char *log_path, const char *svg_path);

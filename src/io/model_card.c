@@ -146,7 +146,7 @@ int anv_model_card_write(const char *run_dir, const anv_model_t *m, const anv_to
     anv_error_clear();
     anv_eval_report_t val;
     double train_loss = NAN;
-    int have_val = trained && anv_runlog_last_eval(run_dir, &val, &train_loss) == 1;
+    int have_val = trained && anv_runlog_evals(run_dir, &val, NULL, &train_loss) == 1;
     anv_error_clear();
     evals_t ev;
     evals_read(run_dir, &ev);

@@ -75,7 +75,7 @@ int anv_runlog_eval(anv_runlog_t *log, const anv_eval_report_t *r) {
     return flush_line(log, n);
 }
 
-int anv_runlog_last_eval(const char *run_dir, anv_eval_report_t *r, double *train_loss) {
+int anv_runlog_evals(const char *run_dir, anv_eval_report_t *last, anv_eval_report_t *best, double *train_loss) {
     char path[4200];
     char *text;
     size_t len;
@@ -91,7 +91,9 @@ int anv_runlog_last_eval(const char *run_dir, anv_eval_report_t *r, double *trai
                              *bpb = anv_json_get(root, "val_bpb");
             if (step && tokens && loss && bpb && step->type == ANV_JSON_NUMBER && tokens->type == ANV_JSON_NUMBER &&
                 loss->type == ANV_JSON_NUMBER && bpb->type == ANV_JSON_NUMBER) {
-                *r = (anv_eval_report_t){(long long)step->number, (long long)tokens->number, loss->number, bpb->number};
+                *last =
+                    (anv_eval_report_t){(long long)step->number, (long long)tokens->number, loss->number, bpb->number};
+                if (best && (!found || last->val_loss < best->val_loss)) *best = *last;
                 found = 1;
             }
             const anv_json_t *train = anv_json_get(root, "loss");
