@@ -209,9 +209,10 @@ static void print_shapes(const machine_t *mc, const anv_law_t *law, const anv_op
     for (int i = 0; i < n; i++) {
         double tokens = row_tokens(mc, opt, &shapes[i], fixed_tokens);
         printf("  row %d%s: anvil train --data %s --out RUN --config %s --batch %d --seq %d --total-batch-tokens %lld "
-               "--steps %lld\n",
+               "--steps %lld%s\n",
                i + 1, i == best ? " (recommended)" : "", data ? data : "DATA", i == best && out ? out : "CONFIG.json",
-               mc->batch, mc->seq, mc->batch_tokens, (long long)ceil(tokens / (double)mc->batch_tokens));
+               mc->batch, mc->seq, mc->batch_tokens, (long long)ceil(tokens / (double)mc->batch_tokens),
+               unique > 0 && tokens > unique ? " --keep-best" : "");
     }
     anv_buf_t json = {0};
     if (anv_config_json(&shapes[best], NULL, &json) == 0)
@@ -321,7 +322,9 @@ int cmd_plan(int argc, char **argv) {
         anv_optimum_t free_data;
         anv_law_optimum_for_flops(&law, opt.flops, &free_data);
         printf("data: %s holds %.0f unique tokens: %.2f epochs, worth %.4g unique tokens, and %.4g parameters worth "
-               "%.4g (Muennighoff et al. 2023); with unlimited data N_opt would be %.4g\n",
+               "%.4g (Muennighoff et al. 2023); with unlimited data N_opt would be %.4g. A model that reads its data "
+               "many times can overfit before its last step: the commands keep the one of the lowest validation "
+               "loss (--keep-best)\n",
                data, unique, opt.tokens / unique, anv_law_effective_tokens(&law, opt.tokens, unique), opt.params,
                anv_effective_params(&law, opt.params, unique), free_data.params);
     } else if (unique > 0)

@@ -100,6 +100,7 @@ enum {
     O_EVERY,
     O_EVALB,
     O_SAVE,
+    O_KEEP_BEST,
     O_RESUME,
     O_THREADS,
     O_SEED,
@@ -219,6 +220,7 @@ static int merge_resume(const char *run, const int *seen, anv_hparams_t *hp) {
     if (seen[O_EVERY]) hp->eval_every = given->eval_every;
     if (seen[O_EVALB]) hp->eval_batches = given->eval_batches;
     if (seen[O_SAVE]) hp->save_every = given->save_every;
+    if (seen[O_KEEP_BEST]) hp->keep_best = 1;
     /* auto keeps what the run measured when it started */
     if (seen[O_PRECISION] && given->precision != ANV_PRECISION_AUTO) hp->precision = given->precision;
     if (!seen[O_THREADS]) anv_threads_set(h->threads); /* the run's count keeps the continuation bitwise */
@@ -245,7 +247,7 @@ int cmd_train(int argc, char **argv) {
     int batch = 4, seq = 0, eval_every = 250, eval_batches = 20, save_every = 500, resume = 0, threads = 0;
     int sample_every = 0, sample_tokens = 64;
     const char *sample_prompt = NULL;
-    int sequential = 0, zero = 0, epochs = 0, sft_pack = 0;
+    int sequential = 0, zero = 0, epochs = 0, sft_pack = 0, keep_best = 0;
     sft_args_t sft = {.chat = "chatml"};
     int lora_rank = 0;
     double lora_alpha = 0, lora_dropout = 0;
@@ -278,6 +280,9 @@ int cmd_train(int argc, char **argv) {
         [O_EVERY] = {"--eval-every", OPT_INT, &eval_every, "validate every N steps and at the end (default 250)"},
         [O_EVALB] = {"--eval-batches", OPT_INT, &eval_batches, "validation batches (default 20)"},
         [O_SAVE] = {"--save-every", OPT_INT, &save_every, "checkpoint every N steps and at the end (default 500)"},
+        [O_KEEP_BEST] = {"--keep-best", OPT_FLAG, &keep_best,
+                         "keep the model of the lowest validation loss in RUN/best, a run directory for sample, "
+                         "serve, eval and export (a run that reads its data many times can overfit before its end)"},
         [O_RESUME] = {"--resume", OPT_FLAG, &resume, "continue RUN from its checkpoint"},
         [O_THREADS] = {"--threads", OPT_INT, &threads, "threads (default: all cores)"},
         [O_SEED] = {"--seed", OPT_LONG, &seed, "seed for init and shuffling (default 1337)"},
@@ -409,7 +414,8 @@ int cmd_train(int argc, char **argv) {
                         .pack = sft_pack,
                         .seed = (uint64_t)seed,
                         .threads = anv_threads_count(),
-                        .precision = prec};
+                        .precision = prec,
+                        .keep_best = keep_best};
     if (anv_schedule_parse(schedule, &hp.sched.kind) != 0) return fail_ranks(comm);
     /* rank 0 owns the run directory; the trainer gives the other ranks its merged hyperparameters */
     if (resume && rank == 0 && merge_resume(out, seen, &hp) != 0) return fail_ranks(comm);
@@ -458,5 +464,9 @@ int cmd_train(int argc, char **argv) {
     }
     anv_comm_free(comm);
     if (rank == 0) fprintf(stderr, "done: step %lld, run in %s\n", last, out);
+    anv_eval_report_t final, best;
+    if (rank == 0 && hp.keep_best && anv_runlog_evals(out, &final, &best, NULL) == 1)
+        fprintf(stderr, "best: val loss %.4f at step %lld (%.4f at the end), its model in %s/best\n", best.val_loss,
+                best.step, final.val_loss, out);
     return 0;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: Moby Dick (a document per chapter) (public domain, from the npm registry) -> BPE tokenizer + shards ->
 # `anvil plan`: the compute-optimal model for five minutes of this machine (timed), under the data-constrained
-# law (the book is small, so it is read for many epochs) -> that model trained on all cores -> loss curve ->
-# a sample.
+# law (the book is small, so it is read for many epochs) -> that model trained on all cores, keeping the
+# checkpoint of the lowest validation loss (read that often, a small model can overfit before its end) -> loss
+# curve -> a sample of that checkpoint.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 anvil="$root/build/anvil"
@@ -26,10 +27,12 @@ precision=$(awk '/^precision: / { sub(",", "", $2); print $2 }' "$out/demo-plan.
 echo "== anvil train (the planned model, $steps steps, $precision)"
 start=$(date +%s)
 "$anvil" train --data "$out/demo-data" --out "$out/demo" --config "$out/demo-model.json" --batch 8 --seq 256 \
-  --steps "$steps" --lr 2e-3 --warmup 30 --min-lr 1e-4 --eval-every 200 --save-every 400 --precision "$precision"
+  --steps "$steps" --lr 2e-3 --warmup 30 --min-lr 1e-4 --eval-every 200 --save-every 400 --precision "$precision" \
+  --keep-best
 echo "== trained in $(( $(date +%s) - start )) s; loss curve: $out/demo/loss.svg"
-"$anvil" eval --run "$out/demo"
+echo "== anvil eval (the checkpoint of the lowest validation loss, $out/demo/best)"
+"$anvil" eval --run "$out/demo/best" --data "$out/demo-data"
 
 echo "== anvil sample"
-"$anvil" sample --run "$out/demo" --prompt "Call me Ishmael." --max-tokens 200 --temperature 0.8 --top-k 40 --seed 1
+"$anvil" sample --run "$out/demo/best" --prompt "Call me Ishmael." --max-tokens 200 --temperature 0.8 --top-k 40 --seed 1
 echo

@@ -47,7 +47,8 @@ static void fill_state(anv_train_state_t *s, long long step) {
                             1,
                             9223372036854775813ull,
                             2,
-                            ANV_PRECISION_BF16};
+                            ANV_PRECISION_BF16,
+                            1};
     s->step = step;
     s->tokens = step * 1024;
     s->loader.epoch = 3;
@@ -66,7 +67,8 @@ static int same_hparams(const anv_hparams_t *a, const anv_hparams_t *b) {
            a->adamw.beta2 == b->adamw.beta2 && a->adamw.eps == b->adamw.eps &&
            a->adamw.weight_decay == b->adamw.weight_decay && a->clip == b->clip && a->eval_every == b->eval_every &&
            a->eval_batches == b->eval_batches && a->save_every == b->save_every && a->shuffle == b->shuffle &&
-           a->pack == b->pack && a->seed == b->seed && a->threads == b->threads && a->precision == b->precision;
+           a->pack == b->pack && a->seed == b->seed && a->threads == b->threads && a->precision == b->precision &&
+           a->keep_best == b->keep_best;
 }
 
 int main(void) {

@@ -32,6 +32,7 @@ typedef struct {
     uint64_t seed; /* model init and shuffling */
     int threads;   /* bitwise reproducibility needs the same thread count */
     int precision; /* anv_precision_t of the matrix products (kernels.h): fp32 or bf16 */
+    int keep_best; /* 1: RUN/best holds the model of the lowest validation loss so far (trainer.h) */
 } anv_hparams_t;
 
 typedef struct {
@@ -48,6 +49,8 @@ int anv_state_load(const char *path, anv_train_state_t *s);
 
 /* Writes a checkpoint of step s->step into run_dir (see above). */
 int anv_checkpoint_save(const char *run_dir, anv_model_t *m, const anv_adamw_t *opt, const anv_train_state_t *s);
+/* Writes the trained tensors of m (anv_model_trainable), recording step, to path atomically. */
+int anv_checkpoint_save_trained(const char *path, anv_model_t *m, long long step);
 /* Finishes a save that crashed after its commit point (renames *.next whose step matches state.json)
  * and removes *.next files of saves that never committed. No-op for a clean run directory. */
 int anv_checkpoint_recover(const char *run_dir);

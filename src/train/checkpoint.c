@@ -35,11 +35,12 @@ int anv_state_save(const char *path, const anv_train_state_t *s) {
         "\"decay_steps\": %lld,\n"
         "    \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"weight_decay\": %.9g, \"clip\": %.9g,\n"
         "    \"eval_every\": %d, \"eval_batches\": %d, \"save_every\": %d, \"shuffle\": %d, \"pack\": %d, "
-        "\"seed\": \"%" PRIu64 "\", \"threads\": %d, \"precision\": \"%s\"}\n}\n",
+        "\"seed\": \"%" PRIu64 "\", \"threads\": %d, \"precision\": \"%s\", \"keep_best\": %d}\n}\n",
         h->B, h->T, h->total_batch_tokens, h->steps, schedule_name(h->sched.kind), (double)h->sched.max_lr,
         (double)h->sched.min_lr, h->sched.warmup, h->sched.decay_steps, (double)h->adamw.beta1, (double)h->adamw.beta2,
         (double)h->adamw.eps, (double)h->adamw.weight_decay, (double)h->clip, h->eval_every, h->eval_batches,
-        h->save_every, h->shuffle, h->pack, h->seed, h->threads, anv_precision_name((anv_precision_t)h->precision));
+        h->save_every, h->shuffle, h->pack, h->seed, h->threads, anv_precision_name((anv_precision_t)h->precision),
+        h->keep_best);
     if (rc == 0) rc = anv_write_file_atomic(path, b.data, b.len);
     anv_buf_free(&b);
     return rc;
@@ -117,6 +118,9 @@ static int parse_state(const anv_json_t *root, const char *src, anv_train_state_
     /* Runs from before packing have no "pack": one example per row. */
     h->pack = 0;
     if (anv_json_get(hp, "pack") && get_i32(hp, "pack", src, &h->pack)) return -1;
+    /* Runs from before --keep-best have no "keep_best". */
+    h->keep_best = 0;
+    if (anv_json_get(hp, "keep_best") && get_i32(hp, "keep_best", src, &h->keep_best)) return -1;
     h->sched.total = h->steps;
     if (h->B <= 0 || h->T <= 0 || s->step < 0 || s->step > h->steps || s->tokens < 0)
         return anv_error("%s: inconsistent values (batch %d, seq %d, step %lld of %lld)", src, h->B, h->T, s->step,
@@ -236,6 +240,13 @@ static int next_path(char *out, size_t size, const char *run_dir, const char *fi
     return anv_path_join(out, size, run_dir, name);
 }
 
+int anv_checkpoint_save_trained(const char *path, anv_model_t *m, long long step) {
+    const anv_trainable_t *tr = anv_model_trainable(m);
+    const float *params[1] = {tr->params};
+    const char *no_prefix[1] = {""};
+    return write_tensors(path, tr, params, no_prefix, 1, step);
+}
+
 int anv_checkpoint_save(const char *run_dir, anv_model_t *m, const anv_adamw_t *opt, const anv_train_state_t *s) {
     const anv_trainable_t *tr = anv_model_trainable(m);
     const char *files[2] = {tr->file, "optim.safetensors"};
@@ -246,10 +257,10 @@ int anv_checkpoint_save(const char *run_dir, anv_model_t *m, const anv_adamw_t *
             return -1;
     }
     if (anv_path_join(state, sizeof state, run_dir, "state.json") != 0) return -1;
-    const float *params[1] = {tr->params}, *moments[2] = {opt->m, opt->v};
-    const char *no_prefix[1] = {""}, *opt_prefix[2] = {"exp_avg.", "exp_avg_sq."};
+    const float *moments[2] = {opt->m, opt->v};
+    const char *opt_prefix[2] = {"exp_avg.", "exp_avg_sq."};
     int had_checkpoint = anv_path_exists(state);
-    int rc = write_tensors(next[0], tr, params, no_prefix, 1, s->step);
+    int rc = anv_checkpoint_save_trained(next[0], m, s->step);
     if (rc == 0) rc = write_tensors(next[1], tr, moments, opt_prefix, 2, s->step);
     if (rc == 0) rc = anv_state_save(state, s); /* commit point */
     if (rc != 0) {

@@ -37,6 +37,7 @@ typedef struct {
     anv_loader_t *train, *val;
     int32_t *in, *tg, *starts; /* (B, T) */
     anv_runlog_t log;
+    double best_val; /* --keep-best: the validation loss of the model in RUN/best (infinity: none yet) */
     double bytes_per_token;
     long long saved_step; /* last step with a checkpoint on disk (-1: none) */
     long long nan_at;     /* test hooks, 0 = off */
@@ -103,6 +104,36 @@ static int choose_precision(trainer_t *t) {
 
 static int run_path(const trainer_t *t, const char *name, char *buf, size_t size) {
     return anv_path_join(buf, size, t->o->run_dir, name);
+}
+
+/* RUN/best (--keep-best): a run directory for inference (sample, serve, eval, export) holding the model of
+ * the lowest validation loss so far, its step in the weights file's metadata, and copies of the run's
+ * config files. */
+static const char *const best_files[] = {"config.json", "tokenizer.json", "adapter_config.json", "model.safetensors",
+                                         "adapter_model.safetensors"};
+
+static int save_best(trainer_t *t, const anv_eval_report_t *r) {
+    char dir[4200], from[4200], to[4300];
+    if (run_path(t, "best", dir, sizeof dir) != 0 || anv_mkdir_p(dir) != 0) return -1;
+    for (int i = 0; i < 3; i++) {
+        if (run_path(t, best_files[i], from, sizeof from) != 0 || anv_path_join(to, sizeof to, dir, best_files[i]) != 0)
+            return -1;
+        if (anv_path_exists(from) && anv_copy_file_atomic(from, to) != 0) return -1;
+    }
+    if (anv_path_join(to, sizeof to, dir, anv_model_trainable(t->m)->file) != 0 ||
+        anv_checkpoint_save_trained(to, t->m, r->step) != 0)
+        return -1;
+    t->best_val = r->val_loss;
+    return 0;
+}
+
+/* A fresh run in a directory an earlier attempt used must not show that attempt's best model. */
+static void remove_best(const trainer_t *t) {
+    char dir[4200], path[4300];
+    if (run_path(t, "best", dir, sizeof dir) != 0 || !anv_is_dir(dir)) return;
+    for (size_t i = 0; i < sizeof best_files / sizeof best_files[0]; i++)
+        if (anv_path_join(path, sizeof path, dir, best_files[i]) == 0) unlink(path);
+    rmdir(dir);
 }
 
 /* The model the caller asked for, with its vocabulary fitted to the tokenizer. */
@@ -196,6 +227,7 @@ static int setup_fresh(trainer_t *t) {
         return -1;
     /* an earlier attempt at a LoRA run here must not make this one look like one */
     if (!t->o->lora && run_path(t, "adapter_config.json", path, sizeof path) == 0) unlink(path);
+    remove_best(t);
     if (anv_model_create(&t->cfg, &t->m) != 0) return -1;
     if (t->o->init_from) {
         if (anv_run_load_weights(t->o->init_from, t->m) != 0) return -1;
@@ -516,6 +548,7 @@ static int evaluate(trainer_t *t) {
     r.val_bpb = r.val_loss / log(2.0) / t->bytes_per_token;
     if (anv_runlog_eval(&t->log, &r) != 0) return -1;
     if (t->o->on_eval) t->o->on_eval(&r, t->o->ctx);
+    if (t->hp.keep_best && r.val_loss < t->best_val && save_best(t, &r) != 0) return -1;
     return 0;
 }
 
@@ -714,6 +747,10 @@ int anv_train(const anv_train_opts_t *o, long long *last_step) {
     /* --minutes: every rank timed itself; rank 0's plan holds for all */
     if (rc == 0 && t.comm) rc = anv_comm_broadcast(t.comm, &t.hp, sizeof t.hp, 0);
     if (rc == 0 && t.rank == 0) rc = anv_runlog_open(&t.log, o->run_dir, o->resume ? t.st.step : 0);
+    t.best_val = INFINITY; /* on resume, the lowest evaluation the log keeps */
+    anv_eval_report_t last, best;
+    if (rc == 0 && t.rank == 0 && o->resume && anv_runlog_evals(o->run_dir, &last, &best, NULL) == 1)
+        t.best_val = best.val_loss;
     if (rc == 0 && t.rank == 0 && o->resume && t.hp.steps != t.st.hp.steps && t.st.step < t.hp.steps)
         anv_log(ANV_LOG_INFO, "the run now ends at step %lld (was %lld): the learning-rate schedule stretches to it",
                 t.hp.steps, t.st.hp.steps);
