@@ -128,7 +128,12 @@ follows() { # what against
     r = d / $1; if (r > m) m = r; n++ } END { printf "%s against 1 process: %d losses, max relative difference %.1e\n",
     what, n, m; exit !(n == 14 && m < 1e-5) }' || fail "$2 diverges from 1 process"
 }
-"$anvil" train "${short[@]}" --batch 8 --out one 2>one.err || { cat one.err; fail "1-process LoRA"; }
+"$anvil" train "${short[@]}" --batch 8 --keep-best --out one 2>one.err || { cat one.err; fail "1-process LoRA"; }
+# --keep-best: the best checkpoint of a LoRA run is its adapters, loaded on the base like the run's
+[ -s one/best/adapter_model.safetensors ] && [ -s one/best/adapter_config.json ] && [ ! -e one/best/model.safetensors ] ||
+  fail "one/best does not hold the adapters alone: $(ls one/best)"
+"$anvil" sample --run one/best --prompt "$prompt" --temperature 0 --max-tokens 4 > /dev/null 2> best.err ||
+  fail "sample --run one/best: $(cat best.err)"
 "$anvil" train "${short[@]}" --batch 4 --total-batch-tokens 512 --out acc 2>acc.err || { cat acc.err; fail "accumulated"; }
 follows acc "2 accumulated micro-batches"
 if [[ "$(ldd "$anvil")" == *libmpi* ]] && command -v mpirun >/dev/null; then
