@@ -334,6 +334,30 @@ static int write_points(const ladder_t *L, const char *dir, const double *loss) 
     return rc;
 }
 
+/* Says so when a run of `params` reading `tokens` repeats the data more often than every ladder run within a
+ * factor of 2 of its size did: there the law's worth of repeated tokens (one R_D* for every size) was not
+ * measured. */
+static void note_epochs_beyond_ladder(const ladder_t *L, double unique, double params, double tokens) {
+    double most = 0, lo = 0, hi = 0;
+    for (int i = 0; i < L->n; i++) {
+        const anv_ladder_run_t *r = &L->runs[i];
+        if (r->params < params / 2 || r->params > params * 2) continue;
+        most = fmax(most, (double)(r->steps * L->spec.batch_tokens) / unique);
+        lo = lo > 0 ? fmin(lo, r->params) : r->params, hi = fmax(hi, r->params);
+    }
+    if (unique <= 0 || tokens / unique <= 1.5 * fmax(most, 1.0)) return;
+    if (most > 0)
+        fprintf(stderr,
+                "note: the check reads its data %.1f times, the ladder's runs of %.0f to %.0f parameters at most %.1f: "
+                "what repeated tokens are worth at its size is extrapolated\n",
+                tokens / unique, lo, hi, most);
+    else
+        fprintf(stderr,
+                "note: the check reads its data %.1f times, and no ladder run is within a factor of 2 of its size: "
+                "what repeated tokens are worth at its size is extrapolated\n",
+                tokens / unique);
+}
+
 /* A run at `multiple` times the largest level's compute, at the fitted law's N_opt for the ladder's
  * data (repeated as often as the law says pays): the law's prediction against the measured loss, into
  * check.json. */
@@ -363,6 +387,7 @@ static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, d
     double predicted = anv_law_loss_repeated(law, params, tokens, law->unique_tokens);
     fprintf(stderr, "check: %s, %.4g FLOPs (%gx the largest level): %d layers x %d wide, %.0f parameters, %lld steps\n",
             name, flops, multiple, cfg.n_layer, cfg.n_embd, params, steps);
+    note_epochs_beyond_ladder(L, law->unique_tokens, params, tokens);
     anv_eval_report_t best, last;
     int rc = train_run(L, dir, name, steps, &best, &last);
     if (rc != 0) return rc;

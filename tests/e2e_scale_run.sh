@@ -47,6 +47,9 @@ done
 [ "$(lowest whole/runs/check-2x/log.jsonl)" = "$(grep -o '"measured": [^,]*' whole/check.json | cut -d' ' -f2 |
   xargs printf '%.9g')" ] || fail "check.json does not measure the check's lowest validation loss"
 grep -q '"final"' whole/check.json || fail "check.json has no final validation loss"
+# the check reads its data more often than the ladder's runs of its size did, and says so
+grep -q 'the check reads its data .* times, the ladder.s runs of .* at most .*: what repeated tokens are worth at its size is extrapolated' whole.err ||
+  fail "no note that the check extrapolates in epochs: $(grep check whole.err)"
 
 # ---- killed part-way, then continued ----
 "$anvil" "${args[@]}" --out killed > /dev/null 2> killed.err &
