@@ -19,10 +19,21 @@
 #include <cblas.h>
 #endif
 
-enum { MC = ANV_GEMM_MC, NC = ANV_GEMM_NC, KC = ANV_GEMM_KC, MR = 8, NR = 16 };
+/* An MR x NR tile of C stays in registers while K goes by, as NR / VW vectors of the target's width per row:
+ * 8 x 16 floats fill half of AVX-512's 32 registers; AVX2 has 16 registers of 8 floats, so 6 x 16
+ * (12 accumulators, 2 for the row of B, 1 for A). */
+#if defined(ANVIL_ISA_AVX512)
+enum { MR = 8, VW = 16 };
+#elif defined(ANVIL_ISA_AVX2)
+enum { MR = 6, VW = 8 };
+#else
+enum { MR = 6, VW = 4 };
+#endif
+enum { MC = ANV_GEMM_MC, NC = ANV_GEMM_NC, KC = ANV_GEMM_KC, NR = 16, NV = NR / VW };
 
-/* NR floats as one value: GCC/clang vector extension, lowered to whatever SIMD the target has. */
-typedef float vnr_t __attribute__((vector_size(NR * sizeof(float))));
+/* VW floats: one register (GCC/clang vector extension); vec_in reads them from any float address. */
+typedef float vec_t __attribute__((vector_size(VW * sizeof(float))));
+typedef float vec_in __attribute__((vector_size(VW * sizeof(float)), aligned(sizeof(float)), may_alias));
 
 /* ap (MC, KC) <- op(A)[i0 : i0+mc, k0 : k0+kc], rows past mc zero. */
 static void pack_a_block(float *ap, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
@@ -56,15 +67,21 @@ static void pack_b_block(float *bp, int tb, const float *B, int ldb, int k0, int
  * The MR accumulators stay in registers; bp rows are 64-byte aligned (npad is a multiple of NR). */
 static void micro_tile(const float *restrict ap, const float *restrict bp, int kc, int npad, float alpha,
                        float *restrict c, int ldc, int mr, int nr) {
-    vnr_t acc[MR];
-    for (int r = 0; r < MR; r++) acc[r] = (vnr_t){0};
+    vec_t acc[MR][NV];
+    for (int r = 0; r < MR; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = (vec_t){0};
     for (int k = 0; k < kc; k++) {
-        vnr_t b;
-        memcpy(&b, bp + (size_t)k * npad, sizeof b);
-        for (int r = 0; r < MR; r++) acc[r] += ap[(size_t)r * kc + k] * b;
+        vec_t b[NV];
+        for (int v = 0; v < NV; v++) b[v] = *(const vec_in *)(bp + (size_t)k * npad + v * VW);
+        for (int r = 0; r < MR; r++) {
+            float a = ap[(size_t)r * kc + k];
+            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
+        }
     }
+    float tile[MR][NR];
+    memcpy(tile, acc, sizeof tile);
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] += alpha * acc[r][j];
+        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] += alpha * tile[r][j];
 }
 
 static void gemm_block(int ta, int tb, int i0, int mc, int j0, int nc, int K, float alpha, const float *A, int lda,
