@@ -16,7 +16,7 @@ steps=${STEPS:-5}
 warmup=${WARMUP:-2}
 threads=${THREADS:-2}
 sweep=${SWEEP:-0}
-isas=${ISAS:-$(grep -qw avx512f /proc/cpuinfo && echo avx512) avx2} # the copies this CPU can run
+isas=${ISAS:-$(grep -qw avx512f /proc/cpuinfo && echo avx512 || true) avx2} # the copies this CPU can run
 /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "bench/vs_pytorch.sh: needs Debian's PyTorch: apt-get install python3-torch" >&2; exit 1; }
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DANVIL_WERROR=OFF >/dev/null
 cmake --build "$build" -j 2 --target anvil_cli >/dev/null
