@@ -334,10 +334,11 @@ static int write_points(const ladder_t *L, const char *dir, const double *loss) 
     return rc;
 }
 
-/* Says so when a run of `params` reading `tokens` repeats the data more often than every ladder run within a
- * factor of 2 of its size did: there the law's worth of repeated tokens (one R_D* for every size) was not
- * measured. */
+/* Says so when a run of `params` reading `tokens` repeats the data more than 1.5 times as often as every ladder
+ * run within a factor of 2 of its size did: there the law's worth of repeated tokens (one R_D* for every
+ * size) was not measured. */
 static void note_epochs_beyond_ladder(const ladder_t *L, double unique, double params, double tokens) {
+    if (unique <= 0) return;
     double most = 0, lo = 0, hi = 0;
     for (int i = 0; i < L->n; i++) {
         const anv_ladder_run_t *r = &L->runs[i];
@@ -345,7 +346,7 @@ static void note_epochs_beyond_ladder(const ladder_t *L, double unique, double p
         most = fmax(most, (double)(r->steps * L->spec.batch_tokens) / unique);
         lo = lo > 0 ? fmin(lo, r->params) : r->params, hi = fmax(hi, r->params);
     }
-    if (unique <= 0 || tokens / unique <= 1.5 * fmax(most, 1.0)) return;
+    if (tokens / unique <= 1.5 * fmax(most, 1.0)) return;
     if (most > 0)
         fprintf(stderr,
                 "note: the check reads its data %.1f times, the ladder's runs of %.0f to %.0f parameters at most %.1f: "
