@@ -271,6 +271,7 @@ static int train_run(const ladder_t *L, const char *dir, const char *name, long 
         ladder_path(dir, "configs", name, ".json", config, sizeof config) != 0 ||
         anv_path_join(state_path, sizeof state_path, run_dir, "state.json") != 0)
         return -1;
+    int evals = run_evals(L, steps);
     anv_hparams_t hp = {
         .B = L->batch,
         .T = L->spec.seq,
@@ -279,7 +280,7 @@ static int train_run(const ladder_t *L, const char *dir, const char *name, long 
         .sched = {.kind = ANV_SCHEDULE_COSINE, .max_lr = (float)L->lr, .min_lr = -1, .warmup = -1, .decay_steps = -1},
         .adamw = {0.9f, 0.95f, 1e-8f, 0.1f},
         .clip = 1.0f,
-        .eval_every = (int)((steps + run_evals(L, steps) - 1) / run_evals(L, steps)),
+        .eval_every = (int)((steps + evals - 1) / evals),
         .eval_batches = L->eval_batches,
         .save_every = (int)(steps / 4 > 0 ? steps / 4 : 1),
         .shuffle = 1,

@@ -108,7 +108,7 @@ static int run_path(const trainer_t *t, const char *name, char *buf, size_t size
 
 /* RUN/best (--keep-best): a run directory for inference (sample, serve, eval, export) holding the model of
  * the lowest validation loss so far, its step in the weights file's metadata, and copies of the run's
- * config files. */
+ * config files, made once (they do not change while a run trains; a fresh start clears best/). */
 static const char *const best_files[] = {"config.json", "tokenizer.json", "adapter_config.json", "model.safetensors",
                                          "adapter_model.safetensors"};
 
@@ -118,7 +118,7 @@ static int save_best(trainer_t *t, const anv_eval_report_t *r) {
     for (int i = 0; i < 3; i++) {
         if (run_path(t, best_files[i], from, sizeof from) != 0 || anv_path_join(to, sizeof to, dir, best_files[i]) != 0)
             return -1;
-        if (anv_path_exists(from) && anv_copy_file_atomic(from, to) != 0) return -1;
+        if (anv_path_exists(from) && !anv_path_exists(to) && anv_copy_file_atomic(from, to) != 0) return -1;
     }
     if (anv_path_join(to, sizeof to, dir, anv_model_trainable(t->m)->file) != 0 ||
         anv_checkpoint_save_trained(to, t->m, r->step) != 0)
