@@ -159,7 +159,8 @@ typedef struct {
     double params[ANV_SPEED_POINTS], mfu[ANV_SPEED_POINTS]; /* ascending params */
 } anv_speed_t;
 /* Times a training step (zero_grad, forward, backward, clipping, AdamW) of cfg on random tokens (B, T)
- * at the current matmul precision, after a warm-up step, and adds the point; *seconds: the step's time. */
+ * at the current matmul precision, the mean over a second of steps after a warm-up step, and adds the
+ * point; *seconds: the step's time. */
 int anv_speed_add(anv_speed_t *s, const anv_config_t *cfg, int B, int T, double *seconds);
 double anv_speed_mfu(const anv_speed_t *s, double params);
 double anv_speed_tokens_per_s(const anv_speed_t *s, const anv_config_t *cfg, int T);

@@ -8,9 +8,13 @@
 #define ASSUMED_MFU 0.3   /* before any step is timed */
 #define SIZE_GRID 160     /* sizes tried, log-spaced from the smallest model to LARGEST_SIZE */
 #define LARGEST_SIZE 1e13 /* parameters */
+#define TIMING_WINDOW 1.0 /* seconds of steps timed per size, after a warm-up step */
 
-/* The fastest of `steps` training steps after one warm-up. */
-static int time_step(const anv_config_t *cfg, int B, int T, int steps, double *seconds) {
+/* The mean time of a training step: one warm-up step, then steps until TIMING_WINDOW seconds have
+ * passed (at least one). A mean over many steps is what a run's length is made of: a tiny model's step
+ * varies by half from one hundred steps to the next on a shared machine, and its fastest step would
+ * promise more than a run gets. */
+static int time_step(const anv_config_t *cfg, int B, int T, double *seconds) {
     anv_model_t *m = NULL;
     anv_adamw_t opt = {0};
     int32_t *tokens = NULL;
@@ -24,20 +28,22 @@ static int time_step(const anv_config_t *cfg, int B, int T, int steps, double *s
     anv_rng_seed(&rng, 2);
     for (size_t i = 0; i < n_tok; i++) tokens[i] = (int32_t)(anv_rng_u64(&rng) % (uint64_t)cfg->vocab_size);
     const anv_adamw_config_t oc = {0.9f, 0.95f, 1e-8f, 0.1f};
-    double fastest = 0;
-    for (int s = 0; s <= steps; s++) { /* step 0 warms up */
+    double start = 0;
+    int timed = 0;
+    for (int s = 0; s == 0 || anv_now() - start < TIMING_WINDOW; s++) { /* step 0 warms up */
         float loss;
-        double t0 = anv_now();
         anv_model_zero_grad(m);
         if (anv_model_forward(m, tokens, tokens + 1, NULL, B, T, &loss) != 0 || anv_model_backward(m, 1.0f) != 0)
             goto done;
         anv_clip_grad_norm(anv_model_grads(m), anv_model_n_params(m), 1.0f);
         anv_adamw_step(&opt, m, &oc, 1e-4f);
         anv_device_sync();
-        double dt = anv_now() - t0;
-        if (s > 0 && (s == 1 || dt < fastest)) fastest = dt;
+        if (s == 0)
+            start = anv_now();
+        else
+            timed++;
     }
-    *seconds = fastest;
+    *seconds = (anv_now() - start) / timed;
     rc = 0;
 done:
     anv_free(tokens);
@@ -48,7 +54,7 @@ done:
 
 int anv_speed_add(anv_speed_t *s, const anv_config_t *cfg, int B, int T, double *seconds) {
     if (s->n == ANV_SPEED_POINTS) return anv_error("speed model: at most %d timed shapes", ANV_SPEED_POINTS);
-    if (time_step(cfg, B, T, 1, seconds) != 0) return -1;
+    if (time_step(cfg, B, T, seconds) != 0) return -1;
     double params = (double)anv_config_num_params(cfg);
     double mfu = anv_model_flops_per_token(cfg, T) * B * T / *seconds / s->peak;
     int at = s->n++;
