@@ -375,20 +375,26 @@ static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, d
     anv_config_t cfg;
     if (anv_path_exists(config)) {
         if (anv_config_load(config, &cfg) != 0) return -1;
-    } else {
-        anv_config_t shapes[5];
-        int n = anv_plan_usual_shapes(L->spec.arch, opt.params, L->spec.vocab, L->spec.seq, shapes, 5);
-        if (n == 0) return anv_error("scale run --check: no model shape near N_opt %.4g", opt.params);
-        cfg = shapes[anv_plan_best(shapes, n, opt.params)];
-        if (anv_config_save(&cfg, config) != 0) return -1;
+    } else if (anv_ladder_shape_near(&L->spec, L->runs, L->n, opt.params, &cfg) != 0 ||
+               anv_config_save(&cfg, config) != 0) {
+        return -1;
     }
     double params = (double)anv_config_num_params(&cfg);
     long long steps = llround(flops / (6.0 * params) / (double)L->spec.batch_tokens);
     if (steps < 1) steps = 1;
     double tokens = (double)(steps * L->spec.batch_tokens);
     double predicted = anv_law_loss_repeated(law, params, tokens, law->unique_tokens);
-    fprintf(stderr, "check: %s, %.4g FLOPs (%gx the largest level): %d layers x %d wide, %.0f parameters, %lld steps\n",
-            name, flops, multiple, cfg.n_layer, cfg.n_embd, params, steps);
+    char shape_of[96] = "a shape no ladder run trained";
+    for (int r = 0; r < L->n; r++)
+        if (L->runs[r].cfg.n_layer == cfg.n_layer && L->runs[r].cfg.n_embd == cfg.n_embd) {
+            char run[32];
+            run_name(L, r, run, sizeof run);
+            snprintf(shape_of, sizeof shape_of, "the shape of ladder run %s", run);
+        }
+    fprintf(stderr,
+            "check: %s, %.4g FLOPs (%gx the largest level), N_opt %.4g: %d layers x %d wide (%s), %.0f parameters, "
+            "%lld steps\n",
+            name, flops, multiple, opt.params, cfg.n_layer, cfg.n_embd, shape_of, params, steps);
     note_epochs_beyond_ladder(L, law->unique_tokens, params, tokens);
     anv_eval_report_t best, last;
     int rc = train_run(L, dir, name, steps, &best, &last);

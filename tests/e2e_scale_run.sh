@@ -51,6 +51,23 @@ grep -q '"final"' whole/check.json || fail "check.json has no final validation l
 grep -q 'the check reads its data .* times, the ladder.s runs of .* at most .*: what repeated tokens are worth at its size is extrapolated' whole.err ||
   fail "no note that the check extrapolates in epochs: $(grep check whole.err)"
 
+# the check trains the ladder's own shape nearest N_opt when one lies within 1.25x of it (a new shape's depth is
+# not in the law), and says which
+line=$(grep '^check: check-2x' whole.err) || fail "no check line"
+n_opt=$(sed -nE 's/.*N_opt ([0-9.e+]+):.*/\1/p' <<<"$line")
+check_shape=$(grep -oE '"n_(layer|embd)": [0-9]+' whole/configs/check-2x.json | tr -d '\n ')
+near=$(cut -d, -f1 whole/points.csv | awk -v n="$n_opt" 'NR > 1 && $1 <= 1.25 * n && $1 * 1.25 >= n { print $1 }')
+if [ -n "$near" ]; then
+  grep -q 'the shape of ladder run c' <<<"$line" || fail "ladder runs of $near parameters lie near N_opt $n_opt: $line"
+  found=0
+  for c in whole/configs/c*.json; do
+    [ "$(grep -oE '"n_(layer|embd)": [0-9]+' "$c" | tr -d '\n ')" = "$check_shape" ] && found=1
+  done
+  [ "$found" = 1 ] || fail "the check's shape $check_shape is no ladder run's"
+else
+  grep -q 'a shape no ladder run trained' <<<"$line" || fail "no ladder run lies near N_opt $n_opt: $line"
+fi
+
 # ---- killed part-way, then continued ----
 "$anvil" "${args[@]}" --out killed > /dev/null 2> killed.err &
 bg=$!

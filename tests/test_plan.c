@@ -212,6 +212,30 @@ static void test_ladder(const anv_law_t *prior) {
           shapes[nearest].n_embd);
 }
 
+/* A check near N_opt trains the ladder's own shape: at 994,552 parameters (the demo corpus, vocabulary
+ * 4096, seq 128) the usual shape is 2 layers x 128, the ladder's is 3 x 128; far from every ladder run,
+ * the usual shape. */
+static void test_shape_near_ladder(void) {
+    const anv_ladder_spec_t spec = {ANV_ARCH_GPT2, 4096, 128, 512, 3, 5, 3.0, 2.0, 300};
+    anv_ladder_run_t runs[3] = {{.cfg = anv_config_gpt2(2, 3, 96, 4096, 128)},
+                                {.cfg = anv_config_gpt2(3, 2, 128, 4096, 128)},
+                                {.cfg = anv_config_gpt2(3, 3, 192, 4096, 128)}};
+    for (int i = 0; i < 3; i++) runs[i].params = (double)anv_config_num_params(&runs[i].cfg);
+    anv_config_t shapes[5], cfg;
+    int k = anv_plan_usual_shapes(ANV_ARCH_GPT2, 994552, 4096, 128, shapes, 5);
+    const anv_config_t *usual = &shapes[anv_plan_best(shapes, k, 994552)];
+    CHECK(k > 0 && usual->n_layer == 2 && usual->n_embd == 128, "the usual shape near 994552: %d x %d", usual->n_layer,
+          usual->n_embd);
+    CHECK(anv_ladder_shape_near(&spec, runs, 3, 994552, &cfg) == 0 && cfg.n_layer == 3 && cfg.n_embd == 128,
+          "near the ladder's 1135744: %d x %d", cfg.n_layer, cfg.n_embd);
+    k = anv_plan_usual_shapes(ANV_ARCH_GPT2, 4e6, 4096, 128, shapes, 5);
+    usual = &shapes[anv_plan_best(shapes, k, 4e6)];
+    CHECK(anv_ladder_shape_near(&spec, runs, 3, 4e6, &cfg) == 0 && cfg.n_layer == usual->n_layer &&
+              cfg.n_embd == usual->n_embd,
+          "far from the ladder: %d x %d, not the usual %d x %d", cfg.n_layer, cfg.n_embd, usual->n_layer,
+          usual->n_embd);
+}
+
 int main(void) {
     anv_law_t hoffmann, epoch, other = {.E = 2.1, .A = 900.0, .B = 1500.0, .alpha = 0.42, .beta = 0.31};
     CHECK(anv_law_builtin("hoffmann", &hoffmann) == 0 && anv_law_builtin("epoch", &epoch) == 0, "built-in laws");
@@ -221,6 +245,7 @@ int main(void) {
     test_repeated_data();
     test_shapes();
     test_ladder(&epoch);
+    test_shape_near_ladder();
     test_fit("hoffmann", &hoffmann, 11, 0);
     test_fit("epoch", &epoch, 12, 1);
     test_fit("E 2.1 a .42 b .31", &other, 13, 0);

@@ -101,9 +101,10 @@ typedef struct {
 int anv_lbfgs(anv_objective_fn f, void *ctx, double *x, int n, const anv_lbfgs_opts_t *opts, double *fx);
 
 /* Model shapes of about `params` parameters (anv_config_num_params) for an architecture, vocabulary
- * and sequence length: up to max configs sorted by size, widths a multiple of 32 (64 from 256 on),
- * heads of 64 (32 below 128 wide), depth-to-width ratios near those of trained models; Llama with
+ * and sequence length (within ANV_SHAPE_SLACK of it): up to max configs sorted by size, widths a multiple of 32 (64
+ * from 256 on), heads of 64 (32 below 128 wide), depth-to-width ratios near those of trained models; Llama with
  * n_kv_head = n_head / 3 (or / 4, / 2) and n_ff = 8/3 n_embd rounded up to 64. Returns how many. */
+#define ANV_SHAPE_SLACK 1.25
 int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max);
 /* The same, but only shapes of the usual proportions (where a small size falls between them, the one
  * nearest in size): the models of one study, whose losses should differ by size and not by a stray shape. */
@@ -140,6 +141,11 @@ typedef struct {
 /* The ladder whose smallest level is c0 FLOPs, smallest level and size first; returns how many runs
  * (at most max). */
 int anv_ladder_design(const anv_ladder_spec_t *spec, const anv_law_t *prior, double c0, anv_ladder_run_t *out, int max);
+/* A shape for a run of about `params` parameters beyond the ladder (its check): the ladder's own shape
+ * nearest in size where one lies within ANV_SHAPE_SLACK, so that such a run differs from the ladder's in
+ * compute and data and not also in shape, whose depth the law does not see; else the usual shape. */
+int anv_ladder_shape_near(const anv_ladder_spec_t *spec, const anv_ladder_run_t *runs, int n, double params,
+                          anv_config_t *cfg);
 /* The sum of 6 N D over the runs. */
 double anv_ladder_flops(const anv_ladder_run_t *runs, int n, long long batch_tokens);
 

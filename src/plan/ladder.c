@@ -37,6 +37,24 @@ int anv_ladder_design(const anv_ladder_spec_t *spec, const anv_law_t *prior, dou
     return count;
 }
 
+int anv_ladder_shape_near(const anv_ladder_spec_t *spec, const anv_ladder_run_t *runs, int n, double params,
+                          anv_config_t *cfg) {
+    const anv_ladder_run_t *nearest = NULL;
+    for (int i = 0; i < n; i++) {
+        double gap = fabs(log(runs[i].params / params));
+        if (gap <= log(ANV_SHAPE_SLACK) && (!nearest || gap < fabs(log(nearest->params / params)))) nearest = &runs[i];
+    }
+    if (nearest) {
+        *cfg = nearest->cfg;
+        return 0;
+    }
+    anv_config_t shapes[MAX_SHAPES];
+    int k = anv_plan_usual_shapes(spec->arch, params, spec->vocab, spec->seq, shapes, MAX_SHAPES);
+    if (k == 0) return anv_error("no %s model shape near %.4g parameters", anv_arch_name(spec->arch), params);
+    *cfg = shapes[anv_plan_best(shapes, k, params)];
+    return 0;
+}
+
 double anv_ladder_flops(const anv_ladder_run_t *runs, int n, long long batch_tokens) {
     double sum = 0;
     for (int i = 0; i < n; i++) sum += 6.0 * runs[i].params * (double)runs[i].steps * (double)batch_tokens;

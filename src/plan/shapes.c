@@ -11,7 +11,6 @@
 #define MIN_ASPECT 16.0 /* n_embd / n_layer */
 #define MAX_ASPECT 160.0
 #define USUAL_ASPECT 64.0 /* preferred among shapes of about the same size */
-#define SIZE_SLACK 1.25   /* a shape within this factor of the target count */
 
 static int next_width(int w) { return w < 256 ? w + 32 : w + 64; }
 
@@ -53,7 +52,7 @@ static int shapes_of(anv_arch_t arch, double params, int vocab_size, int seq, in
             anv_config_t c = shape(arch, depth, w, vocab_size, seq);
             double ratio = (double)anv_config_num_params(&c) / params;
             if (strict && fabs(log(ratio)) < nearest_gap) nearest_usual = c, nearest_gap = fabs(log(ratio));
-            if (ratio > SIZE_SLACK || ratio < 1.0 / SIZE_SLACK) continue;
+            if (ratio > ANV_SHAPE_SLACK || ratio < 1.0 / ANV_SHAPE_SLACK) continue;
             /* Insert by score, keeping the best max. */
             double score = shape_score(&c, params);
             int at = count < max ? count : max;
