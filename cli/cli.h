@@ -38,6 +38,9 @@ int cli_eval_task(const char *run, anv_model_t *m, const anv_tokenizer_t *tok, c
 
 /* From an anvil data directory's meta.json: training and validation tokens and the vocabulary size. */
 int cli_data_meta(const char *dir, double *train_tokens, double *val_tokens, int *vocab);
+/* Says on f when `who` reads its data more than 1.5 times as often as the runs near its size did (`most`
+ * epochs, of lo to hi parameters; most 0: none near): what repeated tokens are worth there is extrapolated. */
+void cli_note_epochs(FILE *f, const char *who, double epochs, const char *runs, double most, double lo, double hi);
 /* --weights f32 (NULL: the same) or q8: quantizes m's matrices to int8 for inference and prints their size
  * and the logits' error against f32 on a probe. */
 int cli_weights(anv_model_t *m, const char *weights);

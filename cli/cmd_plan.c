@@ -49,6 +49,44 @@ int cli_data_meta(const char *dir, double *train_tokens, double *val_tokens, int
     return rc;
 }
 
+void cli_note_epochs(FILE *f, const char *who, double epochs, const char *runs, double most, double lo, double hi) {
+    if (epochs <= 1.5 * fmax(most, 1.0)) return;
+    if (most > 0)
+        fprintf(f,
+                "note: %s reads its data %.1f times, %s of %.0f to %.0f parameters at most %.1f: what repeated tokens "
+                "are worth at its size is extrapolated\n",
+                who, epochs, runs, lo, hi, most);
+    else
+        fprintf(f,
+                "note: %s reads its data %.1f times, and none of %s is within a factor of 2 of its size: what "
+                "repeated tokens are worth at its size is extrapolated\n",
+                who, epochs, runs);
+}
+
+/* The runs of a FIT.json, read before anything is timed so that a bad file costs no measurement. */
+static int check_fit_runs(const char *fit) {
+    anv_point_t *runs;
+    int n;
+    if (anv_fit_runs_load(fit, &runs, &n) != 0) return -1;
+    anv_free(runs);
+    return 0;
+}
+
+/* Says so when the plan repeats its data far more often than the runs of the fitted law did near its size. */
+static int note_epochs_beyond_fit(const char *fit, const anv_law_t *law, double unique, const anv_optimum_t *opt) {
+    anv_point_t *runs;
+    int n;
+    if (anv_fit_runs_load(fit, &runs, &n) != 0) return -1;
+    if (n > 0) {
+        char whose[4200];
+        snprintf(whose, sizeof whose, "the runs of %s", fit);
+        double lo, hi, most = anv_epochs_measured(runs, n, law->unique_tokens, opt->params, &lo, &hi);
+        cli_note_epochs(stdout, "N_opt", opt->tokens / unique, whose, most, lo, hi);
+    }
+    anv_free(runs);
+    return 0;
+}
+
 static double tokens_per_s(const machine_t *mc, const anv_config_t *c) {
     if (mc->seconds > 0) return anv_speed_tokens_per_s(&mc->speed, c, mc->seq);
     return mc->peak * 1e9 * mc->mfu / anv_model_flops_per_token(c, mc->seq);
@@ -272,7 +310,8 @@ int cmd_plan(int argc, char **argv) {
     mc.batch_tokens = (batch_tokens + row_tokens - 1) / row_tokens * row_tokens;
 
     anv_law_t law;
-    if (fit ? anv_law_load(fit, &law) != 0 : anv_law_builtin(law_name, &law) != 0) return cli_fail();
+    if (fit ? anv_law_load(fit, &law) != 0 || check_fit_runs(fit) != 0 : anv_law_builtin(law_name, &law) != 0)
+        return cli_fail();
     double unique = 0, val_tokens;
     int data_vocab;
     if (data && cli_data_meta(data, &unique, &val_tokens, &data_vocab) != 0) return cli_fail();
@@ -329,6 +368,8 @@ int cmd_plan(int argc, char **argv) {
                anv_effective_params(&law, opt.params, unique), free_data.params);
     } else if (unique > 0)
         printf("data: %s holds %.0f unique tokens: no epoch is repeated\n", data, unique);
+    if (fit && unique > 0 && law.unique_tokens > 0 && note_epochs_beyond_fit(fit, &law, unique, &opt) != 0)
+        return cli_fail();
     if (seen[O_HOURS] ? mc.seconds < hours * 3600.0 : seen[O_FLOPS] && opt.flops < flops)
         printf("saturated: past %.4g %s a doubling of compute lowers the predicted loss by less than %g%%: the unique "
                "tokens are spent, so the plan is for that part of the %g %s; more unique tokens, not more compute, "

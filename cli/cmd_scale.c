@@ -55,7 +55,7 @@ int cli_fit_report(const char *source, const anv_point_t *runs, int n, double un
     }
     if (!out) return 0;
     anv_buf_t json = {0};
-    rc = anv_fit_json(fit, &ci, n, &json);
+    rc = anv_fit_json(fit, &ci, runs, n, &json);
     if (rc == 0) rc = anv_write_file_atomic(out, json.data, json.len);
     anv_buf_free(&json);
     if (rc == 0) printf("wrote %s\n", out);

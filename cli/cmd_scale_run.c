@@ -335,29 +335,18 @@ static int write_points(const ladder_t *L, const char *dir, const double *loss) 
     return rc;
 }
 
-/* Says so when a run of `params` reading `tokens` repeats the data more than 1.5 times as often as every ladder
- * run within a factor of 2 of its size did: there the law's worth of repeated tokens (one R_D* for every
- * size) was not measured. */
-static void note_epochs_beyond_ladder(const ladder_t *L, double unique, double params, double tokens) {
-    if (unique <= 0) return;
-    double most = 0, lo = 0, hi = 0;
-    for (int i = 0; i < L->n; i++) {
-        const anv_ladder_run_t *r = &L->runs[i];
-        if (r->params < params / 2 || r->params > params * 2) continue;
-        most = fmax(most, (double)(r->steps * L->spec.batch_tokens) / unique);
-        lo = lo > 0 ? fmin(lo, r->params) : r->params, hi = fmax(hi, r->params);
-    }
-    if (tokens / unique <= 1.5 * fmax(most, 1.0)) return;
-    if (most > 0)
-        fprintf(stderr,
-                "note: the check reads its data %.1f times, the ladder's runs of %.0f to %.0f parameters at most %.1f: "
-                "what repeated tokens are worth at its size is extrapolated\n",
-                tokens / unique, lo, hi, most);
-    else
-        fprintf(stderr,
-                "note: the check reads its data %.1f times, and no ladder run is within a factor of 2 of its size: "
-                "what repeated tokens are worth at its size is extrapolated\n",
-                tokens / unique);
+/* Says so when the check repeats the data far more often than the ladder's runs near its size did: there
+ * the law's worth of repeated tokens (one R_D* for every size) was not measured. */
+static int note_epochs_beyond_ladder(const ladder_t *L, double unique, double params, double tokens) {
+    if (unique <= 0) return 0;
+    anv_point_t *runs = anv_alloc((size_t)L->n * sizeof *runs, "ladder runs");
+    if (!runs) return -1;
+    for (int i = 0; i < L->n; i++)
+        runs[i] = (anv_point_t){L->runs[i].params, (double)(L->runs[i].steps * L->spec.batch_tokens), 0};
+    double lo, hi, most = anv_epochs_measured(runs, L->n, unique, params, &lo, &hi);
+    cli_note_epochs(stderr, "the check", tokens / unique, "the ladder's runs", most, lo, hi);
+    anv_free(runs);
+    return 0;
 }
 
 /* A run at `multiple` times the largest level's compute, at the fitted law's N_opt for the ladder's
@@ -395,7 +384,7 @@ static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, d
             "check: %s, %.4g FLOPs (%gx the largest level), N_opt %.4g: %d layers x %d wide (%s), %.0f parameters, "
             "%lld steps\n",
             name, flops, multiple, opt.params, cfg.n_layer, cfg.n_embd, shape_of, params, steps);
-    note_epochs_beyond_ladder(L, law->unique_tokens, params, tokens);
+    if (note_epochs_beyond_ladder(L, law->unique_tokens, params, tokens) != 0) return -1;
     anv_eval_report_t best, last;
     int rc = train_run(L, dir, name, steps, &best, &last);
     if (rc != 0) return rc;

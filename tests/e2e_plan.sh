@@ -58,6 +58,19 @@ beta=$(awk -F'[:,]' '/^  "beta"/ {print $2}' read.json)
 awk -v b="$beta" 'BEGIN { exit !(b < 0.304 || b > 0.336) }' || fail "repeated tokens fitted as read still give beta $beta"
 "$anvil" plan --flops 1e21 --fit worth.json --data data > worth_plan.txt || fail "plan --fit worth.json --data"
 grep -q 'epochs' worth_plan.txt || fail "plan --fit worth.json --data plans no repeated epochs"
+# FIT.json keeps its runs, so a plan from it says where it repeats the data more than they did
+[ "$(grep -c '^    \[' worth.json)" -eq 20 ] || fail "worth.json does not keep its 20 runs"
+first=$(sed -n 2p repeated.csv | awk -F, '{ printf "%.6g %.6g %.6g", $1, $2, $3 }')
+[ "$(grep -m1 '^    \[' worth.json | tr -d '[],' | awk '{ printf "%.6g %.6g %.6g", $1, $2, $3 }')" = "$first" ] ||
+  fail "worth.json's first run is not repeated.csv's first: $(grep -m1 '^    \[' worth.json)"
+grep -q '^note: N_opt reads its data .* times, and none of the runs of worth.json is within a factor of 2 of its size' worth_plan.txt ||
+  fail "plan --fit worth.json --data: no note that N_opt is far from its runs: $(grep -E '^(data|note)' worth_plan.txt)"
+"$anvil" plan --flops 1e18 --fit worth.json --data data > near_plan.txt || fail "plan --flops 1e18 --fit worth.json --data"
+grep -q '^note: N_opt reads its data .* times, the runs of worth.json of .* parameters at most .*: what repeated tokens are worth at its size is extrapolated' near_plan.txt ||
+  fail "plan --fit worth.json --data: no note that it repeats the data beyond its runs: $(grep -E '^(data|note)' near_plan.txt)"
+mkdir plenty && sed 's/"tokens": 100000000/"tokens": 1000000000000/' data/meta.json > plenty/meta.json
+"$anvil" plan --flops 1e21 --fit worth.json --data plenty > plenty.txt || fail "plan --fit worth.json --data plenty"
+grep -q '^note: N_opt reads' plenty.txt && fail "a plan that reads its data once has a note on epochs: $(grep ^note plenty.txt)"
 
 "$anvil" plan --hours 0.01 --vocab 256 --seq 64 --threads 1 > hours.txt 2> hours.err || fail "plan --hours: $(cat hours.err)"
 grep -q 'MFU reached' hours.txt || fail "plan --hours does not report the MFU reached"
@@ -92,5 +105,7 @@ echo '{"E": 1.7, "A": 400}' > partial.json
 expect_error 'partial.json' "$anvil" plan --flops 1e18 --fit partial.json
 sed 's/"repeat_decay": [0-9.]*/"repeat_decay": -5/' worth.json > negative_decay.json
 expect_error 'negative_decay.json: repeat_decay must be a positive' "$anvil" plan --flops 1e18 --fit negative_decay.json
+sed '0,/^    \[[0-9]*,/s//    [-1,/' worth.json > bad_runs.json
+expect_error 'bad_runs.json: runs\[0\]: expected \[params, tokens, loss\]' "$anvil" plan --flops 1e18 --fit bad_runs.json --data data
 expect_error '--unique-tokens' "$anvil" scale fit --points runs.csv --unique-tokens 0
 echo "e2e_plan: ok"

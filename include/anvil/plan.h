@@ -80,8 +80,15 @@ typedef struct {
 int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, int resamples, double flops,
                       uint64_t seed, anv_fit_ci_t *out);
 
-/* FIT.json: E, A, B, alpha, beta, the objective, the number of points and the 95% intervals. */
-int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, int points, anv_buf_t *out);
+/* FIT.json: E, A, B, alpha, beta, the objective, the number of points, the 95% intervals and the runs
+ * fitted ("runs": [[params, tokens, loss], ...], tokens as trained on). */
+int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, const anv_point_t *runs, int n, anv_buf_t *out);
+/* The runs a FIT.json was fitted on; *n = 0 for one without them. Errors name the file and the run. *runs
+ * is freed with anv_free. */
+int anv_fit_runs_load(const char *path, anv_point_t **runs, int *n);
+/* The most epochs of `unique` tokens that the runs within a factor of 2 of `params` read (0 for none),
+ * and their sizes *lo to *hi: how far the runs measured what repeated tokens are worth near that size. */
+double anv_epochs_measured(const anv_point_t *runs, int n, double unique, double params, double *lo, double *hi);
 
 /* The x in [lo, hi] where f is least: f at `points` (>= 2) evenly spaced values, the first lowest kept,
  * then `steps` golden-section narrowings between its neighbours; returns the middle of the last interval. */

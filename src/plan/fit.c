@@ -208,7 +208,7 @@ int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, i
     return rc;
 }
 
-int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, int points, anv_buf_t *out) {
+int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, const anv_point_t *runs, int n, anv_buf_t *out) {
     const anv_law_t *law = &fit->law;
     const char *names[5] = {"E", "A", "B", "alpha", "beta"};
     int rc = anv_buf_printf(out, "{\n  \"E\": %.17g,\n  \"A\": %.17g,\n  \"B\": %.17g,\n  \"alpha\": %.17g,\n", law->E,
@@ -217,8 +217,12 @@ int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, int points, anv_b
     if (law->unique_tokens > 0)
         rc |= anv_buf_printf(out, "  \"unique_tokens\": %.17g,\n  \"repeat_decay\": %.17g,\n", law->unique_tokens,
                              law->repeat_decay > 0 ? law->repeat_decay : ANV_REPEAT_DECAY);
-    rc |= anv_buf_printf(out, "  \"objective\": %.17g,\n  \"points\": %d,\n  \"ci95\": {", fit->objective, points);
+    rc |= anv_buf_printf(out, "  \"objective\": %.17g,\n  \"points\": %d,\n  \"ci95\": {", fit->objective, n);
     for (int j = 0; j < 5; j++)
         rc |= anv_buf_printf(out, "%s\"%s\": [%.17g, %.17g]", j ? ", " : "", names[j], ci->lo[j], ci->hi[j]);
-    return rc | anv_buf_printf(out, "}\n}\n");
+    rc |= anv_buf_printf(out, "},\n  \"runs\": [");
+    for (int i = 0; i < n; i++)
+        rc |= anv_buf_printf(out, "%s\n    [%.17g, %.17g, %.17g]", i ? "," : "", runs[i].params, runs[i].tokens,
+                             runs[i].loss);
+    return rc | anv_buf_printf(out, "\n  ]\n}\n");
 }

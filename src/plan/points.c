@@ -1,5 +1,6 @@
-/* Measured runs for a fit: a CSV "params,tokens,loss" with one run per line. */
+/* Measured runs for a fit: a CSV "params,tokens,loss" with one run per line, or the runs a FIT.json keeps. */
 #include "anvil/base.h"
+#include "anvil/json.h"
 #include "anvil/plan.h"
 
 #include <ctype.h>
@@ -86,4 +87,34 @@ int anv_points_load(const char *path, anv_point_t **points, int *n) {
     *points = rows;
     *n = count;
     return 0;
+}
+
+int anv_fit_runs_load(const char *path, anv_point_t **runs, int *n) {
+    *runs = NULL;
+    *n = 0;
+    anv_json_doc_t *doc;
+    if (anv_json_parse_file(path, &doc) != 0) return -1;
+    const anv_json_t *list = anv_json_get(anv_json_root(doc), "runs");
+    int rc = 0;
+    if (list && list->type != ANV_JSON_ARRAY)
+        rc = anv_error("%s: \"runs\" must be an array of [params, tokens, loss]", path);
+    if (rc == 0 && list && list->len > 0 && !(*runs = anv_alloc(list->len * sizeof **runs, "fitted runs"))) rc = -1;
+    for (size_t i = 0; rc == 0 && list && i < list->len; i++) {
+        const anv_json_t *r = &list->items[i];
+        double v[3];
+        for (int k = 0; k < 3 && rc == 0; k++) {
+            v[k] = r->type == ANV_JSON_ARRAY && r->len == 3 && r->items[k].type == ANV_JSON_NUMBER ? r->items[k].number
+                                                                                                   : NAN;
+            if (!(isfinite(v[k]) && v[k] > 0))
+                rc = anv_error("%s: runs[%zu]: expected [params, tokens, loss], each a positive number", path, i);
+        }
+        if (rc == 0) (*runs)[(*n)++] = (anv_point_t){v[0], v[1], v[2]};
+    }
+    anv_json_free(doc);
+    if (rc != 0) {
+        anv_free(*runs);
+        *runs = NULL;
+        *n = 0;
+    }
+    return rc;
 }

@@ -37,6 +37,18 @@ double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens,
     return anv_law_loss(law, anv_effective_params(law, params, unique), anv_law_effective_tokens(law, tokens, unique));
 }
 
+double anv_epochs_measured(const anv_point_t *runs, int n, double unique, double params, double *lo, double *hi) {
+    double most = 0;
+    *lo = *hi = 0;
+    for (int i = 0; i < n; i++) {
+        if (runs[i].params < params / 2 || runs[i].params > params * 2) continue;
+        most = fmax(most, runs[i].tokens / unique);
+        *lo = *lo > 0 ? fmin(*lo, runs[i].params) : runs[i].params;
+        *hi = fmax(*hi, runs[i].params);
+    }
+    return most;
+}
+
 typedef struct {
     const anv_law_t *law;
     double flops, unique;
