@@ -63,28 +63,13 @@ void cli_note_epochs(FILE *f, const char *who, double epochs, const char *runs, 
                 who, epochs, runs);
 }
 
-/* The runs of a FIT.json, read before anything is timed so that a bad file costs no measurement. */
-static int check_fit_runs(const char *fit) {
-    anv_point_t *runs;
-    int n;
-    if (anv_fit_runs_load(fit, &runs, &n) != 0) return -1;
-    anv_free(runs);
-    return 0;
-}
-
 /* Says so when the plan repeats its data far more often than the runs of the fitted law did near its size. */
-static int note_epochs_beyond_fit(const char *fit, const anv_law_t *law, double unique, const anv_optimum_t *opt) {
-    anv_point_t *runs;
-    int n;
-    if (anv_fit_runs_load(fit, &runs, &n) != 0) return -1;
-    if (n > 0) {
-        char whose[4200];
-        snprintf(whose, sizeof whose, "the runs of %s", fit);
-        double lo, hi, most = anv_epochs_measured(runs, n, law->unique_tokens, opt->params, &lo, &hi);
-        cli_note_epochs(stdout, "N_opt", opt->tokens / unique, whose, most, lo, hi);
-    }
-    anv_free(runs);
-    return 0;
+static void note_epochs_beyond_fit(const char *fit, const anv_point_t *runs, int n, const anv_law_t *law, double unique,
+                                   const anv_optimum_t *opt) {
+    char whose[4200];
+    snprintf(whose, sizeof whose, "the runs of %s", fit);
+    double lo, hi, most = anv_epochs_measured(runs, n, law->unique_tokens, opt->params, &lo, &hi);
+    cli_note_epochs(stdout, "N_opt", opt->tokens / unique, whose, most, lo, hi);
 }
 
 static double tokens_per_s(const machine_t *mc, const anv_config_t *c) {
@@ -310,28 +295,32 @@ int cmd_plan(int argc, char **argv) {
     mc.batch_tokens = (batch_tokens + row_tokens - 1) / row_tokens * row_tokens;
 
     anv_law_t law;
-    if (fit ? anv_law_load(fit, &law) != 0 || check_fit_runs(fit) != 0 : anv_law_builtin(law_name, &law) != 0)
+    anv_point_t *fit_runs = NULL; /* read before anything is timed, so that a bad file costs no measurement */
+    int n_fit_runs = 0;
+    if (fit ? anv_law_load(fit, &law) != 0 || anv_fit_runs_load(fit, &fit_runs, &n_fit_runs) != 0
+            : anv_law_builtin(law_name, &law) != 0)
         return cli_fail();
     double unique = 0, val_tokens;
     int data_vocab;
-    if (data && cli_data_meta(data, &unique, &val_tokens, &data_vocab) != 0) return cli_fail();
+    if (data && cli_data_meta(data, &unique, &val_tokens, &data_vocab) != 0) goto fail;
     if (data && !seen[O_VOCAB]) mc.vocab = data_vocab;
 
     anv_threads_set(threads);
-    if (device && anv_device_set(device) != 0) return cli_fail();
+    if (device && anv_device_set(device) != 0) goto fail;
     int on_cpu = !strcmp(anv_device(), "cpu");
-    if (!on_cpu && !(peak > 0))
-        return anv_error("plan --device %s: give --peak, the device's peak GFLOP/s at the precision it trains in "
-                         "(hours and MFU are reckoned against it)",
-                         anv_device()),
-               cli_fail();
+    if (!on_cpu && !(peak > 0)) {
+        anv_error("plan --device %s: give --peak, the device's peak GFLOP/s at the precision it trains in (hours and "
+                  "MFU are reckoned against it)",
+                  anv_device());
+        goto fail;
+    }
     int bits = 0;
     double fma = on_cpu ? anv_cpu_fma_peak(0.2, &bits) : 0, bf16 = on_cpu ? anv_cpu_bf16_peak(0.2) : 0;
     double best_peak = peak > 0 ? peak : fma > bf16 ? fma : bf16;
     anv_precision_t prec;
     if (choose_precision(&mc, &law, seen[O_HOURS] ? hours * 3600.0 * best_peak * 1e9 * ASSUMED_MFU : flops,
                          seen[O_TOKENS] ? tokens : 0, unique, &prec) != 0)
-        return cli_fail();
+        goto fail;
     anv_matmul_precision_set(prec);
     mc.peak = peak > 0 ? peak : anv_cpu_precision_peak(prec, fma, bf16);
     printf("law: %s: L(N, D) = %.6g + %.6g / N^%.6g + %.6g / D^%.6g\n", fit ? fit : law_name, law.E, law.A, law.alpha,
@@ -344,7 +333,7 @@ int cmd_plan(int argc, char **argv) {
 
     anv_optimum_t opt;
     if (seen[O_HOURS]) {
-        if (time_optimum(&mc, &law, hours, unique, &opt) != 0) return cli_fail();
+        if (time_optimum(&mc, &law, hours, unique, &opt) != 0) goto fail;
     } else if (seen[O_TOKENS]) {
         anv_law_optimum_for_tokens(&law, tokens, &opt);
         if (unique > 0) opt.loss = anv_law_loss_repeated(&law, opt.params, tokens, unique);
@@ -368,8 +357,8 @@ int cmd_plan(int argc, char **argv) {
                anv_effective_params(&law, opt.params, unique), free_data.params);
     } else if (unique > 0)
         printf("data: %s holds %.0f unique tokens: no epoch is repeated\n", data, unique);
-    if (fit && unique > 0 && law.unique_tokens > 0 && note_epochs_beyond_fit(fit, &law, unique, &opt) != 0)
-        return cli_fail();
+    if (n_fit_runs > 0 && unique > 0 && law.unique_tokens > 0)
+        note_epochs_beyond_fit(fit, fit_runs, n_fit_runs, &law, unique, &opt);
     if (seen[O_HOURS] ? mc.seconds < hours * 3600.0 : seen[O_FLOPS] && opt.flops < flops)
         printf("saturated: past %.4g %s a doubling of compute lowers the predicted loss by less than %g%%: the unique "
                "tokens are spent, so the plan is for that part of the %g %s; more unique tokens, not more compute, "
@@ -397,7 +386,7 @@ int cmd_plan(int argc, char **argv) {
                       opt.params, anv_arch_name(mc.arch), least, mc.vocab);
         else
             anv_error("plan: no %s shape within 25%% of N_opt %.4g parameters", anv_arch_name(mc.arch), opt.params);
-        return cli_fail();
+        goto fail;
     }
     print_shapes(&mc, &law, &opt, unique, shapes, n, data, out, seen[O_TOKENS]);
     if (out) {
@@ -406,7 +395,11 @@ int cmd_plan(int argc, char **argv) {
                  ? anv_write_file_atomic(out, json.data, json.len)
                  : -1;
         anv_buf_free(&json);
-        if (rc != 0) return cli_fail();
+        if (rc != 0) goto fail;
     }
+    anv_free(fit_runs);
     return 0;
+fail:
+    anv_free(fit_runs);
+    return cli_fail();
 }

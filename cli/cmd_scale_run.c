@@ -335,24 +335,11 @@ static int write_points(const ladder_t *L, const char *dir, const double *loss) 
     return rc;
 }
 
-/* Says so when the check repeats the data far more often than the ladder's runs near its size did: there
- * the law's worth of repeated tokens (one R_D* for every size) was not measured. */
-static int note_epochs_beyond_ladder(const ladder_t *L, double unique, double params, double tokens) {
-    if (unique <= 0) return 0;
-    anv_point_t *runs = anv_alloc((size_t)L->n * sizeof *runs, "ladder runs");
-    if (!runs) return -1;
-    for (int i = 0; i < L->n; i++)
-        runs[i] = (anv_point_t){L->runs[i].params, (double)(L->runs[i].steps * L->spec.batch_tokens), 0};
-    double lo, hi, most = anv_epochs_measured(runs, L->n, unique, params, &lo, &hi);
-    cli_note_epochs(stderr, "the check", tokens / unique, "the ladder's runs", most, lo, hi);
-    anv_free(runs);
-    return 0;
-}
-
 /* A run at `multiple` times the largest level's compute, at the fitted law's N_opt for the ladder's
  * data (repeated as often as the law says pays): the law's prediction against the measured loss, into
- * check.json. */
-static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, double multiple) {
+ * check.json. points: the ladder's runs as fitted. */
+static int check_run(const ladder_t *L, const anv_point_t *points, const char *dir, const anv_law_t *law,
+                     double multiple) {
     double top = 0;
     for (int i = 0; i < L->n; i++) top = fmax(top, L->runs[i].flops);
     double flops = multiple * top;
@@ -384,7 +371,10 @@ static int check_run(const ladder_t *L, const char *dir, const anv_law_t *law, d
             "check: %s, %.4g FLOPs (%gx the largest level), N_opt %.4g: %d layers x %d wide (%s), %.0f parameters, "
             "%lld steps\n",
             name, flops, multiple, opt.params, cfg.n_layer, cfg.n_embd, shape_of, params, steps);
-    if (note_epochs_beyond_ladder(L, law->unique_tokens, params, tokens) != 0) return -1;
+    if (law->unique_tokens > 0) { /* there the law's worth of repeated tokens (one R_D*) was not measured */
+        double lo, hi, most = anv_epochs_measured(points, L->n, law->unique_tokens, params, &lo, &hi);
+        cli_note_epochs(stderr, "the check", tokens / law->unique_tokens, "the ladder's runs", most, lo, hi);
+    }
     anv_eval_report_t best, last;
     int rc = train_run(L, dir, name, steps, &best, &last);
     if (rc != 0) return rc;
@@ -476,7 +466,7 @@ static int run_ladder(ladder_t *L, const char *dir, double check, double target_
         return cli_fail();
     printf("plots: %s/isoflop.svg, %s/prediction.svg\n", dir, dir);
     if (check > 0) {
-        int rc = check_run(L, dir, &fit.law, check);
+        int rc = check_run(L, points, dir, &fit.law, check);
         if (rc == 1) {
             fprintf(stderr, "interrupted: run the same command to continue the check run\n");
             return 130;

@@ -107,10 +107,11 @@ typedef struct {
 /* Improves x in place; returns the iterations taken, -1 on allocation failure. *fx: the final value. */
 int anv_lbfgs(anv_objective_fn f, void *ctx, double *x, int n, const anv_lbfgs_opts_t *opts, double *fx);
 
-/* Model shapes of about `params` parameters (anv_config_num_params) for an architecture, vocabulary
- * and sequence length (within ANV_SHAPE_SLACK of it): up to max configs sorted by size, widths a multiple of 32 (64
- * from 256 on), heads of 64 (32 below 128 wide), depth-to-width ratios near those of trained models; Llama with
- * n_kv_head = n_head / 3 (or / 4, / 2) and n_ff = 8/3 n_embd rounded up to 64. Returns how many. */
+/* Model shapes of about `params` parameters (anv_config_num_params; within a factor ANV_SHAPE_SLACK) for
+ * an architecture, vocabulary and sequence length: up to max configs sorted by size, widths a multiple of
+ * 32 (64 from 256 on), heads of 64 (32 below 128 wide), depth-to-width ratios near those of trained
+ * models; Llama with n_kv_head = n_head / 3 (or / 4, / 2) and n_ff = 8/3 n_embd rounded up to 64.
+ * Returns how many. */
 #define ANV_SHAPE_SLACK 1.25
 int anv_plan_shapes(anv_arch_t arch, double params, int vocab_size, int seq, anv_config_t *out, int max);
 /* The same, but only shapes of the usual proportions (where a small size falls between them, the one
