@@ -19,39 +19,35 @@ int cli_fit_report(const char *source, const anv_point_t *runs, int n, double un
     if (n < 5)
         return anv_error("%s: %d runs cannot determine the 5 parameters E, A, B, alpha, beta (need at least 5)", source,
                          n);
-    anv_point_t *points = anv_alloc((size_t)n * sizeof *points, "fit points");
-    if (!points) return -1;
     int rc = unique > 0 ? anv_law_fit_repeated(runs, n, unique, fit) : anv_law_fit(runs, n, fit);
     const anv_law_t *law = &fit->law;
-    anv_fit_ci_t ci;
-    if (rc == 0) { /* the bootstrap keeps the fitted R_D* */
-        for (int i = 0; i < n; i++)
-            points[i] =
-                (anv_point_t){runs[i].params, anv_law_effective_tokens(law, runs[i].tokens, unique), runs[i].loss};
-        rc = anv_law_bootstrap(points, n, law, resamples, CI_FLOPS, seed, &ci);
-    }
-    anv_free(points);
-    if (rc != 0) return -1;
+    anv_fit_ci_t ci; /* the bootstrap keeps the fitted R_D* and R_N* */
+    if (rc != 0 || anv_law_bootstrap(runs, n, law, resamples, CI_FLOPS, seed, &ci) != 0) return -1;
     anv_optimum_t opt;
     anv_law_optimum_for_flops(law, CI_FLOPS, &opt);
     printf("fit of %d runs from %d starts (Huber objective %.6g):\n", n, fit->starts, fit->objective);
-    if (unique > 0)
-        printf("  D: what the tokens of each run are worth, %.0f unique tokens repeated (Muennighoff et al. 2023), "
-               "with R_D* %.4g fitted too (theirs: %.4g)\n",
-               unique, law->repeat_decay, ANV_REPEAT_DECAY);
+    if (unique > 0) {
+        anv_optimum_t supported;
+        anv_law_optimum_for_tokens(law, unique, &supported);
+        printf(
+            "  D: what the tokens of each run are worth, %.0f unique tokens repeated (Muennighoff et al. 2023), "
+            "with R_D* %.4g fitted too (theirs: %.4g)\n  N: what the parameters of each run are worth beyond U_N %.4g, "
+            "the law's compute-optimal size for the unique tokens, with their R_N* %.4g\n",
+            unique, law->repeat_decay, ANV_REPEAT_DECAY, supported.params, law->excess_decay);
+    }
     printf("  L(N, D) = %.4f + %.6g / N^%.4f + %.6g / D^%.4f\n", law->E, law->A, law->alpha, law->B, law->beta);
     const char *names[5] = {"E", "A", "B", "alpha", "beta"};
     const double values[5] = {law->E, law->A, law->B, law->alpha, law->beta};
     printf("bootstrap 95%% intervals (%d resamples of the runs):\n", resamples);
     for (int j = 0; j < 5; j++) printf("  %-6s %12.6g  [%.6g, %.6g]\n", names[j], values[j], ci.lo[j], ci.hi[j]);
     printf("  N_opt at %.0e FLOPs %.4g  [%.4g, %.4g]\n", CI_FLOPS, opt.params, ci.n_opt_lo, ci.n_opt_hi);
-    printf("residuals (log of the fitted over the measured loss):\n  %5s %14s %16s %16s %9s %9s %9s\n", "run", "params",
-           "tokens", "worth", "loss", "fitted", "residual");
+    printf("residuals (log of the fitted over the measured loss):\n  %5s %14s %14s %16s %16s %9s %9s %9s\n", "run",
+           "params", "worth", "tokens", "worth", "loss", "fitted", "residual");
     for (int i = 0; i < n; i++) {
-        double worth = anv_law_effective_tokens(law, runs[i].tokens, unique);
-        double fitted = anv_law_loss(law, runs[i].params, worth);
-        printf("  %5d %14.0f %16.0f %16.0f %9.4f %9.4f %+9.5f\n", i + 1, runs[i].params, runs[i].tokens, worth,
-               runs[i].loss, fitted, log(fitted / runs[i].loss));
+        double fitted = anv_law_loss_repeated(law, runs[i].params, runs[i].tokens, unique);
+        printf("  %5d %14.0f %14.0f %16.0f %16.0f %9.4f %9.4f %+9.5f\n", i + 1, runs[i].params,
+               anv_effective_params(law, runs[i].params, unique), runs[i].tokens,
+               anv_law_effective_tokens(law, runs[i].tokens, unique), runs[i].loss, fitted, log(fitted / runs[i].loss));
     }
     if (!out) return 0;
     anv_buf_t json = {0};

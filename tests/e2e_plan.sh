@@ -38,14 +38,14 @@ awk -v a="$alpha" 'BEGIN { exit !(a > 0.37 && a < 0.39) }' || fail "scale fit: a
 grep -q 'law: fit.json' fitted.txt || fail "plan --fit does not name the law"
 
 # The same law measured on 2e10 unique tokens, 12 of its runs repeated (up to 108 epochs) at what
-# Muennighoff's D' says they are worth with a faster decay than theirs (R_D* 5, theirs 15.39): fitted
-# to that worth, with R_D* fitted too, it comes back (R_D* 6.5, beta +4.5%); fitted to the tokens as
-# read, it does not (beta +32%).
-awk 'BEGIN { print "params,tokens,loss"; s = 7; U = 2e10; R = 5
+# Muennighoff's D' says they are worth with a faster decay than theirs (R_D* 5, theirs 15.39), and the
+# largest beyond U_N = 2.56e8 at what their N' says: fitted to that worth, with R_D* fitted too, it comes
+# back; fitted to the tokens as read, it does not.
+awk 'BEGIN { print "params,tokens,loss"; s = 7; U = 2e10; R = 5; RN = 5.3097; UN = (0.38 * 600 / (0.32 * 900) * U ^ 0.32) ^ (1 / 0.38)
   for (c = 0; c < 4; c++) { C = 1e17 * 10 ^ c; n0 = 0.1 * (C / 6) ^ 0.46
     for (k = 0; k < 5; k++) { N = n0 * 3 ^ (k - 2); D = C / (6 * N); s = (s * 1103515245 + 12345) % 2147483648
-      W = D <= U ? D : U + U * R * (1 - exp(-(D / U - 1) / R))
-      printf "%.0f,%.0f,%.6f\n", N, D, (2 + 600 / N ^ 0.38 + 900 / W ^ 0.32) * (1 + 0.004 * (s / 2147483648 - 0.5)) } } }' > repeated.csv
+      W = D <= U ? D : U + U * R * (1 - exp(-(D / U - 1) / R)); M = N <= UN ? N : UN + UN * RN * (1 - exp(-(N / UN - 1) / RN))
+      printf "%.0f,%.0f,%.6f\n", N, D, (2 + 600 / M ^ 0.38 + 900 / W ^ 0.32) * (1 + 0.004 * (s / 2147483648 - 0.5)) } } }' > repeated.csv
 "$anvil" scale fit --points repeated.csv --unique-tokens 2e10 --out worth.json --resamples 20 > worth.txt ||
   fail "scale fit --unique-tokens: $(cat worth.txt)"
 grep -q '"unique_tokens": 20000000000' worth.json || fail "fit.json does not record the unique tokens"
@@ -58,13 +58,25 @@ beta=$(awk -F'[:,]' '/^  "beta"/ {print $2}' read.json)
 awk -v b="$beta" 'BEGIN { exit !(b < 0.304 || b > 0.336) }' || fail "repeated tokens fitted as read still give beta $beta"
 "$anvil" plan --flops 1e21 --fit worth.json --data data > worth_plan.txt || fail "plan --fit worth.json --data"
 grep -q 'epochs' worth_plan.txt || fail "plan --fit worth.json --data plans no repeated epochs"
+# It counts the parameters beyond what the unique tokens support at their worth, as Muennighoff's N' does;
+# a FIT.json of an earlier anvil, fitted without that term, keeps them at face value.
+worth_of_params() { awk '/^data:/ { for (i = 2; i < NF; i++) if ($i == "parameters" && $(i + 1) == "worth") print $(i - 1), $(i + 2) }' "$1"; }
+awk '{ exit !($2 < $1 / 2) }' <<< "$(worth_of_params worth_plan.txt)" ||
+  fail "plan --fit worth.json --data: N_opt's excess parameters are not discounted: $(worth_of_params worth_plan.txt)"
+grep -v '"excess_decay"' worth.json > legacy.json
+"$anvil" plan --flops 1e21 --fit legacy.json --data data > legacy_plan.txt || fail "plan --fit legacy.json --data"
+awk '{ exit !($1 == $2) }' <<< "$(worth_of_params legacy_plan.txt)" ||
+  fail "plan --fit legacy.json: a law fitted with N' = N discounts parameters: $(worth_of_params legacy_plan.txt)"
 # FIT.json keeps its runs, so a plan from it says where it repeats the data more than they did
 [ "$(grep -c '^    \[' worth.json)" -eq 20 ] || fail "worth.json does not keep its 20 runs"
 first=$(sed -n 2p repeated.csv | awk -F, '{ printf "%.6g %.6g %.6g", $1, $2, $3 }')
 [ "$(grep -m1 '^    \[' worth.json | tr -d '[],' | awk '{ printf "%.6g %.6g %.6g", $1, $2, $3 }')" = "$first" ] ||
   fail "worth.json's first run is not repeated.csv's first: $(grep -m1 '^    \[' worth.json)"
-grep -q '^note: N_opt reads its data .* times, and none of the runs of worth.json is within a factor of 2 of its size' worth_plan.txt ||
-  fail "plan --fit worth.json --data: no note that N_opt is far from its runs: $(grep -E '^(data|note)' worth_plan.txt)"
+# 5e4 unique tokens support a model far smaller than any of the runs
+mkdir scarce && sed 's/"tokens": 100000000/"tokens": 50000/; s/"vocab_size": 50257/"vocab_size": 256/' data/meta.json > scarce/meta.json
+"$anvil" plan --flops 1e21 --fit worth.json --data scarce > scarce_plan.txt || fail "plan --fit worth.json --data scarce"
+grep -q '^note: N_opt reads its data .* times, and none of the runs of worth.json is within a factor of 2 of its size' scarce_plan.txt ||
+  fail "plan --fit worth.json --data scarce: no note that N_opt is far from its runs: $(grep -E '^(data|note)' scarce_plan.txt)"
 "$anvil" plan --flops 1e18 --fit worth.json --data data > near_plan.txt || fail "plan --flops 1e18 --fit worth.json --data"
 grep -q '^note: N_opt reads its data .* times, the runs of worth.json of .* parameters at most .*: what repeated tokens are worth at its size is extrapolated' near_plan.txt ||
   fail "plan --fit worth.json --data: no note that it repeats the data beyond its runs: $(grep -E '^(data|note)' near_plan.txt)"
@@ -105,6 +117,8 @@ echo '{"E": 1.7, "A": 400}' > partial.json
 expect_error 'partial.json' "$anvil" plan --flops 1e18 --fit partial.json
 sed 's/"repeat_decay": [0-9.]*/"repeat_decay": -5/' worth.json > negative_decay.json
 expect_error 'negative_decay.json: repeat_decay must be a positive' "$anvil" plan --flops 1e18 --fit negative_decay.json
+sed 's/"excess_decay": [0-9.]*/"excess_decay": 0/' worth.json > zero_excess.json
+expect_error 'zero_excess.json: excess_decay must be a positive' "$anvil" plan --flops 1e18 --fit zero_excess.json
 sed '0,/^    \[[0-9]*,/s//    [-1,/' worth.json > bad_runs.json
 expect_error 'bad_runs.json: runs\[0\]: expected \[params, tokens, loss\]' "$anvil" plan --flops 1e18 --fit bad_runs.json --data data
 expect_error '--unique-tokens' "$anvil" scale fit --points runs.csv --unique-tokens 0

@@ -11,19 +11,22 @@
 
 typedef struct {
     double E, A, B, alpha, beta;
-    /* > 0: fitted to runs that repeated this many unique tokens, on what their tokens were worth
-     * (anv_effective_tokens); the cost of their excess parameters is then in A and alpha. */
+    /* > 0: fitted to runs that repeated this many unique tokens, on what their tokens and parameters
+     * were worth (anv_effective_tokens, anv_effective_params). */
     double unique_tokens;
-    /* R_D*, how fast repeated tokens lose their worth (anv_effective_tokens): fitted with unique_tokens;
-     * 0 for Muennighoff et al.'s ANV_REPEAT_DECAY. */
+    /* R_D*, how fast repeated tokens lose their worth: fitted with unique_tokens; 0 for Muennighoff et
+     * al.'s ANV_REPEAT_DECAY. */
     double repeat_decay;
+    /* R_N*, how fast parameters beyond what the unique tokens support lose their worth: 0 for
+     * ANV_EXCESS_DECAY; INFINITY for none (N' = N: a FIT.json of an earlier anvil, fitted so). */
+    double excess_decay;
 } anv_law_t;
 
 /* "hoffmann" (Hoffmann et al. 2022) or "epoch" (Besiroglu et al. 2024, Epoch AI's replication). */
 int anv_law_builtin(const char *name, anv_law_t *law);
 extern const char *const anv_law_builtin_names; /* "hoffmann, epoch" for messages */
-/* A JSON object with the numbers E, A, B, alpha, beta (A, B, alpha, beta > 0) and optionally unique_tokens
- * and repeat_decay. */
+/* A JSON object with the numbers E, A, B, alpha, beta (A, B, alpha, beta > 0) and optionally unique_tokens,
+ * repeat_decay and excess_decay (absent beside unique_tokens: INFINITY). */
 int anv_law_load(const char *path, anv_law_t *law);
 double anv_law_loss(const anv_law_t *law, double params, double tokens);
 
@@ -38,9 +41,10 @@ void anv_law_optimum_for_tokens(const anv_law_t *law, double tokens, anv_optimum
 
 /* Repeated data (Muennighoff et al. 2023), with `unique` distinct training tokens: what `tokens` trained
  * on are worth as unique tokens (tokens itself when tokens <= unique); what `params` are worth when they
- * exceed the compute-optimal size for the unique tokens (params itself for a law fitted to repeated
- * runs, whose cost it measured); and the law's loss at both. unique <= 0: no limit, nothing discounted. */
+ * exceed U_N, the law's compute-optimal size for the unique tokens; and the law's loss at both.
+ * unique <= 0: no limit, nothing discounted. */
 #define ANV_REPEAT_DECAY 15.3878 /* Muennighoff et al.'s fitted R_D* */
+#define ANV_EXCESS_DECAY 5.3097  /* and R_N*: parameters beyond about 5 U_N add almost nothing */
 double anv_effective_tokens(double tokens, double unique, double repeat_decay);
 /* The same with the law's R_D*. */
 double anv_law_effective_tokens(const anv_law_t *law, double tokens, double unique);
@@ -67,18 +71,20 @@ typedef struct {
  * points with L-BFGS from every start of the grid alpha, beta in {0, 0.5, .., 2}, e in {-1, -0.5, .., 1},
  * a, b in {0, 5, .., 25}; keeps the best. Needs at least 5 points. */
 int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out);
-/* The same for runs that repeated `unique` tokens: on what their tokens were worth, with R_D* fitted too
- * (the profile of the objective over 1 <= R_D* <= 1000); out->law holds unique and the R_D*. */
+/* The same for runs that repeated `unique` tokens: on what their tokens and parameters were worth, with
+ * R_D* fitted too (the profile of the objective over 1 <= R_D* <= 1000) and R_N* Muennighoff et al.'s;
+ * out->law holds unique, the R_D* and the R_N*. */
 int anv_law_fit_repeated(const anv_point_t *runs, int n, double unique, anv_fit_t *out);
 /* 95% percentile intervals of E, A, B, alpha, beta (lo[5], hi[5] in that order) and of the
- * compute-optimal N at `flops`: `resamples` fits to points drawn with replacement, each started from
- * `best` and its neighbours. Deterministic for a seed. */
+ * compute-optimal N at `flops`: `resamples` fits to runs drawn with replacement, each started from `best`
+ * and its neighbours (runs as trained; a `best` fitted to repeated runs keeps its unique tokens, R_D* and
+ * R_N*). Deterministic for a seed. */
 typedef struct {
     double lo[5], hi[5];
     double n_opt_lo, n_opt_hi;
 } anv_fit_ci_t;
-int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, int resamples, double flops,
-                      uint64_t seed, anv_fit_ci_t *out);
+int anv_law_bootstrap(const anv_point_t *runs, int n, const anv_law_t *best, int resamples, double flops, uint64_t seed,
+                      anv_fit_ci_t *out);
 
 /* FIT.json: E, A, B, alpha, beta, the objective, the number of points, the 95% intervals and the runs
  * fitted ("runs": [[params, tokens, loss], ...], tokens as trained on). */

@@ -1,8 +1,8 @@
 /* Fitting L(N, D) = E + A / N^alpha + B / D^beta to measured runs as Hoffmann et al. 2022 (Approach 3):
  * in x = (a, b, e, alpha, beta) with A = e^a, B = e^b, E = e^e, minimise the sum over runs of
  * Huber_delta(LSE(a - alpha log N, b - beta log D, e) - log L), delta = 1e-3, by L-BFGS from a grid of
- * starts. Runs that repeated their data are fitted on what their tokens were worth (anv_effective_tokens),
- * with R_D* chosen by the profile of that objective. */
+ * starts. Runs that repeated their data are fitted on what their tokens and parameters were worth
+ * (repeat.c): D' with R_D* chosen by the profile of that objective, N' beyond the law's own U_N. */
 #include "anvil/base.h"
 #include "anvil/plan.h"
 
@@ -15,8 +15,11 @@
 
 typedef struct {
     int n;
-    const double *log_n, *log_d, *log_l; /* (n) each */
-    const int *rows;                     /* (n) indices into the logs: a bootstrap resample */
+    const double *log_n, *log_l; /* (n) each */
+    double *log_d;               /* (n): of what the tokens were worth */
+    const int *rows;             /* (n) indices into the logs: a bootstrap resample */
+    double excess_decay;         /* R_N* for runs that repeated their data; 0: parameters at face value */
+    double log_unique;           /* and log U_D, which sets U_N */
 } fit_data_t;
 
 /* Huber loss and its derivative. */
@@ -29,24 +32,45 @@ static double huber(double r, double *dr) {
     return HUBER_DELTA * (fabs(r) - 0.5 * HUBER_DELTA);
 }
 
+/* log N' of a run of log N = log_n under the law x, and d log N' / d(a, b, alpha, beta) in d[4]. U_N is
+ * where the law's optimum reads U_D tokens: there alpha A N^-alpha = beta B D^-beta, so
+ * log U_N = (log(alpha / beta) + a - b + beta log U_D) / alpha. */
+static double log_worth_params(const fit_data_t *fd, const double *x, double log_n, double d[4]) {
+    double a = x[0], b = x[1], alpha = x[3], beta = x[4];
+    d[0] = d[1] = d[2] = d[3] = 0;
+    if (fd->excess_decay <= 0 || alpha <= 0 || beta <= 0) return log_n;
+    double log_u = (log(alpha / beta) + a - b + beta * fd->log_unique) / alpha;
+    if (!(log_n > log_u)) return log_n;
+    double decay = fd->excess_decay, excess = exp(log_n - log_u) - 1.0; /* R_N */
+    double worth = 1.0 + decay * (1.0 - exp(-excess / decay));          /* N' / U_N */
+    /* d log N' / d log U_N: 1 - (N / U_N) e^(-R_N / R_N*) / (N' / U_N) */
+    double s = 1.0 - exp(log_n - log_u - excess / decay) / worth;
+    d[0] = s / alpha;
+    d[1] = -s / alpha;
+    d[2] = s * (1.0 / alpha - log_u) / alpha;
+    d[3] = s * (fd->log_unique - 1.0 / beta) / alpha;
+    return log_u + log(worth);
+}
+
 static double objective(void *ctx, const double *x, double *grad) {
     const fit_data_t *fd = ctx;
     double a = x[0], b = x[1], e = x[2], alpha = x[3], beta = x[4], total = 0;
     memset(grad, 0, N_VARS * sizeof *grad);
     for (int k = 0; k < fd->n; k++) {
         int i = fd->rows[k];
-        double t[3] = {a - alpha * fd->log_n[i], b - beta * fd->log_d[i], e};
+        double dn[4], log_n = log_worth_params(fd, x, fd->log_n[i], dn);
+        double t[3] = {a - alpha * log_n, b - beta * fd->log_d[i], e};
         double top = fmax(t[0], fmax(t[1], t[2]));
         double w[3], sum = 0;
         for (int j = 0; j < 3; j++) sum += w[j] = exp(t[j] - top);
         double dr, r = top + log(sum) - fd->log_l[i]; /* log L^ - log L */
         total += huber(r, &dr);
         for (int j = 0; j < 3; j++) w[j] *= dr / sum; /* d(huber)/d t_j: the softmax weight times dr */
-        grad[0] += w[0];
-        grad[1] += w[1];
+        grad[0] += w[0] * (1.0 - alpha * dn[0]);
+        grad[1] += w[1] - w[0] * alpha * dn[1];
         grad[2] += w[2];
-        grad[3] -= w[0] * fd->log_n[i];
-        grad[4] -= w[1] * fd->log_d[i];
+        grad[3] -= w[0] * (log_n + alpha * dn[2]);
+        grad[4] -= w[1] * fd->log_d[i] + w[0] * alpha * dn[3];
     }
     return total;
 }
@@ -65,31 +89,46 @@ static int fit_from(fit_data_t *fd, const double *start, double *best, double *b
     return 0;
 }
 
-static anv_law_t law_of(const double *x) {
-    return (anv_law_t){.E = exp(x[2]), .A = exp(x[0]), .B = exp(x[1]), .alpha = x[3], .beta = x[4]};
+/* The law of x, with the unique tokens and decays of the runs it was fitted to (repeated: NULL for none). */
+static anv_law_t law_of(const double *x, const anv_law_t *repeated) {
+    anv_law_t law = {.E = exp(x[2]), .A = exp(x[0]), .B = exp(x[1]), .alpha = x[3], .beta = x[4]};
+    if (repeated) {
+        law.unique_tokens = repeated->unique_tokens;
+        law.repeat_decay = repeated->repeat_decay;
+        law.excess_decay = repeated->excess_decay;
+    }
+    return law;
 }
 
-/* log N, log D, log L of the points, and the identity row list: one allocation, freed by the caller. */
-static double *fit_data_init(const anv_point_t *points, int n, fit_data_t *fd) {
+/* log D of the runs at what their tokens were worth to runs that repeated the unique tokens of `repeated`
+ * with its R_D* (NULL: as read), and its R_N* for their parameters. */
+static void fit_data_worth(fit_data_t *fd, const anv_point_t *runs, const anv_law_t *repeated) {
+    for (int i = 0; i < fd->n; i++)
+        fd->log_d[i] = log(repeated ? anv_law_effective_tokens(repeated, runs[i].tokens, repeated->unique_tokens)
+                                    : runs[i].tokens);
+    double excess = !repeated ? 0 : repeated->excess_decay > 0 ? repeated->excess_decay : ANV_EXCESS_DECAY;
+    fd->excess_decay = isinf(excess) ? 0 : excess;
+    fd->log_unique = repeated ? log(repeated->unique_tokens) : 0;
+}
+
+/* The logs of the runs and the identity row list: one allocation, freed by the caller. */
+static double *fit_data_init(const anv_point_t *runs, int n, const anv_law_t *repeated, fit_data_t *fd) {
     double *mem = anv_alloc((size_t)n * (3 * sizeof(double) + sizeof(int)), "fit data");
     if (!mem) return NULL;
     double *log_n = mem, *log_d = mem + n, *log_l = mem + 2 * n;
     int *rows = (int *)(mem + 3 * n);
     for (int i = 0; i < n; i++) {
-        log_n[i] = log(points[i].params);
-        log_d[i] = log(points[i].tokens);
-        log_l[i] = log(points[i].loss);
+        log_n[i] = log(runs[i].params);
+        log_l[i] = log(runs[i].loss);
         rows[i] = i;
     }
-    *fd = (fit_data_t){n, log_n, log_d, log_l, rows};
+    *fd = (fit_data_t){.n = n, .log_n = log_n, .log_l = log_l, .log_d = log_d, .rows = rows};
+    fit_data_worth(fd, runs, repeated);
     return mem;
 }
 
-int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out) {
-    if (n < N_VARS) return anv_error("%d points cannot determine a law of %d parameters (need at least 5)", n, N_VARS);
-    fit_data_t fd;
-    double *mem = fit_data_init(points, n, &fd);
-    if (!mem) return -1;
+/* The best fit from the grid of starts. */
+static int fit_grid(fit_data_t *fd, const anv_law_t *repeated, anv_fit_t *out) {
     double best[N_VARS] = {0}, best_f = INFINITY;
     int starts = 0, rc = 0;
     for (int ia = 0; ia <= 5 && rc == 0; ia++)
@@ -98,15 +137,22 @@ int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out) {
                 for (int ial = 0; ial <= 4 && rc == 0; ial++)
                     for (int ibe = 0; ibe <= 4 && rc == 0; ibe++, starts++) {
                         double start[N_VARS] = {5.0 * ia, 5.0 * ib, -1.0 + 0.5 * ie, 0.5 * ial, 0.5 * ibe};
-                        rc = fit_from(&fd, start, best, &best_f);
+                        rc = fit_from(fd, start, best, &best_f);
                     }
-    anv_free(mem);
     if (rc != 0) return -1;
     if (!isfinite(best_f)) return anv_error("the fit did not converge from any start");
-    out->law = law_of(best);
-    out->objective = best_f;
-    out->starts = starts;
+    *out = (anv_fit_t){law_of(best, repeated), best_f, starts};
     return 0;
+}
+
+int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out) {
+    if (n < N_VARS) return anv_error("%d points cannot determine a law of %d parameters (need at least 5)", n, N_VARS);
+    fit_data_t fd;
+    double *mem = fit_data_init(points, n, NULL, &fd);
+    if (!mem) return -1;
+    int rc = fit_grid(&fd, NULL, out);
+    anv_free(mem);
+    return rc;
 }
 
 /* R_D* from 1 (a repeat is worth almost nothing) to 1000 (every repeat is worth a fresh token, up
@@ -119,9 +165,8 @@ int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out) {
 
 typedef struct {
     const anv_point_t *runs;
-    int n;
-    double unique;
-    anv_point_t *worth; /* (n) scratch */
+    fit_data_t fd;
+    anv_law_t repeated; /* the unique tokens and decays tried */
     anv_fit_t best;     /* the best fit at any R_D* tried */
     int rc;
 } decay_fit_t;
@@ -129,25 +174,26 @@ typedef struct {
 /* The objective of the fit at R_D* = e^log_decay. */
 static double objective_at(void *ctx, double log_decay) {
     decay_fit_t *d = ctx;
-    for (int i = 0; i < d->n; i++)
-        d->worth[i] = (anv_point_t){
-            d->runs[i].params, anv_effective_tokens(d->runs[i].tokens, d->unique, exp(log_decay)), d->runs[i].loss};
+    d->repeated.repeat_decay = exp(log_decay);
+    fit_data_worth(&d->fd, d->runs, &d->repeated);
     anv_fit_t fit;
-    if (anv_law_fit(d->worth, d->n, &fit) != 0) {
+    if (fit_grid(&d->fd, &d->repeated, &fit) != 0) {
         d->rc = -1;
         return INFINITY;
     }
-    fit.law.unique_tokens = d->unique;
-    fit.law.repeat_decay = exp(log_decay);
     if (fit.objective < d->best.objective) d->best = fit;
     return fit.objective;
 }
 
 int anv_law_fit_repeated(const anv_point_t *runs, int n, double unique, anv_fit_t *out) {
-    decay_fit_t d = {runs, n, unique, anv_alloc((size_t)n * sizeof *d.worth, "fit points"), {.objective = INFINITY}, 0};
-    if (!d.worth) return -1;
+    if (n < N_VARS) return anv_error("%d points cannot determine a law of %d parameters (need at least 5)", n, N_VARS);
+    decay_fit_t d = {.runs = runs,
+                     .repeated = {.unique_tokens = unique, .excess_decay = ANV_EXCESS_DECAY},
+                     .best = {.objective = INFINITY}};
+    double *mem = fit_data_init(runs, n, &d.repeated, &d.fd);
+    if (!mem) return -1;
     anv_scan_min(objective_at, &d, log(DECAY_MIN), log(DECAY_MAX), DECAY_GRID, DECAY_REFINE);
-    anv_free(d.worth);
+    anv_free(mem);
     if (d.rc != 0) return -1;
     *out = d.best;
     return 0;
@@ -165,11 +211,11 @@ static void interval(double *v, int n, double *lo, double *hi) {
     *hi = v[(int)ceil(0.975 * (n - 1))];
 }
 
-int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, int resamples, double flops,
-                      uint64_t seed, anv_fit_ci_t *out) {
+int anv_law_bootstrap(const anv_point_t *runs, int n, const anv_law_t *best, int resamples, double flops, uint64_t seed,
+                      anv_fit_ci_t *out) {
     if (n < N_VARS || resamples < 2) return anv_error("a bootstrap needs at least 5 points and 2 resamples");
     fit_data_t fd;
-    double *mem = fit_data_init(points, n, &fd);
+    double *mem = fit_data_init(runs, n, best->unique_tokens > 0 ? best : NULL, &fd);
     double *draws = anv_alloc((size_t)resamples * 6 * sizeof(double), "bootstrap fits"); /* (6, resamples) */
     if (!mem || !draws) {
         anv_free(mem);
@@ -193,7 +239,7 @@ int anv_law_bootstrap(const anv_point_t *points, int n, const anv_law_t *best, i
         }
         if (rc == 0 && !isfinite(x_f)) rc = anv_error("a bootstrap fit did not converge");
         if (rc != 0) break;
-        anv_law_t law = law_of(x);
+        anv_law_t law = law_of(x, NULL);
         anv_optimum_t opt;
         anv_law_optimum_for_flops(&law, flops, &opt);
         double v[6] = {law.E, law.A, law.B, law.alpha, law.beta, opt.params};
@@ -215,8 +261,10 @@ int anv_fit_json(const anv_fit_t *fit, const anv_fit_ci_t *ci, const anv_point_t
                             law->A, law->B, law->alpha);
     rc |= anv_buf_printf(out, "  \"beta\": %.17g,\n", law->beta);
     if (law->unique_tokens > 0)
-        rc |= anv_buf_printf(out, "  \"unique_tokens\": %.17g,\n  \"repeat_decay\": %.17g,\n", law->unique_tokens,
-                             law->repeat_decay > 0 ? law->repeat_decay : ANV_REPEAT_DECAY);
+        rc |=
+            anv_buf_printf(out, "  \"unique_tokens\": %.17g,\n  \"repeat_decay\": %.17g,\n  \"excess_decay\": %.17g,\n",
+                           law->unique_tokens, law->repeat_decay > 0 ? law->repeat_decay : ANV_REPEAT_DECAY,
+                           law->excess_decay > 0 ? law->excess_decay : ANV_EXCESS_DECAY);
     rc |= anv_buf_printf(out, "  \"objective\": %.17g,\n  \"points\": %d,\n  \"ci95\": {", fit->objective, n);
     for (int j = 0; j < 5; j++)
         rc |= anv_buf_printf(out, "%s\"%s\": [%.17g, %.17g]", j ? ", " : "", names[j], ci->lo[j], ci->hi[j]);

@@ -34,9 +34,9 @@ int anv_law_load(const char *path, anv_law_t *law) {
             rc = anv_error("%s: %s must be a %s finite number, got %g", path, keys[i],
                            i == 0 ? "non-negative" : "positive", *dst[i]);
     }
-    const char *optional[2] = {"unique_tokens", "repeat_decay"};
-    double *optional_dst[2] = {&law->unique_tokens, &law->repeat_decay};
-    for (int i = 0; i < 2; i++) {
+    const char *optional[3] = {"unique_tokens", "repeat_decay", "excess_decay"};
+    double *optional_dst[3] = {&law->unique_tokens, &law->repeat_decay, &law->excess_decay};
+    for (int i = 0; i < 3; i++) {
         *optional_dst[i] = 0;
         if (rc == 0 && anv_json_get(root, optional[i])) {
             rc = anv_json_get_double(root, optional[i], path, optional_dst[i]);
@@ -44,6 +44,7 @@ int anv_law_load(const char *path, anv_law_t *law) {
                 rc = anv_error("%s: %s must be a positive finite number, got %g", path, optional[i], *optional_dst[i]);
         }
     }
+    if (law->unique_tokens > 0 && law->excess_decay == 0) law->excess_decay = INFINITY; /* fitted with N' = N */
     anv_json_free(doc);
     return rc;
 }

@@ -5,13 +5,12 @@
  *   N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)),  U_N = min(N, the compute-optimal N for U_D tokens),
  *                                                R_N = N / U_N - 1 (parameters beyond what U_D supports),
  * with their fitted R_D* = 15.3878 and R_N* = 5.3097; the loss is the law's at (N', D'). A law fitted
- * to D' of runs that repeated their data (anvil scale run) has its own R_D*, fitted with it, and
- * measured what excess parameters cost: N' = N for it. */
+ * to runs that repeated their data (anvil scale run) has its own R_D*, fitted with it, and U_N is its
+ * own compute-optimal size. */
 #include "anvil/plan.h"
 
 #include <math.h>
 
-#define EXCESS_DECAY 5.3097 /* R_N*: parameters beyond about 5 times U_N add almost nothing */
 #define SCAN_POINTS 200
 
 double anv_effective_tokens(double tokens, double unique, double repeat_decay) {
@@ -25,12 +24,13 @@ double anv_law_effective_tokens(const anv_law_t *law, double tokens, double uniq
 }
 
 double anv_effective_params(const anv_law_t *law, double params, double unique) {
-    if (unique <= 0 || law->unique_tokens > 0) return params;
+    double decay = law->excess_decay > 0 ? law->excess_decay : ANV_EXCESS_DECAY;
+    if (unique <= 0 || isinf(decay)) return params;
     anv_optimum_t supported;
     anv_law_optimum_for_tokens(law, unique, &supported);
     if (params <= supported.params) return params;
     double excess = params / supported.params - 1.0;
-    return supported.params + supported.params * EXCESS_DECAY * (1.0 - exp(-excess / EXCESS_DECAY));
+    return supported.params + supported.params * decay * (1.0 - exp(-excess / decay));
 }
 
 double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens, double unique) {
