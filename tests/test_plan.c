@@ -212,10 +212,43 @@ static void test_fit_repeated(void) {
                100 * (loss / want.loss - 1));
         CHECK(rel(got.params, want.params) < 0.02, "repeated N_opt %g, want %g", got.params, want.params);
         CHECK(rel(loss, want.loss) < 0.01, "the loss at 4x: %g, want %g", loss, want.loss);
-        if (noisy) continue;
+        if (noisy) { /* what the runs leave undetermined, the bootstrap intervals leave open */
+            anv_fit_ci_t ci;
+            CHECK(anv_law_bootstrap(runs, 15, &fit.law, 100, check_flops, 3, &ci) == 0, "bootstrap failed: %s",
+                  anv_last_error());
+            printf("    95%% intervals: E [%.4g, %.4g], alpha [%.4g, %.4g], beta [%.4g, %.4g]\n", ci.lo[0], ci.hi[0],
+                   ci.lo[3], ci.hi[3], ci.lo[4], ci.hi[4]);
+            CHECK(ci.lo[0] <= truth.E && truth.E <= ci.hi[0] && ci.lo[3] <= truth.alpha && truth.alpha <= ci.hi[3] &&
+                      ci.lo[4] <= truth.beta && truth.beta <= ci.hi[4],
+                  "an interval of E, alpha or beta misses the truth");
+            continue;
+        }
         CHECK(rel(fit.law.repeat_decay, 9) < 0.02, "R_D* %g, want 9", fit.law.repeat_decay);
         check_recovered("  at their worth", &fit.law, &truth);
     }
+}
+
+/* The demo corpus's ladder (Zen 4, 13 runs, all beyond U_N = 7.9e4) leaves E undetermined: its best
+ * fit puts E near 0, fits nearly as good put it at 2 to 2.8, and the bootstrap interval spans them. */
+static void test_bootstrap_undetermined(void) {
+    const anv_point_t runs[13] = {
+        {147936, 1073152, 5.58622237}, {320448, 495104, 5.81129064},  {629376, 252416, 5.8093007},
+        {147936, 3218944, 5.28887081}, {320448, 1485824, 5.28594591}, {629376, 756736, 5.39968967},
+        {1135744, 419328, 5.54431375}, {2145984, 221696, 5.86203744}, {147936, 9657344, 5.14648918},
+        {320448, 4457984, 5.01142059}, {629376, 2269696, 4.99534812}, {1135744, 1257984, 5.12313678},
+        {2145984, 665600, 5.33406583}};
+    const anv_law_t best = {.E = 0.00030600159162406595,
+                            .A = 23.672416211548331,
+                            .B = 16.901781480519517,
+                            .alpha = 0.21240932127602016,
+                            .beta = 0.11003504172887621,
+                            .unique_tokens = 340170,
+                            .repeat_decay = 9.0446615617498249,
+                            .excess_decay = ANV_EXCESS_DECAY};
+    anv_fit_ci_t ci;
+    CHECK(anv_law_bootstrap(runs, 13, &best, 100, 1e21, 1, &ci) == 0, "bootstrap failed: %s", anv_last_error());
+    printf("  the demo corpus's ladder: E %.3g, 95%% interval [%.3g, %.3g]\n", best.E, ci.lo[0], ci.hi[0]);
+    CHECK(ci.lo[0] < 0.01 && ci.hi[0] > 2.0, "E's interval [%g, %g] does not span 0 to 2", ci.lo[0], ci.hi[0]);
 }
 
 /* Each level spends its compute: 6 N D within one step of C; sizes grow by about size_step. */
@@ -304,5 +337,6 @@ int main(void) {
     test_fit("epoch", &epoch, 12, 1);
     test_fit("E 2.1 a .42 b .31", &other, 13, 0);
     test_fit_repeated();
+    test_bootstrap_undetermined();
     return check_done("test_plan");
 }

@@ -229,13 +229,17 @@ int anv_law_bootstrap(const anv_point_t *runs, int n, const anv_law_t *best, int
     int rc = 0;
     for (int r = 0; r < resamples && rc == 0; r++) {
         for (int k = 0; k < n; k++) rows[k] = (int)(anv_rng_u64(&rng) % (uint64_t)n);
-        /* The full fit's optimum and two neighbours in the directions the grid steps along. */
+        /* The full fit's optimum, two neighbours in the directions the grid steps along, and the optimum
+         * with e at -1, 0 and 1: where few runs leave E undetermined (a fit at E near 0, say), a
+         * resample's optimum can lie far from the full fit's along it. */
         double x[N_VARS], x_f = INFINITY;
         memcpy(x, center, sizeof x);
         for (int s = -1; s <= 1 && rc == 0; s++) {
             double start[N_VARS] = {center[0] + 2.0 * s, center[1] + 2.0 * s, center[2], center[3] + 0.1 * s,
                                     center[4] + 0.1 * s};
+            double start_e[N_VARS] = {center[0], center[1], (double)s, center[3], center[4]};
             rc = fit_from(&fd, start, x, &x_f);
+            if (rc == 0) rc = fit_from(&fd, start_e, x, &x_f);
         }
         if (rc == 0 && !isfinite(x_f)) rc = anv_error("a bootstrap fit did not converge");
         if (rc != 0) break;
