@@ -16,9 +16,10 @@ static const char usage[] =
 
 int cli_fit_report(const char *source, const anv_point_t *runs, int n, double unique, int resamples, uint64_t seed,
                    const char *out, anv_fit_t *fit) {
-    if (n < 5)
-        return anv_error("%s: %d runs cannot determine the 5 parameters E, A, B, alpha, beta (need at least 5)", source,
-                         n);
+    int need = unique > 0 ? 6 : 5;
+    if (n < need)
+        return anv_error("%s: %d runs cannot determine the %d parameters E, A, B, alpha, beta%s (need at least %d)",
+                         source, n, need, unique > 0 ? ", R_D*" : "", need);
     int rc = unique > 0 ? anv_law_fit_repeated(runs, n, unique, fit) : anv_law_fit(runs, n, fit);
     const anv_law_t *law = &fit->law;
     anv_fit_ci_t ci; /* the bootstrap keeps the fitted R_D* and R_N* */

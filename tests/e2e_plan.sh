@@ -103,6 +103,8 @@ printf 'params,tokens,loss\n1e8,2e9,three\n' > text.csv
 expect_error "text.csv: line 2: loss 'three' is not a number" "$anvil" scale fit --points text.csv
 head -5 runs.csv > few.csv
 expect_error 'few.csv: 4 runs cannot determine' "$anvil" scale fit --points few.csv
+head -6 runs.csv > five.csv
+expect_error 'five.csv: 5 runs cannot determine the 6 parameters E, A, B, alpha, beta, R_D\*' "$anvil" scale fit --points five.csv --unique-tokens 1e9
 : > empty.csv
 expect_error 'empty.csv: empty' "$anvil" scale fit --points empty.csv
 expect_error 'budget too small' "$anvil" plan --flops 1e10

@@ -72,8 +72,8 @@ typedef struct {
  * a, b in {0, 5, .., 25}; keeps the best. Needs at least 5 points. */
 int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out);
 /* The same for runs that repeated `unique` tokens: on what their tokens and parameters were worth, with
- * R_D* fitted too (the profile of the objective over 1 <= R_D* <= 1000) and R_N* Muennighoff et al.'s;
- * out->law holds unique, the R_D* and the R_N*. */
+ * log R_D* a sixth variable (each start of the grid also at R_D* 3, 15 and 75) and R_N* Muennighoff et
+ * al.'s; out->law holds unique, the R_D* and the R_N*. Needs at least 6 runs. */
 int anv_law_fit_repeated(const anv_point_t *runs, int n, double unique, anv_fit_t *out);
 /* 95% percentile intervals of E, A, B, alpha, beta (lo[5], hi[5] in that order) and of the
  * compute-optimal N at `flops`: `resamples` fits to runs drawn with replacement, each started from `best`

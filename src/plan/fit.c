@@ -2,7 +2,7 @@
  * in x = (a, b, e, alpha, beta) with A = e^a, B = e^b, E = e^e, minimise the sum over runs of
  * Huber_delta(LSE(a - alpha log N, b - beta log D, e) - log L), delta = 1e-3, by L-BFGS from a grid of
  * starts. Runs that repeated their data are fitted on what their tokens and parameters were worth
- * (repeat.c): D' with R_D* chosen by the profile of that objective, N' beyond the law's own U_N. */
+ * (repeat.c): D' with log R_D* a sixth variable, N' beyond the law's own U_N. */
 #include "anvil/base.h"
 #include "anvil/plan.h"
 
@@ -11,12 +11,14 @@
 #include <string.h>
 
 #define HUBER_DELTA 1e-3
-#define N_VARS 5 /* a, b, e, alpha, beta */
+#define N_LAW 5  /* a, b, e, alpha, beta */
+#define N_VARS 6 /* and log R_D* where it is fitted */
 
 typedef struct {
-    int n;
+    int n, n_vars;
     const double *log_n, *log_l; /* (n) each */
-    double *log_d;               /* (n): of what the tokens were worth */
+    const double *log_d;         /* (n): of what the tokens were worth, or as read where R_D* is fitted */
+    const double *repeats;       /* (n): R_D = D / U_D - 1 where R_D* is fitted, else NULL */
     const int *rows;             /* (n) indices into the logs: a bootstrap resample */
     double excess_decay;         /* R_N* for runs that repeated their data; 0: parameters at face value */
     double log_unique;           /* and log U_D, which sets U_N */
@@ -42,7 +44,7 @@ static double log_worth_params(const fit_data_t *fd, const double *x, double log
     double log_u = (log(alpha / beta) + a - b + beta * fd->log_unique) / alpha;
     if (!(log_n > log_u)) return log_n;
     double decay = fd->excess_decay, excess = exp(log_n - log_u) - 1.0; /* R_N */
-    double worth = 1.0 + decay * (1.0 - exp(-excess / decay));          /* N' / U_N */
+    double worth = 1.0 + decay * -expm1(-excess / decay);               /* N' / U_N */
     /* d log N' / d log U_N: 1 - (N / U_N) e^(-R_N / R_N*) / (N' / U_N) */
     double s = 1.0 - exp(log_n - log_u - excess / decay) / worth;
     d[0] = s / alpha;
@@ -52,14 +54,24 @@ static double log_worth_params(const fit_data_t *fd, const double *x, double log
     return log_u + log(worth);
 }
 
+/* log D' of run i where R_D* = e^x[5] is fitted, and d log D' / d log R_D* in *d. */
+static double log_worth_tokens(const fit_data_t *fd, const double *x, int i, double *d) {
+    *d = 0;
+    if (!fd->repeats || fd->repeats[i] <= 0) return fd->log_d[i];
+    double decay = exp(x[5]), repeats = fd->repeats[i], spent = -expm1(-repeats / decay); /* 1 - e^(-R_D/R_D*) */
+    double worth = 1.0 + decay * spent;                                                   /* D' / U_D */
+    *d = (decay * spent - repeats * (1.0 - spent)) / worth;
+    return fd->log_unique + log(worth);
+}
+
 static double objective(void *ctx, const double *x, double *grad) {
     const fit_data_t *fd = ctx;
     double a = x[0], b = x[1], e = x[2], alpha = x[3], beta = x[4], total = 0;
-    memset(grad, 0, N_VARS * sizeof *grad);
+    memset(grad, 0, (size_t)fd->n_vars * sizeof *grad);
     for (int k = 0; k < fd->n; k++) {
         int i = fd->rows[k];
-        double dn[4], log_n = log_worth_params(fd, x, fd->log_n[i], dn);
-        double t[3] = {a - alpha * log_n, b - beta * fd->log_d[i], e};
+        double dn[4], dd, log_n = log_worth_params(fd, x, fd->log_n[i], dn), log_d = log_worth_tokens(fd, x, i, &dd);
+        double t[3] = {a - alpha * log_n, b - beta * log_d, e};
         double top = fmax(t[0], fmax(t[1], t[2]));
         double w[3], sum = 0;
         for (int j = 0; j < 3; j++) sum += w[j] = exp(t[j] - top);
@@ -70,132 +82,106 @@ static double objective(void *ctx, const double *x, double *grad) {
         grad[1] += w[1] - w[0] * alpha * dn[1];
         grad[2] += w[2];
         grad[3] -= w[0] * (log_n + alpha * dn[2]);
-        grad[4] -= w[1] * fd->log_d[i] + w[0] * alpha * dn[3];
+        grad[4] -= w[1] * log_d + w[0] * alpha * dn[3];
+        if (fd->repeats) grad[5] -= w[1] * beta * dd;
     }
     return total;
 }
 
 static const anv_lbfgs_opts_t fit_opts = {.max_iterations = 300, .history = 10, .grad_tol = 1e-10, .rel_tol = 1e-12};
 
-/* Minimises from start (N_VARS); keeps the result in best/best_f when it is lower. */
+/* Minimises from start (n_vars); keeps the result in best/best_f when it is lower. */
 static int fit_from(fit_data_t *fd, const double *start, double *best, double *best_f) {
     double x[N_VARS], v;
-    memcpy(x, start, sizeof x);
-    if (anv_lbfgs(objective, fd, x, N_VARS, &fit_opts, &v) < 0) return -1;
+    memcpy(x, start, (size_t)fd->n_vars * sizeof *x);
+    if (anv_lbfgs(objective, fd, x, fd->n_vars, &fit_opts, &v) < 0) return -1;
     if (isfinite(v) && v < *best_f) {
         *best_f = v;
-        memcpy(best, x, sizeof x);
+        memcpy(best, x, (size_t)fd->n_vars * sizeof *x);
     }
     return 0;
 }
 
-/* The law of x, with the unique tokens and decays of the runs it was fitted to (repeated: NULL for none). */
-static anv_law_t law_of(const double *x, const anv_law_t *repeated) {
-    anv_law_t law = {.E = exp(x[2]), .A = exp(x[0]), .B = exp(x[1]), .alpha = x[3], .beta = x[4]};
-    if (repeated) {
-        law.unique_tokens = repeated->unique_tokens;
-        law.repeat_decay = repeated->repeat_decay;
-        law.excess_decay = repeated->excess_decay;
-    }
-    return law;
+static anv_law_t law_of(const double *x) {
+    return (anv_law_t){.E = exp(x[2]), .A = exp(x[0]), .B = exp(x[1]), .alpha = x[3], .beta = x[4]};
 }
 
-/* log D of the runs at what their tokens were worth to runs that repeated the unique tokens of `repeated`
- * with its R_D* (NULL: as read), and its R_N* for their parameters. */
-static void fit_data_worth(fit_data_t *fd, const anv_point_t *runs, const anv_law_t *repeated) {
-    for (int i = 0; i < fd->n; i++)
-        fd->log_d[i] = log(repeated ? anv_law_effective_tokens(repeated, runs[i].tokens, repeated->unique_tokens)
-                                    : runs[i].tokens);
-    double excess = !repeated ? 0 : repeated->excess_decay > 0 ? repeated->excess_decay : ANV_EXCESS_DECAY;
-    fd->excess_decay = isinf(excess) ? 0 : excess;
-    fd->log_unique = repeated ? log(repeated->unique_tokens) : 0;
-}
-
-/* The logs of the runs and the identity row list: one allocation, freed by the caller. */
-static double *fit_data_init(const anv_point_t *runs, int n, const anv_law_t *repeated, fit_data_t *fd) {
-    double *mem = anv_alloc((size_t)n * (3 * sizeof(double) + sizeof(int)), "fit data");
+/* The logs of the runs and the identity row list: one allocation, freed by the caller. For runs that
+ * repeated the unique tokens of `repeated` (NULL: none), the parameters at their worth with its R_N*, and
+ * the tokens at theirs with its R_D* or, with fit_decay, with R_D* fitted. */
+static double *fit_data_init(const anv_point_t *runs, int n, const anv_law_t *repeated, int fit_decay, fit_data_t *fd) {
+    double *mem = anv_alloc((size_t)n * (4 * sizeof(double) + sizeof(int)), "fit data");
     if (!mem) return NULL;
-    double *log_n = mem, *log_d = mem + n, *log_l = mem + 2 * n;
-    int *rows = (int *)(mem + 3 * n);
+    double *log_n = mem, *log_d = mem + n, *log_l = mem + 2 * n, *repeats = mem + 3 * n;
+    int *rows = (int *)(mem + 4 * n);
+    double unique = repeated ? repeated->unique_tokens : 0;
     for (int i = 0; i < n; i++) {
         log_n[i] = log(runs[i].params);
+        log_d[i] =
+            log(repeated && !fit_decay ? anv_law_effective_tokens(repeated, runs[i].tokens, unique) : runs[i].tokens);
         log_l[i] = log(runs[i].loss);
+        repeats[i] = repeated ? runs[i].tokens / unique - 1.0 : 0;
         rows[i] = i;
     }
-    *fd = (fit_data_t){.n = n, .log_n = log_n, .log_l = log_l, .log_d = log_d, .rows = rows};
-    fit_data_worth(fd, runs, repeated);
+    double excess = !repeated ? 0 : repeated->excess_decay > 0 ? repeated->excess_decay : ANV_EXCESS_DECAY;
+    *fd = (fit_data_t){.n = n,
+                       .n_vars = repeated && fit_decay ? N_VARS : N_LAW,
+                       .log_n = log_n,
+                       .log_l = log_l,
+                       .log_d = log_d,
+                       .repeats = repeated && fit_decay ? repeats : NULL,
+                       .rows = rows,
+                       .excess_decay = isinf(excess) ? 0 : excess,
+                       .log_unique = repeated ? log(unique) : 0};
     return mem;
 }
 
-/* The best fit from the grid of starts. */
-static int fit_grid(fit_data_t *fd, const anv_law_t *repeated, anv_fit_t *out) {
+/* R_D* starts from a repeat worth little (3) through Muennighoff et al.'s (15) to one worth almost a
+ * fresh token over the epochs of a ladder (75). */
+static const double decay_starts[3] = {3.0, 15.0, 75.0};
+
+/* The best fit from the grid of starts; out->law's repeat_decay is the fitted R_D* where it is fitted. */
+static int fit_grid(fit_data_t *fd, anv_fit_t *out) {
     double best[N_VARS] = {0}, best_f = INFINITY;
-    int starts = 0, rc = 0;
+    int starts = 0, rc = 0, decays = fd->repeats ? 3 : 1;
     for (int ia = 0; ia <= 5 && rc == 0; ia++)
         for (int ib = 0; ib <= 5 && rc == 0; ib++)
             for (int ie = 0; ie <= 4 && rc == 0; ie++)
                 for (int ial = 0; ial <= 4 && rc == 0; ial++)
-                    for (int ibe = 0; ibe <= 4 && rc == 0; ibe++, starts++) {
-                        double start[N_VARS] = {5.0 * ia, 5.0 * ib, -1.0 + 0.5 * ie, 0.5 * ial, 0.5 * ibe};
-                        rc = fit_from(fd, start, best, &best_f);
-                    }
+                    for (int ibe = 0; ibe <= 4 && rc == 0; ibe++)
+                        for (int id = 0; id < decays && rc == 0; id++, starts++) {
+                            double start[N_VARS] = {5.0 * ia,  5.0 * ib,  -1.0 + 0.5 * ie,
+                                                    0.5 * ial, 0.5 * ibe, log(decay_starts[id])};
+                            rc = fit_from(fd, start, best, &best_f);
+                        }
     if (rc != 0) return -1;
     if (!isfinite(best_f)) return anv_error("the fit did not converge from any start");
-    *out = (anv_fit_t){law_of(best, repeated), best_f, starts};
+    *out = (anv_fit_t){law_of(best), best_f, starts};
+    if (fd->repeats) out->law.repeat_decay = exp(best[5]);
     return 0;
 }
 
 int anv_law_fit(const anv_point_t *points, int n, anv_fit_t *out) {
-    if (n < N_VARS) return anv_error("%d points cannot determine a law of %d parameters (need at least 5)", n, N_VARS);
+    if (n < N_LAW) return anv_error("%d points cannot determine a law of %d parameters (need at least 5)", n, N_LAW);
     fit_data_t fd;
-    double *mem = fit_data_init(points, n, NULL, &fd);
+    double *mem = fit_data_init(points, n, NULL, 0, &fd);
     if (!mem) return -1;
-    int rc = fit_grid(&fd, NULL, out);
+    int rc = fit_grid(&fd, out);
     anv_free(mem);
     return rc;
 }
 
-/* R_D* from 1 (a repeat is worth almost nothing) to 1000 (every repeat is worth a fresh token, up
- * to a hundred epochs): a grid in log R_D*, then golden-section search between the best point's
- * neighbours. */
-#define DECAY_GRID 10
-#define DECAY_MIN 1.0
-#define DECAY_MAX 1000.0
-#define DECAY_REFINE 10 /* golden-section steps: R_D* to within about 1% */
-
-typedef struct {
-    const anv_point_t *runs;
-    fit_data_t fd;
-    anv_law_t repeated; /* the unique tokens and decays tried */
-    anv_fit_t best;     /* the best fit at any R_D* tried */
-    int rc;
-} decay_fit_t;
-
-/* The objective of the fit at R_D* = e^log_decay. */
-static double objective_at(void *ctx, double log_decay) {
-    decay_fit_t *d = ctx;
-    d->repeated.repeat_decay = exp(log_decay);
-    fit_data_worth(&d->fd, d->runs, &d->repeated);
-    anv_fit_t fit;
-    if (fit_grid(&d->fd, &d->repeated, &fit) != 0) {
-        d->rc = -1;
-        return INFINITY;
-    }
-    if (fit.objective < d->best.objective) d->best = fit;
-    return fit.objective;
-}
-
 int anv_law_fit_repeated(const anv_point_t *runs, int n, double unique, anv_fit_t *out) {
-    if (n < N_VARS) return anv_error("%d points cannot determine a law of %d parameters (need at least 5)", n, N_VARS);
-    decay_fit_t d = {.runs = runs,
-                     .repeated = {.unique_tokens = unique, .excess_decay = ANV_EXCESS_DECAY},
-                     .best = {.objective = INFINITY}};
-    double *mem = fit_data_init(runs, n, &d.repeated, &d.fd);
+    if (n < N_VARS) return anv_error("%d runs cannot determine a law of %d parameters (need at least 6)", n, N_VARS);
+    const anv_law_t repeated = {.unique_tokens = unique, .excess_decay = ANV_EXCESS_DECAY};
+    fit_data_t fd;
+    double *mem = fit_data_init(runs, n, &repeated, 1, &fd);
     if (!mem) return -1;
-    anv_scan_min(objective_at, &d, log(DECAY_MIN), log(DECAY_MAX), DECAY_GRID, DECAY_REFINE);
+    int rc = fit_grid(&fd, out);
     anv_free(mem);
-    if (d.rc != 0) return -1;
-    *out = d.best;
+    if (rc != 0) return -1;
+    out->law.unique_tokens = unique;
+    out->law.excess_decay = ANV_EXCESS_DECAY;
     return 0;
 }
 
@@ -213,9 +199,9 @@ static void interval(double *v, int n, double *lo, double *hi) {
 
 int anv_law_bootstrap(const anv_point_t *runs, int n, const anv_law_t *best, int resamples, double flops, uint64_t seed,
                       anv_fit_ci_t *out) {
-    if (n < N_VARS || resamples < 2) return anv_error("a bootstrap needs at least 5 points and 2 resamples");
+    if (n < N_LAW || resamples < 2) return anv_error("a bootstrap needs at least 5 points and 2 resamples");
     fit_data_t fd;
-    double *mem = fit_data_init(runs, n, best->unique_tokens > 0 ? best : NULL, &fd);
+    double *mem = fit_data_init(runs, n, best->unique_tokens > 0 ? best : NULL, 0, &fd);
     double *draws = anv_alloc((size_t)resamples * 6 * sizeof(double), "bootstrap fits"); /* (6, resamples) */
     if (!mem || !draws) {
         anv_free(mem);
@@ -225,33 +211,33 @@ int anv_law_bootstrap(const anv_point_t *runs, int n, const anv_law_t *best, int
     int *rows = (int *)fd.rows;
     anv_rng_t rng;
     anv_rng_seed(&rng, seed);
-    double center[N_VARS] = {log(best->A), log(best->B), log(best->E), best->alpha, best->beta};
+    double center[N_LAW] = {log(best->A), log(best->B), log(best->E), best->alpha, best->beta};
     int rc = 0;
     for (int r = 0; r < resamples && rc == 0; r++) {
         for (int k = 0; k < n; k++) rows[k] = (int)(anv_rng_u64(&rng) % (uint64_t)n);
         /* The full fit's optimum, two neighbours in the directions the grid steps along, and the optimum
          * with e at -1, 0 and 1: where few runs leave E undetermined (a fit at E near 0, say), a
          * resample's optimum can lie far from the full fit's along it. */
-        double x[N_VARS], x_f = INFINITY;
+        double x[N_LAW], x_f = INFINITY;
         memcpy(x, center, sizeof x);
         for (int s = -1; s <= 1 && rc == 0; s++) {
-            double start[N_VARS] = {center[0] + 2.0 * s, center[1] + 2.0 * s, center[2], center[3] + 0.1 * s,
-                                    center[4] + 0.1 * s};
-            double start_e[N_VARS] = {center[0], center[1], (double)s, center[3], center[4]};
+            double start[N_LAW] = {center[0] + 2.0 * s, center[1] + 2.0 * s, center[2], center[3] + 0.1 * s,
+                                   center[4] + 0.1 * s};
+            double start_e[N_LAW] = {center[0], center[1], (double)s, center[3], center[4]};
             rc = fit_from(&fd, start, x, &x_f);
             if (rc == 0) rc = fit_from(&fd, start_e, x, &x_f);
         }
         if (rc == 0 && !isfinite(x_f)) rc = anv_error("a bootstrap fit did not converge");
         if (rc != 0) break;
-        anv_law_t law = law_of(x, NULL);
+        anv_law_t law = law_of(x);
         anv_optimum_t opt;
         anv_law_optimum_for_flops(&law, flops, &opt);
         double v[6] = {law.E, law.A, law.B, law.alpha, law.beta, opt.params};
         for (int j = 0; j < 6; j++) draws[j * resamples + r] = v[j];
     }
     if (rc == 0) {
-        for (int j = 0; j < N_VARS; j++) interval(draws + j * resamples, resamples, &out->lo[j], &out->hi[j]);
-        interval(draws + N_VARS * resamples, resamples, &out->n_opt_lo, &out->n_opt_hi);
+        for (int j = 0; j < N_LAW; j++) interval(draws + j * resamples, resamples, &out->lo[j], &out->hi[j]);
+        interval(draws + N_LAW * resamples, resamples, &out->n_opt_lo, &out->n_opt_hi);
     }
     anv_free(draws);
     anv_free(mem);
