@@ -15,7 +15,7 @@
 #define N_VARS 6 /* and log R_D* where it is fitted */
 
 typedef struct {
-    int n, n_vars;
+    int n;
     const double *log_n, *log_l; /* (n) each */
     const double *log_d;         /* (n): of what the tokens were worth, or as read where R_D* is fitted */
     const double *repeats;       /* (n): R_D = D / U_D - 1 where R_D* is fitted, else NULL */
@@ -23,6 +23,9 @@ typedef struct {
     double excess_decay;         /* R_N* for runs that repeated their data; 0: parameters at face value */
     double log_unique;           /* and log U_D, which sets U_N */
 } fit_data_t;
+
+/* The variables of the fit: the law's, and log R_D* where it is fitted. */
+static int n_vars(const fit_data_t *fd) { return fd->repeats ? N_VARS : N_LAW; }
 
 /* Huber loss and its derivative. */
 static double huber(double r, double *dr) {
@@ -67,7 +70,7 @@ static double log_worth_tokens(const fit_data_t *fd, const double *x, int i, dou
 static double objective(void *ctx, const double *x, double *grad) {
     const fit_data_t *fd = ctx;
     double a = x[0], b = x[1], e = x[2], alpha = x[3], beta = x[4], total = 0;
-    memset(grad, 0, (size_t)fd->n_vars * sizeof *grad);
+    memset(grad, 0, (size_t)n_vars(fd) * sizeof *grad);
     for (int k = 0; k < fd->n; k++) {
         int i = fd->rows[k];
         double dn[4], dd, log_n = log_worth_params(fd, x, fd->log_n[i], dn), log_d = log_worth_tokens(fd, x, i, &dd);
@@ -93,11 +96,11 @@ static const anv_lbfgs_opts_t fit_opts = {.max_iterations = 300, .history = 10, 
 /* Minimises from start (n_vars); keeps the result in best/best_f when it is lower. */
 static int fit_from(fit_data_t *fd, const double *start, double *best, double *best_f) {
     double x[N_VARS], v;
-    memcpy(x, start, (size_t)fd->n_vars * sizeof *x);
-    if (anv_lbfgs(objective, fd, x, fd->n_vars, &fit_opts, &v) < 0) return -1;
+    memcpy(x, start, (size_t)n_vars(fd) * sizeof *x);
+    if (anv_lbfgs(objective, fd, x, n_vars(fd), &fit_opts, &v) < 0) return -1;
     if (isfinite(v) && v < *best_f) {
         *best_f = v;
-        memcpy(best, x, (size_t)fd->n_vars * sizeof *x);
+        memcpy(best, x, (size_t)n_vars(fd) * sizeof *x);
     }
     return 0;
 }
@@ -125,7 +128,6 @@ static double *fit_data_init(const anv_point_t *runs, int n, const anv_law_t *re
     }
     double excess = !repeated ? 0 : repeated->excess_decay > 0 ? repeated->excess_decay : ANV_EXCESS_DECAY;
     *fd = (fit_data_t){.n = n,
-                       .n_vars = repeated && fit_decay ? N_VARS : N_LAW,
                        .log_n = log_n,
                        .log_l = log_l,
                        .log_d = log_d,
@@ -143,7 +145,7 @@ static const double decay_starts[3] = {3.0, 15.0, 75.0};
 /* The best fit from the grid of starts; out->law's repeat_decay is the fitted R_D* where it is fitted. */
 static int fit_grid(fit_data_t *fd, anv_fit_t *out) {
     double best[N_VARS] = {0}, best_f = INFINITY;
-    int starts = 0, rc = 0, decays = fd->repeats ? 3 : 1;
+    int starts = 0, rc = 0, decays = fd->repeats ? (int)(sizeof decay_starts / sizeof *decay_starts) : 1;
     for (int ia = 0; ia <= 5 && rc == 0; ia++)
         for (int ib = 0; ib <= 5 && rc == 0; ib++)
             for (int ie = 0; ie <= 4 && rc == 0; ie++)
@@ -181,7 +183,7 @@ int anv_law_fit_repeated(const anv_point_t *runs, int n, double unique, anv_fit_
     anv_free(mem);
     if (rc != 0) return -1;
     out->law.unique_tokens = unique;
-    out->law.excess_decay = ANV_EXCESS_DECAY;
+    out->law.excess_decay = repeated.excess_decay;
     return 0;
 }
 
@@ -211,19 +213,19 @@ int anv_law_bootstrap(const anv_point_t *runs, int n, const anv_law_t *best, int
     int *rows = (int *)fd.rows;
     anv_rng_t rng;
     anv_rng_seed(&rng, seed);
-    double center[N_LAW] = {log(best->A), log(best->B), log(best->E), best->alpha, best->beta};
+    double center[N_VARS] = {log(best->A), log(best->B), log(best->E), best->alpha, best->beta};
     int rc = 0;
     for (int r = 0; r < resamples && rc == 0; r++) {
         for (int k = 0; k < n; k++) rows[k] = (int)(anv_rng_u64(&rng) % (uint64_t)n);
         /* The full fit's optimum, two neighbours in the directions the grid steps along, and the optimum
          * with e at -1, 0 and 1: where few runs leave E undetermined (a fit at E near 0, say), a
          * resample's optimum can lie far from the full fit's along it. */
-        double x[N_LAW], x_f = INFINITY;
+        double x[N_VARS], x_f = INFINITY;
         memcpy(x, center, sizeof x);
         for (int s = -1; s <= 1 && rc == 0; s++) {
-            double start[N_LAW] = {center[0] + 2.0 * s, center[1] + 2.0 * s, center[2], center[3] + 0.1 * s,
-                                   center[4] + 0.1 * s};
-            double start_e[N_LAW] = {center[0], center[1], (double)s, center[3], center[4]};
+            double start[N_VARS] = {center[0] + 2.0 * s, center[1] + 2.0 * s, center[2], center[3] + 0.1 * s,
+                                    center[4] + 0.1 * s};
+            double start_e[N_VARS] = {center[0], center[1], (double)s, center[3], center[4]};
             rc = fit_from(&fd, start, x, &x_f);
             if (rc == 0) rc = fit_from(&fd, start_e, x, &x_f);
         }
