@@ -127,9 +127,11 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     int bits = 0;
-    double peak = anv_cpu_fma_peak(1.0, &bits);
-    printf("fp32 FMA peak (anv_cpu_fma_peak, %d-bit vectors): %.1f GFLOP/s; bf16 dot-product peak is twice that\n",
-           bits, peak);
+    double peak = anv_cpu_fma_peak(1.0, &bits), bf16 = anv_cpu_bf16_peak(1.0);
+    printf("fp32 FMA peak (anv_cpu_fma_peak, %d-bit vectors): %.1f GFLOP/s; bf16 products on %s", bits, peak,
+           anv_cpu_bf16_products());
+    if (bf16 > 0) printf(", peak %.1f GFLOP/s", bf16);
+    printf("\n");
     anv_free(buf);
     return 0;
 }

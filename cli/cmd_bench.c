@@ -141,7 +141,8 @@ static int bench_train(int argc, char **argv) {
         double measured = anv_cpu_fma_peak(0.2, &bits), bf16 = anv_cpu_bf16_peak(0.2);
         printf("machine: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%d-bit vectors)", anv_threads_count(),
                measured, bits);
-        if (bf16 > 0) printf(", bf16 dot-product peak %.1f GFLOP/s", bf16);
+        printf("; bf16 products on %s", anv_cpu_bf16_products());
+        if (bf16 > 0) printf(", peak %.1f GFLOP/s", bf16);
         printf("\n");
         if (!(peak > 0)) {
             peak = anv_cpu_precision_peak(prec, measured, bf16);

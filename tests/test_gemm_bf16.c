@@ -1,6 +1,7 @@
 /* The bf16 mixed-precision GEMM (anv_gemm_bf16) on every instruction-set copy this CPU runs: rounding
  * to nearest even, every transpose combination on awkward shapes against double-precision references,
- * bitwise determinism across thread counts, and the matmul kernels under ANV_PRECISION_BF16.
+ * bitwise determinism across thread counts, the matmul kernels under ANV_PRECISION_BF16, and on AVX-512
+ * each bf16 unit the CPU has (see bf16_engine.c), the FMA one bitwise the fp32 GEMM of rounded inputs.
  *
  * Error bounds used below, for one C element with S = sum_k |a_k b_k| (double, from the same inputs):
  *  - against the double product of the bf16-ROUNDED inputs: a product of two bf16 values has at most
@@ -121,22 +122,59 @@ static void test_matmul(const char *isa) {
         free(dw_ref), free(dbias);
 }
 
+/* (e) On fp32 FMAs the bf16 GEMM is the fp32 GEMM of the rounded inputs, bit for bit: both run the
+ * packed kernel on the same slices (products of over 1e6 multiply-adds). */
+static void test_same_as_rounded_fp32(const char *isa, const gemm_problem_t *p) {
+    size_t na = (size_t)(p->ta ? p->K : p->M) * p->lda, nb = (size_t)(p->tb ? p->N : p->K) * p->ldb;
+    gemm_problem_t r = *p;
+    r.A = malloc(sizeof(float) * na), r.B = malloc(sizeof(float) * nb);
+    for (size_t i = 0; i < na; i++) r.A[i] = bf16_ref(p->A[i]);
+    for (size_t i = 0; i < nb; i++) r.B[i] = bf16_ref(p->B[i]);
+    float *c = gemm_problem_run(anv_gemm_bf16, p, -1.5f, 1.0f, 0),
+          *ref = gemm_problem_run(anv_gemm_builtin, &r, -1.5f, 1.0f, 0);
+    CHECK(memcmp(c, ref, sizeof(float) * (size_t)p->M * p->ldc) == 0,
+          "%s ta=%d tb=%d %dx%dx%d: not the fp32 GEMM of the rounded inputs", isa, p->ta, p->tb, p->M, p->N, p->K);
+    free(c), free(ref), free(r.A), free(r.B);
+}
+
 static void test_isa_once(const char *isa, const gemm_problem_t *probs, int n_probs, char *summary, size_t size);
 
-/* Everything below on one instruction set; on AVX-512 machines with AMX both on the AVX512_BF16 kernel
- * and on the AMX tiles. */
+/* (c) holds where the fp32 GEMM under the bf16 one does: the AVX-512 copy's own kernels, and the other
+ * copies' unless they are OpenBLAS, which splits a product by the thread count. */
+static int same_bits_any_threads(const char *isa) {
+#ifdef ANVIL_HAVE_OPENBLAS
+    return !strncmp(isa, "avx512", 6);
+#else
+    (void)isa;
+    return 1;
+#endif
+}
+
+/* Everything below on one instruction set; on AVX-512 on each bf16 unit this CPU has (fp32 FMAs,
+ * vdpbf16ps, AMX tiles), then back on the one it chose. */
 static void test_isa(const char *isa, const gemm_problem_t *probs, int n_probs, char *summary, size_t size) {
-    if (!strcmp(isa, "avx512") && anv_cpu_amx()) {
-        int before = check_failed;
-        anv_cpu_amx_allow(0);
-        test_isa_once("avx512 without AMX", probs, n_probs, summary, size);
-        printf("  %-10s %s; largest error / bound: %s\n", "avx512 without AMX",
-               check_failed == before ? "ok" : "FAILED", summary);
-        anv_cpu_amx_allow(1);
-        test_isa_once("avx512 on AMX", probs, n_probs, summary, size);
+    if (strcmp(isa, "avx512") != 0) {
+        test_isa_once(isa, probs, n_probs, summary, size);
         return;
     }
-    test_isa_once(isa, probs, n_probs, summary, size);
+    static const char *const units[] = {"avx512 on FMAs", "avx512 on vdpbf16ps", "avx512 on AMX"};
+    anv_bf16_engine_t chosen = anv_cpu_bf16_engine();
+    for (int e = ANV_BF16_ON_FMA; e <= ANV_BF16_ON_AMX; e++) {
+        if (!anv_cpu_bf16_engine_has((anv_bf16_engine_t)e)) {
+            printf("  %-10s skipped: not on this CPU\n", units[e]);
+            continue;
+        }
+        int before = check_failed;
+        anv_cpu_bf16_engine_set((anv_bf16_engine_t)e);
+        test_isa_once(units[e], probs, n_probs, summary, size);
+        if (e == ANV_BF16_ON_FMA)
+            for (int p = 0; p < n_probs; p++)
+                if (gemm_problem_big(&probs[p])) test_same_as_rounded_fp32(units[e], &probs[p]);
+        printf("  %-10s %s; largest error / bound: %s\n", units[e], check_failed == before ? "ok" : "FAILED", summary);
+    }
+    anv_cpu_bf16_engine_set(chosen);
+    printf("  the bf16 products here: %s\n", anv_cpu_bf16_products());
+    snprintf(summary, size, "as above");
 }
 
 static void test_isa_once(const char *isa, const gemm_problem_t *probs, int n_probs, char *summary, size_t size) {
@@ -144,7 +182,8 @@ static void test_isa_once(const char *isa, const gemm_problem_t *probs, int n_pr
     test_rounding(isa);
     for (int p = 0; p < n_probs; p++) {
         for (int c = 0; c < 3; c++) check_values(isa, &probs[p], gemm_alpha_beta[c][0], gemm_alpha_beta[c][1]);
-        if (gemm_problem_big(&probs[p])) free(gemm_check_threads(isa, anv_gemm_bf16, &probs[p])); /* (c) */
+        if (gemm_problem_big(&probs[p]) && same_bits_any_threads(isa))
+            free(gemm_check_threads(isa, anv_gemm_bf16, &probs[p])); /* (c) */
     }
     test_matmul(isa);
     snprintf(summary, size, "%.3f (vs rounded inputs), %.3f (vs exact)", worst_rounded, worst_exact);
@@ -153,11 +192,12 @@ static void test_isa_once(const char *isa, const gemm_problem_t *probs, int n_pr
 int main(void) {
     /* (M, N, K): ones, primes, a side below and above the register tile (12 x 32) and the blocking
      * (MC 192, NB 256, K slices of at most 256, NC 16384 columns and 32 MiB packed at a time on
-     * AVX-512: 3 x 16400 x 1100 packs 2 column blocks, each in two rounds), odd K (zero-padded pair) */
+     * AVX-512: 3 x 16400 x 1100 packs 2 column blocks, each in two rounds), odd K (zero-padded pair), and
+     * the rounded copies' blocks of 1024 in M, N and K (1030 x 9 x 1030, 3 x 16400 x 1100) */
     static const int shapes[][3] = {
-        {1, 1, 1},    {7, 31, 33},     {33, 7, 100},   {100, 257, 31}, {257, 100, 257},
-        {31, 33, 7},  {1, 257, 100},   {257, 1, 33},   {13, 40, 600},  {50, 70, 513},
-        {3, 4100, 5}, {200, 300, 520}, {5, 1500, 800}, {20, 50, 1153}, {3, 16400, 1100},
+        {1, 1, 1},      {7, 31, 33},    {33, 7, 100},     {100, 257, 31},  {257, 100, 257}, {31, 33, 7},
+        {1, 257, 100},  {257, 1, 33},   {13, 40, 600},    {50, 70, 513},   {3, 4100, 5},    {200, 300, 520},
+        {5, 1500, 800}, {20, 50, 1153}, {3, 16400, 1100}, {1030, 9, 1030},
     };
     gemm_rng = 0x9e3779b97f4a7c15u;
     return gemm_run_isas("test_gemm_bf16", shapes, (int)(sizeof shapes / sizeof shapes[0]), bf16_ref, test_isa);

@@ -100,17 +100,22 @@ const char *anv_cpu_isa(void); /* the copy in use */
  * kernels run on other threads. */
 int anv_cpu_isa_set(const char *name);
 
+/* How bf16 matrix products run with the kernels in use: "AMX tiles (tdpbf16ps)", "vdpbf16ps", or fp32
+ * FMAs on operands rounded to bf16 (the AVX2 and portable copies, CPUs without AVX512_BF16, and those
+ * whose vdpbf16ps does less work per second than their FMAs; the text says which). */
+const char *anv_cpu_bf16_products(void);
+
 /* ---- machine ceiling ----
- * The measured fp32 FMA peak in GFLOP/s of all anv_threads_count() threads: the best of 8 slices
- * over about `seconds` in all; *vector_bits (may be NULL) gets the vector width used (512, 256). */
+ * The measured fp32 FMA peak in GFLOP/s of all anv_threads_count() threads, on the vectors of the
+ * kernels in use: the best of 8 slices over about `seconds` in all; *vector_bits (may be NULL) gets the
+ * vector width (512, 256; 0 for the portable copy's plain loop). */
 double anv_cpu_fma_peak(double seconds, int *vector_bits);
-/* The same for the bf16 matmuls' instruction: AMX's tdpbf16ps where the bf16 GEMM runs on AMX tiles,
- * else vdpbf16ps; 0 on CPUs without AVX512_BF16, where bf16 products run at the fp32 peak. */
+/* The same for the unit of the bf16 products (anv_cpu_bf16_products): AMX's tdpbf16ps or vdpbf16ps; 0
+ * where they run on the fp32 FMAs, at the fp32 peak. */
 double anv_cpu_bf16_peak(double seconds);
 /* The ceiling of a step in precision p, from the two peaks above (GFLOP/s, either may be 0 if not
- * measured): FP32 runs fp32 FMAs only, so the FMA peak; BF16 runs bf16 dot products in the matmuls and
- * fp32 FMAs elsewhere (attention), so the higher of the two: on CPUs whose bf16 peak is below the fp32
- * one (some Intel cores) a bf16 step can run faster than the bf16 peak, never faster than both. */
+ * measured): FP32 runs fp32 FMAs only, so the FMA peak; BF16 runs its products on the bf16 unit and
+ * fp32 FMAs elsewhere (attention), so the higher of the two. */
 double anv_cpu_precision_peak(anv_precision_t p, double fma_peak, double bf16_peak);
 
 #ifdef __cplusplus

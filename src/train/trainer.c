@@ -63,9 +63,9 @@ static void measure_peaks(trainer_t *t) {
     t->best_flops = 1e9 * (bf16 > fma ? bf16 : fma);
     if (t->rank == 0)
         anv_log(ANV_LOG_INFO,
-                "peaks measured for this run's pool: fp32 FMA %.1f GFLOP/s, bf16 dot product %s%.1f GFLOP/s; MFU "
-                "is against %.1f (the products %s runs)%s",
-                fma, bf16 > 0 ? "" : "(none) ", bf16, t->peak_flops / 1e9, anv_precision_name(prec),
+                "peaks measured for this run's pool: fp32 FMA %.1f GFLOP/s; bf16 products on %s, %.1f GFLOP/s; "
+                "MFU is against %.1f (the products %s runs)%s",
+                fma, anv_cpu_bf16_products(), bf16 > 0 ? bf16 : fma, t->peak_flops / 1e9, anv_precision_name(prec),
                 t->best_flops > t->peak_flops ? " and against the best" : "");
 }
 

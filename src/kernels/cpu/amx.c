@@ -1,12 +1,9 @@
-/* Whether the bf16 GEMM may use AMX (Intel's tile matrix unit, from Sapphire Rapids on): the CPU has
+/* Whether the bf16 GEMM can use AMX (Intel's tile matrix unit, from Sapphire Rapids on): the CPU has
  * AMX-TILE and AMX-BF16 and Linux grants this process the tile data state (arch_prctl
- * ARCH_REQ_XCOMP_PERM, asked once). ANVIL_CPU_AMX=0 in the environment, or anv_cpu_amx_allow(0), keeps
- * the bf16 GEMM on AVX512_BF16. */
+ * ARCH_REQ_XCOMP_PERM, asked once); and the tile configuration. */
 #include "kernels/cpu/gemm.h"
 
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 #if defined(__x86_64__) && defined(__linux__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -15,7 +12,6 @@
 #endif
 
 static int usable = -1; /* -1: not asked yet */
-static int allowed = 1;
 
 static int ask(void) {
 #if defined(__x86_64__) && defined(__linux__)
@@ -31,14 +27,11 @@ static int ask(void) {
 int anv_cpu_amx(void) {
     int u = __atomic_load_n(&usable, __ATOMIC_ACQUIRE);
     if (u < 0) { /* two threads asking at once ask twice, with the same answer */
-        const char *env = getenv("ANVIL_CPU_AMX");
-        u = env && !strcmp(env, "0") ? 0 : ask();
+        u = ask();
         __atomic_store_n(&usable, u, __ATOMIC_RELEASE);
     }
-    return u && __atomic_load_n(&allowed, __ATOMIC_RELAXED);
+    return u;
 }
-
-void anv_cpu_amx_allow(int allow) { __atomic_store_n(&allowed, allow, __ATOMIC_RELAXED); }
 
 #if defined(__x86_64__) && defined(__linux__)
 __attribute__((target("amx-tile"))) void anv_cpu_amx_configure(void) {

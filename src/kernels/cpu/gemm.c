@@ -115,40 +115,15 @@ static void gemm_block(int ta, int tb, int i0, int mc, int j0, int nc, int K, fl
 #include "kernels/cpu/gemm_avx512.h"
 
 static void pack_a_f32(void *ap, int ta, const float *A, int lda, int M, int i, int np, int k0, int kc) {
-    gemm_pack_a_panels(ap, ta, A, lda, M, i, np, k0, kc, 0);
+    gemm_pack_a_panels(ap, ta, A, lda, M, i, np, k0, kc, GEMM_F32);
 }
 
 static void pack_b_f32(void *bp, int tb, const float *B, int ldb, int N, int j, int np, int k0, int kc) {
-    gemm_pack_b_panels(bp, tb, B, ldb, N, j, np, k0, kc, 0);
+    gemm_pack_b_panels(bp, tb, B, ldb, N, j, np, k0, kc, GEMM_F32);
 }
 
-/* acc (12, 32) = a (w steps of 12) . b (w steps of 32), one broadcast of a and two FMAs per row and
- * step, stored by gemm_store_tile. */
-static void kernel_f32(int w, const void *a, const void *b, float *c, int ldc, int mr, int nr, float alpha, float beta,
-                       int first) {
-    enum { PMR = ANV_GEMM_MR, PNR = ANV_GEMM_NR };
-    const float *restrict ap = a, *restrict bp = b;
-    __m512 acc[PMR][2];
-    gemm_prefetch_tile(c, ldc, mr);
-#pragma GCC unroll 16
-    for (int r = 0; r < PMR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int p = 0; p < w; p++) {
-        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
-#pragma GCC unroll 16
-        for (int r = 0; r < PMR; r++) {
-            __m512 x = _mm512_set1_ps(ap[r]);
-            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
-        }
-        ap += PMR;
-        bp += PNR;
-    }
-    gemm_store_tile(acc, c, ldc, mr, nr, alpha, beta, first);
-}
-
-/* K slices of at most 384 (an A micro-panel of 18 KiB in L1): the LM head's dW (K 333) runs in one
- * slice, far faster than in three; the other GPT-2 shapes are as fast as with slices of 192 or 256. */
-static const anv_gemm_packing_t packing_f32 = {ANV_GEMM_MR, ANV_GEMM_NR, 1, 1, 384, pack_a_f32, pack_b_f32, kernel_f32};
+static const anv_gemm_packing_t packing_f32 = {ANV_GEMM_MR, ANV_GEMM_NR, 1,          1,
+                                               GEMM_F32_KC, pack_a_f32,  pack_b_f32, gemm_kernel_f32};
 
 /* Smaller products stay on the simple kernel below: on one thread it is faster at 64 x 64 x 64
  * (90 vs 72 GFLOP/s), as fast at 128 x 64 x 64, slower from 96 x 96 x 64 up (101 vs 113). */

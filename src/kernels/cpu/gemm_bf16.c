@@ -1,14 +1,16 @@
 /* Mixed-precision GEMM: the inputs rounded to bfloat16 (round to nearest even), products accumulated in
  * fp32, output fp32 (see anv_gemm_bf16 in gemm.h).
  *
- * AVX-512 copy, on CPUs with AVX512_BF16: the packed GEMM driver (gemm_packed.h) with K in pairs
- * (a pair of bf16 is one 32-bit word, even k in the low half, odd K zero-padded), converted while
- * packing, and a 12 x 32 register kernel of vdpbf16ps.
+ * AVX-512 copy: the packed GEMM driver (gemm_packed.h), the operands rounded while they are packed, on
+ * the unit anv_cpu_bf16_engine chose (bf16_engine.c):
+ *  - vdpbf16ps: K in pairs (a pair of bf16 is one 32-bit word, even k in the low half, odd K
+ *    zero-padded) and a 12 x 32 register kernel of vdpbf16ps;
+ *  - AMX (Intel's tile unit): 32 x 32 tiles of tdpbf16ps;
+ *  - fp32 FMAs: fp32 panels of the rounded values and the fp32 GEMM's kernel (a product of two bf16 is
+ *    exact in fp32), for CPUs whose vdpbf16ps does less work per second than their FMAs.
  *
- * With AMX (Intel's tile unit, anv_cpu_amx), the same driver with 32 x 32 tiles of tdpbf16ps instead.
- *
- * Elsewhere (AVX2, portable, or no AVX512_BF16): op(A) and op(B) are rounded to bf16 in software into
- * fp32 copies, whose products are exact in fp32, and the built-in fp32 GEMM multiplies those. */
+ * Elsewhere (AVX2, portable, AVX-512 without AVX512_BF16): op(A) and op(B) are rounded to bf16 in
+ * software into fp32 copies, block by block, and the build's fp32 GEMM multiplies those. */
 #include "kernels/cpu/isa.h" /* the symbol names of this ISA's copy */
 
 #include "kernels/cpu/gemm.h"
@@ -25,16 +27,13 @@
 /* x rounded to the nearest bfloat16 (ties to even), as fp32. Like vcvtne2ps2bf16: NaN stays a (quiet)
  * NaN, subnormal inputs become zero of the same sign, overflow gives infinity. */
 static float round_bf16(float x) {
-    uint32_t u;
+    uint32_t u, r;
     memcpy(&u, &x, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        u |= 0x00400000u;
-    else if ((u & 0x7f800000u) == 0)
-        u &= 0x80000000u;
-    else
-        u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
+    r = u + 0x7fffu + ((u >> 16) & 1u); /* selects, not branches: the copies' loops vectorize */
+    r = (u & 0x7f800000u) == 0 ? u & 0x80000000u : r;
+    r = (u & 0x7fffffffu) > 0x7f800000u ? u | 0x00400000u : r;
+    r &= 0xffff0000u;
+    memcpy(&x, &r, sizeof x);
     return x;
 }
 
@@ -45,22 +44,45 @@ static void round_copy(float *dst, const float *src, int ld, int rows, int cols)
         for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = round_bf16(src[(size_t)r * ld + c]);
 }
 
-/* The software path: rounded copies of A and B (in their stored layout), then the fp32 built-in GEMM.
- * Without memory for the copies it logs the failure and multiplies in fp32. */
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+enum { COPY_BLOCK = 1024 }; /* rows and columns of the rounded copies, at most */
+
+/* The software path: blocks of op(A) (at most COPY_BLOCK x COPY_BLOCK) and op(B) rounded into fp32
+ * copies, which the build's fp32 GEMM (anv_gemm: OpenBLAS where built with it) multiplies into C's
+ * blocks, K blocks in increasing order. Without memory for the copies it logs the failure and
+ * multiplies in fp32. */
 static void gemm_rounded(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                          int ldb, float beta, float *C, int ldc) {
-    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
-    float *a = anv_alloc(sizeof(float) * ((size_t)ar * ac + (size_t)br * bc), "bf16 GEMM operands");
+    static _Thread_local anv_scratch_t copies;
+    size_t ma = (size_t)min_int(M, COPY_BLOCK) * min_int(K, COPY_BLOCK);
+    float *a = anv_scratch(&copies, sizeof(float) * (ma + (size_t)min_int(K, COPY_BLOCK) * min_int(N, COPY_BLOCK)),
+                           "bf16 GEMM operands");
     if (!a) {
         anv_log(ANV_LOG_WARN, "%s; this product runs in fp32", anv_last_error());
-        anv_gemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        anv_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    float *b = a + (size_t)ar * ac;
-    round_copy(a, A, lda, ar, ac);
-    round_copy(b, B, ldb, br, bc);
-    anv_gemm_builtin(ta, tb, M, N, K, alpha, a, ac, b, bc, beta, C, ldc);
-    anv_free(a);
+    float *b = a + ma;
+    for (int k0 = 0; k0 < K; k0 += COPY_BLOCK) {
+        int kc = min_int(K - k0, COPY_BLOCK);
+        for (int j0 = 0; j0 < N; j0 += COPY_BLOCK) {
+            int nc = min_int(N - j0, COPY_BLOCK);
+            if (tb)
+                round_copy(b, B + (size_t)j0 * ldb + k0, ldb, nc, kc);
+            else
+                round_copy(b, B + (size_t)k0 * ldb + j0, ldb, kc, nc);
+            for (int i0 = 0; i0 < M; i0 += COPY_BLOCK) {
+                int mc = min_int(M - i0, COPY_BLOCK);
+                if (ta)
+                    round_copy(a, A + (size_t)k0 * lda + i0, lda, kc, mc);
+                else
+                    round_copy(a, A + (size_t)i0 * lda + k0, lda, mc, kc);
+                anv_gemm(ta, tb, mc, nc, kc, alpha, a, ta ? mc : kc, b, tb ? kc : nc, k0 == 0 ? beta : 1.0f,
+                         C + (size_t)i0 * ldc + j0, ldc);
+            }
+        }
+    }
 }
 
 #ifdef ANVIL_ISA_AVX512
@@ -69,12 +91,24 @@ static void gemm_rounded(int ta, int tb, int M, int N, int K, float alpha, const
 enum { MR = ANV_GEMM_MR, NR = ANV_GEMM_NR };
 
 static void pack_a_bf16(void *ap, int ta, const float *A, int lda, int M, int i, int np, int k0, int kc) {
-    gemm_pack_a_panels(ap, ta, A, lda, M, i, np, k0, kc, 1);
+    gemm_pack_a_panels(ap, ta, A, lda, M, i, np, k0, kc, GEMM_BF16_PAIR);
 }
 
 static void pack_b_bf16(void *bp, int tb, const float *B, int ldb, int N, int j, int np, int k0, int kc) {
-    gemm_pack_b_panels(bp, tb, B, ldb, N, j, np, k0, kc, 1);
+    gemm_pack_b_panels(bp, tb, B, ldb, N, j, np, k0, kc, GEMM_BF16_PAIR);
 }
+
+static void pack_a_rounded(void *ap, int ta, const float *A, int lda, int M, int i, int np, int k0, int kc) {
+    gemm_pack_a_panels(ap, ta, A, lda, M, i, np, k0, kc, GEMM_BF16_F32);
+}
+
+static void pack_b_rounded(void *bp, int tb, const float *B, int ldb, int N, int j, int np, int k0, int kc) {
+    gemm_pack_b_panels(bp, tb, B, ldb, N, j, np, k0, kc, GEMM_BF16_F32);
+}
+
+/* bf16 values on fp32 FMAs: the fp32 GEMM's panels, slices and kernel. */
+static const anv_gemm_packing_t packing_rounded = {
+    MR, NR, 1, 1, GEMM_F32_KC, pack_a_rounded, pack_b_rounded, gemm_kernel_f32};
 
 /* acc (MR, NR) = a (w pairs of MR) . b (w pairs of NR) by vdpbf16ps, stored by gemm_store_tile. */
 static void kernel_bf16(int w, const void *a, const void *b, float *c, int ldc, int mr, int nr, float alpha, float beta,
@@ -209,10 +243,12 @@ void anv_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float
         return;
     }
 #ifdef ANVIL_ISA_AVX512
-    if (anv_cpu_amx() && anv_gemm_packed(&packing_amx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
-        return;
-    if (__builtin_cpu_supports("avx512bf16") &&
-        anv_gemm_packed(&packing_bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+    anv_bf16_engine_t engine = anv_cpu_bf16_engine();
+    const anv_gemm_packing_t *op = engine == ANV_BF16_ON_AMX   ? &packing_amx
+                                   : engine == ANV_BF16_ON_DOT ? &packing_bf16
+                                                               : &packing_rounded;
+    if (anv_cpu_bf16_engine_has(engine) &&
+        anv_gemm_packed(op, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
         return;
 #endif
     gemm_rounded(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -1,6 +1,7 @@
-/* The packed GEMM driver (see gemm_packed.h): threading, tiling and packing rounds, and the per-thread
- * packing buffer, for every element type. */
+/* The packed GEMM driver (see gemm_packed.h): threading, tiling and packing rounds, for every element
+ * type; and the per-thread scratch buffers (anv_scratch, gemm.h) it and the bf16 copies keep. */
 #include "kernels/cpu/gemm_packed.h"
+#include "kernels/cpu/gemm.h"
 
 #include "anvil/base.h"
 
@@ -32,17 +33,13 @@ int anv_gemm_in_parallel(void) {
 #endif
 }
 
-/* The calling thread's packing buffer of at least `words`, kept from call to call (fresh pages on every
- * call cost about as much as the packing); NULL with an error when out of memory. */
-static word_t *pack_buffer(size_t words) {
-    static _Thread_local word_t *buffer;
-    static _Thread_local size_t capacity;
-    if (words > capacity) {
-        anv_free(buffer);
-        buffer = anv_alloc(sizeof(word_t) * words, "GEMM packing buffer");
-        capacity = buffer ? words : 0;
+void *anv_scratch(anv_scratch_t *s, size_t bytes, const char *what) {
+    if (bytes > s->capacity) {
+        anv_free(s->data);
+        s->data = anv_alloc(bytes, what);
+        s->capacity = s->data ? bytes : 0;
     }
-    return buffer;
+    return s->data;
 }
 
 int anv_gemm_packed(const anv_gemm_packing_t *op, int ta, int tb, int M, int N, int K, float alpha, const float *A,
@@ -55,7 +52,8 @@ int anv_gemm_packed(const anv_gemm_packing_t *op, int ta, int tb, int M, int N, 
     size_t a_slice = ((size_t)mpan * MR * words(op, ks) + 15) / 16 * 16, b_slice = (size_t)ncap * words(op, ks);
     int span = (int)(PACK_BYTES / (sizeof(word_t) * (a_slice + b_slice)));
     span = span < 1 ? 1 : min_int(span, slices);
-    word_t *ap = pack_buffer(span * (a_slice + b_slice));
+    static _Thread_local anv_scratch_t packing;
+    word_t *ap = anv_scratch(&packing, sizeof(word_t) * span * (a_slice + b_slice), "GEMM packing buffer");
     if (!ap) return -1;
     word_t *bp = ap + span * a_slice;
     int mt = (M + MC - 1) / MC, agrp = (mpan + AG - 1) / AG;

@@ -1,10 +1,12 @@
 /* The machine's peaks, measured: every thread runs independent chains of fused multiply-adds on the
- * widest vectors the CPU has (AVX-512, else AVX2+FMA, else whatever the compiler makes of a plain
- * loop), or of bf16 dot products (vdpbf16ps, and AMX's tdpbf16ps where the bf16 GEMM uses it), enough
- * chains to cover the latency, for a fixed wall time. */
+ * vectors of the kernels in use (AVX-512, AVX2+FMA, or whatever the compiler makes of a plain loop for
+ * the portable copy), or of bf16 dot products (vdpbf16ps, or AMX's tdpbf16ps), enough chains to cover
+ * the latency, for a fixed wall time. */
 #include "anvil/base.h"
 #include "anvil/kernels.h"
 #include "kernels/cpu/gemm.h"
+
+#include <string.h>
 
 enum { CHAINS = 12, ITERS = 1 << 14 };
 
@@ -88,52 +90,66 @@ static double fma_plain(long reps) {
     return sink;
 }
 
-enum { BF16_DOT = -16, AMX_DOT = -1 }; /* `width` of the bf16 dot-product loops */
+typedef enum { FMA_AVX512, FMA_AVX2, FMA_PLAIN, DOT_BF16, DOT_AMX } loop_t;
 
-/* Runs `reps` blocks on every thread; returns the floating-point operations done (2 per FMA lane, 4 per
- * bf16 dot-product lane). */
-static double run_all(int width, long reps, volatile double *sink) {
+/* Floating-point operations of one rep of each loop on one thread: 2 per FMA lane, 4 per vdpbf16ps
+ * lane, 16 x 16 x 32 x 2 per tdpbf16ps. */
+static const double flops_per_rep[] = {
+    [FMA_AVX512] = 2.0 * 16 * CHAINS * ITERS,
+    [FMA_AVX2] = 2.0 * 8 * CHAINS * ITERS,
+    [FMA_PLAIN] = 2.0 * 8 * CHAINS * ITERS,
+    [DOT_BF16] = 4.0 * 16 * CHAINS * ITERS,
+    [DOT_AMX] = 16384.0 * ITERS,
+};
+
+/* Runs `reps` blocks on every thread; returns the floating-point operations done. */
+static double run_all(loop_t loop, long reps, volatile double *sink) {
     int threads = anv_threads_count();
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int t = 0; t < threads; t++) {
         double s;
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (width == AMX_DOT)
+        switch (loop) {
+        case DOT_AMX:
             s = dot_amx(reps);
-        else if (width == BF16_DOT)
+            break;
+        case DOT_BF16:
             s = dot_bf16(reps);
-        else if (width == 16)
+            break;
+        case FMA_AVX512:
             s = fma_avx512(reps);
-        else if (width == 8 && __builtin_cpu_supports("fma"))
+            break;
+        case FMA_AVX2:
             s = fma_avx2(reps);
-        else
+            break;
+        default:
             s = fma_plain(reps);
+            break;
+        }
 #else
         s = fma_plain(reps);
 #endif
         if (s == 12345.0) *sink = s; /* keeps the chains live */
     }
-    if (width == AMX_DOT) return 16384.0 * ITERS * (double)reps * threads;
-    double per_lane = width == BF16_DOT ? 4.0 : 2.0;
-    return per_lane * (width < 0 ? -width : width) * CHAINS * (double)ITERS * (double)reps * threads;
+    return flops_per_rep[loop] * (double)reps * threads;
 }
 
-/* GFLOP/s of the loop of this `width`: the best of 8 slices of about seconds / 8. */
-static double measure(int width, double seconds) {
+/* GFLOP/s of the loop: the best of 8 slices of about seconds / 8. */
+static double measure(loop_t loop, double seconds) {
     volatile double sink = 0;
-    run_all(width, 1, &sink); /* wakes the threads and the wide units */
+    run_all(loop, 1, &sink); /* wakes the threads and the wide units */
     long reps = 1;
     double t0 = anv_now(), dt = 0;
     while ((dt = anv_now() - t0) < seconds / 16 && reps < (1L << 16)) { /* sizes one slice: ~1/8 of the time */
         reps *= 2;
         t0 = anv_now();
-        run_all(width, reps, &sink);
+        run_all(loop, reps, &sink);
     }
     /* The best of 8 slices: other work on a shared machine only ever slows a slice down. */
     double best = 0;
     for (int i = 0; i < 8; i++) {
         t0 = anv_now();
-        double flops = run_all(width, reps, &sink);
+        double flops = run_all(loop, reps, &sink);
         dt = anv_now() - t0;
         best = flops / dt > best ? flops / dt : best;
     }
@@ -141,23 +157,28 @@ static double measure(int width, double seconds) {
 }
 
 double anv_cpu_fma_peak(double seconds, int *vector_bits) {
-    int width = 8;
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) width = 16;
-#endif
-    if (vector_bits) *vector_bits = 32 * width;
-    return measure(width, seconds);
+    const char *isa = anv_cpu_isa();
+    loop_t loop = !strcmp(isa, "avx512") ? FMA_AVX512 : !strcmp(isa, "avx2") ? FMA_AVX2 : FMA_PLAIN;
+    if (vector_bits) *vector_bits = loop == FMA_AVX512 ? 512 : loop == FMA_AVX2 ? 256 : 0;
+    return measure(loop, seconds);
 }
 
 double anv_cpu_bf16_peak(double seconds) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (anv_cpu_amx()) return measure(AMX_DOT, seconds);
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return measure(BF16_DOT, seconds);
-#endif
-    (void)seconds;
-    return 0;
+    if (strcmp(anv_cpu_isa(), "avx512") != 0) return 0;
+    switch (anv_cpu_bf16_engine()) {
+    case ANV_BF16_ON_AMX:
+        return measure(DOT_AMX, seconds);
+    case ANV_BF16_ON_DOT:
+        return measure(DOT_BF16, seconds);
+    default:
+        return 0;
+    }
+}
+
+double anv_cpu_dot_over_fma(double seconds) {
+    if (!anv_cpu_bf16_engine_has(ANV_BF16_ON_DOT)) return 0;
+    double dot = measure(DOT_BF16, seconds / 2);
+    return dot / measure(FMA_AVX512, seconds / 2);
 }
 
 double anv_cpu_precision_peak(anv_precision_t p, double fma_peak, double bf16_peak) {
