@@ -22,7 +22,8 @@ echo "== anvil plan (the compute-optimal model for ${minutes} minutes here)"
   --batch 8 --batch-tokens 2048 --out "$out/demo-model.json" | tee "$out/demo-plan.txt"
 steps=$(awk '/^steps / { print $2 }' "$out/demo-plan.txt")
 # the precision the plan measured faster here and timed its steps in (bf16 mixed precision is 1.4-1.6x
-# fp32 on AVX512_BF16 AMD cores, slower on some Intel ones), as train's --precision auto would choose
+# fp32 on AVX512_BF16 AMD cores, about as fast on Intel ones without AMX), as train's --precision auto would
+# choose
 precision=$(awk '/^precision: / { sub(",", "", $2); print $2 }' "$out/demo-plan.txt")
 echo "== anvil train (the planned model, $steps steps, $precision)"
 start=$(date +%s)

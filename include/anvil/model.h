@@ -188,13 +188,16 @@ enum { ANV_PRECISION_AUTO = -1 };
 int anv_precision_option(const char *name, int *out);
 typedef struct {
     double seconds[2];      /* one training step's matrix products, indexed by anv_precision_t */
-    anv_precision_t faster; /* the precision with fewer seconds */
+    anv_precision_t faster; /* bf16 where it takes at most ANV_BF16_MIN_SHARE of fp32's seconds, else fp32 */
     int injected;           /* the seconds came from ANVIL_TEST_MATMUL_SECONDS="FP32,BF16" (tests) */
-    int bf16_cut;           /* bf16 was timed only until it passed fp32: seconds[BF16] is a lower bound */
+    int bf16_cut;           /* bf16 was timed only until it lost: seconds[BF16] is a lower bound */
 } anv_precision_timing_t;
+/* bf16 must save at least 5% of the products' time to be taken: it rounds their inputs, so where the two
+ * are about as fast (bf16 on the FMAs of Intel cores without AMX) fp32 is the better choice. */
+#define ANV_BF16_MIN_SHARE 0.95
 /* Times the products of one training step of B rows of T tokens (every layer shape, forward and
- * backward, and the LM head, on the current device) in fp32, then in bf16 until they pass fp32's time
- * (a CPU without bf16 instructions converts in software, many times slower), on at most 512 rows and
+ * backward, and the LM head, on the current device) in fp32, then in bf16 until it has lost (a CPU
+ * without bf16 instructions rounds in software, slower), on at most 512 rows and
  * 8192 head rows, scaled to the step; a fraction of a second for small models, a few seconds for 1B. */
 int anv_precision_measure(const anv_config_t *cfg, int B, int T, anv_precision_timing_t *out);
 /* "more than " for a precision whose seconds are a lower bound (bf16_cut), else "": for messages. */

@@ -45,7 +45,8 @@ static double time_product(const anv_config_t *cfg, int N, int IC, int OC) {
 }
 
 /* The seconds the products of a step of N rows take in the current precision; once they pass `limit`
- * (what the other precision took) the rest is not timed, since it can only add, and *cut is set. */
+ * (what would lose against the other precision) the rest is not timed, since it can only add, and *cut
+ * is set. */
 static double time_step_products(const anv_config_t *cfg, int N, double limit, int *cut) {
     int C = cfg->n_embd, Vp = anv_config_padded_vocab(cfg), head = Vp < MEASURE_HEAD ? Vp : MEASURE_HEAD;
     product_t p[] = {
@@ -85,7 +86,8 @@ int anv_precision_measure(const anv_config_t *cfg, int B, int T, anv_precision_t
     double fp32 = INFINITY;
     for (int p = 0; !out->injected && p < 2; p++) {
         anv_matmul_precision_set((anv_precision_t)p);
-        double s = time_step_products(cfg, N, p == ANV_PRECISION_BF16 ? fp32 : INFINITY, &out->bf16_cut);
+        double s =
+            time_step_products(cfg, N, p == ANV_PRECISION_BF16 ? ANV_BF16_MIN_SHARE * fp32 : INFINITY, &out->bf16_cut);
         if (s < 0) {
             anv_matmul_precision_set(was);
             return anv_error_prefix("--precision auto: timing the model's matrix products");
@@ -94,8 +96,9 @@ int anv_precision_measure(const anv_config_t *cfg, int B, int T, anv_precision_t
         out->seconds[p] = s * (double)rows / N;
     }
     anv_matmul_precision_set(was);
-    out->faster =
-        out->seconds[ANV_PRECISION_BF16] < out->seconds[ANV_PRECISION_FP32] ? ANV_PRECISION_BF16 : ANV_PRECISION_FP32;
+    out->faster = out->seconds[ANV_PRECISION_BF16] <= ANV_BF16_MIN_SHARE * out->seconds[ANV_PRECISION_FP32]
+                      ? ANV_PRECISION_BF16
+                      : ANV_PRECISION_FP32;
     return 0;
 }
 
