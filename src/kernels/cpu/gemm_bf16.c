@@ -44,6 +44,14 @@ static void round_copy(float *dst, const float *src, int ld, int rows, int cols)
         for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = round_bf16(src[(size_t)r * ld + c]);
 }
 
+/* dst = the (rows, cols) block of op(X) at (r0, c0) rounded, contiguous in X's stored layout. */
+static void round_block(float *dst, const float *X, int ld, int t, int r0, int c0, int rows, int cols) {
+    if (t)
+        round_copy(dst, X + (size_t)c0 * ld + r0, ld, cols, rows);
+    else
+        round_copy(dst, X + (size_t)r0 * ld + c0, ld, rows, cols);
+}
+
 static int min_int(int a, int b) { return a < b ? a : b; }
 
 enum { COPY_BLOCK = 1024 }; /* rows and columns of the rounded copies, at most */
@@ -68,16 +76,10 @@ static void gemm_rounded(int ta, int tb, int M, int N, int K, float alpha, const
         int kc = min_int(K - k0, COPY_BLOCK);
         for (int j0 = 0; j0 < N; j0 += COPY_BLOCK) {
             int nc = min_int(N - j0, COPY_BLOCK);
-            if (tb)
-                round_copy(b, B + (size_t)j0 * ldb + k0, ldb, nc, kc);
-            else
-                round_copy(b, B + (size_t)k0 * ldb + j0, ldb, kc, nc);
+            round_block(b, B, ldb, tb, k0, j0, kc, nc);
             for (int i0 = 0; i0 < M; i0 += COPY_BLOCK) {
                 int mc = min_int(M - i0, COPY_BLOCK);
-                if (ta)
-                    round_copy(a, A + (size_t)k0 * lda + i0, lda, kc, mc);
-                else
-                    round_copy(a, A + (size_t)i0 * lda + k0, lda, mc, kc);
+                round_block(a, A, lda, ta, i0, k0, mc, kc);
                 anv_gemm(ta, tb, mc, nc, kc, alpha, a, ta ? mc : kc, b, tb ? kc : nc, k0 == 0 ? beta : 1.0f,
                          C + (size_t)i0 * ldc + j0, ldc);
             }
