@@ -139,8 +139,11 @@ static int bench_train(int argc, char **argv) {
     if (on_cpu) {
         int bits = 0;
         double measured = anv_cpu_fma_peak(0.2, &bits), bf16 = anv_cpu_bf16_peak(0.2);
-        printf("machine: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%d-bit vectors)", anv_threads_count(),
-               measured, bits);
+        printf("machine: %d threads, measured fp32 FMA peak %.1f GFLOP/s (", anv_threads_count(), measured);
+        if (bits)
+            printf("%d-bit vectors)", bits);
+        else
+            printf("the portable copy's plain loop)");
         printf("; bf16 products on %s", anv_cpu_bf16_products());
         if (bf16 > 0) printf(", peak %.1f GFLOP/s", bf16);
         printf("\n");
