@@ -127,9 +127,8 @@ static int bench_train(int argc, char **argv) {
         anv_precision_timing_t pt;
         if (anv_precision_measure(&cfg, B, T, &pt) != 0) return cli_fail();
         prec = pt.faster;
-        printf("precision auto: %s (a step's matrix products %s%.3g s in bf16, %.3g s in fp32, %s)\n",
-               anv_precision_name(prec), anv_precision_at_least(&pt, ANV_PRECISION_BF16),
-               pt.seconds[ANV_PRECISION_BF16], pt.seconds[ANV_PRECISION_FP32],
+        printf("precision auto: %s (a step's matrix products %.3g s in bf16, %.3g s in fp32, %s)\n",
+               anv_precision_name(prec), pt.seconds[ANV_PRECISION_BF16], pt.seconds[ANV_PRECISION_FP32],
                pt.injected ? "given by ANVIL_TEST_MATMUL_SECONDS" : "measured");
     }
     anv_matmul_precision_set(prec);

@@ -160,9 +160,8 @@ static int choose_precision(const machine_t *mc, const anv_law_t *law, double fl
     if (anv_plan_precision(mc->arch, guess.params, mc->vocab, mc->batch, mc->seq, &c, &pt) != 0) return -1;
     *prec = pt.faster;
     printf("precision: %s, as train's --precision auto takes it: a step's matrix products of %.4g parameters take "
-           "%s%.3g s in bf16 against %.3g s in fp32 here (%s)\n",
-           anv_precision_name(pt.faster), (double)anv_config_num_params(&c),
-           anv_precision_at_least(&pt, ANV_PRECISION_BF16), pt.seconds[ANV_PRECISION_BF16],
+           "%.3g s in bf16 against %.3g s in fp32 here (%s)\n",
+           anv_precision_name(pt.faster), (double)anv_config_num_params(&c), pt.seconds[ANV_PRECISION_BF16],
            pt.seconds[ANV_PRECISION_FP32], pt.injected ? "given by ANVIL_TEST_MATMUL_SECONDS" : "measured");
     return 0;
 }

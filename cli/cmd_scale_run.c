@@ -504,10 +504,9 @@ static int design(ladder_t *L, const char *data, const char *arch, const char *l
         if (anv_plan_precision(L->spec.arch, 1e7, L->spec.vocab, L->batch, L->spec.seq, &c, &pt) != 0) return -1;
         L->precision = pt.faster;
         fprintf(stderr,
-                "precision auto: %s (a step's matrix products of a 10M-parameter shape: %s%.3g s in bf16, %.3g s "
+                "precision auto: %s (a step's matrix products of a 10M-parameter shape: %.3g s in bf16, %.3g s "
                 "in fp32, %s)\n",
-                anv_precision_name(pt.faster), anv_precision_at_least(&pt, ANV_PRECISION_BF16),
-                pt.seconds[ANV_PRECISION_BF16], pt.seconds[ANV_PRECISION_FP32],
+                anv_precision_name(pt.faster), pt.seconds[ANV_PRECISION_BF16], pt.seconds[ANV_PRECISION_FP32],
                 pt.injected ? "given by ANVIL_TEST_MATMUL_SECONDS" : "measured");
     }
     anv_matmul_precision_set(L->precision);

@@ -190,18 +190,14 @@ typedef struct {
     double seconds[2];      /* one training step's matrix products, indexed by anv_precision_t */
     anv_precision_t faster; /* bf16 where it takes at most ANV_BF16_MIN_SHARE of fp32's seconds, else fp32 */
     int injected;           /* the seconds came from ANVIL_TEST_MATMUL_SECONDS="FP32,BF16" (tests) */
-    int bf16_cut;           /* bf16 was timed only until it lost: seconds[BF16] is a lower bound */
 } anv_precision_timing_t;
 /* bf16 must save at least 5% of the products' time to be taken: it rounds their inputs, so where the two
  * are about as fast (bf16 on the FMAs of Intel cores without AMX) fp32 is the better choice. */
 #define ANV_BF16_MIN_SHARE 0.95
 /* Times the products of one training step of B rows of T tokens (every layer shape, forward and
- * backward, and the LM head, on the current device) in fp32, then in bf16 until it has lost (a CPU
- * without bf16 instructions rounds in software, slower), on at most 512 rows and
+ * backward, and the LM head, on the current device) in fp32 and bf16 by turns, on at most 512 rows and
  * 8192 head rows, scaled to the step; a fraction of a second for small models, a few seconds for 1B. */
 int anv_precision_measure(const anv_config_t *cfg, int B, int T, anv_precision_timing_t *out);
-/* "more than " for a precision whose seconds are a lower bound (bf16_cut), else "": for messages. */
-const char *anv_precision_at_least(const anv_precision_timing_t *t, anv_precision_t p);
 
 /* Model FLOPs per token for forward + backward: 6 N + 12 L C T (for MFU; grouped-query attention has
  * as many query heads of the same size, so the attention term is the same). */

@@ -94,10 +94,9 @@ static int choose_precision(trainer_t *t) {
     if (t->rank != 0) return 0;
     double fp32 = pt.seconds[ANV_PRECISION_FP32], bf16 = pt.seconds[ANV_PRECISION_BF16];
     anv_log(ANV_LOG_INFO,
-            "precision auto: %s; a step's matrix products take %s%.3g s in bf16 against %.3g s in fp32 here (%s%.2fx, "
+            "precision auto: %s; a step's matrix products take %.3g s in bf16 against %.3g s in fp32 here (%.2fx, "
             "%s)",
-            anv_precision_name(pt.faster), anv_precision_at_least(&pt, ANV_PRECISION_BF16), bf16, fp32,
-            pt.bf16_cut ? "under " : "", fp32 / bf16,
+            anv_precision_name(pt.faster), bf16, fp32, fp32 / bf16,
             pt.injected ? "given by ANVIL_TEST_MATMUL_SECONDS" : "measured on this model's shapes");
     return 0;
 }
