@@ -45,6 +45,9 @@ void anv_law_optimum_for_tokens(const anv_law_t *law, double tokens, anv_optimum
  * unique <= 0: no limit, nothing discounted. */
 #define ANV_REPEAT_DECAY 15.3878 /* Muennighoff et al.'s fitted R_D* */
 #define ANV_EXCESS_DECAY 5.3097  /* and R_N*: parameters beyond about 5 U_N add almost nothing */
+/* Both follow one curve: a base (U_D, U_N) times 1 + R, with R of it repeated or in excess, is worth the
+ * base times 1 + R* (1 - e^(-R / R*)) (exact to rounding where R / R* is tiny). */
+double anv_repeat_worth(double excess, double decay);
 double anv_effective_tokens(double tokens, double unique, double repeat_decay);
 /* The same with the law's R_D*. */
 double anv_law_effective_tokens(const anv_law_t *law, double tokens, double unique);

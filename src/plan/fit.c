@@ -47,7 +47,7 @@ static double log_worth_params(const fit_data_t *fd, const double *x, double log
     double log_u = (log(alpha / beta) + a - b + beta * fd->log_unique) / alpha;
     if (!(log_n > log_u)) return log_n;
     double decay = fd->excess_decay, excess = exp(log_n - log_u) - 1.0; /* R_N */
-    double worth = 1.0 + decay * -expm1(-excess / decay);               /* N' / U_N */
+    double worth = anv_repeat_worth(excess, decay);                     /* N' / U_N */
     /* d log N' / d log U_N: 1 - (N / U_N) e^(-R_N / R_N*) / (N' / U_N) */
     double s = 1.0 - exp(log_n - log_u - excess / decay) / worth;
     d[0] = s / alpha;

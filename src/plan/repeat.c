@@ -13,10 +13,11 @@
 
 #define SCAN_POINTS 200
 
+double anv_repeat_worth(double excess, double decay) { return 1.0 + decay * -expm1(-excess / decay); }
+
 double anv_effective_tokens(double tokens, double unique, double repeat_decay) {
     if (unique <= 0 || tokens <= unique) return tokens;
-    double repeats = tokens / unique - 1.0;
-    return unique + unique * repeat_decay * -expm1(-repeats / repeat_decay);
+    return unique * anv_repeat_worth(tokens / unique - 1.0, repeat_decay);
 }
 
 double anv_law_effective_tokens(const anv_law_t *law, double tokens, double unique) {
@@ -29,8 +30,7 @@ double anv_effective_params(const anv_law_t *law, double params, double unique) 
     anv_optimum_t supported;
     anv_law_optimum_for_tokens(law, unique, &supported);
     if (params <= supported.params) return params;
-    double excess = params / supported.params - 1.0;
-    return supported.params + supported.params * decay * -expm1(-excess / decay);
+    return supported.params * anv_repeat_worth(params / supported.params - 1.0, decay);
 }
 
 double anv_law_loss_repeated(const anv_law_t *law, double params, double tokens, double unique) {
